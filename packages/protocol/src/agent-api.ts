@@ -1,0 +1,213 @@
+/**
+ * The agent's methods, declared once. The guest validates params with these schemas; the host
+ * validates results with them. Binary data travels in the frame payload, never base64 in JSON.
+ */
+import { z } from 'zod';
+
+export const PROTOCOL_VERSION = 1;
+
+/** Limits shared by both sides. */
+export const LIMITS = {
+  maxFrameBytes: 16 * 1024 * 1024,
+  /** Largest payload for one files.read / files.write call; larger files go in several calls. */
+  maxFileChunkBytes: 4 * 1024 * 1024,
+  /** Default and maximum of collected (non-streamed) output per stream of one exec. */
+  defaultOutputBytes: 1024 * 1024,
+  maxOutputBytes: 8 * 1024 * 1024,
+  /** Output kept per stream for a background process (ring buffer, newest bytes). */
+  backgroundOutputBytes: 1024 * 1024,
+  /** Streamed output is sent in chunks of at most this size. */
+  streamChunkBytes: 64 * 1024,
+  maxExecTimeoutMs: 24 * 60 * 60 * 1000,
+  defaultExecTimeoutMs: 60_000,
+  defaultEvalTimeoutMs: 60_000,
+  maxCodeBytes: 4 * 1024 * 1024,
+  maxEntropyBytes: 4096,
+  maxBackgroundProcesses: 256,
+  maxListEntries: 10_000,
+} as const;
+
+const absPath = z.string().min(1).max(4096).refine((p) => p.startsWith('/'), 'path must be absolute').refine((p) => !p.includes('\0'), 'path must not contain NUL');
+const timeoutMs = z.number().int().positive().max(LIMITS.maxExecTimeoutMs);
+const envMap = z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'invalid environment variable name'), z.string().max(128 * 1024));
+
+export const PingParams = z.object({}).strict();
+export const WarmupState = z.enum(['cold', 'warming', 'warm', 'failed']);
+export const PingResult = z.object({
+  pong: z.literal(true),
+  protocol: z.number().int(),
+  agent_version: z.string(),
+  warmup: WarmupState,
+  warmup_error: z.string().nullable(),
+  languages: z.array(z.enum(['python', 'js'])),
+  pid: z.number().int(),
+  uptime_ms: z.number(),
+  restores: z.number().int(),
+});
+
+export const RestoreParams = z.object({
+  now_ms: z.number().positive(),
+  entropy_b64: z.string().max(Math.ceil(LIMITS.maxEntropyBytes / 3) * 4 + 4),
+}).strict();
+export const RestoreResult = z.object({
+  skew_ms: z.number(),
+  clock_set: z.boolean(),
+  rng_reseeded: z.boolean(),
+  userspace_reseeded: z.array(z.string()),
+});
+
+export const WarmupParams = z.object({
+  python: z.string().max(LIMITS.maxCodeBytes).optional(),
+  js: z.string().max(LIMITS.maxCodeBytes).optional(),
+  /** Python modules to have imported in the persistent interpreter. */
+  python_modules: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_.]*$/)).max(64).optional(),
+  timeout_ms: timeoutMs.optional(),
+}).strict();
+export const WarmupResult = z.object({ duration_ms: z.number(), warmup: WarmupState });
+
+export const ExecParams = z.object({
+  argv: z.array(z.string().max(128 * 1024)).min(1).max(4096).optional(),
+  shell: z.string().min(1).max(LIMITS.maxCodeBytes).optional(),
+  env: envMap.optional(),
+  cwd: absPath.optional(),
+  timeout_ms: timeoutMs.optional(),
+  /** Send stdout/stderr as `evt` frames while the process runs. */
+  stream: z.boolean().optional(),
+  /** Start in the background and return a handle at once. */
+  background: z.boolean().optional(),
+  max_output_bytes: z.number().int().positive().max(LIMITS.maxOutputBytes).optional(),
+}).strict().refine((p) => (p.argv === undefined) !== (p.shell === undefined), 'exactly one of argv or shell is required');
+export const ExecResult = z.object({
+  exit_code: z.number().int().nullable(),
+  signal: z.string().nullable(),
+  timed_out: z.boolean(),
+  stdout: z.string(),
+  stderr: z.string(),
+  stdout_truncated: z.boolean(),
+  stderr_truncated: z.boolean(),
+  duration_ms: z.number(),
+  error: z.string().nullable(),
+});
+export const ExecStarted = z.object({ handle: z.string(), pid: z.number().int() });
+export const ExecStreamEvent = z.enum(['stdout', 'stderr']);
+
+export const ProcInfo = z.object({
+  handle: z.string(),
+  pid: z.number().int(),
+  command: z.string(),
+  started_at_ms: z.number(),
+  running: z.boolean(),
+  exit_code: z.number().int().nullable(),
+  signal: z.string().nullable(),
+});
+export const ProcListParams = z.object({}).strict();
+export const ProcListResult = z.object({ processes: z.array(ProcInfo) });
+export const ProcWaitParams = z.object({ handle: z.string().max(64), timeout_ms: timeoutMs.optional() }).strict();
+export const ProcKillParams = z.object({ handle: z.string().max(64), signal: z.enum(['SIGTERM', 'SIGKILL', 'SIGINT', 'SIGHUP']).optional() }).strict();
+export const ProcKillResult = z.object({ killed: z.boolean() });
+
+export const EntryType = z.enum(['file', 'dir', 'symlink', 'other']);
+export const EntryInfo = z.object({
+  name: z.string(),
+  path: z.string(),
+  type: EntryType,
+  size: z.number(),
+  mode: z.number().int(),
+  permissions: z.string(),
+  modified_ms: z.number(),
+  symlink_target: z.string().nullable(),
+});
+export const FilesReadParams = z.object({
+  path: absPath,
+  offset: z.number().int().nonnegative().optional(),
+  length: z.number().int().positive().max(LIMITS.maxFileChunkBytes).optional(),
+}).strict();
+export const FilesReadResult = z.object({ size: z.number(), bytes: z.number().int(), eof: z.boolean() });
+export const FilesWriteParams = z.object({
+  path: absPath,
+  /** Byte offset of this chunk; 0 with truncate starts the file over. */
+  offset: z.number().int().nonnegative().optional(),
+  truncate: z.boolean().optional(),
+  mode: z.number().int().min(0).max(0o7777).optional(),
+  mkdirs: z.boolean().optional(),
+}).strict();
+export const FilesWriteResult = z.object({ path: z.string(), size: z.number() });
+export const FilesListParams = z.object({ path: absPath, depth: z.number().int().min(1).max(16).optional() }).strict();
+export const FilesListResult = z.object({ entries: z.array(EntryInfo), truncated: z.boolean() });
+export const FilesStatParams = z.object({ path: absPath }).strict();
+export const FilesMkdirParams = z.object({ path: absPath, parents: z.boolean().optional() }).strict();
+export const FilesMkdirResult = z.object({ created: z.boolean() });
+export const FilesRemoveParams = z.object({ path: absPath, recursive: z.boolean().optional() }).strict();
+export const FilesRemoveResult = z.object({ removed: z.boolean() });
+export const FilesRenameParams = z.object({ from: absPath, to: absPath }).strict();
+
+export const EvalLanguage = z.enum(['python', 'js']);
+export const EvalParams = z.object({
+  language: EvalLanguage,
+  code: z.string().max(LIMITS.maxCodeBytes),
+  timeout_ms: timeoutMs.optional(),
+}).strict();
+export const EvalError = z.object({ type: z.string(), message: z.string(), traceback: z.string() });
+export const EvalResult = z.object({
+  ok: z.boolean(),
+  /** repr() / util.inspect() of the value of the last expression, or null. */
+  repr: z.string().nullable(),
+  /** The value as JSON when it is serialisable, else null (see json_ok). */
+  json: z.unknown(),
+  json_ok: z.boolean(),
+  error: EvalError.nullable(),
+  stdout: z.string(),
+  stderr: z.string(),
+  duration_ms: z.number(),
+});
+
+/** Method name -> params and result schemas. */
+export const AGENT_METHODS = {
+  ping: { params: PingParams, result: PingResult },
+  restore: { params: RestoreParams, result: RestoreResult },
+  warmup: { params: WarmupParams, result: WarmupResult },
+  exec: { params: ExecParams, result: z.union([ExecResult, ExecStarted]) },
+  'proc.list': { params: ProcListParams, result: ProcListResult },
+  'proc.wait': { params: ProcWaitParams, result: ExecResult },
+  'proc.kill': { params: ProcKillParams, result: ProcKillResult },
+  'files.read': { params: FilesReadParams, result: FilesReadResult },
+  'files.write': { params: FilesWriteParams, result: FilesWriteResult },
+  'files.list': { params: FilesListParams, result: FilesListResult },
+  'files.stat': { params: FilesStatParams, result: EntryInfo },
+  'files.mkdir': { params: FilesMkdirParams, result: FilesMkdirResult },
+  'files.remove': { params: FilesRemoveParams, result: FilesRemoveResult },
+  'files.rename': { params: FilesRenameParams, result: EntryInfo },
+  eval: { params: EvalParams, result: EvalResult },
+} as const;
+
+export type AgentMethod = keyof typeof AGENT_METHODS;
+export type ParamsOf<M extends AgentMethod> = z.input<(typeof AGENT_METHODS)[M]['params']>;
+export type ResultOf<M extends AgentMethod> = z.output<(typeof AGENT_METHODS)[M]['result']>;
+
+export type PingResultT = z.output<typeof PingResult>;
+export type ExecParamsT = z.input<typeof ExecParams>;
+export type ExecResultT = z.output<typeof ExecResult>;
+export type EvalResultT = z.output<typeof EvalResult>;
+export type EntryInfoT = z.output<typeof EntryInfo>;
+export type ProcInfoT = z.output<typeof ProcInfo>;
+
+export function isAgentMethod(m: unknown): m is AgentMethod {
+  return typeof m === 'string' && Object.prototype.hasOwnProperty.call(AGENT_METHODS, m);
+}
+
+/** Frame headers. `evt` frames carry streamed output of the request with the same id. */
+const ErrorBody = z.object({ code: z.string(), message: z.string(), details: z.record(z.string(), z.unknown()).optional() });
+export const RequestHeader = z.object({ kind: z.literal('req'), id: z.number().int().nonnegative(), method: z.string().max(64), params: z.unknown() });
+export const ResponseHeader = z.object({
+  kind: z.literal('res'),
+  id: z.number().int().nonnegative(),
+  ok: z.boolean(),
+  result: z.unknown().optional(),
+  error: ErrorBody.optional(),
+});
+export const EventHeader = z.object({ kind: z.literal('evt'), id: z.number().int().nonnegative(), event: z.string().max(64), data: z.unknown().optional() });
+export const CancelHeader = z.object({ kind: z.literal('cancel'), id: z.number().int().nonnegative() });
+export const FrameHeader = z.discriminatedUnion('kind', [RequestHeader, ResponseHeader, EventHeader, CancelHeader]);
+export type FrameHeaderT = z.output<typeof FrameHeader>;
+export type RequestHeaderT = z.output<typeof RequestHeader>;
+export type ResponseHeaderT = z.output<typeof ResponseHeader>;

@@ -1,0 +1,92 @@
+/**
+ * One error class for the whole system. The code is stable (clients match on it);
+ * the HTTP status is derived from the code so REST, SDKs, CLI and MCP agree.
+ */
+export const ERROR_CODES = {
+  FORKD_E_INVALID_ARGUMENT: 400,
+  FORKD_E_INVALID_TAG: 400,
+  FORKD_E_OUT_OF_RANGE: 400,
+  FORKD_E_RECIPE_INVALID: 400,
+  FORKD_E_MEMORY_TOO_SMALL: 400,
+  FORKD_E_UNAUTHORIZED: 401,
+  FORKD_E_NOT_FOUND: 404,
+  FORKD_E_SNAPSHOT_NOT_FOUND: 404,
+  FORKD_E_SANDBOX_NOT_FOUND: 404,
+  FORKD_E_RECIPE_NOT_FOUND: 404,
+  FORKD_E_FILE_NOT_FOUND: 404,
+  FORKD_E_CONFLICT: 409,
+  FORKD_E_SNAPSHOT_EXISTS: 409,
+  FORKD_E_SNAPSHOT_INCOMPATIBLE: 409,
+  FORKD_E_SANDBOX_NOT_RUNNING: 409,
+  FORKD_E_PAYLOAD_TOO_LARGE: 413,
+  FORKD_E_RATE_LIMITED: 429,
+  FORKD_E_INTERNAL: 500,
+  FORKD_E_NOT_IMPLEMENTED: 501,
+  FORKD_E_KERNEL_NOT_FOUND: 503,
+  FORKD_E_QEMU_NOT_INSTALLED: 503,
+  FORKD_E_TOOL_MISSING: 503,
+  FORKD_E_ACCEL_UNAVAILABLE: 503,
+  FORKD_E_UNAVAILABLE: 503,
+  FORKD_E_TOOL_FAILED: 500,
+  FORKD_E_IMAGE_BUILD_FAILED: 500,
+  FORKD_E_VM_START_FAILED: 500,
+  FORKD_E_RESTORE_FAILED: 500,
+  FORKD_E_SNAPSHOT_FAILED: 500,
+  FORKD_E_AGENT_UNAVAILABLE: 502,
+  FORKD_E_AGENT_PROTOCOL: 502,
+  FORKD_E_AGENT_ERROR: 502,
+  FORKD_E_AGENT_TIMEOUT: 504,
+  FORKD_E_TIMEOUT: 504,
+} as const;
+
+export type ForkdErrorCode = keyof typeof ERROR_CODES;
+
+export function isForkdErrorCode(code: unknown): code is ForkdErrorCode {
+  return typeof code === 'string' && Object.prototype.hasOwnProperty.call(ERROR_CODES, code);
+}
+
+export interface ForkdErrorBody {
+  code: ForkdErrorCode;
+  message: string;
+  details?: Record<string, unknown>;
+}
+
+export class ForkdError extends Error {
+  readonly code: ForkdErrorCode;
+  readonly details?: Record<string, unknown>;
+
+  constructor(code: ForkdErrorCode, message: string, details?: Record<string, unknown>, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ForkdError';
+    this.code = code;
+    if (details !== undefined) this.details = details;
+  }
+
+  get status(): number {
+    return ERROR_CODES[this.code];
+  }
+
+  toJSON(): ForkdErrorBody {
+    return this.details === undefined
+      ? { code: this.code, message: this.message }
+      : { code: this.code, message: this.message, details: this.details };
+  }
+
+  static fromBody(body: unknown, fallback: ForkdErrorCode = 'FORKD_E_INTERNAL'): ForkdError {
+    if (body && typeof body === 'object') {
+      const b = body as { code?: unknown; message?: unknown; details?: unknown };
+      const code = isForkdErrorCode(b.code) ? b.code : fallback;
+      const message = typeof b.message === 'string' ? b.message : 'unknown error';
+      const details = b.details && typeof b.details === 'object' ? (b.details as Record<string, unknown>) : undefined;
+      return new ForkdError(code, message, details);
+    }
+    return new ForkdError(fallback, String(body));
+  }
+}
+
+/** Wraps anything thrown into a ForkdError, keeping ForkdErrors as they are. */
+export function toForkdError(err: unknown, fallback: ForkdErrorCode = 'FORKD_E_INTERNAL'): ForkdError {
+  if (err instanceof ForkdError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new ForkdError(fallback, message, undefined, { cause: err });
+}
