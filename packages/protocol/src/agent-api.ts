@@ -63,7 +63,12 @@ export const WarmupParams = z.object({
   python_modules: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_.]*$/)).max(64).optional(),
   timeout_ms: timeoutMs.optional(),
 }).strict();
-export const WarmupResult = z.object({ duration_ms: z.number(), warmup: WarmupState });
+export const WarmupResult = z.object({
+  duration_ms: z.number(),
+  warmup: WarmupState,
+  /** Why warm-up failed (added in protocol 1, optional for older agents). */
+  error: z.string().nullable().optional(),
+});
 
 export const ExecParams = z.object({
   argv: z.array(z.string().max(128 * 1024)).min(1).max(4096).optional(),

@@ -1,0 +1,28 @@
+// Bundles the guest agent for the guest's Node 18: dist/guest/agent.mjs (all deps inlined,
+// zod included) plus the helpers it starts: pyrepl.py and sys-helper.pl.
+import { build } from 'esbuild';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const out = path.join(here, 'dist', 'guest');
+fs.rmSync(out, { recursive: true, force: true });
+fs.mkdirSync(out, { recursive: true });
+
+await build({
+  entryPoints: [path.join(here, 'src', 'main.ts')],
+  outfile: path.join(out, 'agent.mjs'),
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node18',
+  conditions: ['source'],
+  legalComments: 'none',
+  minifyWhitespace: true,
+  minifySyntax: true,
+  logLevel: 'warning',
+  banner: { js: "import { createRequire as __forkdCreateRequire } from 'node:module'; const require = __forkdCreateRequire(import.meta.url);" },
+});
+for (const f of ['pyrepl.py', 'sys-helper.pl']) fs.copyFileSync(path.join(here, 'src', f), path.join(out, f));
+console.log(`guest agent bundle: ${out}`);

@@ -1,0 +1,5 @@
+// Where `npm run build` puts the guest bundle (agent.mjs, pyrepl.py, sys-helper.pl).
+// The image builder installs every file of this directory into the guest at /opt/forkd/.
+import { fileURLToPath } from 'node:url';
+
+export const GUEST_DIR = fileURLToPath(new URL('./dist/guest/', import.meta.url)).replace(/\/$/, '');

@@ -1,0 +1,76 @@
+/** Wires the runtime, the method table and the frame server together. */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { MethodTable } from './handler.js';
+import { JsRepl } from './js-repl.js';
+import { makeEval } from './methods/eval.js';
+import { makeExec } from './methods/exec.js';
+import { fileMethods } from './methods/files.js';
+import { makeProcMethods } from './methods/procs.js';
+import { makeSystemMethods } from './methods/system.js';
+import { makeWarmup } from './methods/warmup.js';
+import { ProcessTable } from './process-table.js';
+import { PythonRepl } from './python-repl.js';
+import type { Runtime } from './runtime.js';
+import { AgentServer } from './server.js';
+import { AgentState } from './state.js';
+import { SysHelper } from './sys-helper.js';
+
+export interface AgentOptions {
+  /** Directory holding pyrepl.py and sys-helper.pl (next to the running agent file). */
+  helpersDir: string;
+  noSystem: boolean;
+  /** python3 executable; undefined = search PATH. */
+  python?: string | null;
+}
+
+export interface Agent {
+  server: AgentServer;
+  runtime: Runtime;
+  shutdown(): void;
+}
+
+export function findExecutable(name: string): string | null {
+  for (const dir of (process.env.PATH || '/usr/local/bin:/usr/bin:/bin').split(':')) {
+    if (!dir) continue;
+    const p = path.join(dir, name);
+    try {
+      fs.accessSync(p, fs.constants.X_OK);
+      if (fs.statSync(p).isFile()) return p;
+    } catch {
+      /* not here */
+    }
+  }
+  return null;
+}
+
+export function createAgent(o: AgentOptions): Agent {
+  const runtime: Runtime = {
+    state: new AgentState(),
+    js: new JsRepl(),
+    python: new PythonRepl(o.python === undefined ? findExecutable('python3') : o.python, path.join(o.helpersDir, 'pyrepl.py')),
+    sys: new SysHelper(path.join(o.helpersDir, 'sys-helper.pl')),
+    procs: new ProcessTable(),
+    noSystem: o.noSystem,
+  };
+  runtime.sys.start();
+  let table: MethodTable;
+  table = {
+    ...makeSystemMethods(runtime),
+    warmup: makeWarmup(runtime, () => table),
+    exec: makeExec(runtime.procs),
+    ...makeProcMethods(runtime.procs),
+    ...fileMethods,
+    eval: makeEval(runtime),
+  };
+  const server = new AgentServer(table);
+  return {
+    server,
+    runtime,
+    shutdown() {
+      runtime.procs.killAll();
+      runtime.python.stop();
+      runtime.sys.stop();
+    },
+  };
+}

@@ -1,0 +1,26 @@
+/** The shape of a method implementation, shared by the server and the methods. */
+import type { z } from 'zod';
+import type { AGENT_METHODS, AgentMethod, ResultOf } from '@forkd/protocol';
+
+export interface CallContext {
+  id: number;
+  /** Binary payload of the request (stdin, file bytes). */
+  payload: Buffer;
+  /** Aborted when the host sends `cancel` for this id. */
+  signal: AbortSignal;
+  /** performance.now() when the request frame was decoded. */
+  receivedAt: number;
+  /** Sends an `evt` frame for this request; resolves when written (backpressure). */
+  emit(event: string, data?: unknown, payload?: Uint8Array): Promise<void>;
+}
+
+export interface Reply<R> {
+  result: R;
+  payload?: Uint8Array;
+}
+
+export type ParamsOut<M extends AgentMethod> = z.output<(typeof AGENT_METHODS)[M]['params']>;
+
+export type MethodTable = {
+  [M in AgentMethod]: (params: ParamsOut<M>, ctx: CallContext) => Promise<Reply<ResultOf<M>>>;
+};

@@ -1,0 +1,75 @@
+/** `ping` and `restore` (clock + kernel RNG + user-space PRNGs after a snapshot restore). */
+import fs from 'node:fs';
+import { PROTOCOL_VERSION, LIMITS, ForkdError, type ResultOf } from '@forkd/protocol';
+import type { CallContext, ParamsOut, Reply } from '../handler.js';
+import type { Runtime } from '../runtime.js';
+import { AGENT_VERSION } from '../state.js';
+import { deriveSeed, seededRandom } from '../prng.js';
+
+const PY_RESEED_DEADLINE_MS = 2000;
+
+export function makeSystemMethods(rt: Runtime) {
+  async function ping(_p: ParamsOut<'ping'>): Promise<Reply<ResultOf<'ping'>>> {
+    return {
+      result: {
+        pong: true,
+        protocol: PROTOCOL_VERSION,
+        agent_version: AGENT_VERSION,
+        warmup: rt.state.warmup,
+        warmup_error: rt.state.warmupError,
+        languages: rt.python.available ? ['python', 'js'] : ['js'],
+        pid: process.pid,
+        uptime_ms: Math.round(performance.now() - rt.state.startedMono),
+        restores: rt.state.restores,
+      },
+    };
+  }
+
+  async function restore(p: ParamsOut<'restore'>, ctx: CallContext): Promise<Reply<ResultOf<'restore'>>> {
+    const entropy = Buffer.from(p.entropy_b64, 'base64');
+    if (entropy.length > LIMITS.maxEntropyBytes) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `entropy exceeds ${LIMITS.maxEntropyBytes} bytes`);
+    const skew = Date.now() - p.now_ms;
+    let clockSet = false;
+    let rngReseeded = false;
+    if (!rt.noSystem) {
+      // now_ms was taken by the host when it sent the request; add the time we held it.
+      const target = p.now_ms + (performance.now() - ctx.receivedAt);
+      const [clockErr, rngErr] = await Promise.all([rt.sys.setClock(target), entropy.length > 0 ? rt.sys.addEntropy(entropy) : Promise.resolve('no entropy given')]);
+      clockSet = clockErr === null;
+      rngReseeded = rngErr === null;
+      if (clockErr) process.stderr.write(`forkd-agent: clock not set: ${clockErr}\n`);
+      if (rngErr && entropy.length > 0) process.stderr.write(`forkd-agent: kernel RNG not reseeded: ${rngErr}\n`);
+    }
+    const userspace = await reseedUserspace(rt, entropy.length > 0 ? entropy : freshEntropy());
+    rt.state.restores++;
+    return { result: { skew_ms: skew, clock_set: clockSet, rng_reseeded: rngReseeded, userspace_reseeded: userspace } };
+  }
+
+  return { ping, restore };
+}
+
+/** Reseeds the generators whose state was cloned with the snapshot. Also used to warm this path. */
+export async function reseedUserspace(rt: Runtime, entropy: Buffer): Promise<string[]> {
+  const done: string[] = [];
+  Math.random = seededRandom(deriveSeed(entropy, 'agent.Math.random'));
+  rt.js.reseed(deriveSeed(entropy, 'js.Math.random'));
+  done.push('js.Math.random');
+  if (rt.python.running) done.push(...(await rt.python.reseed(deriveSeed(entropy, 'python'), PY_RESEED_DEADLINE_MS)));
+  return done;
+}
+
+/** Kernel randomness (not OpenSSL's, whose state is cloned too). */
+function freshEntropy(): Buffer {
+  const b = Buffer.alloc(32);
+  try {
+    const fd = fs.openSync('/dev/urandom', 'r');
+    try {
+      fs.readSync(fd, b, 0, b.length, null);
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    b.writeDoubleLE(performance.now(), 0);
+  }
+  return b;
+}

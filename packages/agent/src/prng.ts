@@ -1,0 +1,33 @@
+/** A seeded Math.random replacement (xoshiro128**) and seed derivation from host entropy. */
+import { createHash } from 'node:crypto';
+
+/** Derives an independent 32-byte seed per consumer from the host's entropy. */
+export function deriveSeed(entropy: Buffer, label: string): Buffer {
+  return createHash('sha256').update(label).update('\0').update(entropy).digest();
+}
+
+export function seededRandom(seed: Buffer): () => number {
+  let a = seed.readUInt32LE(0) >>> 0;
+  let b = seed.readUInt32LE(4) >>> 0;
+  let c = seed.readUInt32LE(8) >>> 0;
+  let d = seed.readUInt32LE(12) >>> 0;
+  if ((a | b | c | d) === 0) a = 0x9e3779b9;
+  const next32 = (): number => {
+    const t = b << 9;
+    let r = Math.imul(b, 5);
+    r = Math.imul((r << 7) | (r >>> 25), 9);
+    c ^= a;
+    d ^= b;
+    b ^= c;
+    a ^= d;
+    c ^= t;
+    d = (d << 11) | (d >>> 21);
+    return r >>> 0;
+  };
+  // 53 random bits, like V8's Math.random precision.
+  return function random(): number {
+    const hi = next32() >>> 5;
+    const lo = next32() >>> 6;
+    return (hi * 67108864 + lo) / 9007199254740992;
+  };
+}

@@ -1,0 +1,200 @@
+/**
+ * Runs one command in its own process group: stdin from bytes, output collected with a cap
+ * and optionally streamed (the stream is paused while a chunk is being sent: backpressure),
+ * timeout and kill apply to the whole group.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import type { ExecResultT } from '@forkd/protocol';
+import type { OutputCollector } from './output-buffer.js';
+
+export type StreamName = 'stdout' | 'stderr';
+
+export interface RunOptions {
+  argv?: string[];
+  shell?: string;
+  env?: Record<string, string>;
+  cwd?: string;
+  stdin?: Buffer;
+  timeoutMs?: number;
+  stdout: OutputCollector;
+  stderr: OutputCollector;
+  /** Called per output chunk; a returned promise pauses that stream until it settles. */
+  onOutput?: (stream: StreamName, chunk: Buffer) => Promise<void> | void;
+}
+
+const STANDARD_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+/** After the process exits, how long to wait for its pipes to close (a grandchild may hold them). */
+const PIPE_GRACE_MS = 500;
+
+let shellCache: string | null = null;
+export function defaultShell(): string {
+  if (shellCache === null) shellCache = fs.existsSync('/bin/bash') ? '/bin/bash' : '/bin/sh';
+  return shellCache;
+}
+
+export function defaultEnv(): Record<string, string> {
+  return {
+    PATH: process.env.PATH || STANDARD_PATH,
+    HOME: process.env.HOME || '/root',
+    LANG: 'C.UTF-8',
+    TERM: 'dumb',
+    USER: process.env.USER || 'root',
+  };
+}
+
+export function describeCommand(o: { argv?: string[]; shell?: string }): string {
+  return o.shell !== undefined ? o.shell : (o.argv ?? []).join(' ');
+}
+
+export class RunningProcess {
+  readonly startedAtMs = Date.now();
+  private readonly startedMono = performance.now();
+  readonly child: ChildProcess;
+  readonly pid: number;
+  readonly command: string;
+  exitCode: number | null = null;
+  exitSignal: string | null = null;
+  running = true;
+  timedOut = false;
+  error: string | null = null;
+  private endedMono: number | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private paused = 0;
+  readonly done: Promise<ExecResultT>;
+
+  constructor(private readonly o: RunOptions) {
+    this.command = describeCommand(o);
+    const [file, args] = o.shell !== undefined ? [defaultShell(), ['-c', o.shell]] : [o.argv![0]!, o.argv!.slice(1)];
+    let child: ChildProcess;
+    let finish!: () => void;
+    this.done = new Promise<void>((r) => (finish = r)).then(() => this.result());
+    try {
+      child = spawn(file, args, {
+        cwd: o.cwd,
+        env: { ...defaultEnv(), ...(o.env ?? {}) },
+        detached: true,
+        stdio: ['pipe', 'pipe', 'pipe'],
+      });
+    } catch (err) {
+      // Synchronous spawn failures (bad argument types) are reported like a missing binary.
+      this.error = (err as Error).message;
+      this.running = false;
+      this.endedMono = performance.now();
+      this.child = null as unknown as ChildProcess;
+      this.pid = -1;
+      finish();
+      return;
+    }
+    this.child = child;
+    this.pid = child.pid ?? -1;
+    let exited = false;
+    let closed = false;
+    const settle = (): void => {
+      if (!exited || !closed) return;
+      this.running = false;
+      this.endedMono ??= performance.now();
+      if (this.timer) clearTimeout(this.timer);
+      finish();
+    };
+    child.on('error', (err) => {
+      this.error ??= err.message;
+      if (child.pid === undefined) {
+        exited = true;
+        closed = true;
+        settle();
+      }
+    });
+    child.on('exit', (code, signal) => {
+      this.exitCode = code;
+      this.exitSignal = signal;
+      this.endedMono = performance.now();
+      exited = true;
+      this.running = false;
+      const grace = (): void => {
+        if (closed) return;
+        if (this.paused > 0) {
+          setTimeout(grace, PIPE_GRACE_MS).unref();
+          return;
+        }
+        child.stdout?.destroy();
+        child.stderr?.destroy();
+        closed = true;
+        settle();
+      };
+      setTimeout(grace, PIPE_GRACE_MS).unref();
+      settle();
+    });
+    child.on('close', () => {
+      closed = true;
+      settle();
+    });
+    this.wire('stdout', child);
+    this.wire('stderr', child);
+    child.stdin?.on('error', () => undefined); // EPIPE when the process does not read stdin
+    if (o.stdin && o.stdin.length > 0) child.stdin?.end(o.stdin);
+    else child.stdin?.end();
+    if (o.timeoutMs !== undefined && this.pid > 0) {
+      this.timer = setTimeout(() => {
+        this.timedOut = true;
+        this.kill('SIGKILL');
+      }, o.timeoutMs);
+    }
+  }
+
+  private wire(name: StreamName, child: ChildProcess): void {
+    const stream = child[name];
+    if (!stream) return;
+    stream.on('error', () => undefined);
+    const collector = this.o[name];
+    stream.on('data', (chunk: Buffer) => {
+      collector.push(chunk);
+      if (!this.o.onOutput) return;
+      let p: Promise<void> | void;
+      try {
+        p = this.o.onOutput(name, chunk);
+      } catch {
+        return;
+      }
+      if (p) {
+        this.paused++;
+        stream.pause();
+        p.catch(() => undefined).finally(() => {
+          this.paused--;
+          stream.resume();
+        });
+      }
+    });
+  }
+
+  /** Signals the whole process group. Returns false when nothing was there to signal. */
+  kill(signal: NodeJS.Signals = 'SIGKILL'): boolean {
+    if (this.pid <= 0) return false;
+    try {
+      process.kill(-this.pid, signal);
+      return true;
+    } catch {
+      try {
+        return this.running ? this.child.kill(signal) : false;
+      } catch {
+        return false;
+      }
+    }
+  }
+
+  /** The result so far (final once `done` resolved). */
+  result(): ExecResultT {
+    const end = this.endedMono ?? performance.now();
+    return {
+      exit_code: this.exitCode,
+      signal: this.exitSignal,
+      timed_out: this.timedOut,
+      stdout: this.o.stdout.text(),
+      stderr: this.o.stderr.text(),
+      stdout_truncated: this.o.stdout.truncated,
+      stderr_truncated: this.o.stderr.truncated,
+      duration_ms: Math.round((end - this.startedMono) * 1000) / 1000,
+      error: this.error,
+    };
+  }
+}

@@ -1,0 +1,195 @@
+"""forkd persistent Python interpreter (stdlib only, Python 3.9+).
+
+Commands arrive as JSON lines on fd 3, replies leave as JSON lines on fd 4, so user code is
+free to print (its stdout/stderr are captured per eval). One eval at a time; globals persist.
+If the last statement is an expression its value is the result (like Jupyter).
+SIGINT interrupts the running eval (KeyboardInterrupt); outside an eval it is ignored.
+"""
+import ast
+import asyncio
+import builtins
+import contextlib
+import importlib
+import inspect
+import io
+import json
+import os
+import random
+import signal
+import sys
+import time
+import traceback
+
+OUTPUT_CAP = 1024 * 1024
+REPR_CAP = 1024 * 1024
+HERE = os.path.abspath(__file__)
+
+cmd_in = io.open(3, "r", encoding="utf-8", newline="\n")
+reply_out = io.open(4, "w", encoding="utf-8", newline="\n")
+
+user_globals = {"__name__": "__main__", "__builtins__": builtins}
+busy = False
+loop = None
+
+
+def on_sigint(signum, frame):
+    if busy:
+        raise KeyboardInterrupt()
+
+
+signal.signal(signal.SIGINT, on_sigint)
+
+
+class CappedIO(io.TextIOBase):
+    def __init__(self):
+        self.parts = []
+        self.size = 0
+        self.truncated = False
+
+    def writable(self):
+        return True
+
+    def write(self, s):
+        if not isinstance(s, str):
+            s = str(s)
+        room = OUTPUT_CAP - self.size
+        if len(s) > room:
+            self.truncated = True
+            s = s[: max(room, 0)]
+        if s:
+            self.parts.append(s)
+            self.size += len(s)
+        return len(s)
+
+    def getvalue(self):
+        return "".join(self.parts)
+
+
+def run_code(code):
+    global loop
+    flags = getattr(ast, "PyCF_ALLOW_TOP_LEVEL_AWAIT", 0)
+    tree = ast.parse(code, "<eval>", "exec")
+    last = None
+    if tree.body and isinstance(tree.body[-1], ast.Expr):
+        last = ast.Expression(tree.body.pop().value)
+    for node, mode in ((tree, "exec"), (last, "eval")):
+        if node is None or (mode == "exec" and not node.body):
+            continue
+        co = compile(node, "<eval>", mode, flags=flags, dont_inherit=True)
+        res = eval(co, user_globals)
+        if co.co_flags & inspect.CO_COROUTINE:
+            if loop is None:
+                loop = asyncio.new_event_loop()
+            res = loop.run_until_complete(res)
+        if mode == "eval":
+            return True, res
+    return False, None
+
+
+def describe(has_value, value):
+    if not has_value or value is None:
+        return None, None, False
+    try:
+        r = repr(value)
+    except BaseException as e:  # noqa: BLE001
+        r = "<repr failed: %s>" % e
+    if len(r) > REPR_CAP:
+        r = r[:REPR_CAP] + "..."
+    try:
+        s = json.dumps(value, allow_nan=False)
+        if len(s) <= REPR_CAP and json.loads(s) == value:
+            return r, json.loads(s), True
+    except BaseException:  # noqa: BLE001
+        pass
+    return r, None, False
+
+
+def format_error(e):
+    te = traceback.TracebackException(type(e), e, e.__traceback__)
+    te.stack = traceback.StackSummary.from_list([f for f in te.stack if f.filename != HERE])
+    return {"type": type(e).__name__, "message": str(e), "traceback": "".join(te.format())}
+
+
+def do_eval(msg):
+    global busy
+    out, err = CappedIO(), CappedIO()
+    t0 = time.perf_counter()
+    has_value, value, error = False, None, None
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            busy = True
+            try:
+                has_value, value = run_code(msg["code"])
+            finally:
+                busy = False
+    except BaseException as e:  # noqa: BLE001 - KeyboardInterrupt, SystemExit too
+        busy = False
+        error = format_error(e)
+    r, j, ok = describe(has_value, value) if error is None else (None, None, False)
+    return {
+        "ok": error is None,
+        "repr": r,
+        "json": j,
+        "json_ok": ok,
+        "error": error,
+        "stdout": out.getvalue(),
+        "stderr": err.getvalue(),
+        "duration_ms": round((time.perf_counter() - t0) * 1000, 3),
+    }
+
+
+def do_import(msg):
+    for name in msg.get("modules", []):
+        importlib.import_module(name)
+        top = name.split(".")[0]
+        user_globals[top] = sys.modules[top]
+    return {"imported": msg.get("modules", [])}
+
+
+def do_reseed(msg):
+    seed = bytes.fromhex(msg["seed_hex"])
+    random.seed(seed)
+    done = ["python.random"]
+    np = sys.modules.get("numpy")
+    if np is not None:
+        try:
+            words = [int.from_bytes(seed[i : i + 4], "little") for i in range(0, len(seed) - 3, 4)]
+            np.random.seed(words)
+            done.append("numpy.random")
+        except Exception:  # noqa: BLE001
+            pass
+    return {"reseeded": done}
+
+
+OPS = {"eval": do_eval, "import": do_import, "reseed": do_reseed, "ping": lambda msg: {"pong": True}}
+
+
+def send(obj):
+    reply_out.write(json.dumps(obj, default=str) + "\n")
+    reply_out.flush()
+
+
+def main():
+    send({"ready": True, "version": sys.version.split()[0]})
+    while True:
+        try:
+            line = cmd_in.readline()
+        except KeyboardInterrupt:
+            continue
+        if not line:
+            return
+        rid = None
+        try:
+            msg = json.loads(line)
+            rid = msg.get("id")
+            reply = {"id": rid, "ok": True, "result": OPS[msg["op"]](msg)}
+        except BaseException as e:  # noqa: BLE001
+            reply = {"id": rid, "ok": False, "error": format_error(e)}
+        try:
+            send(reply)
+        except KeyboardInterrupt:
+            send(reply)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,178 @@
+/**
+ * Node side of the persistent Python interpreter (pyrepl.py): JSON lines over fds 3 (commands)
+ * and 4 (replies). Evals are serialised. A timeout sends SIGINT (KeyboardInterrupt); if the
+ * interpreter is still busy after a grace period it is killed and restarted (state lost).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { Readable, Writable } from 'node:stream';
+import { ForkdError, LIMITS, type EvalResultT } from '@forkd/protocol';
+import { readLines } from './line-reader.js';
+import { defaultEnv } from './process-runner.js';
+import { SerialQueue } from './serial-queue.js';
+
+const INTERRUPT_GRACE_MS = 2000;
+const START_TIMEOUT_MS = 120_000;
+
+interface Pending {
+  resolve: (v: { ok: boolean; result?: unknown; error?: { type: string; message: string; traceback: string } }) => void;
+}
+
+export class PythonRepl {
+  private proc: ChildProcess | null = null;
+  private ready: Promise<void> | null = null;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private readonly queue = new SerialQueue();
+
+  constructor(readonly python: string | null, private readonly script: string) {}
+
+  get available(): boolean {
+    return this.python !== null;
+  }
+
+  get running(): boolean {
+    return this.proc !== null;
+  }
+
+  /** Starts the interpreter if needed; resolves when it said it is ready. */
+  start(): Promise<void> {
+    if (!this.python) return Promise.reject(new ForkdError('FORKD_E_TOOL_MISSING', 'python3 is not installed in the guest'));
+    if (this.ready) return this.ready;
+    const child = spawn(this.python, ['-u', this.script], {
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'],
+      env: { ...defaultEnv(), PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1' },
+      detached: true,
+    });
+    this.proc = child;
+    // Output written to the real fds (C extensions, subprocesses) is drained and dropped.
+    child.stdout?.resume();
+    child.stderr?.resume();
+    child.on('error', () => undefined);
+    let markReady!: () => void;
+    let failStart!: (e: Error) => void;
+    this.ready = new Promise<void>((res, rej) => {
+      markReady = res;
+      failStart = rej;
+    });
+    this.ready.catch(() => undefined);
+    const startTimer = setTimeout(() => failStart(new ForkdError('FORKD_E_TIMEOUT', 'python interpreter did not start in time')), START_TIMEOUT_MS);
+    readLines(child.stdio[4] as Readable, (line) => {
+      const msg = JSON.parse(line) as { ready?: boolean; id?: number; ok: boolean };
+      if (msg.ready) {
+        clearTimeout(startTimer);
+        markReady();
+        return;
+      }
+      const p = msg.id !== undefined ? this.pending.get(msg.id) : undefined;
+      if (p && msg.id !== undefined) {
+        this.pending.delete(msg.id);
+        p.resolve(msg as never);
+      }
+    });
+    (child.stdio[3] as Writable).on('error', () => undefined);
+    child.on('exit', (code, signal) => {
+      clearTimeout(startTimer);
+      failStart(new ForkdError('FORKD_E_INTERNAL', `python exited during start (code ${code}, signal ${signal})`));
+      if (this.proc === child) {
+        this.proc = null;
+        this.ready = null;
+        const died = { type: 'InterpreterDied', message: `the Python interpreter exited (code ${code}, signal ${signal}); its state was lost`, traceback: '' };
+        for (const p of this.pending.values()) p.resolve({ ok: false, error: died });
+        this.pending.clear();
+      }
+    });
+    return this.ready;
+  }
+
+  private async request(op: Record<string, unknown>): Promise<{ ok: boolean; result?: unknown; error?: { type: string; message: string; traceback: string } }> {
+    await this.start();
+    const id = this.nextId++;
+    const proc = this.proc;
+    if (!proc) throw new ForkdError('FORKD_E_INTERNAL', 'python interpreter is not running');
+    return new Promise((resolve) => {
+      this.pending.set(id, { resolve });
+      (proc.stdio[3] as Writable).write(`${JSON.stringify({ ...op, id })}\n`);
+    });
+  }
+
+  eval(code: string, timeoutMs: number = LIMITS.defaultEvalTimeoutMs, signal?: AbortSignal): Promise<EvalResultT> {
+    return this.queue.run(() => this.runEval(code, timeoutMs, signal));
+  }
+
+  private async runEval(code: string, timeoutMs: number, signal?: AbortSignal): Promise<EvalResultT> {
+    const t0 = performance.now();
+    await this.start();
+    const proc = this.proc!;
+    let interrupted = false;
+    let killed = false;
+    let grace: NodeJS.Timeout | undefined;
+    const interrupt = (): void => {
+      if (interrupted) return;
+      interrupted = true;
+      signalProc(proc, 'SIGINT');
+      grace = setTimeout(() => {
+        killed = true;
+        signalGroup(proc, 'SIGKILL');
+      }, INTERRUPT_GRACE_MS);
+    };
+    const timer = setTimeout(interrupt, timeoutMs);
+    signal?.addEventListener('abort', interrupt, { once: true });
+    try {
+      const reply = await this.request({ op: 'eval', code });
+      if (reply.ok) {
+        const r = reply.result as EvalResultT;
+        if (interrupted && r.error?.type === 'KeyboardInterrupt') {
+          r.error = { ...r.error, type: 'TimeoutError', message: `eval timed out after ${timeoutMs} ms (interrupted with KeyboardInterrupt)` };
+        }
+        return r;
+      }
+      const error = killed
+        ? { type: 'TimeoutError', message: `eval timed out after ${timeoutMs} ms; the interpreter did not stop on SIGINT and was restarted: its state was lost`, traceback: '' }
+        : reply.error ?? { type: 'Error', message: 'python eval failed', traceback: '' };
+      return { ok: false, repr: null, json: null, json_ok: false, error, stdout: '', stderr: '', duration_ms: performance.now() - t0 };
+    } finally {
+      clearTimeout(timer);
+      clearTimeout(grace);
+      signal?.removeEventListener('abort', interrupt);
+    }
+  }
+
+  async importModules(modules: string[]): Promise<void> {
+    if (modules.length === 0) return;
+    const r = await this.queue.run(() => this.request({ op: 'import', modules }));
+    if (!r.ok) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `python import failed: ${r.error?.type}: ${r.error?.message}`);
+  }
+
+  /** Reseeds random (and numpy.random); bypasses the eval queue; gives up waiting after deadlineMs. */
+  async reseed(seed: Buffer, deadlineMs: number): Promise<string[]> {
+    if (!this.proc) return [];
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<null>((r) => (timer = setTimeout(() => r(null), deadlineMs)));
+    try {
+      const r = await Promise.race([this.request({ op: 'reseed', seed_hex: seed.toString('hex') }), late]);
+      return r?.ok ? ((r.result as { reseeded: string[] }).reseeded ?? []) : [];
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  stop(): void {
+    if (this.proc) signalGroup(this.proc, 'SIGKILL');
+  }
+}
+
+function signalProc(p: ChildProcess, sig: NodeJS.Signals): void {
+  try {
+    p.kill(sig);
+  } catch {
+    /* gone */
+  }
+}
+
+function signalGroup(p: ChildProcess, sig: NodeJS.Signals): void {
+  try {
+    if (p.pid) process.kill(-p.pid, sig);
+  } catch {
+    signalProc(p, sig);
+  }
+}

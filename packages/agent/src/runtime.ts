@@ -1,0 +1,16 @@
+/** Everything the methods share: state, the persistent interpreters, helpers, processes. */
+import type { JsRepl } from './js-repl.js';
+import type { ProcessTable } from './process-table.js';
+import type { PythonRepl } from './python-repl.js';
+import type { AgentState } from './state.js';
+import type { SysHelper } from './sys-helper.js';
+
+export interface Runtime {
+  state: AgentState;
+  js: JsRepl;
+  python: PythonRepl;
+  sys: SysHelper;
+  procs: ProcessTable;
+  /** Test mode: never touch the clock or the kernel RNG. */
+  noSystem: boolean;
+}

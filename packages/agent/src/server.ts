@@ -1,0 +1,145 @@
+/**
+ * Frame server: decodes requests from the host, validates them, runs the method and sends
+ * exactly one `res` per request. Nothing a host sends can crash it: bad frames get an error
+ * reply (id 0 when unknown) and serving continues.
+ */
+import {
+  AGENT_METHODS,
+  FrameDecoder,
+  FrameHeader,
+  LIMITS,
+  ForkdError,
+  isAgentMethod,
+  toForkdError,
+  type ForkdErrorCode,
+  type FrameProblem,
+  type DecodedFrame,
+} from '@forkd/protocol';
+import type { CallContext, MethodTable } from './handler.js';
+import type { TransportEvents } from './transport.js';
+import { FrameWriter, type ByteSink } from './writer.js';
+
+export const MAX_IN_FLIGHT = 256;
+
+export class AgentServer implements TransportEvents {
+  readonly writer = new FrameWriter();
+  private readonly decoder: FrameDecoder;
+  private readonly inflight = new Map<number, AbortController>();
+  private gateWaiters: Array<() => void> = [];
+
+  constructor(private readonly methods: MethodTable, private readonly maxFrameBytes = LIMITS.maxFrameBytes) {
+    this.decoder = new FrameDecoder({
+      maxFrameBytes,
+      onFrame: (f) => this.onFrame(f),
+      onProblem: (p) => this.onProblem(p),
+    });
+  }
+
+  onData(chunk: Buffer): void {
+    try {
+      this.decoder.push(chunk);
+    } catch (err) {
+      // Should not happen; never let a bad stream take the agent down.
+      this.decoder.reset();
+      this.sendError(0, 'FORKD_E_AGENT_PROTOCOL', `decoder failure: ${(err as Error).message}`);
+    }
+  }
+
+  onConnect(sink: ByteSink): void {
+    this.writer.setSink(sink);
+  }
+
+  onDisconnect(): void {
+    this.decoder.reset();
+    this.writer.newGeneration();
+  }
+
+  readGate(): Promise<void> {
+    if (this.inflight.size < MAX_IN_FLIGHT) return Promise.resolve();
+    return new Promise((r) => this.gateWaiters.push(r));
+  }
+
+  get inFlight(): number {
+    return this.inflight.size;
+  }
+
+  private onProblem(p: FrameProblem): void {
+    if (p.kind === 'garbage') return;
+    if (p.kind === 'oversize') {
+      this.sendError(p.id ?? 0, 'FORKD_E_PAYLOAD_TOO_LARGE', `frame of ${p.bytes} bytes exceeds the limit of ${this.maxFrameBytes} bytes`);
+    } else {
+      this.sendError(p.id ?? 0, 'FORKD_E_AGENT_PROTOCOL', `malformed frame: ${p.reason}`);
+    }
+  }
+
+  private onFrame(frame: DecodedFrame): void {
+    const parsed = FrameHeader.safeParse(frame.header);
+    if (!parsed.success) {
+      const raw = frame.header as { id?: unknown } | null;
+      const id = raw && typeof raw === 'object' && typeof raw.id === 'number' && Number.isSafeInteger(raw.id) && raw.id >= 0 ? raw.id : 0;
+      this.sendError(id, 'FORKD_E_AGENT_PROTOCOL', `invalid frame header: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'header'}: ${i.message}`).join('; ')}`);
+      return;
+    }
+    const h = parsed.data;
+    if (h.kind === 'cancel') {
+      this.inflight.get(h.id)?.abort();
+      return;
+    }
+    if (h.kind !== 'req') return; // res/evt from the host mean nothing to the agent
+    if (this.inflight.has(h.id)) {
+      this.sendError(h.id, 'FORKD_E_AGENT_PROTOCOL', `request id ${h.id} is already in flight`);
+      return;
+    }
+    void this.dispatch(h.id, h.method, h.params, frame.payload);
+  }
+
+  private async dispatch(id: number, method: string, rawParams: unknown, payload: Buffer): Promise<void> {
+    const gen = this.writer.generation;
+    const receivedAt = performance.now();
+    if (!isAgentMethod(method)) {
+      this.sendError(id, 'FORKD_E_INVALID_ARGUMENT', `unknown method: ${method}`);
+      return;
+    }
+    const schema = AGENT_METHODS[method].params;
+    const params = schema.safeParse(rawParams ?? {});
+    if (!params.success) {
+      this.sendError(id, 'FORKD_E_INVALID_ARGUMENT', `invalid params for ${method}: ${params.error.issues.map((i) => `${i.path.join('.') || 'params'}: ${i.message}`).join('; ')}`);
+      return;
+    }
+    const ac = new AbortController();
+    this.inflight.set(id, ac);
+    const ctx: CallContext = {
+      id,
+      payload,
+      signal: ac.signal,
+      receivedAt,
+      emit: (event, data, p) => this.writer.send({ kind: 'evt', id, event, ...(data === undefined ? {} : { data }) }, p, gen),
+    };
+    try {
+      const handler = this.methods[method] as (p: unknown, c: CallContext) => Promise<{ result: unknown; payload?: Uint8Array }>;
+      const reply = await handler(params.data, ctx);
+      const header = { kind: 'res', id, ok: true, result: reply.result };
+      const size = Buffer.byteLength(JSON.stringify(header)) + (reply.payload?.length ?? 0) + 12;
+      if (size > this.maxFrameBytes) {
+        this.sendError(id, 'FORKD_E_PAYLOAD_TOO_LARGE', `reply of ${size} bytes exceeds the frame limit`, gen);
+      } else {
+        void this.writer.send(header, reply.payload, gen);
+      }
+    } catch (err) {
+      const fe = toForkdError(err);
+      this.sendError(id, fe.code, fe.message, gen, fe.details);
+    } finally {
+      this.inflight.delete(id);
+      if (this.inflight.size < MAX_IN_FLIGHT) {
+        const w = this.gateWaiters;
+        this.gateWaiters = [];
+        for (const f of w) f();
+      }
+    }
+  }
+
+  private sendError(id: number, code: ForkdErrorCode, message: string, gen = this.writer.generation, details?: Record<string, unknown>): void {
+    const error = new ForkdError(code, message, details).toJSON();
+    void this.writer.send({ kind: 'res', id, ok: false, error }, undefined, gen);
+  }
+}

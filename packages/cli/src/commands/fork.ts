@@ -1,0 +1,114 @@
+import { ForkdError, toForkdError } from '@forkd/protocol';
+import { type Engine, type Sandbox, summarize, nowMs, since } from '@forkd/engine';
+import { ms, printJson, progressPrinter, table } from '../output.js';
+
+export interface ForkOptions {
+  tag: string;
+  n: number;
+  exec?: string;
+  eval?: string;
+  lang?: 'python' | 'js';
+  json?: boolean;
+  timeoutMs?: number;
+}
+
+export interface ChildReport {
+  id: string;
+  pid: number;
+  spawn_to_running_ms: number;
+  spawn_to_ready_ms: number;
+  phases: Sandbox['timings']['phases'];
+  clock_skew_ms: number;
+  call_ms: number | null;
+  ok: boolean;
+  output: string | null;
+  result: unknown;
+}
+
+export interface ForkReport {
+  tag: string;
+  n: number;
+  all_ready_ms: number;
+  spawn_to_running: ReturnType<typeof summarize>;
+  spawn_to_ready: ReturnType<typeof summarize>;
+  call: ReturnType<typeof summarize> | null;
+  teardown_ms: number;
+  children: ChildReport[];
+}
+
+/** Spawns n children, waits until all are ready, runs the command or code in each, tears down. */
+export async function runFork(engine: Engine, opts: ForkOptions): Promise<ForkReport> {
+  if (opts.exec !== undefined && opts.eval !== undefined) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', '--exec and --eval are exclusive');
+  const progress = progressPrinter(!opts.json);
+  const t0 = nowMs();
+  let sandboxes: Sandbox[] = [];
+  try {
+    sandboxes = await engine.spawn({ tag: opts.tag, n: opts.n, onProgress: progress.onProgress });
+    progress.done();
+    const allReady = since(t0);
+    const children: ChildReport[] = await Promise.all(sandboxes.map((sb) => callChild(sb, opts)));
+    const tKill = nowMs();
+    await Promise.all(sandboxes.map((sb) => sb.kill()));
+    sandboxes = [];
+    const calls = children.map((c) => c.call_ms).filter((v): v is number => v !== null);
+    return {
+      tag: opts.tag,
+      n: opts.n,
+      all_ready_ms: allReady,
+      spawn_to_running: summarize(children.map((c) => c.spawn_to_running_ms)),
+      spawn_to_ready: summarize(children.map((c) => c.spawn_to_ready_ms)),
+      call: calls.length ? summarize(calls) : null,
+      teardown_ms: since(tKill),
+      children,
+    };
+  } finally {
+    progress.done();
+    await Promise.all(sandboxes.map((sb) => sb.kill()));
+  }
+}
+
+async function callChild(sb: Sandbox, opts: ForkOptions): Promise<ChildReport> {
+  const base = { id: sb.id, pid: sb.pid, ...sb.timings };
+  if (opts.exec === undefined && opts.eval === undefined) return { ...base, call_ms: null, ok: true, output: null, result: null };
+  const t = nowMs();
+  try {
+    if (opts.exec !== undefined) {
+      const { result } = await sb.agent.call('exec', { shell: opts.exec, timeout_ms: opts.timeoutMs ?? 60_000 }, { timeoutMs: (opts.timeoutMs ?? 60_000) + 5_000 });
+      const call = since(t);
+      const r = result as { exit_code: number | null; stdout: string; stderr: string; error: string | null };
+      return { ...base, call_ms: call, ok: r.exit_code === 0, output: (r.stdout + r.stderr).trimEnd() || (r.error ?? ''), result: r };
+    }
+    const language = opts.lang ?? sb.language;
+    const { result } = await sb.agent.call('eval', { language, code: opts.eval!, timeout_ms: opts.timeoutMs ?? 60_000 }, { timeoutMs: (opts.timeoutMs ?? 60_000) + 5_000 });
+    const call = since(t);
+    const r = result as { ok: boolean; repr: string | null; error: { type: string; message: string } | null; stdout: string };
+    const output = r.ok ? `${r.stdout}${r.repr ?? ''}`.trimEnd() : `${r.error?.type}: ${r.error?.message}`;
+    return { ...base, call_ms: call, ok: r.ok, output, result: r };
+  } catch (e) {
+    const fe = toForkdError(e);
+    return { ...base, call_ms: since(t), ok: false, output: `${fe.code}: ${fe.message}`, result: { error: fe.toJSON() } };
+  }
+}
+
+export function printForkReport(report: ForkReport, json: boolean): void {
+  if (json) {
+    printJson(report);
+    return;
+  }
+  const rows = report.children.map((c) => [c.id, ms(c.spawn_to_running_ms), ms(c.spawn_to_ready_ms), c.call_ms === null ? '-' : ms(c.call_ms), oneLine(c.output ?? '')]);
+  process.stdout.write(`${table(['CHILD', 'RUNNING', 'READY', 'CALL', 'RESULT'], rows)}\n\n`);
+  const line = (name: string, s: ReturnType<typeof summarize> | null) =>
+    s ? `${name.padEnd(16)} min ${ms(s.min)}  median ${ms(s.median)}  max ${ms(s.max)}\n` : '';
+  process.stdout.write(
+    `${report.n} children from ${report.tag}: all ready in ${ms(report.all_ready_ms)}\n` +
+      line('spawn→running', report.spawn_to_running) +
+      line('spawn→ready', report.spawn_to_ready) +
+      line('call latency', report.call) +
+      `teardown         ${ms(report.teardown_ms)}\n`,
+  );
+}
+
+function oneLine(s: string): string {
+  const t = s.replace(/\s+/g, ' ').trim();
+  return t.length > 70 ? `${t.slice(0, 67)}...` : t;
+}

@@ -1,0 +1,102 @@
+import { Command, Option } from 'commander';
+import { Engine, type AccelRequest } from '@forkd/engine';
+import { ForkdError } from '@forkd/protocol';
+import { parseIntStrict, printJson, reportError } from './output.js';
+import { printForkReport, runFork } from './commands/fork.js';
+import { imageBuild, imageList, listSnapshotsCmd, rmi, snapshotCreate } from './commands/snapshots.js';
+import { cleanup, doctor } from './commands/host.js';
+import { quickstart } from './commands/quickstart.js';
+
+const program = new Command();
+program
+  .name('forkd')
+  .description('microVM sandboxes forked from a warm parent: boot once, fork many')
+  .version('0.1.0')
+  .addOption(new Option('--accel <mode>', 'acceleration').choices(['auto', 'kvm', 'tcg']).default('auto'))
+  .option('--kernel <path>', 'guest kernel (default: newest /boot/vmlinuz-*-cloud-amd64)')
+  .option('--home <dir>', 'data directory (default: $FORKD_HOME or ~/.local/share/forkd)')
+  .showHelpAfterError();
+
+function engine(): Engine {
+  const g = program.opts<{ accel: AccelRequest; kernel?: string; home?: string }>();
+  return new Engine({ accel: g.accel, ...(g.kernel ? { kernel: g.kernel } : {}), ...(g.home ? { home: g.home } : {}) });
+}
+
+/** Runs an action, mapping every failure to a FORKD_E_* message and exit status. */
+function run<A extends unknown[]>(fn: (...args: A) => Promise<number | void>) {
+  return async (...args: A) => {
+    const cmd = args[args.length - 1] as Command;
+    const json = Boolean((cmd.opts() as { json?: boolean }).json);
+    try {
+      const code = await fn(...args);
+      process.exitCode = typeof code === 'number' ? code : 0;
+    } catch (e) {
+      process.exitCode = reportError(e, { json });
+    }
+  };
+}
+
+program.command('doctor').description('check the host and show the acceleration verdict').option('--json', 'JSON output')
+  .action(run(async (o: { json?: boolean }) => doctor(engine(), o)));
+
+const image = program.command('image').description('guest images built from recipes');
+image.command('build').argument('<recipe>', 'recipe name (recipes/*.json) or path to a recipe file').option('--rebuild', 'ignore the cache').option('--json', 'JSON output')
+  .description('build a root filesystem image (debootstrap + agent), cached by content')
+  .action(run(async (recipe: string, o: { json?: boolean; rebuild?: boolean }) => imageBuild(engine(), recipe, o)));
+image.command('ls').description('list built images and known recipes').option('--json', 'JSON output')
+  .action(run(async (o: { json?: boolean }) => imageList(engine(), o)));
+
+const snapshot = program.command('snapshot').description('warm parent snapshots');
+snapshot.command('create').description('boot a parent, warm it up, snapshot it')
+  .requiredOption('--tag <tag>', 'snapshot tag').requiredOption('--recipe <recipe>', 'recipe name or file')
+  .option('--mem-mib <n>', 'guest memory (MiB)').option('--vcpus <n>', 'vCPUs').option('--json', 'JSON output')
+  .action(run(async (o: { tag: string; recipe: string; memMib?: string; vcpus?: string; json?: boolean }) =>
+    snapshotCreate(engine(), {
+      tag: o.tag,
+      recipe: o.recipe,
+      ...(o.memMib !== undefined ? { memMib: parseIntStrict('--mem-mib', o.memMib) } : {}),
+      ...(o.vcpus !== undefined ? { vcpus: parseIntStrict('--vcpus', o.vcpus) } : {}),
+      ...(o.json ? { json: true } : {}),
+    })));
+snapshot.command('ls').description('list snapshots').option('--json', 'JSON output').action(run(async (o: { json?: boolean }) => listSnapshotsCmd(engine(), o)));
+
+program.command('images').description('list snapshots (tag, memory, disk, created, recipe, accel)').option('--json', 'JSON output')
+  .action(run(async (o: { json?: boolean }) => listSnapshotsCmd(engine(), o)));
+program.command('rmi').description('remove snapshots').argument('<tags...>').option('--json', 'JSON output')
+  .action(run(async (tags: string[], o: { json?: boolean }) => rmi(engine(), tags, o)));
+
+program.command('fork').description('fork N children from a snapshot, run a command or code in each, report timings, tear down')
+  .requiredOption('--tag <tag>', 'snapshot tag').option('-n, --count <n>', 'number of children', '1')
+  .option('--exec <cmd>', 'shell command line to run in each child').option('--eval <code>', "code in the snapshot's language")
+  .addOption(new Option('--lang <language>', 'language for --eval').choices(['python', 'js']))
+  .option('--timeout-ms <ms>', 'per-call timeout', '60000').option('--json', 'JSON output')
+  .action(run(async (o: { tag: string; count: string; exec?: string; eval?: string; lang?: 'python' | 'js'; timeoutMs: string; json?: boolean }) => {
+    if (o.exec !== undefined && o.eval !== undefined) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', '--exec and --eval are exclusive');
+    const report = await runFork(engine(), {
+      tag: o.tag,
+      n: parseIntStrict('-n', o.count),
+      ...(o.exec !== undefined ? { exec: o.exec } : {}),
+      ...(o.eval !== undefined ? { eval: o.eval } : {}),
+      ...(o.lang ? { lang: o.lang } : {}),
+      timeoutMs: parseIntStrict('--timeout-ms', o.timeoutMs),
+      json: o.json ?? false,
+    });
+    printForkReport(report, o.json ?? false);
+    return report.children.every((c) => c.ok) ? 0 : 1;
+  }));
+
+program.command('cleanup').description('kill VMs and remove files left behind by crashed forkd processes').option('--dry-run', 'only report').option('--json', 'JSON output')
+  .action(run(async (o: { json?: boolean; dryRun?: boolean }) => cleanup(engine(), o)));
+
+program.command('quickstart').description('build the default image and snapshot if missing, fork 10 children, eval in each')
+  .option('-n, --count <n>', 'children', '10').option('--json', 'JSON output')
+  .action(run(async (o: { count: string; json?: boolean }) => quickstart(engine(), { n: parseIntStrict('-n', o.count), ...(o.json ? { json: true } : {}) })));
+
+program.command('where').description('print the data directory').option('--json', 'JSON output')
+  .action(run(async (o: { json?: boolean }) => {
+    const e = engine();
+    if (o.json) printJson({ home: e.layout.root });
+    else process.stdout.write(`${e.layout.root}\n`);
+  }));
+
+await program.parseAsync(process.argv);

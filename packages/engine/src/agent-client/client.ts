@@ -1,0 +1,134 @@
+/** AgentClient: the connection plus typed conveniences for every agent method. */
+import { ForkdError, LIMITS, type ExecResultT, type EvalResultT, type EntryInfoT, type ParamsOf, type ResultOf } from '@forkd/protocol';
+import { AgentConnection, type CallOptions, type ConnectOptions } from './connection.js';
+
+/** Options of the convenience methods (a subset of CallOptions). */
+export interface Opts {
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface ExecOptions extends Opts {
+  /** Bytes for the process's stdin. */
+  stdin?: Uint8Array;
+  /** Streamed output; given either callback, the exec runs with stream: true. */
+  onStdout?: (chunk: Buffer) => void;
+  onStderr?: (chunk: Buffer) => void;
+  maxStreamBytes?: number;
+}
+
+/** Host-side margin on top of a guest-side timeout, so the guest's own timeout answers first. */
+const GUEST_TIMEOUT_MARGIN_MS = 5_000;
+
+export class AgentClient extends AgentConnection {
+  static async connect(socketPath: string, opts: ConnectOptions = {}): Promise<AgentClient> {
+    const socket = await AgentConnection.open(socketPath, opts);
+    return new AgentClient(socket, opts);
+  }
+
+  async ping(o: Opts = {}): Promise<ResultOf<'ping'>> {
+    return (await this.call('ping', {}, o)).result;
+  }
+
+  async restore(p: ParamsOf<'restore'>, o: Opts = {}): Promise<ResultOf<'restore'>> {
+    return (await this.call('restore', p, o)).result;
+  }
+
+  async warmup(p: ParamsOf<'warmup'>, o: Opts = {}): Promise<ResultOf<'warmup'>> {
+    return (await this.call('warmup', p, { timeoutMs: (p.timeout_ms ?? 600_000) + GUEST_TIMEOUT_MARGIN_MS, ...o })).result;
+  }
+
+  /** Runs to completion (streaming through the callbacks if given) and returns the result. */
+  async exec(p: Omit<ParamsOf<'exec'>, 'background'>, o: ExecOptions = {}): Promise<ExecResultT> {
+    const stream = p.stream ?? (o.onStdout !== undefined || o.onStderr !== undefined);
+    const call: CallOptions = {
+      timeoutMs: o.timeoutMs ?? (p.timeout_ms ?? LIMITS.defaultExecTimeoutMs) + GUEST_TIMEOUT_MARGIN_MS,
+      payload: o.stdin,
+      signal: o.signal,
+      maxEventBytes: o.maxStreamBytes,
+      onEvent: (event, _data, payload) => {
+        if (event === 'stdout') o.onStdout?.(payload);
+        else if (event === 'stderr') o.onStderr?.(payload);
+      },
+    };
+    const { result } = await this.call('exec', { ...p, stream, background: false }, call);
+    if ('handle' in result) throw new ForkdError('FORKD_E_AGENT_PROTOCOL', 'agent started a background process for a foreground exec');
+    return result;
+  }
+
+  /** Starts in the background: returns {handle, pid}, or the result if it could not start. */
+  async execBackground(p: Omit<ParamsOf<'exec'>, 'background' | 'stream'>, o: Opts & { stdin?: Uint8Array } = {}): Promise<ResultOf<'exec'>> {
+    return (await this.call('exec', { ...p, background: true }, { ...o, payload: o.stdin })).result;
+  }
+
+  async procList(o: Opts = {}): Promise<ResultOf<'proc.list'>['processes']> {
+    return (await this.call('proc.list', {}, o)).result.processes;
+  }
+
+  async procWait(handle: string, timeoutMs?: number, o: Opts = {}): Promise<ExecResultT> {
+    const guest = timeoutMs ?? LIMITS.defaultExecTimeoutMs;
+    return (await this.call('proc.wait', { handle, timeout_ms: guest }, { timeoutMs: guest + GUEST_TIMEOUT_MARGIN_MS, ...o })).result;
+  }
+
+  async procKill(handle: string, signal?: ParamsOf<'proc.kill'>['signal'], o: Opts = {}): Promise<boolean> {
+    return (await this.call('proc.kill', signal ? { handle, signal } : { handle }, o)).result.killed;
+  }
+
+  async eval(language: 'python' | 'js', code: string, o: Opts & { evalTimeoutMs?: number } = {}): Promise<EvalResultT> {
+    const guest = o.evalTimeoutMs ?? LIMITS.defaultEvalTimeoutMs;
+    return (await this.call('eval', { language, code, timeout_ms: guest }, { timeoutMs: o.timeoutMs ?? guest + GUEST_TIMEOUT_MARGIN_MS, signal: o.signal })).result;
+  }
+
+  /** Reads a whole file in chunks. maxBytes (default 256 MiB) bounds what is collected. */
+  async readFile(path: string, o: Opts & { maxBytes?: number } = {}): Promise<Buffer> {
+    const max = o.maxBytes ?? 256 * 1024 * 1024;
+    const parts: Buffer[] = [];
+    let offset = 0;
+    for (;;) {
+      const { result, payload } = await this.call('files.read', { path, offset, length: LIMITS.maxFileChunkBytes }, o);
+      if (offset + payload.length > max || result.size > max) {
+        throw new ForkdError('FORKD_E_PAYLOAD_TOO_LARGE', `file ${path} is larger than ${max} bytes`, { path, size: result.size });
+      }
+      parts.push(payload);
+      offset += payload.length;
+      if (result.eof || payload.length === 0) break;
+    }
+    return Buffer.concat(parts);
+  }
+
+  /** Writes a whole file (replacing it) in chunks of LIMITS.maxFileChunkBytes. */
+  async writeFile(path: string, data: Uint8Array, o: Opts & { mode?: number; mkdirs?: boolean } = {}): Promise<ResultOf<'files.write'>> {
+    const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    let offset = 0;
+    let last: ResultOf<'files.write'> | null = null;
+    do {
+      const chunk = buf.subarray(offset, offset + LIMITS.maxFileChunkBytes);
+      const params: ParamsOf<'files.write'> = { path, offset, truncate: offset === 0 };
+      if (o.mode !== undefined) params.mode = o.mode;
+      if (o.mkdirs) params.mkdirs = true;
+      last = (await this.call('files.write', params, { ...o, payload: chunk })).result;
+      offset += chunk.length;
+    } while (offset < buf.length);
+    return last;
+  }
+
+  async list(path: string, depth?: number, o: Opts = {}): Promise<ResultOf<'files.list'>> {
+    return (await this.call('files.list', depth ? { path, depth } : { path }, o)).result;
+  }
+
+  async stat(path: string, o: Opts = {}): Promise<EntryInfoT> {
+    return (await this.call('files.stat', { path }, o)).result;
+  }
+
+  async mkdir(path: string, parents = true, o: Opts = {}): Promise<boolean> {
+    return (await this.call('files.mkdir', { path, parents }, o)).result.created;
+  }
+
+  async remove(path: string, recursive = false, o: Opts = {}): Promise<boolean> {
+    return (await this.call('files.remove', { path, recursive }, o)).result.removed;
+  }
+
+  async rename(from: string, to: string, o: Opts = {}): Promise<EntryInfoT> {
+    return (await this.call('files.rename', { from, to }, o)).result;
+  }
+}

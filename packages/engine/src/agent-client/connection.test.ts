@@ -1,0 +1,142 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { encodeFrame } from '@forkd/protocol';
+import { AgentClient } from './client.js';
+import { startTestAgent, type TestAgent } from './test-agent.js';
+
+const isCode = (code: string) => (e: { code?: string }) => e.code === code;
+
+describe('agent connection lifecycle (real agent)', () => {
+  let agent: TestAgent;
+  before(async () => {
+    agent = await startTestAgent();
+  });
+  after(async () => {
+    await agent?.stop();
+  });
+
+  it('keeps serving after a host disconnects mid-call, and a new host connects', async () => {
+    const first = await AgentClient.connect(agent.socketPath);
+    assert.equal((await first.ping()).pong, true);
+    const inflight = first.exec({ shell: 'sleep 0.5; echo late' });
+    await new Promise((r) => setTimeout(r, 100));
+    first.close();
+    await assert.rejects(inflight, isCode('FORKD_E_AGENT_UNAVAILABLE'));
+    await assert.rejects(first.ping(), isCode('FORKD_E_AGENT_UNAVAILABLE'));
+    const second = await AgentClient.connect(agent.socketPath);
+    // Ids restart at 1 on the new connection: the old connection's late reply must not reach us.
+    const r = await second.exec({ shell: 'sleep 0.8; echo second' });
+    assert.equal(r.stdout, 'second\n');
+    assert.equal((await second.ping()).pong, true);
+    second.close();
+  });
+
+  it('a new connection replaces the current one', async () => {
+    const a = await AgentClient.connect(agent.socketPath);
+    await a.ping();
+    const b = await AgentClient.connect(agent.socketPath);
+    assert.equal((await b.ping()).pong, true);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(a.isClosed, true);
+    b.close();
+  });
+
+  it('times out a call and sends cancel', async () => {
+    const c = await AgentClient.connect(agent.socketPath);
+    await assert.rejects(c.call('exec', { shell: 'sleep 5' }, { timeoutMs: 150 }), isCode('FORKD_E_AGENT_TIMEOUT'));
+    assert.equal((await c.ping()).pong, true);
+    c.close();
+  });
+
+  it('aborts a call with an AbortSignal', async () => {
+    const c = await AgentClient.connect(agent.socketPath);
+    const ac = new AbortController();
+    const p = c.exec({ shell: 'sleep 5' }, { signal: ac.signal });
+    setTimeout(() => ac.abort(new Error('stop it')), 50);
+    await assert.rejects(p, /stop it/);
+    c.close();
+  });
+
+  it('caps streamed event bytes per call', async () => {
+    const c = await AgentClient.connect(agent.socketPath);
+    await assert.rejects(c.exec({ shell: 'head -c 1000000 /dev/zero' }, { onStdout: () => undefined, maxStreamBytes: 100_000 }), isCode('FORKD_E_PAYLOAD_TOO_LARGE'));
+    assert.equal((await c.ping()).pong, true);
+    c.close();
+  });
+});
+
+describe('agent client against fake sockets', () => {
+  let dir: string;
+  before(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'forkd-client-'));
+  });
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('retries until the socket appears', async () => {
+    const sock = path.join(dir, 'late.sock');
+    let server: net.Server | undefined;
+    setTimeout(() => {
+      server = net.createServer(() => undefined).listen(sock);
+    }, 300);
+    const c = await AgentClient.connect(sock, { connectTimeoutMs: 5000 });
+    c.close();
+    server?.close();
+  });
+
+  it('gives up with FORKD_E_AGENT_UNAVAILABLE', async () => {
+    await assert.rejects(AgentClient.connect(path.join(dir, 'never.sock'), { connectTimeoutMs: 200 }), isCode('FORKD_E_AGENT_UNAVAILABLE'));
+  });
+
+  it('fails pending calls when the agent goes away, maps guest error codes, validates results, skips garbage and oversize', async () => {
+    const sock = path.join(dir, 'fake.sock');
+    const server = net.createServer((s) => {
+      s.on('data', () => {
+        // id 1: garbage then a good reply; id 2: unknown guest code; id 3: schema mismatch; id 4: oversize; id 5: never answered
+        s.write(Buffer.from('garbage!!'));
+        s.write(encodeFrame({ kind: 'res', id: 1, ok: true, result: { created: true } }));
+        s.write(encodeFrame({ kind: 'res', id: 2, ok: false, error: { code: 'WEIRD', message: 'odd' } }));
+        s.write(encodeFrame({ kind: 'res', id: 3, ok: true, result: { nope: 1 } }));
+        s.write(encodeFrame({ kind: 'res', id: 4, ok: true, result: {} }, Buffer.alloc(2048)));
+        s.write(encodeFrame({ kind: 'res', id: 99, ok: false, error: { code: 'FORKD_E_FILE_NOT_FOUND', message: 'x' } }));
+      });
+    });
+    await new Promise<void>((r) => server.listen(sock, r));
+    const problems: string[] = [];
+    const c = await AgentClient.connect(sock, { maxFrameBytes: 1024, onProblem: (p) => problems.push(p.kind) });
+    const calls = [
+      c.call('files.mkdir', { path: '/a' }),
+      c.call('files.mkdir', { path: '/b' }),
+      c.call('files.mkdir', { path: '/c' }),
+      c.call('files.read', { path: '/d' }),
+      c.call('ping', {}, { timeoutMs: 60_000 }),
+    ];
+    const settled = await Promise.race([
+      Promise.allSettled(calls.slice(0, 4)),
+      new Promise((_, rej) => setTimeout(() => rej(new Error('replies not processed')), 3000)),
+    ]) as PromiseSettledResult<unknown>[];
+    assert.equal(settled[0]!.status, 'fulfilled');
+    assert.equal((settled[1] as PromiseRejectedResult).reason.code, 'FORKD_E_AGENT_ERROR');
+    assert.equal((settled[1] as PromiseRejectedResult).reason.details.guest_code, 'WEIRD');
+    assert.equal((settled[2] as PromiseRejectedResult).reason.code, 'FORKD_E_AGENT_PROTOCOL');
+    assert.equal((settled[3] as PromiseRejectedResult).reason.code, 'FORKD_E_PAYLOAD_TOO_LARGE');
+    assert.ok(problems.includes('garbage') && problems.includes('oversize'));
+    server.close();
+    for (const s of await new Promise<net.Socket[]>((r) => r([]))) s.destroy();
+    // Closing the server does not close accepted sockets; simulate the agent dying:
+    c.close();
+    await assert.rejects(calls[4]!, isCode('FORKD_E_AGENT_UNAVAILABLE'));
+  });
+
+  it('rejects pending calls when the peer closes', async () => {
+    const sock = path.join(dir, 'closer.sock');
+    const server = net.createServer((s) => s.on('data', () => s.destroy()));
+    await new Promise<void>((r) => server.listen(sock, r));
+    const c = await AgentClient.connect(sock);
+    await assert.rejects(c.ping({ timeoutMs: 5000 }), isCode('FORKD_E_AGENT_UNAVAILABLE'));
+    server.close();
+  });
+});

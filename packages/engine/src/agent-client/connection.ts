@@ -1,0 +1,200 @@
+/**
+ * One host-side connection to a guest agent: many concurrent calls over one framed stream.
+ * Every call has a timeout (then `cancel` is sent); a lost connection fails pending calls with
+ * FORKD_E_AGENT_UNAVAILABLE; results are validated with the method's zod schema; oversized or
+ * garbage input is never buffered beyond maxFrameBytes.
+ */
+import type net from 'node:net';
+import {
+  AGENT_METHODS,
+  FrameDecoder,
+  ForkdError,
+  LIMITS,
+  ResponseHeader,
+  EventHeader,
+  encodeFrame,
+  isForkdErrorCode,
+  type AgentMethod,
+  type DecodedFrame,
+  type FrameProblem,
+  type ParamsOf,
+  type ResultOf,
+} from '@forkd/protocol';
+import { connectWithRetry } from './connect-socket.js';
+
+export const DEFAULT_CALL_TIMEOUT_MS = 30_000;
+export const DEFAULT_MAX_EVENT_BYTES = 256 * 1024 * 1024;
+
+export interface ConnectOptions {
+  connectTimeoutMs?: number;
+  maxFrameBytes?: number;
+  /** Called for frames the client could not use (garbage, oversize, malformed). */
+  onProblem?: (problem: FrameProblem) => void;
+}
+
+export interface CallOptions {
+  timeoutMs?: number;
+  payload?: Uint8Array;
+  onEvent?: (event: string, data: unknown, payload: Buffer) => void;
+  signal?: AbortSignal;
+  /** Cap on the bytes of event payloads this call may receive; beyond it the call fails. */
+  maxEventBytes?: number;
+}
+
+export interface CallReply<M extends AgentMethod> {
+  result: ResultOf<M>;
+  payload: Buffer;
+}
+
+interface Pending {
+  method: AgentMethod;
+  resolve: (r: { result: unknown; payload: Buffer }) => void;
+  reject: (e: unknown) => void;
+  onEvent?: CallOptions['onEvent'];
+  eventBytes: number;
+  maxEventBytes: number;
+}
+
+export class AgentConnection {
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private closed = false;
+  private closeReason: string | null = null;
+  private readonly decoder: FrameDecoder;
+
+  protected constructor(private readonly socket: net.Socket, private readonly opts: ConnectOptions) {
+    this.decoder = new FrameDecoder({
+      maxFrameBytes: opts.maxFrameBytes ?? LIMITS.maxFrameBytes,
+      onFrame: (f) => this.onFrame(f),
+      onProblem: (p) => this.onProblem(p),
+    });
+    socket.on('data', (chunk: Buffer) => this.decoder.push(chunk));
+    socket.on('error', (err) => this.fail(`agent connection error: ${err.message}`));
+    socket.on('close', () => this.fail('agent connection closed'));
+  }
+
+  protected static async open(socketPath: string, opts: ConnectOptions = {}): Promise<net.Socket> {
+    return connectWithRetry(socketPath, opts.connectTimeoutMs ?? 10_000);
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  call<M extends AgentMethod>(method: M, params: ParamsOf<M>, opts: CallOptions = {}): Promise<CallReply<M>> {
+    if (this.closed) return Promise.reject(new ForkdError('FORKD_E_AGENT_UNAVAILABLE', this.closeReason ?? 'agent connection closed'));
+    if (opts.signal?.aborted) return Promise.reject(abortError(opts.signal));
+    const id = this.nextId++;
+    const timeoutMs = opts.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
+    return new Promise<CallReply<M>>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const onAbort = (): void => {
+        this.cancel(id);
+        finish(() => reject(abortError(opts.signal!)));
+      };
+      const finish = (f: () => void): void => {
+        if (!this.pending.delete(id)) return;
+        clearTimeout(timer);
+        opts.signal?.removeEventListener('abort', onAbort);
+        f();
+      };
+      this.pending.set(id, {
+        method,
+        resolve: (r) => finish(() => resolve(r as CallReply<M>)),
+        reject: (e) => finish(() => reject(e)),
+        onEvent: opts.onEvent,
+        eventBytes: 0,
+        maxEventBytes: opts.maxEventBytes ?? DEFAULT_MAX_EVENT_BYTES,
+      });
+      timer = setTimeout(() => {
+        this.cancel(id);
+        finish(() => reject(new ForkdError('FORKD_E_AGENT_TIMEOUT', `agent call ${method} timed out after ${timeoutMs} ms`, { method, timeout_ms: timeoutMs })));
+      }, timeoutMs);
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+      try {
+        this.socket.write(encodeFrame({ kind: 'req', id, method, params }, opts.payload));
+      } catch (err) {
+        finish(() => reject(new ForkdError('FORKD_E_AGENT_UNAVAILABLE', `could not send to the agent: ${(err as Error).message}`)));
+      }
+    });
+  }
+
+  /** Closes the connection; pending calls fail with FORKD_E_AGENT_UNAVAILABLE. */
+  close(): void {
+    this.fail('agent connection closed by the host');
+    this.socket.destroy();
+  }
+
+  private cancel(id: number): void {
+    if (this.closed) return;
+    try {
+      this.socket.write(encodeFrame({ kind: 'cancel', id }));
+    } catch {
+      /* connection is going away anyway */
+    }
+  }
+
+  private fail(reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.closeReason = reason;
+    const err = new ForkdError('FORKD_E_AGENT_UNAVAILABLE', reason);
+    for (const p of [...this.pending.values()]) p.reject(err);
+    this.pending.clear();
+  }
+
+  private onProblem(p: FrameProblem): void {
+    this.opts.onProblem?.(p);
+    if (p.kind === 'oversize' && p.id !== null) {
+      this.pending.get(p.id)?.reject(new ForkdError('FORKD_E_PAYLOAD_TOO_LARGE', `agent reply of ${p.bytes} bytes exceeds the limit`));
+    }
+  }
+
+  private onFrame(frame: DecodedFrame): void {
+    const kind = (frame.header as { kind?: unknown } | null)?.kind;
+    if (kind === 'evt') return this.onEventFrame(frame);
+    const parsed = ResponseHeader.safeParse(frame.header);
+    if (!parsed.success) {
+      this.opts.onProblem?.({ kind: 'malformed', id: null, reason: 'not a response or event header' });
+      return;
+    }
+    const h = parsed.data;
+    const p = this.pending.get(h.id);
+    if (!p) return; // late reply to a call that timed out, or for an earlier host
+    if (!h.ok) {
+      const code = isForkdErrorCode(h.error?.code) ? h.error.code : 'FORKD_E_AGENT_ERROR';
+      const details = { ...(h.error?.details ?? {}), method: p.method, ...(code === 'FORKD_E_AGENT_ERROR' && h.error?.code ? { guest_code: h.error.code } : {}) };
+      p.reject(new ForkdError(code, h.error?.message ?? 'agent error', details));
+      return;
+    }
+    const result = AGENT_METHODS[p.method].result.safeParse(h.result);
+    if (!result.success) {
+      p.reject(new ForkdError('FORKD_E_AGENT_PROTOCOL', `agent reply to ${p.method} does not match the schema: ${result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`));
+      return;
+    }
+    p.resolve({ result: result.data, payload: frame.payload });
+  }
+
+  private onEventFrame(frame: DecodedFrame): void {
+    const parsed = EventHeader.safeParse(frame.header);
+    if (!parsed.success) return;
+    const h = parsed.data;
+    const p = this.pending.get(h.id);
+    if (!p) return;
+    p.eventBytes += frame.payload.length;
+    if (p.eventBytes > p.maxEventBytes) {
+      this.cancel(h.id);
+      p.reject(new ForkdError('FORKD_E_PAYLOAD_TOO_LARGE', `streamed output of ${p.method} exceeded ${p.maxEventBytes} bytes`));
+      return;
+    }
+    try {
+      p.onEvent?.(h.event, h.data, frame.payload);
+    } catch {
+      /* a throwing callback must not break the connection */
+    }
+  }
+}
+
+function abortError(signal: AbortSignal): unknown {
+  return signal.reason ?? new ForkdError('FORKD_E_UNAVAILABLE', 'agent call aborted');
+}

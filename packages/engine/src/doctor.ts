@@ -1,0 +1,98 @@
+import { promises as fs, constants as fsc } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import type { HomeLayout } from './home/paths.js';
+import type { Platform } from './platform.js';
+import { toForkdError } from '@forkd/protocol';
+
+const execFileP = promisify(execFile);
+
+export interface DoctorCheck {
+  name: string;
+  status: 'pass' | 'warn' | 'fail';
+  detail: string;
+}
+export interface DoctorReport {
+  ok: boolean;
+  checks: DoctorCheck[];
+  accel: { verdict: 'kvm' | 'tcg' | null; reason: string; probed: boolean };
+}
+
+async function which(tool: string): Promise<string | null> {
+  try {
+    const { stdout } = await execFileP('sh', ['-c', `command -v ${tool}`]);
+    return stdout.trim() || null;
+  } catch {
+    return null;
+  }
+}
+
+/** Host checks. The acceleration verdict comes from a real boot probe (cached per kernel). */
+export async function runDoctor(layout: HomeLayout, platform: Platform): Promise<DoctorReport> {
+  const checks: DoctorCheck[] = [];
+  const tools: Array<[string, string, 'fail' | 'warn']> = [
+    ['qemu-system-x86_64', 'apt-get install qemu-system-x86', 'fail'],
+    ['qemu-img', 'apt-get install qemu-utils', 'fail'],
+    ['setpriv', 'apt-get install util-linux', 'fail'],
+    ['debootstrap', 'apt-get install debootstrap (needed to build images)', 'warn'],
+    ['mkfs.ext4', 'apt-get install e2fsprogs (needed to build images)', 'warn'],
+    ['zstd', 'apt-get install zstd (needed for packs)', 'warn'],
+  ];
+  for (const [tool, hint, sev] of tools) {
+    const p = await which(tool);
+    checks.push({ name: tool, status: p ? 'pass' : sev, detail: p ?? `not found: ${hint}` });
+  }
+  try {
+    await fs.access('/bin/busybox', fsc.X_OK);
+    const { stdout } = await execFileP('file', ['-L', '/bin/busybox']).catch(() => ({ stdout: 'static' }));
+    checks.push({ name: 'busybox (initramfs)', status: /static/.test(stdout) ? 'pass' : 'warn', detail: /static/.test(stdout) ? '/bin/busybox (static)' : '/bin/busybox is not static: apt-get install busybox-static' });
+  } catch {
+    checks.push({ name: 'busybox (initramfs)', status: 'fail', detail: 'apt-get install busybox-static' });
+  }
+  let kvmDetail = 'absent';
+  try {
+    const fh = await fs.open('/dev/kvm', fsc.O_RDWR);
+    await fh.close();
+    const mods = (await fs.readdir('/sys/module')).filter((m) => /^kvm_/.test(m));
+    kvmDetail = `opens (modules: ${mods.join(', ') || 'kvm'}); usable only if a real boot succeeds`;
+  } catch (e) {
+    kvmDetail = `cannot open: ${(e as Error).message}`;
+  }
+  checks.push({ name: '/dev/kvm', status: 'pass', detail: kvmDetail });
+  let accel: DoctorReport['accel'] = { verdict: null, reason: '', probed: false };
+  try {
+    const env = await platform.resolve();
+    checks.push({ name: 'qemu version', status: 'pass', detail: env.qemuVersion });
+    checks.push({ name: 'guest kernel', status: 'pass', detail: `${env.kernel.path} (${env.kernel.version})` });
+    checks.push({ name: 'initramfs', status: 'pass', detail: env.initramfs.path });
+    checks.push({ name: 'acceleration', status: env.accel === 'kvm' ? 'pass' : 'warn', detail: `${env.accel}: ${env.accelReason}` });
+    accel = { verdict: env.accel, reason: env.accelReason, probed: env.accelProbed };
+  } catch (e) {
+    const fe = toForkdError(e);
+    checks.push({ name: 'platform', status: 'fail', detail: `${fe.code}: ${fe.message}` });
+  }
+  checks.push(await cgroupCheck());
+  try {
+    await fs.mkdir(layout.root, { recursive: true });
+    const st = await fs.statfs(layout.root);
+    const free = st.bavail * st.bsize;
+    checks.push({ name: 'data dir', status: free > 5 * 2 ** 30 ? 'pass' : 'warn', detail: `${layout.root} (${(free / 2 ** 30).toFixed(1)} GiB free)` });
+  } catch (e) {
+    checks.push({ name: 'data dir', status: 'fail', detail: `${layout.root}: ${(e as Error).message}` });
+  }
+  return { ok: checks.every((c) => c.status !== 'fail'), checks, accel };
+}
+
+async function cgroupCheck(): Promise<DoctorCheck> {
+  try {
+    await fs.access('/sys/fs/cgroup/cgroup.controllers');
+    return { name: 'cgroups', status: 'pass', detail: 'v2 (unified)' };
+  } catch {
+    try {
+      await fs.access('/sys/fs/cgroup/memory');
+      return { name: 'cgroups', status: 'pass', detail: 'v1 (memory controller at /sys/fs/cgroup/memory)' };
+    } catch {
+      return { name: 'cgroups', status: 'warn', detail: 'no memory controller found: quotas unavailable' };
+    }
+  }
+}

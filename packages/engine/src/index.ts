@@ -1,0 +1,15 @@
+export { Engine, type EngineOptions } from './engine.js';
+export { Sandbox, type SandboxTimings } from './sandbox/sandbox.js';
+export { SPAWN_RANGE } from './sandbox/spawn.js';
+export { VCPU_RANGE } from './snapshot/create.js';
+export { summarize, nowMs, since } from './sandbox/timing.js';
+export type { SnapshotManifest } from './snapshot/manifest.js';
+export type { SnapshotEntry } from './snapshot/store.js';
+export type { Recipe } from './recipe/recipe.js';
+export { listRecipeNames, loadRecipe, parseRecipe } from './recipe/recipe.js';
+export type { ImageInfo } from './image/build.js';
+export type { ProgressEvent, ProgressFn } from './progress.js';
+export type { DoctorReport, DoctorCheck } from './doctor.js';
+export type { AccelRequest } from './platform.js';
+export { AgentClient } from './agent-client/index.js';
+export { homeLayout, forkdHome } from './home/paths.js';

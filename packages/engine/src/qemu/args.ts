@@ -1,0 +1,112 @@
+import { ForkdError } from '@forkd/protocol';
+
+export type Accel = 'kvm' | 'tcg';
+
+export interface VmSpec {
+  name: string;
+  accel: Accel;
+  vcpus: number;
+  memMib: number;
+  /** File backing guest RAM. share=on: the file is the RAM (a snapshot parent); share=off: private copy-on-write. */
+  memPath: string;
+  memShare: boolean;
+  /** Cold boots only. Children restored with `incoming` carry no kernel (it is already in guest RAM). */
+  kernel?: { path: string; initrd: string; append: string };
+  /** cache: 'writeback' (default) honours guest flushes; 'unsafe' drops them (disposable overlays only). */
+  disk?: { path: string; format: 'qcow2' | 'raw'; readOnly?: boolean; cache?: 'writeback' | 'unsafe' };
+  agentSocket: string;
+  qmpSocket: string;
+  console: { kind: 'file'; path: string } | { kind: 'null' };
+  /** Start paused, waiting for `migrate-incoming` (a child restored from a snapshot). */
+  incoming?: boolean;
+}
+
+/** Name of the virtio-serial port the guest agent opens (found via /sys/class/virtio-ports/*\/name). */
+export const AGENT_PORT_NAME = 'org.forkd.agent';
+
+const MAX_VCPUS = 64;
+const MAX_MEM_MIB = 1024 * 1024;
+
+/**
+ * A value inside a QEMU option string (`key=value,key=value`): ',' is escaped as ',,'.
+ * Control characters (newline, NUL...) are rejected: nothing legitimate needs them.
+ */
+export function qemuOptValue(v: string, what: string): string {
+  if (v.length === 0) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `${what} is empty`);
+  // eslint-disable-next-line no-control-regex
+  if (/[\x00-\x1f\x7f]/.test(v)) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `${what} contains a control character: ${JSON.stringify(v)}`);
+  return v.replaceAll(',', ',,');
+}
+
+/** A value QEMU takes literally (no option parsing): -kernel, -initrd, -append, -name guest=. */
+function literal(v: string, what: string): string {
+  qemuOptValue(v, what);
+  return v;
+}
+
+function checkInt(v: number, min: number, max: number, what: string): number {
+  if (!Number.isInteger(v) || v < min || v > max) throw new ForkdError('FORKD_E_OUT_OF_RANGE', `${what} must be an integer from ${min} to ${max}; got ${v}`, { [what]: v, min, max });
+  return v;
+}
+
+/**
+ * The QEMU argument vector for a microvm. Pure. The device part (machine, memory backend, disk,
+ * virtio-serial) is emitted in one fixed order for parents and children alike: migration
+ * requires the same devices in the same order on both sides. Only share=, the socket/console
+ * paths, the kernel (parents only) and -incoming differ. Returned as an array for execve: no
+ * shell ever sees it.
+ */
+export function buildQemuArgs(spec: VmSpec): string[] {
+  const vcpus = checkInt(spec.vcpus, 1, MAX_VCPUS, 'vcpus');
+  const mem = checkInt(spec.memMib, 16, MAX_MEM_MIB, 'memMib');
+  if (spec.accel !== 'kvm' && spec.accel !== 'tcg') throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `unknown accel ${String(spec.accel)}`);
+  if (spec.incoming && spec.kernel) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', 'a VM restored with -incoming must not be given a kernel');
+  const args: string[] = [
+    '-name', `guest=${qemuOptValue(spec.name, 'name')}`,
+    '-M', 'microvm,x-option-roms=off,rtc=on,memory-backend=mem',
+    ...(spec.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg', '-cpu', 'max']),
+    '-smp', String(vcpus),
+    '-m', `${mem}M`,
+    '-nodefaults', '-no-user-config', '-no-reboot', '-nographic',
+    '-object', `memory-backend-file,id=mem,size=${mem}M,mem-path=${qemuOptValue(spec.memPath, 'memPath')},share=${spec.memShare ? 'on' : 'off'}`,
+  ];
+  if (spec.kernel) {
+    args.push('-kernel', literal(spec.kernel.path, 'kernel path'), '-initrd', literal(spec.kernel.initrd, 'initrd path'), '-append', literal(spec.kernel.append, 'kernel cmdline'));
+  }
+  if (spec.disk) {
+    const d = spec.disk;
+    if (d.format !== 'qcow2' && d.format !== 'raw') throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `unknown disk format ${String(d.format)}`);
+    const cache = d.cache ?? 'writeback';
+    if (cache !== 'writeback' && cache !== 'unsafe') throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `unknown disk cache mode ${String(cache)}`);
+    args.push('-drive', `if=none,id=root,file=${qemuOptValue(d.path, 'disk path')},format=${d.format},cache=${cache}${d.readOnly ? ',readonly=on' : ''}`);
+    args.push('-device', 'virtio-blk-device,drive=root');
+  }
+  args.push(
+    '-device', 'virtio-serial-device',
+    '-chardev', `socket,id=agent,path=${qemuOptValue(spec.agentSocket, 'agentSocket')},server=on,wait=off`,
+    '-device', `virtserialport,chardev=agent,name=${AGENT_PORT_NAME}`,
+    '-qmp', `unix:${qemuOptValue(spec.qmpSocket, 'qmpSocket')},server=on,wait=off`,
+  );
+  if (spec.console.kind === 'file') {
+    // `-serial file:X` takes X literally, so go through -chardev where ',,' escaping is uniform.
+    args.push('-chardev', `file,id=console,path=${qemuOptValue(spec.console.path, 'console path')}`, '-serial', 'chardev:console');
+  } else {
+    args.push('-serial', 'null');
+  }
+  if (spec.incoming) args.push('-incoming', 'defer');
+  return args;
+}
+
+/**
+ * The guest kernel command line. Under TCG the 6.1 kernel hangs calibrating the TSC on microvm
+ * (no port 0x61) unless it is told the TSC and loop rates.
+ */
+export function kernelCmdline(accel: Accel, extra: string[] = []): string {
+  const parts = ['console=ttyS0', 'quiet', 'panic=-1', 'reboot=t'];
+  if (accel === 'tcg') parts.push('tsc_early_khz=2000000', 'lpj=4000000');
+  for (const e of extra) {
+    if (!/^[A-Za-z0-9_.,:/=+@-]+$/.test(e)) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `kernel argument ${JSON.stringify(e)} has unsupported characters`);
+    parts.push(e);
+  }
+  return parts.join(' ');
+}

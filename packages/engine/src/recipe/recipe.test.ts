@@ -1,0 +1,27 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { listRecipeNames, loadRecipe, parseRecipe } from './recipe.js';
+import { ForkdError } from '@forkd/protocol';
+
+test('the shipped recipes parse: base, python, node', async () => {
+  const names = await listRecipeNames();
+  for (const n of ['base', 'python', 'node']) assert.ok(names.includes(n), n);
+  const py = await loadRecipe('python');
+  assert.equal(py.language, 'python');
+  assert.ok(py.packages.includes('python3-numpy'));
+  assert.deepEqual(py.warmup.python_modules, ['numpy']);
+  assert.equal((await loadRecipe('node')).language, 'js');
+});
+
+test('bad recipes are rejected with a recipe error code', async () => {
+  const bad = (text: string) => assert.throws(() => parseRecipe(text), (e: unknown) => e instanceof ForkdError && e.code === 'FORKD_E_RECIPE_INVALID', text);
+  bad('not json');
+  bad('{}');
+  bad('{"name":"x","packages":["bad pkg; rm -rf /"]}');
+  bad('{"name":"x","disk_mib":1}');
+  bad('{"name":"x","unknown_field":1}');
+  bad('{"name":"x","min_mem_mib":1024,"default_mem_mib":256}');
+  bad('{"name":"../evil"}');
+  await assert.rejects(loadRecipe('no-such-recipe'), (e: unknown) => e instanceof ForkdError && e.code === 'FORKD_E_RECIPE_NOT_FOUND');
+  await assert.rejects(loadRecipe('Bad Name!'), (e: unknown) => e instanceof ForkdError && e.code === 'FORKD_E_INVALID_ARGUMENT');
+});

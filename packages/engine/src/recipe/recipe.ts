@@ -1,0 +1,76 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+import { ForkdError, EvalLanguage } from '@forkd/protocol';
+
+/** A recipe: what goes into the image and what the parent warms before the snapshot. */
+export const RecipeSchema = z.object({
+  name: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'recipe name: lowercase letters, digits, . _ -'),
+  description: z.string().max(1000).default(''),
+  suite: z.enum(['bookworm']).default('bookworm'),
+  /** Extra Debian packages; the agent's own (nodejs, tini, iproute2) are always added. */
+  packages: z.array(z.string().regex(/^[a-z0-9][a-z0-9.+-]+$/, 'invalid Debian package name')).max(200).default([]),
+  disk_mib: z.number().int().min(512).max(65536).default(1024),
+  default_mem_mib: z.number().int().min(128).max(65536).default(512),
+  min_mem_mib: z.number().int().min(128).max(65536).default(192),
+  language: EvalLanguage.default('js'),
+  warmup: z.object({
+    python_modules: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_.]*$/)).max(64).optional(),
+    python: z.string().max(1024 * 1024).optional(),
+    js: z.string().max(1024 * 1024).optional(),
+  }).strict().default({}),
+}).strict();
+export type Recipe = z.output<typeof RecipeSchema>;
+
+/** Packages every image gets: the agent runs on Node, tini reaps zombies as PID 1. */
+export const AGENT_PACKAGES = ['nodejs', 'tini', 'iproute2', 'ca-certificates'];
+
+export function recipesDir(): string {
+  if (process.env.FORKD_RECIPES_DIR) return path.resolve(process.env.FORKD_RECIPES_DIR);
+  // packages/engine/{src,dist}/recipe -> repo root /recipes
+  return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..', 'recipes');
+}
+
+/** Resolve a recipe by name (from the recipes folder) or by path to a JSON file. */
+export async function loadRecipe(nameOrPath: string): Promise<Recipe> {
+  const looksLikePath = nameOrPath.includes('/') || nameOrPath.endsWith('.json');
+  if (!looksLikePath && !/^[a-z0-9][a-z0-9._-]{0,63}$/.test(nameOrPath)) {
+    throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `invalid recipe name ${JSON.stringify(nameOrPath)}`);
+  }
+  const file = looksLikePath ? path.resolve(nameOrPath) : path.join(recipesDir(), `${nameOrPath}.json`);
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch {
+    const known = await listRecipeNames();
+    throw new ForkdError('FORKD_E_RECIPE_NOT_FOUND', `recipe ${JSON.stringify(nameOrPath)} not found (known: ${known.join(', ') || 'none'})`, { recipe: nameOrPath });
+  }
+  return parseRecipe(text, file);
+}
+
+export function parseRecipe(text: string, source = 'recipe'): Recipe {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new ForkdError('FORKD_E_RECIPE_INVALID', `${source}: not valid JSON: ${(e as Error).message}`);
+  }
+  const parsed = RecipeSchema.safeParse(raw);
+  if (!parsed.success) {
+    const msg = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+    throw new ForkdError('FORKD_E_RECIPE_INVALID', `${source}: ${msg}`);
+  }
+  if (parsed.data.min_mem_mib > parsed.data.default_mem_mib) {
+    throw new ForkdError('FORKD_E_RECIPE_INVALID', `${source}: min_mem_mib exceeds default_mem_mib`);
+  }
+  return parsed.data;
+}
+
+export async function listRecipeNames(): Promise<string[]> {
+  try {
+    return (await fs.readdir(recipesDir())).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5)).sort();
+  } catch {
+    return [];
+  }
+}

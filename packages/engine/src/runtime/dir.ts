@@ -1,0 +1,100 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import crypto from 'node:crypto';
+import os from 'node:os';
+import { ForkdError } from '@forkd/protocol';
+import { procStartTime } from './proc.js';
+
+/** Unix socket paths are limited to 108 bytes including the NUL. */
+const SUN_PATH_MAX = 107;
+/** Longest file name we put in a VM directory (e.g. "agent.sock", "qmp.sock"). */
+const LONGEST_LEAF = 'console.log.sock'.length;
+export const VM_DIR_PREFIX = 'vm-';
+export const OWNER_FILE = 'owner.json';
+
+export interface OwnerRecord {
+  kind: string;
+  owner_pid: number;
+  owner_starttime: number;
+  qemu_pid: number | null;
+  created_at: string;
+}
+
+export interface VmDir {
+  id: string;
+  dir: string;
+  kind: string;
+  /** Records QEMU's pid in owner.json (cleanup kills it only if its cmdline names this dir). */
+  setQemuPid(pid: number): Promise<void>;
+  /** Removes the directory and everything in it. Idempotent. */
+  remove(): Promise<void>;
+}
+
+/**
+ * Where per-VM run directories live: $FORKD_RUN_DIR, else /run/forkd for root, else
+ * $XDG_RUNTIME_DIR/forkd, else /tmp/forkd-<uid>. Kept short: sockets live below it.
+ */
+export function runtimeDir(): string {
+  let dir: string;
+  if (process.env.FORKD_RUN_DIR) dir = path.resolve(process.env.FORKD_RUN_DIR);
+  else if (process.getuid?.() === 0) dir = '/run/forkd';
+  else if (process.env.XDG_RUNTIME_DIR) dir = path.join(process.env.XDG_RUNTIME_DIR, 'forkd');
+  else dir = path.join(os.tmpdir(), `forkd-${process.getuid?.() ?? 'user'}`);
+  const longest = path.join(dir, `${VM_DIR_PREFIX}${'0'.repeat(16)}`, 'x'.repeat(LONGEST_LEAF));
+  if (Buffer.byteLength(longest) > SUN_PATH_MAX) {
+    throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `run directory ${dir} is too long for Unix socket paths (${Buffer.byteLength(longest)} > ${SUN_PATH_MAX} bytes): set FORKD_RUN_DIR to a shorter path`, { run_dir: dir });
+  }
+  return dir;
+}
+
+let selfStart: number | null = null;
+async function ownStartTime(): Promise<number> {
+  selfStart ??= (await procStartTime(process.pid)) ?? 0;
+  return selfStart;
+}
+
+/**
+ * Creates <run>/vm-<16 hex>/ with owner.json naming this process. The directory is assembled
+ * under a dot-name and renamed into place, so cleanup never sees a vm- dir without an owner.
+ */
+export async function createVmDir(kind: string): Promise<VmDir> {
+  const run = runtimeDir();
+  await fs.mkdir(run, { recursive: true, mode: 0o700 });
+  const id = crypto.randomBytes(8).toString('hex');
+  const dir = path.join(run, `${VM_DIR_PREFIX}${id}`);
+  const tmp = path.join(run, `.${VM_DIR_PREFIX}${id}.tmp`);
+  await fs.mkdir(tmp, { mode: 0o700 });
+  const owner: OwnerRecord = { kind, owner_pid: process.pid, owner_starttime: await ownStartTime(), qemu_pid: null, created_at: new Date().toISOString() };
+  try {
+    await fs.writeFile(path.join(tmp, OWNER_FILE), JSON.stringify(owner));
+    await fs.rename(tmp, dir);
+  } catch (e) {
+    await fs.rm(tmp, { recursive: true, force: true });
+    throw e;
+  }
+  return {
+    id,
+    dir,
+    kind,
+    async setQemuPid(pid: number) {
+      owner.qemu_pid = pid;
+      // tmp + rename (no fsync: the run dir does not outlive a reboot, and this is on the spawn path).
+      const tmpFile = path.join(dir, `.${OWNER_FILE}.tmp`);
+      await fs.writeFile(tmpFile, JSON.stringify(owner));
+      await fs.rename(tmpFile, path.join(dir, OWNER_FILE));
+    },
+    async remove() {
+      await fs.rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function readOwner(dir: string): Promise<OwnerRecord | null> {
+  try {
+    const v = JSON.parse(await fs.readFile(path.join(dir, OWNER_FILE), 'utf8')) as Partial<OwnerRecord>;
+    if (typeof v.owner_pid !== 'number' || typeof v.owner_starttime !== 'number') return null;
+    return { kind: String(v.kind ?? ''), owner_pid: v.owner_pid, owner_starttime: v.owner_starttime, qemu_pid: typeof v.qemu_pid === 'number' ? v.qemu_pid : null, created_at: String(v.created_at ?? '') };
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,47 @@
+import crypto from 'node:crypto';
+import type { AgentClient } from '../agent-client/index.js';
+import type { Vm } from './vm.js';
+
+export interface SandboxTimings {
+  /** From the spawn request to `cont` returning: the guest is running. */
+  spawn_to_running_ms: number;
+  /** From the spawn request to the agent's reply after restore (clock set, RNG reseeded). */
+  spawn_to_ready_ms: number;
+  phases: { launch_ms: number; migrate_ms: number; cont_ms: number; restore_ms: number };
+  /** Guest clock minus host clock before the agent corrected it. */
+  clock_skew_ms: number;
+}
+
+/** A running child: a restored VM whose agent has answered. */
+export class Sandbox {
+  readonly id: string;
+  readonly createdAt = new Date();
+
+  constructor(
+    readonly vm: Vm,
+    readonly tag: string,
+    readonly timings: SandboxTimings,
+    readonly language: 'python' | 'js',
+  ) {
+    this.id = `sb-${vm.id}`;
+  }
+
+  get pid(): number {
+    return this.vm.pid;
+  }
+  get agent(): AgentClient {
+    if (!this.vm.agent) throw new Error('sandbox has no agent connection');
+    return this.vm.agent;
+  }
+  get alive(): boolean {
+    return this.vm.alive;
+  }
+
+  kill(): Promise<void> {
+    return this.vm.kill();
+  }
+}
+
+export function randomHex(bytes: number): string {
+  return crypto.randomBytes(bytes).toString('hex');
+}

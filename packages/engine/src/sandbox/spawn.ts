@@ -1,0 +1,143 @@
+import path from 'node:path';
+import crypto from 'node:crypto';
+import { ForkdError, toForkdError } from '@forkd/protocol';
+import type { HomeLayout } from '../home/paths.js';
+import { readSnapshot, type SnapshotEntry } from '../snapshot/store.js';
+import { machineSignature } from '../snapshot/machine.js';
+import { shellQuote } from '../snapshot/create.js';
+import { qemuVersion } from '../qemu/version.js';
+import { runTool } from '../qemu/tools.js';
+import { type ProgressFn, noProgress } from '../progress.js';
+import { Vm } from './vm.js';
+import type { Platform } from '../platform.js';
+import { Sandbox } from './sandbox.js';
+import { nowMs, since } from './timing.js';
+
+export const SPAWN_RANGE = { min: 1, max: 1000 } as const;
+
+export interface SpawnOptions {
+  tag: string;
+  n?: number;
+  /** Per-child budget from launch to the agent's answer. */
+  readyTimeoutMs?: number;
+  onProgress?: ProgressFn;
+}
+
+/** Checks that this host can restore the snapshot exactly as it was saved. */
+export async function checkRestorable(entry: SnapshotEntry, platform: Platform): Promise<void> {
+  const m = entry.manifest;
+  const version = await qemuVersion();
+  if (m.qemu.version !== version) {
+    throw new ForkdError('FORKD_E_SNAPSHOT_INCOMPATIBLE', `snapshot ${m.tag} was made by QEMU ${m.qemu.version}; this host has ${version} (microvm state does not migrate across versions: recreate it)`, { tag: m.tag, snapshot_qemu: m.qemu.version, host_qemu: version });
+  }
+  const env = await platform.resolve();
+  if (m.accel !== env.accel) {
+    throw new ForkdError('FORKD_E_SNAPSHOT_INCOMPATIBLE', `snapshot ${m.tag} was made under ${m.accel}; this host runs ${env.accel} (${env.accelReason}): recreate it here`, { tag: m.tag, snapshot_accel: m.accel, host_accel: env.accel });
+  }
+  if (m.machine.signature !== machineSignature(m.accel, m.machine.mem_mib, m.machine.vcpus)) {
+    throw new ForkdError('FORKD_E_SNAPSHOT_INCOMPATIBLE', `snapshot ${m.tag} was made with another machine layout (older forkd?): recreate it`, { tag: m.tag });
+  }
+}
+
+/**
+ * Restores n children from a snapshot at once. Each maps the memory file private (pages shared
+ * until written), gets its own disk overlay and agent channel, and counts as ready only when its
+ * agent has answered after the clock and RNG were reset. All or nothing: if one child fails,
+ * every child of the call is killed and the first error is raised.
+ */
+export async function spawnChildren(layout: HomeLayout, platform: Platform, opts: SpawnOptions): Promise<Sandbox[]> {
+  const n = opts.n ?? 1;
+  if (!Number.isInteger(n) || n < SPAWN_RANGE.min || n > SPAWN_RANGE.max) {
+    throw new ForkdError('FORKD_E_OUT_OF_RANGE', `n must be an integer from ${SPAWN_RANGE.min} to ${SPAWN_RANGE.max}; got ${n}`, { n, min: SPAWN_RANGE.min, max: SPAWN_RANGE.max });
+  }
+  const onProgress = opts.onProgress ?? noProgress;
+  const entry = await readSnapshot(layout, opts.tag);
+  await checkRestorable(entry, platform);
+  const t0 = nowMs();
+  let ready = 0;
+  const results = await Promise.allSettled(
+    Array.from({ length: n }, () =>
+      restoreOne(entry, t0, opts.readyTimeoutMs ?? 60_000).then((sb) => {
+        ready++;
+        onProgress({ phase: 'spawn', message: `${ready}/${n} ready`, fraction: ready / n });
+        return sb;
+      }),
+    ),
+  );
+  const ok = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  const failed = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
+  if (failed.length > 0) {
+    await Promise.all(ok.map((sb) => sb.kill()));
+    const first = toForkdError(failed[0], 'FORKD_E_RESTORE_FAILED');
+    throw new ForkdError(first.code, `${failed.length} of ${n} children failed to start: ${first.message}`, { ...first.details, failed: failed.length, n });
+  }
+  return ok;
+}
+
+async function restoreOne(entry: SnapshotEntry, t0: number, readyTimeoutMs: number): Promise<Sandbox> {
+  const m = entry.manifest;
+  const base = path.join(entry.dir, 'disk.qcow2');
+  const vm = await Vm.launch('child', {
+    accel: m.accel,
+    vcpus: m.machine.vcpus,
+    memMib: m.machine.mem_mib,
+    memPath: path.join(entry.dir, 'memory.bin'),
+    memShare: false,
+    incoming: true,
+    consoleLog: process.env.FORKD_CHILD_CONSOLE === '1',
+  }, {
+    prepare: async (dir) => {
+      const overlay = path.join(dir, 'disk.qcow2');
+      await runTool('qemu-img', ['create', '-q', '-f', 'qcow2', '-o', 'cluster_size=65536', '-b', base, '-F', 'qcow2', overlay]);
+      return { disk: { path: overlay, format: 'qcow2' } };
+    },
+  });
+  try {
+    const launchMs = since(t0);
+    // Connect the agent channel while the migration runs; the guest sees it after `cont`.
+    const agentP = vm.connectAgent(readyTimeoutMs);
+    agentP.catch(() => undefined);
+    const tMig = nowMs();
+    await vm.qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: true }] });
+    await vm.qmp.execute('migrate-incoming', { uri: `exec:cat ${shellQuote(path.join(entry.dir, 'vmstate'))}` });
+    await vm.guard(waitIncoming(vm, readyTimeoutMs), 'restoring device state');
+    const migrateMs = since(tMig);
+    const tCont = nowMs();
+    await vm.qmp.execute('cont');
+    const contMs = since(tCont);
+    const running = since(t0);
+    const agent = await agentP;
+    const tRestore = nowMs();
+    const restored = await vm.guard(
+      agent.restore({ now_ms: Date.now(), entropy_b64: crypto.randomBytes(64).toString('base64') }, { timeoutMs: readyTimeoutMs }),
+      'waiting for the agent after restore',
+    );
+    return new Sandbox(vm, m.tag, {
+      spawn_to_running_ms: running,
+      spawn_to_ready_ms: since(t0),
+      phases: { launch_ms: launchMs, migrate_ms: migrateMs, cont_ms: contMs, restore_ms: since(tRestore) },
+      clock_skew_ms: restored.skew_ms,
+    }, m.language);
+  } catch (e) {
+    await vm.kill();
+    throw e;
+  }
+}
+
+async function waitIncoming(vm: Vm, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const st = (await vm.qmp.execute('query-status')) as { status?: string };
+    if (st.status === 'paused' || st.status === 'running' || st.status === 'postmigrate') {
+      const mig = (await vm.qmp.execute('query-migrate')) as { status?: string; 'error-desc'?: string };
+      if (mig.status === 'failed') throw new ForkdError('FORKD_E_RESTORE_FAILED', `incoming migration failed: ${mig['error-desc'] ?? ''}`);
+      return;
+    }
+    if (st.status === 'inmigrate' || st.status === 'prelaunch') {
+      const mig = (await vm.qmp.execute('query-migrate')) as { status?: string; 'error-desc'?: string };
+      if (mig.status === 'failed') throw new ForkdError('FORKD_E_RESTORE_FAILED', `incoming migration failed: ${mig['error-desc'] ?? ''}`);
+    }
+    if (Date.now() > deadline) throw new ForkdError('FORKD_E_TIMEOUT', `restore did not complete within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}

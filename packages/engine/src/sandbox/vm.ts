@@ -1,0 +1,115 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { ForkdError } from '@forkd/protocol';
+import { buildQemuArgs, type VmSpec } from '../qemu/args.js';
+import { launchQemu, type QemuProcess } from '../qemu/process.js';
+import { QmpClient } from '../qmp/client.js';
+import { AgentClient } from '../agent-client/index.js';
+import { createVmDir, type VmDir } from '../runtime/index.js';
+
+export type VmSpecInput = Omit<VmSpec, 'name' | 'agentSocket' | 'qmpSocket' | 'console'> & { consoleLog?: boolean };
+
+/**
+ * One QEMU process with its run directory, QMP channel and agent channel. Owns everything in
+ * its run directory and removes it on kill. QEMU runs with pdeathsig, so it dies with us.
+ */
+export class Vm {
+  private killed = false;
+  agent: AgentClient | null = null;
+
+  private constructor(
+    readonly vmDir: VmDir,
+    readonly proc: QemuProcess,
+    readonly qmp: QmpClient,
+  ) {}
+
+  get id(): string {
+    return this.vmDir.id;
+  }
+  get dir(): string {
+    return this.vmDir.dir;
+  }
+  get pid(): number {
+    return this.proc.pid;
+  }
+  get agentSocket(): string {
+    return path.join(this.vmDir.dir, 'agent.sock');
+  }
+  get consolePath(): string {
+    return path.join(this.vmDir.dir, 'console.log');
+  }
+
+  /** Creates the run dir (prepare may add files such as the disk overlay), launches QEMU, connects QMP. */
+  static async launch(kind: string, spec: VmSpecInput, opts: { prepare?: (dir: string) => Promise<Partial<VmSpecInput>>; qmpTimeoutMs?: number } = {}): Promise<Vm> {
+    const vmDir = await createVmDir(kind);
+    let proc: QemuProcess | null = null;
+    try {
+      const extra = opts.prepare ? await opts.prepare(vmDir.dir) : {};
+      const full: VmSpec = {
+        ...spec,
+        ...extra,
+        name: `forkd-${vmDir.id}`,
+        agentSocket: path.join(vmDir.dir, 'agent.sock'),
+        qmpSocket: path.join(vmDir.dir, 'qmp.sock'),
+        console: (extra.consoleLog ?? spec.consoleLog) ? { kind: 'file', path: path.join(vmDir.dir, 'console.log') } : { kind: 'null' },
+      } as VmSpec;
+      delete (full as { consoleLog?: boolean }).consoleLog;
+      proc = await launchQemu(full, { runDir: vmDir.dir });
+      await vmDir.setQemuPid(proc.pid);
+      const qmp = await Promise.race([
+        QmpClient.connect(full.qmpSocket, { timeoutMs: opts.qmpTimeoutMs ?? 15_000 }),
+        proc.exited.then(() => {
+          throw new ForkdError('FORKD_E_VM_START_FAILED', `QEMU exited during start: ${proc?.stderrTail() ?? ''}`.trim());
+        }),
+      ]);
+      return new Vm(vmDir, proc, qmp);
+    } catch (e) {
+      if (proc) {
+        proc.kill('SIGKILL');
+        await proc.exited.catch(() => undefined);
+      }
+      await vmDir.remove();
+      throw e;
+    }
+  }
+
+  async connectAgent(timeoutMs = 10_000): Promise<AgentClient> {
+    if (!this.agent) this.agent = await AgentClient.connect(this.agentSocket, { connectTimeoutMs: timeoutMs });
+    return this.agent;
+  }
+
+  /** Rejects with the console tail if QEMU exits before the promise settles. */
+  async guard<T>(p: Promise<T>, what: string): Promise<T> {
+    return Promise.race([
+      p,
+      this.proc.exited.then(async () => {
+        const tail = await this.consoleTail();
+        throw new ForkdError('FORKD_E_VM_START_FAILED', `QEMU exited while ${what}. ${this.proc.stderrTail()} ${tail}`.trim());
+      }),
+    ]);
+  }
+
+  async consoleTail(bytes = 2000): Promise<string> {
+    try {
+      const buf = await fs.readFile(this.consolePath);
+      return buf.subarray(Math.max(0, buf.length - bytes)).toString('utf8');
+    } catch {
+      return '';
+    }
+  }
+
+  get alive(): boolean {
+    return !this.killed;
+  }
+
+  /** Kills QEMU and removes the run directory (sockets, overlay). Idempotent. */
+  async kill(): Promise<void> {
+    if (this.killed) return;
+    this.killed = true;
+    this.agent?.close();
+    this.qmp.close();
+    this.proc.kill('SIGKILL');
+    await this.proc.exited.catch(() => undefined);
+    await this.vmDir.remove();
+  }
+}

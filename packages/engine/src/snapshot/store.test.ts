@@ -1,0 +1,74 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import fc from 'fast-check';
+import { ForkdError } from '@forkd/protocol';
+import { homeLayout } from '../home/paths.js';
+import { listSnapshots, readSnapshot, removeSnapshot } from './store.js';
+import { MANIFEST_VERSION, SnapshotManifestSchema, type SnapshotManifest } from './manifest.js';
+
+export function sampleManifest(tag: string): SnapshotManifest {
+  return {
+    format_version: MANIFEST_VERSION,
+    tag,
+    created_at: new Date(0).toISOString(),
+    origin: { kind: 'recipe', recipe: 'python' },
+    parent_tag: null,
+    language: 'python',
+    qemu: { version: '7.2.22', binary: 'qemu-system-x86_64' },
+    accel: 'tcg',
+    machine: { mem_mib: 512, vcpus: 1, signature: 'abc' },
+    kernel: { path: '/boot/vmlinuz', version: '6.1', sha256: 'k', cmdline: 'console=ttyS0' },
+    initramfs_sha256: 'i',
+    image: { key: 'a'.repeat(64), recipe: 'python', path: '/x/rootfs.ext4' },
+    files: {
+      memory: { name: 'memory.bin', logical_bytes: 1, physical_bytes: 1 },
+      vmstate: { name: 'vmstate', bytes: 1, sha256: 'v' },
+      disk: { name: 'disk.qcow2', backing: '../x', physical_bytes: 1 },
+    },
+    timings: { boot_to_agent_ms: 1, warmup_ms: 1, save_ms: 1, total_ms: 1 },
+    agent_version: '0.1.0',
+  };
+}
+
+async function makeSnapshot(root: string, tag: string, manifest: unknown) {
+  const dir = path.join(root, 'snapshots', tag);
+  await fs.mkdir(dir, { recursive: true });
+  for (const f of ['memory.bin', 'vmstate', 'disk.qcow2']) await fs.writeFile(path.join(dir, f), '');
+  await fs.writeFile(path.join(dir, 'snapshot.json'), typeof manifest === 'string' ? manifest : JSON.stringify(manifest));
+}
+
+test('manifest schema: a valid manifest round-trips; any dropped field is rejected', () => {
+  const m = sampleManifest('t');
+  assert.deepEqual(SnapshotManifestSchema.parse(JSON.parse(JSON.stringify(m))), m);
+  fc.assert(fc.property(fc.constantFrom(...Object.keys(m)), (key) => {
+    const copy: Record<string, unknown> = { ...m };
+    delete copy[key];
+    assert.equal(SnapshotManifestSchema.safeParse(copy).success, false);
+  }));
+  assert.equal(SnapshotManifestSchema.safeParse({ ...m, format_version: 2 }).success, false);
+  assert.equal(SnapshotManifestSchema.safeParse({ ...m, accel: 'hvf' }).success, false);
+});
+
+test('store: only complete snapshots with valid manifests are listed', async () => {
+  const root = await fs.mkdtemp(path.join(os.tmpdir(), 'forkd-store-'));
+  try {
+    const layout = homeLayout(root);
+    await makeSnapshot(root, 'good', sampleManifest('good'));
+    await makeSnapshot(root, 'garbage', '{not json');
+    await makeSnapshot(root, '.staging-half-1234', sampleManifest('half'));
+    await makeSnapshot(root, 'future', { ...sampleManifest('future'), format_version: 99 });
+    assert.deepEqual((await listSnapshots(layout)).map((s) => s.tag), ['good']);
+    await assert.rejects(readSnapshot(layout, 'garbage'), (e: unknown) => e instanceof ForkdError && e.code === 'FORKD_E_SNAPSHOT_INCOMPATIBLE');
+    await assert.rejects(readSnapshot(layout, 'missing'), (e: unknown) => e instanceof ForkdError && e.code === 'FORKD_E_SNAPSHOT_NOT_FOUND');
+    await assert.rejects(readSnapshot(layout, '../etc'), (e: unknown) => e instanceof ForkdError && e.code === 'FORKD_E_INVALID_TAG');
+    await fs.rm(path.join(root, 'snapshots', 'good', 'vmstate'));
+    await assert.rejects(readSnapshot(layout, 'good'), (e: unknown) => e instanceof ForkdError && e.code === 'FORKD_E_SNAPSHOT_INCOMPATIBLE');
+    await removeSnapshot(layout, 'good');
+    await assert.rejects(removeSnapshot(layout, 'good'), (e: unknown) => e instanceof ForkdError && e.code === 'FORKD_E_SNAPSHOT_NOT_FOUND');
+  } finally {
+    await fs.rm(root, { recursive: true, force: true });
+  }
+});

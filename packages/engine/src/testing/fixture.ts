@@ -1,0 +1,58 @@
+/**
+ * Shared by integration tests: one warm python snapshot per agent/image version, reused across
+ * test files and runs (it is rebuilt when the image it was made from changes).
+ */
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Engine } from '../engine.js';
+import { loadRecipe, parseRecipe, type Recipe } from '../recipe/recipe.js';
+import { imageKey } from '../image/build.js';
+
+export const PARENT_MARKER = 424242;
+export const FIXTURE_TAG = 'itest-python';
+
+export async function fixtureRecipe(): Promise<Recipe> {
+  const base = await loadRecipe('python');
+  return parseRecipe(JSON.stringify({
+    ...base,
+    name: 'itest-python',
+    warmup: {
+      ...base.warmup,
+      python: `${base.warmup.python ?? ''}\nforkd_parent_marker = ${PARENT_MARKER}`,
+      js: "var jsParentMarker = 'from-parent';",
+    },
+  }));
+}
+
+export function testEngine(): Engine {
+  return new Engine({ accel: (process.env.FORKD_ACCEL as 'auto' | 'kvm' | 'tcg' | undefined) ?? 'auto' });
+}
+
+/** Returns the fixture snapshot tag, creating (or re-creating) it when needed. */
+export async function ensureFixtureSnapshot(engine: Engine): Promise<string> {
+  const recipe = await fixtureRecipe();
+  const { key } = await imageKey(recipe);
+  try {
+    const s = await engine.getSnapshot(FIXTURE_TAG);
+    if (s.manifest.image.key === key && s.manifest.qemu.version) return FIXTURE_TAG;
+    await engine.removeSnapshot(FIXTURE_TAG);
+  } catch {
+    await engine.removeSnapshot(FIXTURE_TAG).catch(() => undefined);
+  }
+  const log = (ev: { phase: string; message: string }) => process.stderr.write(`# fixture [${ev.phase}] ${ev.message}\n`);
+  let lastPhase = '';
+  await engine.createSnapshot({
+    tag: FIXTURE_TAG,
+    recipe,
+    onProgress: (ev) => {
+      if (ev.phase !== 'debootstrap' || ev.phase !== lastPhase) log(ev);
+      lastPhase = ev.phase;
+    },
+  });
+  return FIXTURE_TAG;
+}
+
+export async function tmpDir(prefix: string): Promise<string> {
+  return fs.mkdtemp(path.join(os.tmpdir(), `forkd-${prefix}-`));
+}

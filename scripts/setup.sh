@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Idempotent set-up for a fresh Debian 12 machine: apt packages, npm ci, build.
+# Every step is skipped when already satisfied, so `npm test` and `npm run quickstart` can run it each time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(qemu-system-x86 qemu-utils linux-image-cloud-amd64 debootstrap e2fsprogs zstd util-linux busybox-static)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}" >&2
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -q >&2
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
+fi
+
+# npm ci only when the lockfile changed since the last install.
+stamp=node_modules/.forkd-lock-sha
+want=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  echo "setup: npm ci" >&2
+  npm ci --no-audit --no-fund --loglevel=error >&2
+  echo "$want" > "$stamp"
+fi
+
+# Build when any source is newer than the last build.
+if [ ! -f packages/cli/dist/index.js ] || [ ! -f packages/agent/dist/guest/agent.mjs ] || \
+   [ -n "$(find packages/*/src packages/agent/build.mjs -newer packages/cli/dist/index.js -print -quit 2>/dev/null)" ]; then
+  echo "setup: build" >&2
+  npm run -s build >&2
+  touch packages/cli/dist/index.js
+fi
