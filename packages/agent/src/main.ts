@@ -3,6 +3,7 @@
  *   --port PATH        serve this character device instead
  *   --listen SOCKPATH  test mode: serve a Unix socket, one host at a time
  *   --no-system        test mode: restore never sets the clock or reseeds the kernel RNG
+ *   --no-python        test mode: behave as if python3 were not installed
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,15 +17,17 @@ interface Args {
   port?: string;
   listen?: string;
   noSystem: boolean;
+  noPython: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { noSystem: false };
+  const a: Args = { noSystem: false, noPython: false };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
     if (k === '--port') a.port = argv[++i];
     else if (k === '--listen') a.listen = argv[++i];
     else if (k === '--no-system') a.noSystem = true;
+    else if (k === '--no-python') a.noPython = true;
     else throw new Error(`unknown argument: ${k}`);
   }
   return a;
@@ -39,7 +42,7 @@ async function main(): Promise<void> {
   process.on('unhandledRejection', (err) => log(`unhandled rejection: ${(err as Error)?.stack ?? err}`));
   const args = parseArgs(process.argv.slice(2));
   const helpersDir = path.dirname(fileURLToPath(import.meta.url));
-  const agent = createAgent({ helpersDir, noSystem: args.noSystem });
+  const agent = createAgent({ helpersDir, noSystem: args.noSystem, ...(args.noPython ? { python: null } : {}) });
   let transport: Transport;
   if (args.listen) {
     transport = new ListenTransport(args.listen);

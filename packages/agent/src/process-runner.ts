@@ -5,6 +5,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import type { ExecResultT } from '@forkd/protocol';
 import type { OutputCollector } from './output-buffer.js';
 
@@ -31,6 +33,20 @@ let shellCache: string | null = null;
 export function defaultShell(): string {
   if (shellCache === null) shellCache = fs.existsSync('/bin/bash') ? '/bin/bash' : '/bin/sh';
   return shellCache;
+}
+
+let stdinSeq = 0;
+/** An unlinked temporary file holding the bytes, opened for reading at offset 0. */
+function stdinFile(bytes: Buffer): number {
+  const p = path.join(os.tmpdir(), `.forkd-stdin-${process.pid}-${++stdinSeq}`);
+  const w = fs.openSync(p, 'w', 0o600);
+  try {
+    fs.writeSync(w, bytes);
+    return fs.openSync(p, 'r');
+  } finally {
+    fs.closeSync(w);
+    fs.rmSync(p, { force: true });
+  }
 }
 
 export function defaultEnv(): Record<string, string> {
@@ -69,12 +85,16 @@ export class RunningProcess {
     let child: ChildProcess;
     let finish!: () => void;
     this.done = new Promise<void>((r) => (finish = r)).then(() => this.result());
+    let stdinFd: number | null = null;
     try {
+      // stdin is a file (or /dev/null), never a socket: bash sources ~/.bashrc when its stdin is
+      // a socket (the "run by rshd" heuristic), and node's 'pipe' is a socketpair.
+      stdinFd = o.stdin && o.stdin.length > 0 ? stdinFile(o.stdin) : null;
       child = spawn(file, args, {
         cwd: o.cwd,
         env: { ...defaultEnv(), ...(o.env ?? {}) },
         detached: true,
-        stdio: ['pipe', 'pipe', 'pipe'],
+        stdio: [stdinFd ?? 'ignore', 'pipe', 'pipe'],
       });
     } catch (err) {
       // Synchronous spawn failures (bad argument types) are reported like a missing binary.
@@ -85,6 +105,8 @@ export class RunningProcess {
       this.pid = -1;
       finish();
       return;
+    } finally {
+      if (stdinFd !== null) fs.closeSync(stdinFd);
     }
     this.child = child;
     this.pid = child.pid ?? -1;
@@ -131,9 +153,6 @@ export class RunningProcess {
     });
     this.wire('stdout', child);
     this.wire('stderr', child);
-    child.stdin?.on('error', () => undefined); // EPIPE when the process does not read stdin
-    if (o.stdin && o.stdin.length > 0) child.stdin?.end(o.stdin);
-    else child.stdin?.end();
     if (o.timeoutMs !== undefined && this.pid > 0) {
       this.timer = setTimeout(() => {
         this.timedOut = true;

@@ -43,7 +43,14 @@ export class ListenTransport implements Transport {
       write: (buf) =>
         new Promise<void>((resolve, reject) => {
           if (sock.destroyed) return reject(new Error('socket closed'));
-          sock.write(buf, (err) => (err ? reject(err) : resolve()));
+          // Settle on close too, so a write caught by a disconnect can never stall the writer.
+          const onClose = (): void => reject(new Error('socket closed'));
+          sock.once('close', onClose);
+          sock.write(buf, (err) => {
+            sock.off('close', onClose);
+            if (err) reject(err);
+            else resolve();
+          });
         }),
     });
     sock.on('data', (chunk: Buffer) => {

@@ -49,6 +49,9 @@ type State =
 /** Incremental decoder; memory use is bounded by maxFrameBytes plus one chunk. */
 export class FrameDecoder {
   private buf: Buffer = Buffer.alloc(0);
+  /** Chunks of a frame body still being received (joined once the body is complete). */
+  private pending: Buffer[] = [];
+  private pendingLen = 0;
   private state: State = { s: 'prefix' };
   private readonly max: number;
   private garbage = 0;
@@ -60,17 +63,32 @@ export class FrameDecoder {
   /** Forget any partial frame (the peer reconnected). */
   reset(): void {
     this.buf = Buffer.alloc(0);
+    this.pending = [];
+    this.pendingLen = 0;
     this.state = { s: 'prefix' };
     this.flushGarbage();
   }
 
   /** Bytes currently held (for tests and accounting). */
   get buffered(): number {
-    return this.buf.length;
+    return this.buf.length + this.pendingLen;
   }
 
   push(chunk: Uint8Array): void {
-    this.buf = this.buf.length === 0 ? Buffer.from(chunk) : Buffer.concat([this.buf, chunk]);
+    const st = this.state;
+    if (st.s === 'body' && this.buf.length + this.pendingLen + chunk.length < st.headerLen + st.payloadLen) {
+      // Still short of a whole frame body: collect without re-copying (avoids O(n^2) concat).
+      this.pending.push(Buffer.from(chunk));
+      this.pendingLen += chunk.length;
+      return;
+    }
+    if (this.pending.length > 0) {
+      this.buf = Buffer.concat([this.buf, ...this.pending, chunk]);
+      this.pending = [];
+      this.pendingLen = 0;
+    } else {
+      this.buf = this.buf.length === 0 ? Buffer.from(chunk) : Buffer.concat([this.buf, chunk]);
+    }
     for (;;) {
       if (!this.step()) break;
     }

@@ -148,3 +148,20 @@ describe('agent eval (real agent over --listen)', () => {
     assert.match((await c.ping()).warmup_error ?? '', /no warm/);
   });
 });
+
+describe('agent without python3', () => {
+  it('omits python from languages and answers python evals with FORKD_E_TOOL_MISSING', async () => {
+    const agent = await startTestAgent({ extraArgs: ['--no-python'] });
+    const c = await AgentClient.connect(agent.socketPath);
+    try {
+      assert.deepEqual((await c.ping()).languages, ['js']);
+      await assert.rejects(c.eval('python', '1'), (e: { code?: string; message: string }) => e.code === 'FORKD_E_TOOL_MISSING' && /python3/.test(e.message));
+      const w = await c.warmup({ python: '1' });
+      assert.equal(w.warmup, 'failed');
+      assert.equal((await c.warmup({ js: '1' })).warmup, 'warm');
+    } finally {
+      c.close();
+      await agent.stop();
+    }
+  });
+});

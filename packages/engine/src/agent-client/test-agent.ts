@@ -18,12 +18,12 @@ export interface TestAgent {
   stop(): Promise<void>;
 }
 
-export async function startTestAgent(o: { bundle?: string } = {}): Promise<TestAgent> {
+export async function startTestAgent(o: { bundle?: string; extraArgs?: string[] } = {}): Promise<TestAgent> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'forkd-agent-test-'));
   const socketPath = path.join(dir, 'agent.sock');
   const args = o.bundle
-    ? [o.bundle, '--listen', socketPath, '--no-system']
-    : ['--conditions=source', '--import', 'tsx', AGENT_MAIN, '--listen', socketPath, '--no-system'];
+    ? [o.bundle, '--listen', socketPath, '--no-system', ...(o.extraArgs ?? [])]
+    : ['--conditions=source', '--import', 'tsx', AGENT_MAIN, '--listen', socketPath, '--no-system', ...(o.extraArgs ?? [])];
   const proc = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'pipe'] });
   let err = '';
   proc.stderr!.on('data', (d: Buffer) => {

@@ -5,6 +5,8 @@ export type Accel = 'kvm' | 'tcg';
 export interface VmSpec {
   name: string;
   accel: Accel;
+  /** TCG translation-cache size (MiB). Not migrated state: children may cap it to bound memory. */
+  tcgTbSizeMib?: number;
   vcpus: number;
   memMib: number;
   /** File backing guest RAM. share=on: the file is the RAM (a snapshot parent); share=off: private copy-on-write. */
@@ -64,7 +66,7 @@ export function buildQemuArgs(spec: VmSpec): string[] {
   const args: string[] = [
     '-name', `guest=${qemuOptValue(spec.name, 'name')}`,
     '-M', 'microvm,x-option-roms=off,rtc=on,memory-backend=mem',
-    ...(spec.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg', '-cpu', 'max']),
+    ...(spec.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', spec.tcgTbSizeMib ? `tcg,tb-size=${spec.tcgTbSizeMib}` : 'tcg', '-cpu', 'max']),
     '-smp', String(vcpus),
     '-m', `${mem}M`,
     '-nodefaults', '-no-user-config', '-no-reboot', '-nographic',

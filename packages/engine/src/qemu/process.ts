@@ -1,3 +1,4 @@
+import { qemuBinary } from './version.js';
 import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import { ForkdError } from '@forkd/protocol';
@@ -42,7 +43,7 @@ export interface QemuProcess {
  */
 export async function launchQemu(spec: VmSpec, opts: LaunchOptions): Promise<QemuProcess> {
   const args = buildQemuArgs(spec);
-  const binary = opts.qemuBinary ?? 'qemu-system-x86_64';
+  const binary = opts.qemuBinary ?? qemuBinary();
   const qemuPath = await which(binary);
   if (!qemuPath) throw new ForkdError('FORKD_E_QEMU_NOT_INSTALLED', `${binary} not found: apt-get install qemu-system-x86`, { binary });
   const setpriv = await which('setpriv');

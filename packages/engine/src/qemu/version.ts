@@ -21,7 +21,7 @@ export function parseQemuVersion(text: string): QemuVersionInfo {
 
 const cache = new Map<string, Promise<QemuVersionInfo>>();
 
-export function qemuVersionInfo(binary = 'qemu-system-x86_64'): Promise<QemuVersionInfo> {
+export function qemuVersionInfo(binary = qemuBinary()): Promise<QemuVersionInfo> {
   let p = cache.get(binary);
   if (!p) {
     p = runTool(binary, ['--version'], { timeoutMs: 10_000 }).then(
@@ -40,6 +40,11 @@ export function qemuVersionInfo(binary = 'qemu-system-x86_64'): Promise<QemuVers
 }
 
 /** "7.2.22" (cached per process). Snapshots are tagged with it: microvm state does not migrate across versions. */
-export async function qemuVersion(binary = 'qemu-system-x86_64'): Promise<string> {
+export async function qemuVersion(binary = qemuBinary()): Promise<string> {
   return (await qemuVersionInfo(binary)).version;
+}
+
+/** The QEMU binary: FORKD_QEMU_BINARY overrides (a path or a name on PATH). */
+export function qemuBinary(): string {
+  return process.env.FORKD_QEMU_BINARY || 'qemu-system-x86_64';
 }

@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 
-/** Field 22 of /proc/<pid>/stat (start time in clock ticks since boot), or null if the process is gone. */
-export async function procStartTime(pid: number): Promise<number | null> {
+/** State (field 3) and start time (field 22, clock ticks since boot) from /proc/<pid>/stat; null if gone. */
+export async function procStat(pid: number): Promise<{ state: string; startTime: number } | null> {
   if (!Number.isInteger(pid) || pid <= 0) return null;
   try {
     const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8');
@@ -9,10 +9,15 @@ export async function procStartTime(pid: number): Promise<number | null> {
     const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     // rest[0] is field 3 (state), so field 22 is rest[19].
     const v = Number(rest[19]);
-    return Number.isFinite(v) ? v : null;
+    return Number.isFinite(v) ? { state: rest[0] ?? '?', startTime: v } : null;
   } catch {
     return null;
   }
+}
+
+/** Field 22 of /proc/<pid>/stat (start time in clock ticks since boot), or null if the process is gone. */
+export async function procStartTime(pid: number): Promise<number | null> {
+  return (await procStat(pid))?.startTime ?? null;
 }
 
 /** argv of a process (NUL-separated in /proc), or null if it is gone or unreadable. */
@@ -41,6 +46,7 @@ export const CLK_TCK = 100;
 
 /** Whether the process identified by (pid, starttime) is still the one running under that pid. */
 export async function sameProcessAlive(pid: number, startTime: number): Promise<boolean> {
-  const st = await procStartTime(pid);
-  return st !== null && st === startTime;
+  const st = await procStat(pid);
+  // A zombie (Z) or dead (X) process has exited; its parent just has not reaped it yet.
+  return st !== null && st.startTime === startTime && st.state !== 'Z' && st.state !== 'X';
 }

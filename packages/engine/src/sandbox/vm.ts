@@ -1,9 +1,10 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { ForkdError } from '@forkd/protocol';
-import { buildQemuArgs, type VmSpec } from '../qemu/args.js';
-import { launchQemu, type QemuProcess } from '../qemu/process.js';
-import { QmpClient } from '../qmp/client.js';
+import type { VmSpec } from '../qemu/args.js';
+import type { QemuProcess } from '../qemu/process.js';
+import { startQemu } from '../qemu/start.js';
+import type { QmpClient } from '../qmp/client.js';
 import { AgentClient } from '../agent-client/index.js';
 import { createVmDir, type VmDir } from '../runtime/index.js';
 
@@ -54,15 +55,11 @@ export class Vm {
         console: (extra.consoleLog ?? spec.consoleLog) ? { kind: 'file', path: path.join(vmDir.dir, 'console.log') } : { kind: 'null' },
       } as VmSpec;
       delete (full as { consoleLog?: boolean }).consoleLog;
-      proc = await launchQemu(full, { runDir: vmDir.dir });
+      // startQemu waits for QMP's greeting, so any start failure carries QEMU's own stderr.
+      const started = await startQemu(full, { runDir: vmDir.dir, startTimeoutMs: opts.qmpTimeoutMs ?? 15_000 });
+      proc = started.proc;
       await vmDir.setQemuPid(proc.pid);
-      const qmp = await Promise.race([
-        QmpClient.connect(full.qmpSocket, { timeoutMs: opts.qmpTimeoutMs ?? 15_000 }),
-        proc.exited.then(() => {
-          throw new ForkdError('FORKD_E_VM_START_FAILED', `QEMU exited during start: ${proc?.stderrTail() ?? ''}`.trim());
-        }),
-      ]);
-      return new Vm(vmDir, proc, qmp);
+      return new Vm(vmDir, proc, started.qmp);
     } catch (e) {
       if (proc) {
         proc.kill('SIGKILL');
