@@ -119,8 +119,9 @@ export class RunningProcess {
       if (this.timer) clearTimeout(this.timer);
       finish();
     };
-    child.on('error', (err) => {
-      this.error ??= err.message;
+    child.on('error', (err: NodeJS.ErrnoException) => {
+      const badCwd = err.code === 'ENOENT' && o.cwd !== undefined && !fs.existsSync(o.cwd);
+      this.error ??= badCwd ? `working directory does not exist: ${o.cwd}` : err.message;
       if (child.pid === undefined) {
         exited = true;
         closed = true;

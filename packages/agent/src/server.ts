@@ -24,7 +24,8 @@ export const MAX_IN_FLIGHT = 256;
 export class AgentServer implements TransportEvents {
   readonly writer = new FrameWriter();
   private readonly decoder: FrameDecoder;
-  private readonly inflight = new Map<number, AbortController>();
+  /** In-flight requests by `${generation}:${id}`: ids are only unique per host connection. */
+  private readonly inflight = new Map<string, AbortController>();
   private gateWaiters: Array<() => void> = [];
 
   constructor(private readonly methods: MethodTable, private readonly maxFrameBytes = LIMITS.maxFrameBytes) {
@@ -49,9 +50,12 @@ export class AgentServer implements TransportEvents {
     this.writer.setSink(sink);
   }
 
+  /** The host is gone: nobody can receive the replies, so cancel its in-flight work. */
   onDisconnect(): void {
     this.decoder.reset();
+    const prefix = `${this.writer.generation}:`;
     this.writer.newGeneration();
+    for (const [key, ac] of this.inflight) if (key.startsWith(prefix)) ac.abort();
   }
 
   readGate(): Promise<void> {
@@ -82,11 +86,11 @@ export class AgentServer implements TransportEvents {
     }
     const h = parsed.data;
     if (h.kind === 'cancel') {
-      this.inflight.get(h.id)?.abort();
+      this.inflight.get(`${this.writer.generation}:${h.id}`)?.abort();
       return;
     }
     if (h.kind !== 'req') return; // res/evt from the host mean nothing to the agent
-    if (this.inflight.has(h.id)) {
+    if (this.inflight.has(`${this.writer.generation}:${h.id}`)) {
       this.sendError(h.id, 'FORKD_E_AGENT_PROTOCOL', `request id ${h.id} is already in flight`);
       return;
     }
@@ -107,7 +111,8 @@ export class AgentServer implements TransportEvents {
       return;
     }
     const ac = new AbortController();
-    this.inflight.set(id, ac);
+    const key = `${gen}:${id}`;
+    this.inflight.set(key, ac);
     const ctx: CallContext = {
       id,
       payload,
@@ -129,7 +134,7 @@ export class AgentServer implements TransportEvents {
       const fe = toForkdError(err);
       this.sendError(id, fe.code, fe.message, gen, fe.details);
     } finally {
-      this.inflight.delete(id);
+      this.inflight.delete(key);
       if (this.inflight.size < MAX_IN_FLIGHT) {
         const w = this.gateWaiters;
         this.gateWaiters = [];

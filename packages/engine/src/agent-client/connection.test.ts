@@ -35,6 +35,17 @@ describe('agent connection lifecycle (real agent)', () => {
     second.close();
   });
 
+  it('cancels the in-flight work of a host that went away', async () => {
+    const marker = `/tmp/forkd-gone-${process.pid}-${Date.now()}`;
+    const first = await AgentClient.connect(agent.socketPath);
+    const p = first.exec({ shell: `sleep 1; touch ${marker}` });
+    await new Promise((r) => setTimeout(r, 200));
+    first.close();
+    await assert.rejects(p, isCode('FORKD_E_AGENT_UNAVAILABLE'));
+    await new Promise((r) => setTimeout(r, 1300));
+    assert.equal(fs.existsSync(marker), false);
+  });
+
   it('a new connection replaces the current one', async () => {
     const a = await AgentClient.connect(agent.socketPath);
     await a.ping();

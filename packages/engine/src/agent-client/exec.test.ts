@@ -42,6 +42,8 @@ describe('agent exec (real agent over --listen)', () => {
     const r = await c.exec({ argv: ['/definitely/not/here'] });
     assert.equal(r.exit_code, null);
     assert.match(r.error ?? '', /ENOENT/);
+    const d = await c.exec({ argv: ['true'], cwd: '/no/such/dir' });
+    assert.match(d.error ?? '', /working directory does not exist/);
   });
 
   it('kills the whole process group on timeout', async () => {
