@@ -10,6 +10,8 @@ export interface CallContext {
   signal: AbortSignal;
   /** performance.now() when the request frame was decoded. */
   receivedAt: number;
+  /** When params passed validation (profiles of the restore path). */
+  validatedAt?: number;
   /** Sends an `evt` frame for this request; resolves when written (backpressure). */
   emit(event: string, data?: unknown, payload?: Uint8Array): Promise<void>;
 }

@@ -12,6 +12,7 @@ import { findAgentPort } from './find-port.js';
 import { sleep, type Transport } from './transport.js';
 import { ListenTransport } from './transport-listen.js';
 import { PortTransport } from './transport-port.js';
+import { routeCryptoRandomToKernel } from './kernel-random.js';
 
 interface Args {
   port?: string;
@@ -41,6 +42,7 @@ async function main(): Promise<void> {
   process.on('uncaughtException', (err) => log(`uncaught exception: ${err?.stack ?? err}`));
   process.on('unhandledRejection', (err) => log(`unhandled rejection: ${(err as Error)?.stack ?? err}`));
   const args = parseArgs(process.argv.slice(2));
+  routeCryptoRandomToKernel();
   const helpersDir = path.dirname(fileURLToPath(import.meta.url));
   const agent = createAgent({ helpersDir, noSystem: args.noSystem, ...(args.noPython ? { python: null } : {}) });
   let transport: Transport;

@@ -1,8 +1,16 @@
 /** A seeded Math.random replacement (xoshiro128**) and seed derivation from host entropy. */
 import { createHash } from 'node:crypto';
 
-/** Derives an independent 32-byte seed per consumer from the host's entropy. */
+const SEED_SLOTS: Record<string, number> = { 'agent.Math.random': 0, 'js.Math.random': 1, python: 2 };
+
+/**
+ * An independent 32-byte seed per consumer. With at least 96 bytes of host entropy each consumer
+ * gets its own slice (no hashing: OpenSSL's code is cold in every restored child under TCG and
+ * costs tens of ms); with less, a SHA-256 of label and entropy.
+ */
 export function deriveSeed(entropy: Buffer, label: string): Buffer {
+  const slot = SEED_SLOTS[label];
+  if (slot !== undefined && entropy.length >= 96) return Buffer.from(entropy.subarray(slot * 32, slot * 32 + 32));
   return createHash('sha256').update(label).update('\0').update(entropy).digest();
 }
 

@@ -110,6 +110,7 @@ export class AgentServer implements TransportEvents {
       this.sendError(id, 'FORKD_E_INVALID_ARGUMENT', `invalid params for ${method}: ${params.error.issues.map((i) => `${i.path.join('.') || 'params'}: ${i.message}`).join('; ')}`);
       return;
     }
+    const validatedAt = performance.now();
     const ac = new AbortController();
     const key = `${gen}:${id}`;
     this.inflight.set(key, ac);
@@ -118,6 +119,7 @@ export class AgentServer implements TransportEvents {
       payload,
       signal: ac.signal,
       receivedAt,
+      validatedAt,
       emit: (event, data, p) => this.writer.send({ kind: 'evt', id, event, ...(data === undefined ? {} : { data }) }, p, gen),
     };
     try {

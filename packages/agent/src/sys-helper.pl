@@ -5,6 +5,7 @@
 #   <id> ping                      -> <id> ok pong
 #   <id> clock <sysno> <sec> <nsec> -> <id> ok | <id> err <reason>
 #   <id> entropy <hex>             -> <id> ok | <id> err <reason>   (RNDADDENTROPY + RNDRESEEDCRNG)
+#   <id> restore <sysno> <sec> <nsec> <hex> -> both of the above in one round trip
 use strict;
 
 $| = 1;
@@ -16,6 +17,16 @@ sub random_fh {
   return $random if $random;
   open($random, '<', '/dev/random') or return undef;
   return $random;
+}
+
+sub add_entropy {
+  my ($bytes) = @_;
+  my $fh = random_fh();
+  return "open /dev/random: $!" unless $fh;
+  my $req = pack('ii', length($bytes) * 8, length($bytes)) . $bytes;
+  return "RNDADDENTROPY: $!" unless ioctl($fh, $RNDADDENTROPY, $req);
+  return "RNDRESEEDCRNG: $!" unless ioctl($fh, $RNDRESEEDCRNG, 0);
+  return 'ok';
 }
 
 while (my $line = <STDIN>) {
@@ -30,6 +41,13 @@ while (my $line = <STDIN>) {
     my $ts = pack('qq', $sec, $nsec);
     my $r = syscall($sysno + 0, 0, $ts);
     $reply = $r == 0 ? 'ok' : "err clock_settime: $!";
+  } elsif ($cmd eq 'restore') {
+    # clock + entropy in one round trip (the restore path of every child).
+    my ($sysno, $sec, $nsec, $hex) = @a;
+    my $ts = pack('qq', $sec, $nsec);
+    my $clock = syscall($sysno + 0, 0, $ts) == 0 ? 'ok' : "clock_settime: $!";
+    my $rng = add_entropy(pack('H*', $hex // ''));
+    $reply = ($clock eq 'ok' && $rng eq 'ok') ? 'ok' : "err clock=$clock rng=$rng";
   } elsif ($cmd eq 'entropy') {
     my $bytes = pack('H*', $a[0] // '');
     my $fh = random_fh();

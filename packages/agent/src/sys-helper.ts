@@ -73,6 +73,16 @@ export class SysHelper {
     return r === 'ok' ? null : r;
   }
 
+  /** Clock + kernel RNG in one round trip. Resolves to null on success, else the reason. */
+  async restoreSystem(ms: number, bytes: Buffer): Promise<string | null> {
+    const sysno = CLOCK_SETTIME[process.arch];
+    if (sysno === undefined) return `clock_settime syscall number unknown for ${process.arch}`;
+    const sec = Math.floor(ms / 1000);
+    const nsec = Math.min(Math.round((ms - sec * 1000) * 1e6), 999_999_999);
+    const r = await this.command(`restore ${sysno} ${sec} ${nsec} ${bytes.toString('hex')}`);
+    return r === 'ok' ? null : r;
+  }
+
   /** Credits entropy to the kernel RNG and forces a CRNG reseed. */
   async addEntropy(bytes: Buffer): Promise<string | null> {
     const r = await this.command(`entropy ${bytes.toString('hex')}`);

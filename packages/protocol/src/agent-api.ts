@@ -54,6 +54,8 @@ export const RestoreResult = z.object({
   clock_set: z.boolean(),
   rng_reseeded: z.boolean(),
   userspace_reseeded: z.array(z.string()),
+  /** Where the guest spent the restore (guest monotonic ms), for profiles. */
+  phases_ms: z.object({ validate: z.number(), system: z.number(), userspace: z.number(), total: z.number() }).optional(),
 });
 
 export const WarmupParams = z.object({

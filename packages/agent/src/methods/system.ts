@@ -28,33 +28,49 @@ export function makeSystemMethods(rt: Runtime) {
   async function restore(p: ParamsOut<'restore'>, ctx: CallContext): Promise<Reply<ResultOf<'restore'>>> {
     const entropy = Buffer.from(p.entropy_b64, 'base64');
     if (entropy.length > LIMITS.maxEntropyBytes) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `entropy exceeds ${LIMITS.maxEntropyBytes} bytes`);
+    const t0 = performance.now();
     const skew = Date.now() - p.now_ms;
     let clockSet = false;
     let rngReseeded = false;
     if (!rt.noSystem) {
       // now_ms was taken by the host when it sent the request; add the time we held it.
       const target = p.now_ms + (performance.now() - ctx.receivedAt);
-      const [clockErr, rngErr] = await Promise.all([rt.sys.setClock(target), entropy.length > 0 ? rt.sys.addEntropy(entropy) : Promise.resolve('no entropy given')]);
-      clockSet = clockErr === null;
-      rngReseeded = rngErr === null;
-      if (clockErr) process.stderr.write(`forkd-agent: clock not set: ${clockErr}\n`);
-      if (rngErr && entropy.length > 0) process.stderr.write(`forkd-agent: kernel RNG not reseeded: ${rngErr}\n`);
+      if (entropy.length > 0) {
+        const err = await rt.sys.restoreSystem(target, entropy);
+        clockSet = err === null || !err.includes('clock=') || err.includes('clock=ok');
+        rngReseeded = err === null || err.includes('rng=ok');
+        if (err) process.stderr.write(`forkd-agent: restore: ${err}\n`);
+      } else {
+        clockSet = (await rt.sys.setClock(target)) === null;
+      }
     }
+    const t1 = performance.now();
     const userspace = await reseedUserspace(rt, entropy.length > 0 ? entropy : freshEntropy());
+    const t2 = performance.now();
     rt.state.restores++;
-    return { result: { skew_ms: skew, clock_set: clockSet, rng_reseeded: rngReseeded, userspace_reseeded: userspace } };
+    const phases = { validate: round1((ctx.validatedAt ?? ctx.receivedAt) - ctx.receivedAt), system: round1(t1 - t0), userspace: round1(t2 - t1), total: round1(t2 - ctx.receivedAt) };
+    return { result: { skew_ms: skew, clock_set: clockSet, rng_reseeded: rngReseeded, userspace_reseeded: userspace, phases_ms: phases } };
   }
 
   return { ping, restore };
 }
 
 /** Reseeds the generators whose state was cloned with the snapshot. Also used to warm this path. */
-export async function reseedUserspace(rt: Runtime, entropy: Buffer): Promise<string[]> {
+export async function reseedUserspace(rt: Runtime, entropy: Buffer, awaitPython = false): Promise<string[]> {
   const done: string[] = [];
   Math.random = seededRandom(deriveSeed(entropy, 'agent.Math.random'));
   rt.js.reseed(deriveSeed(entropy, 'js.Math.random'));
   done.push('js.Math.random');
-  if (rt.python.running) done.push(...(await rt.python.reseed(deriveSeed(entropy, 'python'), PY_RESEED_DEADLINE_MS)));
+  if (rt.python.running) {
+    // Not awaited: the reseed is written to the interpreter's pipe now, so it runs before any later
+    // python call, and waking python (cold code under TCG) stays off the readiness path.
+    const pending = rt.python.reseed(deriveSeed(entropy, 'python'), PY_RESEED_DEADLINE_MS);
+    if (awaitPython) done.push(...(await pending));
+    else {
+      pending.catch(() => undefined);
+      done.push('python (queued ahead of the next python call)');
+    }
+  }
   return done;
 }
 
@@ -72,4 +88,8 @@ function freshEntropy(): Buffer {
     b.writeDoubleLE(performance.now(), 0);
   }
   return b;
+}
+
+function round1(v: number): number {
+  return Math.round(v * 10) / 10;
 }

@@ -4,7 +4,7 @@
  * from the snapshot do not pay first-use costs.
  */
 import crypto from 'node:crypto';
-import { ForkdError, type EvalResultT, type ResultOf } from '@forkd/protocol';
+import { AGENT_METHODS, FrameHeader, ForkdError, type AgentMethod, type EvalResultT, type ResultOf } from '@forkd/protocol';
 import type { CallContext, MethodTable, ParamsOut, Reply } from '../handler.js';
 import type { Runtime } from '../runtime.js';
 import { reseedUserspace } from './system.js';
@@ -38,7 +38,38 @@ function check(lang: string, r: EvalResultT): void {
   if (!r.ok) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `${lang} warm-up code failed: ${r.error?.type}: ${r.error?.message}`);
 }
 
+/**
+ * Valid sample params per method. zod compiles a schema's parser on its first parse; parsing each
+ * once here puts the compiled parsers in the snapshot instead of in every child's first call.
+ */
+const PARAM_SAMPLES: { [M in AgentMethod]: unknown } = {
+  ping: {},
+  restore: { now_ms: 1, entropy_b64: 'AAAA' },
+  warmup: { timeout_ms: 1000 },
+  exec: { argv: ['true'], env: { A: 'b' }, cwd: '/', timeout_ms: 1000, stream: true },
+  'proc.list': {},
+  'proc.wait': { handle: 'p1', timeout_ms: 1000 },
+  'proc.kill': { handle: 'p1', signal: 'SIGKILL' },
+  'files.read': { path: '/x', offset: 0, length: 1 },
+  'files.write': { path: '/x', offset: 0, truncate: true, mkdirs: true, mode: 420 },
+  'files.list': { path: '/', depth: 1 },
+  'files.stat': { path: '/' },
+  'files.mkdir': { path: '/x', parents: true },
+  'files.remove': { path: '/x', recursive: true },
+  'files.rename': { from: '/x', to: '/y' },
+  eval: { language: 'python', code: '1', timeout_ms: 1000 },
+};
+
+function warmParamParsers(): void {
+  for (const [method, sample] of Object.entries(PARAM_SAMPLES)) {
+    const r = AGENT_METHODS[method as AgentMethod].params.safeParse(sample);
+    if (!r.success) throw new ForkdError('FORKD_E_INTERNAL', `warm-up sample for ${method} is invalid: ${r.error.message}`);
+  }
+  FrameHeader.safeParse({ kind: 'req', id: 1, method: 'ping', params: {} });
+}
+
 async function warmCallPaths(rt: Runtime, m: MethodTable, ctx: CallContext): Promise<void> {
+  warmParamParsers();
   const quiet: CallContext = { ...ctx, payload: Buffer.alloc(0), emit: async () => undefined };
   await m.exec({ argv: ['true'] }, quiet);
   await m['files.stat']({ path: '/' }, quiet);
@@ -47,6 +78,6 @@ async function warmCallPaths(rt: Runtime, m: MethodTable, ctx: CallContext): Pro
   await m.eval({ language: 'js', code: 'void (6 * 7)' }, quiet);
   if (rt.python.available) await m.eval({ language: 'python', code: '6 * 7' }, quiet);
   // The restore path minus the system calls (those would change the clock and the kernel pool).
-  await reseedUserspace(rt, crypto.randomBytes(32));
+  await reseedUserspace(rt, crypto.randomBytes(96), true);
   await rt.sys.ping();
 }

@@ -76,6 +76,11 @@ test('children get fresh randomness and a correct clock', async () => {
   assert.equal(new Set(npRand).size, sbs.length, `numpy random repeated: ${npRand.join(' ')}`);
   const jsRand = await Promise.all(sbs.map(async (sb) => (await js(sb, 'Math.random()')).repr));
   assert.equal(new Set(jsRand).size, sbs.length, `Math.random repeated: ${jsRand.join(' ')}`);
+  // OpenSSL's generator state is cloned with the snapshot too: crypto must not repeat across children.
+  const jsCrypto = await Promise.all(sbs.map(async (sb) => (await js(sb, "require('crypto').randomBytes(16).toString('hex') + require('crypto').randomUUID()")).repr));
+  assert.equal(new Set(jsCrypto).size, sbs.length, `node crypto repeated: ${jsCrypto.join(' ')}`);
+  const pySecrets = await Promise.all(sbs.map(async (sb) => (await py(sb, 'import secrets; secrets.token_hex(16)')).repr));
+  assert.equal(new Set(pySecrets).size, sbs.length, `python secrets repeated: ${pySecrets.join(' ')}`);
   for (const sb of sbs) {
     const before = Date.now();
     const r = await sh(sb, 'date +%s%N');

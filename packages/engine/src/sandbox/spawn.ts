@@ -6,7 +6,7 @@ import { readSnapshot, type SnapshotEntry } from '../snapshot/store.js';
 import { machineSignature } from '../snapshot/machine.js';
 import { shellQuote } from '../snapshot/create.js';
 import { qemuVersion } from '../qemu/version.js';
-import { runTool } from '../qemu/tools.js';
+import { createChildOverlay, overlayTemplate } from './overlay.js';
 import { type ProgressFn, noProgress } from '../progress.js';
 import { Vm } from './vm.js';
 import type { Platform } from '../platform.js';
@@ -54,10 +54,11 @@ export async function spawnChildren(layout: HomeLayout, platform: Platform, opts
   const entry = await readSnapshot(layout, opts.tag);
   await checkRestorable(entry, platform);
   const t0 = nowMs();
+  const template = await overlayTemplate(entry.dir);
   let ready = 0;
   const results = await Promise.allSettled(
     Array.from({ length: n }, () =>
-      restoreOne(entry, t0, opts.readyTimeoutMs ?? 60_000).then((sb) => {
+      restoreOne(entry, template, t0, opts.readyTimeoutMs ?? 60_000).then((sb) => {
         ready++;
         onProgress({ phase: 'spawn', message: `${ready}/${n} ready`, fraction: ready / n });
         return sb;
@@ -74,9 +75,8 @@ export async function spawnChildren(layout: HomeLayout, platform: Platform, opts
   return ok;
 }
 
-async function restoreOne(entry: SnapshotEntry, t0: number, readyTimeoutMs: number): Promise<Sandbox> {
+async function restoreOne(entry: SnapshotEntry, template: string, t0: number, readyTimeoutMs: number): Promise<Sandbox> {
   const m = entry.manifest;
-  const base = path.join(entry.dir, 'disk.qcow2');
   const vm = await Vm.launch('child', {
     accel: m.accel,
     vcpus: m.machine.vcpus,
@@ -89,7 +89,7 @@ async function restoreOne(entry: SnapshotEntry, t0: number, readyTimeoutMs: numb
   }, {
     prepare: async (dir) => {
       const overlay = path.join(dir, 'disk.qcow2');
-      await runTool('qemu-img', ['create', '-q', '-f', 'qcow2', '-o', 'cluster_size=65536', '-b', base, '-F', 'qcow2', overlay]);
+      await createChildOverlay(template, overlay);
       return { disk: { path: overlay, format: 'qcow2' } };
     },
   });
@@ -110,7 +110,7 @@ async function restoreOne(entry: SnapshotEntry, t0: number, readyTimeoutMs: numb
     const agent = await agentP;
     const tRestore = nowMs();
     const restored = await vm.guard(
-      agent.restore({ now_ms: Date.now(), entropy_b64: crypto.randomBytes(64).toString('base64') }, { timeoutMs: readyTimeoutMs }),
+      agent.restore({ now_ms: Date.now(), entropy_b64: crypto.randomBytes(128).toString('base64') }, { timeoutMs: readyTimeoutMs }),
       'waiting for the agent after restore',
     );
     return new Sandbox(vm, m.tag, {
