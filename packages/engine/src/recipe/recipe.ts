@@ -24,7 +24,7 @@ export const RecipeSchema = z.object({
 export type Recipe = z.output<typeof RecipeSchema>;
 
 /** Packages every image gets: the agent runs on Node, tini reaps zombies as PID 1. */
-export const AGENT_PACKAGES = ['nodejs', 'tini', 'iproute2', 'ca-certificates'];
+export const AGENT_PACKAGES = ['nodejs', 'tini', 'iproute2', 'ca-certificates', 'procps'];
 
 export function recipesDir(): string {
   if (process.env.FORKD_RECIPES_DIR) return path.resolve(process.env.FORKD_RECIPES_DIR);
