@@ -1,4 +1,5 @@
-export { Engine, type EngineOptions } from './engine.js';
+export { Engine, type EngineOptions, type AdoptRecord } from './engine.js';
+export type { KeeperVmT } from './keeper/index.js';
 export { Sandbox, type SandboxTimings } from './sandbox/sandbox.js';
 export { SPAWN_RANGE } from './sandbox/spawn.js';
 export { VCPU_RANGE } from './snapshot/create.js';

@@ -23,11 +23,11 @@ export interface HomeLayout {
   accelCache: string;
 }
 
-export function homeLayout(root = forkdHome()): HomeLayout {
+export function homeLayout(root = forkdHome(), snapshotRoot?: string): HomeLayout {
   return {
     root,
     images: path.join(root, 'images'),
-    snapshots: path.join(root, 'snapshots'),
+    snapshots: snapshotRoot ? path.resolve(snapshotRoot) : path.join(root, 'snapshots'),
     cache: path.join(root, 'cache'),
     debCache: path.join(root, 'cache', 'debs'),
     rootfsCache: path.join(root, 'cache', 'rootfs'),

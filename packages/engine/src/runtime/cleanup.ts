@@ -1,5 +1,6 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import net from 'node:net';
 import { OWNER_FILE, VM_DIR_PREFIX, readOwner, runtimeDir } from './dir.js';
 import { CLK_TCK, bootTimeSec, listPids, procCmdline, procStartTime, sameProcessAlive } from './proc.js';
 
@@ -120,6 +121,10 @@ export async function cleanupStale(opts: CleanupOptions = {}): Promise<CleanupRe
     report.removed.push(dir);
     if (!dryRun) await fs.rm(dir, { recursive: true, force: true });
   }
+  for (const f of await deadKeeperFiles(run, names)) {
+    report.removed.push(f);
+    if (!dryRun) await fs.rm(f, { force: true });
+  }
   if (opts.snapshotsDir) {
     for (const dir of await staleStaging(opts.snapshotsDir)) {
       report.removed.push(dir);
@@ -127,6 +132,28 @@ export async function cleanupStale(opts: CleanupOptions = {}): Promise<CleanupRe
     }
   }
   return report;
+}
+
+/** Sockets of keepers that no longer listen (killed), and their logs. */
+async function deadKeeperFiles(run: string, names: string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const n of names) {
+    const m = /^keeper-([0-9a-f]{12})\.sock$/.exec(n);
+    if (!m) continue;
+    const sock = path.join(run, n);
+    const listening = await new Promise<boolean>((resolve) => {
+      const s = net.createConnection(sock);
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (listening) continue;
+    out.push(sock);
+    if (names.includes(`keeper-${m[1]}.log`)) out.push(path.join(run, `keeper-${m[1]}.log`));
+  }
+  return out;
 }
 
 /** Snapshot staging dirs whose owner.json ({pid, started: epoch ms}) names a dead process. */

@@ -53,18 +53,24 @@ async function ownStartTime(): Promise<number> {
   return selfStart;
 }
 
+/** Who owns a VM dir: the process QEMU dies with. Default: this process. */
+export interface DirOwner {
+  pid: number;
+  starttime: number;
+}
+
 /**
- * Creates <run>/vm-<16 hex>/ with owner.json naming this process. The directory is assembled
+ * Creates <run>/vm-<16 hex>/ with owner.json naming its owner (default this process). The directory is assembled
  * under a dot-name and renamed into place, so cleanup never sees a vm- dir without an owner.
  */
-export async function createVmDir(kind: string): Promise<VmDir> {
+export async function createVmDir(kind: string, ownerOf?: DirOwner): Promise<VmDir> {
   const run = runtimeDir();
   await fs.mkdir(run, { recursive: true, mode: 0o700 });
   const id = crypto.randomBytes(8).toString('hex');
   const dir = path.join(run, `${VM_DIR_PREFIX}${id}`);
   const tmp = path.join(run, `.${VM_DIR_PREFIX}${id}.tmp`);
   await fs.mkdir(tmp, { mode: 0o700 });
-  const owner: OwnerRecord = { kind, owner_pid: process.pid, owner_starttime: await ownStartTime(), qemu_pid: null, created_at: new Date().toISOString() };
+  const owner: OwnerRecord = { kind, owner_pid: ownerOf?.pid ?? process.pid, owner_starttime: ownerOf?.starttime ?? (await ownStartTime()), qemu_pid: null, created_at: new Date().toISOString() };
   try {
     await fs.writeFile(path.join(tmp, OWNER_FILE), JSON.stringify(owner));
     await fs.rename(tmp, dir);
@@ -72,6 +78,21 @@ export async function createVmDir(kind: string): Promise<VmDir> {
     await fs.rm(tmp, { recursive: true, force: true });
     throw e;
   }
+  return vmDirHandle(id, dir, kind, owner);
+}
+
+/** A handle on an existing VM dir (a VM adopted from a keeper after a restart). */
+export async function openVmDir(dir: string): Promise<VmDir & { owner: OwnerRecord }> {
+  const name = path.basename(dir);
+  if (!new RegExp(`^${VM_DIR_PREFIX}[0-9a-f]{16}$`).test(name) || path.dirname(dir) !== runtimeDir()) {
+    throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `not a forkd VM directory: ${dir}`);
+  }
+  const owner = await readOwner(dir);
+  if (!owner) throw new ForkdError('FORKD_E_SANDBOX_NOT_RUNNING', `VM directory ${dir} is gone or has no owner record`);
+  return { ...vmDirHandle(name.slice(VM_DIR_PREFIX.length), dir, owner.kind, owner), owner };
+}
+
+function vmDirHandle(id: string, dir: string, kind: string, owner: OwnerRecord): VmDir {
   return {
     id,
     dir,

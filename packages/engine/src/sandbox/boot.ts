@@ -5,6 +5,7 @@ import { runTool } from '../qemu/tools.js';
 import type { PlatformEnv } from '../platform.js';
 import { type ProgressFn, noProgress } from '../progress.js';
 import { Vm } from './vm.js';
+import type { QemuLauncher } from '../qemu/launcher.js';
 import { nowMs, since } from './timing.js';
 
 export interface BootOptions {
@@ -18,6 +19,7 @@ export interface BootOptions {
   memShare: boolean;
   bootTimeoutMs?: number;
   onProgress?: ProgressFn;
+  launcher?: QemuLauncher;
 }
 
 /** Boots a fresh VM from an image with the project's kernel + initramfs; resolves once the agent answers. */
@@ -45,6 +47,7 @@ export async function bootFromImage(env: PlatformEnv, kind: string, o: BootOptio
       await runTool('qemu-img', ['create', '-q', '-f', 'qcow2', '-o', 'cluster_size=65536', '-b', backing, '-F', 'raw', diskPath], { cwd: dir });
       return { memPath: path.join(dir, 'memory.bin'), disk: { path: diskPath, format: 'qcow2' } };
     },
+    ...(o.launcher ? { launcher: o.launcher } : {}),
   });
   try {
     const agent = await vm.guard(vm.connectAgent(30_000), 'connecting to the agent socket');

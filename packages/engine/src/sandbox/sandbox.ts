@@ -15,13 +15,13 @@ export interface SandboxTimings {
 /** A running child: a restored VM whose agent has answered. */
 export class Sandbox {
   readonly id: string;
-  readonly createdAt = new Date();
 
   constructor(
     readonly vm: Vm,
     readonly tag: string,
     readonly timings: SandboxTimings,
     readonly language: 'python' | 'js',
+    readonly createdAt = new Date(),
   ) {
     this.id = `sb-${vm.id}`;
   }

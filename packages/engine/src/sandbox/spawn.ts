@@ -9,6 +9,7 @@ import { qemuVersion } from '../qemu/version.js';
 import { createChildOverlay, overlayTemplate } from './overlay.js';
 import { type ProgressFn, noProgress } from '../progress.js';
 import { Vm } from './vm.js';
+import type { QemuLauncher } from '../qemu/launcher.js';
 import type { Platform } from '../platform.js';
 import { Sandbox } from './sandbox.js';
 import { nowMs, since } from './timing.js';
@@ -21,6 +22,8 @@ export interface SpawnOptions {
   /** Per-child budget from launch to the agent's answer. */
   readyTimeoutMs?: number;
   onProgress?: ProgressFn;
+  /** Who starts the QEMU processes (default: this process, under pdeathsig). */
+  launcher?: QemuLauncher;
 }
 
 /** Checks that this host can restore the snapshot exactly as it was saved. */
@@ -58,7 +61,7 @@ export async function spawnChildren(layout: HomeLayout, platform: Platform, opts
   let ready = 0;
   const results = await Promise.allSettled(
     Array.from({ length: n }, () =>
-      restoreOne(entry, template, t0, opts.readyTimeoutMs ?? 60_000).then((sb) => {
+      restoreOne(entry, template, t0, opts.readyTimeoutMs ?? 60_000, opts.launcher).then((sb) => {
         ready++;
         onProgress({ phase: 'spawn', message: `${ready}/${n} ready`, fraction: ready / n });
         return sb;
@@ -75,7 +78,7 @@ export async function spawnChildren(layout: HomeLayout, platform: Platform, opts
   return ok;
 }
 
-async function restoreOne(entry: SnapshotEntry, template: string, t0: number, readyTimeoutMs: number): Promise<Sandbox> {
+async function restoreOne(entry: SnapshotEntry, template: string, t0: number, readyTimeoutMs: number, launcher?: QemuLauncher): Promise<Sandbox> {
   const m = entry.manifest;
   const vm = await Vm.launch('child', {
     accel: m.accel,
@@ -92,6 +95,7 @@ async function restoreOne(entry: SnapshotEntry, template: string, t0: number, re
       await createChildOverlay(template, overlay);
       return { disk: { path: overlay, format: 'qcow2' } };
     },
+    ...(launcher ? { launcher } : {}),
   });
   try {
     const launchMs = since(t0);

@@ -2,11 +2,11 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { ForkdError } from '@forkd/protocol';
 import type { VmSpec } from '../qemu/args.js';
-import type { QemuProcess } from '../qemu/process.js';
+import { directLauncher, type QemuLauncher, type QemuProcess } from '../qemu/launcher.js';
 import { startQemu } from '../qemu/start.js';
-import type { QmpClient } from '../qmp/client.js';
+import { QmpClient } from '../qmp/client.js';
 import { AgentClient } from '../agent-client/index.js';
-import { createVmDir, type VmDir } from '../runtime/index.js';
+import { createVmDir, openVmDir, type VmDir } from '../runtime/index.js';
 
 export type VmSpecInput = Omit<VmSpec, 'name' | 'agentSocket' | 'qmpSocket' | 'console'> & { consoleLog?: boolean };
 
@@ -41,8 +41,9 @@ export class Vm {
   }
 
   /** Creates the run dir (prepare may add files such as the disk overlay), launches QEMU, connects QMP. */
-  static async launch(kind: string, spec: VmSpecInput, opts: { prepare?: (dir: string) => Promise<Partial<VmSpecInput>>; qmpTimeoutMs?: number } = {}): Promise<Vm> {
-    const vmDir = await createVmDir(kind);
+  static async launch(kind: string, spec: VmSpecInput, opts: { prepare?: (dir: string) => Promise<Partial<VmSpecInput>>; qmpTimeoutMs?: number; launcher?: QemuLauncher } = {}): Promise<Vm> {
+    const launcher = opts.launcher ?? directLauncher;
+    const vmDir = await createVmDir(kind, await launcher.owner());
     let proc: QemuProcess | null = null;
     try {
       const extra = opts.prepare ? await opts.prepare(vmDir.dir) : {};
@@ -56,7 +57,7 @@ export class Vm {
       } as VmSpec;
       delete (full as { consoleLog?: boolean }).consoleLog;
       // startQemu waits for QMP's greeting, so any start failure carries QEMU's own stderr.
-      const started = await startQemu(full, { runDir: vmDir.dir, startTimeoutMs: opts.qmpTimeoutMs ?? 15_000 });
+      const started = await startQemu(full, { runDir: vmDir.dir, startTimeoutMs: opts.qmpTimeoutMs ?? 15_000, launcher });
       proc = started.proc;
       await vmDir.setQemuPid(proc.pid);
       return new Vm(vmDir, proc, started.qmp);
@@ -68,6 +69,29 @@ export class Vm {
       await vmDir.remove();
       throw e;
     }
+  }
+
+  /**
+   * Takes over a running QEMU that an earlier owner started (a daemon restarted while its keeper
+   * held the VM): checks the dir names this pid, reconnects QMP and checks the guest is running.
+   * The caller reconnects the agent. On failure nothing is killed: the caller decides.
+   */
+  static async adopt(dir: string, proc: QemuProcess, opts: { qmpTimeoutMs?: number } = {}): Promise<Vm> {
+    const vmDir = await openVmDir(dir);
+    if (vmDir.owner.qemu_pid !== proc.pid) {
+      throw new ForkdError('FORKD_E_SANDBOX_NOT_RUNNING', `VM directory ${dir} records QEMU pid ${vmDir.owner.qemu_pid}, not ${proc.pid}`);
+    }
+    if (proc.hasExited) throw new ForkdError('FORKD_E_SANDBOX_NOT_RUNNING', `QEMU ${proc.pid} has exited`);
+    const qmp = await Promise.race([
+      QmpClient.connect(path.join(dir, 'qmp.sock'), { timeoutMs: opts.qmpTimeoutMs ?? 5_000 }),
+      proc.exited.then(() => Promise.reject(new ForkdError('FORKD_E_SANDBOX_NOT_RUNNING', `QEMU ${proc.pid} exited during adoption`))),
+    ]);
+    const st = (await qmp.execute('query-status').catch(() => ({}))) as { status?: string };
+    if (st.status !== 'running') {
+      qmp.close();
+      throw new ForkdError('FORKD_E_SANDBOX_NOT_RUNNING', `adopted VM ${vmDir.id} is ${st.status ?? 'not answering QMP'}, not running`);
+    }
+    return new Vm(vmDir, proc, qmp);
   }
 
   async connectAgent(timeoutMs = 10_000): Promise<AgentClient> {

@@ -13,6 +13,7 @@ import { nowMs, since } from '../sandbox/timing.js';
 import { machineSignature } from './machine.js';
 import { MANIFEST_FILE, MANIFEST_VERSION, type SnapshotManifest } from './manifest.js';
 import type { Platform } from '../platform.js';
+import type { QemuLauncher } from '../qemu/launcher.js';
 
 export interface CreateSnapshotOptions {
   tag: string;
@@ -22,6 +23,7 @@ export interface CreateSnapshotOptions {
   bootTimeoutMs?: number;
   warmupTimeoutMs?: number;
   onProgress?: ProgressFn;
+  launcher?: QemuLauncher;
 }
 
 export const VCPU_RANGE = { min: 1, max: 8 } as const;
@@ -58,7 +60,7 @@ export async function createSnapshot(layout: HomeLayout, platform: Platform, opt
   await fs.writeFile(path.join(staging, 'owner.json'), JSON.stringify({ pid: process.pid, started: Date.now() }));
   let vm: Vm | null = null;
   try {
-    const boot = await bootFromImage(env, 'parent', { memMib, vcpus, imagePath: image.path, stateDir: staging, memShare: true, onProgress, ...(opts.bootTimeoutMs ? { bootTimeoutMs: opts.bootTimeoutMs } : {}) });
+    const boot = await bootFromImage(env, 'parent', { memMib, vcpus, imagePath: image.path, stateDir: staging, memShare: true, onProgress, ...(opts.launcher ? { launcher: opts.launcher } : {}), ...(opts.bootTimeoutMs ? { bootTimeoutMs: opts.bootTimeoutMs } : {}) });
     vm = boot.vm;
     const agent = vm.agent!;
     const { ping, cmdline, backing: backingRel } = boot;

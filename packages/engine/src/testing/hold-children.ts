@@ -1,8 +1,16 @@
-/** Test helper process: spawns children from a snapshot, prints their pids and dirs, then idles. */
+/**
+ * Test helper process: spawns children from a snapshot, prints their pids and dirs, then idles.
+ *   hold-children.ts TAG N [KEEPER_KEY GRACE_MS]   (with a key, VMs are launched through a keeper)
+ */
 import { testEngine } from './fixture.js';
 
-const [tag, n] = process.argv.slice(2);
+const [tag, n, keeperKey, graceMs] = process.argv.slice(2);
 const engine = testEngine();
+if (keeperKey) await engine.attachKeeper({ key: keeperKey, graceMs: Number(graceMs ?? '5000') });
 const sbs = await engine.spawn({ tag: tag!, n: Number(n ?? '1') });
-process.stdout.write(`${JSON.stringify({ pids: sbs.map((s) => s.pid), dirs: sbs.map((s) => s.vm.dir) })}\n`);
+if (keeperKey) {
+  // State that must survive the owner's death: an interpreter variable in each child.
+  await Promise.all(sbs.map((s, i) => s.agent.call('eval', { language: 'python', code: `held_marker = ${i} + 1000` })));
+}
+process.stdout.write(`${JSON.stringify({ pids: sbs.map((s) => s.pid), dirs: sbs.map((s) => s.vm.dir), ids: sbs.map((s) => s.id), timings: sbs.map((s) => s.timings) })}\n`);
 setInterval(() => undefined, 1 << 30);

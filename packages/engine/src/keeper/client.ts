@@ -1,0 +1,255 @@
+/**
+ * The daemon's side of the keeper (main.ts): attach (starting a keeper if none runs), launch QEMU
+ * through it, and learn which VMs it already holds from an earlier daemon (for re-adoption).
+ */
+import net from 'node:net';
+import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import { openSync, closeSync, mkdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { ForkdError, isForkdErrorCode } from '@forkd/protocol';
+import { LineFramer } from '../qmp/framing.js';
+import { TailBuffer } from '../qemu/tail.js';
+import type { LaunchRequest, QemuExit, QemuLauncher, QemuProcess, VmOwner } from '../qemu/launcher.js';
+import { runtimeDir } from '../runtime/dir.js';
+import { KEEPER_PROTOCOL, KeeperMessage, MAX_KEEPER_LINE, keeperSocketPath, type KeeperVmT } from './protocol.js';
+
+export interface KeeperAttachOptions {
+  /** Identifies the daemon instance (its state file path): one keeper per key. */
+  key: string;
+  /** How long the keeper holds VMs after its daemon disappears. */
+  graceMs: number;
+  /** Keeper's own log (stderr). Default: <run dir>/keeper-<key>.log. */
+  logFile?: string;
+  attachTimeoutMs?: number;
+}
+
+interface Tracked {
+  proc: QemuProcess;
+  resolveExit: (e: QemuExit) => void;
+  stderr: TailBuffer;
+}
+
+/** Emits 'lost' (the keeper went away: every VM it held is dead). */
+export class KeeperClient extends EventEmitter implements QemuLauncher {
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve: (m: Record<string, unknown>) => void; reject: (e: Error) => void }>();
+  private readonly tracked = new Map<number, Tracked>();
+  private closed = false;
+  private detaching = false;
+  keeperPid = 0;
+  private keeperStart = 0;
+  /** VMs the keeper already held when we attached (an earlier daemon's), by pid. */
+  readonly inherited = new Map<number, KeeperVmT>();
+
+  private constructor(private readonly sock: net.Socket, readonly socketPath: string) {
+    super();
+    const framer = new LineFramer(MAX_KEEPER_LINE);
+    sock.on('data', (d: Buffer) => {
+      let lines: string[];
+      try {
+        lines = framer.push(d);
+      } catch {
+        sock.destroy();
+        return;
+      }
+      for (const l of lines) this.onLine(l);
+    });
+    sock.on('error', () => undefined);
+    sock.on('close', () => this.onClose());
+  }
+
+  static async attach(opts: KeeperAttachOptions): Promise<KeeperClient> {
+    const socketPath = keeperSocketPath(opts.key);
+    const deadline = Date.now() + (opts.attachTimeoutMs ?? 15_000);
+    let spawned = false;
+    for (;;) {
+      const sock = await connect(socketPath).catch(() => null);
+      if (sock) {
+        const client = new KeeperClient(sock, socketPath);
+        await client.hello();
+        return client;
+      }
+      if (!spawned) {
+        spawnKeeper(socketPath, opts);
+        spawned = true;
+      }
+      if (Date.now() > deadline) throw new ForkdError('FORKD_E_UNAVAILABLE', `the VM keeper did not start listening on ${socketPath}`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+
+  private async hello(): Promise<void> {
+    const r = await this.request({ op: 'hello', version: KEEPER_PROTOCOL, client_pid: process.pid });
+    this.keeperPid = Number(r.keeper_pid);
+    this.keeperStart = Number(r.keeper_starttime);
+    for (const vm of (r.vms as KeeperVmT[] | undefined) ?? []) {
+      this.inherited.set(vm.pid, vm);
+      this.track(vm.pid, vm.args);
+    }
+  }
+
+  async owner(): Promise<VmOwner> {
+    return { pid: this.keeperPid, starttime: this.keeperStart };
+  }
+
+  async start(req: LaunchRequest): Promise<QemuProcess> {
+    const r = await this.request({ op: 'launch', qemu_path: req.qemuPath, args: req.args, cwd: req.cwd, stderr_cap: req.stderrCapBytes });
+    return this.track(Number(r.pid), req.args, req.stderrCapBytes).proc;
+  }
+
+  /** A process handle for a VM the keeper held when we attached. */
+  processOf(pid: number): QemuProcess | null {
+    return this.tracked.get(pid)?.proc ?? null;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Lets go without stopping anything: the keeper holds the VMs for its grace period. */
+  detach(): void {
+    this.detaching = true;
+    this.sock.end();
+  }
+
+  /** Kills every VM the keeper holds and stops it. */
+  async shutdown(): Promise<void> {
+    if (this.closed) return;
+    this.detaching = true;
+    await this.request({ op: 'shutdown' }, 30_000).catch(() => undefined);
+    this.sock.destroy();
+  }
+
+  private track(pid: number, args: string[], cap = 16 * 1024): Tracked {
+    let resolveExit!: (e: QemuExit) => void;
+    let hasExited = false;
+    const exited = new Promise<QemuExit>((r) => {
+      resolveExit = (e) => {
+        hasExited = true;
+        r(e);
+      };
+    });
+    const stderr = new TailBuffer(cap);
+    const proc: QemuProcess = {
+      pid,
+      args,
+      exited,
+      get hasExited() {
+        return hasExited;
+      },
+      stderrTail: () => stderr.toString(),
+      kill: (signal: NodeJS.Signals = 'SIGKILL') => {
+        if (hasExited) return;
+        try {
+          process.kill(pid, signal);
+        } catch {
+          // already gone
+        }
+      },
+    };
+    const t: Tracked = { proc, resolveExit, stderr };
+    this.tracked.set(pid, t);
+    return t;
+  }
+
+  private request(body: Record<string, unknown>, timeoutMs = 15_000): Promise<Record<string, unknown>> {
+    if (this.closed) return Promise.reject(new ForkdError('FORKD_E_UNAVAILABLE', 'the VM keeper connection is closed'));
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new ForkdError('FORKD_E_TIMEOUT', `the VM keeper did not answer ${String(body.op)} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pending.set(id, {
+        resolve: (m) => {
+          clearTimeout(timer);
+          resolve(m);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      });
+      this.sock.write(`${JSON.stringify({ id, ...body })}\n`);
+    });
+  }
+
+  private onLine(line: string): void {
+    let msg;
+    try {
+      msg = KeeperMessage.safeParse(JSON.parse(line));
+    } catch {
+      return;
+    }
+    if (!msg.success) return;
+    const m = msg.data;
+    if ('ev' in m) {
+      const t = this.tracked.get(m.pid);
+      if (!t) return;
+      if (m.ev === 'stderr') t.stderr.write(Buffer.from(m.data, 'utf8'));
+      else {
+        this.tracked.delete(m.pid);
+        t.resolveExit({ code: m.code, signal: m.signal as NodeJS.Signals | null });
+      }
+      return;
+    }
+    const p = this.pending.get(m.id);
+    if (!p) return;
+    this.pending.delete(m.id);
+    if (m.ok) p.resolve(m as Record<string, unknown>);
+    else if (m.error.code === 'busy') p.reject(new ForkdError('FORKD_E_CONFLICT', m.error.message));
+    else p.reject(new ForkdError(isForkdErrorCode(m.error.code) ? m.error.code : 'FORKD_E_INTERNAL', `VM keeper: ${m.error.message}`));
+  }
+
+  private onClose(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const p of this.pending.values()) p.reject(new ForkdError('FORKD_E_UNAVAILABLE', 'the VM keeper connection closed'));
+    this.pending.clear();
+    if (this.detaching) return;
+    // The keeper is gone, so its VMs died with it (pdeathsig). Make sure, then report them exited.
+    for (const t of this.tracked.values()) {
+      t.proc.kill('SIGKILL');
+      t.resolveExit({ code: null, signal: 'SIGKILL' });
+    }
+    this.tracked.clear();
+    this.emit('lost');
+  }
+}
+
+function connect(socketPath: string): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = net.createConnection(socketPath);
+    s.once('connect', () => {
+      s.removeAllListeners('error');
+      resolve(s);
+    });
+    s.once('error', (e) => {
+      s.destroy();
+      reject(e);
+    });
+  });
+}
+
+/** Starts a keeper in its own session (a terminal's Ctrl-C or the daemon's death do not reach it). */
+function spawnKeeper(socketPath: string, opts: KeeperAttachOptions): void {
+  const here = fileURLToPath(import.meta.url);
+  const fromSource = here.endsWith('.ts');
+  const main = path.join(path.dirname(here), fromSource ? 'main.ts' : 'main.js');
+  const args = fromSource ? ['--conditions=source', '--import', 'tsx', main] : [main];
+  const logFile = opts.logFile ?? socketPath.replace(/\.sock$/, '.log');
+  mkdirSync(runtimeDir(), { recursive: true, mode: 0o700 });
+  const fd = openSync(logFile, 'a', 0o600);
+  try {
+    const child = spawn(process.execPath, [...args, '--socket', socketPath, '--grace-ms', String(opts.graceMs)], {
+      detached: true,
+      stdio: ['ignore', 'ignore', fd],
+      cwd: path.dirname(here), // so `--import tsx` resolves from the repository's node_modules
+    });
+    child.unref();
+  } finally {
+    closeSync(fd);
+  }
+}

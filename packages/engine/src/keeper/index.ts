@@ -1,0 +1,2 @@
+export { KeeperClient, type KeeperAttachOptions } from './client.js';
+export { keeperSocketPath, KEEPER_PROTOCOL, type KeeperVmT } from './protocol.js';

@@ -1,0 +1,205 @@
+/**
+ * forkd-keeper: owns the QEMU processes of one daemon. QEMU runs as the keeper's child under
+ * pdeathsig, so if the keeper dies its VMs die. If the daemon dies (even by SIGKILL) the keeper
+ * keeps the VMs for a grace period so a restarted daemon can re-adopt them; when the grace
+ * period ends with no daemon attached, it kills them, removes their run dirs and exits.
+ *   node main.js --socket PATH --grace-ms N
+ */
+import net from 'node:net';
+import path from 'node:path';
+import { promises as fs } from 'node:fs';
+import { LineFramer } from '../qmp/framing.js';
+import { spawnUnderPdeathsig, type QemuProcess } from '../qemu/launcher.js';
+import { which } from '../qemu/which.js';
+import { procStartTime } from '../runtime/proc.js';
+import { runtimeDir, VM_DIR_PREFIX } from '../runtime/dir.js';
+import { KEEPER_PROTOCOL, KeeperRequest, MAX_KEEPER_LINE, type KeeperRequestT } from './protocol.js';
+
+const FORWARDED_STDERR_CAP = 64 * 1024;
+
+function arg(name: string): string | undefined {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
+const socketPath = arg('--socket');
+const graceMs = Number(arg('--grace-ms') ?? 60_000);
+if (!socketPath || !Number.isFinite(graceMs) || graceMs < 0) {
+  process.stderr.write('usage: keeper --socket PATH --grace-ms N\n');
+  process.exit(2);
+}
+process.title = 'forkd-keeper';
+const log = (msg: string) => process.stderr.write(`${new Date().toISOString()} forkd-keeper[${process.pid}]: ${msg}\n`);
+
+interface Held {
+  proc: QemuProcess;
+  runDir: string;
+}
+const vms = new Map<number, Held>();
+let client: net.Socket | null = null;
+let graceTimer: NodeJS.Timeout | null = null;
+let stopping = false;
+const setpriv = await which('setpriv');
+
+function send(sock: net.Socket | null, msg: unknown): void {
+  if (sock && !sock.destroyed) sock.write(`${JSON.stringify(msg)}\n`);
+}
+
+/** A run dir the keeper may remove: a direct vm-<hex> child of the run dir, nothing else. */
+function ownedRunDir(dir: string): boolean {
+  return path.dirname(dir) === runtimeDir() && new RegExp(`^${VM_DIR_PREFIX}[0-9a-f]{16}$`).test(path.basename(dir));
+}
+
+async function killAll(): Promise<void> {
+  const held = [...vms.values()];
+  for (const h of held) h.proc.kill('SIGKILL');
+  await Promise.all(held.map((h) => h.proc.exited));
+  await Promise.all(held.map((h) => fs.rm(h.runDir, { recursive: true, force: true })));
+}
+
+async function stop(reason: string): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  log(`stopping: ${reason} (${vms.size} VMs)`);
+  await killAll();
+  server.close();
+  await fs.rm(socketPath!, { force: true });
+  await fs.rm(socketPath!.replace(/\.sock$/, '.log'), { force: true }); // a clean exit leaves nothing behind
+  process.exit(0);
+}
+
+function armGrace(): void {
+  if (graceTimer) clearTimeout(graceTimer);
+  graceTimer = setTimeout(() => void stop(`no daemon attached for ${graceMs} ms`), graceMs);
+}
+
+async function handle(sock: net.Socket, req: KeeperRequestT): Promise<void> {
+  if (req.op === 'hello') {
+    if (req.version !== KEEPER_PROTOCOL) {
+      send(sock, { id: req.id, ok: false, error: { code: 'version', message: `keeper speaks protocol ${KEEPER_PROTOCOL}, client ${req.version}` } });
+      return;
+    }
+    const vmsList = [...vms.entries()].filter(([, h]) => !h.proc.hasExited).map(([pid, h]) => ({ pid, run_dir: h.runDir, args: h.proc.args }));
+    send(sock, { id: req.id, ok: true, keeper_pid: process.pid, keeper_starttime: (await procStartTime(process.pid)) ?? 0, vms: vmsList });
+    return;
+  }
+  if (req.op === 'shutdown') {
+    await killAll();
+    send(sock, { id: req.id, ok: true });
+    await new Promise<void>((r) => sock.end(() => r()));
+    await stop('shutdown requested');
+    return;
+  }
+  // launch: only a QEMU binary, only in a forkd VM dir.
+  if (!/^qemu-system-[a-z0-9_]+$/.test(path.basename(req.qemu_path)) || !path.isAbsolute(req.qemu_path) || !ownedRunDir(req.cwd)) {
+    send(sock, { id: req.id, ok: false, error: { code: 'FORKD_E_INVALID_ARGUMENT', message: 'keeper launches only qemu-system-* in a forkd VM directory' } });
+    return;
+  }
+  if (!setpriv) {
+    send(sock, { id: req.id, ok: false, error: { code: 'FORKD_E_TOOL_MISSING', message: 'setpriv not found: apt-get install util-linux' } });
+    return;
+  }
+  try {
+    let forwarded = 0;
+    const pid = { value: 0 }; // known once spawned; output before that is not forwarded
+    // The attached daemon gets a bounded copy of QEMU's output (it keeps its own tail).
+    const proc = await spawnUnderPdeathsig(setpriv, { qemuPath: req.qemu_path, args: req.args, cwd: req.cwd, stderrCapBytes: req.stderr_cap }, (d) => {
+      if (forwarded >= FORWARDED_STDERR_CAP || !pid.value) return;
+      forwarded += d.length;
+      send(client, { ev: 'stderr', pid: pid.value, data: d.toString('utf8') });
+    });
+    pid.value = proc.pid;
+    const held: Held = { proc, runDir: req.cwd };
+    vms.set(proc.pid, held);
+    void proc.exited.then(async (ex) => {
+      vms.delete(proc.pid);
+      if (client) send(client, { ev: 'exit', pid: proc.pid, code: ex.code, signal: ex.signal });
+      else if (ownedRunDir(held.runDir)) await fs.rm(held.runDir, { recursive: true, force: true }); // nobody will come for it
+    });
+    send(sock, { id: req.id, ok: true, pid: proc.pid });
+  } catch (e) {
+    send(sock, { id: req.id, ok: false, error: { code: 'FORKD_E_VM_START_FAILED', message: (e as Error).message } });
+  }
+}
+
+const server = net.createServer((sock) => {
+  if (client) {
+    const framer = new LineFramer(MAX_KEEPER_LINE);
+    sock.once('data', (d: Buffer) => {
+      let id = 0;
+      try {
+        id = (JSON.parse(framer.push(d)[0] ?? '{}') as { id?: number }).id ?? 0;
+      } catch {
+        /* answer anyway */
+      }
+      send(sock, { id, ok: false, error: { code: 'busy', message: `another forkd daemon is attached to this keeper (keeper pid ${process.pid})` } });
+      sock.end();
+    });
+    sock.on('error', () => undefined);
+    return;
+  }
+  client = sock;
+  if (graceTimer) clearTimeout(graceTimer);
+  graceTimer = null;
+  const framer = new LineFramer(MAX_KEEPER_LINE);
+  sock.on('data', (d: Buffer) => {
+    let lines: string[];
+    try {
+      lines = framer.push(d);
+    } catch {
+      sock.destroy();
+      return;
+    }
+    for (const line of lines) {
+      let parsed;
+      try {
+        parsed = KeeperRequest.safeParse(JSON.parse(line));
+      } catch {
+        parsed = null;
+      }
+      if (!parsed?.success) {
+        send(sock, { id: 0, ok: false, error: { code: 'FORKD_E_INVALID_ARGUMENT', message: 'bad keeper request' } });
+        continue;
+      }
+      void handle(sock, parsed.data);
+    }
+  });
+  sock.on('error', () => undefined);
+  sock.on('close', () => {
+    if (client !== sock) return;
+    client = null;
+    if (!stopping) {
+      log(`daemon detached; holding ${vms.size} VMs for ${graceMs} ms`);
+      armGrace();
+    }
+  });
+});
+
+// Another keeper already serving this socket wins; a stale socket file is replaced.
+const alive = await new Promise<boolean>((resolve) => {
+  const s = net.createConnection(socketPath);
+  s.once('connect', () => {
+    s.destroy();
+    resolve(true);
+  });
+  s.once('error', () => resolve(false));
+});
+if (alive) {
+  log('another keeper serves this socket; exiting');
+  process.exit(0);
+}
+await fs.mkdir(path.dirname(socketPath), { recursive: true, mode: 0o700 });
+await fs.rm(socketPath, { force: true });
+const oldUmask = process.umask(0o177);
+server.listen(socketPath, () => {
+  process.umask(oldUmask);
+  log(`listening on ${socketPath} (grace ${graceMs} ms)`);
+  armGrace(); // until the first daemon attaches
+});
+server.on('error', (e) => {
+  log(`server error: ${e.message}`);
+  process.exit(1);
+});
+process.on('SIGTERM', () => void stop('SIGTERM'));
+process.on('SIGINT', () => void stop('SIGINT'));
+process.on('SIGHUP', () => undefined);
