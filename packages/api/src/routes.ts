@@ -3,9 +3,14 @@
  * the schemas), the OpenAPI document is generated from them, the SDKs type their calls from them.
  */
 import { z } from 'zod';
-import * as S from './schemas.js';
+import * as C from './common.js';
+import * as Sn from './snapshots.js';
+import * as Sb from './sandboxes.js';
+import * as F from './files.js';
+import * as W from './workspaces.js';
 
 export type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
+export type ResponseKind = z.ZodType | 'octet' | 'ndjson' | 'text' | 'empty';
 
 export interface RouteDef {
   method: Method;
@@ -15,50 +20,67 @@ export interface RouteDef {
   params?: z.ZodType;
   query?: z.ZodType;
   body?: z.ZodType;
-  /** 'json' (default), 'octet' (raw bytes), 'ndjson' (streamed lines), 'text' (Prometheus). */
+  /** 'json' (default) or 'octet' (raw bytes, streamed). */
   bodyKind?: 'json' | 'octet';
-  responses: Record<number, z.ZodType | 'octet' | 'ndjson' | 'text' | 'empty'>;
+  responses: Record<number, ResponseKind>;
+  /** A second success shape when the request asks for streaming (exec with stream=true). */
+  stream?: 'ndjson';
 }
 
-const TagParams = z.object({ tag: S.Tag }).strict();
-const IdParams = z.object({ id: S.SandboxId }).strict();
-const ProcParams = z.object({ id: S.SandboxId, handle: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/) }).strict();
-const JobParams = z.object({ id: z.string().regex(/^job-[0-9a-f]{16}$/) }).strict();
-const E = S.ErrorBody;
+const TagParams = z.object({ tag: C.Tag }).strict();
+const IdParams = z.object({ id: C.SandboxId }).strict();
+const ProcParams = z.object({ id: C.SandboxId, handle: Sb.ProcessHandle }).strict();
+const JobParams = z.object({ id: C.JobId }).strict();
+const E = C.ErrorBody;
+/** Errors every sandbox call can give: unknown id, agent gone or slow, too many calls. */
+const sbErr = { 400: E, 404: E, 409: E, 429: E, 502: E, 504: E } as const;
 
 export const routes = {
-  healthz: { method: 'GET', path: '/healthz', summary: 'Liveness (no auth)', auth: false, responses: { 200: S.Healthz } },
-  version: { method: 'GET', path: '/version', summary: 'Daemon and API version', auth: true, responses: { 200: S.Version } },
+  healthz: { method: 'GET', path: '/healthz', summary: 'Liveness (no auth)', auth: false, responses: { 200: C.Healthz } },
+  version: { method: 'GET', path: '/version', summary: 'Daemon and API version', auth: true, responses: { 200: C.Version } },
   metrics: { method: 'GET', path: '/metrics', summary: 'Prometheus metrics', auth: true, responses: { 200: 'text' } },
+  openapi: { method: 'GET', path: '/v1/openapi.json', summary: 'This API as OpenAPI 3.1', auth: true, responses: { 200: z.record(z.string(), z.unknown()) } },
 
-  listSnapshots: { method: 'GET', path: '/v1/snapshots', summary: 'List snapshots', auth: true, responses: { 200: z.array(S.SnapshotInfo) } },
-  createSnapshot: { method: 'POST', path: '/v1/snapshots', summary: 'Create a snapshot from a recipe (async job unless wait=true)', auth: true, body: S.CreateSnapshotBody, responses: { 201: S.SnapshotInfo, 202: S.Job, 400: E, 404: E, 409: E } },
-  getSnapshot: { method: 'GET', path: '/v1/snapshots/:tag', summary: 'One snapshot', auth: true, params: TagParams, responses: { 200: S.SnapshotInfo, 404: E } },
-  snapshotInfo: { method: 'GET', path: '/v1/snapshots/:tag/info', summary: 'Snapshot detail (sizes, chain, dependents)', auth: true, params: TagParams, responses: { 200: S.SnapshotInfoDetail, 404: E } },
-  deleteSnapshot: { method: 'DELETE', path: '/v1/snapshots/:tag', summary: 'Delete a snapshot (409 while sandboxes use it unless force)', auth: true, params: TagParams, query: S.DeleteSnapshotQuery, responses: { 204: 'empty', 404: E, 409: E } },
-  getJob: { method: 'GET', path: '/v1/jobs/:id', summary: 'A long-running job (snapshot creation) with progress', auth: true, params: JobParams, responses: { 200: S.Job, 404: E } },
+  listSnapshots: { method: 'GET', path: '/v1/snapshots', summary: 'List snapshots', auth: true, responses: { 200: z.array(Sn.SnapshotInfo) } },
+  createSnapshot: { method: 'POST', path: '/v1/snapshots', summary: 'Create a snapshot from a recipe (a job to poll unless wait=true)', auth: true, body: Sn.CreateSnapshotBody, responses: { 201: Sn.SnapshotInfo, 202: C.Job, 400: E, 404: E, 409: E, 503: E } },
+  snapshotTree: { method: 'GET', path: '/v1/snapshots/tree', summary: 'The forest of snapshots, layers and the sandboxes running from each', auth: true, responses: { 200: Sn.SnapshotTree } },
+  getSnapshot: { method: 'GET', path: '/v1/snapshots/:tag', summary: 'One snapshot', auth: true, params: TagParams, responses: { 200: Sn.SnapshotInfo, 400: E, 404: E } },
+  snapshotInfo: { method: 'GET', path: '/v1/snapshots/:tag/info', summary: 'Snapshot detail (sizes, chain, dependents)', auth: true, params: TagParams, responses: { 200: Sn.SnapshotInfoDetail, 400: E, 404: E } },
+  deleteSnapshot: { method: 'DELETE', path: '/v1/snapshots/:tag', summary: 'Delete a snapshot (409 with dependents unless cascade, with live sandboxes unless force)', auth: true, params: TagParams, query: Sn.DeleteSnapshotQuery, responses: { 204: 'empty', 400: E, 404: E, 409: E } },
+  compactSnapshot: { method: 'POST', path: '/v1/snapshots/:tag/compact', summary: 'Flatten a layered snapshot into a new self-contained one', auth: true, params: TagParams, body: Sn.CompactBody, responses: { 200: Sn.SnapshotInfo, 202: C.Job, 400: E, 404: E, 409: E } },
+  diffSnapshot: { method: 'POST', path: '/v1/snapshots/:tag/diff', summary: 'Run a command in a child of the snapshot and keep the result as a layer that stores only what changed', auth: true, params: TagParams, body: Sn.DiffBody, responses: { 201: Sn.SnapshotInfo, 202: C.Job, 400: E, 404: E, 409: E } },
+  getJob: { method: 'GET', path: '/v1/jobs/:id', summary: 'A long-running job with progress', auth: true, params: JobParams, responses: { 200: C.Job, 400: E, 404: E } },
 
-  listSandboxes: { method: 'GET', path: '/v1/sandboxes', summary: 'List live sandboxes', auth: true, responses: { 200: z.array(S.SandboxInfo) } },
-  spawn: { method: 'POST', path: '/v1/sandboxes', summary: 'Spawn n children from a snapshot; returns only ready ones', auth: true, body: S.SpawnBody, responses: { 201: z.array(S.SandboxInfo), 400: E, 404: E, 409: E, 429: E, 503: E } },
-  getSandbox: { method: 'GET', path: '/v1/sandboxes/:id', summary: 'One sandbox', auth: true, params: IdParams, responses: { 200: S.SandboxInfo, 404: E } },
-  killSandbox: { method: 'DELETE', path: '/v1/sandboxes/:id', summary: 'Kill a sandbox', auth: true, params: IdParams, responses: { 204: 'empty', 404: E } },
-  setTimeout: { method: 'POST', path: '/v1/sandboxes/:id/timeout', summary: 'Set the auto-kill timeout from now (E2B setTimeout)', auth: true, params: IdParams, body: S.SetTimeoutBody, responses: { 200: S.SandboxInfo, 404: E } },
-  ping: { method: 'POST', path: '/v1/sandboxes/:id/ping', summary: 'Agent health', auth: true, params: IdParams, responses: { 200: S.PingResponse, 404: E, 502: E, 504: E } },
-  exec: { method: 'POST', path: '/v1/sandboxes/:id/exec', summary: 'Run a command (argv or shell); stream=true gives NDJSON', auth: true, params: IdParams, body: S.ExecBody, responses: { 200: S.ExecResponse, 400: E, 404: E, 504: E } },
-  eval: { method: 'POST', path: '/v1/sandboxes/:id/eval', summary: 'Evaluate code in the persistent interpreter', auth: true, params: IdParams, body: S.EvalBody, responses: { 200: S.EvalResponse, 400: E, 404: E, 504: E } },
-  branch: { method: 'POST', path: '/v1/sandboxes/:id/branch', summary: 'Capture a running sandbox as a snapshot (not implemented yet)', auth: true, params: IdParams, body: S.BranchBody, responses: { 501: E, 404: E } },
+  listSandboxes: { method: 'GET', path: '/v1/sandboxes', summary: 'List live sandboxes', auth: true, query: Sb.ListSandboxesQuery, responses: { 200: z.array(Sb.SandboxInfo), 400: E } },
+  spawn: { method: 'POST', path: '/v1/sandboxes', summary: 'Spawn n children from a snapshot; returns them once their agents answer', auth: true, body: Sb.SpawnBody, responses: { 201: z.array(Sb.SandboxInfo), 400: E, 404: E, 409: E, 429: E, 503: E } },
+  getSandbox: { method: 'GET', path: '/v1/sandboxes/:id', summary: 'One sandbox', auth: true, params: IdParams, responses: { 200: Sb.SandboxInfo, 400: E, 404: E } },
+  killSandbox: { method: 'DELETE', path: '/v1/sandboxes/:id', summary: 'Kill a sandbox', auth: true, params: IdParams, responses: { 204: 'empty', 400: E, 404: E } },
+  setTimeout: { method: 'POST', path: '/v1/sandboxes/:id/timeout', summary: 'Kill the sandbox timeout_ms from now (E2B setTimeout)', auth: true, params: IdParams, body: Sb.SetTimeoutBody, responses: { 200: Sb.SandboxInfo, 400: E, 404: E } },
+  ping: { method: 'POST', path: '/v1/sandboxes/:id/ping', summary: 'Agent health', auth: true, params: IdParams, responses: { 200: Sb.PingResponse, ...sbErr } },
+  exec: { method: 'POST', path: '/v1/sandboxes/:id/exec', summary: 'Run a command (argv or shell line); stream=true answers NDJSON as output is produced', auth: true, params: IdParams, body: Sb.ExecBody, stream: 'ndjson', responses: { 200: Sb.ExecResponse, ...sbErr } },
+  eval: { method: 'POST', path: '/v1/sandboxes/:id/eval', summary: 'Evaluate code in the persistent interpreter', auth: true, params: IdParams, body: Sb.EvalBody, responses: { 200: Sb.EvalResponse, ...sbErr } },
+  branch: { method: 'POST', path: '/v1/sandboxes/:id/branch', summary: 'Capture a running sandbox (memory, devices, disk) as a snapshot layer; the sandbox keeps running', auth: true, params: IdParams, body: Sb.BranchBody, responses: { 201: Sn.SnapshotInfo, 202: C.Job, ...sbErr, 503: E } },
+  fork: { method: 'POST', path: '/v1/sandboxes/:id/fork', summary: 'Branch the sandbox and spawn count children from the branch (E2B fork)', auth: true, params: IdParams, body: Sb.ForkBody, responses: { 201: Sb.ForkResponse, ...sbErr, 503: E } },
 
-  startProcess: { method: 'POST', path: '/v1/sandboxes/:id/processes', summary: 'Start a background process', auth: true, params: IdParams, body: S.ProcessStartBody, responses: { 201: S.ProcessInfo, 404: E } },
-  listProcesses: { method: 'GET', path: '/v1/sandboxes/:id/processes', summary: 'Background processes', auth: true, params: IdParams, responses: { 200: z.array(S.ProcessInfo), 404: E } },
-  waitProcess: { method: 'POST', path: '/v1/sandboxes/:id/processes/:handle/wait', summary: 'Wait for a background process', auth: true, params: ProcParams, body: S.ProcessWaitBody, responses: { 200: S.ExecResponse, 404: E, 504: E } },
-  killProcess: { method: 'POST', path: '/v1/sandboxes/:id/processes/:handle/kill', summary: 'Signal a background process', auth: true, params: ProcParams, body: S.ProcessKillBody, responses: { 200: z.object({ killed: z.boolean() }), 404: E } },
+  startProcess: { method: 'POST', path: '/v1/sandboxes/:id/processes', summary: 'Start a background process', auth: true, params: IdParams, body: Sb.ProcessStartBody, responses: { 201: Sb.ProcessInfo, ...sbErr } },
+  listProcesses: { method: 'GET', path: '/v1/sandboxes/:id/processes', summary: 'Background processes', auth: true, params: IdParams, responses: { 200: z.array(Sb.ProcessInfo), ...sbErr } },
+  waitProcess: { method: 'POST', path: '/v1/sandboxes/:id/processes/:handle/wait', summary: 'Wait for a background process (its output: the last 1 MiB per stream)', auth: true, params: ProcParams, body: Sb.ProcessWaitBody, responses: { 200: Sb.ExecResponse, ...sbErr } },
+  killProcess: { method: 'POST', path: '/v1/sandboxes/:id/processes/:handle/kill', summary: 'Signal a background process (its whole process group)', auth: true, params: ProcParams, body: Sb.ProcessKillBody, responses: { 200: Sb.Killed, ...sbErr } },
 
-  readFile: { method: 'GET', path: '/v1/sandboxes/:id/files', summary: 'Download a file (streamed)', auth: true, params: IdParams, query: S.FilePathQuery, responses: { 200: 'octet', 404: E, 413: E } },
-  writeFile: { method: 'PUT', path: '/v1/sandboxes/:id/files', summary: 'Upload a file (raw body, streamed; parents created)', auth: true, params: IdParams, query: S.FilePathQuery, bodyKind: 'octet', responses: { 200: S.WriteInfo, 404: E, 413: E } },
-  listFiles: { method: 'GET', path: '/v1/sandboxes/:id/files/list', summary: 'List a directory', auth: true, params: IdParams, query: S.FileListQuery, responses: { 200: z.array(S.EntryInfo), 404: E } },
-  statFile: { method: 'GET', path: '/v1/sandboxes/:id/files/stat', summary: 'Stat a path', auth: true, params: IdParams, query: S.FilePathQuery, responses: { 200: S.EntryInfo, 404: E } },
-  mkdir: { method: 'POST', path: '/v1/sandboxes/:id/files/mkdir', summary: 'Make a directory', auth: true, params: IdParams, body: S.MkdirBody, responses: { 200: z.object({ created: z.boolean() }), 404: E } },
-  removeFile: { method: 'DELETE', path: '/v1/sandboxes/:id/files', summary: 'Remove a path', auth: true, params: IdParams, query: S.FileRemoveQuery, responses: { 200: z.object({ removed: z.boolean() }), 404: E } },
+  readFile: { method: 'GET', path: '/v1/sandboxes/:id/files', summary: 'Download a file (streamed)', auth: true, params: IdParams, query: F.FilePathQuery, responses: { 200: 'octet', ...sbErr, 413: E } },
+  writeFile: { method: 'PUT', path: '/v1/sandboxes/:id/files', summary: 'Upload a file (raw body, streamed; parents created; replaced atomically)', auth: true, params: IdParams, query: F.FileWriteQuery, bodyKind: 'octet', responses: { 200: F.WriteInfo, ...sbErr, 413: E } },
+  removeFile: { method: 'DELETE', path: '/v1/sandboxes/:id/files', summary: 'Remove a path', auth: true, params: IdParams, query: F.FileRemoveQuery, responses: { 200: F.Removed, ...sbErr } },
+  listFiles: { method: 'GET', path: '/v1/sandboxes/:id/files/list', summary: 'List a directory', auth: true, params: IdParams, query: F.FileListQuery, responses: { 200: F.ListFilesResponse, ...sbErr } },
+  statFile: { method: 'GET', path: '/v1/sandboxes/:id/files/stat', summary: 'Stat a path', auth: true, params: IdParams, query: F.FilePathQuery, responses: { 200: F.EntryInfo, ...sbErr } },
+  mkdir: { method: 'POST', path: '/v1/sandboxes/:id/files/mkdir', summary: 'Make a directory', auth: true, params: IdParams, body: F.MkdirBody, responses: { 200: F.Created, ...sbErr } },
+  renameFile: { method: 'POST', path: '/v1/sandboxes/:id/files/rename', summary: 'Rename a path', auth: true, params: IdParams, body: F.RenameBody, responses: { 200: F.EntryInfo, ...sbErr } },
+
+  listWorkspaces: { method: 'GET', path: '/v1/workspaces', summary: 'List workspaces', auth: true, responses: { 200: z.array(W.WorkspaceInfo) } },
+  createWorkspace: { method: 'POST', path: '/v1/workspaces', summary: 'Create a named long-lived sandbox from a snapshot', auth: true, body: W.CreateWorkspaceBody, responses: { 201: W.WorkspaceInfo, 400: E, 404: E, 409: E } },
+  getWorkspace: { method: 'GET', path: '/v1/workspaces/:name', summary: 'One workspace', auth: true, params: W.WorkspaceParams, responses: { 200: W.WorkspaceInfo, 400: E, 404: E } },
+  deleteWorkspace: { method: 'DELETE', path: '/v1/workspaces/:name', summary: 'Delete a workspace (kills its sandbox, removes its saved state)', auth: true, params: W.WorkspaceParams, responses: { 204: 'empty', 400: E, 404: E } },
+  suspendWorkspace: { method: 'POST', path: '/v1/workspaces/:name/suspend', summary: 'Save the workspace (memory, devices, disk) and stop its VM', auth: true, params: W.WorkspaceParams, body: W.SuspendBody, responses: { 200: W.WorkspaceInfo, 400: E, 404: E, 409: E, 503: E } },
+  resumeWorkspace: { method: 'POST', path: '/v1/workspaces/:name/resume', summary: 'Restore a suspended workspace with its settings', auth: true, params: W.WorkspaceParams, body: W.ResumeBody, responses: { 200: W.WorkspaceInfo, 400: E, 404: E, 409: E } },
 } as const satisfies Record<string, RouteDef>;
 
 export type RouteName = keyof typeof routes;
@@ -70,3 +92,12 @@ export type QueryOf<K extends RouteName> = R[K] extends { query: infer Q } ? Inf
 export type ParamsOf<K extends RouteName> = R[K] extends { params: infer P } ? Infer<P> : never;
 type SuccessKeys<T> = { [S in keyof T]: S extends 200 | 201 | 202 ? S : never }[keyof T];
 export type ResponseOf<K extends RouteName> = Infer<R[K]['responses'][SuccessKeys<R[K]['responses']>]>;
+
+/** Fills a route's path parameters (URL-encoded). */
+export function routePath(path: string, params: Record<string, string> = {}): string {
+  return path.replace(/:([a-z]+)/g, (_, k: string) => {
+    const v = params[k];
+    if (v === undefined) throw new Error(`missing path parameter ${k}`);
+    return encodeURIComponent(v);
+  });
+}

@@ -2,3 +2,4 @@ export * from './errors.js';
 export * from './names.js';
 export * from './frame.js';
 export * from './agent-api.js';
+export * from './version.js';

@@ -1,0 +1,39 @@
+/** Shared wire types of the REST API (snake_case, as the original forkd). */
+import { z } from 'zod';
+import { TAG_PATTERN, SANDBOX_ID_PATTERN, ERROR_CODES } from '@forkd/protocol';
+
+export const Tag = z.string().regex(TAG_PATTERN, 'invalid tag').refine((t) => !t.includes('..'), 'invalid tag').describe('snapshot tag');
+export const SandboxId = z.string().regex(SANDBOX_ID_PATTERN, 'invalid sandbox id').describe('sandbox id (sb-<16 hex>)');
+export const WorkspaceName = z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$/, 'invalid workspace name').refine((t) => !t.includes('..'), 'invalid workspace name');
+export const JobId = z.string().regex(/^job-[0-9a-f]{16}$/, 'invalid job id');
+export const RecipeName = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'recipe must be a recipe name (no paths)');
+export const GuestPath = z.string().min(1).max(4096).refine((p) => p.startsWith('/'), 'path must be absolute').refine((p) => !p.includes('\0'), 'path must not contain NUL');
+export const Metadata = z.record(z.string().min(1).max(128), z.string().max(1024)).refine((m) => Object.keys(m).length <= 64, 'at most 64 metadata keys');
+export const Envs = z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'invalid environment variable name').max(256), z.string().max(32 * 1024)).refine((m) => Object.keys(m).length <= 256, 'at most 256 variables');
+/** Query booleans arrive as strings. */
+export const QueryBool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
+
+const codes = Object.keys(ERROR_CODES) as [keyof typeof ERROR_CODES, ...Array<keyof typeof ERROR_CODES>];
+export const ErrorBody = z.object({
+  error: z.object({
+    code: z.enum(codes),
+    message: z.string(),
+    details: z.record(z.string(), z.unknown()).optional(),
+  }),
+});
+
+export const Healthz = z.object({ ok: z.literal(true) });
+export const Version = z.object({ version: z.string(), api: z.literal('v1'), qemu: z.string().nullable(), accel: z.enum(['kvm', 'tcg']).nullable() });
+
+/** A long-running operation (snapshot creation, branch with wait=false, diff, compact). */
+export const Job = z.object({
+  id: JobId,
+  kind: z.enum(['snapshot.create', 'snapshot.branch', 'snapshot.diff', 'snapshot.compact', 'workspace.suspend']),
+  status: z.enum(['queued', 'running', 'succeeded', 'failed']),
+  created_at_unix: z.number().int(),
+  finished_at_unix: z.number().int().nullable(),
+  progress: z.object({ phase: z.string(), message: z.string(), fraction: z.number().nullable() }),
+  /** The finished job's resource (a SnapshotInfo for snapshot jobs). */
+  result: z.unknown().nullable(),
+  error: ErrorBody.shape.error.nullable(),
+});

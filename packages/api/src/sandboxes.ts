@@ -1,0 +1,165 @@
+/** Sandboxes: spawn, lifecycle, agent calls (ping, exec, eval), background processes, branch. */
+import { z } from 'zod';
+import { LIMITS } from '@forkd/protocol';
+import { Tag, SandboxId, Metadata, Envs, GuestPath } from './common.js';
+
+export const SandboxTimings = z.object({
+  spawn_to_running_ms: z.number(),
+  spawn_to_ready_ms: z.number(),
+  clock_skew_ms: z.number(),
+});
+
+export const SandboxInfo = z.object({
+  id: SandboxId,
+  snapshot_tag: Tag,
+  status: z.enum(['running', 'killed']),
+  pid: z.number().int().nullable(),
+  created_at_unix: z.number().int(),
+  /** Unix ms when the daemon kills it (E2B's timeout); null = no timeout. */
+  expires_at_unix_ms: z.number().int().nullable(),
+  metadata: z.record(z.string(), z.string()),
+  /** How fast this child became ready (agent answered after clock + RNG reset). */
+  ready: SandboxTimings,
+  language: z.enum(['python', 'js']),
+  /** forkd fields. */
+  netns: z.null(),
+  guest_addr: z.null(),
+  memory_limit_mib: z.null(),
+  has_branched: z.boolean(),
+  branch_count: z.number().int(),
+  /** The workspace this sandbox belongs to, if any. */
+  workspace: z.string().nullable(),
+});
+
+const notYet = (what: string) => z.boolean().optional().refine((v) => v !== true, `${what} is not supported by this forkd`);
+
+export const SpawnBody = z.object({
+  snapshot_tag: Tag,
+  n: z.number().int().min(1).max(1000).default(1),
+  timeout_ms: z.number().int().min(1000).max(24 * 3600 * 1000).optional(),
+  metadata: Metadata.optional(),
+  /** Environment for every command and eval in the sandbox (per-call envs override). */
+  envs: Envs.optional(),
+  /** forkd's fields, accepted for compatibility; the features they ask for are not offered here. */
+  per_child_netns: notYet('per_child_netns'),
+  prewarm: notYet('prewarm'),
+  live_fork: notYet('live_fork'),
+  hugepages: notYet('hugepages'),
+  memory_limit_mib: z.null().optional(),
+}).strict();
+
+export const ListSandboxesQuery = z.object({
+  tag: Tag.optional(),
+  /** metadata filter as key=value (E2B's list query). */
+  metadata: z.string().max(1024).optional(),
+}).strict();
+
+export const KillSandboxesQuery = z.object({}).strict();
+
+export const SetTimeoutBody = z.object({ timeout_ms: z.number().int().min(1000).max(24 * 3600 * 1000) }).strict();
+
+export const PingResponse = z.object({
+  pong: z.literal(true),
+  warmup_ready: z.boolean(),
+  agent_version: z.string(),
+  uptime_ms: z.number(),
+  languages: z.array(z.enum(['python', 'js'])),
+});
+
+export const MAX_CALL_TIMEOUT_SECS = 3600;
+
+export const ExecBody = z.object({
+  /** forkd's form: argv, no shell. */
+  args: z.array(z.string().max(128 * 1024)).min(1).max(4096).optional(),
+  /** A shell command line (`&&`, pipes work), run with /bin/sh -c. */
+  cmd: z.string().min(1).max(LIMITS.maxCodeBytes).optional(),
+  timeout_secs: z.number().positive().max(MAX_CALL_TIMEOUT_SECS).default(30),
+  envs: Envs.optional(),
+  cwd: GuestPath.optional(),
+  /** Text for the process's stdin (UTF-8). */
+  stdin: z.string().max(LIMITS.maxFileChunkBytes).optional(),
+  /** true: the response is NDJSON, one ExecStreamLine per line, as output is produced. */
+  stream: z.boolean().optional(),
+}).strict().refine((b) => (b.args === undefined) !== (b.cmd === undefined), 'exactly one of args or cmd is required');
+
+export const ExecResponse = z.object({
+  stdout: z.string(),
+  stderr: z.string(),
+  exit_code: z.number().int().nullable(),
+  /** Why the command did not run or finish normally (missing binary, timeout, signal); null when it exited. */
+  error: z.string().nullable(),
+  timed_out: z.boolean(),
+  stdout_truncated: z.boolean(),
+  stderr_truncated: z.boolean(),
+  duration_ms: z.number(),
+});
+
+/** One line of a streamed exec: output chunks as they come, then the result (without the output). */
+export const ExecStreamLine = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('stdout'), data: z.string() }),
+  z.object({ type: z.literal('stderr'), data: z.string() }),
+  z.object({ type: z.literal('exit'), exit_code: z.number().int().nullable(), error: z.string().nullable(), timed_out: z.boolean(), duration_ms: z.number() }),
+  z.object({ type: z.literal('error'), error: z.object({ code: z.string(), message: z.string() }) }),
+]);
+
+export const EvalBody = z.object({
+  code: z.string().max(LIMITS.maxCodeBytes),
+  /** Default: the snapshot's language. */
+  language: z.enum(['python', 'js']).optional(),
+  timeout_secs: z.number().positive().max(MAX_CALL_TIMEOUT_SECS).default(60),
+}).strict();
+
+export const EvalResponse = z.object({
+  /** repr of the last expression (forkd's `result`). */
+  result: z.string().nullable(),
+  /** The value as JSON when serialisable (forkd's Node-only `result_json`, here for both languages). */
+  result_json: z.unknown(),
+  error: z.string().nullable(),
+  error_type: z.string().nullable(),
+  traceback: z.string().nullable(),
+  exit_code: z.number().int(),
+  stdout: z.string(),
+  stderr: z.string(),
+  duration_ms: z.number(),
+});
+
+export const ProcessStartBody = z.object({
+  args: z.array(z.string().max(128 * 1024)).min(1).max(4096).optional(),
+  cmd: z.string().min(1).max(LIMITS.maxCodeBytes).optional(),
+  envs: Envs.optional(),
+  cwd: GuestPath.optional(),
+  /** Kill it after this long (default: no limit). */
+  timeout_secs: z.number().positive().max(24 * 3600).optional(),
+}).strict().refine((b) => (b.args === undefined) !== (b.cmd === undefined), 'exactly one of args or cmd is required');
+
+export const ProcessHandle = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'invalid process handle');
+
+export const ProcessInfo = z.object({
+  handle: ProcessHandle,
+  pid: z.number().int(),
+  command: z.string(),
+  started_at_ms: z.number(),
+  running: z.boolean(),
+  exit_code: z.number().int().nullable(),
+  signal: z.string().nullable(),
+});
+
+export const ProcessWaitBody = z.object({ timeout_secs: z.number().positive().max(MAX_CALL_TIMEOUT_SECS).default(30) }).strict();
+export const ProcessKillBody = z.object({ signal: z.enum(['SIGTERM', 'SIGKILL', 'SIGINT', 'SIGHUP']).default('SIGKILL') }).strict();
+export const Killed = z.object({ killed: z.boolean() });
+
+export const BranchBody = z.object({
+  tag: Tag.optional(),
+  /** full: paused for the whole capture. live: memory copied while the source runs; paused only for the last dirty pages and device state. diff: forkd's name for full (every branch is stored as a layer). */
+  mode: z.enum(['full', 'live', 'diff']).optional(),
+  /** false: 202 with a job to poll. */
+  wait: z.boolean().optional(),
+}).strict();
+
+export const ForkBody = z.object({
+  count: z.number().int().min(1).max(100).default(1),
+  timeout_ms: z.number().int().min(1000).max(24 * 3600 * 1000).optional(),
+  mode: z.enum(['full', 'live']).optional(),
+  metadata: Metadata.optional(),
+}).strict();
+export const ForkResponse = z.object({ snapshot_tag: Tag, pause_ms: z.number(), sandboxes: z.array(SandboxInfo) });

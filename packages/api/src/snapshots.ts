@@ -1,0 +1,85 @@
+/** Snapshots: creation from recipes, listing, detail, deletion, chains (diff, compact), the tree. */
+import { z } from 'zod';
+import { Tag, RecipeName, QueryBool, SandboxId } from './common.js';
+
+export const SnapshotInfo = z.object({
+  tag: Tag,
+  created_at_unix: z.number().int(),
+  /** forkd: writing (a branch still being captured), ready, failed. */
+  status: z.enum(['writing', 'ready', 'failed']),
+  bootable: z.boolean(),
+  recipe: z.string().nullable(),
+  language: z.enum(['python', 'js']),
+  accel: z.enum(['kvm', 'tcg']),
+  mem_mib: z.number().int(),
+  vcpus: z.number().int(),
+  /** The snapshot this one is a layer on (branches and diffs), else null. */
+  parent_tag: Tag.nullable(),
+  /** forkd: where it came from: "recipe:<name>", "sandbox:<id>" (branch), "diff:<tag>", "compact:<tag>". */
+  branched_from: z.string().nullable(),
+  /** How long the source sandbox was paused (branches only). */
+  pause_ms: z.number().nullable(),
+  memory_physical_bytes: z.number(),
+  disk_physical_bytes: z.number(),
+  live_sandboxes: z.number().int(),
+  warning: z.string().nullable(),
+});
+
+export const SnapshotInfoDetail = SnapshotInfo.extend({
+  memory_logical_bytes: z.number(),
+  vmstate_bytes: z.number(),
+  qemu_version: z.string(),
+  kernel_version: z.string(),
+  image_key: z.string(),
+  chain_depth: z.number().int(),
+  /** Root first. */
+  ancestors: z.array(Tag),
+  dependents: z.array(Tag),
+  /** Bytes this layer stores itself, against what a flat copy of its state would take. */
+  layer_physical_bytes: z.number(),
+  logical_bytes: z.number(),
+  timings: z.record(z.string(), z.number()),
+});
+
+export const CreateSnapshotBody = z.object({
+  tag: Tag,
+  recipe: RecipeName,
+  mem_mib: z.number().int().min(128).max(65536).optional(),
+  vcpus: z.number().int().min(1).max(8).optional(),
+  /** false (default): 202 with a job to poll. true: block until done, 201 SnapshotInfo. */
+  wait: z.boolean().optional(),
+}).strict();
+
+export const DeleteSnapshotQuery = z.object({
+  /** Also delete every snapshot layered on this one. */
+  cascade: QueryBool.optional(),
+  /** Delete even while sandboxes run from it (they keep running: their files stay open). */
+  force: QueryBool.optional(),
+}).strict();
+
+export const CompactBody = z.object({ to: Tag, wait: z.boolean().optional() }).strict();
+
+export const DiffBody = z.object({
+  /** Tag of the new layer. */
+  to: Tag,
+  /** A shell command line run in a child of the snapshot (so `&&` and pipes work). */
+  cmd: z.string().min(1).max(1024 * 1024),
+  timeout_secs: z.number().positive().max(3600).default(600),
+  wait: z.boolean().optional(),
+}).strict();
+
+export const TreeNode: z.ZodType<TreeNodeT> = z.lazy(() => z.object({
+  tag: Tag,
+  kind: z.enum(['recipe', 'branch', 'diff', 'compact']),
+  created_at_unix: z.number().int(),
+  sandboxes: z.array(SandboxId),
+  children: z.array(TreeNode),
+}));
+export interface TreeNodeT {
+  tag: string;
+  kind: 'recipe' | 'branch' | 'diff' | 'compact';
+  created_at_unix: number;
+  sandboxes: string[];
+  children: TreeNodeT[];
+}
+export const SnapshotTree = z.object({ roots: z.array(TreeNode) });
