@@ -6,6 +6,7 @@ import { printForkReport, runFork } from './commands/fork.js';
 import { imageBuild, imageList, listSnapshotsCmd, rmi, snapshotCreate } from './commands/snapshots.js';
 import { cleanup, doctor } from './commands/host.js';
 import { quickstart } from './commands/quickstart.js';
+import { serve, type ServeFlags } from './commands/serve.js';
 
 const program = new Command();
 program
@@ -92,6 +93,18 @@ program.command('quickstart').description('build the default image and snapshot 
   .option('-n, --count <n>', 'children', '10').option('--json', 'JSON output')
   .action(run(async (o: { count: string; json?: boolean }) => quickstart(engine(), { n: parseIntStrict('-n', o.count), ...(o.json ? { json: true } : {}) })));
 
+program.command('serve').description('run the forkd daemon (REST API) in the foreground')
+  .option('--socket <path>', 'Unix socket (default <home>/forkd.sock when --bind is not given)')
+  .option('--bind <host:port>', 'TCP address; a non-loopback address needs --token-file')
+  .option('--token-file <file>', 'bearer tokens, one per line (>= 16 bytes each)')
+  .option('--state <file>', 'durable state journal (default <home>/daemon/state.jsonl)')
+  .option('--audit-log <file>', "audit log of every request (default <home>/daemon/audit.log; 'none' to disable)")
+  .option('--snapshot-root <dir>', 'where snapshots live (default <home>/snapshots)')
+  .option('--keeper-grace-secs <n>', 'how long VMs outlive a crashed daemon, waiting to be adopted', '60')
+  .option('--idle-exit-secs <n>', 'exit when idle this long (no sandboxes, jobs or requests)')
+  .option('--max-sandboxes <n>', 'most live sandboxes', '256')
+  .action(run(async (o: ServeFlags) => serve(program.opts<{ accel: AccelRequest; kernel?: string; home?: string }>(), o)));
+
 program.command('where').description('print the data directory').option('--json', 'JSON output')
   .action(run(async (o: { json?: boolean }) => {
     const e = engine();
@@ -100,3 +113,5 @@ program.command('where').description('print the data directory').option('--json'
   }));
 
 await program.parseAsync(process.argv);
+// A finished command exits even if a library left a handle open; stdout is flushed first.
+process.stdout.write('', () => process.exit(process.exitCode ?? 0));

@@ -33,6 +33,16 @@ export class Sandbox {
     if (!this.vm.agent) throw new Error('sandbox has no agent connection');
     return this.vm.agent;
   }
+  /** Resolves when the VM process has exited, for whatever reason. */
+  get exited(): Promise<void> {
+    return this.vm.proc.exited.then(() => undefined);
+  }
+
+  /** The VM's run directory (what a successor needs to adopt it). */
+  get dir(): string {
+    return this.vm.dir;
+  }
+
   get alive(): boolean {
     return this.vm.alive;
   }

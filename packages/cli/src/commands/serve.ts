@@ -1,0 +1,41 @@
+import { Daemon, type DaemonOptions } from '@forkd/daemon';
+import type { AccelRequest } from '@forkd/engine';
+import { parseIntStrict } from '../output.js';
+
+export interface ServeFlags {
+  socket?: string;
+  bind?: string;
+  tokenFile?: string;
+  state?: string;
+  auditLog?: string;
+  snapshotRoot?: string;
+  keeperGraceSecs?: string;
+  idleExitSecs?: string;
+  maxSandboxes?: string;
+}
+
+/** Runs the daemon in the foreground until SIGTERM/SIGINT, then stops it gracefully. */
+export async function serve(global: { home?: string; kernel?: string; accel: AccelRequest }, f: ServeFlags): Promise<number> {
+  const opts: DaemonOptions = {
+    accel: global.accel,
+    ...(global.home ? { home: global.home } : {}),
+    ...(global.kernel ? { kernel: global.kernel } : {}),
+    ...(f.socket ? { socket: f.socket } : {}),
+    ...(f.bind ? { bind: f.bind } : {}),
+    ...(f.tokenFile ? { tokenFile: f.tokenFile } : {}),
+    ...(f.state ? { statePath: f.state } : {}),
+    ...(f.auditLog ? { auditLog: f.auditLog === 'none' ? null : f.auditLog } : {}),
+    ...(f.snapshotRoot ? { snapshotRoot: f.snapshotRoot } : {}),
+    ...(f.keeperGraceSecs ? { keeperGraceMs: parseIntStrict('--keeper-grace-secs', f.keeperGraceSecs) * 1000 } : {}),
+    ...(f.idleExitSecs ? { idleExitMs: parseIntStrict('--idle-exit-secs', f.idleExitSecs) * 1000 } : {}),
+    ...(f.maxSandboxes ? { maxSandboxes: parseIntStrict('--max-sandboxes', f.maxSandboxes) } : {}),
+  };
+  const daemon = await Daemon.start(opts);
+  await new Promise<void>((resolve) => {
+    const stop = () => resolve();
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+  await daemon.stop();
+  return 0;
+}

@@ -1,0 +1,96 @@
+/**
+ * The HTTP application: fastify with the API's routes, bearer auth, error bodies with stable
+ * codes, audit lines and request metrics. Knows nothing about VMs: handlers go through services.
+ */
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import crypto from 'node:crypto';
+import { ForkdError } from '@forkd/protocol';
+import { routes } from '@forkd/api';
+import { registerRoutes, type Handlers } from './http/register.js';
+import { httpError } from './http/errors.js';
+import type { TokenSet } from './http/auth.js';
+import type { AuditLog } from './audit.js';
+import type { DaemonServices } from './handlers/context.js';
+import { metaHandlers } from './handlers/meta.js';
+import { sandboxHandlers } from './handlers/sandboxes.js';
+import { processHandlers } from './handlers/processes.js';
+import { fileHandlers } from './handlers/files.js';
+import { snapshotHandlers } from './handlers/snapshots.js';
+import { pendingHandlers } from './handlers/pending.js';
+
+/** JSON bodies: code and stdin are capped at 4 MiB by the schemas; this bounds parsing. */
+export const JSON_BODY_LIMIT = 8 * 1024 * 1024;
+
+export interface AppOptions {
+  services: DaemonServices;
+  tokens: TokenSet;
+  audit: AuditLog;
+  /** Replaces handlers (later features plug in here). */
+  extraHandlers?: Partial<Handlers>;
+  isDraining: () => boolean;
+  /** Called on every request (idle tracking). */
+  onActivity?: () => void;
+}
+
+export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
+  const { services: s } = o;
+  const app = Fastify({ logger: false, bodyLimit: JSON_BODY_LIMIT, return503OnClosing: true, genReqId: () => crypto.randomBytes(6).toString('hex') });
+  // Uploads: the raw stream goes to the handler, which counts and caps it.
+  app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));
+  const routeOf = new Map(Object.values(routes).map((r) => [`${r.method} ${r.path}`, r.path]));
+
+  app.addHook('onRequest', async (req, reply) => {
+    o.onActivity?.();
+    const started = process.hrtime.bigint();
+    reply.raw.once('close', () => {
+      const route = req.routeOptions.url ? routeOf.get(`${req.method} ${req.routeOptions.url}`) ?? null : null;
+      const status = reply.raw.statusCode;
+      const latency = Number(process.hrtime.bigint() - started) / 1e6;
+      const label = route ?? 'unmatched';
+      s.metrics.http.inc({ route: label, status: String(status) });
+      s.metrics.httpSeconds.observe({ route: label }, latency / 1000);
+      if (route === '/healthz') return;
+      const params = (req.params ?? {}) as Record<string, string>;
+      o.audit.write({
+        time: new Date().toISOString(),
+        caller: (req as FastifyRequest & { caller?: string }).caller ?? 'unauthenticated',
+        remote: req.socket.remoteAddress ?? 'unix',
+        method: req.method,
+        path: req.url.split('?')[0] ?? req.url,
+        route,
+        resource: params.id ?? params.tag ?? params.name ?? null,
+        status,
+        latency_ms: Math.round(latency * 10) / 10,
+        request_id: req.id,
+      });
+    });
+    if (o.isDraining() && req.url !== '/healthz') throw new ForkdError('FORKD_E_UNAVAILABLE', 'the daemon is shutting down');
+  });
+
+  app.setErrorHandler(async (err, req, reply) => {
+    const fe = httpError(err);
+    s.metrics.errors.inc({ code: fe.code });
+    if (fe.status >= 500) s.log.error({ code: fe.code, msg: fe.message, route: req.routeOptions.url, req: req.id }, 'request failed');
+    if (reply.sent || reply.raw.headersSent) return;
+    return reply.status(fe.status).type('application/json').send({ error: fe.toJSON() });
+  });
+  app.setNotFoundHandler(async (req, reply) => {
+    return reply.status(404).send({ error: new ForkdError('FORKD_E_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`).toJSON() });
+  });
+
+  const handlers: Handlers = {
+    ...metaHandlers(s),
+    ...snapshotHandlers(s),
+    ...sandboxHandlers(s),
+    ...processHandlers(s),
+    ...fileHandlers(s),
+    ...pendingHandlers(),
+    ...o.extraHandlers,
+  } as Handlers;
+  registerRoutes(app, handlers, {
+    authenticate: (req) => o.tokens.check(req.headers.authorization),
+    onResponseMismatch: (route, issues) => s.log.error({ route, issues }, 'response does not match its schema'),
+  });
+  await app.ready();
+  return app;
+}

@@ -1,0 +1,212 @@
+/**
+ * The forkd daemon: owns snapshots and live sandboxes through the engine, serves the REST API on
+ * a Unix socket (default <home>/forkd.sock) and/or TCP. Start-up order matters: the keeper lease
+ * first (it is also the lock: one daemon per state), then the journal, then re-adoption of the
+ * sandboxes the journal says we own, then the listeners.
+ */
+import net from 'node:net';
+import path from 'node:path';
+import { promises as fs } from 'node:fs';
+import pino, { type Logger } from 'pino';
+import type { FastifyInstance } from 'fastify';
+import { ForkdError } from '@forkd/protocol';
+import { Engine, type AccelRequest, type KeeperVmT } from '@forkd/engine';
+import { Journal } from './state/journal.js';
+import { SandboxRegistry } from './sandboxes/registry.js';
+import { Jobs } from './jobs.js';
+import { Metrics } from './metrics.js';
+import { AuditLog } from './audit.js';
+import { TokenSet } from './http/auth.js';
+import { buildApp } from './app.js';
+import type { DaemonServices } from './handlers/context.js';
+
+export interface DaemonOptions {
+  home?: string;
+  snapshotRoot?: string;
+  kernel?: string;
+  accel?: AccelRequest;
+  /** Journal file (default <home>/daemon/state.jsonl). */
+  statePath?: string;
+  /** Audit log (default <home>/daemon/audit.log; null: none). */
+  auditLog?: string | null;
+  tokenFile?: string;
+  /** Unix socket path (default <home>/forkd.sock when no bind is given). */
+  socket?: string;
+  /** HOST:PORT for TCP. */
+  bind?: string;
+  /** How long VMs survive a crashed daemon, waiting to be adopted. */
+  keeperGraceMs?: number;
+  maxSandboxes?: number;
+  maxCallsPerSandbox?: number;
+  maxSpawnInFlight?: number;
+  /** Exit after this long with no sandboxes, no jobs and no requests (daemons started on demand). */
+  idleExitMs?: number | null;
+  logger?: Logger;
+}
+
+export function parseBind(bind: string): { host: string; port: number; loopback: boolean } {
+  const m = /^(?:\[([0-9a-fA-F:]+)\]|([^:\s]+)):(\d{1,5})$/.exec(bind.trim());
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port < 0 || port > 65535) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `--bind must be HOST:PORT (e.g. 127.0.0.1:8889); got ${JSON.stringify(bind)}`);
+  const host = m[1] ?? m[2]!;
+  const loopback = host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+  return { host, port, loopback };
+}
+
+export class Daemon {
+  private draining = false;
+  private lastActivity = Date.now();
+  private idleTimer: NodeJS.Timeout | null = null;
+  private stopping: Promise<void> | null = null;
+  /** Where the daemon listens: the socket path and/or the TCP URL. */
+  readonly addresses: { socket: string | null; url: string | null } = { socket: null, url: null };
+
+  private constructor(
+    readonly services: DaemonServices,
+    private readonly app: FastifyInstance,
+    private readonly audit: AuditLog,
+    private readonly opts: DaemonOptions,
+  ) {}
+
+  static async start(o: DaemonOptions = {}): Promise<Daemon> {
+    const log = o.logger ?? pino({ level: process.env.FORKD_LOG_LEVEL ?? 'info', base: { svc: 'forkd' } }, pino.destination(2));
+    const tokens = o.tokenFile ? await TokenSet.load(o.tokenFile) : TokenSet.none();
+    const bind = o.bind ? parseBind(o.bind) : null;
+    if (bind && !bind.loopback && !tokens.required) {
+      throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `refusing to listen on ${o.bind} (not loopback) without --token-file`);
+    }
+    const engine = new Engine({ ...(o.home ? { home: o.home } : {}), ...(o.snapshotRoot ? { snapshotRoot: o.snapshotRoot } : {}), ...(o.kernel ? { kernel: o.kernel } : {}), ...(o.accel ? { accel: o.accel } : {}) });
+    const statePath = path.resolve(o.statePath ?? path.join(engine.layout.root, 'daemon', 'state.jsonl'));
+    const socket = o.socket ?? (o.bind ? null : path.join(engine.layout.root, 'forkd.sock'));
+    if (socket) await claimSocket(socket);
+
+    const attach = () => engine.attachKeeper({
+      key: statePath,
+      graceMs: o.keeperGraceMs ?? 60_000,
+      onLost: () => {
+        log.error('the VM keeper died: its sandboxes are gone; starting a new keeper');
+        void attach().catch((e: unknown) => log.error({ err: String(e) }, 'could not start a new keeper'));
+      },
+    });
+    // The keeper admits one daemon at a time: a second daemon on this state stops here.
+    const inherited = await attach().catch((e: unknown) => {
+      if (e instanceof ForkdError && e.code === 'FORKD_E_CONFLICT') throw new ForkdError('FORKD_E_CONFLICT', `another forkd daemon owns the state ${statePath}`, { state: statePath });
+      throw e;
+    });
+    try {
+      return await Daemon.assemble(o, engine, log, tokens, statePath, socket, bind, inherited);
+    } catch (e) {
+      // Let go of the keeper without stopping its VMs: a successful retry adopts them.
+      await engine.releaseKeeper({ stopVms: false });
+      throw e;
+    }
+  }
+
+  private static async assemble(o: DaemonOptions, engine: Engine, log: Logger, tokens: TokenSet, statePath: string, socket: string | null, bind: { host: string; port: number } | null, inherited: KeeperVmT[]): Promise<Daemon> {
+    const { journal, droppedTail } = await Journal.open(statePath);
+    if (droppedTail) log.warn({ state: statePath }, 'dropped a torn record at the end of the journal (a crash mid-write; it was never acknowledged)');
+    const jobs = new Jobs(journal);
+    let registry: SandboxRegistry | null = null;
+    const metrics = new Metrics({
+      sandboxes: () => registry?.count ?? 0,
+      snapshots: async () => (await engine.listSnapshots()).length,
+      jobsRunning: () => jobs.active.length,
+    });
+    registry = new SandboxRegistry(engine, journal, metrics, log, {
+      maxSandboxes: o.maxSandboxes ?? 256,
+      maxCallsPerSandbox: o.maxCallsPerSandbox ?? 64,
+      maxSpawnInFlight: o.maxSpawnInFlight ?? 128,
+    });
+    const restored = await registry.restore(inherited);
+    if (restored.adopted.length || restored.reaped.length) log.info(restored, 'sandboxes from the previous daemon');
+    await engine.cleanup().catch((e: unknown) => log.warn({ err: String(e) }, 'cleanup of stale VM files failed'));
+    const services: DaemonServices = { engine, journal, sandboxes: registry, jobs, metrics, log };
+
+    const audit = new AuditLog(o.auditLog === null ? null : path.resolve(o.auditLog ?? path.join(engine.layout.root, 'daemon', 'audit.log')));
+    let daemon: Daemon | null = null;
+    const app = await buildApp({
+      services,
+      tokens,
+      audit,
+      isDraining: () => daemon?.draining ?? false,
+      onActivity: () => {
+        if (daemon) daemon.lastActivity = Date.now();
+      },
+    });
+    daemon = new Daemon(services, app, audit, o);
+    try {
+      if (socket) {
+        await listenSocket(app, socket);
+        daemon.addresses.socket = socket;
+      }
+      if (bind) {
+        const addr = await app.listen({ host: bind.host, port: bind.port });
+        daemon.addresses.url = addr;
+      }
+    } catch (e) {
+      // Not serving after all: close what we opened but leave the sandboxes to the keeper.
+      await app.close();
+      await journal.close();
+      await audit.close();
+      throw e;
+    }
+    if (o.idleExitMs) daemon.armIdleExit(o.idleExitMs);
+    log.info({ socket: daemon.addresses.socket, url: daemon.addresses.url, state: statePath, auth: tokens.required }, 'forkd daemon listening');
+    return daemon;
+  }
+
+  private armIdleExit(idleMs: number): void {
+    this.idleTimer = setInterval(() => {
+      const s = this.services;
+      if (s.sandboxes.count === 0 && s.jobs.active.length === 0 && Date.now() - this.lastActivity > idleMs) {
+        s.log.info({ idle_ms: idleMs }, 'idle: exiting');
+        void this.stop().then(() => process.exit(0));
+      }
+    }, Math.min(idleMs, 30_000));
+    this.idleTimer.unref();
+  }
+
+  /** Graceful stop: refuse new requests, let in-flight ones finish (30 s), kill sandboxes, stop the keeper. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      this.draining = true;
+      if (this.idleTimer) clearInterval(this.idleTimer);
+      const s = this.services;
+      const closed = this.app.close();
+      const deadline = new Promise((r) => setTimeout(r, 30_000).unref());
+      await Promise.race([closed, deadline]);
+      await s.sandboxes.killAll('shutdown');
+      await s.engine.releaseKeeper({ stopVms: true }).catch(() => undefined);
+      await s.journal.close();
+      await this.audit.close();
+      if (this.addresses.socket) await fs.rm(this.addresses.socket, { force: true });
+      s.log.info('forkd daemon stopped');
+    })();
+    return this.stopping;
+  }
+}
+
+/** A socket path is ours if nobody answers on it (a stale file from a crash is replaced). */
+async function claimSocket(socket: string): Promise<void> {
+  if (Buffer.byteLength(socket) > 107) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `socket path ${socket} is too long for a Unix socket (max 107 bytes)`);
+  const answering = await new Promise<boolean>((resolve) => {
+    const c = net.createConnection(socket);
+    c.once('connect', () => {
+      c.destroy();
+      resolve(true);
+    });
+    c.once('error', () => resolve(false));
+  });
+  if (answering) throw new ForkdError('FORKD_E_CONFLICT', `a forkd daemon already listens on ${socket}`, { socket });
+  await fs.mkdir(path.dirname(socket), { recursive: true });
+  await fs.rm(socket, { force: true });
+}
+
+async function listenSocket(app: FastifyInstance, socket: string): Promise<void> {
+  const old = process.umask(0o177); // the socket is the credential on a local machine: owner only
+  try {
+    await app.listen({ path: socket });
+  } finally {
+    process.umask(old);
+  }
+}

@@ -1,0 +1,16 @@
+import type { Logger } from 'pino';
+import type { Engine } from '@forkd/engine';
+import type { Journal } from '../state/journal.js';
+import type { SandboxRegistry } from '../sandboxes/registry.js';
+import type { Jobs } from '../jobs.js';
+import type { Metrics } from '../metrics.js';
+
+/** What handlers may use. They never touch QMP or a VM's files: the engine does. */
+export interface DaemonServices {
+  engine: Engine;
+  journal: Journal;
+  sandboxes: SandboxRegistry;
+  jobs: Jobs;
+  metrics: Metrics;
+  log: Logger;
+}

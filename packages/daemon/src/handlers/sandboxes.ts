@@ -1,0 +1,106 @@
+/** Sandboxes: spawn, list, get, kill, timeout, ping, exec (collected or streamed), eval. */
+import { ForkdError, toForkdError, type ExecParamsT } from '@forkd/protocol';
+import type { Handlers } from '../http/register.js';
+import type { DaemonServices } from './context.js';
+import { evalView, execView, sandboxInfo } from './views.js';
+
+/** Streamed exec output kept in the daemon's send buffer for a slow client before the call is cut. */
+const MAX_STREAM_BACKLOG = 16 * 1024 * 1024;
+/** Total bytes one streamed exec may produce through the API. */
+const MAX_STREAM_BYTES = 256 * 1024 * 1024;
+
+type SandboxRoutes = 'spawn' | 'listSandboxes' | 'getSandbox' | 'killSandbox' | 'setTimeout' | 'ping' | 'exec' | 'eval';
+
+export function sandboxHandlers(s: DaemonServices): Pick<Handlers, SandboxRoutes> {
+  return {
+    async spawn({ body }) {
+      const lives = await s.sandboxes.spawn({
+        tag: body.snapshot_tag,
+        n: body.n,
+        ...(body.timeout_ms !== undefined ? { timeoutMs: body.timeout_ms } : {}),
+        ...(body.metadata ? { metadata: body.metadata } : {}),
+        ...(body.envs ? { envs: body.envs } : {}),
+      });
+      return { status: 201, body: lives.map(sandboxInfo) };
+    },
+    async listSandboxes({ query }) {
+      let meta: [string, string] | undefined;
+      if (query.metadata !== undefined) {
+        const i = query.metadata.indexOf('=');
+        if (i <= 0) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', 'metadata filter must be key=value');
+        meta = [query.metadata.slice(0, i), query.metadata.slice(i + 1)];
+      }
+      return { status: 200, body: s.sandboxes.list({ ...(query.tag ? { tag: query.tag } : {}), ...(meta ? { metadata: meta } : {}) }).map(sandboxInfo) };
+    },
+    async getSandbox({ params }) {
+      return { status: 200, body: sandboxInfo(s.sandboxes.get(params.id)) };
+    },
+    async killSandbox({ params }) {
+      await s.sandboxes.kill(params.id);
+      return { status: 204 };
+    },
+    async setTimeout({ params, body }) {
+      return { status: 200, body: sandboxInfo(await s.sandboxes.setTimeout(params.id, body.timeout_ms)) };
+    },
+    async ping({ params, signal }) {
+      const r = await s.sandboxes.withAgent(params.id, 'ping', (a) => a.ping({ timeoutMs: 10_000, signal }));
+      return { status: 200, body: { pong: true, warmup_ready: r.warmup === 'warm', agent_version: r.agent_version, uptime_ms: r.uptime_ms, languages: r.languages } };
+    },
+    async exec({ params, body, reply, signal }) {
+      const timeoutMs = Math.round(body.timeout_secs * 1000);
+      const live = s.sandboxes.get(params.id);
+      const p: ExecParamsT = {
+        ...(body.args ? { argv: body.args } : { shell: body.cmd! }),
+        env: { ...live.rec.envs, ...(body.envs ?? {}) },
+        timeout_ms: timeoutMs,
+        ...(body.cwd ? { cwd: body.cwd } : {}),
+      };
+      const stdin = body.stdin !== undefined ? Buffer.from(body.stdin, 'utf8') : undefined;
+      if (!body.stream) {
+        const r = await s.sandboxes.withAgent(params.id, 'exec', (a) => a.exec(p, { signal, ...(stdin ? { stdin } : {}) }));
+        return { status: 200, body: execView(r) };
+      }
+      // NDJSON: headers go out once the call is accepted; errors after that become an error line.
+      const out = reply.raw;
+      const ac = new AbortController();
+      signal.addEventListener('abort', () => ac.abort(signal.reason), { once: true });
+      let started = false;
+      const line = (v: unknown): void => {
+        if (!started) {
+          started = true;
+          out.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+        }
+        out.write(`${JSON.stringify(v)}\n`);
+        if (out.writableLength > MAX_STREAM_BACKLOG) ac.abort(new ForkdError('FORKD_E_PAYLOAD_TOO_LARGE', 'client reads the stream too slowly'));
+      };
+      reply.hijack();
+      try {
+        const r = await s.sandboxes.withAgent(params.id, 'exec', (a) => a.exec(p, {
+          signal: ac.signal,
+          maxStreamBytes: MAX_STREAM_BYTES,
+          ...(stdin ? { stdin } : {}),
+          onStdout: (d) => line({ type: 'stdout', data: d.toString('utf8') }),
+          onStderr: (d) => line({ type: 'stderr', data: d.toString('utf8') }),
+        }));
+        line({ type: 'exit', exit_code: r.exit_code, error: r.error, timed_out: r.timed_out, duration_ms: r.duration_ms });
+      } catch (e) {
+        const fe = toForkdError(e);
+        if (!started) {
+          out.writeHead(fe.status, { 'content-type': 'application/json' });
+          out.end(JSON.stringify({ error: fe.toJSON() }));
+          return 'sent';
+        }
+        line({ type: 'error', error: { code: fe.code, message: fe.message } });
+      }
+      if (!started) line({ type: 'exit', exit_code: null, error: 'no output', timed_out: false, duration_ms: 0 });
+      out.end();
+      return 'sent';
+    },
+    async eval({ params, body, signal }) {
+      const live = s.sandboxes.get(params.id);
+      const language = body.language ?? live.rec.language;
+      const r = await s.sandboxes.withAgent(params.id, 'eval', (a) => a.eval(language, body.code, { evalTimeoutMs: Math.round(body.timeout_secs * 1000), signal }));
+      return { status: 200, body: evalView(r) };
+    },
+  };
+}

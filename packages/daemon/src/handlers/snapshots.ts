@@ -1,0 +1,154 @@
+/** Snapshots: list, get, detail, create (as a job), delete (dependents, live users), tree; jobs. */
+import type { z } from 'zod';
+import { ForkdError } from '@forkd/protocol';
+import type { SnapshotEntry } from '@forkd/engine';
+import type { SnapshotInfo, SnapshotInfoDetail, TreeNodeT } from '@forkd/api';
+import type { Handlers } from '../http/register.js';
+import type { DaemonServices } from './context.js';
+
+type SnapshotRoutes = 'listSnapshots' | 'getSnapshot' | 'snapshotInfo' | 'createSnapshot' | 'deleteSnapshot' | 'snapshotTree' | 'getJob';
+
+export function snapshotView(e: SnapshotEntry, liveSandboxes: number): z.output<typeof SnapshotInfo> {
+  const m = e.manifest;
+  const origin = m.origin;
+  return {
+    tag: m.tag,
+    created_at_unix: Math.floor(Date.parse(m.created_at) / 1000),
+    status: 'ready',
+    bootable: true,
+    recipe: origin.recipe ?? m.image.recipe ?? null,
+    language: m.language,
+    accel: m.accel,
+    mem_mib: m.machine.mem_mib,
+    vcpus: m.machine.vcpus,
+    parent_tag: m.parent_tag,
+    branched_from: origin.kind === 'recipe' ? `recipe:${origin.recipe ?? m.image.recipe}` : `${origin.kind === 'branch' ? 'sandbox' : origin.kind}:${origin.source ?? ''}`,
+    pause_ms: (m.timings as Record<string, number>).pause_ms ?? null,
+    memory_physical_bytes: m.files.memory.physical_bytes,
+    disk_physical_bytes: m.files.disk.physical_bytes,
+    live_sandboxes: liveSandboxes,
+    warning: null,
+  };
+}
+
+/** Parent links of every snapshot: tag -> parent tag (or null). */
+function parents(all: SnapshotEntry[]): Map<string, string | null> {
+  return new Map(all.map((e) => [e.tag, e.manifest.parent_tag]));
+}
+
+export function ancestorsOf(tag: string, links: Map<string, string | null>): string[] {
+  const out: string[] = [];
+  const seen = new Set([tag]);
+  for (let p = links.get(tag) ?? null; p !== null; p = links.get(p) ?? null) {
+    if (seen.has(p)) throw new ForkdError('FORKD_E_SNAPSHOT_INCOMPATIBLE', `snapshot chain of ${tag} has a cycle at ${p}`);
+    if (!links.has(p)) throw new ForkdError('FORKD_E_SNAPSHOT_INCOMPATIBLE', `snapshot ${tag} depends on ${p}, which is missing`, { missing: p });
+    seen.add(p);
+    out.unshift(p);
+  }
+  return out;
+}
+
+/** Every snapshot layered (directly or not) on tag, leaves first. */
+export function dependentsOf(tag: string, links: Map<string, string | null>): string[] {
+  const out: string[] = [];
+  const visit = (t: string): void => {
+    for (const [child, parent] of links) if (parent === t) {
+      visit(child);
+      out.push(child);
+    }
+  };
+  visit(tag);
+  return out;
+}
+
+export function snapshotHandlers(s: DaemonServices): Pick<Handlers, SnapshotRoutes> {
+  const usage = (tag: string) => s.sandboxes.usage(tag).length;
+  return {
+    async listSnapshots() {
+      return { status: 200, body: (await s.engine.listSnapshots()).map((e) => snapshotView(e, usage(e.tag))) };
+    },
+    async getSnapshot({ params }) {
+      return { status: 200, body: snapshotView(await s.engine.getSnapshot(params.tag), usage(params.tag)) };
+    },
+    async snapshotInfo({ params }) {
+      const e = await s.engine.getSnapshot(params.tag);
+      const all = await s.engine.listSnapshots();
+      const links = parents(all);
+      const m = e.manifest;
+      const layer = m.files.memory.physical_bytes + m.files.disk.physical_bytes;
+      const detail: z.output<typeof SnapshotInfoDetail> = {
+        ...snapshotView(e, usage(e.tag)),
+        memory_logical_bytes: m.files.memory.logical_bytes,
+        vmstate_bytes: m.files.vmstate.bytes,
+        qemu_version: m.qemu.version,
+        kernel_version: m.kernel.version,
+        image_key: m.image.key,
+        chain_depth: ancestorsOf(e.tag, links).length,
+        ancestors: ancestorsOf(e.tag, links),
+        dependents: dependentsOf(e.tag, links).filter((t) => links.get(t) === e.tag),
+        layer_physical_bytes: layer,
+        logical_bytes: m.files.memory.logical_bytes + m.files.disk.physical_bytes,
+        timings: m.timings as Record<string, number>,
+      };
+      return { status: 200, body: detail };
+    },
+    async createSnapshot({ body }) {
+      const recipe = await s.engine.recipe(body.recipe);
+      const mem = body.mem_mib ?? recipe.default_mem_mib;
+      if (mem < recipe.min_mem_mib) throw new ForkdError('FORKD_E_MEMORY_TOO_SMALL', `recipe ${recipe.name} needs at least ${recipe.min_mem_mib} MiB of memory; got ${mem}`, { min_mem_mib: recipe.min_mem_mib });
+      await assertTagFree(s, body.tag);
+      const { job, done } = await s.jobs.start('snapshot.create', async (progress) => {
+        await s.engine.createSnapshot({ tag: body.tag, recipe, memMib: mem, ...(body.vcpus ? { vcpus: body.vcpus } : {}), onProgress: progress });
+        return snapshotView(await s.engine.getSnapshot(body.tag), 0);
+      }, { describe: (v) => v });
+      reserved.set(body.tag, job.id);
+      done.finally(() => reserved.delete(body.tag)).catch(() => undefined);
+      if (!body.wait) return { status: 202, body: job };
+      return { status: 201, body: await done };
+    },
+    async deleteSnapshot({ params, query }) {
+      await s.engine.getSnapshot(params.tag);
+      const links = parents(await s.engine.listSnapshots());
+      const deps = dependentsOf(params.tag, links);
+      if (deps.length > 0 && !query.cascade) {
+        throw new ForkdError('FORKD_E_HAS_DEPENDENTS', `snapshot ${params.tag} has dependents: ${deps.join(', ')} (delete them first, or cascade=true)`, { dependents: deps });
+      }
+      const doomed = [...deps, params.tag];
+      const users = doomed.flatMap((t) => s.sandboxes.usage(t));
+      if (users.length > 0 && !query.force) {
+        throw new ForkdError('FORKD_E_IN_USE', `sandboxes run from ${doomed.join(', ')}: ${users.join(', ')} (kill them first, or force=true)`, { sandboxes: users });
+      }
+      for (const t of doomed) await s.engine.removeSnapshot(t);
+      return { status: 204 };
+    },
+    async snapshotTree() {
+      const all = await s.engine.listSnapshots();
+      const byParent = new Map<string | null, SnapshotEntry[]>();
+      const tags = new Set(all.map((e) => e.tag));
+      for (const e of all) {
+        const p = e.manifest.parent_tag !== null && tags.has(e.manifest.parent_tag) ? e.manifest.parent_tag : null;
+        byParent.set(p, [...(byParent.get(p) ?? []), e]);
+      }
+      const node = (e: SnapshotEntry, depth: number): TreeNodeT => ({
+        tag: e.tag,
+        kind: e.manifest.origin.kind,
+        created_at_unix: Math.floor(Date.parse(e.manifest.created_at) / 1000),
+        sandboxes: s.sandboxes.usage(e.tag),
+        children: depth > 64 ? [] : (byParent.get(e.tag) ?? []).map((c) => node(c, depth + 1)),
+      });
+      return { status: 200, body: { roots: (byParent.get(null) ?? []).map((e) => node(e, 0)) } };
+    },
+    async getJob({ params }) {
+      return { status: 200, body: s.jobs.get(params.id) };
+    },
+  };
+}
+
+/** Tags being created by running jobs (so two creations of one tag cannot race). */
+const reserved = new Map<string, string>();
+
+export async function assertTagFree(s: DaemonServices, tag: string): Promise<void> {
+  if (reserved.has(tag)) throw new ForkdError('FORKD_E_SNAPSHOT_EXISTS', `snapshot ${tag} is being created by ${reserved.get(tag)}`, { tag });
+  const exists = await s.engine.getSnapshot(tag).then(() => true, (e: unknown) => !(e instanceof ForkdError && e.code === 'FORKD_E_SNAPSHOT_NOT_FOUND'));
+  if (exists) throw new ForkdError('FORKD_E_SNAPSHOT_EXISTS', `snapshot ${tag} already exists`, { tag });
+}

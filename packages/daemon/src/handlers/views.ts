@@ -1,0 +1,53 @@
+/** Wire views of daemon and engine records (the API's snake_case shapes). */
+import type { z } from 'zod';
+import type { ExecResponse, EvalResponse, SandboxInfo } from '@forkd/api';
+import type { ExecResultT, EvalResultT } from '@forkd/protocol';
+import type { Live } from '../sandboxes/registry.js';
+
+export function sandboxInfo(l: Live): z.output<typeof SandboxInfo> {
+  const r = l.rec;
+  return {
+    id: r.id,
+    snapshot_tag: r.snapshot_tag,
+    status: l.ending ? 'killed' : 'running',
+    pid: r.pid,
+    created_at_unix: r.created_at_unix,
+    expires_at_unix_ms: r.expires_at_unix_ms,
+    metadata: r.metadata,
+    ready: { spawn_to_running_ms: r.timings.spawn_to_running_ms, spawn_to_ready_ms: r.timings.spawn_to_ready_ms, clock_skew_ms: r.timings.clock_skew_ms },
+    language: r.language,
+    netns: null,
+    guest_addr: null,
+    memory_limit_mib: null,
+    has_branched: r.branch_count > 0,
+    branch_count: r.branch_count,
+    workspace: r.workspace,
+  };
+}
+
+export function execView(r: ExecResultT): z.output<typeof ExecResponse> {
+  return {
+    stdout: r.stdout,
+    stderr: r.stderr,
+    exit_code: r.exit_code,
+    error: r.error,
+    timed_out: r.timed_out,
+    stdout_truncated: r.stdout_truncated,
+    stderr_truncated: r.stderr_truncated,
+    duration_ms: r.duration_ms,
+  };
+}
+
+export function evalView(r: EvalResultT): z.output<typeof EvalResponse> {
+  return {
+    result: r.repr,
+    result_json: r.json_ok ? r.json : null,
+    error: r.error ? r.error.message : null,
+    error_type: r.error?.type ?? null,
+    traceback: r.error?.traceback ?? null,
+    exit_code: r.ok ? 0 : 1,
+    stdout: r.stdout,
+    stderr: r.stderr,
+    duration_ms: r.duration_ms,
+  };
+}

@@ -1,0 +1,104 @@
+/**
+ * Starts a real forkd daemon process for integration tests (the CLI's `serve`, from source), with
+ * its own socket, state and audit log in a temporary directory, and the shared fixture snapshot
+ * (a warm python snapshot, see @forkd/engine/testing) in the default snapshot store.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import crypto from 'node:crypto';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ensureFixtureSnapshot, testEngine } from '@forkd/engine/testing';
+
+export interface TestDaemonOptions {
+  /** Also listen on 127.0.0.1 (random port). */
+  tcp?: boolean;
+  /** Require a bearer token (generated). */
+  token?: boolean;
+  /** How long VMs survive the daemon's death. */
+  keeperGraceSecs?: number;
+  extraArgs?: string[];
+}
+
+export interface TestDaemon {
+  dir: string;
+  socketPath: string;
+  url: string | null;
+  token: string | null;
+  /** The fixture snapshot's tag (python, numpy imported, `forkd_parent_marker` set). */
+  tag: string;
+  statePath: string;
+  auditPath: string;
+  proc: ChildProcess;
+  /** Environment for clients (FORKD_URL, FORKD_TOKEN). */
+  env: Record<string, string>;
+  /** SIGTERM and wait. */
+  stop(): Promise<void>;
+  /** SIGKILL (a crash) and wait for the process to be gone. */
+  kill9(): Promise<void>;
+  /** Starts a new daemon process on the same socket and state. */
+  restart(): Promise<void>;
+}
+
+const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'cli', 'src', 'index.ts');
+
+export async function startTestDaemon(o: TestDaemonOptions = {}): Promise<TestDaemon> {
+  const tag = await ensureFixtureSnapshot(testEngine());
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'fdd-'));
+  const token = o.token ? crypto.randomBytes(24).toString('hex') : null;
+  if (token) await fs.writeFile(path.join(dir, 'tokens'), `# test token\n${token}\n`, { mode: 0o600 });
+  const socketPath = path.join(dir, 'forkd.sock');
+  const statePath = path.join(dir, 'state.jsonl');
+  const auditPath = path.join(dir, 'audit.log');
+  const args = ['serve', '--socket', socketPath, '--state', statePath, '--audit-log', auditPath, '--keeper-grace-secs', String(o.keeperGraceSecs ?? 60),
+    ...(o.tcp ? ['--bind', '127.0.0.1:0'] : []), ...(token ? ['--token-file', path.join(dir, 'tokens')] : []), ...(o.extraArgs ?? [])];
+  const d: TestDaemon = {
+    dir, socketPath, url: null, token, tag, statePath, auditPath, proc: null as unknown as ChildProcess, env: {},
+    async stop() {
+      if (d.proc.exitCode !== null || d.proc.signalCode !== null) return;
+      const gone = new Promise((r) => d.proc.once('exit', r));
+      d.proc.kill('SIGTERM');
+      await gone;
+    },
+    async kill9() {
+      if (d.proc.exitCode !== null || d.proc.signalCode !== null) return;
+      const gone = new Promise((r) => d.proc.once('exit', r));
+      d.proc.kill('SIGKILL');
+      await gone;
+    },
+    async restart() {
+      await launch();
+    },
+  };
+  const launch = async (): Promise<void> => {
+    const proc = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', CLI, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, FORKD_LOG_LEVEL: 'info' } });
+    d.proc = proc;
+    const url = await new Promise<string | null>((resolve, reject) => {
+      let buf = '';
+      const tail: string[] = [];
+      proc.stderr!.on('data', (c: Buffer) => {
+        buf += c.toString('utf8');
+        let i: number;
+        while ((i = buf.indexOf('\n')) >= 0) {
+          const line = buf.slice(0, i);
+          buf = buf.slice(i + 1);
+          tail.push(line);
+          if (tail.length > 30) tail.shift();
+          if (process.env.FORKD_TEST_DAEMON_LOG) process.stderr.write(`# daemon: ${line}\n`);
+          try {
+            const v = JSON.parse(line) as { msg?: string; url?: string | null };
+            if (v.msg === 'forkd daemon listening') resolve(v.url ?? null);
+          } catch {
+            /* not a log line */
+          }
+        }
+      });
+      proc.once('exit', (code) => reject(new Error(`daemon exited with ${code} before listening:\n${tail.join('\n')}`)));
+    });
+    d.url = url;
+    d.env = { FORKD_URL: url ?? `unix:${socketPath}`, ...(token ? { FORKD_TOKEN: token } : {}) };
+  };
+  await launch();
+  return d;
+}

@@ -1,0 +1,169 @@
+/**
+ * Controller: the whole forkd REST API, one method per route, typed from the API's zod schemas
+ * (wire names, snake_case). The E2B-shaped Sandbox (sandbox.ts) is built on it.
+ */
+import { Readable } from 'node:stream';
+import { routes, routePath, type BodyOf, type QueryOf, type ResponseOf, type RouteName } from '@forkd/api';
+import { errorFor } from './errors.js';
+import { expectOk, readBody, readJson, resolveEndpoint, send, type ConnectionOptions, type Endpoint } from './transport.js';
+
+export type { ConnectionOptions } from './transport.js';
+export type SnapshotInfo = ResponseOf<'getSnapshot'>;
+export type SnapshotInfoDetail = ResponseOf<'snapshotInfo'>;
+export type SandboxInfo = ResponseOf<'getSandbox'>;
+export type Job = ResponseOf<'getJob'>;
+export type ExecResult = ResponseOf<'exec'>;
+export type EvalResult = ResponseOf<'eval'>;
+export type ProcessInfo = ResponseOf<'startProcess'>;
+export type EntryInfo = ResponseOf<'statFile'>;
+export type WorkspaceInfo = ResponseOf<'getWorkspace'>;
+export type SnapshotTree = ResponseOf<'snapshotTree'>;
+
+export interface StreamCallbacks {
+  onStdout?: (data: string) => void;
+  onStderr?: (data: string) => void;
+  signal?: AbortSignal;
+}
+
+/** Margin on top of a call's own timeout before the HTTP request gives up. */
+const MARGIN_MS = 30_000;
+
+export class Controller {
+  readonly endpoint: Endpoint;
+
+  constructor(opts: ConnectionOptions = {}) {
+    this.endpoint = resolveEndpoint(opts);
+  }
+
+  /** Any route by name: the typed core every method below uses. */
+  async call<K extends RouteName>(route: K, args: { params?: Record<string, string>; query?: QueryOf<K>; body?: BodyOf<K>; timeoutMs?: number; signal?: AbortSignal } = {}): Promise<ResponseOf<K>> {
+    const def = routes[route];
+    const res = await send(this.endpoint, {
+      method: def.method,
+      path: routePath(def.path, args.params),
+      ...(args.query ? { query: args.query as Record<string, string> } : {}),
+      ...(args.body !== undefined ? { json: args.body } : def.method === 'POST' ? { json: {} } : {}),
+      ...(args.timeoutMs ? { timeoutMs: args.timeoutMs } : {}),
+      ...(args.signal ? { signal: args.signal } : {}),
+    });
+    return readJson<ResponseOf<K>>(res);
+  }
+
+  health() { return this.call('healthz'); }
+  version() { return this.call('version'); }
+  async metrics(): Promise<string> {
+    const res = await send(this.endpoint, { method: 'GET', path: '/metrics' });
+    await expectOk(res);
+    return (await readBody(res)).toString('utf8');
+  }
+
+  // Snapshots and jobs
+  listSnapshots() { return this.call('listSnapshots'); }
+  getSnapshot(tag: string) { return this.call('getSnapshot', { params: { tag } }); }
+  snapshotInfo(tag: string) { return this.call('snapshotInfo', { params: { tag } }); }
+  snapshotTree() { return this.call('snapshotTree'); }
+  /** 202 Job unless body.wait (then the SnapshotInfo). See waitJob. */
+  createSnapshot(body: BodyOf<'createSnapshot'>) { return this.call('createSnapshot', { body, timeoutMs: body.wait ? 3_600_000 : undefined }) as Promise<Job | SnapshotInfo>; }
+  async deleteSnapshot(tag: string, opts: { cascade?: boolean; force?: boolean } = {}): Promise<void> {
+    await this.call('deleteSnapshot', { params: { tag }, query: { ...(opts.cascade ? { cascade: 'true' } : {}), ...(opts.force ? { force: 'true' } : {}) } as QueryOf<'deleteSnapshot'> });
+  }
+  compactSnapshot(tag: string, body: BodyOf<'compactSnapshot'>) { return this.call('compactSnapshot', { params: { tag }, body, timeoutMs: 3_600_000 }) as Promise<SnapshotInfo | Job>; }
+  diffSnapshot(tag: string, body: BodyOf<'diffSnapshot'>) { return this.call('diffSnapshot', { params: { tag }, body, timeoutMs: 3_600_000 }) as Promise<SnapshotInfo | Job>; }
+  getJob(id: string) { return this.call('getJob', { params: { id } }); }
+  /** Polls a job until it ends; resolves with its result, throws its error. */
+  async waitJob(id: string, opts: { onProgress?: (job: Job) => void; pollMs?: number; timeoutMs?: number } = {}): Promise<unknown> {
+    const deadline = Date.now() + (opts.timeoutMs ?? 3_600_000);
+    for (;;) {
+      const job = await this.getJob(id);
+      opts.onProgress?.(job);
+      if (job.status === 'succeeded') return job.result;
+      if (job.status === 'failed') throw errorFor(job.error?.code ?? 'FORKD_E_INTERNAL', job.error?.message ?? 'job failed', job.error?.details);
+      if (Date.now() > deadline) throw errorFor('FORKD_E_TIMEOUT', `job ${id} did not finish in time`);
+      await new Promise((r) => setTimeout(r, opts.pollMs ?? 500));
+    }
+  }
+
+  // Sandboxes
+  listSandboxes(query: QueryOf<'listSandboxes'> = {}) { return this.call('listSandboxes', { query }); }
+  spawnSandboxes(body: BodyOf<'spawn'>) { return this.call('spawn', { body, timeoutMs: 600_000 }); }
+  getSandbox(id: string) { return this.call('getSandbox', { params: { id } }); }
+  async killSandbox(id: string): Promise<void> { await this.call('killSandbox', { params: { id } }); }
+  setSandboxTimeout(id: string, timeoutMs: number) { return this.call('setTimeout', { params: { id }, body: { timeout_ms: timeoutMs } }); }
+  pingSandbox(id: string) { return this.call('ping', { params: { id } }); }
+  exec(id: string, body: BodyOf<'exec'>, signal?: AbortSignal) {
+    return this.call('exec', { params: { id }, body: { ...body, stream: false }, timeoutMs: (body.timeout_secs ?? 30) * 1000 + MARGIN_MS, ...(signal ? { signal } : {}) });
+  }
+  /** Streams stdout/stderr through the callbacks as the command produces them; resolves with the result. */
+  async execStream(id: string, body: BodyOf<'exec'>, cb: StreamCallbacks = {}): Promise<ExecResult> {
+    const res = await send(this.endpoint, { method: 'POST', path: routePath(routes.exec.path, { id }), json: { ...body, stream: true }, timeoutMs: (body.timeout_secs ?? 30) * 1000 + MARGIN_MS, ...(cb.signal ? { signal: cb.signal } : {}) });
+    await expectOk(res);
+    const out = { stdout: '', stderr: '' };
+    let exit: { exit_code: number | null; error: string | null; timed_out: boolean; duration_ms: number } | null = null;
+    let buf = '';
+    const onLine = (line: string): void => {
+      if (!line) return;
+      const v = JSON.parse(line) as { type: string; data?: string; error?: { code: string; message: string } } & NonNullable<typeof exit>;
+      if (v.type === 'stdout') {
+        out.stdout += v.data ?? '';
+        cb.onStdout?.(v.data ?? '');
+      } else if (v.type === 'stderr') {
+        out.stderr += v.data ?? '';
+        cb.onStderr?.(v.data ?? '');
+      } else if (v.type === 'exit') exit = v;
+      else if (v.type === 'error') throw errorFor((v.error?.code ?? 'FORKD_E_INTERNAL') as never, v.error?.message ?? 'stream failed');
+    };
+    res.stream.setEncoding('utf8');
+    for await (const chunk of res.stream as AsyncIterable<string>) {
+      buf += chunk;
+      let i: number;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        onLine(buf.slice(0, i));
+        buf = buf.slice(i + 1);
+      }
+    }
+    onLine(buf);
+    if (!exit) throw errorFor('FORKD_E_UNAVAILABLE', 'the exec stream ended without a result');
+    const e = exit as { exit_code: number | null; error: string | null; timed_out: boolean; duration_ms: number };
+    return { ...out, exit_code: e.exit_code, error: e.error, timed_out: e.timed_out, duration_ms: e.duration_ms, stdout_truncated: false, stderr_truncated: false };
+  }
+  eval(id: string, body: BodyOf<'eval'>, signal?: AbortSignal) {
+    return this.call('eval', { params: { id }, body, timeoutMs: (body.timeout_secs ?? 60) * 1000 + MARGIN_MS, ...(signal ? { signal } : {}) });
+  }
+  branchSandbox(id: string, body: BodyOf<'branch'> = {}) { return this.call('branch', { params: { id }, body, timeoutMs: 3_600_000 }) as Promise<SnapshotInfo | Job>; }
+  forkSandbox(id: string, body: BodyOf<'fork'> = {}) { return this.call('fork', { params: { id }, body, timeoutMs: 3_600_000 }); }
+
+  // Background processes
+  startProcess(id: string, body: BodyOf<'startProcess'>) { return this.call('startProcess', { params: { id }, body }); }
+  listProcesses(id: string) { return this.call('listProcesses', { params: { id } }); }
+  waitProcess(id: string, handle: string, timeoutSecs = 30) { return this.call('waitProcess', { params: { id, handle }, body: { timeout_secs: timeoutSecs }, timeoutMs: timeoutSecs * 1000 + MARGIN_MS }); }
+  killProcess(id: string, handle: string, signal: BodyOf<'killProcess'>['signal'] = 'SIGKILL') { return this.call('killProcess', { params: { id, handle }, body: { signal } }); }
+
+  // Files
+  async readFile(id: string, path: string): Promise<Buffer> {
+    return readBody(await this.readFileStream(id, path), 1024 * 1024 * 1024);
+  }
+  /** The response as it arrives (large files). */
+  async readFileStream(id: string, path: string) {
+    const res = await send(this.endpoint, { method: 'GET', path: routePath(routes.readFile.path, { id }), query: { path }, timeoutMs: 600_000 });
+    await expectOk(res);
+    return res;
+  }
+  async writeFile(id: string, path: string, data: string | Uint8Array | Readable, opts: { mode?: number } = {}) {
+    const body = typeof data === 'string' ? Buffer.from(data, 'utf8') : data instanceof Readable ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    const res = await send(this.endpoint, { method: 'PUT', path: routePath(routes.writeFile.path, { id }), query: { path, ...(opts.mode !== undefined ? { mode: opts.mode.toString(8) } : {}) }, body, timeoutMs: 600_000 });
+    return readJson<ResponseOf<'writeFile'>>(res);
+  }
+  listFiles(id: string, path: string, depth?: number) { return this.call('listFiles', { params: { id }, query: { path, ...(depth ? { depth } : {}) } }); }
+  statFile(id: string, path: string) { return this.call('statFile', { params: { id }, query: { path } }); }
+  mkdir(id: string, path: string, parents = true) { return this.call('mkdir', { params: { id }, body: { path, parents } }); }
+  removeFile(id: string, path: string, recursive = false) { return this.call('removeFile', { params: { id }, query: { path, ...(recursive ? { recursive: 'true' } : {}) } as QueryOf<'removeFile'> }); }
+  renameFile(id: string, from: string, to: string) { return this.call('renameFile', { params: { id }, body: { from, to } }); }
+
+  // Workspaces
+  listWorkspaces() { return this.call('listWorkspaces'); }
+  createWorkspace(body: BodyOf<'createWorkspace'>) { return this.call('createWorkspace', { body, timeoutMs: 600_000 }); }
+  getWorkspace(name: string) { return this.call('getWorkspace', { params: { name } }); }
+  async deleteWorkspace(name: string): Promise<void> { await this.call('deleteWorkspace', { params: { name } }); }
+  suspendWorkspace(name: string, body: BodyOf<'suspendWorkspace'> = {}) { return this.call('suspendWorkspace', { params: { name }, body, timeoutMs: 3_600_000 }); }
+  resumeWorkspace(name: string) { return this.call('resumeWorkspace', { params: { name }, body: {}, timeoutMs: 600_000 }); }
+}
