@@ -7,6 +7,7 @@ import { imageBuild, imageList, listSnapshotsCmd, rmi, snapshotCreate } from './
 import { cleanup, doctor } from './commands/host.js';
 import { quickstart } from './commands/quickstart.js';
 import { serve, type ServeFlags } from './commands/serve.js';
+import { registerRemoteCommands } from './commands/remote.js';
 
 const program = new Command();
 program
@@ -104,6 +105,8 @@ program.command('serve').description('run the forkd daemon (REST API) in the for
   .option('--idle-exit-secs <n>', 'exit when idle this long (no sandboxes, jobs or requests)')
   .option('--max-sandboxes <n>', 'most live sandboxes', '256')
   .action(run(async (o: ServeFlags) => serve(program.opts<{ accel: AccelRequest; kernel?: string; home?: string }>(), o)));
+
+registerRemoteCommands(program, run);
 
 program.command('where').description('print the data directory').option('--json', 'JSON output')
   .action(run(async (o: { json?: boolean }) => {
