@@ -1,0 +1,242 @@
+/**
+ * The E2B-shaped Sandbox, on the Controller: an E2B user changes one import
+ * (`import { Sandbox } from '@forkd/sdk'`). Templates are snapshot tags. Every method throws only
+ * typed SDK errors (ForkdSdkError subclasses with a FORKD_E_* code).
+ */
+import { Controller, type EvalResult, type Job, type SandboxInfo as WireSandboxInfo, type SnapshotInfo } from './controller.js';
+import { ConflictError, NotFoundError, SandboxError } from './errors.js';
+import { guard } from './guard.js';
+import { timeoutSecs } from './command-result.js';
+import { Commands } from './commands.js';
+import { Filesystem } from './filesystem.js';
+import { deliver, evalLanguage, toExecution, type Execution, type RunCodeLanguage, type RunCodeOpts } from './code.js';
+import { SandboxPaginator, matchesMetadata, toDetails, type SandboxDetails } from './sandbox-list.js';
+
+/** Where the daemon is (else FORKD_URL / FORKD_TOKEN, else the default local socket). */
+export interface SandboxConnectionOpts {
+  /** http(s)://host:port or unix:/path/forkd.sock. */
+  url?: string;
+  socketPath?: string;
+  token?: string;
+  /** Per-request timeout for short calls (long calls such as exec use their own). */
+  requestTimeoutMs?: number;
+}
+
+export interface SandboxOpts extends SandboxConnectionOpts {
+  /** Snapshot tag (E2B's template); also given as the first argument of create(). */
+  template?: string;
+  /** Alias of template. */
+  snapshotTag?: string;
+  /** Kill the sandbox this long after creation (default 300 000, as E2B; 0 = no timeout). */
+  timeoutMs?: number;
+  /** Environment for every command and eval in the sandbox. */
+  envs?: Record<string, string>;
+  metadata?: Record<string, string>;
+}
+
+export interface SandboxListOpts extends SandboxConnectionOpts {
+  /** E2B's filter: only sandboxes whose metadata has all these pairs. */
+  query?: { metadata?: Record<string, string> };
+  /** forkd: only sandboxes of this snapshot. */
+  template?: string;
+  /** Page size for nextItems() (default: everything in one page). */
+  limit?: number;
+}
+
+export interface ForkOpts {
+  /** Children to spawn from one capture of this sandbox (default 1, at most 100). */
+  count?: number;
+  /** Timeout of each child (default 300 000, as E2B). */
+  timeoutMs?: number;
+  metadata?: Record<string, string>;
+  mode?: 'full' | 'live';
+}
+
+/** E2B's SnapshotInfo; `info` is the daemon's full description. Sandbox.create(snapshotId) boots it. */
+export interface SandboxSnapshot {
+  snapshotId: string;
+  names: string[];
+  info: SnapshotInfo;
+}
+
+export const DEFAULT_SANDBOX_TIMEOUT_MS = 300_000;
+/** Without a template: FORKD_TEMPLATE, else the snapshot `npm run quickstart` creates. */
+export const DEFAULT_TEMPLATE = 'quickstart-python';
+
+function controllerFor(o: SandboxConnectionOpts = {}): Controller {
+  return new Controller({
+    ...(o.url !== undefined ? { url: o.url } : {}),
+    ...(o.socketPath !== undefined ? { socketPath: o.socketPath } : {}),
+    ...(o.token !== undefined ? { token: o.token } : {}),
+    ...(o.requestTimeoutMs !== undefined ? { timeoutMs: o.requestTimeoutMs } : {}),
+  });
+}
+
+function isJob(v: SnapshotInfo | Job): v is Job {
+  return typeof (v as Job).kind === 'string' && typeof (v as Job).id === 'string' && (v as Job).id.startsWith('job-');
+}
+
+export class Sandbox {
+  readonly sandboxId: string;
+  readonly commands: Commands;
+  readonly files: Filesystem;
+
+  /** Use Sandbox.create / Sandbox.connect. `controller` is the whole REST API, for what E2B has no name for. */
+  protected constructor(readonly controller: Controller, info: WireSandboxInfo) {
+    this.sandboxId = info.id;
+    this.commands = new Commands(controller, info.id);
+    this.files = new Filesystem(controller, info.id);
+  }
+
+  static create(opts?: SandboxOpts): Promise<Sandbox>;
+  static create(template: string, opts?: SandboxOpts): Promise<Sandbox>;
+  static create(a?: string | SandboxOpts, b?: SandboxOpts): Promise<Sandbox> {
+    const opts = (typeof a === 'string' ? b : a) ?? {};
+    const tag = (typeof a === 'string' ? a : undefined) ?? opts.template ?? opts.snapshotTag ?? process.env.FORKD_TEMPLATE ?? DEFAULT_TEMPLATE;
+    return guard(async () => {
+      const ctl = controllerFor(opts);
+      const timeoutMs = opts.timeoutMs ?? DEFAULT_SANDBOX_TIMEOUT_MS;
+      const [info] = await ctl.spawnSandboxes({
+        snapshot_tag: tag,
+        n: 1,
+        ...(timeoutMs > 0 ? { timeout_ms: timeoutMs } : {}),
+        ...(opts.envs ? { envs: opts.envs } : {}),
+        ...(opts.metadata ? { metadata: opts.metadata } : {}),
+      });
+      return new this(ctl, info!);
+    });
+  }
+
+  /** Attaches to a running sandbox (NotFoundError with FORKD_E_SANDBOX_NOT_FOUND if there is none). */
+  static connect(sandboxId: string, opts: SandboxConnectionOpts = {}): Promise<Sandbox> {
+    return guard(async () => {
+      const ctl = controllerFor(opts);
+      return new this(ctl, await ctl.getSandbox(sandboxId));
+    });
+  }
+
+  /** Live sandboxes as E2B's paginator; `await Sandbox.list().toArray()` for a plain array. */
+  static list(opts: SandboxListOpts = {}): SandboxPaginator {
+    const ctl = controllerFor(opts);
+    const want = opts.query?.metadata;
+    const [first] = Object.entries(want ?? {});
+    return new SandboxPaginator(() => guard(async () => {
+      // The daemon filters on one metadata pair; any further pairs are checked here.
+      const all = await ctl.listSandboxes({ ...(opts.template ? { tag: opts.template } : {}), ...(first ? { metadata: `${first[0]}=${first[1]}` } : {}) });
+      return all.filter((s) => matchesMetadata(s.metadata, want)).map(toDetails);
+    }), opts.limit);
+  }
+
+  /** true if it was killed, false if there was no such sandbox (E2B semantics). */
+  static kill(sandboxId: string, opts: SandboxConnectionOpts = {}): Promise<boolean> {
+    return guard(async () => {
+      try {
+        await controllerFor(opts).killSandbox(sandboxId);
+        return true;
+      } catch (e) {
+        if (e instanceof NotFoundError) return false;
+        throw e;
+      }
+    });
+  }
+
+  static setTimeout(sandboxId: string, timeoutMs: number, opts: SandboxConnectionOpts = {}): Promise<void> {
+    return guard(async () => {
+      await controllerFor(opts).setSandboxTimeout(sandboxId, timeoutMs);
+    });
+  }
+
+  static getInfo(sandboxId: string, opts: SandboxConnectionOpts = {}): Promise<SandboxDetails> {
+    return guard(async () => toDetails(await controllerFor(opts).getSandbox(sandboxId)));
+  }
+
+  /** E2B's static fork: children of a running sandbox. */
+  static async fork(sandboxId: string, opts: ForkOpts & SandboxConnectionOpts = {}): Promise<Sandbox[]> {
+    return (await Sandbox.connect(sandboxId, opts)).fork(opts);
+  }
+
+  kill(): Promise<boolean> {
+    return guard(async () => {
+      try {
+        await this.controller.killSandbox(this.sandboxId);
+        return true;
+      } catch (e) {
+        if (e instanceof NotFoundError) return false;
+        throw e;
+      }
+    });
+  }
+
+  /** The daemon kills the sandbox timeoutMs from now. */
+  setTimeout(timeoutMs: number): Promise<void> {
+    return guard(async () => {
+      await this.controller.setSandboxTimeout(this.sandboxId, timeoutMs);
+    });
+  }
+
+  /** true while the sandbox exists and its agent answers. */
+  isRunning(): Promise<boolean> {
+    return guard(async () => {
+      try {
+        await this.controller.pingSandbox(this.sandboxId);
+        return true;
+      } catch (e) {
+        if (e instanceof NotFoundError || e instanceof SandboxError || (e instanceof ConflictError && e.code === 'FORKD_E_SANDBOX_NOT_RUNNING')) return false;
+        throw e;
+      }
+    });
+  }
+
+  getInfo(): Promise<SandboxDetails> {
+    return guard(async () => toDetails(await this.controller.getSandbox(this.sandboxId)));
+  }
+
+  /** The agent's health (forkd's ping). */
+  ping() {
+    return guard(() => this.controller.pingSandbox(this.sandboxId));
+  }
+
+  /**
+   * Runs code in the persistent interpreter (@e2b/code-interpreter's runCode). Errors in the code
+   * are in `execution.error`, not thrown; only failures to run it throw.
+   */
+  runCode(code: string, opts: RunCodeOpts = {}): Promise<Execution> {
+    return guard(async () => {
+      const language = evalLanguage(opts.language);
+      const r = await this.controller.eval(this.sandboxId, { code, ...(language ? { language } : {}), timeout_secs: timeoutSecs(opts.timeoutMs) });
+      const e = toExecution(r);
+      deliver(e, opts);
+      return e;
+    });
+  }
+
+  /** The daemon's eval as it answers (result repr, result_json, error, traceback, stdout, stderr). */
+  eval(code: string, opts: { language?: RunCodeLanguage; timeoutMs?: number } = {}): Promise<EvalResult> {
+    return guard(async () => {
+      const language = evalLanguage(opts.language);
+      return this.controller.eval(this.sandboxId, { code, ...(language ? { language } : {}), timeout_secs: timeoutSecs(opts.timeoutMs) });
+    });
+  }
+
+  /** Captures this sandbox once and spawns `count` children from it (E2B fork); this one keeps running. */
+  fork(opts: ForkOpts = {}): Promise<Sandbox[]> {
+    return guard(async () => {
+      const r = await this.controller.forkSandbox(this.sandboxId, {
+        count: opts.count ?? 1,
+        timeout_ms: opts.timeoutMs ?? DEFAULT_SANDBOX_TIMEOUT_MS,
+        ...(opts.mode ? { mode: opts.mode } : {}),
+        ...(opts.metadata ? { metadata: opts.metadata } : {}),
+      });
+      return r.sandboxes.map((s) => new Sandbox(this.controller, s));
+    });
+  }
+
+  /** Captures this sandbox as a snapshot (a branch); the sandbox keeps running. */
+  createSnapshot(opts: { name?: string; mode?: 'full' | 'live' } = {}): Promise<SandboxSnapshot> {
+    return guard(async () => {
+      const r = await this.controller.branchSandbox(this.sandboxId, { ...(opts.name ? { tag: opts.name } : {}), ...(opts.mode ? { mode: opts.mode } : {}), wait: true });
+      const info = isJob(r) ? ((await this.controller.waitJob(r.id)) as SnapshotInfo) : r;
+      return { snapshotId: info.tag, names: [info.tag], info };
+    });
+  }
+}
