@@ -5,6 +5,7 @@
  * sandboxes the journal says we own, then the listeners.
  */
 import net from 'node:net';
+import http from 'node:http';
 import path from 'node:path';
 import { promises as fs } from 'node:fs';
 import pino, { type Logger } from 'pino';
@@ -58,6 +59,7 @@ export class Daemon {
   private lastActivity = Date.now();
   private idleTimer: NodeJS.Timeout | null = null;
   private stopping: Promise<void> | null = null;
+  private extraServer: http.Server | null = null;
   /** Where the daemon listens: the socket path and/or the TCP URL. */
   readonly addresses: { socket: string | null; url: string | null } = { socket: null, url: null };
 
@@ -139,12 +141,21 @@ export class Daemon {
         await listenSocket(app, socket);
         daemon.addresses.socket = socket;
       }
-      if (bind) {
-        const addr = await app.listen({ host: bind.host, port: bind.port });
-        daemon.addresses.url = addr;
+      if (bind && !socket) daemon.addresses.url = await app.listen({ host: bind.host, port: bind.port });
+      else if (bind) {
+        // Fastify listens once; a second listener feeds the same router.
+        const extra = http.createServer((req, res) => app.routing(req, res));
+        await new Promise<void>((resolve, reject) => {
+          extra.once('error', reject);
+          extra.listen(bind.port, bind.host, () => resolve());
+        });
+        const a = extra.address() as net.AddressInfo;
+        daemon.addresses.url = `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
+        daemon.extraServer = extra;
       }
     } catch (e) {
       // Not serving after all: close what we opened but leave the sandboxes to the keeper.
+      daemon.extraServer?.close();
       await app.close();
       await journal.close();
       await audit.close();
@@ -172,6 +183,8 @@ export class Daemon {
       this.draining = true;
       if (this.idleTimer) clearInterval(this.idleTimer);
       const s = this.services;
+      this.extraServer?.close();
+      this.extraServer?.closeAllConnections();
       const closed = this.app.close();
       const deadline = new Promise((r) => setTimeout(r, 30_000).unref());
       await Promise.race([closed, deadline]);

@@ -41,7 +41,9 @@ export function fileHandlers(s: DaemonServices): Pick<Handlers, FileRoutes> {
         return 'sent' as const;
       });
     },
-    async writeFile({ params, query, req, signal }) {
+    async writeFile({ params, query, req, reply, signal }) {
+      // Any early refusal leaves the body unread: close the connection rather than drain it.
+      reply.header('connection', 'close');
       const declared = Number(req.headers['content-length'] ?? NaN);
       if (Number.isFinite(declared) && declared > MAX_UPLOAD_BYTES) throw new ForkdError('FORKD_E_PAYLOAD_TOO_LARGE', `uploads are limited to ${MAX_UPLOAD_BYTES} bytes`);
       const body = req.body as Readable | undefined;
@@ -73,6 +75,7 @@ export function fileHandlers(s: DaemonServices): Pick<Handlers, FileRoutes> {
           await a.remove(tmp, false).catch(() => undefined);
           throw e;
         }
+        reply.removeHeader('connection');
         return { status: 200, body: { path: query.path, size: offset } };
       });
     },

@@ -39,6 +39,8 @@ export interface TestDaemon {
   kill9(): Promise<void>;
   /** Starts a new daemon process on the same socket and state. */
   restart(): Promise<void>;
+  /** Everything the daemon processes wrote to stderr (their logs), last 5000 lines. */
+  log(): string;
 }
 
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'cli', 'src', 'index.ts');
@@ -53,6 +55,7 @@ export async function startTestDaemon(o: TestDaemonOptions = {}): Promise<TestDa
   const auditPath = path.join(dir, 'audit.log');
   const args = ['serve', '--socket', socketPath, '--state', statePath, '--audit-log', auditPath, '--keeper-grace-secs', String(o.keeperGraceSecs ?? 60),
     ...(o.tcp ? ['--bind', '127.0.0.1:0'] : []), ...(token ? ['--token-file', path.join(dir, 'tokens')] : []), ...(o.extraArgs ?? [])];
+  const logLines: string[] = [];
   const d: TestDaemon = {
     dir, socketPath, url: null, token, tag, statePath, auditPath, proc: null as unknown as ChildProcess, env: {},
     async stop() {
@@ -70,6 +73,7 @@ export async function startTestDaemon(o: TestDaemonOptions = {}): Promise<TestDa
     async restart() {
       await launch();
     },
+    log: () => logLines.join('\n'),
   };
   const launch = async (): Promise<void> => {
     const proc = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', CLI, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, FORKD_LOG_LEVEL: 'info' } });
@@ -85,6 +89,8 @@ export async function startTestDaemon(o: TestDaemonOptions = {}): Promise<TestDa
           buf = buf.slice(i + 1);
           tail.push(line);
           if (tail.length > 30) tail.shift();
+          logLines.push(line);
+          if (logLines.length > 5000) logLines.shift();
           if (process.env.FORKD_TEST_DAEMON_LOG) process.stderr.write(`# daemon: ${line}\n`);
           try {
             const v = JSON.parse(line) as { msg?: string; url?: string | null };
