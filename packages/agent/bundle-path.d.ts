@@ -1,2 +1,2 @@
-/** Absolute path of the guest bundle directory (dist/guest): agent.mjs, pyrepl.py, sys-helper.pl. */
+/** Absolute path of the guest bundle directory (dist/guest): agent.mjs, pyrepl.py, sys-helper.c. */
 export declare const GUEST_DIR: string;

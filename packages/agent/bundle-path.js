@@ -1,4 +1,4 @@
-// Where `npm run build` puts the guest bundle (agent.mjs, pyrepl.py, sys-helper.pl).
+// Where `npm run build` puts the guest bundle (agent.mjs, pyrepl.py, sys-helper.c).
 // The image builder installs every file of this directory into the guest at /opt/forkd/.
 import { fileURLToPath } from 'node:url';
 

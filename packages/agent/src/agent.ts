@@ -17,7 +17,7 @@ import { AgentState } from './state.js';
 import { SysHelper } from './sys-helper.js';
 
 export interface AgentOptions {
-  /** Directory holding pyrepl.py and sys-helper.pl (next to the running agent file). */
+  /** Directory holding pyrepl.py and forkd-sys (next to the running agent file). */
   helpersDir: string;
   noSystem: boolean;
   /** python3 executable; undefined = search PATH. */
@@ -49,11 +49,12 @@ export function createAgent(o: AgentOptions): Agent {
     state: new AgentState(),
     js: new JsRepl(),
     python: new PythonRepl(o.python === undefined ? findExecutable('python3') : o.python, path.join(o.helpersDir, 'pyrepl.py')),
-    sys: new SysHelper(path.join(o.helpersDir, 'sys-helper.pl')),
+    sys: new SysHelper(path.join(o.helpersDir, 'forkd-sys')),
     procs: new ProcessTable(),
     noSystem: o.noSystem,
   };
-  runtime.sys.start();
+  // Test mode never touches the system, so it needs no helper (none is built outside images).
+  if (!o.noSystem) runtime.sys.start();
   let table: MethodTable;
   table = {
     ...makeSystemMethods(runtime),

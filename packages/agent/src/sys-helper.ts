@@ -1,11 +1,11 @@
 /**
- * Client of the persistent perl helper (sys-helper.pl): sets the clock and reseeds the kernel
- * RNG, which Node cannot do itself. Spawned at agent start-up, before any snapshot.
+ * Client of the persistent system helper (forkd-sys, compiled from sys-helper.c): sets the clock
+ * and reseeds the kernel RNG, which Node cannot do itself. Spawned at agent start-up, before any
+ * snapshot, so restored children pay no exec.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readLines } from './line-reader.js';
 
-const CLOCK_SETTIME: Partial<Record<string, number>> = { x64: 227, arm64: 112, riscv64: 112 };
 const COMMAND_TIMEOUT_MS = 5000;
 
 export class SysHelper {
@@ -13,12 +13,12 @@ export class SysHelper {
   private readonly pending = new Map<number, (reply: string) => void>();
   private nextId = 1;
 
-  constructor(private readonly script: string) {}
+  constructor(private readonly binary: string) {}
 
   start(): void {
     if (this.proc) return;
     try {
-      const child = spawn('perl', [this.script], { stdio: ['pipe', 'pipe', 'inherit'] });
+      const child = spawn(this.binary, [], { stdio: ['pipe', 'pipe', 'inherit'] });
       this.proc = child;
       child.on('error', () => undefined);
       child.stdin?.on('error', () => undefined);
@@ -65,21 +65,13 @@ export class SysHelper {
 
   /** Sets CLOCK_REALTIME. Resolves to null on success, else the reason. */
   async setClock(ms: number): Promise<string | null> {
-    const sysno = CLOCK_SETTIME[process.arch];
-    if (sysno === undefined) return `clock_settime syscall number unknown for ${process.arch}`;
-    const sec = Math.floor(ms / 1000);
-    const nsec = Math.round((ms - sec * 1000) * 1e6);
-    const r = await this.command(`clock ${sysno} ${sec} ${Math.min(nsec, 999_999_999)}`);
+    const r = await this.command(`clock ${timespec(ms)}`);
     return r === 'ok' ? null : r;
   }
 
   /** Clock + kernel RNG in one round trip. Resolves to null on success, else the reason. */
   async restoreSystem(ms: number, bytes: Buffer): Promise<string | null> {
-    const sysno = CLOCK_SETTIME[process.arch];
-    if (sysno === undefined) return `clock_settime syscall number unknown for ${process.arch}`;
-    const sec = Math.floor(ms / 1000);
-    const nsec = Math.min(Math.round((ms - sec * 1000) * 1e6), 999_999_999);
-    const r = await this.command(`restore ${sysno} ${sec} ${nsec} ${bytes.toString('hex')}`);
+    const r = await this.command(`restore ${timespec(ms)} ${bytes.toString('hex')}`);
     return r === 'ok' ? null : r;
   }
 
@@ -92,4 +84,10 @@ export class SysHelper {
   stop(): void {
     this.proc?.kill('SIGKILL');
   }
+}
+
+/** "<sec> <nsec>" for a wall-clock time in ms. */
+function timespec(ms: number): string {
+  const sec = Math.floor(ms / 1000);
+  return `${sec} ${Math.min(Math.round((ms - sec * 1000) * 1e6), 999_999_999)}`;
 }

@@ -37,7 +37,8 @@ export function makeSystemMethods(rt: Runtime) {
       const target = p.now_ms + (performance.now() - ctx.receivedAt);
       if (entropy.length > 0) {
         const err = await rt.sys.restoreSystem(target, entropy);
-        clockSet = err === null || !err.includes('clock=') || err.includes('clock=ok');
+        // The helper names each outcome (clock=ok rng=...); any other error (timeout, helper gone) means neither.
+        clockSet = err === null || err.includes('clock=ok');
         rngReseeded = err === null || err.includes('rng=ok');
         if (err) process.stderr.write(`forkd-agent: restore: ${err}\n`);
       } else {

@@ -1,0 +1,90 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync } from 'node:fs';
+import { Controller, type SandboxInfo } from '@forkd/sdk';
+import { keeperSocketPath } from '@forkd/engine/keeper';
+import { startTestDaemon } from './testing/daemon.js';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function waitFor(cond: () => boolean, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline && !cond()) await new Promise((r) => setTimeout(r, 100));
+  return cond();
+}
+
+const byId = (l: SandboxInfo[]) => l.map((s) => s.id).sort();
+
+test('kill -9 of the daemon with 5 live sandboxes: the restarted daemon adopts all 5, state and timeouts intact', async () => {
+  const d = await startTestDaemon({ keeperGraceSecs: 120 });
+  try {
+    const c = new Controller({ socketPath: d.socketPath });
+    const sbs = await c.spawnSandboxes({ snapshot_tag: d.tag, n: 6, metadata: { run: 'crash' } });
+    await Promise.all(sbs.map((s, i) => c.eval(s.id, { code: `survivor = ${i} * 11` })));
+    // Acknowledged before the crash: one killed, one given a timeout.
+    await c.killSandbox(sbs[5]!.id);
+    await c.setSandboxTimeout(sbs[4]!.id, 20_000);
+    const live = sbs.slice(0, 5);
+    await d.kill9();
+    for (const s of live) assert.ok(alive(s.pid!), `QEMU of ${s.id} died with the daemon`);
+    await d.restart();
+    const after = await c.listSandboxes();
+    assert.deepEqual(byId(after), byId(live), 'the restarted daemon lost or resurrected a sandbox');
+    for (const [i, s] of live.entries()) {
+      const again = after.find((a) => a.id === s.id)!;
+      assert.equal(again.pid, s.pid);
+      assert.deepEqual(again.metadata, { run: 'crash' });
+      assert.equal((await c.eval(s.id, { code: 'survivor' })).result, String(i * 11));
+      assert.equal((await c.exec(s.id, { cmd: 'echo still here' })).stdout, 'still here\n');
+    }
+    assert.ok(after.find((a) => a.id === sbs[4]!.id)!.expires_at_unix_ms! <= Date.now() + 20_000);
+    assert.match(d.log(), /"adopted":\[/);
+  } finally {
+    await d.stop();
+  }
+});
+
+test('a daemon that stays dead past the grace period: its VMs are killed, and the next daemon reaps the records with no leftovers', async () => {
+  const d = await startTestDaemon({ keeperGraceSecs: 2 });
+  const c = new Controller({ socketPath: d.socketPath });
+  const sbs = await c.spawnSandboxes({ snapshot_tag: d.tag, n: 2 });
+  const pids = sbs.map((s) => s.pid!);
+  await d.kill9();
+  assert.ok(await waitFor(() => pids.every((p) => !alive(p)), 15_000), 'QEMU outlived the grace period');
+  assert.ok(await waitFor(() => !existsSync(keeperSocketPath(d.statePath)), 5_000), 'the keeper did not exit');
+  await d.restart();
+  try {
+    assert.deepEqual(await c.listSandboxes(), []);
+    assert.match(d.log(), /"reaped":\["sb-/);
+    await assert.rejects(c.exec(sbs[0]!.id, { cmd: 'true' }), (e: { code?: string }) => e.code === 'FORKD_E_SANDBOX_NOT_FOUND');
+    const runDir = process.getuid?.() === 0 ? '/run/forkd' : null;
+    if (runDir) for (const s of sbs) assert.equal(readdirSync(runDir).includes(`vm-${s.id.slice(3)}`), false, `run dir of ${s.id} left behind`);
+  } finally {
+    await d.stop();
+  }
+});
+
+test('SIGTERM drains: an in-flight call finishes, sandboxes are stopped and recorded as gone, no QEMU is left', async () => {
+  const d = await startTestDaemon();
+  const c = new Controller({ socketPath: d.socketPath });
+  const [s] = await c.spawnSandboxes({ snapshot_tag: d.tag, n: 1 });
+  const inflight = c.exec(s!.id, { cmd: 'sleep 1.5; echo finished' });
+  await new Promise((r) => setTimeout(r, 300));
+  await d.stop();
+  assert.equal((await inflight).stdout, 'finished\n');
+  assert.equal(d.proc.exitCode, 0);
+  assert.ok(await waitFor(() => !alive(s!.pid!), 5_000), 'QEMU survived a graceful stop');
+  await d.restart();
+  try {
+    assert.deepEqual(await c.listSandboxes(), [], 'a sandbox stopped at shutdown came back as if alive');
+  } finally {
+    await d.stop();
+  }
+});
