@@ -55,16 +55,16 @@ export function createAgent(o: AgentOptions): Agent {
   };
   // Test mode never touches the system, so it needs no helper (none is built outside images).
   if (!o.noSystem) runtime.sys.start();
-  let table: MethodTable;
-  table = {
+  let server: AgentServer | null = null;
+  const table: MethodTable = {
     ...makeSystemMethods(runtime),
-    warmup: makeWarmup(runtime, () => table),
+    warmup: makeWarmup(runtime, () => (method, params, ctx) => server!.invoke(method, params, ctx)),
     exec: makeExec(runtime.procs),
     ...makeProcMethods(runtime.procs),
     ...fileMethods,
     eval: makeEval(runtime),
   };
-  const server = new AgentServer(table);
+  server = new AgentServer(table);
   return {
     server,
     runtime,

@@ -12,6 +12,8 @@ export interface CallContext {
   receivedAt: number;
   /** When params passed validation (profiles of the restore path). */
   validatedAt?: number;
+  /** Set when the warm-up runs a method on itself (not a host request). */
+  warming?: boolean;
   /** Sends an `evt` frame for this request; resolves when written (backpressure). */
   emit(event: string, data?: unknown, payload?: Uint8Array): Promise<void>;
 }
@@ -26,3 +28,6 @@ export type ParamsOut<M extends AgentMethod> = z.output<(typeof AGENT_METHODS)[M
 export type MethodTable = {
   [M in AgentMethod]: (params: ParamsOut<M>, ctx: CallContext) => Promise<Reply<ResultOf<M>>>;
 };
+
+/** Runs a method the way a request does (params validated), without the wire. */
+export type InvokeFn = (method: AgentMethod, params: unknown, ctx: Omit<CallContext, 'validatedAt'>) => Promise<Reply<unknown>>;

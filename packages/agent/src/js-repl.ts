@@ -17,6 +17,8 @@ export class JsRepl {
   private readonly sink = new OutputSink();
   private readonly queue = new SerialQueue();
   private readonly ctx: vm.Context;
+  /** The context's own Math, kept so a reseed compiles no script (V8's compiler is cold in a restored child). */
+  private readonly ctxMath: { random: () => number };
 
   constructor() {
     const g = globalThis as Record<string, unknown>;
@@ -47,6 +49,7 @@ export class JsRepl {
     }
     this.ctx = vm.createContext(sandbox, { name: 'forkd-eval' });
     vm.runInContext('globalThis.global = globalThis;', this.ctx);
+    this.ctxMath = vm.runInContext('Math', this.ctx) as { random: () => number };
   }
 
   eval(code: string, timeoutMs: number = LIMITS.defaultEvalTimeoutMs): Promise<EvalResultT> {
@@ -55,8 +58,7 @@ export class JsRepl {
 
   /** Replaces the context's Math.random (V8's generator state was cloned with the snapshot). */
   reseed(seed: Buffer): void {
-    const math = vm.runInContext('Math', this.ctx) as { random: () => number };
-    math.random = seededRandom(seed);
+    this.ctxMath.random = seededRandom(seed);
   }
 
   private async run(code: string, timeoutMs: number): Promise<EvalResultT> {

@@ -27,7 +27,7 @@ export interface RunOptions {
 
 const STANDARD_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 /** After the process exits, how long to wait for its pipes to close (a grandchild may hold them). */
-const PIPE_GRACE_MS = 500;
+export const PIPE_GRACE_MS = 500;
 
 let shellCache: string | null = null;
 export function defaultShell(): string {

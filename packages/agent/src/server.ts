@@ -15,7 +15,7 @@ import {
   type FrameProblem,
   type DecodedFrame,
 } from '@forkd/protocol';
-import type { CallContext, MethodTable } from './handler.js';
+import type { CallContext, MethodTable, Reply } from './handler.js';
 import type { TransportEvents } from './transport.js';
 import { FrameWriter, type ByteSink } from './writer.js';
 
@@ -97,34 +97,35 @@ export class AgentServer implements TransportEvents {
     void this.dispatch(h.id, h.method, h.params, frame.payload);
   }
 
+  /**
+   * Validates params and runs the method: the part of a request that does not touch the wire.
+   * Also used by the warm-up, so the parent has run every step of a method's path before the snapshot.
+   */
+  async invoke(method: string, rawParams: unknown, ctx: Omit<CallContext, 'validatedAt'>): Promise<Reply<unknown>> {
+    if (!isAgentMethod(method)) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `unknown method: ${method}`);
+    const params = AGENT_METHODS[method].params.safeParse(rawParams ?? {});
+    if (!params.success) {
+      throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `invalid params for ${method}: ${params.error.issues.map((i) => `${i.path.join('.') || 'params'}: ${i.message}`).join('; ')}`);
+    }
+    const handler = this.methods[method] as (p: unknown, c: CallContext) => Promise<Reply<unknown>>;
+    return handler(params.data, { ...ctx, validatedAt: performance.now() });
+  }
+
   private async dispatch(id: number, method: string, rawParams: unknown, payload: Buffer): Promise<void> {
     const gen = this.writer.generation;
     const receivedAt = performance.now();
-    if (!isAgentMethod(method)) {
-      this.sendError(id, 'FORKD_E_INVALID_ARGUMENT', `unknown method: ${method}`);
-      return;
-    }
-    const schema = AGENT_METHODS[method].params;
-    const params = schema.safeParse(rawParams ?? {});
-    if (!params.success) {
-      this.sendError(id, 'FORKD_E_INVALID_ARGUMENT', `invalid params for ${method}: ${params.error.issues.map((i) => `${i.path.join('.') || 'params'}: ${i.message}`).join('; ')}`);
-      return;
-    }
-    const validatedAt = performance.now();
     const ac = new AbortController();
     const key = `${gen}:${id}`;
     this.inflight.set(key, ac);
-    const ctx: CallContext = {
+    const ctx = {
       id,
       payload,
       signal: ac.signal,
       receivedAt,
-      validatedAt,
-      emit: (event, data, p) => this.writer.send({ kind: 'evt', id, event, ...(data === undefined ? {} : { data }) }, p, gen),
+      emit: (event: string, data?: unknown, p?: Uint8Array) => this.writer.send({ kind: 'evt', id, event, ...(data === undefined ? {} : { data }) }, p, gen),
     };
     try {
-      const handler = this.methods[method] as (p: unknown, c: CallContext) => Promise<{ result: unknown; payload?: Uint8Array }>;
-      const reply = await handler(params.data, ctx);
+      const reply = await this.invoke(method, rawParams, ctx);
       const header = { kind: 'res', id, ok: true, result: reply.result };
       const size = Buffer.byteLength(JSON.stringify(header)) + (reply.payload?.length ?? 0) + 12;
       if (size > this.maxFrameBytes) {

@@ -48,7 +48,7 @@ export function makeSystemMethods(rt: Runtime) {
     const t1 = performance.now();
     const userspace = await reseedUserspace(rt, entropy.length > 0 ? entropy : freshEntropy());
     const t2 = performance.now();
-    rt.state.restores++;
+    if (!ctx.warming) rt.state.restores++;
     const phases = { validate: round1((ctx.validatedAt ?? ctx.receivedAt) - ctx.receivedAt), system: round1(t1 - t0), userspace: round1(t2 - t1), total: round1(t2 - ctx.receivedAt) };
     return { result: { skew_ms: skew, clock_set: clockSet, rng_reseeded: rngReseeded, userspace_reseeded: userspace, phases_ms: phases } };
   }

@@ -5,11 +5,13 @@
  */
 import crypto from 'node:crypto';
 import { AGENT_METHODS, FrameHeader, ForkdError, type AgentMethod, type EvalResultT, type ResultOf } from '@forkd/protocol';
-import type { CallContext, MethodTable, ParamsOut, Reply } from '../handler.js';
+import type { CallContext, InvokeFn, ParamsOut, Reply } from '../handler.js';
 import type { Runtime } from '../runtime.js';
 import { reseedUserspace } from './system.js';
+import { PIPE_GRACE_MS } from '../process-runner.js';
+import { sleep } from '../transport.js';
 
-export function makeWarmup(rt: Runtime, methods: () => MethodTable) {
+export function makeWarmup(rt: Runtime, invoke: () => InvokeFn) {
   return async function warmup(p: ParamsOut<'warmup'>, ctx: CallContext): Promise<Reply<ResultOf<'warmup'>>> {
     const t0 = performance.now();
     rt.state.warmup = 'warming';
@@ -24,7 +26,7 @@ export function makeWarmup(rt: Runtime, methods: () => MethodTable) {
         throw new ForkdError('FORKD_E_TOOL_MISSING', 'warm-up asks for Python but python3 is not installed in the guest');
       }
       if (p.js) check('js', await rt.js.eval(p.js, timeout));
-      await warmCallPaths(rt, methods(), ctx);
+      await warmCallPaths(rt, invoke(), ctx);
       rt.state.warmup = 'warm';
     } catch (err) {
       rt.state.warmup = 'failed';
@@ -68,16 +70,25 @@ function warmParamParsers(): void {
   FrameHeader.safeParse({ kind: 'req', id: 1, method: 'ping', params: {} });
 }
 
-async function warmCallPaths(rt: Runtime, m: MethodTable, ctx: CallContext): Promise<void> {
+async function warmCallPaths(rt: Runtime, invoke: InvokeFn, ctx: CallContext): Promise<void> {
   warmParamParsers();
-  const quiet: CallContext = { ...ctx, payload: Buffer.alloc(0), emit: async () => undefined };
-  await m.exec({ argv: ['true'] }, quiet);
-  await m['files.stat']({ path: '/' }, quiet);
-  await m['files.list']({ path: '/' }, quiet);
-  await m.ping({}, quiet);
-  await m.eval({ language: 'js', code: 'void (6 * 7)' }, quiet);
-  if (rt.python.available) await m.eval({ language: 'python', code: '6 * 7' }, quiet);
-  // The restore path minus the system calls (those would change the clock and the kernel pool).
+  const quiet = { ...ctx, payload: Buffer.alloc(0), emit: async () => undefined, warming: true };
+  await invoke('exec', { argv: ['true'] }, quiet);
+  await invoke('files.stat', { path: '/' }, quiet);
+  await invoke('files.list', { path: '/' }, quiet);
+  await invoke('ping', {}, quiet);
+  await invoke('eval', { language: 'js', code: 'void (6 * 7)' }, quiet);
+  if (rt.python.available) await invoke('eval', { language: 'python', code: '6 * 7' }, quiet);
+  // The whole restore path, system calls included, so no function on it is first compiled in a
+  // child. Harmless here: the clock is set to the guest's own time, and the bytes mixed into the
+  // kernel pool come from that pool (its CRNG is initialised long before, so the credit is moot).
+  await invoke('restore', { now_ms: Date.now(), entropy_b64: crypto.randomBytes(128).toString('base64') }, quiet);
+  // The Python reseed is only queued by restore: wait for it here so its path is warm too.
   await reseedUserspace(rt, crypto.randomBytes(96), true);
   await rt.sys.ping();
+  // Let the timers armed above (exec's pipe grace) fire here. Guest time runs on in a restored
+  // child, so a timer still pending at the snapshot fires in every child, during its restore, and
+  // Node's timer code, never run in the parent, was then compiled there from scratch (measured:
+  // ~150 ms of cold V8 parser and compiler per child under TCG).
+  await sleep(PIPE_GRACE_MS + 200);
 }

@@ -14,7 +14,7 @@ hostname forkd
 ip link set lo up 2>/dev/null
 export HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8
 cd /root
-exec /usr/bin/tini -s -- /usr/bin/node --max-semi-space-size=1 /opt/forkd/agent.mjs
+exec /usr/bin/tini -s -- /usr/bin/node --max-semi-space-size=1 --no-lazy-feedback-allocation /opt/forkd/agent.mjs
 `;
 
 export const GUEST_HOSTS = '127.0.0.1 localhost\n127.0.1.1 forkd\n::1 localhost ip6-localhost ip6-loopback\n';
