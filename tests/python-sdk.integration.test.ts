@@ -30,7 +30,7 @@ function runPython(args: string[], env: Record<string, string>, timeoutMs: numbe
   });
 }
 
-test('python SDK unittest suite against a real daemon (TCP + token, and its Unix socket)', { timeout: 900_000 }, async () => {
+test('python SDK unittest suite against a real daemon (TCP + token, and its Unix socket)', { timeout: 900_000 }, async (t) => {
   const d = await startTestDaemon({ tcp: true, token: true });
   try {
     assert.ok(d.url?.startsWith('http://127.0.0.1:'), `daemon TCP URL: ${d.url}`);
@@ -48,7 +48,7 @@ test('python SDK unittest suite against a real daemon (TCP + token, and its Unix
     const summary = /Ran (\d+) tests? in [\d.]+s\s+(OK.*|FAILED.*)/.exec(r.output);
     assert.ok(r.code === 0 && summary && summary[2]!.startsWith('OK'), `python SDK tests failed (exit ${r.code}${r.signal ? `, ${r.signal}` : ''}):\n${r.output}`);
     assert.doesNotMatch(summary![2]!, /skipped/, `no python test may be skipped:\n${r.output}`);
-    process.stdout.write(`# python SDK: ${summary![1]} tests ${summary![2]}\n`);
+    t.diagnostic(`python SDK: ${summary![1]} tests, ${summary![2]}`);
   } finally {
     await d.stop();
   }
