@@ -1,0 +1,119 @@
+/** The MCP tools: one per forkd operation an agent needs, each a thin call through the SDK Controller. */
+import type { Controller } from '@forkd/sdk';
+import { schemas, type ArgsOf, type ToolName } from './schemas.js';
+import { waitForText } from './wait-for-text.js';
+
+export interface ToolContext {
+  ctl: Controller;
+  /** Aborted when the client cancels the call. */
+  signal?: AbortSignal;
+}
+
+export interface ToolDef<N extends ToolName = ToolName> {
+  name: N;
+  description: string;
+  readOnly?: boolean;
+  destructive?: boolean;
+  run(args: ArgsOf<N>, ctx: ToolContext): Promise<unknown>;
+}
+
+/** Sandboxes spawned through MCP without a timeout_ms die after this long, so a lost client leaks nothing forever. */
+export const MCP_DEFAULT_SANDBOX_TIMEOUT_MS = 3_600_000;
+
+/** A tool of any name (a union, so each run() keeps its own argument type). */
+export type AnyTool = { [N in ToolName]: ToolDef<N> }[ToolName];
+
+function def<N extends ToolName>(name: N, d: Omit<ToolDef<N>, 'name'>): ToolDef<N> {
+  return { name, ...d };
+}
+
+async function readCapped(ctl: Controller, id: string, path: string, max: number): Promise<{ bytes: Buffer; size: number | null; truncated: boolean }> {
+  const res = await ctl.readFileStream(id, path);
+  const size = Number(res.headers['x-forkd-file-size'] ?? NaN);
+  const parts: Buffer[] = [];
+  let n = 0;
+  let truncated = false;
+  for await (const c of res.stream as AsyncIterable<Buffer>) {
+    const take = Math.min(c.length, max - n);
+    parts.push(c.subarray(0, take));
+    n += take;
+    if (n >= max) {
+      truncated = c.length > take || !Number.isFinite(size) || size > max;
+      res.stream.destroy();
+      break;
+    }
+  }
+  return { bytes: Buffer.concat(parts, n), size: Number.isFinite(size) ? size : null, truncated };
+}
+
+export const tools: AnyTool[] = [
+  def('list_snapshots', { description: 'List snapshots (tags you can spawn sandboxes from).', readOnly: true, run: (_a, { ctl }) => ctl.listSnapshots() }),
+  def('spawn_sandboxes', {
+    description: `Spawn n sandboxes (microVMs) from a snapshot; returns them once their agents answer. Without timeout_ms they are killed after ${MCP_DEFAULT_SANDBOX_TIMEOUT_MS / 60_000} minutes.`,
+    run: (a, { ctl }) => ctl.spawnSandboxes({ ...a, timeout_ms: a.timeout_ms ?? MCP_DEFAULT_SANDBOX_TIMEOUT_MS }),
+  }),
+  def('list_sandboxes', { description: 'List live sandboxes (filter by snapshot tag or one metadata key=value).', readOnly: true, run: (a, { ctl }) => ctl.listSandboxes(a) }),
+  def('get_sandbox', { description: 'One sandbox.', readOnly: true, run: (a, { ctl }) => ctl.getSandbox(a.sandbox_id) }),
+  def('kill_sandbox', {
+    description: 'Kill a sandbox.',
+    destructive: true,
+    run: async (a, { ctl }) => {
+      await ctl.killSandbox(a.sandbox_id);
+      return { id: a.sandbox_id, killed: true };
+    },
+  }),
+  def('ping_sandbox', { description: "The sandbox agent's health.", readOnly: true, run: (a, { ctl }) => ctl.pingSandbox(a.sandbox_id) }),
+  def('exec_command', {
+    description: 'Run a command in a sandbox: `cmd` (a shell line: pipes, &&) or `args` (argv, no shell), exactly one. Returns stdout, stderr, exit_code; a non-zero exit is a result, not an error.',
+    run: (a, { ctl, signal }) => {
+      const { sandbox_id, ...body } = a;
+      return ctl.exec(sandbox_id, body, signal);
+    },
+  }),
+  def('eval_code', {
+    description: "Evaluate code in the sandbox's persistent interpreter (python or js; globals persist between calls). Returns the last expression's repr and JSON, stdout, stderr, and error/traceback.",
+    run: (a, { ctl, signal }) => {
+      const { sandbox_id, ...body } = a;
+      return ctl.eval(sandbox_id, body, signal);
+    },
+  }),
+  def('read_file', {
+    description: 'Read a file from a sandbox (utf8 text or base64), at most max_bytes.',
+    readOnly: true,
+    run: async (a, { ctl }) => {
+      const r = await readCapped(ctl, a.sandbox_id, a.path, a.max_bytes);
+      return { path: a.path, size: r.size, truncated: r.truncated, encoding: a.encoding, content: r.bytes.toString(a.encoding) };
+    },
+  }),
+  def('write_file', {
+    description: 'Write a file in a sandbox (parents created, replaced atomically). content is utf8 text or base64.',
+    run: (a, { ctl }) => ctl.writeFile(a.sandbox_id, a.path, Buffer.from(a.content, a.encoding), a.mode !== undefined ? { mode: Number.parseInt(a.mode, 8) } : {}),
+  }),
+  def('list_files', { description: 'List a directory in a sandbox (depth for subdirectories).', readOnly: true, run: (a, { ctl }) => ctl.listFiles(a.sandbox_id, a.path, a.depth) }),
+  def('wait_for_text', {
+    description: 'Wait until a file in the sandbox contains marker (e.g. a log line), polling; returns found, elapsed_ms and an excerpt. found=false when timeout_secs passes.',
+    readOnly: true,
+    run: (a, { ctl, signal }) => waitForText(ctl, a, signal),
+  }),
+  def('create_snapshot', {
+    description: 'Start building a snapshot from a recipe (boot, warm up, capture). Returns a job; poll it with get_job.',
+    run: (a, { ctl }) => ctl.createSnapshot({ ...a, wait: false }),
+  }),
+  def('get_job', { description: 'A long-running job (snapshot creation, branch): status, progress, result or error.', readOnly: true, run: (a, { ctl }) => ctl.getJob(a.job_id) }),
+  def('branch_sandbox', {
+    description: 'Capture a running sandbox (memory, devices, disk) as a new snapshot; the sandbox keeps running.',
+    run: (a, { ctl }) => {
+      const { sandbox_id, ...body } = a;
+      return ctl.branchSandbox(sandbox_id, body);
+    },
+  }),
+  def('fork_sandbox', {
+    description: 'Capture a running sandbox once and spawn count children from it; the source keeps running.',
+    run: (a, { ctl }) => {
+      const { sandbox_id, ...body } = a;
+      return ctl.forkSandbox(sandbox_id, body);
+    },
+  }),
+];
+
+export { schemas };
