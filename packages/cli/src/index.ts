@@ -108,6 +108,10 @@ program.command('serve').description('run the forkd daemon (REST API) in the for
 
 registerRemoteCommands(program, run);
 
+program.command('mcp').description('serve MCP on stdio for agent clients (FORKD_URL/FORKD_TOKEN, else the local daemon)')
+  // Loaded on demand: the MCP SDK is only needed by this command.
+  .action(run(async () => (await import('./commands/mcp.js')).mcp(program.opts<{ home?: string }>())));
+
 program.command('where').description('print the data directory').option('--json', 'JSON output')
   .action(run(async (o: { json?: boolean }) => {
     const e = engine();
