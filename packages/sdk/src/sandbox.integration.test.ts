@@ -112,6 +112,16 @@ describe('commands', () => {
     assert.ok(end - chunks[0]![1] >= 600, `the first line arrived ${end - chunks[0]![1]} ms before the end (streamed, not at exit)`);
   });
 
+  test('streaming keeps multi-byte characters whole across chunk boundaries', async () => {
+    // 3-byte characters: 64 KiB chunks end inside one.
+    const want = '€'.repeat(200_000);
+    const chunks: string[] = [];
+    const r = await sb.commands.run(`python3 -c "import sys; sys.stdout.write('€' * 200000)"`, { onStdout: (s) => chunks.push(s) });
+    assert.ok(chunks.length > 1, 'came in several chunks');
+    assert.equal(chunks.join(''), want);
+    assert.equal(r.stdout, want);
+  });
+
   test('background via processes: pid, listed, wait, exit code, kill by pid', async () => {
     const h = await sb.commands.run('sleep 0.5; echo done', { background: true });
     assert.ok(h.pid > 0);

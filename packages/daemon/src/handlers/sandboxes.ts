@@ -1,4 +1,5 @@
 /** Sandboxes: spawn, list, get, kill, timeout, ping, exec (collected or streamed), eval. */
+import { StringDecoder } from 'node:string_decoder';
 import { ForkdError, toForkdError, type ExecParamsT } from '@forkd/protocol';
 import type { Handlers } from '../http/register.js';
 import type { DaemonServices } from './context.js';
@@ -74,14 +75,21 @@ export function sandboxHandlers(s: DaemonServices): Pick<Handlers, SandboxRoutes
         if (out.writableLength > MAX_STREAM_BACKLOG) ac.abort(new ForkdError('FORKD_E_PAYLOAD_TOO_LARGE', 'client reads the stream too slowly'));
       };
       reply.hijack();
+      // Chunks end at arbitrary bytes: a decoder per stream keeps a split UTF-8 character whole.
+      const dec = { stdout: new StringDecoder('utf8'), stderr: new StringDecoder('utf8') };
+      const chunk = (type: 'stdout' | 'stderr', data: string): void => {
+        if (data) line({ type, data });
+      };
       try {
         const r = await s.sandboxes.withAgent(params.id, 'exec', (a) => a.exec(p, {
           signal: ac.signal,
           maxStreamBytes: MAX_STREAM_BYTES,
           ...(stdin ? { stdin } : {}),
-          onStdout: (d) => line({ type: 'stdout', data: d.toString('utf8') }),
-          onStderr: (d) => line({ type: 'stderr', data: d.toString('utf8') }),
+          onStdout: (d) => chunk('stdout', dec.stdout.write(d)),
+          onStderr: (d) => chunk('stderr', dec.stderr.write(d)),
         }));
+        chunk('stdout', dec.stdout.end());
+        chunk('stderr', dec.stderr.end());
         line({ type: 'exit', exit_code: r.exit_code, error: r.error, timed_out: r.timed_out, duration_ms: r.duration_ms });
       } catch (e) {
         const fe = toForkdError(e);
