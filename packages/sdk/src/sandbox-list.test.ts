@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SandboxPaginator, matchesMetadata, toDetails, type SandboxDetails } from './sandbox-list.js';
 import { InvalidArgumentError } from './errors.js';
+import { Sandbox } from './sandbox.js';
 
 const item = (id: string) => ({ sandboxId: id }) as SandboxDetails;
 
@@ -38,4 +39,11 @@ test('matchesMetadata needs every pair', () => {
   assert.equal(matchesMetadata({ a: '1', b: '2' }, { a: '1', b: '2' }), true);
   assert.equal(matchesMetadata({ a: '1' }, { a: '1', b: '2' }), false);
   assert.equal(matchesMetadata({ a: '1' }, undefined), true);
+});
+
+test('a malformed daemon url is an InvalidArgumentError, not a bare TypeError', async () => {
+  const bad = (e: unknown) => e instanceof InvalidArgumentError && e.code === 'FORKD_E_INVALID_ARGUMENT';
+  assert.throws(() => Sandbox.list({ url: 'http://[oops' }), bad);
+  await assert.rejects(Sandbox.connect('sb-0123456789abcdef', { url: 'not a url' }), bad);
+  await assert.rejects(Sandbox.create('t', { url: 'ftp://host' }), bad);
 });

@@ -4,7 +4,7 @@
  * typed SDK errors (ForkdSdkError subclasses with a FORKD_E_* code).
  */
 import { Controller, type EvalResult, type Job, type SandboxInfo as WireSandboxInfo, type SnapshotInfo } from './controller.js';
-import { ConflictError, NotFoundError, SandboxError } from './errors.js';
+import { ConflictError, ForkdSdkError, NotFoundError, SandboxError, errorFor } from './errors.js';
 import { guard } from './guard.js';
 import { timeoutSecs } from './command-result.js';
 import { Commands } from './commands.js';
@@ -64,12 +64,17 @@ export const DEFAULT_SANDBOX_TIMEOUT_MS = 300_000;
 export const DEFAULT_TEMPLATE = 'quickstart-python';
 
 function controllerFor(o: SandboxConnectionOpts = {}): Controller {
-  return new Controller({
-    ...(o.url !== undefined ? { url: o.url } : {}),
-    ...(o.socketPath !== undefined ? { socketPath: o.socketPath } : {}),
-    ...(o.token !== undefined ? { token: o.token } : {}),
-    ...(o.requestTimeoutMs !== undefined ? { timeoutMs: o.requestTimeoutMs } : {}),
-  });
+  try {
+    return new Controller({
+      ...(o.url !== undefined ? { url: o.url } : {}),
+      ...(o.socketPath !== undefined ? { socketPath: o.socketPath } : {}),
+      ...(o.token !== undefined ? { token: o.token } : {}),
+      ...(o.requestTimeoutMs !== undefined ? { timeoutMs: o.requestTimeoutMs } : {}),
+    });
+  } catch (e) {
+    // new URL() throws a bare TypeError for a malformed url (or FORKD_URL).
+    throw e instanceof ForkdSdkError ? e : errorFor('FORKD_E_INVALID_ARGUMENT', `invalid daemon address: ${e instanceof Error ? e.message : String(e)}`);
+  }
 }
 
 function isJob(v: SnapshotInfo | Job): v is Job {
