@@ -13,7 +13,12 @@ import type { QemuLauncher } from './qemu/launcher.js';
 import { KeeperClient, type KeeperAttachOptions, type KeeperVmT } from './keeper/index.js';
 import { Vm } from './sandbox/vm.js';
 import { Sandbox, type SandboxTimings } from './sandbox/sandbox.js';
-import { ForkdError } from '@forkd/protocol';
+import { promises as fs } from 'node:fs';
+import { ForkdError, assertValidTag } from '@forkd/protocol';
+import { branchSandbox, type BranchMode } from './snapshot/branch.js';
+import { ancestors, compactSnapshot, dependents } from './snapshot/chain.js';
+import { assembledPath, pruneMemoryCache } from './snapshot/memory.js';
+import { isLayer } from './snapshot/manifest.js';
 
 /** What a daemon recorded about a sandbox, enough to take it over after a restart. */
 export interface AdoptRecord {
@@ -74,8 +79,65 @@ export class Engine {
     return readSnapshot(this.layout, tag);
   }
 
-  removeSnapshot(tag: string) {
-    return removeSnapshot(this.layout, tag);
+  /** Removes a snapshot; one with layers on it only with cascade (they go first, leaves first). */
+  async removeSnapshot(tag: string, opts: { cascade?: boolean } = {}): Promise<string[]> {
+    await readSnapshot(this.layout, tag).catch(async (e: unknown) => {
+      // A directory without a valid manifest is still removable (a damaged snapshot).
+      if (!(e instanceof ForkdError) || e.code === 'FORKD_E_SNAPSHOT_NOT_FOUND') throw e;
+    });
+    const deps = await dependents(this.layout, tag);
+    if (deps.length > 0 && !opts.cascade) {
+      throw new ForkdError('FORKD_E_HAS_DEPENDENTS', `snapshot ${tag} has layers on it: ${deps.join(', ')} (remove them first, or cascade)`, { dependents: deps });
+    }
+    for (const t of [...deps, tag]) {
+      const m = await readSnapshot(this.layout, t).then((e) => e.manifest, () => null);
+      await removeSnapshot(this.layout, t);
+      if (m && isLayer(m)) await fs.rm(assembledPath(this.layout, m), { force: true });
+    }
+    return [...deps, tag];
+  }
+
+  /** Snapshots layered on tag (directly or not), leaves first. */
+  dependents(tag: string) {
+    return dependents(this.layout, tag);
+  }
+
+  /** Root first; throws FORKD_E_SNAPSHOT_INCOMPATIBLE when the chain is broken. */
+  async ancestors(tag: string): Promise<string[]> {
+    return (await ancestors(this.layout, await readSnapshot(this.layout, tag))).map((e) => e.tag);
+  }
+
+  /** Captures a running sandbox as a snapshot layer; the sandbox keeps running. */
+  branch(sb: Sandbox, opts: { tag: string; mode?: BranchMode; onProgress?: ProgressFn; downtimeLimitMs?: number }) {
+    return branchSandbox(this.layout, sb, { ...opts, mode: opts.mode ?? 'live', ...this.launcherOpt() });
+  }
+
+  /**
+   * snapshot-diff: runs a shell command line in a child of `from` and keeps the result as layer
+   * `to` (only the memory pages and disk blocks that changed). The command must exit 0.
+   */
+  async diffSnapshot(opts: { from: string; to: string; cmd: string; timeoutMs?: number; onProgress?: ProgressFn }) {
+    const onProgress = opts.onProgress ?? (() => undefined);
+    assertValidTag(opts.to);
+    if (await readSnapshot(this.layout, opts.to).then(() => true, () => false)) throw new ForkdError('FORKD_E_SNAPSHOT_EXISTS', `snapshot ${opts.to} already exists`, { tag: opts.to });
+    onProgress({ phase: 'diff', message: `starting a child of ${opts.from}` });
+    const [child] = await this.spawn({ tag: opts.from, n: 1 });
+    try {
+      onProgress({ phase: 'diff', message: `running: ${opts.cmd.slice(0, 200)}` });
+      const timeoutMs = opts.timeoutMs ?? 600_000;
+      const r = await child!.agent.exec({ shell: opts.cmd, timeout_ms: timeoutMs }, { timeoutMs: timeoutMs + 10_000 });
+      if (r.exit_code !== 0) {
+        throw new ForkdError('FORKD_E_COMMAND_FAILED', `the command ${r.timed_out ? 'timed out' : r.error ? `failed: ${r.error}` : `exited with ${r.exit_code}`}; no layer was made. stderr: ${r.stderr.slice(-2000)}`, { exit_code: r.exit_code, stdout: r.stdout.slice(-2000), stderr: r.stderr.slice(-2000) });
+      }
+      return await branchSandbox(this.layout, child!, { tag: opts.to, mode: 'full', origin: { kind: 'diff', source: opts.from }, onProgress, ...this.launcherOpt() });
+    } finally {
+      await child!.kill();
+    }
+  }
+
+  /** Flattens a snapshot (e.g. a chain head) into a new one with no parent. */
+  compactSnapshot(opts: { from: string; to: string; onProgress?: ProgressFn }) {
+    return compactSnapshot(this.layout, opts.from, opts.to, opts.onProgress);
   }
 
   spawn(opts: SpawnOptions) {
@@ -155,7 +217,11 @@ export class Engine {
     return runDoctor(this.layout, this.platform);
   }
 
-  cleanup(opts: { dryRun?: boolean } = {}) {
-    return cleanupStale({ dryRun: opts.dryRun ?? false, snapshotsDir: this.layout.snapshots });
+  /** Kills VMs and removes files dead owners left behind, and assembled memory images of deleted snapshots. */
+  async cleanup(opts: { dryRun?: boolean } = {}) {
+    const report = await cleanupStale({ dryRun: opts.dryRun ?? false, snapshotsDir: this.layout.snapshots });
+    const live = (await listSnapshots(this.layout)).map((e) => e.manifest);
+    report.removed.push(...(await pruneMemoryCache(this.layout, live, opts.dryRun ?? false)));
+    return report;
   }
 }

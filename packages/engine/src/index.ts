@@ -5,6 +5,8 @@ export { SPAWN_RANGE } from './sandbox/spawn.js';
 export { VCPU_RANGE } from './snapshot/create.js';
 export { summarize, nowMs, since } from './sandbox/timing.js';
 export type { SnapshotManifest } from './snapshot/manifest.js';
+export { isLayer } from './snapshot/manifest.js';
+export type { BranchMode, BranchResult } from './snapshot/branch.js';
 export type { SnapshotEntry } from './snapshot/store.js';
 export type { Recipe } from './recipe/recipe.js';
 export { listRecipeNames, loadRecipe, parseRecipe } from './recipe/recipe.js';

@@ -9,7 +9,7 @@ export async function snapshotCreate(engine: Engine, o: { tag: string; recipe: s
     if (o.json) return printJson(m);
     process.stdout.write(
       `snapshot ${m.tag} created (${m.accel}, ${m.machine.mem_mib} MiB, recipe ${m.origin.recipe})\n` +
-        `  boot to agent ${(m.timings.boot_to_agent_ms / 1000).toFixed(1)} s, warm-up ${(m.timings.warmup_ms / 1000).toFixed(1)} s, save ${m.timings.save_ms.toFixed(0)} ms\n` +
+        `  boot to agent ${((m.timings.boot_to_agent_ms ?? 0) / 1000).toFixed(1)} s, warm-up ${((m.timings.warmup_ms ?? 0) / 1000).toFixed(1)} s, save ${(m.timings.save_ms ?? 0).toFixed(0)} ms\n` +
         `  memory ${bytes(m.files.memory.physical_bytes)} on disk of ${bytes(m.files.memory.logical_bytes)}, vmstate ${bytes(m.files.vmstate.bytes)}, disk layer ${bytes(m.files.disk.physical_bytes)}\n`,
     );
   } finally {

@@ -21,6 +21,8 @@ export interface VmSpec {
   console: { kind: 'file'; path: string } | { kind: 'null' };
   /** Start paused, waiting for `migrate-incoming` (a child restored from a snapshot). */
   incoming?: boolean;
+  /** -S: never start the guest on its own, even after an incoming migration (a branch receiver). */
+  startPaused?: boolean;
 }
 
 /** Name of the virtio-serial port the guest agent opens (found via /sys/class/virtio-ports/*\/name). */
@@ -96,6 +98,7 @@ export function buildQemuArgs(spec: VmSpec): string[] {
     args.push('-serial', 'null');
   }
   if (spec.incoming) args.push('-incoming', 'defer');
+  if (spec.startPaused) args.push('-S');
   return args;
 }
 

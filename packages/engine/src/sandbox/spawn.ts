@@ -7,6 +7,8 @@ import { machineSignature } from '../snapshot/machine.js';
 import { shellQuote } from '../snapshot/create.js';
 import { qemuVersion } from '../qemu/version.js';
 import { createChildOverlay, overlayTemplate } from './overlay.js';
+import { memoryFileFor } from '../snapshot/memory.js';
+import { ancestors } from '../snapshot/chain.js';
 import { type ProgressFn, noProgress } from '../progress.js';
 import { Vm } from './vm.js';
 import type { QemuLauncher } from '../qemu/launcher.js';
@@ -26,9 +28,10 @@ export interface SpawnOptions {
   launcher?: QemuLauncher;
 }
 
-/** Checks that this host can restore the snapshot exactly as it was saved. */
-export async function checkRestorable(entry: SnapshotEntry, platform: Platform): Promise<void> {
+/** Checks that this host can restore the snapshot exactly as it was saved, and that its chain is whole. */
+export async function checkRestorable(entry: SnapshotEntry, platform: Platform, layout?: HomeLayout): Promise<void> {
   const m = entry.manifest;
+  if (layout && m.parent_tag !== null) await ancestors(layout, entry);
   const version = await qemuVersion();
   if (m.qemu.version !== version) {
     throw new ForkdError('FORKD_E_SNAPSHOT_INCOMPATIBLE', `snapshot ${m.tag} was made by QEMU ${m.qemu.version}; this host has ${version} (microvm state does not migrate across versions: recreate it)`, { tag: m.tag, snapshot_qemu: m.qemu.version, host_qemu: version });
@@ -55,13 +58,14 @@ export async function spawnChildren(layout: HomeLayout, platform: Platform, opts
   }
   const onProgress = opts.onProgress ?? noProgress;
   const entry = await readSnapshot(layout, opts.tag);
-  await checkRestorable(entry, platform);
+  await checkRestorable(entry, platform, layout);
   const t0 = nowMs();
   const template = await overlayTemplate(entry.dir);
+  const memPath = await memoryFileFor(layout, entry);
   let ready = 0;
   const results = await Promise.allSettled(
     Array.from({ length: n }, () =>
-      restoreOne(entry, template, t0, opts.readyTimeoutMs ?? 60_000, opts.launcher).then((sb) => {
+      restoreOne(entry, memPath, template, t0, opts.readyTimeoutMs ?? 60_000, opts.launcher).then((sb) => {
         ready++;
         onProgress({ phase: 'spawn', message: `${ready}/${n} ready`, fraction: ready / n });
         return sb;
@@ -78,13 +82,13 @@ export async function spawnChildren(layout: HomeLayout, platform: Platform, opts
   return ok;
 }
 
-async function restoreOne(entry: SnapshotEntry, template: string, t0: number, readyTimeoutMs: number, launcher?: QemuLauncher): Promise<Sandbox> {
+async function restoreOne(entry: SnapshotEntry, memPath: string, template: string, t0: number, readyTimeoutMs: number, launcher?: QemuLauncher): Promise<Sandbox> {
   const m = entry.manifest;
   const vm = await Vm.launch('child', {
     accel: m.accel,
     vcpus: m.machine.vcpus,
     memMib: m.machine.mem_mib,
-    memPath: path.join(entry.dir, 'memory.bin'),
+    memPath,
     memShare: false,
     incoming: true,
     ...(tbSize() ? { tcgTbSizeMib: tbSize() } : {}),

@@ -3,16 +3,20 @@ import { EvalLanguage } from '@forkd/protocol';
 
 /**
  * snapshot.json: everything a child needs to restore, and everything that must match for a
- * restore to be valid (QEMU version, machine arguments, acceleration). Versioned.
+ * restore to be valid (QEMU version, machine arguments, acceleration). Versioned: version 2 adds
+ * layers (branches and diffs store only the memory pages that differ from their parent) and
+ * free-form timings; version 1 manifests (flat snapshots) are still read.
  */
-export const MANIFEST_VERSION = 1;
+export const MANIFEST_VERSION = 2;
+export const PAGE_SIZE = 4096;
 
 export const SnapshotManifestSchema = z.object({
-  format_version: z.literal(MANIFEST_VERSION),
+  format_version: z.union([z.literal(1), z.literal(2)]),
   tag: z.string(),
   created_at: z.string(),
-  /** Where this snapshot came from: a recipe boot, or (later) a branch of a sandbox. */
+  /** Where this snapshot came from: a recipe boot, a branch of a sandbox, a diff or a compaction. */
   origin: z.object({ kind: z.enum(['recipe', 'branch', 'diff', 'compact']), recipe: z.string().optional(), source: z.string().optional() }),
+  /** The snapshot this one is a layer on (its memory pages and disk blocks are relative to it). */
   parent_tag: z.string().nullable(),
   language: EvalLanguage,
   qemu: z.object({ version: z.string(), binary: z.string() }),
@@ -27,13 +31,24 @@ export const SnapshotManifestSchema = z.object({
   initramfs_sha256: z.string(),
   image: z.object({ key: z.string(), recipe: z.string(), path: z.string() }),
   files: z.object({
-    memory: z.object({ name: z.literal('memory.bin'), logical_bytes: z.number(), physical_bytes: z.number() }),
+    /** memory.bin (the whole RAM, flat snapshots) or memory.layer (only the changed pages, layers). */
+    memory: z.object({ name: z.enum(['memory.bin', 'memory.layer']), logical_bytes: z.number(), physical_bytes: z.number() }),
     vmstate: z.object({ name: z.literal('vmstate'), bytes: z.number(), sha256: z.string() }),
     disk: z.object({ name: z.literal('disk.qcow2'), backing: z.string(), physical_bytes: z.number() }),
+    /** Layers: the bitmap of pages memory.layer holds (1 bit per page). */
+    pages: z.object({ name: z.literal('memory.pages'), changed_pages: z.number().int(), page_size: z.literal(PAGE_SIZE) }).optional(),
   }),
-  timings: z.object({ boot_to_agent_ms: z.number(), warmup_ms: z.number(), save_ms: z.number(), total_ms: z.number() }),
+  timings: z.record(z.string(), z.number()),
   agent_version: z.string(),
 });
 export type SnapshotManifest = z.output<typeof SnapshotManifestSchema>;
-
 export const MANIFEST_FILE = 'snapshot.json';
+
+export function isLayer(m: SnapshotManifest): boolean {
+  return m.files.memory.name === 'memory.layer';
+}
+
+/** Files a snapshot directory must hold to be usable. */
+export function requiredFiles(m: SnapshotManifest): string[] {
+  return isLayer(m) ? ['memory.layer', 'memory.pages', 'vmstate', 'disk.qcow2'] : ['memory.bin', 'vmstate', 'disk.qcow2'];
+}

@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { ForkdError, assertValidTag } from '@forkd/protocol';
 import { type HomeLayout, snapshotDir, STAGING_PREFIX } from '../home/paths.js';
-import { MANIFEST_FILE, type SnapshotManifest, SnapshotManifestSchema } from './manifest.js';
+import { MANIFEST_FILE, type SnapshotManifest, SnapshotManifestSchema, requiredFiles } from './manifest.js';
 import { exists } from '../util/fsx.js';
 
 export interface SnapshotEntry {
@@ -24,7 +24,7 @@ export async function readSnapshot(layout: HomeLayout, tag: string): Promise<Sna
   if (!parsed.success) {
     throw new ForkdError('FORKD_E_SNAPSHOT_INCOMPATIBLE', `snapshot ${tag} has an unreadable or unsupported manifest (format): ${parsed.error.issues[0]?.message ?? ''}`, { tag });
   }
-  for (const f of ['memory.bin', 'vmstate', 'disk.qcow2']) {
+  for (const f of requiredFiles(parsed.data)) {
     if (!(await exists(path.join(dir, f)))) throw new ForkdError('FORKD_E_SNAPSHOT_INCOMPATIBLE', `snapshot ${tag} is missing ${f}`, { tag });
   }
   return { tag, dir, manifest: parsed.data };
