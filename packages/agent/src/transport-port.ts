@@ -1,78 +1,116 @@
 /**
- * The guest's virtio-serial port. While no host is connected read() returns 0 (EOF) and write()
- * blocks; a new host (a restored child's QEMU) may connect at any time. So: never exit on EOF,
- * reset the decoder, sleep ~20 ms and read again. Reads and writes use the libuv threadpool.
+ * The guest's virtio-serial port, served from the event loop: the port's fd is wrapped in a libuv
+ * pipe handle, so reads wake the main thread through epoll and writes go out non-blocking. (Blocking
+ * fs.read/fs.write on the threadpool cost two thread hand-offs per request, and under TCG every
+ * hand-off is guest kernel and libuv code that a restored child runs, and translates, afresh.)
+ * While no host is connected the port reads EOF: the port is closed, and reopened ~20 ms later
+ * (it admits one opener at a time); a new host (a restored child's QEMU) may connect at any time.
  */
 import fs from 'node:fs';
-import { sleep, type Transport, type TransportEvents } from './transport.js';
-import type { ByteSink } from './writer.js';
+import net from 'node:net';
+import { type Transport, type TransportEvents } from './transport.js';
 
 const EOF_RETRY_MS = 20;
-const READ_CHUNK = 64 * 1024;
+const ERROR_RETRY_MS = 100;
 
-function readAsync(fd: number, buf: Buffer): Promise<number> {
-  return new Promise((resolve, reject) => fs.read(fd, buf, 0, buf.length, null, (err, n) => (err ? reject(err) : resolve(n))));
+interface PipeHandle {
+  open(fd: number): number;
 }
+interface PipeWrap {
+  Pipe: new (type: number) => PipeHandle;
+  constants: { SOCKET: number };
+}
+// A character device is neither a pipe nor a socket to net.Socket({ fd }) (libuv guesses FILE), but
+// uv_pipe_open works on any pollable fd; pipe_wrap is the handle net.Socket itself uses for pipes.
+const pipeWrap = (process as unknown as { binding(name: 'pipe_wrap'): PipeWrap }).binding('pipe_wrap');
 
-function writeAsync(fd: number, buf: Buffer, off: number): Promise<number> {
-  return new Promise((resolve, reject) => fs.write(fd, buf, off, buf.length - off, null, (err, n) => (err ? reject(err) : resolve(n))));
+function openPort(portPath: string): net.Socket {
+  const fd = fs.openSync(portPath, 'r+');
+  const handle = new pipeWrap.Pipe(pipeWrap.constants.SOCKET);
+  const err = handle.open(fd);
+  if (err !== 0) {
+    fs.closeSync(fd);
+    throw new Error(`cannot serve ${portPath}: uv_pipe_open failed (${err})`);
+  }
+  // allowHalfOpen: the port's EOF means "no host now", never "shut our side down".
+  return new net.Socket({ handle, allowHalfOpen: true, readable: true, writable: true } as net.SocketConstructorOpts);
 }
 
 export class PortTransport implements Transport {
-  private fd = -1;
+  private sock: net.Socket | null = null;
+  private retry: NodeJS.Timeout | null = null;
   private closed = false;
 
   constructor(private readonly portPath: string) {}
 
   async start(ev: TransportEvents): Promise<void> {
-    this.fd = fs.openSync(this.portPath, 'r+');
-    const fd = this.fd;
-    const sink: ByteSink = {
-      write: async (buf) => {
-        let off = 0;
-        while (off < buf.length) off += await writeAsync(fd, buf, off);
-      },
-    };
-    // Writes block in the kernel until a host is there, so the sink can stay set all the time.
-    ev.onConnect(sink);
-    void this.readLoop(ev);
+    this.attach(ev, openPort(this.portPath));
   }
 
-  private async readLoop(ev: TransportEvents): Promise<void> {
-    const buf = Buffer.allocUnsafe(READ_CHUNK);
-    let hadData = false;
-    while (!this.closed) {
+  private reopenLater(ev: TransportEvents, ms: number): void {
+    if (this.closed) return;
+    this.retry = setTimeout(() => {
+      this.retry = null;
+      if (this.closed) return;
       try {
-        await ev.readGate();
-        const n = await readAsync(this.fd, buf);
-        if (n === 0) {
-          if (hadData) {
-            hadData = false;
-            ev.onDisconnect();
-          }
-          await sleep(EOF_RETRY_MS);
-          continue;
-        }
-        hadData = true;
-        ev.onData(buf.subarray(0, n));
+        this.attach(ev, openPort(this.portPath));
       } catch (err) {
-        if (this.closed) return;
-        process.stderr.write(`forkd-agent: port read error: ${(err as Error).message}\n`);
-        if (hadData) {
-          hadData = false;
-          ev.onDisconnect();
-        }
-        await sleep(EOF_RETRY_MS * 5);
+        process.stderr.write(`forkd-agent: port open error: ${(err as Error).message}\n`);
+        this.reopenLater(ev, ERROR_RETRY_MS);
       }
-    }
+    }, ms);
+  }
+
+  private attach(ev: TransportEvents, sock: net.Socket): void {
+    this.sock = sock;
+    let hadData = false;
+    let done = false;
+    const finish = (retryMs: number): void => {
+      if (done) return;
+      done = true;
+      if (this.sock === sock) this.sock = null;
+      sock.destroy();
+      if (hadData) ev.onDisconnect();
+      this.reopenLater(ev, retryMs);
+    };
+    ev.onConnect({
+      write: (buf) =>
+        new Promise<void>((resolve, reject) => {
+          if (sock.destroyed) return reject(new Error('port closed'));
+          // Settle on close too, so a write caught by a disconnect can never stall the writer.
+          const onClose = (): void => reject(new Error('port closed'));
+          sock.once('close', onClose);
+          sock.write(buf, (err) => {
+            sock.off('close', onClose);
+            if (err) reject(err);
+            else resolve();
+          });
+        }),
+    });
+    sock.on('data', (chunk: Buffer) => {
+      hadData = true;
+      ev.onData(chunk);
+      // Bound in-flight work: stop reading until the server has room again.
+      let ready = false;
+      const gate = ev.readGate().then(() => {
+        ready = true;
+      });
+      void Promise.resolve().then(() => {
+        if (ready) return;
+        sock.pause();
+        void gate.then(() => sock.resume());
+      });
+    });
+    sock.on('end', () => finish(EOF_RETRY_MS));
+    sock.on('error', (err) => {
+      if (!this.closed) process.stderr.write(`forkd-agent: port error: ${err.message}\n`);
+      finish(ERROR_RETRY_MS);
+    });
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    try {
-      fs.closeSync(this.fd);
-    } catch {
-      /* already closed */
-    }
+    if (this.retry) clearTimeout(this.retry);
+    this.sock?.destroy();
   }
 }
