@@ -4,7 +4,7 @@ import { TAG_PATTERN, SANDBOX_ID_PATTERN, ERROR_CODES } from '@forkd/protocol';
 
 export const Tag = z.string().regex(TAG_PATTERN, 'invalid tag').refine((t) => !t.includes('..'), 'invalid tag').describe('snapshot tag');
 export const SandboxId = z.string().regex(SANDBOX_ID_PATTERN, 'invalid sandbox id').describe('sandbox id (sb-<16 hex>)');
-export const WorkspaceName = z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$/, 'invalid workspace name').refine((t) => !t.includes('..'), 'invalid workspace name');
+export const WorkspaceName = z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9._-]{0,47}$/, 'invalid workspace name (letters, digits, . _ -, at most 48)').refine((t) => !t.includes('..'), 'invalid workspace name');
 export const JobId = z.string().regex(/^job-[0-9a-f]{16}$/, 'invalid job id');
 export const RecipeName = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'recipe must be a recipe name (no paths)');
 export const GuestPath = z.string().min(1).max(4096).refine((p) => p.startsWith('/'), 'path must be absolute').refine((p) => !p.includes('\0'), 'path must not contain NUL');

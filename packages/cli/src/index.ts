@@ -3,7 +3,7 @@ import { Engine, type AccelRequest } from '@forkd/engine';
 import { ForkdError } from '@forkd/protocol';
 import { parseIntStrict, printJson, reportError } from './output.js';
 import { printForkReport, runFork } from './commands/fork.js';
-import { imageBuild, imageList, listSnapshotsCmd, rmi, snapshotCreate } from './commands/snapshots.js';
+import { imageBuild, imageList, listSnapshotsCmd, snapshotCreate } from './commands/snapshots.js';
 import { cleanup, doctor } from './commands/host.js';
 import { quickstart } from './commands/quickstart.js';
 import { serve, type ServeFlags } from './commands/serve.js';
@@ -64,9 +64,6 @@ snapshot.command('ls').description('list snapshots').option('--json', 'JSON outp
 
 program.command('images').description('list snapshots (tag, memory, disk, created, recipe, accel)').option('--json', 'JSON output')
   .action(run(async (o: { json?: boolean }) => listSnapshotsCmd(engine(), o)));
-program.command('rmi').description('remove snapshots').argument('<tags...>').option('--json', 'JSON output')
-  .action(run(async (tags: string[], o: { json?: boolean }) => rmi(engine(), tags, o)));
-
 program.command('fork').description('fork N children from a snapshot, run a command or code in each, report timings, tear down')
   .requiredOption('--tag <tag>', 'snapshot tag').option('-n, --count <n>', 'number of children', '1')
   .option('--exec <cmd>', 'shell command line to run in each child').option('--eval <code>', "code in the snapshot's language")

@@ -16,7 +16,8 @@ import { sandboxHandlers } from './handlers/sandboxes.js';
 import { processHandlers } from './handlers/processes.js';
 import { fileHandlers } from './handlers/files.js';
 import { snapshotHandlers } from './handlers/snapshots.js';
-import { pendingHandlers } from './handlers/pending.js';
+import { branchingHandlers } from './handlers/branching.js';
+import { workspaceHandlers } from './handlers/workspaces.js';
 
 /** JSON bodies: code and stdin are capped at 4 MiB by the schemas; this bounds parsing. */
 export const JSON_BODY_LIMIT = 8 * 1024 * 1024;
@@ -84,7 +85,8 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     ...sandboxHandlers(s),
     ...processHandlers(s),
     ...fileHandlers(s),
-    ...pendingHandlers(),
+    ...branchingHandlers(s),
+    ...workspaceHandlers(s),
     ...o.extraHandlers,
   } as Handlers;
   registerRoutes(app, handlers, {

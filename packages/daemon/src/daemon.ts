@@ -15,6 +15,8 @@ import { Engine, type AccelRequest, type KeeperVmT } from '@forkd/engine';
 import { Journal } from './state/journal.js';
 import { SandboxRegistry } from './sandboxes/registry.js';
 import { Jobs } from './jobs.js';
+import { CaptureSlots, SnapshotWrites } from './snapshots/writes.js';
+import { Workspaces } from './workspaces/registry.js';
 import { Metrics } from './metrics.js';
 import { AuditLog } from './audit.js';
 import { TokenSet } from './http/auth.js';
@@ -40,6 +42,8 @@ export interface DaemonOptions {
   maxSandboxes?: number;
   maxCallsPerSandbox?: number;
   maxSpawnInFlight?: number;
+  /** Branches captured at once (each briefly pauses a sandbox and saturates a core). */
+  maxConcurrentBranches?: number;
   /** Exit after this long with no sandboxes, no jobs and no requests (daemons started on demand). */
   idleExitMs?: number | null;
   logger?: Logger;
@@ -121,8 +125,11 @@ export class Daemon {
     });
     const restored = await registry.restore(inherited);
     if (restored.adopted.length || restored.reaped.length) log.info(restored, 'sandboxes from the previous daemon');
+    const captures = new CaptureSlots(o.maxConcurrentBranches ?? 2);
+    const workspaces = new Workspaces(engine, journal, registry, captures, log);
+    await workspaces.reconcile();
     await engine.cleanup().catch((e: unknown) => log.warn({ err: String(e) }, 'cleanup of stale VM files failed'));
-    const services: DaemonServices = { engine, journal, sandboxes: registry, jobs, metrics, log };
+    const services: DaemonServices = { engine, journal, sandboxes: registry, jobs, metrics, log, writes: new SnapshotWrites(engine), captures, workspaces };
 
     const audit = new AuditLog(o.auditLog === null ? null : path.resolve(o.auditLog ?? path.join(engine.layout.root, 'daemon', 'audit.log')));
     let daemon: Daemon | null = null;

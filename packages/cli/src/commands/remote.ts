@@ -4,6 +4,7 @@ import { ForkdError } from '@forkd/protocol';
 import { daemonClient, keyValues, type DaemonFlags } from '../client.js';
 import { parseIntStrict, printJson, table, bytes } from '../output.js';
 import { evalCmd, execCmd, filesGet, filesLs, filesPut, killCmd, lsCmd, pingCmd, spawnCmd } from './sandboxes.js';
+import { branchCmd, compactCmd, diffCmd, jobCmd, rmiCmd, treeCmd, workspaceCmd } from './branching.js';
 
 type Runner = <A extends unknown[]>(fn: (...args: A) => Promise<number | void>) => (...args: A) => Promise<void>;
 const collect = (v: string, prev: string[] = []) => [...prev, v];
@@ -70,7 +71,43 @@ export function registerRemoteCommands(program: Command, run: Runner): void {
     ];
     process.stdout.write(`${table(['FIELD', 'VALUE'], rows)}\n`);
   });
+  program.command('branch').description('capture a running sandbox as a snapshot layer; it keeps running')
+    .argument('<id>').option('--tag <tag>', 'tag of the new snapshot (default branch-<id>-<time>-<rand>)')
+    .addOption(new Option('--mode <mode>', 'live: memory copied while it runs (short pause); full: paused for the whole copy').choices(['live', 'full']).default('live'))
+    .option('--no-wait', 'return at once with a job to follow (forkd job ID)').option('--json', 'JSON output')
+    .action(run(async (id: string, o: { tag?: string; mode: 'live' | 'full'; wait: boolean; json?: boolean }) => branchCmd(await client(), id, o)));
+
+  program.command('snapshot-diff').description('run a command in a child of --from and keep the result as layer --tag (only what changed)')
+    .requiredOption('--from <tag>', 'base snapshot').requiredOption('--tag <tag>', 'the new layer').requiredOption('--exec <cmd>', 'a shell command line (&& and pipes work)')
+    .option('--exec-timeout-secs <n>', 'command timeout', '600').option('--json', 'JSON output')
+    .action(run(async (o: { from: string; tag: string; exec: string; execTimeoutSecs: string; json?: boolean }) => diffCmd(await client(), { from: o.from, tag: o.tag, exec: o.exec, timeoutSecs: secs('--exec-timeout-secs', o.execTimeoutSecs), ...(o.json ? { json: true } : {}) })));
+
+  program.command('snapshot-compact').description('flatten a snapshot (a chain head) into a new self-contained one')
+    .requiredOption('--from <tag>', 'the snapshot to flatten').requiredOption('--to <tag>', 'the new snapshot').option('--json', 'JSON output')
+    .action(run(async (o: { from: string; to: string; json?: boolean }) => compactCmd(await client(), o)));
+
+  program.command('rmi').description('remove snapshots (refused while layers or sandboxes depend on them)').argument('<tags...>')
+    .option('--cascade', 'also remove every snapshot layered on them').option('--force', 'even while sandboxes run from them (they keep running)').option('--json', 'JSON output')
+    .action(run(async (tags: string[], o: { cascade?: boolean; force?: boolean; json?: boolean }) => rmiCmd(await client(), tags, o)));
+
+  program.command('job').description('a long-running job (snapshot creation, branch, diff, compact)').argument('<id>').option('--wait', 'follow it to the end').option('--json', 'JSON output')
+    .action(run(async (id: string, o: { wait?: boolean; json?: boolean }) => jobCmd(await client(), id, o)));
+
+  const ws = program.command('workspace').description('named long-lived sandboxes that suspend to disk and resume');
+  ws.command('create').argument('<name>').option('--snapshot <tag>', 'start from this snapshot').option('--sandbox <id>', 'or adopt this running sandbox').option('--json', 'JSON output')
+    .action(run(async (name: string, o: { snapshot?: string; sandbox?: string; json?: boolean }) => {
+      if (Boolean(o.snapshot) === Boolean(o.sandbox)) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', 'give --snapshot TAG or --sandbox ID');
+      return workspaceCmd(await client(), 'create', name, o);
+    }));
+  for (const action of ['suspend', 'resume', 'get', 'delete'] as const) {
+    ws.command(action).argument('<name>').option('--json', 'JSON output').action(run(async (name: string, o: { json?: boolean }) => workspaceCmd(await client(), action, name, o)));
+  }
+  ws.command('list').alias('ls').option('--json', 'JSON output').action(run(async (o: { json?: boolean }) => workspaceCmd(await client(), 'list', undefined, o)));
+
   program.command('snapshot-info').description('snapshot detail: sizes, chain, dependents (through the daemon)').argument('<tag>').option('--json', 'JSON output').action(info);
   const snapshot = program.commands.find((c) => c.name() === 'snapshot');
+  const tree = run(async (o: { json?: boolean }) => treeCmd(await client(), o));
+  snapshot?.command('tree').description('the snapshots, their layers and the sandboxes running from each').option('--json', 'JSON output').action(tree);
+  program.command('snapshot-tree').description('the snapshots, their layers and the sandboxes running from each').option('--json', 'JSON output').action(tree);
   snapshot?.command('info').description('snapshot detail: sizes, chain, dependents (through the daemon)').argument('<tag>').option('--json', 'JSON output').action(info);
 }

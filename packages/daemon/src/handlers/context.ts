@@ -4,6 +4,8 @@ import type { Journal } from '../state/journal.js';
 import type { SandboxRegistry } from '../sandboxes/registry.js';
 import type { Jobs } from '../jobs.js';
 import type { Metrics } from '../metrics.js';
+import type { CaptureSlots, SnapshotWrites } from '../snapshots/writes.js';
+import type { Workspaces } from '../workspaces/registry.js';
 
 /** What handlers may use. They never touch QMP or a VM's files: the engine does. */
 export interface DaemonServices {
@@ -13,4 +15,7 @@ export interface DaemonServices {
   jobs: Jobs;
   metrics: Metrics;
   log: Logger;
+  writes: SnapshotWrites;
+  captures: CaptureSlots;
+  workspaces: Workspaces;
 }

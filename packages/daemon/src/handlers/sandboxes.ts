@@ -15,6 +15,7 @@ type SandboxRoutes = 'spawn' | 'listSandboxes' | 'getSandbox' | 'killSandbox' | 
 export function sandboxHandlers(s: DaemonServices): Pick<Handlers, SandboxRoutes> {
   return {
     async spawn({ body }) {
+      s.writes.assertNotWriting(body.snapshot_tag);
       const lives = await s.sandboxes.spawn({
         tag: body.snapshot_tag,
         n: body.n,

@@ -65,7 +65,15 @@ export function snapshotHandlers(s: DaemonServices): Pick<Handlers, SnapshotRout
   const usage = (tag: string) => s.sandboxes.usage(tag).length;
   return {
     async listSnapshots() {
-      return { status: 200, body: (await s.engine.listSnapshots()).map((e) => snapshotView(e, usage(e.tag))) };
+      const all = await s.engine.listSnapshots();
+      const byTag = new Map(all.map((e) => [e.tag, e]));
+      // forkd lists captures in flight as "writing" (not bootable), shaped like their source.
+      const writing = s.writes.list().flatMap((w) => {
+        const src = w.source ? byTag.get(w.source) : undefined;
+        if (!src || byTag.has(w.tag)) return [];
+        return [{ ...snapshotView(src, 0), tag: w.tag, created_at_unix: Math.floor(w.since / 1000), status: 'writing' as const, bootable: false, parent_tag: w.kind === 'compact' ? null : src.tag, branched_from: `${w.kind === 'branch' ? 'sandbox' : w.kind}:${w.source}`, pause_ms: null, memory_physical_bytes: 0, disk_physical_bytes: 0, warning: w.job ? `being written by ${w.job}` : 'being written' }];
+      });
+      return { status: 200, body: [...all.map((e) => snapshotView(e, usage(e.tag))), ...writing] };
     },
     async getSnapshot({ params }) {
       return { status: 200, body: snapshotView(await s.engine.getSnapshot(params.tag), usage(params.tag)) };
@@ -96,20 +104,28 @@ export function snapshotHandlers(s: DaemonServices): Pick<Handlers, SnapshotRout
       const recipe = await s.engine.recipe(body.recipe);
       const mem = body.mem_mib ?? recipe.default_mem_mib;
       if (mem < recipe.min_mem_mib) throw new ForkdError('FORKD_E_MEMORY_TOO_SMALL', `recipe ${recipe.name} needs at least ${recipe.min_mem_mib} MiB of memory; got ${mem}`, { min_mem_mib: recipe.min_mem_mib });
-      await assertTagFree(s, body.tag);
-      const { job, done } = await s.jobs.start('snapshot.create', async (progress) => {
-        await s.engine.createSnapshot({ tag: body.tag, recipe, memMib: mem, ...(body.vcpus ? { vcpus: body.vcpus } : {}), onProgress: progress });
-        return snapshotView(await s.engine.getSnapshot(body.tag), 0);
-      }, { describe: (v) => v });
-      reserved.set(body.tag, job.id);
-      done.finally(() => reserved.delete(body.tag)).catch(() => undefined);
-      if (!body.wait) return { status: 202, body: job };
-      return { status: 201, body: await done };
+      await s.writes.reserve({ tag: body.tag, kind: 'create', source: null });
+      let started;
+      try {
+        started = await s.jobs.start('snapshot.create', async (progress) => {
+          try {
+            await s.engine.createSnapshot({ tag: body.tag, recipe, memMib: mem, ...(body.vcpus ? { vcpus: body.vcpus } : {}), onProgress: progress });
+            return snapshotView(await s.engine.getSnapshot(body.tag), 0);
+          } finally {
+            s.writes.release(body.tag);
+          }
+        }, { describe: (v) => v });
+      } catch (e) {
+        s.writes.release(body.tag);
+        throw e;
+      }
+      s.writes.setJob(body.tag, started.job.id);
+      if (!body.wait) return { status: 202, body: started.job };
+      return { status: 201, body: await started.done };
     },
     async deleteSnapshot({ params, query }) {
       await s.engine.getSnapshot(params.tag);
-      const links = parents(await s.engine.listSnapshots());
-      const deps = dependentsOf(params.tag, links);
+      const deps = await s.engine.dependents(params.tag);
       if (deps.length > 0 && !query.cascade) {
         throw new ForkdError('FORKD_E_HAS_DEPENDENTS', `snapshot ${params.tag} has dependents: ${deps.join(', ')} (delete them first, or cascade=true)`, { dependents: deps });
       }
@@ -118,7 +134,9 @@ export function snapshotHandlers(s: DaemonServices): Pick<Handlers, SnapshotRout
       if (users.length > 0 && !query.force) {
         throw new ForkdError('FORKD_E_IN_USE', `sandboxes run from ${doomed.join(', ')}: ${users.join(', ')} (kill them first, or force=true)`, { sandboxes: users });
       }
-      for (const t of doomed) await s.engine.removeSnapshot(t);
+      const busy = s.writes.list().filter((w) => w.source !== null && doomed.includes(w.source));
+      if (busy.length > 0) throw new ForkdError('FORKD_E_IN_USE', `snapshots are being written from ${params.tag}: ${busy.map((w) => w.tag).join(', ')}`);
+      await s.engine.removeSnapshot(params.tag, { cascade: query.cascade ?? false });
       return { status: 204 };
     },
     async snapshotTree() {
@@ -142,13 +160,4 @@ export function snapshotHandlers(s: DaemonServices): Pick<Handlers, SnapshotRout
       return { status: 200, body: s.jobs.get(params.id) };
     },
   };
-}
-
-/** Tags being created by running jobs (so two creations of one tag cannot race). */
-const reserved = new Map<string, string>();
-
-export async function assertTagFree(s: DaemonServices, tag: string): Promise<void> {
-  if (reserved.has(tag)) throw new ForkdError('FORKD_E_SNAPSHOT_EXISTS', `snapshot ${tag} is being created by ${reserved.get(tag)}`, { tag });
-  const exists = await s.engine.getSnapshot(tag).then(() => true, (e: unknown) => !(e instanceof ForkdError && e.code === 'FORKD_E_SNAPSHOT_NOT_FOUND'));
-  if (exists) throw new ForkdError('FORKD_E_SNAPSHOT_EXISTS', `snapshot ${tag} already exists`, { tag });
 }

@@ -44,6 +44,8 @@ export interface SpawnRequest {
   metadata?: Record<string, string>;
   envs?: Record<string, string>;
   workspace?: string | null;
+  /** Fixed sandbox ids (a resumed workspace keeps its id). */
+  ids?: string[];
 }
 
 const KIND = 'sandbox';
@@ -121,7 +123,7 @@ export class SandboxRegistry {
     const t0 = Date.now();
     let sbs: Sandbox[] = [];
     try {
-      sbs = await this.engine.spawn({ tag: req.tag, n: req.n });
+      sbs = await this.engine.spawn({ tag: req.tag, n: req.n, ...(req.ids ? { ids: req.ids } : {}) });
       const envs = req.envs ?? {};
       if (Object.keys(envs).length > 0) await Promise.all(sbs.map((sb) => applyEnvs(sb, envs)));
       const now = Date.now();
@@ -174,9 +176,10 @@ export class SandboxRegistry {
     l.timer.unref();
   }
 
-  async setTimeout(id: string, timeoutMs: number): Promise<Live> {
+  /** Kill timeoutMs from now; null: never. */
+  async setTimeout(id: string, timeoutMs: number | null): Promise<Live> {
     const l = this.get(id);
-    l.rec = { ...l.rec, expires_at_unix_ms: Date.now() + timeoutMs };
+    l.rec = { ...l.rec, expires_at_unix_ms: timeoutMs === null ? null : Date.now() + timeoutMs };
     await this.journal.put(KIND, l.rec.id, l.rec);
     this.armTimer(l);
     return l;

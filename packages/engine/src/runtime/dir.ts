@@ -63,16 +63,20 @@ export interface DirOwner {
  * Creates <run>/vm-<16 hex>/ with owner.json naming its owner (default this process). The directory is assembled
  * under a dot-name and renamed into place, so cleanup never sees a vm- dir without an owner.
  */
-export async function createVmDir(kind: string, ownerOf?: DirOwner): Promise<VmDir> {
+export async function createVmDir(kind: string, ownerOf?: DirOwner, wantedId?: string): Promise<VmDir> {
   const run = runtimeDir();
   await fs.mkdir(run, { recursive: true, mode: 0o700 });
-  const id = crypto.randomBytes(8).toString('hex');
+  if (wantedId !== undefined && !/^[0-9a-f]{16}$/.test(wantedId)) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `invalid VM id ${JSON.stringify(wantedId)}`);
+  const id = wantedId ?? crypto.randomBytes(8).toString('hex');
   const dir = path.join(run, `${VM_DIR_PREFIX}${id}`);
   const tmp = path.join(run, `.${VM_DIR_PREFIX}${id}.tmp`);
   await fs.mkdir(tmp, { mode: 0o700 });
   const owner: OwnerRecord = { kind, owner_pid: ownerOf?.pid ?? process.pid, owner_starttime: ownerOf?.starttime ?? (await ownStartTime()), qemu_pid: null, created_at: new Date().toISOString() };
   try {
     await fs.writeFile(path.join(tmp, OWNER_FILE), JSON.stringify(owner));
+    if (wantedId !== undefined && (await fs.stat(dir).then(() => true, () => false))) {
+      throw new ForkdError('FORKD_E_CONFLICT', `a VM with id ${wantedId} is already running`, { id: wantedId });
+    }
     await fs.rename(tmp, dir);
   } catch (e) {
     await fs.rm(tmp, { recursive: true, force: true });

@@ -26,6 +26,8 @@ export interface SpawnOptions {
   onProgress?: ProgressFn;
   /** Who starts the QEMU processes (default: this process, under pdeathsig). */
   launcher?: QemuLauncher;
+  /** Sandbox ids to give the children (sb-<16 hex>, one per child): a resumed workspace keeps its id. */
+  ids?: string[];
 }
 
 /** Checks that this host can restore the snapshot exactly as it was saved, and that its chain is whole. */
@@ -57,6 +59,9 @@ export async function spawnChildren(layout: HomeLayout, platform: Platform, opts
     throw new ForkdError('FORKD_E_OUT_OF_RANGE', `n must be an integer from ${SPAWN_RANGE.min} to ${SPAWN_RANGE.max}; got ${n}`, { n, min: SPAWN_RANGE.min, max: SPAWN_RANGE.max });
   }
   const onProgress = opts.onProgress ?? noProgress;
+  if (opts.ids !== undefined && (opts.ids.length !== n || opts.ids.some((i) => !/^sb-[0-9a-f]{16}$/.test(i)))) {
+    throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `ids must be ${n} sandbox ids (sb-<16 hex>)`);
+  }
   const entry = await readSnapshot(layout, opts.tag);
   await checkRestorable(entry, platform, layout);
   const t0 = nowMs();
@@ -64,8 +69,8 @@ export async function spawnChildren(layout: HomeLayout, platform: Platform, opts
   const memPath = await memoryFileFor(layout, entry);
   let ready = 0;
   const results = await Promise.allSettled(
-    Array.from({ length: n }, () =>
-      restoreOne(entry, memPath, template, t0, opts.readyTimeoutMs ?? 60_000, opts.launcher).then((sb) => {
+    Array.from({ length: n }, (_, i) =>
+      restoreOne(entry, memPath, template, t0, opts.readyTimeoutMs ?? 60_000, opts.launcher, opts.ids?.[i]?.slice(3)).then((sb) => {
         ready++;
         onProgress({ phase: 'spawn', message: `${ready}/${n} ready`, fraction: ready / n });
         return sb;
@@ -82,7 +87,7 @@ export async function spawnChildren(layout: HomeLayout, platform: Platform, opts
   return ok;
 }
 
-async function restoreOne(entry: SnapshotEntry, memPath: string, template: string, t0: number, readyTimeoutMs: number, launcher?: QemuLauncher): Promise<Sandbox> {
+async function restoreOne(entry: SnapshotEntry, memPath: string, template: string, t0: number, readyTimeoutMs: number, launcher?: QemuLauncher, vmId?: string): Promise<Sandbox> {
   const m = entry.manifest;
   const vm = await Vm.launch('child', {
     accel: m.accel,
@@ -100,6 +105,7 @@ async function restoreOne(entry: SnapshotEntry, memPath: string, template: strin
       return { disk: { path: overlay, format: 'qcow2' } };
     },
     ...(launcher ? { launcher } : {}),
+    ...(vmId ? { id: vmId } : {}),
   });
   try {
     const launchMs = since(t0);

@@ -41,9 +41,9 @@ export class Vm {
   }
 
   /** Creates the run dir (prepare may add files such as the disk overlay), launches QEMU, connects QMP. */
-  static async launch(kind: string, spec: VmSpecInput, opts: { prepare?: (dir: string) => Promise<Partial<VmSpecInput>>; qmpTimeoutMs?: number; launcher?: QemuLauncher } = {}): Promise<Vm> {
+  static async launch(kind: string, spec: VmSpecInput, opts: { prepare?: (dir: string) => Promise<Partial<VmSpecInput>>; qmpTimeoutMs?: number; launcher?: QemuLauncher; id?: string } = {}): Promise<Vm> {
     const launcher = opts.launcher ?? directLauncher;
-    const vmDir = await createVmDir(kind, await launcher.owner());
+    const vmDir = await createVmDir(kind, await launcher.owner(), opts.id);
     let proc: QemuProcess | null = null;
     try {
       const extra = opts.prepare ? await opts.prepare(vmDir.dir) : {};

@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { ForkdError } from '@forkd/protocol';
 import { homeLayout } from '../home/paths.js';
 import { listSnapshots, readSnapshot, removeSnapshot } from './store.js';
-import { MANIFEST_VERSION, SnapshotManifestSchema, type SnapshotManifest } from './manifest.js';
+import { MANIFEST_VERSION, SnapshotManifestSchema, requiredFiles, type SnapshotManifest } from './manifest.js';
 
 export function sampleManifest(tag: string): SnapshotManifest {
   return {
@@ -48,7 +48,13 @@ test('manifest schema: a valid manifest round-trips; any dropped field is reject
     delete copy[key];
     assert.equal(SnapshotManifestSchema.safeParse(copy).success, false);
   }));
-  assert.equal(SnapshotManifestSchema.safeParse({ ...m, format_version: 2 }).success, false);
+  assert.equal(SnapshotManifestSchema.safeParse({ ...m, format_version: 99 }).success, false);
+  // Version 1 (flat snapshots written before layers existed) is still read.
+  assert.equal(SnapshotManifestSchema.safeParse({ ...m, format_version: 1 }).success, true);
+  // A layer names its own memory files, and a store needs them to list it.
+  const layer = { ...m, parent_tag: 'p', files: { ...m.files, memory: { ...m.files.memory, name: 'memory.layer' }, pages: { name: 'memory.pages', changed_pages: 3, page_size: 4096 } } };
+  assert.equal(SnapshotManifestSchema.safeParse(layer).success, true);
+  assert.deepEqual(requiredFiles(SnapshotManifestSchema.parse(layer)), ['memory.layer', 'memory.pages', 'vmstate', 'disk.qcow2']);
   assert.equal(SnapshotManifestSchema.safeParse({ ...m, accel: 'hvf' }).success, false);
 });
 

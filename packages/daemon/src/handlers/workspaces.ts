@@ -1,0 +1,49 @@
+/** Workspaces: create (from a snapshot or a running sandbox), get, list, suspend, resume, delete. */
+import type { z } from 'zod';
+import type { WorkspaceInfo } from '@forkd/api';
+import type { Handlers } from '../http/register.js';
+import type { DaemonServices } from './context.js';
+import type { WorkspaceRecord } from '../workspaces/registry.js';
+
+type WsRoutes = 'listWorkspaces' | 'createWorkspace' | 'getWorkspace' | 'deleteWorkspace' | 'suspendWorkspace' | 'resumeWorkspace';
+
+export function workspaceView(w: WorkspaceRecord): z.output<typeof WorkspaceInfo> {
+  return {
+    name: w.name,
+    snapshot_tag: w.snapshot_tag,
+    status: w.status,
+    sandbox_id: w.sandbox_id,
+    state_tag: w.state_tag,
+    created_at_unix: w.created_at_unix,
+    suspended_at_unix: w.suspended_at_unix,
+    metadata: w.metadata,
+    warning: w.warning,
+    per_child_netns: false,
+    memory_limit_mib: null,
+  };
+}
+
+export function workspaceHandlers(s: DaemonServices): Pick<Handlers, WsRoutes> {
+  return {
+    async listWorkspaces() {
+      return { status: 200, body: s.workspaces.list().map(workspaceView) };
+    },
+    async createWorkspace({ body }) {
+      if (body.snapshot_tag) s.writes.assertNotWriting(body.snapshot_tag);
+      return { status: 201, body: workspaceView(await s.workspaces.create(body)) };
+    },
+    async getWorkspace({ params }) {
+      return { status: 200, body: workspaceView(s.workspaces.get(params.name)) };
+    },
+    async deleteWorkspace({ params }) {
+      await s.workspaces.remove(params.name);
+      return { status: 204 };
+    },
+    async suspendWorkspace({ params }) {
+      return { status: 200, body: workspaceView(await s.workspaces.suspend(params.name)) };
+    },
+    async resumeWorkspace({ params }) {
+      return { status: 200, body: workspaceView(await s.workspaces.resume(params.name)) };
+    },
+  };
+}
