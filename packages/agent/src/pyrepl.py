@@ -8,7 +8,6 @@ SIGINT interrupts the running eval (KeyboardInterrupt); outside an eval it is ig
 import ast
 import asyncio
 import builtins
-import contextlib
 import importlib
 import inspect
 import io
@@ -65,30 +64,48 @@ class CappedIO(io.TextIOBase):
         return "".join(self.parts)
 
 
-def run_code(code):
+CO_COROUTINE = inspect.CO_COROUTINE
+COMPILE_FLAGS = getattr(ast, "PyCF_ALLOW_TOP_LEVEL_AWAIT", 0)
+
+
+def run_compiled(co):
     global loop
-    flags = getattr(ast, "PyCF_ALLOW_TOP_LEVEL_AWAIT", 0)
+    res = eval(co, user_globals)
+    if co.co_flags & CO_COROUTINE:
+        if loop is None:
+            loop = asyncio.new_event_loop()
+        res = loop.run_until_complete(res)
+    return res
+
+
+def run_code(code):
+    # Fast path: code that is one expression compiles straight from source (no AST round trip,
+    # which costs milliseconds under TCG). Anything else (statements, syntax errors) takes the
+    # AST path below, so errors are reported from the full parse.
+    try:
+        co = compile(code, "<eval>", "eval", flags=COMPILE_FLAGS, dont_inherit=True)
+    except SyntaxError:
+        co = None
+    if co is not None:
+        return True, run_compiled(co)
     tree = ast.parse(code, "<eval>", "exec")
     last = None
     if tree.body and isinstance(tree.body[-1], ast.Expr):
         last = ast.Expression(tree.body.pop().value)
-    for node, mode in ((tree, "exec"), (last, "eval")):
-        if node is None or (mode == "exec" and not node.body):
-            continue
-        co = compile(node, "<eval>", mode, flags=flags, dont_inherit=True)
-        res = eval(co, user_globals)
-        if co.co_flags & inspect.CO_COROUTINE:
-            if loop is None:
-                loop = asyncio.new_event_loop()
-            res = loop.run_until_complete(res)
-        if mode == "eval":
-            return True, res
-    return False, None
+    if tree.body:
+        run_compiled(compile(tree, "<eval>", "exec", flags=COMPILE_FLAGS, dont_inherit=True))
+    if last is None:
+        return False, None
+    return True, run_compiled(compile(last, "<eval>", "eval", flags=COMPILE_FLAGS, dont_inherit=True))
 
 
 def describe(has_value, value):
     if not has_value or value is None:
         return None, None, False
+    t = type(value)
+    # Exact JSON already: skip the dumps/loads round trip that checks it.
+    if t is bool or (t is int and -(2**53) <= value <= 2**53):
+        return repr(value), value, True
     try:
         r = repr(value)
     except BaseException as e:  # noqa: BLE001
@@ -97,8 +114,10 @@ def describe(has_value, value):
         r = r[:REPR_CAP] + "..."
     try:
         s = json.dumps(value, allow_nan=False)
-        if len(s) <= REPR_CAP and json.loads(s) == value:
-            return r, json.loads(s), True
+        if len(s) <= REPR_CAP:
+            j = json.loads(s)
+            if j == value:
+                return r, j, True
     except BaseException:  # noqa: BLE001
         pass
     return r, None, False
@@ -115,16 +134,20 @@ def do_eval(msg):
     out, err = CappedIO(), CappedIO()
     t0 = time.perf_counter()
     has_value, value, error = False, None, None
+    # sys.stdout/err swapped directly (what contextlib.redirect_* do, without their call layers).
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = out, err
     try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            busy = True
-            try:
-                has_value, value = run_code(msg["code"])
-            finally:
-                busy = False
+        busy = True
+        try:
+            has_value, value = run_code(msg["code"])
+        finally:
+            busy = False
     except BaseException as e:  # noqa: BLE001 - KeyboardInterrupt, SystemExit too
         busy = False
         error = format_error(e)
+    finally:
+        sys.stdout, sys.stderr = saved
     r, j, ok = describe(has_value, value) if error is None else (None, None, False)
     return {
         "ok": error is None,
