@@ -23,7 +23,7 @@ export function snapshotView(e: SnapshotEntry, liveSandboxes: number): z.output<
     vcpus: m.machine.vcpus,
     parent_tag: m.parent_tag,
     branched_from: origin.kind === 'recipe' ? `recipe:${origin.recipe ?? m.image.recipe}` : `${origin.kind === 'branch' ? 'sandbox' : origin.kind}:${origin.source ?? ''}`,
-    pause_ms: (m.timings as Record<string, number>).pause_ms ?? null,
+    pause_ms: origin.kind === 'branch' ? (m.timings.pause_ms ?? null) : null,
     memory_physical_bytes: m.files.memory.physical_bytes,
     disk_physical_bytes: m.files.disk.physical_bytes,
     live_sandboxes: liveSandboxes,

@@ -158,6 +158,10 @@ test('broken chains and bad inputs give clear codes and leave nothing half-writt
   // A missing parent.
   await fs.writeFile(am, JSON.stringify({ ...JSON.parse(orig), parent_tag: 'no-such-parent' }));
   await assert.rejects(engine.spawn({ tag: b, n: 1 }), (e: { code?: string; message?: string }) => e.code === 'FORKD_E_SNAPSHOT_INCOMPATIBLE' && /no-such-parent/.test(e.message!));
+  // The parent deleted and re-created under the same tag (another instance): the layer refuses it.
+  const om = JSON.parse(orig) as { files: { vmstate: { sha256: string } } };
+  await fs.writeFile(am, JSON.stringify({ ...om, files: { ...om.files, vmstate: { ...om.files.vmstate, sha256: 'f'.repeat(64) } } }));
+  await assert.rejects(engine.spawn({ tag: b, n: 1 }), (e: { code?: string; message?: string }) => e.code === 'FORKD_E_SNAPSHOT_INCOMPATIBLE' && /re-created/.test(e.message!));
   await fs.writeFile(am, orig);
   // Branch of a dead sandbox.
   await src!.kill();

@@ -119,6 +119,7 @@ export async function branchSandbox(layout: HomeLayout, sb: Sandbox, opts: Branc
       created_at: new Date().toISOString(),
       origin: opts.origin ?? { kind: 'branch', source: sb.id },
       parent_tag: parent.tag,
+      parent_vmstate_sha256: m.files.vmstate.sha256,
       files: {
         memory: { name: 'memory.layer', logical_bytes: m.machine.mem_mib * 1024 * 1024, physical_bytes: await allocatedBytes(path.join(staging, 'memory.layer')) },
         vmstate: { name: 'vmstate', bytes: (await fs.stat(path.join(staging, 'vmstate'))).size, sha256: vmstateSha },

@@ -16,6 +16,7 @@ import { memoryFileFor } from './memory.js';
 export async function ancestors(layout: HomeLayout, entry: SnapshotEntry): Promise<SnapshotEntry[]> {
   const out: SnapshotEntry[] = [];
   const seen = new Set([entry.tag]);
+  let child = entry;
   for (let p = entry.manifest.parent_tag; p !== null; ) {
     if (seen.has(p)) throw new ForkdError('FORKD_E_SNAPSHOT_INCOMPATIBLE', `the chain of snapshot ${entry.tag} has a cycle at ${p}`, { tag: entry.tag, cycle_at: p });
     seen.add(p);
@@ -23,7 +24,12 @@ export async function ancestors(layout: HomeLayout, entry: SnapshotEntry): Promi
     const parent = await readSnapshot(layout, parentTag).catch(() => {
       throw new ForkdError('FORKD_E_SNAPSHOT_INCOMPATIBLE', `snapshot ${entry.tag} depends on ${parentTag}, which is missing or unreadable`, { tag: entry.tag, missing: parentTag });
     });
+    const want = child.manifest.parent_vmstate_sha256;
+    if (want !== undefined && want !== parent.manifest.files.vmstate.sha256) {
+      throw new ForkdError('FORKD_E_SNAPSHOT_INCOMPATIBLE', `snapshot ${child.tag} was made on another instance of ${parentTag} (it was deleted and re-created since): recreate ${child.tag}`, { tag: child.tag, parent: parentTag });
+    }
     out.unshift(parent);
+    child = parent;
     p = parent.manifest.parent_tag;
   }
   return out;
@@ -79,6 +85,7 @@ export async function compactSnapshot(layout: HomeLayout, from: string, to: stri
       created_at: new Date().toISOString(),
       origin: { kind: 'compact', source: from, ...(m.origin.recipe ? { recipe: m.origin.recipe } : {}) },
       parent_tag: null,
+      parent_vmstate_sha256: undefined,
       files: {
         memory: { name: 'memory.bin', logical_bytes: m.files.memory.logical_bytes, physical_bytes: await allocatedBytes(path.join(staging, 'memory.bin')) },
         vmstate: { ...m.files.vmstate, sha256: await sha256File(path.join(staging, 'vmstate')) },

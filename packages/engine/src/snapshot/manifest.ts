@@ -18,6 +18,8 @@ export const SnapshotManifestSchema = z.object({
   origin: z.object({ kind: z.enum(['recipe', 'branch', 'diff', 'compact']), recipe: z.string().optional(), source: z.string().optional() }),
   /** The snapshot this one is a layer on (its memory pages and disk blocks are relative to it). */
   parent_tag: z.string().nullable(),
+  /** The parent instance (its vmstate hash): a layer never attaches to a re-created parent of the same tag. */
+  parent_vmstate_sha256: z.string().optional(),
   language: EvalLanguage,
   qemu: z.object({ version: z.string(), binary: z.string() }),
   accel: z.enum(['kvm', 'tcg']),

@@ -15,6 +15,7 @@ import { runTool } from '../qemu/tools.js';
 import { exists, fsyncPath } from '../util/fsx.js';
 import { PAGE_SIZE, isLayer, type SnapshotManifest } from './manifest.js';
 import { readSnapshot, type SnapshotEntry } from './store.js';
+import { ancestors } from './chain.js';
 
 const CHUNK = 8 * 1024 * 1024;
 
@@ -44,6 +45,7 @@ export async function memoryFileFor(layout: HomeLayout, entry: SnapshotEntry): P
 
 /** Rebuilds a layer's image: the nearest ancestor with a whole image, then each layer's pages in order. */
 async function assemble(layout: HomeLayout, head: SnapshotEntry, target: string): Promise<string> {
+  await ancestors(layout, head); // a broken or re-created chain must not be assembled
   const chain: SnapshotEntry[] = [head];
   let base: string | null = null;
   for (let e = head; ; ) {
