@@ -3,8 +3,9 @@
  * diff) holds only the pages that differ from its parent's RAM: memory.layer (sparse, pages at
  * their offsets) plus memory.pages (a bitmap, 1 bit per 4 KiB page: a page that became all zeros
  * is in the bitmap and a hole in the file). Children need one whole image to map, so each layer's
- * full image is assembled once and kept in <home>/cache/memory/, keyed by the snapshot instance:
- * spawning from a chain head costs what spawning from a flat snapshot costs.
+ * full image is assembled once and kept in <snapshots>/.memory/ (same filesystem as the snapshots,
+ * so images move there by rename), keyed by the snapshot instance: spawning from a chain head costs
+ * what spawning from a flat snapshot costs.
  */
 import { promises as fs, constants as fsc } from 'node:fs';
 import path from 'node:path';
@@ -20,7 +21,7 @@ import { ancestors } from './chain.js';
 const CHUNK = 8 * 1024 * 1024;
 
 export function memoryCacheDir(layout: HomeLayout): string {
-  return path.join(layout.cache, 'memory');
+  return path.join(layout.snapshots, '.memory');
 }
 
 /** The assembled image of a layer: the tag plus its vmstate hash, so a re-created tag never reuses a stale image. */
