@@ -86,6 +86,8 @@ export const ExecResponse = z.object({
   stdout: z.string(),
   stderr: z.string(),
   exit_code: z.number().int().nullable(),
+  /** The signal that ended it (e.g. SIGKILL), or null when it exited. */
+  signal: z.string().nullable(),
   /** Why the command did not run or finish normally (missing binary, timeout, signal); null when it exited. */
   error: z.string().nullable(),
   timed_out: z.boolean(),
@@ -98,7 +100,7 @@ export const ExecResponse = z.object({
 export const ExecStreamLine = z.discriminatedUnion('type', [
   z.object({ type: z.literal('stdout'), data: z.string() }),
   z.object({ type: z.literal('stderr'), data: z.string() }),
-  z.object({ type: z.literal('exit'), exit_code: z.number().int().nullable(), error: z.string().nullable(), timed_out: z.boolean(), duration_ms: z.number() }),
+  z.object({ type: z.literal('exit'), exit_code: z.number().int().nullable(), signal: z.string().nullable(), error: z.string().nullable(), timed_out: z.boolean(), duration_ms: z.number() }),
   z.object({ type: z.literal('error'), error: z.object({ code: z.string(), message: z.string() }) }),
 ]);
 

@@ -104,6 +104,8 @@ test('exec, eval, processes and files behave and report through the API', async 
   const missing = await c.exec(id, { args: ['/no/such/binary'] });
   assert.equal(missing.exit_code, null);
   assert.match(missing.error ?? '', /ENOENT|not found/);
+  const killed = await c.exec(id, { cmd: 'kill -9 $$' });
+  assert.deepEqual([killed.exit_code, killed.signal], [null, 'SIGKILL']);
   const slow = await c.exec(id, { cmd: 'sleep 5', timeout_secs: 0.5 });
   assert.equal(slow.timed_out, true);
   const stdin = await c.exec(id, { args: ['cat'], stdin: 'from stdin' });

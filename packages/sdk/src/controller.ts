@@ -98,7 +98,7 @@ export class Controller {
     const res = await send(this.endpoint, { method: 'POST', path: routePath(routes.exec.path, { id }), json: { ...body, stream: true }, timeoutMs: (body.timeout_secs ?? 30) * 1000 + MARGIN_MS, ...(cb.signal ? { signal: cb.signal } : {}) });
     await expectOk(res);
     const out = { stdout: '', stderr: '' };
-    let exit: { exit_code: number | null; error: string | null; timed_out: boolean; duration_ms: number } | null = null;
+    let exit: { exit_code: number | null; signal: string | null; error: string | null; timed_out: boolean; duration_ms: number } | null = null;
     let buf = '';
     const onLine = (line: string): void => {
       if (!line) return;
@@ -123,8 +123,8 @@ export class Controller {
     }
     onLine(buf);
     if (!exit) throw errorFor('FORKD_E_UNAVAILABLE', 'the exec stream ended without a result');
-    const e = exit as { exit_code: number | null; error: string | null; timed_out: boolean; duration_ms: number };
-    return { ...out, exit_code: e.exit_code, error: e.error, timed_out: e.timed_out, duration_ms: e.duration_ms, stdout_truncated: false, stderr_truncated: false };
+    const e = exit as { exit_code: number | null; signal: string | null; error: string | null; timed_out: boolean; duration_ms: number };
+    return { ...out, exit_code: e.exit_code, signal: e.signal ?? null, error: e.error, timed_out: e.timed_out, duration_ms: e.duration_ms, stdout_truncated: false, stderr_truncated: false };
   }
   eval(id: string, body: BodyOf<'eval'>, signal?: AbortSignal) {
     return this.call('eval', { params: { id }, body, timeoutMs: (body.timeout_secs ?? 60) * 1000 + MARGIN_MS, ...(signal ? { signal } : {}) });

@@ -91,7 +91,7 @@ export function sandboxHandlers(s: DaemonServices): Pick<Handlers, SandboxRoutes
         }));
         chunk('stdout', dec.stdout.end());
         chunk('stderr', dec.stderr.end());
-        line({ type: 'exit', exit_code: r.exit_code, error: r.error, timed_out: r.timed_out, duration_ms: r.duration_ms });
+        line({ type: 'exit', exit_code: r.exit_code, signal: r.signal, error: r.error, timed_out: r.timed_out, duration_ms: r.duration_ms });
       } catch (e) {
         const fe = toForkdError(e);
         if (!started) {
@@ -101,7 +101,7 @@ export function sandboxHandlers(s: DaemonServices): Pick<Handlers, SandboxRoutes
         }
         line({ type: 'error', error: { code: fe.code, message: fe.message } });
       }
-      if (!started) line({ type: 'exit', exit_code: null, error: 'no output', timed_out: false, duration_ms: 0 });
+      if (!started) line({ type: 'exit', exit_code: null, signal: null, error: 'no output', timed_out: false, duration_ms: 0 });
       out.end();
       return 'sent';
     },

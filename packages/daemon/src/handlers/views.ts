@@ -30,6 +30,7 @@ export function execView(r: ExecResultT): z.output<typeof ExecResponse> {
     stdout: r.stdout,
     stderr: r.stderr,
     exit_code: r.exit_code,
+    signal: r.signal,
     error: r.error,
     timed_out: r.timed_out,
     stdout_truncated: r.stdout_truncated,

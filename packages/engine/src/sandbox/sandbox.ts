@@ -7,7 +7,8 @@ export interface SandboxTimings {
   spawn_to_running_ms: number;
   /** From the spawn request to the agent's reply after restore (clock set, RNG reseeded). */
   spawn_to_ready_ms: number;
-  phases: { launch_ms: number; migrate_ms: number; cont_ms: number; restore_ms: number };
+  /** launch: QEMU started and QMP up; migrate: device state loaded; agent_wait: host connected to the agent channel; restore: clock + RNG reset answered. */
+  phases: { launch_ms: number; migrate_ms: number; cont_ms: number; agent_wait_ms?: number; restore_ms: number };
   /** Guest clock minus host clock before the agent corrected it. */
   clock_skew_ms: number;
 }

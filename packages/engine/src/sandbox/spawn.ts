@@ -121,7 +121,9 @@ async function restoreOne(entry: SnapshotEntry, memPath: string, template: strin
     await vm.qmp.execute('cont');
     const contMs = since(tCont);
     const running = since(t0);
+    const tAgent = nowMs();
     const agent = await agentP;
+    const agentWaitMs = since(tAgent);
     const tRestore = nowMs();
     const restored = await vm.guard(
       agent.restore({ now_ms: Date.now(), entropy_b64: crypto.randomBytes(128).toString('base64') }, { timeoutMs: readyTimeoutMs }),
@@ -130,7 +132,7 @@ async function restoreOne(entry: SnapshotEntry, memPath: string, template: strin
     return new Sandbox(vm, m.tag, {
       spawn_to_running_ms: running,
       spawn_to_ready_ms: since(t0),
-      phases: { launch_ms: launchMs, migrate_ms: migrateMs, cont_ms: contMs, restore_ms: since(tRestore) },
+      phases: { launch_ms: launchMs, migrate_ms: migrateMs, cont_ms: contMs, agent_wait_ms: agentWaitMs, restore_ms: since(tRestore) },
       clock_skew_ms: restored.skew_ms,
     }, m.language);
   } catch (e) {
