@@ -36,10 +36,11 @@ export async function ensureFixtureSnapshot(engine: Engine): Promise<string> {
   try {
     const s = await engine.getSnapshot(FIXTURE_TAG);
     if (s.manifest.image.key === key && s.manifest.qemu.version) return FIXTURE_TAG;
-    await engine.removeSnapshot(FIXTURE_TAG);
   } catch {
-    await engine.removeSnapshot(FIXTURE_TAG).catch(() => undefined);
+    // missing or unreadable: (re)create it below
   }
+  // A stale fixture goes with the layers tests built on it (they are useless without it).
+  await engine.removeSnapshot(FIXTURE_TAG, { cascade: true }).catch(() => undefined);
   const log = (ev: { phase: string; message: string }) => process.stderr.write(`# fixture [${ev.phase}] ${ev.message}\n`);
   let lastPhase = '';
   await engine.createSnapshot({
