@@ -19,6 +19,8 @@ export interface TestDaemonOptions {
   /** How long VMs survive the daemon's death. */
   keeperGraceSecs?: number;
   extraArgs?: string[];
+  /** Extra environment for the daemon process (e.g. FORKD_RECIPES_DIR). */
+  env?: Record<string, string>;
 }
 
 export interface TestDaemon {
@@ -76,7 +78,7 @@ export async function startTestDaemon(o: TestDaemonOptions = {}): Promise<TestDa
     log: () => logLines.join('\n'),
   };
   const launch = async (): Promise<void> => {
-    const proc = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', CLI, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, FORKD_LOG_LEVEL: 'info' } });
+    const proc = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', CLI, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, FORKD_LOG_LEVEL: 'info', ...(o.env ?? {}) } });
     d.proc = proc;
     const url = await new Promise<string | null>((resolve, reject) => {
       let buf = '';

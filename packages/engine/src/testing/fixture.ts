@@ -5,6 +5,7 @@
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { ForkdError } from '@forkd/protocol';
 import { Engine } from '../engine.js';
 import { loadRecipe, parseRecipe, type Recipe } from '../recipe/recipe.js';
 import { imageKey } from '../image/build.js';
@@ -43,14 +44,20 @@ export async function ensureFixtureSnapshot(engine: Engine): Promise<string> {
   await engine.removeSnapshot(FIXTURE_TAG, { cascade: true }).catch(() => undefined);
   const log = (ev: { phase: string; message: string }) => process.stderr.write(`# fixture [${ev.phase}] ${ev.message}\n`);
   let lastPhase = '';
-  await engine.createSnapshot({
-    tag: FIXTURE_TAG,
-    recipe,
-    onProgress: (ev) => {
-      if (ev.phase !== 'debootstrap' || ev.phase !== lastPhase) log(ev);
-      lastPhase = ev.phase;
-    },
-  });
+  try {
+    await engine.createSnapshot({
+      tag: FIXTURE_TAG,
+      recipe,
+      onProgress: (ev) => {
+        if (ev.phase !== 'debootstrap' || ev.phase !== lastPhase) log(ev);
+        lastPhase = ev.phase;
+      },
+    });
+  } catch (e) {
+    // Another test process made it at the same time: use theirs if it is the right one.
+    const theirs = await engine.getSnapshot(FIXTURE_TAG).catch(() => null);
+    if (!(e instanceof ForkdError && e.code === 'FORKD_E_SNAPSHOT_EXISTS') || theirs?.manifest.image.key !== key) throw e;
+  }
   return FIXTURE_TAG;
 }
 
