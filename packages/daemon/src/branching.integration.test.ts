@@ -40,6 +40,10 @@ test('branch over REST: 201 with the pause, children start at the branch; wait=f
   assert.equal(await py(k!.id, 'v'), "'at-branch'");
   assert.equal((await c.exec(k!.id, { cmd: 'cat /root/b.txt' })).stdout, 'disk-at-branch\n');
 
+  await assert.rejects(c.branchSandbox(src!.id, { tag: b.tag }), (e) => codeOf(e) === 'FORKD_E_SNAPSHOT_EXISTS');
+  await assert.rejects(c.branchSandbox(src!.id, { tag: d.tag }), (e) => codeOf(e) === 'FORKD_E_SNAPSHOT_EXISTS');
+  await assert.rejects(c.branchSandbox('sb-0123456789abcdef', {}), (e) => codeOf(e) === 'FORKD_E_SANDBOX_NOT_FOUND');
+  await assert.rejects(c.branchSandbox(src!.id, { tag: '../x' }), (e) => codeOf(e) === 'FORKD_E_INVALID_ARGUMENT');
   const job = (await c.branchSandbox(src!.id, { tag: tag('b2'), mode: 'full', wait: false })) as Job;
   assert.equal(job.kind, 'snapshot.branch');
   const listed = await c.listSnapshots();

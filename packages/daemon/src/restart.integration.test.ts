@@ -55,7 +55,8 @@ test('a daemon that stays dead past the grace period: its VMs are killed, and th
   const d = await startTestDaemon({ keeperGraceSecs: 2 });
   const c = new Controller({ socketPath: d.socketPath });
   const sbs = await c.spawnSandboxes({ snapshot_tag: d.tag, n: 2 });
-  const pids = sbs.map((s) => s.pid!);
+  const ws = await c.createWorkspace({ name: 'lost-vm', snapshot_tag: d.tag });
+  const pids = [...sbs.map((s) => s.pid!), (await c.getSandbox(ws.sandbox_id)).pid!];
   await d.kill9();
   assert.ok(await waitFor(() => pids.every((p) => !alive(p)), 15_000), 'QEMU outlived the grace period');
   assert.ok(await waitFor(() => !existsSync(keeperSocketPath(d.statePath)), 5_000), 'the keeper did not exit');
@@ -63,6 +64,14 @@ test('a daemon that stays dead past the grace period: its VMs are killed, and th
   try {
     assert.deepEqual(await c.listSandboxes(), []);
     assert.match(d.log(), /"reaped":\["sb-/);
+    // A workspace whose VM was lost (as after a host reboot) falls back to its last saved state.
+    const w = await c.getWorkspace('lost-vm');
+    assert.equal(w.status, 'suspended');
+    assert.match(w.warning ?? '', /VM was lost/);
+    const resumed = await c.resumeWorkspace('lost-vm');
+    assert.deepEqual([resumed.status, resumed.sandbox_id, resumed.warning], ['running', ws.sandbox_id, null]);
+    assert.equal((await c.exec(ws.sandbox_id, { cmd: 'echo back' })).stdout, 'back\n');
+    await c.deleteWorkspace('lost-vm');
     await assert.rejects(c.exec(sbs[0]!.id, { cmd: 'true' }), (e: { code?: string }) => e.code === 'FORKD_E_SANDBOX_NOT_FOUND');
     const runDir = process.getuid?.() === 0 ? '/run/forkd' : null;
     if (runDir) for (const s of sbs) assert.equal(readdirSync(runDir).includes(`vm-${s.id.slice(3)}`), false, `run dir of ${s.id} left behind`);
