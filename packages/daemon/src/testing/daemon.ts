@@ -4,7 +4,7 @@
  * (a warm python snapshot, see @forkd/engine/testing) in the default snapshot store.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { promises as fs } from 'node:fs';
+import { promises as fs, rmSync } from 'node:fs';
 import crypto from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
@@ -45,11 +45,18 @@ export interface TestDaemon {
   log(): string;
 }
 
+/** Temp dirs of test daemons (tokens, state, audit log): removed when the test process exits. */
+const made = new Set<string>();
+process.once('exit', () => {
+  for (const dir of made) rmSync(dir, { recursive: true, force: true });
+});
+
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'cli', 'src', 'index.ts');
 
 export async function startTestDaemon(o: TestDaemonOptions = {}): Promise<TestDaemon> {
   const tag = await ensureFixtureSnapshot(testEngine());
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'fdd-'));
+  made.add(dir);
   const token = o.token ? crypto.randomBytes(24).toString('hex') : null;
   if (token) await fs.writeFile(path.join(dir, 'tokens'), `# test token\n${token}\n`, { mode: 0o600 });
   const socketPath = path.join(dir, 'forkd.sock');
