@@ -13,7 +13,7 @@ test('settle: exit 0 is a result', () => {
 test('settle: non-zero exit throws CommandExitError with the same fields and a code', () => {
   const e = (() => { try { settle({ ...base, exit_code: 3 }); } catch (x) { return x; } })() as CommandExitError;
   assert.ok(e instanceof CommandExitError && e instanceof ForkdSdkError);
-  assert.equal(e.code, 'FORKD_E_TOOL_FAILED');
+  assert.equal(e.code, 'FORKD_E_COMMAND_FAILED');
   assert.deepEqual([e.exitCode, e.stdout, e.stderr, e.error], [3, 'out', 'err', undefined]);
   assert.match(e.message, /code 3: err/);
 });

@@ -27,8 +27,9 @@ export interface ExecOutcome {
 export const DEFAULT_COMMAND_TIMEOUT_MS = 60_000;
 
 /**
- * A non-zero exit. Code FORKD_E_TOOL_FAILED: the code forkd uses for "a process exited non-zero or
- * was killed" (there is no sandbox-specific one, and this is not a failure of forkd itself).
+ * A non-zero exit (or death by a signal). Code FORKD_E_COMMAND_FAILED: the protocol's code for a
+ * command that ran and failed, as opposed to a failure of forkd itself (FORKD_E_TOOL_FAILED is a
+ * host tool forkd needs).
  */
 export class CommandExitError extends ForkdSdkError implements CommandResult {
   readonly exitCode: number;
@@ -38,7 +39,7 @@ export class CommandExitError extends ForkdSdkError implements CommandResult {
 
   constructor(r: CommandResult) {
     const tail = r.stderr.trim().slice(-500);
-    super('FORKD_E_TOOL_FAILED', `command exited with code ${r.exitCode}${r.error ? ` (${r.error})` : ''}${tail ? `: ${tail}` : ''}`, { exit_code: r.exitCode, ...(r.error ? { error: r.error } : {}) });
+    super('FORKD_E_COMMAND_FAILED', `command exited with code ${r.exitCode}${r.error ? ` (${r.error})` : ''}${tail ? `: ${tail}` : ''}`, { exit_code: r.exitCode, ...(r.error ? { error: r.error } : {}) });
     this.exitCode = r.exitCode;
     this.stdout = r.stdout;
     this.stderr = r.stderr;

@@ -87,7 +87,7 @@ describe('commands', () => {
   test('non-zero exit throws CommandExitError with the output', async () => {
     await assert.rejects(sb.commands.run('echo partial; echo why >&2; exit 3'), (e: CommandExitError) => {
       assert.ok(e instanceof CommandExitError);
-      assert.deepEqual([e.code, e.exitCode, e.stdout, e.stderr], ['FORKD_E_TOOL_FAILED', 3, 'partial\n', 'why\n']);
+      assert.deepEqual([e.code, e.exitCode, e.stdout, e.stderr], ['FORKD_E_COMMAND_FAILED', 3, 'partial\n', 'why\n']);
       return true;
     });
   });
