@@ -3,7 +3,7 @@
  * through its API; the daemon answers every live sandbox in one response, so the paginator fetches
  * once and hands out pages of `limit` (default: all of them in one page).
  */
-import type { SandboxInfo as WireSandboxInfo } from './controller.js';
+import type { SandboxInfo as WireSandboxInfo, WorkspaceInfo } from './controller.js';
 import { errorFor } from './errors.js';
 
 /**
@@ -16,7 +16,8 @@ export interface SandboxDetails {
   metadata: Record<string, string>;
   startedAt: Date;
   endAt: Date | null;
-  state: 'running' | 'killed';
+  /** 'paused': saved by pause(), resumed by Sandbox.connect(sandboxId). */
+  state: 'running' | 'killed' | 'paused';
   language: 'python' | 'js';
 }
 
@@ -29,6 +30,19 @@ export function toDetails(s: WireSandboxInfo): SandboxDetails {
     endAt: s.expires_at_unix_ms === null ? null : new Date(s.expires_at_unix_ms),
     state: s.status,
     language: s.language,
+  };
+}
+
+/** A paused sandbox (a suspended workspace): templateId is the snapshot it was first created from. */
+export function pausedDetails(w: WorkspaceInfo, language: 'python' | 'js'): SandboxDetails {
+  return {
+    sandboxId: w.sandbox_id,
+    templateId: w.snapshot_tag,
+    metadata: w.metadata,
+    startedAt: new Date(w.created_at_unix * 1000),
+    endAt: null,
+    state: 'paused',
+    language,
   };
 }
 

@@ -10,7 +10,8 @@ import { timeoutSecs } from './command-result.js';
 import { Commands } from './commands.js';
 import { Filesystem } from './filesystem.js';
 import { deliver, evalLanguage, toExecution, type Execution, type RunCodeLanguage, type RunCodeOpts } from './code.js';
-import { SandboxPaginator, matchesMetadata, toDetails, type SandboxDetails } from './sandbox-list.js';
+import { SandboxPaginator, matchesMetadata, pausedDetails, toDetails, type SandboxDetails } from './sandbox-list.js';
+import { checkPauseOpts, getOrResume, killSandboxOrPaused, pauseSandbox, pausedWorkspaces } from './pause.js';
 
 /** Where the daemon is (else FORKD_URL / FORKD_TOKEN, else the default local socket). */
 export interface SandboxConnectionOpts {
@@ -35,8 +36,8 @@ export interface SandboxOpts extends SandboxConnectionOpts {
 }
 
 export interface SandboxListOpts extends SandboxConnectionOpts {
-  /** E2B's filter: only sandboxes whose metadata has all these pairs. */
-  query?: { metadata?: Record<string, string> };
+  /** E2B's filter: only sandboxes whose metadata has all these pairs, in these states (default: running only). */
+  query?: { metadata?: Record<string, string>; state?: Array<'running' | 'paused'> };
   /** forkd: only sandboxes of this snapshot. */
   template?: string;
   /** Page size for nextItems() (default: everything in one page). */
@@ -52,7 +53,7 @@ export interface ForkOpts {
   mode?: 'full' | 'live';
 }
 
-/** E2B's SnapshotInfo; `info` is the daemon's full description. Sandbox.create(snapshotId) boots it. */
+/** E2B's SnapshotInfo: snapshotId is the snapshot tag, Sandbox.create(snapshotId) boots it; `info` is the daemon's full description. */
 export interface SandboxSnapshot {
   snapshotId: string;
   names: string[];
@@ -112,11 +113,14 @@ export class Sandbox {
     });
   }
 
-  /** Attaches to a running sandbox (NotFoundError with FORKD_E_SANDBOX_NOT_FOUND if there is none). */
+  /**
+   * Attaches to a running sandbox, or resumes a paused one (same id, interpreter state, files,
+   * envs and metadata). NotFoundError (FORKD_E_SANDBOX_NOT_FOUND) if it is neither.
+   */
   static connect(sandboxId: string, opts: SandboxConnectionOpts = {}): Promise<Sandbox> {
     return guard(async () => {
       const ctl = controllerFor(opts);
-      return new this(ctl, await ctl.getSandbox(sandboxId));
+      return new this(ctl, await getOrResume(ctl, sandboxId));
     });
   }
 
@@ -124,25 +128,28 @@ export class Sandbox {
   static list(opts: SandboxListOpts = {}): SandboxPaginator {
     const ctl = controllerFor(opts);
     const want = opts.query?.metadata;
+    const states = opts.query?.state ?? ['running'];
     const [first] = Object.entries(want ?? {});
     return new SandboxPaginator(() => guard(async () => {
-      // The daemon filters on one metadata pair; any further pairs are checked here.
-      const all = await ctl.listSandboxes({ ...(opts.template ? { tag: opts.template } : {}), ...(first ? { metadata: `${first[0]}=${first[1]}` } : {}) });
-      return all.filter((s) => matchesMetadata(s.metadata, want)).map(toDetails);
+      const out: SandboxDetails[] = [];
+      if (states.includes('running')) {
+        // The daemon filters on one metadata pair; any further pairs are checked here.
+        const all = await ctl.listSandboxes({ ...(opts.template ? { tag: opts.template } : {}), ...(first ? { metadata: `${first[0]}=${first[1]}` } : {}) });
+        out.push(...all.filter((s) => matchesMetadata(s.metadata, want)).map(toDetails));
+      }
+      if (states.includes('paused')) {
+        const paused = (await pausedWorkspaces(ctl)).filter((w) => matchesMetadata(w.metadata, want) && (!opts.template || w.snapshot_tag === opts.template));
+        // A workspace does not say its language: its snapshot does.
+        const lang = paused.length ? new Map((await ctl.listSnapshots()).map((s) => [s.tag, s.language])) : new Map<string, 'python' | 'js'>();
+        out.push(...paused.map((w) => pausedDetails(w, lang.get(w.state_tag ?? w.snapshot_tag) ?? lang.get(w.snapshot_tag) ?? 'python')));
+      }
+      return out;
     }), opts.limit);
   }
 
-  /** true if it was killed, false if there was no such sandbox (E2B semantics). */
+  /** true if it was killed, false if there was no such sandbox (E2B semantics). A paused sandbox is removed with its saved state. */
   static kill(sandboxId: string, opts: SandboxConnectionOpts = {}): Promise<boolean> {
-    return guard(async () => {
-      try {
-        await controllerFor(opts).killSandbox(sandboxId);
-        return true;
-      } catch (e) {
-        if (e instanceof NotFoundError) return false;
-        throw e;
-      }
-    });
+    return guard(() => killSandboxOrPaused(controllerFor(opts), sandboxId));
   }
 
   static setTimeout(sandboxId: string, timeoutMs: number, opts: SandboxConnectionOpts = {}): Promise<void> {
@@ -155,20 +162,36 @@ export class Sandbox {
     return guard(async () => toDetails(await controllerFor(opts).getSandbox(sandboxId)));
   }
 
-  /** E2B's static fork: children of a running sandbox. */
-  static async fork(sandboxId: string, opts: ForkOpts & SandboxConnectionOpts = {}): Promise<Sandbox[]> {
-    return (await Sandbox.connect(sandboxId, opts)).fork(opts);
+  /** E2B's static fork: children of a running sandbox (see fork()). */
+  static fork(sandboxId: string, opts: ForkOpts & SandboxConnectionOpts = {}): Promise<Array<Sandbox | ForkdSdkError>> {
+    return guard(async () => {
+      const ctl = controllerFor(opts);
+      return new this(ctl, await ctl.getSandbox(sandboxId)).fork(opts);
+    });
   }
 
+  /** true if it was killed, false if it was already gone. A paused sandbox is removed with its saved state. */
   kill(): Promise<boolean> {
+    return guard(() => killSandboxOrPaused(this.controller, this.sandboxId));
+  }
+
+  /**
+   * E2B's pause: saves memory, devices and disk and stops the VM; Sandbox.connect(sandboxId)
+   * resumes it with the same id. true if this call paused it, false if it was already paused.
+   * The sandbox becomes a workspace named after its id (it has no timeout from then on).
+   */
+  pause(opts: { keepMemory?: boolean } = {}): Promise<boolean> {
     return guard(async () => {
-      try {
-        await this.controller.killSandbox(this.sandboxId);
-        return true;
-      } catch (e) {
-        if (e instanceof NotFoundError) return false;
-        throw e;
-      }
+      checkPauseOpts(opts);
+      return pauseSandbox(this.controller, this.sandboxId);
+    });
+  }
+
+  /** E2B's instance connect: resumes this sandbox if it is paused; resolves with this. */
+  connect(): Promise<this> {
+    return guard(async () => {
+      await getOrResume(this.controller, this.sandboxId);
+      return this;
     });
   }
 
@@ -223,16 +246,23 @@ export class Sandbox {
     });
   }
 
-  /** Captures this sandbox once and spawns `count` children from it (E2B fork); this one keeps running. */
-  fork(opts: ForkOpts = {}): Promise<Sandbox[]> {
+  /**
+   * E2B's fork: captures this sandbox once and spawns `count` children from that capture; this one
+   * keeps running with its id and timeout. E2B's shape, Array<Sandbox | Error>: E2B reports a child
+   * that failed to start as an Error entry. The daemon starts all children or none, so here every
+   * entry is a Sandbox and a failure throws (typed) instead.
+   */
+  fork(opts: ForkOpts = {}): Promise<Array<Sandbox | ForkdSdkError>> {
     return guard(async () => {
+      const timeoutMs = opts.timeoutMs ?? DEFAULT_SANDBOX_TIMEOUT_MS;
       const r = await this.controller.forkSandbox(this.sandboxId, {
         count: opts.count ?? 1,
-        timeout_ms: opts.timeoutMs ?? DEFAULT_SANDBOX_TIMEOUT_MS,
+        ...(timeoutMs > 0 ? { timeout_ms: timeoutMs } : {}),
         ...(opts.mode ? { mode: opts.mode } : {}),
         ...(opts.metadata ? { metadata: opts.metadata } : {}),
       });
-      return r.sandboxes.map((s) => new Sandbox(this.controller, s));
+      const Ctor = this.constructor as new (c: Controller, i: WireSandboxInfo) => Sandbox;
+      return r.sandboxes.map((s) => new Ctor(this.controller, s));
     });
   }
 
