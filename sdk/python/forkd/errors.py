@@ -180,8 +180,12 @@ def error_from_response(status: int, body: Any) -> ForkdError:
     return error_for(_fallback_code(status), f"HTTP {status}: {text[:300]}", None, status)
 
 
-class CommandExitError(Exception):
-    """A command exited with a non-zero code (or no code: killed by a signal). Carries its result."""
+class CommandExitError(ForkdError):
+    """A command exited with a non-zero code (or no code: killed by a signal). Carries its result.
+
+    Code FORKD_E_COMMAND_FAILED: a command that ran and failed, not a failure of forkd itself (as
+    E2B's CommandExitException is a SandboxException, ``except ForkdError`` catches it too).
+    """
 
     def __init__(self, stdout: str, stderr: str, exit_code: Optional[int], error: Optional[str]) -> None:
         self.stdout = stdout
@@ -190,7 +194,13 @@ class CommandExitError(Exception):
         self.error = error
         why = f"exit code {exit_code}" if exit_code is not None else "no exit code"
         detail = error or stderr.strip()[-500:]
-        super().__init__(f"command failed with {why}" + (f": {detail}" if detail else ""))
+        details: Dict[str, Any] = {"exit_code": exit_code}
+        if error:
+            details["error"] = error
+        super().__init__("FORKD_E_COMMAND_FAILED", f"command failed with {why}" + (f": {detail}" if detail else ""), details)
+
+    def __reduce__(self) -> Any:
+        return (type(self), (self.stdout, self.stderr, self.exit_code, self.error))
 
 
 class EvalError(RuntimeError):

@@ -17,6 +17,8 @@ class CommandsTest(_support.SandboxTestCase):
             self.sb.commands.run("echo partial; echo bad >&2; exit 3")
         e = cm.exception
         self.assertEqual((e.exit_code, e.stdout, e.stderr), (3, "partial\n", "bad\n"))
+        self.assertIsInstance(e, forkd.ForkdError)
+        self.assertEqual(e.code, "FORKD_E_COMMAND_FAILED")
         with self.assertRaises(forkd.CommandExitError) as cm:
             self.sb.commands.run("no-such-binary-forkd")
         self.assertEqual(cm.exception.exit_code, 127)

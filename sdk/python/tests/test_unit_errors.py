@@ -105,8 +105,23 @@ class ErrorObjectTest(unittest.TestCase):
     def test_command_exit_error_carries_the_result(self) -> None:
         e = forkd.CommandExitError("out", "boom\n", 3, None)
         self.assertEqual((e.stdout, e.stderr, e.exit_code, e.error), ("out", "boom\n", 3, None))
-        self.assertEqual(str(e), "command failed with exit code 3: boom")
-        self.assertIn("no exit code: killed", str(forkd.CommandExitError("", "", None, "killed")))
+        self.assertIsInstance(e, forkd.ForkdError)
+        self.assertEqual((e.code, e.status, e.details), ("FORKD_E_COMMAND_FAILED", 400, {"exit_code": 3}))
+        self.assertEqual(str(e), "FORKD_E_COMMAND_FAILED: command failed with exit code 3: boom")
+        killed = forkd.CommandExitError("", "", None, "killed")
+        self.assertIn("no exit code: killed", str(killed))
+        self.assertEqual(killed.details, {"exit_code": None, "error": "killed"})
+        e2 = pickle.loads(pickle.dumps(e))
+        self.assertIs(type(e2), forkd.CommandExitError)
+        self.assertEqual((e2.stdout, e2.stderr, e2.exit_code, e2.code), ("out", "boom\n", 3, "FORKD_E_COMMAND_FAILED"))
+
+    def test_command_exit_error_uses_the_protocol_code_the_typescript_sdk_uses(self) -> None:
+        src = os.path.join(_support.REPO_DIR, "packages", "sdk", "src", "command-result.ts")
+        with open(src, encoding="utf-8") as f:
+            text = f.read()
+        block = text[text.index("class CommandExitError"):]
+        self.assertEqual(re.search(r"super\('(FORKD_E_[A-Z_]+)'", block).group(1), forkd.CommandExitError("", "", 1, None).code)  # type: ignore[union-attr]
+        self.assertIn("FORKD_E_COMMAND_FAILED", forkd.ERROR_CODES)
 
 
 if __name__ == "__main__":
