@@ -315,9 +315,14 @@ class Controller:
     def list_workspaces(self) -> List[JSON]:
         return self.call("GET", "/v1/workspaces")
 
-    def create_workspace(self, name: str, snapshot_tag: str, *, metadata: Optional[Mapping[str, str]] = None, envs: Optional[Mapping[str, str]] = None) -> JSON:
-        """A named long-lived sandbox from a snapshot."""
-        body = _drop_none({"name": name, "snapshot_tag": snapshot_tag, "metadata": dict(metadata) if metadata else None, "envs": dict(envs) if envs else None})
+    def create_workspace(self, name: str, snapshot_tag: Optional[str] = None, *, sandbox_id: Optional[str] = None, metadata: Optional[Mapping[str, str]] = None, envs: Optional[Mapping[str, str]] = None) -> JSON:
+        """A named long-lived sandbox: a new one from ``snapshot_tag``, or the running ``sandbox_id`` (exactly one).
+
+        A workspace has no timeout; ``envs`` only apply to a new sandbox.
+        """
+        if (snapshot_tag is None) == (sandbox_id is None):
+            raise error_for("FORKD_E_INVALID_ARGUMENT", "exactly one of snapshot_tag or sandbox_id is required")
+        body = _drop_none({"name": name, "snapshot_tag": snapshot_tag, "sandbox_id": sandbox_id, "metadata": dict(metadata) if metadata else None, "envs": dict(envs) if envs else None})
         return self.call("POST", "/v1/workspaces", body=body, timeout=600.0)
 
     def get_workspace(self, name: str) -> JSON:
@@ -332,7 +337,7 @@ class Controller:
         return self.call("POST", f"/v1/workspaces/{quote_param(name)}/suspend", body=_drop_none({"diff": diff}), timeout=LONG_SECS)
 
     def resume_workspace(self, name: str) -> JSON:
-        """Restores a suspended workspace."""
+        """Restores a suspended workspace: the same sandbox id, envs and metadata."""
         return self.call("POST", f"/v1/workspaces/{quote_param(name)}/resume", body={}, timeout=600.0)
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any, Callable, Dict, Iterator, List, Literal, Mapping, Optional, Sequence, Union, overload
 
 from ._http import Body
+from ._pause import get_or_resume, kill_sandbox_or_paused, pause_sandbox, paused_workspaces
 from .controller import JSON, Controller, OutputCallback
 from .errors import CommandExitError, ConflictError, EvalError, ForkdError, NotFoundError, SandboxError, error_for
 
@@ -38,7 +39,7 @@ def _tail(s: str, n: int = 4096) -> str:
 
 @dataclass
 class SandboxInfo:
-    """A live sandbox as the daemon reports it."""
+    """A sandbox as the daemon reports it (state "running", or "paused" in list(state=...))."""
 
     sandbox_id: str
     #: E2B's name for the snapshot tag the sandbox was spawned from.
@@ -68,12 +69,32 @@ class SandboxInfo:
             raw=d,
         )
 
+    @classmethod
+    def from_paused(cls, w: JSON, language: str) -> "SandboxInfo":
+        """A paused sandbox (a suspended workspace); template_id is the snapshot it was first created from."""
+        return cls(
+            sandbox_id=w["sandbox_id"],
+            template_id=w["snapshot_tag"],
+            snapshot_tag=w["snapshot_tag"],
+            state="paused",
+            pid=None,
+            language=language,
+            metadata=dict(w.get("metadata") or {}),
+            started_at=_dt.datetime.fromtimestamp(w.get("created_at_unix", 0), tz=_dt.timezone.utc),
+            end_at=None,
+            raw=w,
+        )
+
 
 @dataclass
 class SnapshotInfo:
-    """A snapshot made from a sandbox (E2B's shape: its id is the tag; Sandbox.create(snapshot_id) boots it)."""
+    """A snapshot made from a sandbox (E2B's shape: snapshot_id is the tag; Sandbox.create(snapshot_id) boots it).
+
+    ``raw`` is the daemon's SnapshotInfo (parent_tag, pause_ms, sizes, ...).
+    """
 
     snapshot_id: str
+    names: List[str] = field(default_factory=list)
     raw: JSON = field(repr=False, default_factory=dict)
 
 
@@ -508,36 +529,59 @@ class Sandbox:
             raise error_for("FORKD_E_INTERNAL", "the daemon spawned no sandbox")
         return cls(infos[0]["id"], ctl, infos[0])
 
-    @classmethod
-    def connect(cls, sandbox_id: str, *, url: Optional[str] = None, token: Optional[str] = None, request_timeout: Optional[float] = None, controller: Optional[Controller] = None) -> "Sandbox":
-        """A Sandbox for a running sandbox id (NotFoundError if there is none)."""
+    def _connect_instance(self) -> "Sandbox":
+        """Resumes this sandbox if it is paused; returns it."""
+        self._info = get_or_resume(self._ctl, self.sandbox_id)
+        return self
+
+    def _connect_class(cls, sandbox_id: str, *, url: Optional[str] = None, token: Optional[str] = None, request_timeout: Optional[float] = None, controller: Optional[Controller] = None) -> "Sandbox":  # type: ignore[misc]
         ctl = _controller(controller, url, token, request_timeout)
-        info = ctl.get_sandbox(sandbox_id)
+        info = get_or_resume(ctl, sandbox_id)
         return cls(info["id"], ctl, info)
 
+    #: Sandbox.connect(sandbox_id) attaches to a running sandbox, or resumes a paused one (same
+    #: id, interpreter state, files, envs, metadata); NotFoundError if it is neither.
+    #: sandbox.connect() resumes this one if it is paused.
+    connect = _Hybrid(_connect_instance, _connect_class)
+
     @classmethod
-    def list(cls, *, tag: Optional[str] = None, metadata: Optional[Mapping[str, str]] = None, url: Optional[str] = None, token: Optional[str] = None, controller: Optional[Controller] = None) -> "List[SandboxInfo]":
-        """Running sandboxes (optionally of one snapshot, or with one metadata pair)."""
+    def list(cls, *, tag: Optional[str] = None, metadata: Optional[Mapping[str, str]] = None, state: Sequence[str] = ("running",), url: Optional[str] = None, token: Optional[str] = None, controller: Optional[Controller] = None) -> "List[SandboxInfo]":
+        """Sandboxes in these states ("running", "paused"), optionally of one snapshot or with these metadata pairs."""
         ctl = _controller(controller, url, token, None)
-        return [SandboxInfo.from_wire(d) for d in ctl.list_sandboxes(tag=tag, metadata=metadata)]
+        want = dict(metadata or {})
+        out: List[SandboxInfo] = []
+        if "running" in state:
+            # The daemon filters on one metadata pair; any further pairs are checked here.
+            first = dict(list(want.items())[:1]) or None
+            out += [SandboxInfo.from_wire(d) for d in ctl.list_sandboxes(tag=tag, metadata=first) if _has_all(d.get("metadata"), want)]
+        if "paused" in state:
+            paused = [w for w in paused_workspaces(ctl) if _has_all(w.get("metadata"), want) and (tag is None or w.get("snapshot_tag") == tag)]
+            # A workspace does not say its language: its snapshot does.
+            lang = {s["tag"]: s.get("language", "python") for s in ctl.list_snapshots()} if paused else {}
+            out += [SandboxInfo.from_paused(w, lang.get(w.get("state_tag") or w["snapshot_tag"], lang.get(w["snapshot_tag"], "python"))) for w in paused]
+        return out
 
     def _kill_instance(self) -> bool:
         """Kills this sandbox: False if it was already gone."""
-        try:
-            self._ctl.kill_sandbox(self.sandbox_id)
-            return True
-        except NotFoundError:
-            return False
+        return kill_sandbox_or_paused(self._ctl, self.sandbox_id)
 
     def _kill_class(cls, sandbox_id: str, *, url: Optional[str] = None, token: Optional[str] = None, controller: Optional[Controller] = None) -> bool:  # type: ignore[misc]
-        try:
-            _controller(controller, url, token, None).kill_sandbox(sandbox_id)
-            return True
-        except NotFoundError:
-            return False
+        return kill_sandbox_or_paused(_controller(controller, url, token, None), sandbox_id)
 
-    #: sandbox.kill() or Sandbox.kill(sandbox_id): True if killed, False if it was not there.
+    #: sandbox.kill() or Sandbox.kill(sandbox_id): True if killed, False if it was not there. A
+    #: paused sandbox is removed with its saved state.
     kill = _Hybrid(_kill_instance, _kill_class)
+
+    def pause(self, keep_memory: bool = True) -> bool:
+        """E2B's pause: saves memory, devices and disk and stops the VM; True, or False if already paused.
+
+        Sandbox.connect(sandbox_id) resumes it with the same id. The sandbox becomes a workspace
+        named after its id (no timeout from then on). ``keep_memory=False`` (E2B's disk-only pause)
+        is refused: forkd always keeps memory.
+        """
+        if not keep_memory:
+            raise error_for("FORKD_E_INVALID_ARGUMENT", "pause(keep_memory=False) is not supported: forkd always saves memory, devices and disk")
+        return pause_sandbox(self._ctl, self.sandbox_id)
 
     def _set_timeout_instance(self, timeout_ms: Optional[int] = None, *, timeout: Optional[float] = None) -> None:
         """The daemon kills this sandbox ``timeout_ms`` (or ``timeout`` seconds) from now."""
@@ -632,18 +676,32 @@ class Sandbox:
     # -- snapshots and forks ------------------------------------------------------------------
 
     def fork(self, count: int = 1, *, timeout: Optional[float] = None, timeout_ms: Optional[int] = None, mode: Optional[str] = None, metadata: Optional[Mapping[str, str]] = None) -> "List[Sandbox]":
-        """Branches this sandbox (it keeps running) and spawns ``count`` children of the branch."""
-        r = self._ctl.fork_sandbox(self.sandbox_id, count, timeout_ms=_lifetime_ms(timeout, timeout_ms), mode=mode, metadata=metadata)
-        return [Sandbox(d["id"], self._ctl, d) for d in r.get("sandboxes", [])]
+        """E2B's fork: captures this sandbox once and spawns ``count`` children (at most 100) from it.
 
-    def create_snapshot(self, tag: Optional[str] = None, *, mode: Optional[str] = None) -> SnapshotInfo:
-        """Captures this sandbox (memory, devices, disk) as a snapshot; Sandbox.create(tag) boots it."""
-        r = self._ctl.branch_sandbox(self.sandbox_id, tag=tag, mode=mode)
+        This sandbox keeps running with its id and timeout. Children get its envs and metadata
+        (plus ``metadata``) and live ``timeout`` seconds (default 300). The daemon starts all
+        children or none, so a failure raises instead of being an entry of the list. The capture
+        stays as a snapshot (the children's template_id) until deleted (delete_snapshot, force=True).
+        """
+        r = self._ctl.fork_sandbox(self.sandbox_id, count, timeout_ms=_lifetime_ms(timeout, timeout_ms), mode=mode, metadata=metadata)
+        return [type(self)(d["id"], self._ctl, d) for d in r.get("sandboxes", [])]
+
+    def create_snapshot(self, name: Optional[str] = None, *, mode: Optional[str] = None) -> SnapshotInfo:
+        """Captures this sandbox (memory, devices, disk) as a snapshot; it keeps running.
+
+        ``name`` is the tag (default: one the daemon picks). Sandbox.create(info.snapshot_id)
+        boots the captured state.
+        """
+        r = self._ctl.branch_sandbox(self.sandbox_id, tag=name, mode=mode)
         if _is_job(r):
             r = self._ctl.wait_job(r["id"])
         if not isinstance(r, dict) or "tag" not in r:
             raise error_for("FORKD_E_INTERNAL", f"the daemon answered a branch with {r!r}")
-        return SnapshotInfo(snapshot_id=r["tag"], raw=r)
+        return SnapshotInfo(snapshot_id=r["tag"], names=[r["tag"]], raw=r)
+
+
+def _has_all(have: Optional[Mapping[str, str]], want: Mapping[str, str]) -> bool:
+    return all((have or {}).get(k) == v for k, v in want.items())
 
 
 def _timeout_arg(timeout_ms: Optional[int], timeout: Optional[float]) -> int:

@@ -121,7 +121,7 @@ class RouteCoverageTest(unittest.TestCase):
             lambda: c.read_file(SID, "/tmp/a"), lambda: list(c.iter_file(SID, "/tmp/a")), lambda: c.write_file(SID, "/tmp/a", b"x", mode=0o755),
             lambda: c.list_files(SID, "/tmp", depth=2), lambda: c.stat_file(SID, "/tmp/a"), lambda: c.make_dir(SID, "/tmp/d"),
             lambda: c.remove_file(SID, "/tmp/d", recursive=True), lambda: c.rename_file(SID, "/tmp/a", "/tmp/b"),
-            lambda: c.list_workspaces(), lambda: c.create_workspace("ws", "py", metadata={"a": "b"}, envs={"E": "1"}), lambda: c.get_workspace("ws"),
+            lambda: c.list_workspaces(), lambda: c.create_workspace("ws", "py", metadata={"a": "b"}, envs={"E": "1"}), lambda: c.create_workspace("ws2", sandbox_id=SID), lambda: c.get_workspace("ws"),
             lambda: c.delete_workspace("ws"), lambda: c.suspend_workspace("ws", diff=True), lambda: c.resume_workspace("ws"),
         ]
         for f in calls:
@@ -167,6 +167,11 @@ class RouteCoverageTest(unittest.TestCase):
             c.list_sandboxes(metadata={"a": "1", "b": "2"})
         with self.assertRaises(forkd.InvalidArgumentError):
             c.exec_command(SID, ["ls"], cmd="ls")
+        c.create_workspace("w", sandbox_id=SID)
+        self.assertEqual(t.sent[-1][3], {"name": "w", "sandbox_id": SID})
+        for bad in ({}, {"snapshot_tag": "py", "sandbox_id": SID}):
+            with self.subTest(args=bad), self.assertRaises(forkd.InvalidArgumentError):
+                c.create_workspace("w", **bad)  # type: ignore[arg-type]
 
     def test_wait_job_returns_the_result_or_raises_the_error(self) -> None:
         t = RecordingTransport()
