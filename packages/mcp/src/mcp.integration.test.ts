@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { startTestDaemon, type TestDaemon } from '@forkd/daemon/testing';
+import { Controller } from '@forkd/sdk';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const MAIN = path.join(ROOT, 'packages', 'mcp', 'src', 'main.ts');
@@ -57,7 +58,11 @@ after(async () => {
 
 test('lists the tools', async () => {
   const names = (await client.listTools()).tools.map((t) => t.name).sort();
-  assert.deepEqual(names, ['branch_sandbox', 'create_snapshot', 'eval_code', 'exec_command', 'fork_sandbox', 'get_job', 'get_sandbox', 'kill_sandbox', 'list_files', 'list_sandboxes', 'list_snapshots', 'ping_sandbox', 'read_file', 'spawn_sandboxes', 'wait_for_text', 'write_file']);
+  assert.deepEqual(names, [
+    'branch_sandbox', 'create_snapshot', 'create_workspace', 'delete_snapshot', 'delete_workspace', 'eval_code', 'exec_command', 'fork_sandbox', 'get_job', 'get_sandbox',
+    'kill_sandbox', 'list_files', 'list_sandboxes', 'list_snapshots', 'list_workspaces', 'ping_sandbox', 'read_file', 'resume_workspace', 'snapshot_info', 'snapshot_tree',
+    'spawn_sandboxes', 'suspend_workspace', 'wait_for_text', 'write_file',
+  ]);
 });
 
 test('spawn, exec, eval, files, wait_for_text, kill', async () => {
@@ -105,6 +110,115 @@ test('spawn, exec, eval, files, wait_for_text, kill', async () => {
   assert.equal(gone.isError, true);
   assert.match(gone.text, /^FORKD_E_SANDBOX_NOT_FOUND: /);
   sandboxId = undefined;
+});
+
+test('branch, fork, snapshot info and tree, delete with dependents and in use', async (t) => {
+  const run = `mcpb-${Date.now().toString(36)}`;
+  const ids: string[] = [];
+  t.after(async () => {
+    // Directly through the REST API: whatever the tools under test left behind.
+    const c = new Controller({ socketPath: d.socketPath });
+    for (const id of ids) await c.killSandbox(id).catch(() => undefined);
+    const ours = (s: { tag: string; branched_from: string | null }) => s.tag.startsWith(run) || ids.some((id) => s.branched_from === `sandbox:${id}`);
+    for (const s of (await c.listSnapshots()).filter(ours)) await c.deleteSnapshot(s.tag, { cascade: true, force: true }).catch(() => undefined);
+    assert.deepEqual((await c.listSnapshots()).filter(ours).map((s) => s.tag), [], 'no layer left behind');
+  });
+  const py = async (id: string, code: string) => {
+    const r = await ok('eval_code', { sandbox_id: id, code });
+    assert.equal(r.error, null, r.traceback);
+    return r.result as string | null;
+  };
+  const [src] = await ok('spawn_sandboxes', { snapshot_tag: d.tag });
+  ids.push(src.id);
+  await py(src.id, 'mcp_b = 5');
+
+  const b1 = await ok('branch_sandbox', { sandbox_id: src.id, tag: `${run}-b1` });
+  assert.deepEqual([b1.tag, b1.parent_tag, b1.branched_from, b1.status], [`${run}-b1`, d.tag, `sandbox:${src.id}`, 'ready']);
+  assert.equal(typeof b1.pause_ms, 'number');
+  await py(src.id, 'mcp_b = 6');
+  const [k] = await ok('spawn_sandboxes', { snapshot_tag: b1.tag });
+  ids.push(k.id);
+  assert.equal(await py(k.id, 'mcp_b'), '5', 'the branch holds the state at the capture');
+
+  const f = await ok('fork_sandbox', { sandbox_id: src.id, count: 2 });
+  ids.push(...f.sandboxes.map((s: { id: string }) => s.id));
+  assert.equal(f.sandboxes.length, 2);
+  assert.equal(typeof f.pause_ms, 'number');
+  for (const s of f.sandboxes) {
+    assert.equal(s.snapshot_tag, f.snapshot_tag);
+    assert.ok(s.expires_at_unix_ms > Date.now(), 'fork children get the MCP default timeout');
+    assert.equal(await py(s.id, 'mcp_b'), '6');
+  }
+  assert.equal((await ok('get_sandbox', { sandbox_id: src.id })).status, 'running', 'the source runs on');
+
+  // A layer on the layer: b2 from the child of b1.
+  const job = await ok('branch_sandbox', { sandbox_id: k.id, tag: `${run}-b2`, wait: false });
+  assert.equal(job.kind, 'snapshot.branch');
+  let done = job;
+  for (let i = 0; i < 600 && done.status !== 'succeeded' && done.status !== 'failed'; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    done = await ok('get_job', { job_id: job.id });
+  }
+  assert.equal(done.status, 'succeeded', JSON.stringify(done.error));
+  assert.equal(done.result.parent_tag, b1.tag);
+
+  const info = await ok('snapshot_info', { tag: `${run}-b2` });
+  assert.deepEqual([info.chain_depth, info.ancestors, info.dependents], [2, [d.tag, b1.tag], []]);
+  assert.deepEqual((await ok('snapshot_info', { tag: b1.tag })).dependents, [`${run}-b2`]);
+  const tree = await ok('snapshot_tree', {});
+  const root = tree.roots.find((r: { tag: string }) => r.tag === d.tag);
+  const n1 = root.children.find((c: { tag: string }) => c.tag === b1.tag);
+  assert.deepEqual([n1.kind, n1.sandboxes, n1.children.map((c: { tag: string }) => c.tag)], ['branch', [k.id], [`${run}-b2`]]);
+  assert.match((await call('snapshot_info', { tag: 'no-such-snapshot-xyz' })).text, /^FORKD_E_SNAPSHOT_NOT_FOUND: /);
+
+  const inUse = await call('delete_snapshot', { tag: f.snapshot_tag });
+  assert.equal(inUse.isError, true);
+  assert.match(inUse.text, /^FORKD_E_IN_USE: /);
+  assert.deepEqual(await ok('delete_snapshot', { tag: f.snapshot_tag, force: true }), { tag: f.snapshot_tag, deleted: true });
+  assert.equal(await py(f.sandboxes[0].id, 'mcp_b + 1'), '7', 'force: the children keep running');
+
+  await ok('kill_sandbox', { sandbox_id: k.id });
+  const deps = await call('delete_snapshot', { tag: b1.tag });
+  assert.equal(deps.isError, true);
+  assert.match(deps.text, /^FORKD_E_HAS_DEPENDENTS: /);
+  assert.ok(deps.text.includes(`${run}-b2`), `names the dependent: ${deps.text}`);
+  await ok('delete_snapshot', { tag: b1.tag, cascade: true });
+  assert.match((await call('snapshot_info', { tag: `${run}-b2` })).text, /^FORKD_E_SNAPSHOT_NOT_FOUND: /, 'cascade took the layer on it');
+
+  const gone = await call('fork_sandbox', { sandbox_id: k.id, count: 1 });
+  assert.match(gone.text, /^FORKD_E_SANDBOX_NOT_FOUND: /);
+});
+
+test('workspaces: create from a running sandbox, suspend, resume with the same id and state, delete', async (t) => {
+  const name = `mcpw-${Date.now().toString(36)}`;
+  t.after(async () => {
+    await new Controller({ socketPath: d.socketPath }).deleteWorkspace(name).catch(() => undefined);
+  });
+  const [sb] = await ok('spawn_sandboxes', { snapshot_tag: d.tag });
+  const w = await ok('create_workspace', { name, sandbox_id: sb.id, metadata: { via: 'mcp-ws' } });
+  assert.deepEqual([w.name, w.status, w.sandbox_id, w.state_tag], [name, 'running', sb.id, null]);
+  assert.equal((await ok('get_sandbox', { sandbox_id: sb.id })).expires_at_unix_ms, null, 'a workspace has no timeout');
+  await ok('eval_code', { sandbox_id: sb.id, code: "ws_v = 'kept'" });
+  await ok('write_file', { sandbox_id: sb.id, path: '/root/ws.txt', content: 'on disk' });
+
+  const s = await ok('suspend_workspace', { name });
+  assert.equal(s.status, 'suspended');
+  assert.match(s.state_tag, new RegExp(`^ws-${name}-s\\d{6}$`));
+  assert.match((await call('get_sandbox', { sandbox_id: sb.id })).text, /^FORKD_E_SANDBOX_NOT_FOUND: /, 'the VM is stopped');
+  assert.match((await call('suspend_workspace', { name })).text, /^FORKD_E_CONFLICT: /);
+  assert.ok((await ok('list_workspaces', {})).some((x: { name: string; status: string }) => x.name === name && x.status === 'suspended'));
+
+  const r = await ok('resume_workspace', { name });
+  assert.deepEqual([r.status, r.sandbox_id], ['running', sb.id]);
+  assert.equal((await ok('eval_code', { sandbox_id: sb.id, code: 'ws_v' })).result, "'kept'");
+  assert.equal((await ok('read_file', { sandbox_id: sb.id, path: '/root/ws.txt' })).content, 'on disk');
+  assert.deepEqual((await ok('get_sandbox', { sandbox_id: sb.id })).metadata, { via: 'mcp-ws' });
+
+  assert.deepEqual(await ok('delete_workspace', { name }), { name, deleted: true });
+  assert.match((await call('get_sandbox', { sandbox_id: sb.id })).text, /^FORKD_E_SANDBOX_NOT_FOUND: /);
+  assert.match((await call('resume_workspace', { name })).text, /^FORKD_E_WORKSPACE_NOT_FOUND: /);
+  assert.deepEqual((await ok('list_snapshots', {})).filter((x: { tag: string }) => x.tag.startsWith(`ws-${name}-`)), [], 'its state layers went with it');
+  assert.match((await call('create_workspace', { name, snapshot_tag: 'no-such-snapshot-xyz' })).text, /^FORKD_E_SNAPSHOT_NOT_FOUND: /);
 });
 
 test('errors are tool errors starting with the FORKD_E code', async () => {

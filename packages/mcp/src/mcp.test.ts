@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { errorFor } from '@forkd/sdk';
+import { DeleteSnapshotQuery } from '@forkd/api';
 import { createServer } from './server.js';
 import { schemas } from './schemas.js';
 import { tools } from './tools.js';
@@ -26,13 +27,18 @@ test('every schema has a tool and every tool is listed with an object JSON schem
   assert.deepEqual(tools.map((t) => t.name).sort(), Object.keys(schemas).sort());
   const { client } = await connected();
   const listed = (await client.listTools()).tools;
-  assert.equal(listed.length, 16);
+  assert.equal(listed.length, 24);
   for (const t of listed) assert.equal(t.inputSchema.type, 'object', t.name);
   const exec = listed.find((t) => t.name === 'exec_command')!;
   assert.deepEqual(Object.keys(exec.inputSchema.properties ?? {}).sort(), ['args', 'cmd', 'cwd', 'envs', 'sandbox_id', 'stdin', 'timeout_secs']);
   assert.deepEqual(exec.inputSchema.required, ['sandbox_id'], 'defaults (timeout_secs) are optional for the caller');
   const spawn = listed.find((t) => t.name === 'spawn_sandboxes')!;
   assert.match(JSON.stringify(spawn.inputSchema), /"maximum":1000/, 'n keeps the API limit');
+  const del = listed.find((t) => t.name === 'delete_snapshot')!;
+  assert.deepEqual(Object.keys(del.inputSchema.properties ?? {}).sort(), ['tag', ...Object.keys(DeleteSnapshotQuery.shape)].sort(), 'the API delete flags, as booleans');
+  assert.equal(del.annotations?.destructiveHint, true);
+  const fork = listed.find((t) => t.name === 'fork_sandbox')!;
+  assert.match(JSON.stringify(fork.inputSchema), /"maximum":100\b/, 'count keeps the API limit');
 });
 
 test('invalid arguments are tool errors starting with FORKD_E_INVALID_ARGUMENT, before any daemon call', async () => {
@@ -43,6 +49,12 @@ test('invalid arguments are tool errors starting with FORKD_E_INVALID_ARGUMENT, 
     ['read_file', { sandbox_id: 'sb-0123456789abcdef', path: 'relative' }, /path: path must be absolute/],
     ['spawn_sandboxes', { snapshot_tag: 'x', n: 5000 }, /^FORKD_E_INVALID_ARGUMENT: .*n:/],
     ['kill_sandbox', { sandbox_id: 'sb-0123456789abcdef', extra: 1 }, /extra/],
+    ['delete_snapshot', { tag: 'x', cascade: 'true' }, /cascade:/],
+    ['delete_snapshot', { tag: '../etc' }, /tag: invalid tag/],
+    ['create_workspace', { name: 'w', snapshot_tag: 'x', sandbox_id: 'sb-0123456789abcdef' }, /exactly one of snapshot_tag or sandbox_id/],
+    ['create_workspace', { name: 'w' }, /exactly one of snapshot_tag or sandbox_id/],
+    ['suspend_workspace', { name: '../w' }, /name: invalid workspace name/],
+    ['fork_sandbox', { sandbox_id: 'sb-0123456789abcdef', count: 101 }, /count:/],
   ];
   for (const [name, args, re] of cases) {
     const r = await client.callTool({ name, arguments: args });

@@ -5,8 +5,8 @@
  */
 import { z } from 'zod';
 import {
-  BranchBody, CreateSnapshotBody, EvalBody, ExecBody, FileListQuery, FilePathQuery, FileWriteQuery, ForkBody,
-  GuestPath, JobId, ListSandboxesQuery, MAX_CALL_TIMEOUT_SECS, SandboxId, SpawnBody,
+  BranchBody, CreateSnapshotBody, CreateWorkspaceBody, DeleteSnapshotQuery, EvalBody, ExecBody, FileListQuery, FilePathQuery, FileWriteQuery, ForkBody,
+  GuestPath, JobId, ListSandboxesQuery, MAX_CALL_TIMEOUT_SECS, SandboxId, SpawnBody, Tag, WorkspaceParams,
 } from '@forkd/api';
 
 /** The named fields of an API object's shape (zod's .pick() refuses objects with refinements, like ExecBody). */
@@ -17,7 +17,17 @@ export function pickShape<T extends Record<string, z.ZodType>, K extends keyof T
 }
 
 const sandbox = { sandbox_id: SandboxId };
+const snapshot = { tag: Tag };
 const oneOfArgsOrCmd = (b: { args?: unknown; cmd?: unknown }) => (b.args === undefined) !== (b.cmd === undefined);
+const oneOfTagOrSandbox = (b: { snapshot_tag?: unknown; sandbox_id?: unknown }) => (b.snapshot_tag === undefined) !== (b.sandbox_id === undefined);
+/**
+ * DELETE /v1/snapshots/:tag's query flags as booleans (the query schema takes the strings a URL
+ * carries); the keys are the API's, which mcp.test.ts checks.
+ */
+const deleteFlags = {
+  cascade: z.boolean().optional().describe('also delete every snapshot layered on this one'),
+  force: z.boolean().optional().describe('delete even while sandboxes run from it (they keep running)'),
+} satisfies Record<keyof typeof DeleteSnapshotQuery.shape, z.ZodType>;
 const encoding = z.enum(['utf8', 'base64']).default('utf8').describe('utf8 text, or base64 for binary content');
 
 export const schemas = {
@@ -49,6 +59,15 @@ export const schemas = {
   get_job: z.object({ job_id: JobId }).strict(),
   branch_sandbox: z.object({ ...sandbox, ...BranchBody.shape }).strict(),
   fork_sandbox: z.object({ ...sandbox, ...ForkBody.shape }).strict(),
+  snapshot_info: z.object(snapshot).strict(),
+  snapshot_tree: z.object({}).strict(),
+  delete_snapshot: z.object({ ...snapshot, ...deleteFlags }).strict(),
+  list_workspaces: z.object({}).strict(),
+  create_workspace: z.object(pickShape(CreateWorkspaceBody.shape, ['name', 'snapshot_tag', 'sandbox_id', 'metadata', 'envs'])).strict()
+    .refine(oneOfTagOrSandbox, 'exactly one of snapshot_tag or sandbox_id is required'),
+  suspend_workspace: WorkspaceParams,
+  resume_workspace: WorkspaceParams,
+  delete_workspace: WorkspaceParams,
 } as const;
 
 export type ToolName = keyof typeof schemas;

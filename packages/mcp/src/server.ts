@@ -45,7 +45,7 @@ export const DRAIN_MS = 10_000;
 export function createServer(getController: () => Promise<Controller>, inFlight: Set<Promise<unknown>> = new Set()): Server {
   const server = new Server(
     { name: SERVER_NAME, version: SERVER_VERSION },
-    { capabilities: { tools: {} }, instructions: 'forkd: microVM sandboxes forked from warm snapshots. spawn_sandboxes from a snapshot (list_snapshots), then exec_command / eval_code / read_file / write_file in them; kill_sandbox when done.' },
+    { capabilities: { tools: {} }, instructions: 'forkd: microVM sandboxes forked from warm snapshots. spawn_sandboxes from a snapshot (list_snapshots), then exec_command / eval_code / read_file / write_file in them; kill_sandbox when done. fork_sandbox copies a running sandbox (memory, files) into new ones; branch_sandbox saves it as a snapshot; workspaces (create_workspace, suspend_workspace, resume_workspace) keep one for later.' },
   );
   const byName = new Map<string, ToolDef>(tools.map((t) => [t.name, t as ToolDef]));
   server.setRequestHandler(ListToolsRequestSchema, () => ({

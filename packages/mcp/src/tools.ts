@@ -99,19 +99,54 @@ export const tools: AnyTool[] = [
     description: 'Start building a snapshot from a recipe (boot, warm up, capture). Returns a job; poll it with get_job.',
     run: (a, { ctl }) => ctl.createSnapshot({ ...a, wait: false }),
   }),
-  def('get_job', { description: 'A long-running job (snapshot creation, branch): status, progress, result or error.', readOnly: true, run: (a, { ctl }) => ctl.getJob(a.job_id) }),
+  def('get_job', { description: 'A long-running job (snapshot creation, branch with wait=false): status, progress, result or error.', readOnly: true, run: (a, { ctl }) => ctl.getJob(a.job_id) }),
   def('branch_sandbox', {
-    description: 'Capture a running sandbox (memory, devices, disk) as a new snapshot; the sandbox keeps running.',
+    description: 'Capture a running sandbox (memory, devices, disk) as a new snapshot layer on its snapshot; the sandbox keeps running. Returns the snapshot (with pause_ms), or a job with wait=false. Spawn from its tag to continue from that instant.',
     run: (a, { ctl }) => {
       const { sandbox_id, ...body } = a;
       return ctl.branchSandbox(sandbox_id, body);
     },
   }),
   def('fork_sandbox', {
-    description: 'Capture a running sandbox once and spawn count children from it; the source keeps running.',
+    description: `Capture a running sandbox once and spawn count children from that capture; the source keeps running. Returns snapshot_tag, pause_ms and the children. Without timeout_ms the children are killed after ${MCP_DEFAULT_SANDBOX_TIMEOUT_MS / 60_000} minutes.`,
     run: (a, { ctl }) => {
       const { sandbox_id, ...body } = a;
-      return ctl.forkSandbox(sandbox_id, body);
+      return ctl.forkSandbox(sandbox_id, { ...body, timeout_ms: body.timeout_ms ?? MCP_DEFAULT_SANDBOX_TIMEOUT_MS });
+    },
+  }),
+  def('snapshot_info', {
+    description: 'One snapshot in detail: chain_depth, ancestors (root first), dependents, layer and logical sizes, versions.',
+    readOnly: true,
+    run: (a, { ctl }) => ctl.snapshotInfo(a.tag),
+  }),
+  def('snapshot_tree', { description: 'The forest of snapshots: each with its layers (branches, diffs) as children and the sandboxes running from it.', readOnly: true, run: (_a, { ctl }) => ctl.snapshotTree() }),
+  def('delete_snapshot', {
+    description: 'Delete a snapshot. Refused (FORKD_E_HAS_DEPENDENTS, naming them) when layers are built on it unless cascade, and (FORKD_E_IN_USE) while sandboxes run from it unless force.',
+    destructive: true,
+    run: async (a, { ctl }) => {
+      await ctl.deleteSnapshot(a.tag, { ...(a.cascade ? { cascade: true } : {}), ...(a.force ? { force: true } : {}) });
+      return { tag: a.tag, deleted: true };
+    },
+  }),
+  def('list_workspaces', { description: 'List workspaces (named long-lived sandboxes): running or suspended, with their sandbox id.', readOnly: true, run: (_a, { ctl }) => ctl.listWorkspaces() }),
+  def('create_workspace', {
+    description: 'Create a workspace: a new sandbox from snapshot_tag, or make the running sandbox_id one (exactly one). A workspace has no timeout and can be suspended and resumed.',
+    run: (a, { ctl }) => ctl.createWorkspace(a),
+  }),
+  def('suspend_workspace', {
+    description: "Save a running workspace (memory, devices, disk) as a snapshot layer and stop its VM. resume_workspace brings it back with the same sandbox id.",
+    run: (a, { ctl }) => ctl.suspendWorkspace(a.name),
+  }),
+  def('resume_workspace', {
+    description: 'Restore a suspended workspace: the same sandbox id, interpreter state, files, envs and metadata.',
+    run: (a, { ctl }) => ctl.resumeWorkspace(a.name),
+  }),
+  def('delete_workspace', {
+    description: 'Delete a workspace: kills its sandbox and removes its saved state.',
+    destructive: true,
+    run: async (a, { ctl }) => {
+      await ctl.deleteWorkspace(a.name);
+      return { name: a.name, deleted: true };
     },
   }),
 ];
