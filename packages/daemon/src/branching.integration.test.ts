@@ -7,15 +7,20 @@ import { startTestDaemon, type TestDaemon } from './testing/daemon.js';
 let d: TestDaemon;
 let c: Controller;
 const run = crypto.randomBytes(3).toString('hex');
-const tag = (n: string) => `rb-${run}-${n}`;
+/** Snapshots this file makes, removed (with their layers) at the end: the store is shared. */
+const made: string[] = [];
+const tag = (n: string) => {
+  const t = `rb-${run}-${n}`;
+  made.push(t);
+  return t;
+};
 
 before(async () => {
   d = await startTestDaemon();
   c = new Controller({ socketPath: d.socketPath });
 });
 after(async () => {
-  const all = await c.listSnapshots().catch(() => []);
-  for (const s of all) if (s.tag.startsWith(`rb-${run}`) || s.tag.startsWith('ws-')) await c.deleteSnapshot(s.tag, { cascade: true, force: true }).catch(() => undefined);
+  for (const t of made) await c.deleteSnapshot(t, { cascade: true, force: true }).catch(() => undefined);
   await d?.stop();
 });
 
@@ -64,6 +69,7 @@ test('fork: one capture, count children at that instant; the source and its id a
   const [src] = await c.spawnSandboxes({ snapshot_tag: d.tag, n: 1, metadata: { who: 'parent' } });
   await py(src!.id, 'counter = 41');
   const f = await c.forkSandbox(src!.id, { count: 3, metadata: { role: 'fork' } });
+  made.push(f.snapshot_tag);
   assert.equal(f.sandboxes.length, 3);
   await py(src!.id, 'counter = 0');
   for (const s of f.sandboxes) {
@@ -147,5 +153,12 @@ test('workspace bad inputs and adopting a running sandbox', async () => {
   assert.equal((await c.getSandbox(sb!.id)).expires_at_unix_ms, null, 'a workspace must not time out');
   await assert.rejects(c.createWorkspace({ name, snapshot_tag: d.tag }), (e) => codeOf(e) === 'FORKD_E_WORKSPACE_EXISTS');
   assert.deepEqual((await c.listWorkspaces()).map((x) => x.name).filter((n) => n === name), [name]);
+  // Its VM killed directly (not suspended): the workspace falls back to its saved state, never stuck.
+  await c.killSandbox(sb!.id);
+  const after = await c.getWorkspace(name);
+  assert.equal(after.status, 'suspended');
+  assert.match(after.warning ?? '', /ended \(killed\) without a suspend/);
+  const back = await c.resumeWorkspace(name);
+  assert.deepEqual([back.status, back.sandbox_id], ['running', sb!.id]);
   await c.deleteWorkspace(name);
 });

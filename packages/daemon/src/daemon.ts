@@ -11,7 +11,7 @@ import { promises as fs } from 'node:fs';
 import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { ForkdError } from '@forkd/protocol';
-import { Engine, type AccelRequest, type KeeperVmT } from '@forkd/engine';
+import { Engine, socketAnswers, type AccelRequest, type KeeperVmT } from '@forkd/engine';
 import { Journal } from './state/journal.js';
 import { SandboxRegistry } from './sandboxes/registry.js';
 import { Jobs } from './jobs.js';
@@ -128,6 +128,7 @@ export class Daemon {
     const captures = new CaptureSlots(o.maxConcurrentBranches ?? 2);
     const workspaces = new Workspaces(engine, journal, registry, captures, log);
     await workspaces.reconcile();
+    registry.onEnded = (rec, reason) => workspaces.sandboxEnded(rec.id, reason);
     await engine.cleanup().catch((e: unknown) => log.warn({ err: String(e) }, 'cleanup of stale VM files failed'));
     const services: DaemonServices = { engine, journal, sandboxes: registry, jobs, metrics, log, writes: new SnapshotWrites(engine), captures, workspaces };
 
@@ -209,15 +210,7 @@ export class Daemon {
 /** A socket path is ours if nobody answers on it (a stale file from a crash is replaced). */
 async function claimSocket(socket: string): Promise<void> {
   if (Buffer.byteLength(socket) > 107) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `socket path ${socket} is too long for a Unix socket (max 107 bytes)`);
-  const answering = await new Promise<boolean>((resolve) => {
-    const c = net.createConnection(socket);
-    c.once('connect', () => {
-      c.destroy();
-      resolve(true);
-    });
-    c.once('error', () => resolve(false));
-  });
-  if (answering) throw new ForkdError('FORKD_E_CONFLICT', `a forkd daemon already listens on ${socket}`, { socket });
+  if (await socketAnswers(socket)) throw new ForkdError('FORKD_E_CONFLICT', `a forkd daemon already listens on ${socket}`, { socket });
   await fs.mkdir(path.dirname(socket), { recursive: true });
   await fs.rm(socket, { force: true });
 }

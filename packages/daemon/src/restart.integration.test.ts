@@ -4,21 +4,9 @@ import { existsSync, readdirSync } from 'node:fs';
 import { Controller, type SandboxInfo } from '@forkd/sdk';
 import { keeperSocketPath } from '@forkd/engine/keeper';
 import { startTestDaemon } from './testing/daemon.js';
+import { pidAlive, waitFor } from '@forkd/engine/testing';
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
-async function waitFor(cond: () => boolean, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline && !cond()) await new Promise((r) => setTimeout(r, 100));
-  return cond();
-}
 
 const byId = (l: SandboxInfo[]) => l.map((s) => s.id).sort();
 
@@ -33,7 +21,7 @@ test('kill -9 of the daemon with 5 live sandboxes: the restarted daemon adopts a
     await c.setSandboxTimeout(sbs[4]!.id, 20_000);
     const live = sbs.slice(0, 5);
     await d.kill9();
-    for (const s of live) assert.ok(alive(s.pid!), `QEMU of ${s.id} died with the daemon`);
+    for (const s of live) assert.ok(pidAlive(s.pid!), `QEMU of ${s.id} died with the daemon`);
     await d.restart();
     const after = await c.listSandboxes();
     assert.deepEqual(byId(after), byId(live), 'the restarted daemon lost or resurrected a sandbox');
@@ -58,7 +46,7 @@ test('a daemon that stays dead past the grace period: its VMs are killed, and th
   const ws = await c.createWorkspace({ name: 'lost-vm', snapshot_tag: d.tag });
   const pids = [...sbs.map((s) => s.pid!), (await c.getSandbox(ws.sandbox_id)).pid!];
   await d.kill9();
-  assert.ok(await waitFor(() => pids.every((p) => !alive(p)), 15_000), 'QEMU outlived the grace period');
+  assert.ok(await waitFor(() => pids.every((p) => !pidAlive(p)), 15_000), 'QEMU outlived the grace period');
   assert.ok(await waitFor(() => !existsSync(keeperSocketPath(d.statePath)), 5_000), 'the keeper did not exit');
   await d.restart();
   try {
@@ -89,7 +77,7 @@ test('SIGTERM drains: an in-flight call finishes, sandboxes are stopped and reco
   await d.stop();
   assert.equal((await inflight).stdout, 'finished\n');
   assert.equal(d.proc.exitCode, 0);
-  assert.ok(await waitFor(() => !alive(s!.pid!), 5_000), 'QEMU survived a graceful stop');
+  assert.ok(await waitFor(() => !pidAlive(s!.pid!), 5_000), 'QEMU survived a graceful stop');
   await d.restart();
   try {
     assert.deepEqual(await c.listSandboxes(), [], 'a sandbox stopped at shutdown came back as if alive');

@@ -66,6 +66,10 @@ export function branchingHandlers(s: DaemonServices): Pick<Handlers, BranchRoute
         ...(body.timeout_ms !== undefined ? { timeoutMs: body.timeout_ms } : {}),
         metadata: { ...live.rec.metadata, ...(body.metadata ?? {}) },
         envs: live.rec.envs,
+      }).catch(async (e: unknown) => {
+        // All or nothing: without its children the fork's capture is an orphan.
+        await s.engine.removeSnapshot(tag).catch(() => undefined);
+        throw e;
       });
       return { status: 201, body: { snapshot_tag: tag, pause_ms: pauseMs, sandboxes: kids.map(sandboxInfo) } };
     },

@@ -50,9 +50,13 @@ export interface SpawnRequest {
 
 const KIND = 'sandbox';
 
+export type EndReason = 'killed' | 'timeout' | 'exited' | 'shutdown';
+
 export class SandboxRegistry {
   private readonly live = new Map<string, Live>();
   private spawning = 0;
+  /** Told whenever a sandbox ends (workspaces fall back to their saved state). */
+  onEnded: ((rec: SandboxRecord, reason: EndReason) => Promise<void>) | null = null;
 
   constructor(
     private readonly engine: Engine,
@@ -194,7 +198,7 @@ export class SandboxRegistry {
     await this.end(this.get(id), 'killed');
   }
 
-  private async end(l: Live, reason: 'killed' | 'timeout' | 'exited' | 'shutdown'): Promise<void> {
+  private async end(l: Live, reason: EndReason): Promise<void> {
     if (l.ending) return;
     l.ending = true;
     if (l.timer) clearTimeout(l.timer);
@@ -203,6 +207,7 @@ export class SandboxRegistry {
     this.metrics.sandboxesEnded.inc({ reason });
     await this.journal.delete(KIND, l.rec.id).catch((e: unknown) => this.log.error({ err: String(e) }, 'journal write failed'));
     if (reason !== 'killed') this.log.info({ sandbox: l.rec.id, reason }, 'sandbox ended');
+    if (reason !== 'shutdown') await this.onEnded?.(l.rec, reason).catch((e: unknown) => this.log.error({ err: String(e) }, 'onEnded failed'));
   }
 
   /**

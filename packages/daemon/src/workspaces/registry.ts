@@ -89,6 +89,16 @@ export class Workspaces {
     return w;
   }
 
+  /** A workspace's VM ended without a suspend (killed, timed out, exited): back to its last saved state. */
+  async sandboxEnded(sandboxId: string, reason: string): Promise<void> {
+    if (this.suspending.has(sandboxId)) return;
+    const w = this.list().find((x) => x.sandbox_id === sandboxId && x.status === 'running');
+    if (!w) return;
+    await this.put({ ...w, status: 'suspended', warning: `its VM ended (${reason}) without a suspend; resume restores ${w.state_tag ? `the state saved at the last suspend (${w.state_tag})` : `a fresh sandbox from ${w.snapshot_tag}`}` });
+  }
+
+  private readonly suspending = new Set<string>();
+
   async suspend(name: string): Promise<WorkspaceRecord> {
     const w = this.get(name);
     if (w.status !== 'running') throw new ForkdError('FORKD_E_CONFLICT', `workspace ${name} is not running (it is ${w.status})`, { name });
@@ -96,7 +106,12 @@ export class Workspaces {
     const seq = w.seq + 1;
     let tag = stateTag(name, seq);
     await this.captures.run(() => this.engine.branch(live.sb, { tag, mode: 'full' }));
-    await this.sandboxes.kill(live.rec.id);
+    this.suspending.add(live.rec.id);
+    try {
+      await this.sandboxes.kill(live.rec.id);
+    } finally {
+      this.suspending.delete(live.rec.id);
+    }
     tag = await this.maybeCompact(name, tag, seq);
     const next: WorkspaceRecord = { ...w, status: 'suspended', state_tag: tag, suspended_at_unix: Math.floor(Date.now() / 1000), seq, warning: null };
     await this.put(next);

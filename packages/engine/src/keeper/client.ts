@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { ForkdError, isForkdErrorCode } from '@forkd/protocol';
 import { LineFramer } from '../qmp/framing.js';
 import { TailBuffer } from '../qemu/tail.js';
-import type { LaunchRequest, QemuExit, QemuLauncher, QemuProcess, VmOwner } from '../qemu/launcher.js';
+import { processHandle, type LaunchRequest, type QemuExit, type QemuLauncher, type QemuProcess, type VmOwner } from '../qemu/launcher.js';
 import { runtimeDir } from '../runtime/dir.js';
 import { KEEPER_PROTOCOL, KeeperMessage, MAX_KEEPER_LINE, keeperSocketPath, type KeeperVmT } from './protocol.js';
 
@@ -132,23 +132,7 @@ export class KeeperClient extends EventEmitter implements QemuLauncher {
       };
     });
     const stderr = new TailBuffer(cap);
-    const proc: QemuProcess = {
-      pid,
-      args,
-      exited,
-      get hasExited() {
-        return hasExited;
-      },
-      stderrTail: () => stderr.toString(),
-      kill: (signal: NodeJS.Signals = 'SIGKILL') => {
-        if (hasExited) return;
-        try {
-          process.kill(pid, signal);
-        } catch {
-          // already gone
-        }
-      },
-    };
+    const proc = processHandle(pid, args, exited, () => hasExited, () => stderr.toString());
     const t: Tracked = { proc, resolveExit, stderr };
     this.tracked.set(pid, t);
     return t;

@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import crypto from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
-import { ensureFixtureSnapshot, testEngine } from '../testing/fixture.js';
+import { ensureFixtureSnapshot, pidAlive, testEngine, waitFor } from '../testing/fixture.js';
 import { keeperSocketPath } from './protocol.js';
 import type { EvalResultT } from '@forkd/protocol';
 
@@ -16,23 +16,7 @@ before(async () => {
   tag = await ensureFixtureSnapshot(engine);
 });
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
-async function waitFor(cond: () => boolean, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (cond()) return true;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return cond();
-}
 
 interface Held {
   pids: number[];
@@ -62,7 +46,7 @@ test('VMs survive their owner\'s SIGKILL through the keeper and are adopted by t
   const { proc, held } = await holder(2, key, 20_000);
   proc.kill('SIGKILL');
   await new Promise((r) => setTimeout(r, 700));
-  for (const pid of held.pids) assert.ok(alive(pid), `QEMU ${pid} died with its owner although the keeper holds it`);
+  for (const pid of held.pids) assert.ok(pidAlive(pid), `QEMU ${pid} died with its owner although the keeper holds it`);
 
   const next = testEngine();
   const inherited = await next.attachKeeper({ key, graceMs: 20_000 });
@@ -81,7 +65,7 @@ test('VMs survive their owner\'s SIGKILL through the keeper and are adopted by t
   } finally {
     await next.releaseKeeper({ stopVms: true });
   }
-  assert.ok(await waitFor(() => held.pids.every((p) => !alive(p)), 5000), 'shutdown left QEMU running');
+  assert.ok(await waitFor(() => held.pids.every((p) => !pidAlive(p)), 5000), 'shutdown left QEMU running');
   for (const d of held.dirs) assert.equal(existsSync(d), false, `${d} left behind`);
   assert.ok(await waitFor(() => !existsSync(keeperSocketPath(key)), 3000), 'keeper socket left behind');
 });
@@ -90,7 +74,7 @@ test('with no owner back within the grace period, the keeper kills its VMs, remo
   const key = `itest-${crypto.randomBytes(4).toString('hex')}`;
   const { proc, held } = await holder(1, key, 1500);
   proc.kill('SIGKILL');
-  assert.ok(await waitFor(() => held.pids.every((p) => !alive(p)), 10_000), 'QEMU outlived the grace period');
+  assert.ok(await waitFor(() => held.pids.every((p) => !pidAlive(p)), 10_000), 'QEMU outlived the grace period');
   assert.ok(await waitFor(() => held.dirs.every((d) => !existsSync(d)), 3000), 'run dirs left behind');
   assert.ok(await waitFor(() => !existsSync(keeperSocketPath(key)), 3000), 'keeper did not exit');
 });
@@ -105,7 +89,7 @@ test('a keeper killed by SIGKILL takes its VMs with it, and its owner hears abou
   const keeperPid = (e as unknown as { keeper: { keeperPid: number } }).keeper.keeperPid;
   assert.ok(keeperPid > 0 && keeperPid !== process.pid);
   process.kill(keeperPid, 'SIGKILL');
-  assert.ok(await waitFor(() => !alive(sb.pid), 5000), 'QEMU survived its keeper');
+  assert.ok(await waitFor(() => !pidAlive(sb.pid), 5000), 'QEMU survived its keeper');
   assert.ok(await waitFor(() => lost, 2000), 'owner was not told the keeper is gone');
   await sb.kill();
   assert.equal(existsSync(sb.vm.dir), false);

@@ -9,6 +9,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { promises as fs } from 'node:fs';
 import { LineFramer } from '../qmp/framing.js';
+import { socketAnswers } from '../util/socket.js';
 import { spawnUnderPdeathsig, type QemuProcess } from '../qemu/launcher.js';
 import { which } from '../qemu/which.js';
 import { procStartTime } from '../runtime/proc.js';
@@ -176,15 +177,7 @@ const server = net.createServer((sock) => {
 });
 
 // Another keeper already serving this socket wins; a stale socket file is replaced.
-const alive = await new Promise<boolean>((resolve) => {
-  const s = net.createConnection(socketPath);
-  s.once('connect', () => {
-    s.destroy();
-    resolve(true);
-  });
-  s.once('error', () => resolve(false));
-});
-if (alive) {
+if (await socketAnswers(socketPath)) {
   log('another keeper serves this socket; exiting');
   process.exit(0);
 }

@@ -80,17 +80,21 @@ export async function spawnUnderPdeathsig(setpriv: string, req: LaunchRequest, o
     child.once('spawn', resolve);
     child.once('error', (e) => reject(new ForkdError('FORKD_E_VM_START_FAILED', `could not start QEMU: ${e.message}`, { binary: req.qemuPath })));
   });
-  const pid = child.pid!;
+  return processHandle(child.pid!, req.args, exited, () => hasExited, () => stderr.toString());
+}
+
+/** A QemuProcess over a pid whose exit someone else observes (a child of ours, or of the keeper). */
+export function processHandle(pid: number, args: string[], exited: Promise<QemuExit>, isExited: () => boolean, tail: () => string): QemuProcess {
   return {
     pid,
-    args: req.args,
+    args,
     exited,
     get hasExited() {
-      return hasExited;
+      return isExited();
     },
-    stderrTail: () => stderr.toString(),
+    stderrTail: tail,
     kill: (signal: NodeJS.Signals = 'SIGKILL') => {
-      if (hasExited) return;
+      if (isExited()) return;
       try {
         process.kill(pid, signal);
       } catch {

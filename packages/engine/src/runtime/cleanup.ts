@@ -1,6 +1,6 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import net from 'node:net';
+import { socketAnswers } from '../util/socket.js';
 import { OWNER_FILE, VM_DIR_PREFIX, readOwner, runtimeDir } from './dir.js';
 import { CLK_TCK, bootTimeSec, listPids, procCmdline, procStartTime, sameProcessAlive } from './proc.js';
 
@@ -141,15 +141,7 @@ async function deadKeeperFiles(run: string, names: string[]): Promise<string[]> 
     const m = /^keeper-([0-9a-f]{12})\.sock$/.exec(n);
     if (!m) continue;
     const sock = path.join(run, n);
-    const listening = await new Promise<boolean>((resolve) => {
-      const s = net.createConnection(sock);
-      s.once('connect', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once('error', () => resolve(false));
-    });
-    if (listening) continue;
+    if (await socketAnswers(sock)) continue;
     out.push(sock);
     if (names.includes(`keeper-${m[1]}.log`)) out.push(path.join(run, `keeper-${m[1]}.log`));
   }

@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
-import { ensureFixtureSnapshot, testEngine } from '../testing/fixture.js';
+import { ensureFixtureSnapshot, pidAlive, testEngine } from '../testing/fixture.js';
 
 const engine = testEngine();
 let tag = '';
@@ -12,14 +12,6 @@ before(async () => {
   tag = await ensureFixtureSnapshot(engine);
 });
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 test('SIGKILL of the owning process leaves no QEMU behind, and cleanup removes its files', async () => {
   const script = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'testing', 'hold-children.ts');
@@ -35,11 +27,11 @@ test('SIGKILL of the owning process leaves no QEMU behind, and cleanup removes i
   });
   const { pids, dirs } = JSON.parse(line) as { pids: number[]; dirs: string[] };
   assert.equal(pids.length, 2);
-  for (const p of pids) assert.ok(alive(p), `qemu ${p} should be running`);
+  for (const p of pids) assert.ok(pidAlive(p), `qemu ${p} should be running`);
   holder.kill('SIGKILL');
   const deadline = Date.now() + 10_000;
-  while (pids.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-  assert.deepEqual(pids.filter(alive), [], 'QEMU processes survived their owner');
+  while (pids.some(pidAlive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(pids.filter(pidAlive), [], 'QEMU processes survived their owner');
   // The owner died without cleaning up: its run directories remain until cleanup.
   assert.ok(dirs.some((d) => existsSync(d)));
   await engine.cleanup();

@@ -13,11 +13,11 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import crypto from 'node:crypto';
 import { ForkdError, assertValidTag, toForkdError } from '@forkd/protocol';
-import { type HomeLayout, snapshotDir, STAGING_PREFIX } from '../home/paths.js';
+import { type HomeLayout, snapshotDir } from '../home/paths.js';
 import type { Sandbox } from '../sandbox/sandbox.js';
 import { Vm } from '../sandbox/vm.js';
+import { createStaging } from '../util/staging.js';
 import { overlayTemplate, createChildOverlay } from '../sandbox/overlay.js';
 import type { QemuLauncher } from '../qemu/launcher.js';
 import type { QmpEvent } from '../qmp/client.js';
@@ -66,10 +66,7 @@ export async function branchSandbox(layout: HomeLayout, sb: Sandbox, opts: Branc
   if (busy.has(sb)) throw new ForkdError('FORKD_E_CONFLICT', `sandbox ${sb.id} is already being branched`, { id: sb.id });
   busy.add(sb);
   const t0 = nowMs();
-  await fs.mkdir(layout.snapshots, { recursive: true });
-  const staging = path.join(layout.snapshots, `${STAGING_PREFIX}${tag}-${crypto.randomBytes(4).toString('hex')}`);
-  await fs.mkdir(staging);
-  await fs.writeFile(path.join(staging, 'owner.json'), JSON.stringify({ pid: process.pid, started: Date.now() }));
+  const staging = await createStaging(layout, tag);
   let receiver: Vm | null = null;
   try {
     const m = parent.manifest;

@@ -1,10 +1,10 @@
 /** Snapshot chains: ancestry checks, dependents, and compaction of a layer into a flat snapshot. */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import crypto from 'node:crypto';
 import { ForkdError, assertValidTag } from '@forkd/protocol';
-import { type HomeLayout, snapshotDir, STAGING_PREFIX } from '../home/paths.js';
+import { type HomeLayout, snapshotDir } from '../home/paths.js';
 import { runTool } from '../qemu/tools.js';
+import { createStaging } from '../util/staging.js';
 import { type ProgressFn, noProgress } from '../progress.js';
 import { allocatedBytes, exists, fsyncPath, sha256File, writeFileAtomic } from '../util/fsx.js';
 import { nowMs, since } from '../sandbox/timing.js';
@@ -64,9 +64,7 @@ export async function compactSnapshot(layout: HomeLayout, from: string, to: stri
   const finalDir = snapshotDir(layout, to);
   if (await exists(finalDir)) throw new ForkdError('FORKD_E_SNAPSHOT_EXISTS', `snapshot ${to} already exists`, { tag: to });
   const t0 = nowMs();
-  const staging = path.join(layout.snapshots, `${STAGING_PREFIX}${to}-${crypto.randomBytes(4).toString('hex')}`);
-  await fs.mkdir(staging);
-  await fs.writeFile(path.join(staging, 'owner.json'), JSON.stringify({ pid: process.pid, started: Date.now() }));
+  const staging = await createStaging(layout, to);
   try {
     const m = src.manifest;
     onProgress({ phase: 'compact', message: 'copying the whole memory image' });

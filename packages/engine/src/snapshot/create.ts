@@ -1,13 +1,13 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import crypto from 'node:crypto';
 import { ForkdError, assertValidTag } from '@forkd/protocol';
-import { type HomeLayout, snapshotDir, STAGING_PREFIX } from '../home/paths.js';
+import { type HomeLayout, snapshotDir } from '../home/paths.js';
 import type { Recipe } from '../recipe/recipe.js';
 import { ensureImage } from '../image/build.js';
 import { type ProgressFn, noProgress } from '../progress.js';
 import { allocatedBytes, exists, fsyncPath, sha256File, writeFileAtomic } from '../util/fsx.js';
 import { Vm } from '../sandbox/vm.js';
+import { createStaging } from '../util/staging.js';
 import { bootFromImage } from '../sandbox/boot.js';
 import { nowMs, since } from '../sandbox/timing.js';
 import { machineSignature } from './machine.js';
@@ -54,10 +54,7 @@ export async function createSnapshot(layout: HomeLayout, platform: Platform, opt
   const env = await platform.resolve(onProgress);
   const image = await ensureImage(layout, recipe, { onProgress });
 
-  await fs.mkdir(layout.snapshots, { recursive: true });
-  const staging = path.join(layout.snapshots, `${STAGING_PREFIX}${tag}-${crypto.randomBytes(4).toString('hex')}`);
-  await fs.mkdir(staging);
-  await fs.writeFile(path.join(staging, 'owner.json'), JSON.stringify({ pid: process.pid, started: Date.now() }));
+  const staging = await createStaging(layout, tag);
   let vm: Vm | null = null;
   try {
     const boot = await bootFromImage(env, 'parent', { memMib, vcpus, imagePath: image.path, stateDir: staging, memShare: true, onProgress, ...(opts.launcher ? { launcher: opts.launcher } : {}), ...(opts.bootTimeoutMs ? { bootTimeoutMs: opts.bootTimeoutMs } : {}) });

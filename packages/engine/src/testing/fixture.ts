@@ -64,3 +64,20 @@ export async function ensureFixtureSnapshot(engine: Engine): Promise<string> {
 export async function tmpDir(prefix: string): Promise<string> {
   return fs.mkdtemp(path.join(os.tmpdir(), `forkd-${prefix}-`));
 }
+
+/** Whether a process with this pid exists (signal 0). */
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Polls cond until it holds or ms pass; returns its last value. */
+export async function waitFor(cond: () => boolean, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline && !cond()) await new Promise((r) => setTimeout(r, 50));
+  return cond();
+}
