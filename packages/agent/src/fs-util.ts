@@ -7,8 +7,11 @@ import { ForkdError, type EntryInfoT } from '@forkd/protocol';
 export function fsError(err: unknown, p: string): ForkdError {
   const e = err as NodeJS.ErrnoException;
   if (err instanceof ForkdError) return err;
-  if (e?.code === 'ENOENT') return new ForkdError('FORKD_E_FILE_NOT_FOUND', `no such file or directory: ${p}`, { path: p, errno: 'ENOENT' });
-  return new ForkdError('FORKD_E_INVALID_ARGUMENT', `${e?.code ?? 'error'}: ${e?.message ?? String(err)}`, { path: p, errno: e?.code ?? null });
+  // A component that is not a directory (/etc/passwd/x) means the path does not exist either.
+  if (e?.code === 'ENOENT' || e?.code === 'ENOTDIR') return new ForkdError('FORKD_E_FILE_NOT_FOUND', `no such file or directory: ${p}`, { path: p, errno: e.code });
+  const msg = e?.message ?? String(err);
+  // Node's messages already start with the code ("EXDEV: cross-device link..."): do not repeat it.
+  return new ForkdError('FORKD_E_INVALID_ARGUMENT', e?.code && !msg.startsWith(e.code) ? `${e.code}: ${msg}` : msg, { path: p, errno: e?.code ?? null });
 }
 
 export function entryType(st: Stats): EntryInfoT['type'] {

@@ -16,7 +16,9 @@ async function read(p: ParamsOut<'files.read'>): R<'files.read'> {
     const st = await fh.stat();
     if (st.isDirectory()) throw Object.assign(new Error(`is a directory: ${p.path}`), { code: 'EISDIR' });
     const offset = p.offset ?? 0;
-    const want = Math.max(0, Math.min(p.length ?? LIMITS.maxFileChunkBytes, st.isFile() ? st.size - offset : LIMITS.maxFileChunkBytes));
+    // Not bounded by st.size: /proc and /sys files report 0 (or 4096) and still have content.
+    // The end is a short read; a regular file that grows is read as far as it goes now.
+    const want = Math.max(0, p.length ?? LIMITS.maxFileChunkBytes);
     const buf = Buffer.allocUnsafe(want);
     let got = 0;
     while (got < want) {
@@ -24,8 +26,9 @@ async function read(p: ParamsOut<'files.read'>): R<'files.read'> {
       if (bytesRead === 0) break;
       got += bytesRead;
     }
-    const size = st.isFile() ? st.size : offset + got;
-    return { result: { size, bytes: got, eof: offset + got >= size }, payload: buf.subarray(0, got) };
+    const eof = got < want;
+    const size = eof ? offset + got : Math.max(st.size, offset + got);
+    return { result: { size, bytes: got, eof }, payload: buf.subarray(0, got) };
   } catch (err) {
     throw fsError(err, p.path);
   } finally {
@@ -99,7 +102,12 @@ async function remove(p: ParamsOut<'files.remove'>): R<'files.remove'> {
 
 async function rename(p: ParamsOut<'files.rename'>): R<'files.rename'> {
   try {
-    await fs.rename(p.from, p.to);
+    await fs.rename(p.from, p.to).catch(async (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EXDEV') throw e;
+      // Across filesystems (e.g. disk -> /tmp tmpfs): copy then remove, as mv does.
+      await fs.cp(p.from, p.to, { recursive: true, force: true, preserveTimestamps: true, verbatimSymlinks: true });
+      await fs.rm(p.from, { recursive: true, force: true });
+    });
     return { result: await entryInfo(p.to) };
   } catch (err) {
     throw fsError(err, p.from);

@@ -46,6 +46,33 @@ describe('agent files.* (real agent over --listen)', () => {
     await assert.rejects(c.readFile(`${dir}/big.bin`, { maxBytes: 1024 }), isCode('FORKD_E_PAYLOAD_TOO_LARGE'));
   });
 
+  it('reads pseudo-files whose stat size is 0 (/proc), and a path under a file is not found', async () => {
+    const version = await c.readFile('/proc/version');
+    assert.equal(version.toString(), fs.readFileSync('/proc/version', 'utf8'));
+    assert.ok(version.length > 0);
+    fs.writeFileSync(`${dir}/plain`, 'x');
+    await assert.rejects(c.stat(`${dir}/plain/child`), isCode('FORKD_E_FILE_NOT_FOUND'));
+    await assert.rejects(c.readFile(`${dir}/plain/child`), isCode('FORKD_E_FILE_NOT_FOUND'));
+  });
+
+  it('renames across filesystems (copy + remove, as mv) and says so once in errors', async () => {
+    const other = fs.mkdtempSync('/dev/shm/forkd-files-');
+    try {
+      fs.writeFileSync(`${dir}/cross.txt`, 'moved');
+      fs.mkdirSync(`${dir}/crossdir/sub`, { recursive: true });
+      fs.writeFileSync(`${dir}/crossdir/sub/f`, 'deep');
+      const e = await c.rename(`${dir}/cross.txt`, `${other}/cross.txt`);
+      assert.deepEqual([e.type, fs.readFileSync(`${other}/cross.txt`, 'utf8'), fs.existsSync(`${dir}/cross.txt`)], ['file', 'moved', false]);
+      await c.rename(`${dir}/crossdir`, `${other}/crossdir`);
+      assert.equal(fs.readFileSync(`${other}/crossdir/sub/f`, 'utf8'), 'deep');
+      assert.equal(fs.existsSync(`${dir}/crossdir`), false);
+      await assert.rejects(c.rename(`${dir}/missing`, `${other}/x`), (err: { code?: string; message?: string }) => err.code === 'FORKD_E_FILE_NOT_FOUND');
+      await assert.rejects(c.mkdir(`${other}/crossdir/sub/f/x`, false), (err: { message?: string }) => !/(\b[A-Z]{4,}\b).*\1/.test(err.message ?? ''));
+    } finally {
+      fs.rmSync(other, { recursive: true, force: true });
+    }
+  });
+
   it('reads ranges with size and eof', async () => {
     fs.writeFileSync(`${dir}/r.txt`, '0123456789');
     const { result, payload } = await c.call('files.read', { path: `${dir}/r.txt`, offset: 3, length: 4 });
