@@ -120,13 +120,27 @@ async function coldBoot(): Promise<number> {
   }
 }
 
+/**
+ * Machine speed probe: a fixed amount of CPU and memory work on the host, in ms. This machine's
+ * speed swings (a shared VM: the same work took 100 to 350 ms within an hour), and every figure
+ * above moves with it, so the run reports it before and after.
+ */
+function speedProbeMs(): number {
+  const t = nowMs();
+  const a = new Float64Array(1 << 20);
+  for (let r = 0; r < 30; r++) for (let i = 0; i < a.length; i++) a[(i * 7919) & (a.length - 1)]! += i * r;
+  return Math.round(since(t));
+}
+
 const fmt = (s: { min: number; median: number; max: number }, unit = 'ms', d = 0) => `${s.min.toFixed(d)} / ${s.median.toFixed(d)} / ${s.max.toFixed(d)} ${unit}`;
 
 await ensureSnapshot();
 const env = await engine.platform.resolve();
+const speedBefore = speedProbeMs();
 const rounds: Round[] = [];
 for (let i = 0; i < ROUNDS; i++) rounds.push(await round(i));
 
+const speedAfter = speedProbeMs();
 const per = (f: (r: Round) => number) => summarize(rounds.map(f));
 const allReady = per((r) => r.allReadyMs);
 const cold = per((r) => r.coldBootToEvalMs);
@@ -145,6 +159,7 @@ const cpu = os.cpus()[0]?.model ?? 'unknown';
 const lines = [
   `machine: ${cpu}, ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB; accel ${env.accel}; QEMU ${env.qemuVersion}; kernel ${env.kernel.version}`,
   `command: ROUNDS=${ROUNDS} N=${N} EVALS=${EVALS} npm run bench   (snapshot ${TAG}); figures are min / median / max over ${ROUNDS} rounds`,
+  `machine speed probe (fixed host work; lower is faster): ${speedBefore} ms before, ${speedAfter} ms after`,
   '',
   '| figure | min / median / max | target |',
   '|---|---|---|',
@@ -165,4 +180,4 @@ const lines = [
 process.stdout.write(`${lines.join('\n')}\n`);
 const outDir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
 await fs.mkdir(outDir, { recursive: true });
-await fs.writeFile(path.join(outDir, `fork-bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`), JSON.stringify({ env: { cpu, cores: os.cpus().length, accel: env.accel, qemu: env.qemuVersion }, ROUNDS, N, EVALS, rounds }, null, 2));
+await fs.writeFile(path.join(outDir, `fork-bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`), JSON.stringify({ env: { cpu, cores: os.cpus().length, accel: env.accel, qemu: env.qemuVersion, speedProbeMs: [speedBefore, speedAfter] }, ROUNDS, N, EVALS, rounds }, null, 2));
