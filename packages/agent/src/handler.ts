@@ -6,8 +6,8 @@ export interface CallContext {
   id: number;
   /** Binary payload of the request (stdin, file bytes). */
   payload: Buffer;
-  /** Aborted when the host sends `cancel` for this id. */
-  signal: AbortSignal;
+  /** Registers a callback for the host's `cancel` of this id (or its going away); returns the unregister function. */
+  onCancel(cb: () => void): () => void;
   /** performance.now() when the request frame was decoded. */
   receivedAt: number;
   /** When params passed validation (profiles of the restore path). */

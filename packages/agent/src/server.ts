@@ -18,6 +18,7 @@ import {
 import type { CallContext, MethodTable, Reply } from './handler.js';
 import type { TransportEvents } from './transport.js';
 import { FrameWriter, type ByteSink } from './writer.js';
+import { Cancellation } from './cancel.js';
 
 export const MAX_IN_FLIGHT = 256;
 
@@ -25,7 +26,7 @@ export class AgentServer implements TransportEvents {
   readonly writer = new FrameWriter();
   private readonly decoder: FrameDecoder;
   /** In-flight requests by `${generation}:${id}`: ids are only unique per host connection. */
-  private readonly inflight = new Map<string, AbortController>();
+  private readonly inflight = new Map<string, Cancellation>();
   private gateWaiters: Array<() => void> = [];
 
   constructor(private readonly methods: MethodTable, private readonly maxFrameBytes = LIMITS.maxFrameBytes) {
@@ -55,7 +56,7 @@ export class AgentServer implements TransportEvents {
     this.decoder.reset();
     const prefix = `${this.writer.generation}:`;
     this.writer.newGeneration();
-    for (const [key, ac] of this.inflight) if (key.startsWith(prefix)) ac.abort();
+    for (const [key, c] of this.inflight) if (key.startsWith(prefix)) c.cancel();
   }
 
   readGate(): Promise<void> {
@@ -86,7 +87,7 @@ export class AgentServer implements TransportEvents {
     }
     const h = parsed.data;
     if (h.kind === 'cancel') {
-      this.inflight.get(`${this.writer.generation}:${h.id}`)?.abort();
+      this.inflight.get(`${this.writer.generation}:${h.id}`)?.cancel();
       return;
     }
     if (h.kind !== 'req') return; // res/evt from the host mean nothing to the agent
@@ -108,19 +109,20 @@ export class AgentServer implements TransportEvents {
       throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `invalid params for ${method}: ${params.error.issues.map((i) => `${i.path.join('.') || 'params'}: ${i.message}`).join('; ')}`);
     }
     const handler = this.methods[method] as (p: unknown, c: CallContext) => Promise<Reply<unknown>>;
-    return handler(params.data, { ...ctx, validatedAt: performance.now() });
+    (ctx as CallContext).validatedAt = performance.now();
+    return handler(params.data, ctx);
   }
 
   private async dispatch(id: number, method: string, rawParams: unknown, payload: Buffer): Promise<void> {
     const gen = this.writer.generation;
     const receivedAt = performance.now();
-    const ac = new AbortController();
+    const cancellation = new Cancellation();
     const key = `${gen}:${id}`;
-    this.inflight.set(key, ac);
+    this.inflight.set(key, cancellation);
     const ctx = {
       id,
       payload,
-      signal: ac.signal,
+      onCancel: (cb: () => void) => cancellation.onCancel(cb),
       receivedAt,
       emit: (event: string, data?: unknown, p?: Uint8Array) => this.writer.send({ kind: 'evt', id, event, ...(data === undefined ? {} : { data }) }, p, gen),
     };

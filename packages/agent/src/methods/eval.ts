@@ -7,6 +7,6 @@ export function makeEval(rt: Runtime) {
   return async function evalMethod(p: ParamsOut<'eval'>, ctx: CallContext): Promise<Reply<ResultOf<'eval'>>> {
     const timeout = p.timeout_ms ?? LIMITS.defaultEvalTimeoutMs;
     if (p.language === 'js') return { result: await rt.js.eval(p.code, timeout) };
-    return { result: await rt.python.eval(p.code, timeout, ctx.signal) };
+    return { result: await rt.python.eval(p.code, timeout, ctx.onCancel) };
   };
 }

@@ -28,12 +28,11 @@ export function makeExec(procs: ProcessTable) {
       stderr: new HeadBuffer(cap),
       onOutput: p.stream ? (stream, chunk) => sendChunks(ctx, stream, chunk) : undefined,
     });
-    const onCancel = (): void => void proc.kill('SIGKILL');
-    ctx.signal.addEventListener('abort', onCancel, { once: true });
+    const unregister = ctx.onCancel(() => void proc.kill('SIGKILL'));
     try {
       return { result: await proc.done };
     } finally {
-      ctx.signal.removeEventListener('abort', onCancel);
+      unregister();
     }
   };
 }

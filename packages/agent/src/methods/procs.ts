@@ -12,18 +12,17 @@ export function makeProcMethods(procs: ProcessTable) {
       const proc = procs.get(p.handle);
       if (!proc.running) return { result: await proc.done };
       let timer: NodeJS.Timeout | undefined;
-      let onAbort: (() => void) | undefined;
+      let unregister: (() => void) | undefined;
       const expired = new Promise<'expired'>((resolve) => {
         timer = setTimeout(() => resolve('expired'), p.timeout_ms ?? LIMITS.defaultExecTimeoutMs);
-        onAbort = () => resolve('expired');
-        ctx.signal.addEventListener('abort', onAbort, { once: true });
+        unregister = ctx.onCancel(() => resolve('expired'));
       });
       try {
         const r = await Promise.race([proc.done, expired]);
         return { result: r === 'expired' ? { ...proc.result(), timed_out: true } : r };
       } finally {
         clearTimeout(timer);
-        if (onAbort) ctx.signal.removeEventListener('abort', onAbort);
+        unregister?.();
       }
     },
 

@@ -21,7 +21,7 @@ export function makeWarmup(rt: Runtime, invoke: () => InvokeFn) {
       if (rt.python.available) {
         await rt.python.start();
         await rt.python.importModules(p.python_modules ?? []);
-        if (p.python) check('python', await rt.python.eval(p.python, timeout, ctx.signal));
+        if (p.python) check('python', await rt.python.eval(p.python, timeout, ctx.onCancel));
       } else if (p.python || (p.python_modules ?? []).length > 0) {
         throw new ForkdError('FORKD_E_TOOL_MISSING', 'warm-up asks for Python but python3 is not installed in the guest');
       }
