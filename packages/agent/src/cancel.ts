@@ -30,6 +30,3 @@ export class Cancellation {
 }
 
 function noop(): void {}
-
-/** A context for calls that can never be cancelled (the warm-up's own calls). */
-export const NEVER_CANCELLED = (_cb: () => void): (() => void) => noop;

@@ -8,9 +8,14 @@ export function readLines(stream: Readable, onLine: (line: string) => void): voi
     for (;;) {
       const nl = chunk.indexOf(10, start);
       if (nl < 0) break;
-      pending.push(chunk.subarray(start, nl));
-      const line = Buffer.concat(pending).toString('utf8');
-      pending = [];
+      let line: string;
+      if (pending.length === 0) {
+        line = chunk.toString('utf8', start, nl);
+      } else {
+        pending.push(chunk.subarray(start, nl));
+        line = Buffer.concat(pending).toString('utf8');
+        pending = [];
+      }
       start = nl + 1;
       try {
         onLine(line);

@@ -7,6 +7,7 @@ import {
   AGENT_METHODS,
   FrameDecoder,
   FrameHeader,
+  encodeFrame,
   LIMITS,
   ForkdError,
   isAgentMethod,
@@ -128,12 +129,12 @@ export class AgentServer implements TransportEvents {
     };
     try {
       const reply = await this.invoke(method, rawParams, ctx);
-      const header = { kind: 'res', id, ok: true, result: reply.result };
-      const size = Buffer.byteLength(JSON.stringify(header)) + (reply.payload?.length ?? 0) + 12;
-      if (size > this.maxFrameBytes) {
-        this.sendError(id, 'FORKD_E_PAYLOAD_TOO_LARGE', `reply of ${size} bytes exceeds the frame limit`, gen);
+      // Encoded once: its size is checked on the bytes that are sent.
+      const frame = encodeFrame({ kind: 'res', id, ok: true, result: reply.result }, reply.payload);
+      if (frame.length > this.maxFrameBytes) {
+        this.sendError(id, 'FORKD_E_PAYLOAD_TOO_LARGE', `reply of ${frame.length} bytes exceeds the frame limit`, gen);
       } else {
-        void this.writer.send(header, reply.payload, gen);
+        void this.writer.sendEncoded(frame, gen);
       }
     } catch (err) {
       const fe = toForkdError(err);

@@ -50,12 +50,26 @@ export class FrameWriter {
 
   async send(header: unknown, payload?: Uint8Array, gen = this.generation): Promise<void> {
     // Backpressure: wait for room before encoding (so the frame bytes are not held meanwhile).
+    if (!(await this.room(gen))) return;
+    await this.enqueue(encodeFrame(header, payload), gen);
+  }
+
+  /** An already encoded frame (a reply, whose size was checked on its bytes). */
+  async sendEncoded(buf: Buffer, gen = this.generation): Promise<void> {
+    if (!(await this.room(gen))) return;
+    await this.enqueue(buf, gen);
+  }
+
+  /** Waits while the queue is above the high-water mark; false if the connection changed meanwhile. */
+  private async room(gen: number): Promise<boolean> {
     while (this.queuedBytes > this.highWater && gen === this.generation) {
       await new Promise<void>((r) => this.waiters.push(r));
     }
-    if (gen !== this.generation) return;
-    const buf = encodeFrame(header, payload);
-    await new Promise<void>((done) => {
+    return gen === this.generation;
+  }
+
+  private enqueue(buf: Buffer, gen: number): Promise<void> {
+    return new Promise<void>((done) => {
       this.queue.push({ buf, gen, done });
       this.queuedBytes += buf.length;
       this.pump();
