@@ -3,6 +3,7 @@ import { ForkdError } from '@forkd/protocol';
 import { TailBuffer } from './tail.js';
 import { which } from './which.js';
 import { procStartTime } from '../runtime/proc.js';
+import { thpOffWrapper } from './thp.js';
 
 export interface QemuExit {
   code: number | null;
@@ -62,7 +63,9 @@ export const directLauncher: QemuLauncher = {
 /** Spawns `setpriv --pdeathsig KILL -- qemu args` with bounded stderr capture. Shared by both launchers. */
 export async function spawnUnderPdeathsig(setpriv: string, req: LaunchRequest, onOutput?: (d: Buffer) => void): Promise<QemuProcess> {
   const stderr = new TailBuffer(req.stderrCapBytes);
-  const child = spawn(setpriv, ['--pdeathsig', 'KILL', '--', req.qemuPath, ...req.args], { cwd: req.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  const thpOff = await thpOffWrapper();
+  const command = thpOff ? [thpOff, req.qemuPath] : [req.qemuPath];
+  const child = spawn(setpriv, ['--pdeathsig', 'KILL', '--', ...command, ...req.args], { cwd: req.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   const onData = (d: Buffer) => {
     stderr.write(d);
     onOutput?.(d);
