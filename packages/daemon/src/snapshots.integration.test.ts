@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Controller, type Job, type SnapshotInfo } from '@forkd/sdk';
+import { forkdHome } from '@forkd/engine';
 import { startTestDaemon, type TestDaemon } from './testing/daemon.js';
 
 let d: TestDaemon;
@@ -56,6 +57,6 @@ test('a failing creation is a failed job with its code and the guest\'s reason, 
   const j = await c.getJob(job.id);
   assert.deepEqual([j.status, j.error?.code], ['failed', 'FORKD_E_SNAPSHOT_FAILED']);
   await assert.rejects(c.getSnapshot(bad), (e: { code?: string }) => e.code === 'FORKD_E_SNAPSHOT_NOT_FOUND');
-  const snapshotsDir = path.join(os.homedir(), '.local', 'share', 'forkd', 'snapshots');
+  const snapshotsDir = path.join(forkdHome(), 'snapshots');
   assert.deepEqual(readdirSync(snapshotsDir).filter((n) => n.includes(bad)), [], 'a half-written snapshot was left behind');
 });
