@@ -167,13 +167,22 @@ export class Engine {
   async adopt(rec: AdoptRecord): Promise<Sandbox> {
     const proc = this.keeper?.processOf(rec.pid);
     if (!proc) throw new ForkdError('FORKD_E_SANDBOX_NOT_RUNNING', `the keeper holds no VM with pid ${rec.pid}`);
-    const vm = await Vm.adopt(rec.dir, proc);
+    // Patient: giving up means losing a live sandbox, and a restart often meets a loaded host.
+    const vm = await Vm.adopt(rec.dir, proc, { qmpTimeoutMs: 20_000 });
     try {
-      const agent = await vm.connectAgent(5_000);
-      await agent.ping({ timeoutMs: 10_000 });
-      return new Sandbox(vm, rec.tag, rec.timings, rec.language, rec.createdAt);
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const agent = await vm.connectAgent(15_000);
+          await agent.ping({ timeoutMs: 20_000 });
+          return new Sandbox(vm, rec.tag, rec.timings, rec.language, rec.createdAt);
+        } catch (e) {
+          // A fresh connection once more (the guest may still have been on the old one's EOF).
+          vm.agent?.close();
+          vm.agent = null;
+          if (attempt >= 2 || proc.hasExited) throw e;
+        }
+      }
     } catch (e) {
-      vm.agent?.close();
       vm.qmp.close();
       throw e;
     }

@@ -75,26 +75,29 @@ export class SandboxRegistry {
     const held = new Map(inherited.map((v) => [v.pid, v]));
     const adopted: string[] = [];
     const reaped: string[] = [];
-    for (const rec of this.journal.all<SandboxRecord>(KIND)) {
+    const records = this.journal.all<SandboxRecord>(KIND);
+    const claimed = records.map((rec) => {
       const vm = held.get(rec.pid);
       held.delete(rec.pid);
-      if (vm && vm.run_dir === rec.dir) {
+      return { rec, vm: vm && vm.run_dir === rec.dir ? vm : null };
+    });
+    // In parallel: each adoption may wait seconds for a VM on a loaded host.
+    await Promise.all(claimed.map(async ({ rec, vm }) => {
+      if (vm) {
         try {
           const sb = await this.engine.adopt({ dir: rec.dir, pid: rec.pid, tag: rec.snapshot_tag, language: rec.language, timings: rec.timings, createdAt: new Date(rec.created_at_unix * 1000) });
           this.track(new Live(rec, sb));
           adopted.push(rec.id);
-          continue;
+          return;
         } catch (e) {
           this.log.warn({ sandbox: rec.id, err: toForkdError(e).message }, 'could not adopt sandbox; reaping it');
-          await this.engine.reap(rec.pid, rec.dir).catch(() => undefined);
         }
-      } else {
-        await this.engine.reap(rec.pid, rec.dir).catch(() => undefined);
       }
+      await this.engine.reap(rec.pid, rec.dir).catch(() => undefined);
       reaped.push(rec.id);
       this.metrics.sandboxesEnded.inc({ reason: 'lost' });
       await this.journal.delete(KIND, rec.id);
-    }
+    }));
     // VMs nobody recorded (spawned but never acknowledged before a crash).
     for (const vm of held.values()) await this.engine.reap(vm.pid, vm.run_dir).catch(() => undefined);
     return { adopted, reaped };
