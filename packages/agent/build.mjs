@@ -1,6 +1,7 @@
 // Bundles the guest agent for the guest's Node 18: dist/guest/agent.mjs (all deps inlined,
 // zod included) plus the helpers it starts: pyrepl.py, and sys-helper.c, which the image builder
-// compiles into the guest's forkd-sys (packages/engine/src/image/sys-helper.ts).
+// compiles into the guest's forkd-sys, and spawn-helper.c (forkd-spawn), see
+// packages/engine/src/image/sys-helper.ts.
 import { build } from 'esbuild';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -25,5 +26,5 @@ await build({
   logLevel: 'warning',
   banner: { js: "import { createRequire as __forkdCreateRequire } from 'node:module'; const require = __forkdCreateRequire(import.meta.url);" },
 });
-for (const f of ['pyrepl.py', 'sys-helper.c']) fs.copyFileSync(path.join(here, 'src', f), path.join(out, f));
+for (const f of ['pyrepl.py', 'sys-helper.c', 'spawn-helper.c']) fs.copyFileSync(path.join(here, 'src', f), path.join(out, f));
 console.log(`guest agent bundle: ${out}`);

@@ -14,11 +14,14 @@ import { PythonRepl } from './python-repl.js';
 import type { Runtime } from './runtime.js';
 import { AgentServer } from './server.js';
 import { AgentState } from './state.js';
+import { SpawnHelper } from './spawn-helper.js';
 import { SysHelper } from './sys-helper.js';
 
 export interface AgentOptions {
-  /** Directory holding pyrepl.py and forkd-sys (next to the running agent file). */
+  /** Directory holding pyrepl.py, forkd-sys and forkd-spawn (next to the running agent file). */
   helpersDir: string;
+  /** forkd-spawn to start commands with; default: helpersDir's, except in test mode (--no-system). */
+  spawnHelper?: string;
   noSystem: boolean;
   /** python3 executable; undefined = search PATH. */
   python?: string | null;
@@ -51,15 +54,21 @@ export function createAgent(o: AgentOptions): Agent {
     python: new PythonRepl(o.python === undefined ? findExecutable('python3') : o.python, path.join(o.helpersDir, 'pyrepl.py')),
     sys: new SysHelper(path.join(o.helpersDir, 'forkd-sys')),
     procs: new ProcessTable(),
+    spawner: null,
     noSystem: o.noSystem,
   };
+  const spawnHelper = o.spawnHelper ?? (o.noSystem ? undefined : path.join(o.helpersDir, 'forkd-spawn'));
+  if (spawnHelper) {
+    const spawner = new SpawnHelper(spawnHelper);
+    if (spawner.start()) runtime.spawner = spawner;
+  }
   // Test mode never touches the system, so it needs no helper (none is built outside images).
   if (!o.noSystem) runtime.sys.start();
   let server: AgentServer | null = null;
   const table: MethodTable = {
     ...makeSystemMethods(runtime),
     warmup: makeWarmup(runtime, () => (method, params, ctx) => server!.invoke(method, params, ctx)),
-    exec: makeExec(runtime.procs),
+    exec: makeExec(runtime.procs, runtime.spawner),
     ...makeProcMethods(runtime.procs),
     ...fileMethods,
     eval: makeEval(runtime),
@@ -72,6 +81,7 @@ export function createAgent(o: AgentOptions): Agent {
       runtime.procs.killAll();
       runtime.python.stop();
       runtime.sys.stop();
+      runtime.spawner?.stop();
     },
   };
 }

@@ -4,6 +4,7 @@
  *   --listen SOCKPATH  test mode: serve a Unix socket, one host at a time
  *   --no-system        test mode: restore never sets the clock or reseeds the kernel RNG
  *   --no-python        test mode: behave as if python3 were not installed
+ *   --spawn-helper BIN test mode: start commands through this forkd-spawn
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +20,7 @@ interface Args {
   listen?: string;
   noSystem: boolean;
   noPython: boolean;
+  spawnHelper?: string;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -29,6 +31,7 @@ function parseArgs(argv: string[]): Args {
     else if (k === '--listen') a.listen = argv[++i];
     else if (k === '--no-system') a.noSystem = true;
     else if (k === '--no-python') a.noPython = true;
+    else if (k === '--spawn-helper') a.spawnHelper = argv[++i];
     else throw new Error(`unknown argument: ${k}`);
   }
   return a;
@@ -44,7 +47,7 @@ async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   routeCryptoRandomToKernel();
   const helpersDir = path.dirname(fileURLToPath(import.meta.url));
-  const agent = createAgent({ helpersDir, noSystem: args.noSystem, ...(args.noPython ? { python: null } : {}) });
+  const agent = createAgent({ helpersDir, noSystem: args.noSystem, spawnHelper: args.spawnHelper, ...(args.noPython ? { python: null } : {}) });
   let transport: Transport;
   if (args.listen) {
     transport = new ListenTransport(args.listen);

@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { ExecResultT } from '@forkd/protocol';
 import type { OutputCollector } from './output-buffer.js';
+import type { Launched, SpawnHelper } from './spawn-helper.js';
 
 export type StreamName = 'stdout' | 'stderr';
 
@@ -21,6 +22,8 @@ export interface RunOptions {
   timeoutMs?: number;
   stdout: OutputCollector;
   stderr: OutputCollector;
+  /** Starts the process through forkd-spawn when given (falls back to Node's spawn). */
+  launcher?: SpawnHelper | null;
   /** Called per output chunk; a returned promise pauses that stream until it settles. */
   onOutput?: (stream: StreamName, chunk: Buffer) => Promise<void> | void;
 }
@@ -36,17 +39,30 @@ export function defaultShell(): string {
 }
 
 let stdinSeq = 0;
-/** An unlinked temporary file holding the bytes, opened for reading at offset 0. */
-function stdinFile(bytes: Buffer): number {
+/** A private temporary file holding the bytes (the caller removes it once the child has it open). */
+function stdinFile(bytes: Buffer): string {
   const p = path.join(os.tmpdir(), `.forkd-stdin-${process.pid}-${++stdinSeq}`);
-  const w = fs.openSync(p, 'w', 0o600);
+  const w = fs.openSync(p, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
   try {
     fs.writeSync(w, bytes);
-    return fs.openSync(p, 'r');
   } finally {
     fs.closeSync(w);
+  }
+  return p;
+}
+
+/** Opens the file for reading and unlinks it: the descriptor is all that is left. */
+function openUnlinked(p: string): number {
+  try {
+    return fs.openSync(p, 'r');
+  } finally {
     fs.rmSync(p, { force: true });
   }
+}
+
+function spawnError(err: NodeJS.ErrnoException, cwd: string | undefined): string {
+  const badCwd = err.code === 'ENOENT' && cwd !== undefined && !fs.existsSync(cwd);
+  return badCwd ? `working directory does not exist: ${cwd}` : err.message;
 }
 
 export function defaultEnv(): Record<string, string> {
@@ -66,9 +82,9 @@ export function describeCommand(o: { argv?: string[]; shell?: string }): string 
 export class RunningProcess {
   readonly startedAtMs = Date.now();
   private readonly startedMono = performance.now();
-  readonly child: ChildProcess;
-  readonly pid: number;
   readonly command: string;
+  child: Launched | null = null;
+  pid = -1;
   exitCode: number | null = null;
   exitSignal: string | null = null;
   running = true;
@@ -77,39 +93,66 @@ export class RunningProcess {
   private endedMono: number | null = null;
   private timer: NodeJS.Timeout | null = null;
   private paused = 0;
+  private pendingKill: NodeJS.Signals | null = null;
+  /** Settles once the process has a pid (or failed to start). */
+  readonly started: Promise<void>;
   readonly done: Promise<ExecResultT>;
 
   constructor(private readonly o: RunOptions) {
     this.command = describeCommand(o);
-    const [file, args] = o.shell !== undefined ? [defaultShell(), ['-c', o.shell]] : [o.argv![0]!, o.argv!.slice(1)];
-    let child: ChildProcess;
     let finish!: () => void;
     this.done = new Promise<void>((r) => (finish = r)).then(() => this.result());
-    let stdinFd: number | null = null;
-    try {
-      // stdin is a file (or /dev/null), never a socket: bash sources ~/.bashrc when its stdin is
-      // a socket (the "run by rshd" heuristic), and node's 'pipe' is a socketpair.
-      stdinFd = o.stdin && o.stdin.length > 0 ? stdinFile(o.stdin) : null;
-      child = spawn(file, args, {
-        cwd: o.cwd,
-        env: { ...defaultEnv(), ...(o.env ?? {}) },
-        detached: true,
-        stdio: [stdinFd ?? 'ignore', 'pipe', 'pipe'],
-      });
-    } catch (err) {
-      // Synchronous spawn failures (bad argument types) are reported like a missing binary.
-      this.error = (err as Error).message;
+    this.started = this.start(finish).catch((err: Error) => {
+      this.error ??= err.message;
+      this.running = false;
+      finish();
+    });
+  }
+
+  private async start(finish: () => void): Promise<void> {
+    const o = this.o;
+    const [file, args] = o.shell !== undefined ? [defaultShell(), ['-c', o.shell]] : [o.argv![0]!, o.argv!.slice(1)];
+    const env = { ...defaultEnv(), ...(o.env ?? {}) };
+    const failed = (message: string): void => {
+      this.error = message;
       this.running = false;
       this.endedMono = performance.now();
-      this.child = null as unknown as ChildProcess;
-      this.pid = -1;
       finish();
-      return;
-    } finally {
-      if (stdinFd !== null) fs.closeSync(stdinFd);
+    };
+    let child: Launched | null = null;
+    if (o.launcher) {
+      const stdinPath = o.stdin && o.stdin.length > 0 ? stdinFile(o.stdin) : undefined;
+      try {
+        child = await o.launcher.launch({ file, args, env, cwd: o.cwd, stdinPath });
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException;
+        if (e.code !== 'EHELPER' && e.code !== 'ETIMEDOUT') return failed(spawnError(e, o.cwd));
+      } finally {
+        if (stdinPath) fs.rmSync(stdinPath, { force: true });
+      }
+    }
+    if (!child) {
+      let stdinFd: number | null = null;
+      try {
+        // stdin is a file (or /dev/null), never a socket: bash sources ~/.bashrc when its stdin is
+        // a socket (the "run by rshd" heuristic), and node's 'pipe' is a socketpair.
+        stdinFd = o.stdin && o.stdin.length > 0 ? openUnlinked(stdinFile(o.stdin)) : null;
+        child = spawn(file, args, { cwd: o.cwd, env, detached: true, stdio: [stdinFd ?? 'ignore', 'pipe', 'pipe'] }) as ChildProcess;
+      } catch (err) {
+        // Synchronous spawn failures (bad argument types) are reported like a missing binary.
+        return failed((err as Error).message);
+      } finally {
+        if (stdinFd !== null) fs.closeSync(stdinFd);
+      }
     }
     this.child = child;
     this.pid = child.pid ?? -1;
+    this.watch(child, finish);
+    if (this.pendingKill && this.pid > 0) this.kill(this.pendingKill);
+  }
+
+  private watch(child: Launched, finish: () => void): void {
+    const o = this.o;
     let exited = false;
     let closed = false;
     const settle = (): void => {
@@ -120,15 +163,14 @@ export class RunningProcess {
       finish();
     };
     child.on('error', (err: NodeJS.ErrnoException) => {
-      const badCwd = err.code === 'ENOENT' && o.cwd !== undefined && !fs.existsSync(o.cwd);
-      this.error ??= badCwd ? `working directory does not exist: ${o.cwd}` : err.message;
+      this.error ??= spawnError(err, o.cwd);
       if (child.pid === undefined) {
         exited = true;
         closed = true;
         settle();
       }
     });
-    child.on('exit', (code, signal) => {
+    child.on('exit', (code: number | null, signal: NodeJS.Signals | null) => {
       this.exitCode = code;
       this.exitSignal = signal;
       this.endedMono = performance.now();
@@ -162,7 +204,7 @@ export class RunningProcess {
     }
   }
 
-  private wire(name: StreamName, child: ChildProcess): void {
+  private wire(name: StreamName, child: Launched): void {
     const stream = child[name];
     if (!stream) return;
     stream.on('error', () => undefined);
@@ -189,13 +231,16 @@ export class RunningProcess {
 
   /** Signals the whole process group. Returns false when nothing was there to signal. */
   kill(signal: NodeJS.Signals = 'SIGKILL'): boolean {
-    if (this.pid <= 0) return false;
+    if (this.pid <= 0) {
+      if (this.running && this.child === null) this.pendingKill = signal; // still starting
+      return false;
+    }
     try {
       process.kill(-this.pid, signal);
       return true;
     } catch {
       try {
-        return this.running ? this.child.kill(signal) : false;
+        return this.running && this.child ? this.child.kill(signal) : false;
       } catch {
         return false;
       }

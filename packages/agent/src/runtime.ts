@@ -3,6 +3,7 @@ import type { JsRepl } from './js-repl.js';
 import type { ProcessTable } from './process-table.js';
 import type { PythonRepl } from './python-repl.js';
 import type { AgentState } from './state.js';
+import type { SpawnHelper } from './spawn-helper.js';
 import type { SysHelper } from './sys-helper.js';
 
 export interface Runtime {
@@ -10,6 +11,8 @@ export interface Runtime {
   js: JsRepl;
   python: PythonRepl;
   sys: SysHelper;
+  /** Starts commands without forking the agent; null = Node's spawn (tests outside an image). */
+  spawner: SpawnHelper | null;
   procs: ProcessTable;
   /** Test mode: never touch the clock or the kernel RNG. */
   noSystem: boolean;

@@ -5,10 +5,11 @@ import type { ResultOf } from '@forkd/protocol';
 import { HeadBuffer, RingBuffer } from '../output-buffer.js';
 import { RunningProcess } from '../process-runner.js';
 import type { ProcessTable } from '../process-table.js';
+import type { SpawnHelper } from '../spawn-helper.js';
 
-export function makeExec(procs: ProcessTable) {
+export function makeExec(procs: ProcessTable, launcher: SpawnHelper | null) {
   return async function exec(p: ParamsOut<'exec'>, ctx: CallContext): Promise<Reply<ResultOf<'exec'>>> {
-    const common = { argv: p.argv, shell: p.shell, env: p.env, cwd: p.cwd, stdin: ctx.payload };
+    const common = { argv: p.argv, shell: p.shell, env: p.env, cwd: p.cwd, stdin: ctx.payload, launcher };
     if (p.background) {
       procs.ensureRoom();
       const proc = new RunningProcess({
@@ -17,6 +18,7 @@ export function makeExec(procs: ProcessTable) {
         stdout: new RingBuffer(LIMITS.backgroundOutputBytes),
         stderr: new RingBuffer(LIMITS.backgroundOutputBytes),
       });
+      await proc.started;
       if (proc.pid <= 0) return { result: await proc.done }; // could not start: report like a foreground exec
       return { result: { handle: procs.add(proc), pid: proc.pid } };
     }

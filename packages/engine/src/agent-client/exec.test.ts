@@ -1,20 +1,85 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { LIMITS } from '@forkd/protocol';
 import { AgentClient } from './client.js';
 import { startTestAgent, type TestAgent } from './test-agent.js';
 
-describe('agent exec (real agent over --listen)', () => {
+const SPAWN_HELPER_SOURCE = fileURLToPath(new URL('../../../agent/src/spawn-helper.c', import.meta.url));
+
+/** forkd-spawn compiled as the image builder does (with -Wall -Werror on top). */
+function compileSpawnHelper(dir: string): string {
+  const out = path.join(dir, 'forkd-spawn');
+  const cc = spawnSync('gcc', ['-static', '-Os', '-s', '-Wall', '-Wextra', '-Werror', '-o', out, SPAWN_HELPER_SOURCE], { encoding: 'utf8' });
+  assert.equal(cc.status, 0, `gcc (apt-get install gcc libc6-dev): ${cc.error?.message ?? cc.stderr}`);
+  return out;
+}
+
+// Every exec behaviour holds for both ways of starting a command: Node's spawn (a fork of the
+// agent) and forkd-spawn (posix_spawn from a small helper, what images use).
+for (const mode of ['node spawn', 'forkd-spawn'] as const) describe(`agent exec (real agent over --listen, ${mode})`, () => {
   let agent: TestAgent;
   let c: AgentClient;
+  let helperDir = '';
   before(async () => {
-    agent = await startTestAgent();
+    helperDir = fs.mkdtempSync(path.join(os.tmpdir(), 'forkd-spawn-test-'));
+    agent = await startTestAgent(mode === 'forkd-spawn' ? { extraArgs: ['--spawn-helper', compileSpawnHelper(helperDir)] } : {});
     c = await AgentClient.connect(agent.socketPath, { connectTimeoutMs: 10_000 });
   });
   after(async () => {
     c?.close();
     await agent?.stop();
+    fs.rmSync(helperDir, { recursive: true, force: true });
   });
+
+  it(`starts commands as children of ${mode === 'forkd-spawn' ? 'forkd-spawn' : 'the agent'}`, async () => {
+    const r = await c.exec({ shell: 'cat /proc/$PPID/comm' });
+    assert.equal(r.stdout.trim(), mode === 'forkd-spawn' ? 'forkd-spawn' : 'node');
+  });
+
+  it('looks a bare command up in the PATH of its own env', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'forkd-path-'));
+    try {
+      fs.writeFileSync(path.join(dir, 'forkd-only-here'), '#!/bin/sh\necho found "$1"\n', { mode: 0o755 });
+      const r = await c.exec({ argv: ['forkd-only-here', 'x'], env: { PATH: `${dir}:/usr/bin:/bin` } });
+      assert.equal(r.stdout, 'found x\n');
+      const missing = await c.exec({ argv: ['forkd-only-here'] });
+      assert.equal(missing.exit_code, null);
+      assert.match(missing.error ?? '', /ENOENT/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('loses no exit of short commands run back to back and side by side', async () => {
+    for (let i = 0; i < 100; i++) {
+      const r = await c.exec({ argv: ['true'] }, { timeoutMs: 5000 });
+      assert.equal(r.exit_code, 0);
+    }
+    const all = await Promise.all(Array.from({ length: 50 }, (_, i) => c.exec({ argv: ['echo', String(i)] }, { timeoutMs: 10_000 })));
+    assert.deepEqual(all.map((r) => r.stdout), all.map((_, i) => `${i}\n`));
+  });
+
+  it('reports a death by signal by name', async () => {
+    const r = await c.exec({ shell: 'kill -TERM $$' });
+    assert.equal(r.exit_code, null);
+    assert.equal(r.signal, 'SIGTERM');
+  });
+
+  if (mode === 'forkd-spawn') {
+    it('keeps running commands when the helper dies (restarted on the next command)', async () => {
+      const pid = Number((await c.exec({ shell: 'echo $PPID' })).stdout.trim());
+      process.kill(pid, 'SIGKILL');
+      await new Promise((r) => setTimeout(r, 200));
+      const r = await c.exec({ shell: 'echo again; cat /proc/$PPID/comm' });
+      assert.equal(r.exit_code, 0);
+      assert.match(r.stdout, /^again\n/);
+    });
+  }
 
   it('answers ping', async () => {
     const p = await c.ping();

@@ -11,7 +11,7 @@ import { exists, sha256, writeFileAtomic } from '../util/fsx.js';
 import { runTool } from '../qemu/tools.js';
 import { debootstrap } from './debootstrap.js';
 import { GUEST_HOSTS, GUEST_INIT_SCRIPT } from './guest-init.js';
-import { compileSysHelper, SYS_HELPER_CFLAGS, SYS_HELPER_SOURCE } from './sys-helper.js';
+import { compileGuestHelpers, GUEST_HELPERS, SYS_HELPER_CFLAGS } from './sys-helper.js';
 
 /** Bump when the way images are assembled changes, so old cached images are not reused. */
 const BUILDER_VERSION = 1;
@@ -36,7 +36,7 @@ async function agentFiles(): Promise<Array<{ name: string; data: Buffer }>> {
   } catch {
     throw new ForkdError('FORKD_E_INTERNAL', `guest agent bundle missing at ${GUEST_DIR}: run \`npm run build\``);
   }
-  if (!names.includes('agent.mjs') || !names.includes(SYS_HELPER_SOURCE)) throw new ForkdError('FORKD_E_INTERNAL', `guest agent bundle incomplete at ${GUEST_DIR}: run \`npm run build\``);
+  if (!names.includes('agent.mjs') || GUEST_HELPERS.some((h) => !names.includes(h.source))) throw new ForkdError('FORKD_E_INTERNAL', `guest agent bundle incomplete at ${GUEST_DIR}: run \`npm run build\``);
   return Promise.all(names.map(async (name) => ({ name, data: await fs.readFile(path.join(GUEST_DIR, name)) })));
 }
 
@@ -126,7 +126,7 @@ async function installAgent(tree: string): Promise<void> {
   const opt = path.join(tree, 'opt', 'forkd');
   await fs.mkdir(opt, { recursive: true });
   for (const f of await agentFiles()) await fs.writeFile(path.join(opt, f.name), f.data, { mode: 0o644 });
-  await compileSysHelper(path.join(opt, SYS_HELPER_SOURCE), opt);
+  await compileGuestHelpers(opt);
   await fs.writeFile(path.join(tree, 'sbin', 'forkd-init'), GUEST_INIT_SCRIPT, { mode: 0o755 });
   await fs.writeFile(path.join(tree, 'etc', 'hostname'), 'forkd\n');
   await fs.writeFile(path.join(tree, 'etc', 'hosts'), GUEST_HOSTS);

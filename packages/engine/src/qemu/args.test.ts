@@ -104,9 +104,9 @@ test('control characters, bad numbers and kernel+incoming are rejected', () => {
   assert.equal(qemuOptValue('a,,b', 'x'), 'a,,,,b');
 });
 
-test('kernelCmdline adds the TSC hints only under TCG and validates extras', () => {
+test('kernelCmdline adds the TSC hints and norandmaps only under TCG and validates extras', () => {
   assert.equal(kernelCmdline('kvm'), 'console=ttyS0 quiet panic=-1 reboot=t');
-  assert.equal(kernelCmdline('tcg', ['forkd.probe=1']), 'console=ttyS0 quiet panic=-1 reboot=t tsc_early_khz=2000000 lpj=4000000 forkd.probe=1');
+  assert.equal(kernelCmdline('tcg', ['forkd.probe=1']), 'console=ttyS0 quiet panic=-1 reboot=t tsc_early_khz=2000000 lpj=4000000 norandmaps forkd.probe=1');
   assert.throws(() => kernelCmdline('tcg', ['a b']), ForkdError);
   assert.throws(() => kernelCmdline('tcg', ['x;reboot']), ForkdError);
 });

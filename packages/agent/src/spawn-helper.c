@@ -1,0 +1,291 @@
+/*
+ * forkd-spawn: starts the agent's commands with posix_spawn. Node's child_process forks the
+ * agent (a ~60 MiB process), and under TCG copying its page tables costs ~25 ms per command;
+ * posix_spawn from this tiny process is a vfork (nothing copied). Started before the snapshot.
+ *
+ * Requests on stdin, binary-safe: u32 little-endian length, then that many bytes of
+ * NUL-terminated fields:
+ *   <id> spawn <stdin path or ""> <cwd or ""> <argc> <argv...> <env "K=V"...>
+ *   <id> release          (the agent has opened the output pipes: close this side's ends)
+ * Replies on stdout, one line each:
+ *   <id> ok <pid> <stdout read fd> <stderr read fd>   (the agent opens /proc/<our pid>/fd/<n>)
+ *   <id> err <errno>
+ *   <id> exit <code> <signal>                          (code -1 when killed by a signal)
+ * The child gets its own session (setsid), default signal dispositions and an empty mask.
+ * Build: gcc -static -Os (the image builder does it, like forkd-sys).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define MAX_FRAME (1 << 20)
+#define MAX_FIELDS 8192
+#define MAX_SLOTS 1024
+#define PATH_BUF 4096
+
+struct slot {
+  int used, exited, released;
+  char id[24];
+  pid_t pid;
+  int out_fd, err_fd;
+};
+
+static struct slot slots[MAX_SLOTS];
+static unsigned char frame[MAX_FRAME];
+static char *fields[MAX_FIELDS + 1];
+static int sigchld_pipe[2];
+
+static void write_all(const char *s, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(1, s, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) _exit(1); /* the agent is gone */
+    s += w;
+    n -= (size_t)w;
+  }
+}
+
+static char *put_num(char *at, long long v) {
+  char tmp[24];
+  int i = 0, neg = v < 0;
+  unsigned long long u = neg ? (unsigned long long)(-v) : (unsigned long long)v;
+  do tmp[i++] = (char)('0' + u % 10), u /= 10; while (u > 0);
+  if (neg) *at++ = '-';
+  while (i > 0) *at++ = tmp[--i];
+  return at;
+}
+
+/* "<id> <word> <n>..." + newline. */
+static void reply(const char *id, const char *word, int count, const long long *nums) {
+  char line[128];
+  char *at = line;
+  size_t idlen = strnlen(id, 23);
+  memcpy(at, id, idlen);
+  at += idlen;
+  *at++ = ' ';
+  size_t wl = strlen(word);
+  memcpy(at, word, wl);
+  at += wl;
+  for (int i = 0; i < count; i++) {
+    *at++ = ' ';
+    at = put_num(at, nums[i]);
+  }
+  *at++ = '\n';
+  write_all(line, (size_t)(at - line));
+}
+
+static void free_slot(struct slot *s) {
+  if (s->out_fd >= 0) close(s->out_fd);
+  if (s->err_fd >= 0) close(s->err_fd);
+  memset(s, 0, sizeof(*s));
+}
+
+static struct slot *find_by_id(const char *id) {
+  for (int i = 0; i < MAX_SLOTS; i++)
+    if (slots[i].used && strcmp(slots[i].id, id) == 0) return &slots[i];
+  return NULL;
+}
+
+/* argv[0] without a '/' is looked up in the child's PATH, as execvp would with the child's env. */
+static int resolve(const char *file, char **env, char *out) {
+  if (strchr(file, '/')) {
+    if (strlen(file) >= PATH_BUF) return ENAMETOOLONG;
+    strcpy(out, file);
+    return 0;
+  }
+  const char *path = "/usr/local/bin:/usr/bin:/bin";
+  for (char **e = env; *e; e++)
+    if (strncmp(*e, "PATH=", 5) == 0) path = *e + 5;
+  int err = ENOENT;
+  size_t flen = strlen(file);
+  while (*path) {
+    const char *end = strchr(path, ':');
+    size_t dlen = end ? (size_t)(end - path) : strlen(path);
+    if (dlen + 1 + flen < PATH_BUF) {
+      memcpy(out, dlen ? path : ".", dlen ? dlen : 1);
+      size_t at = dlen ? dlen : 1;
+      out[at++] = '/';
+      memcpy(out + at, file, flen + 1);
+      if (access(out, X_OK) == 0) return 0;
+      if (errno == EACCES) err = EACCES;
+    }
+    if (!end) break;
+    path = end + 1;
+  }
+  return err;
+}
+
+static void do_spawn(const char *id, char **f, int n) {
+  long long e[1];
+  /* f: stdin cwd argc argv... env... */
+  if (n < 4) { e[0] = EINVAL; reply(id, "err", 1, e); return; }
+  const char *stdin_path = f[0], *cwd = f[1];
+  long argc = strtol(f[2], NULL, 10);
+  if (argc < 1 || argc > n - 3) { e[0] = EINVAL; reply(id, "err", 1, e); return; }
+  static char *argv[MAX_FIELDS + 1];
+  memcpy(argv, f + 3, (size_t)argc * sizeof(char *));
+  argv[argc] = NULL;
+  char **env = f + 3 + argc; /* fields[] is NULL-terminated after the env */
+  struct slot *s = NULL;
+  for (int i = 0; i < MAX_SLOTS && !s; i++)
+    if (!slots[i].used) s = &slots[i];
+  if (!s || find_by_id(id)) { e[0] = s ? EEXIST : EAGAIN; reply(id, "err", 1, e); return; }
+  static char file[PATH_BUF];
+  int rc = resolve(argv[0], env, file);
+  if (rc) { e[0] = rc; reply(id, "err", 1, e); return; }
+  int out[2] = { -1, -1 }, err[2] = { -1, -1 };
+  if (pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC)) {
+    e[0] = errno;
+    if (out[0] >= 0) close(out[0]), close(out[1]);
+    reply(id, "err", 1, e);
+    return;
+  }
+  posix_spawn_file_actions_t fa;
+  posix_spawnattr_t at;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawnattr_init(&at);
+  posix_spawn_file_actions_addopen(&fa, 0, stdin_path[0] ? stdin_path : "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+  posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+  if (cwd[0]) posix_spawn_file_actions_addchdir_np(&fa, cwd);
+  sigset_t all, none;
+  sigfillset(&all);
+  sigemptyset(&none);
+  posix_spawnattr_setsigdefault(&at, &all);
+  posix_spawnattr_setsigmask(&at, &none);
+  posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+  pid_t pid = -1;
+  rc = posix_spawn(&pid, file, &fa, &at, argv, env);
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&at);
+  close(out[1]);
+  close(err[1]);
+  if (rc != 0) {
+    close(out[0]);
+    close(err[0]);
+    e[0] = rc;
+    reply(id, "err", 1, e);
+    return;
+  }
+  s->used = 1;
+  strncpy(s->id, id, sizeof(s->id) - 1);
+  s->pid = pid;
+  s->out_fd = out[0];
+  s->err_fd = err[0];
+  long long r[3] = { pid, out[0], err[0] };
+  reply(id, "ok", 3, r);
+}
+
+static void handle_frame(unsigned char *p, uint32_t len) {
+  int n = 0;
+  unsigned char *end = p + len;
+  while (p < end && n < MAX_FIELDS) {
+    unsigned char *z = memchr(p, 0, (size_t)(end - p));
+    if (!z) break;
+    fields[n++] = (char *)p;
+    p = z + 1;
+  }
+  fields[n] = NULL;
+  if (n < 2 || strlen(fields[0]) == 0 || strlen(fields[0]) > 20) return;
+  const char *id = fields[0];
+  if (strcmp(fields[1], "spawn") == 0) {
+    do_spawn(id, fields + 2, n - 2);
+  } else if (strcmp(fields[1], "release") == 0) {
+    struct slot *s = find_by_id(id);
+    if (!s) return;
+    close(s->out_fd);
+    close(s->err_fd);
+    s->out_fd = s->err_fd = -1;
+    s->released = 1;
+    if (s->exited) free_slot(s);
+  } else {
+    long long e[1] = { ENOSYS };
+    reply(id, "err", 1, e);
+  }
+}
+
+static void reap(void) {
+  char drain[64];
+  while (read(sigchld_pipe[0], drain, sizeof(drain)) > 0) {}
+  for (;;) {
+    int st;
+    pid_t pid = waitpid(-1, &st, WNOHANG);
+    if (pid <= 0) return;
+    for (int i = 0; i < MAX_SLOTS; i++) {
+      struct slot *s = &slots[i];
+      if (!s->used || s->pid != pid) continue;
+      long long r[2] = { WIFEXITED(st) ? WEXITSTATUS(st) : -1, WIFSIGNALED(st) ? WTERMSIG(st) : 0 };
+      reply(s->id, "exit", 2, r);
+      s->exited = 1;
+      if (s->released) free_slot(s);
+      break;
+    }
+  }
+}
+
+static void on_sigchld(int sig) {
+  (void)sig;
+  int saved = errno;
+  (void)!write(sigchld_pipe[1], "x", 1);
+  errno = saved;
+}
+
+int main(void) {
+  signal(SIGPIPE, SIG_IGN);
+  if (pipe2(sigchld_pipe, O_CLOEXEC | O_NONBLOCK)) return 1;
+  struct sigaction sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = on_sigchld;
+  sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
+  sigaction(SIGCHLD, &sa, NULL);
+  size_t have = 0;
+  uint32_t need = 0; /* frame length once the header is read; 0 = reading a header */
+  unsigned char header[4];
+  size_t header_have = 0;
+  uint32_t skip = 0; /* bytes of an oversized frame still to discard */
+  for (;;) {
+    struct pollfd pf[2] = { { .fd = 0, .events = POLLIN }, { .fd = sigchld_pipe[0], .events = POLLIN } };
+    if (poll(pf, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      return 1;
+    }
+    if (pf[1].revents) reap();
+    if (!pf[0].revents) continue;
+    unsigned char buf[65536];
+    ssize_t r = read(0, buf, sizeof(buf));
+    if (r < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (r <= 0) return 0; /* the agent is gone; its children keep their own sessions */
+    for (ssize_t i = 0; i < r;) {
+      if (skip > 0) {
+        size_t k = (size_t)(r - i) < skip ? (size_t)(r - i) : skip;
+        skip -= (uint32_t)k;
+        i += (ssize_t)k;
+      } else if (header_have < 4) {
+        header[header_have++] = buf[i++];
+        if (header_have == 4) {
+          need = (uint32_t)header[0] | (uint32_t)header[1] << 8 | (uint32_t)header[2] << 16 | (uint32_t)header[3] << 24;
+          have = 0;
+          if (need > MAX_FRAME) skip = need, header_have = 0;
+          else if (need == 0) header_have = 0;
+        }
+      } else {
+        size_t k = (size_t)(r - i) < need - have ? (size_t)(r - i) : need - have;
+        memcpy(frame + have, buf + i, k);
+        have += k;
+        i += (ssize_t)k;
+        if (have == need) {
+          handle_frame(frame, need);
+          header_have = 0;
+        }
+      }
+    }
+  }
+}
