@@ -34,6 +34,8 @@ interface Round {
   concurrentMs: number;
   concurrentCallMs: number[];
   concurrentErrors: number;
+  /** What went wrong, by error code (or "wrong output"). */
+  concurrentErrorKinds: Record<string, number>;
 }
 
 async function round(i: number): Promise<Round> {
@@ -105,18 +107,23 @@ async function round(i: number): Promise<Round> {
     log(`  ${CALLS} concurrent exec calls on ${ten.length} sandboxes`);
     const concurrentCallMs: number[] = [];
     let concurrentErrors = 0;
+    const concurrentErrorKinds: Record<string, number> = {};
+    const failed = (kind: string) => {
+      concurrentErrors++;
+      concurrentErrorKinds[kind] = (concurrentErrorKinds[kind] ?? 0) + 1;
+    };
     const t0 = nowMs();
     await Promise.all(Array.from({ length: CALLS }, async (_, k) => {
       const t = nowMs();
       try {
         const r = await c.exec(ten[k % ten.length]!.id, { cmd: `echo ${k}` });
-        if (r.stdout.trim() !== String(k)) concurrentErrors++;
-      } catch {
-        concurrentErrors++;
+        if (r.stdout.trim() !== String(k)) failed(`wrong output (exit ${r.exit_code}${r.error ? `, ${r.error}` : ''})`);
+      } catch (e) {
+        failed(`${(e as { code?: string }).code ?? 'error'}: ${(e as Error).message}`);
       }
       concurrentCallMs.push(since(t));
     }));
-    return { restSpawnMs, engineSpawnMs, restExecMs, restEvalMs, directExecMs, directEvalMs, concurrentMs: since(t0), concurrentCallMs, concurrentErrors };
+    return { restSpawnMs, engineSpawnMs, restExecMs, restEvalMs, directExecMs, directEvalMs, concurrentMs: since(t0), concurrentCallMs, concurrentErrors, concurrentErrorKinds };
   } finally {
     await Promise.all(list.map((s) => c.killSandbox(s.id).catch(() => undefined)));
   }
@@ -141,7 +148,7 @@ const lines = [
   `| spawn ${N} through REST (request → all ready) | ${fmt(per((r) => r.restSpawnMs))} | |`,
   `| spawn ${N} with the engine directly | ${fmt(per((r) => r.engineSpawnMs))} | |`,
   `| REST / engine | ${fmt(ratio, 'x', 2)} | ≤ 1.10x |`,
-  `| exec \`true\` through REST, p50 | ${fmt(per((r) => summarize(r.restExecMs).median), 'ms', 1)} | |`,
+  `| exec \`true\` through REST, p50 | ${fmt(per((r) => summarize(r.restExecMs).median), 'ms', 1)} | ≤ 15 ms |`,
   `| exec \`true\` through REST, p99 | ${fmt(per((r) => summarize(r.restExecMs).p99), 'ms', 1)} | |`,
   `| eval \`1 + 1\` through REST, p50 | ${fmt(per((r) => summarize(r.restEvalMs).median), 'ms', 1)} | ≤ 15 ms |`,
   `| eval \`1 + 1\` through REST, p99 | ${fmt(per((r) => summarize(r.restEvalMs).p99), 'ms', 1)} | |`,
@@ -151,6 +158,8 @@ const lines = [
   `| … per call p50 / p99 (median round) | ${summarize(rounds.map((r) => summarize(r.concurrentCallMs).median)).median.toFixed(0)} / ${summarize(rounds.map((r) => summarize(r.concurrentCallMs).p99)).median.toFixed(0)} ms | |`,
   `| … errors | ${rounds.map((r) => r.concurrentErrors).join(', ')} | 0 |`,
 ];
+const kinds = rounds.flatMap((r, i) => Object.entries(r.concurrentErrorKinds).map(([k, n]) => `round ${i + 1}: ${n} × ${k}`));
+if (kinds.length > 0) lines.push('', 'concurrent exec errors:', ...kinds.map((k) => `- ${k}`));
 process.stdout.write(`${lines.join('\n')}\n`);
 const outDir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
 await fs.mkdir(outDir, { recursive: true });
