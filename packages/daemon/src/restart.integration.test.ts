@@ -24,7 +24,7 @@ test('kill -9 of the daemon with 5 live sandboxes: the restarted daemon adopts a
     for (const s of live) assert.ok(pidAlive(s.pid!), `QEMU of ${s.id} died with the daemon`);
     await d.restart();
     const after = await c.listSandboxes();
-    const problems = d.log().split('\n').filter((l) => /"level":(40|50)/.test(l)).join('\n');
+    const problems = d.log().split('\n').filter((l) => /"level":(40|50)|previous daemon|never acknowledged|keeper/.test(l)).join('\n');
     assert.deepEqual(byId(after), byId(live), `the restarted daemon lost or resurrected a sandbox; its warnings:\n${problems}`);
     for (const [i, s] of live.entries()) {
       const again = after.find((a) => a.id === s.id)!;

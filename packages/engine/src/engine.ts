@@ -16,6 +16,7 @@ import { Sandbox, type SandboxTimings } from './sandbox/sandbox.js';
 import { promises as fs } from 'node:fs';
 import { ForkdError, assertValidTag } from '@forkd/protocol';
 import { branchSandbox, type BranchMode } from './snapshot/branch.js';
+import { branchChecked } from './snapshot/branch-checked.js';
 import { ancestors, compactSnapshot, dependents } from './snapshot/chain.js';
 import { assembledPath, pruneMemoryCache } from './snapshot/memory.js';
 import { isLayer } from './snapshot/manifest.js';
@@ -107,9 +108,9 @@ export class Engine {
     return (await ancestors(this.layout, await readSnapshot(this.layout, tag))).map((e) => e.tag);
   }
 
-  /** Captures a running sandbox as a snapshot layer; the sandbox keeps running. */
+  /** Captures a running sandbox as a snapshot layer; the sandbox keeps running. A live capture is proven by a restore. */
   branch(sb: Sandbox, opts: { tag: string; mode?: BranchMode; onProgress?: ProgressFn; downtimeLimitMs?: number }) {
-    return branchSandbox(this.layout, sb, { ...opts, mode: opts.mode ?? 'live', ...this.launcherOpt() });
+    return branchChecked(this.layout, this.platform, sb, { ...opts, mode: opts.mode ?? 'live', ...this.launcherOpt() }, (tag) => this.removeSnapshot(tag));
   }
 
   /**

@@ -41,7 +41,8 @@ export function branchingHandlers(s: DaemonServices): Pick<Handlers, BranchRoute
     const live = s.sandboxes.get(id);
     const r = await s.captures.run(() => s.engine.branch(live.sb, { tag, mode, onProgress: progress }));
     await s.sandboxes.update(live, { branch_count: live.rec.branch_count + 1 });
-    s.metrics.branchPause.observe({ mode }, r.pauseMs / 1000);
+    if (r.liveCaptureFailed) s.log.warn({ sandbox: id, tag, cause: r.liveCaptureFailed }, 'a live capture did not restore; it was redone with the sandbox stopped');
+    s.metrics.branchPause.observe({ mode: r.mode }, r.pauseMs / 1000);
     return r;
   }
 

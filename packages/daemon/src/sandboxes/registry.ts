@@ -79,6 +79,8 @@ export class SandboxRegistry {
     const claimed = records.map((rec) => {
       const vm = held.get(rec.pid);
       held.delete(rec.pid);
+      if (!vm) this.log.warn({ sandbox: rec.id, pid: rec.pid }, 'the keeper no longer holds this sandbox\'s VM; reaping its record');
+      else if (vm.run_dir !== rec.dir) this.log.warn({ sandbox: rec.id, pid: rec.pid, run_dir: vm.run_dir, recorded: rec.dir }, 'the keeper\'s VM with this pid is another VM; reaping the record');
       return { rec, vm: vm && vm.run_dir === rec.dir ? vm : null };
     });
     // In parallel: each adoption may wait seconds for a VM on a loaded host.
@@ -99,7 +101,10 @@ export class SandboxRegistry {
       await this.journal.delete(KIND, rec.id);
     }));
     // VMs nobody recorded (spawned but never acknowledged before a crash).
-    for (const vm of held.values()) await this.engine.reap(vm.pid, vm.run_dir).catch(() => undefined);
+    for (const vm of held.values()) {
+      this.log.info({ pid: vm.pid, run_dir: vm.run_dir }, 'reaping a VM that was never acknowledged');
+      await this.engine.reap(vm.pid, vm.run_dir).catch(() => undefined);
+    }
     return { adopted, reaped };
   }
 

@@ -101,13 +101,21 @@ export class Vm {
 
   /** Rejects with the console tail if QEMU exits before the promise settles. */
   async guard<T>(p: Promise<T>, what: string): Promise<T> {
-    return Promise.race([
-      p,
-      this.proc.exited.then(async () => {
-        const tail = await this.consoleTail();
-        throw new ForkdError('FORKD_E_VM_START_FAILED', `QEMU exited while ${what}. ${this.proc.stderrTail()} ${tail}`.trim());
-      }),
-    ]);
+    const died = async (): Promise<never> => {
+      const ex = await this.proc.exited;
+      const tail = await this.consoleTail();
+      throw new ForkdError('FORKD_E_VM_START_FAILED', `QEMU exited (${ex.signal ?? `code ${ex.code}`}) while ${what}. ${this.proc.stderrTail()} ${tail}`.trim(), { exit_code: ex.code, signal: ex.signal });
+    };
+    try {
+      return await Promise.race([p, this.proc.exited.then(died)]);
+    } catch (e) {
+      // A dying QEMU closes the agent channel first: give its exit a moment to be the reported cause.
+      if (e instanceof ForkdError && e.code === 'FORKD_E_AGENT_UNAVAILABLE') {
+        const exited = await Promise.race([this.proc.exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 500))]);
+        if (exited) await died();
+      }
+      throw e;
+    }
   }
 
   async consoleTail(bytes = 2000): Promise<string> {
