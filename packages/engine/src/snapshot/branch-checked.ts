@@ -26,14 +26,15 @@ export async function branchChecked(
   sb: Sandbox,
   opts: BranchOptions,
   remove: (tag: string) => Promise<unknown>,
+  /** Restores one child from the capture and throws if it does not answer (tests pass their own). */
+  probe: (tag: string) => Promise<void> = (tag) => probeRestore(layout, platform, tag, opts),
 ): Promise<CheckedBranchResult> {
   const onProgress = opts.onProgress ?? noProgress;
   const r = await branchSandbox(layout, sb, opts);
   if (opts.mode !== 'live' || process.env.FORKD_BRANCH_CHECK === 'off') return { ...r, mode: opts.mode, liveCaptureFailed: null };
   onProgress({ phase: 'branch', message: 'checking the capture: restoring one child from it' });
   try {
-    const [probe] = await spawnChildren(layout, platform, { tag: opts.tag, n: 1, readyTimeoutMs: 30_000, ...(opts.launcher ? { launcher: opts.launcher } : {}) });
-    await probe!.kill();
+    await probe(opts.tag);
     return { ...r, mode: 'live', liveCaptureFailed: null };
   } catch (e) {
     const why = toForkdError(e).message;
@@ -42,4 +43,9 @@ export async function branchChecked(
     const again = await branchSandbox(layout, sb, { ...opts, mode: 'full' });
     return { ...again, mode: 'full', liveCaptureFailed: why };
   }
+}
+
+async function probeRestore(layout: HomeLayout, platform: Platform, tag: string, opts: BranchOptions): Promise<void> {
+  const [child] = await spawnChildren(layout, platform, { tag, n: 1, readyTimeoutMs: 30_000, ...(opts.launcher ? { launcher: opts.launcher } : {}) });
+  await child!.kill();
 }

@@ -7,6 +7,7 @@ import type { EvalResultT } from '@forkd/protocol';
 import type { Sandbox } from '../sandbox/sandbox.js';
 import { ensureFixtureSnapshot, testEngine } from '../testing/fixture.js';
 import { assembledPath } from './memory.js';
+import { branchChecked } from './branch-checked.js';
 
 const engine = testEngine();
 let base = '';
@@ -70,6 +71,29 @@ for (const mode of ['live', 'full'] as const) {
     assert.deepEqual(stagingLeft(), []);
   });
 }
+
+test('a live capture that fails its restore probe is removed and redone stopped; a good one is kept', async () => {
+  const [src] = await spawn(base);
+  await py(src!, "probe_state = 'captured'");
+  const tag = t('probe');
+  const probed: string[] = [];
+  const r = await branchChecked(engine.layout, engine.platform, src!, { tag, mode: 'live' }, (x) => engine.removeSnapshot(x), async (x) => {
+    probed.push(x);
+    if (probed.length === 1) throw new Error('simulated: the child reset at restore');
+  });
+  assert.deepEqual(probed, [tag], 'the redone (stopped) capture is not probed again');
+  assert.equal(r.mode, 'full');
+  assert.match(r.liveCaptureFailed ?? '', /simulated/);
+  assert.ok(r.pauseMs > 0);
+  const [k] = await spawn(tag);
+  assert.equal(await py(k!, 'probe_state'), 'captured');
+  // The default probe restores a real child: a good live capture passes it and stays live.
+  const good = t('probe-ok');
+  const ok = await engine.branch(src!, { tag: good, mode: 'live' });
+  assert.equal(ok.mode, 'live');
+  assert.equal(ok.liveCaptureFailed, null);
+  assert.deepEqual(stagingLeft(), []);
+});
 
 test('consecutive branches of one source, and a branch of a branch child, each hold their own instant', async () => {
   const [src] = await spawn(base);
