@@ -171,16 +171,18 @@ export class Engine {
     // Patient: giving up means losing a live sandbox, and a restart often meets a loaded host.
     const vm = await Vm.adopt(rec.dir, proc, { qmpTimeoutMs: 20_000 });
     try {
-      for (let attempt = 1; ; attempt++) {
+      // A ping written while the guest is still closing the old connection's port is lost with it,
+      // so waiting long on one connection only delays; short tries on fresh connections, each
+      // twice as patient as the last (2 + 4 + 8 + 16 s), recover in ~2 s and still wait out a loaded host.
+      for (let attempt = 1, pingMs = 2000; ; attempt++, pingMs *= 2) {
         try {
           const agent = await vm.connectAgent(15_000);
-          await agent.ping({ timeoutMs: 20_000 });
+          await agent.ping({ timeoutMs: pingMs });
           return new Sandbox(vm, rec.tag, rec.timings, rec.language, rec.createdAt);
         } catch (e) {
-          // A fresh connection once more (the guest may still have been on the old one's EOF).
           vm.agent?.close();
           vm.agent = null;
-          if (attempt >= 2 || proc.hasExited) throw e;
+          if (attempt >= 4 || proc.hasExited) throw e;
         }
       }
     } catch (e) {
