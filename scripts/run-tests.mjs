@@ -27,5 +27,7 @@ const selected = files.filter((f) => !unitOnly || !/integration/.test(f)).sort((
   return ia - ib || a.localeCompare(b);
 });
 const extra = process.argv.slice(2).filter((a) => a !== '--unit');
-const r = spawnSync(process.execPath, ['--conditions=source', '--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...extra, ...selected], { stdio: 'inherit' });
+// Daemons that tests start on demand (the CLI's and MCP's embedded default) leave soon after.
+const env = { ...process.env, FORKD_DAEMON_IDLE_EXIT_SECS: process.env.FORKD_DAEMON_IDLE_EXIT_SECS ?? '20' };
+const r = spawnSync(process.execPath, ['--conditions=source', '--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...extra, ...selected], { stdio: 'inherit', env });
 process.exit(r.status ?? 1);

@@ -53,7 +53,12 @@ for (const mode of ['live', 'full'] as const) {
     const tag = t(`${mode}`);
     const r = await engine.branch(src!, { tag, mode });
     assert.ok(r.pauseMs > 0 && r.pauseMs <= r.captureMs, `pause ${r.pauseMs} capture ${r.captureMs}`);
-    if (mode === 'live') assert.ok(r.pauseMs < r.captureMs / 2, `live pause ${r.pauseMs} ms is not short next to the capture ${r.captureMs} ms`);
+    // A live capture that failed its restore probe was redone stopped (see branch-checked.ts); the
+    // children below must then still see the branch instant.
+    if (r.mode === 'full' && mode === 'live') assert.ok(r.liveCaptureFailed, 'a live request came back full without a reason');
+    else assert.equal(r.mode, mode);
+    if (r.mode === 'live') assert.ok(r.pauseMs < r.captureMs / 2, `live pause ${r.pauseMs} ms is not short next to the capture ${r.captureMs} ms`);
+    if (r.liveCaptureFailed) process.stderr.write(`# the live capture failed its probe and was redone stopped: ${r.liveCaptureFailed}\n`);
     assert.equal(r.manifest.parent_tag, base);
     // The source keeps running and diverges after the branch.
     await py(src!, "state = 'after'");
