@@ -3,6 +3,8 @@
 export interface OutputCollector {
   push(chunk: Buffer): void;
   readonly truncated: boolean;
+  /** Output was cut before it reached this collector (forkd-spawn caps it itself). */
+  markTruncated(): void;
   text(): string;
 }
 
@@ -12,6 +14,10 @@ export class HeadBuffer implements OutputCollector {
   truncated = false;
 
   constructor(private readonly cap: number) {}
+
+  markTruncated(): void {
+    this.truncated = true;
+  }
 
   push(chunk: Buffer): void {
     const room = this.cap - this.size;
@@ -35,6 +41,10 @@ export class RingBuffer implements OutputCollector {
 
   constructor(private readonly cap: number) {
     this.buf = Buffer.alloc(cap);
+  }
+
+  markTruncated(): void {
+    this.truncated = true;
   }
 
   push(chunk: Buffer): void {

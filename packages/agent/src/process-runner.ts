@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { ExecResultT } from '@forkd/protocol';
 import type { OutputCollector } from './output-buffer.js';
-import type { Launched, SpawnHelper } from './spawn-helper.js';
+import type { Launched, RunHandle, SpawnHelper } from './spawn-helper.js';
 
 export type StreamName = 'stdout' | 'stderr';
 
@@ -24,6 +24,11 @@ export interface RunOptions {
   stderr: OutputCollector;
   /** Starts the process through forkd-spawn when given (falls back to Node's spawn). */
   launcher?: SpawnHelper | null;
+  /**
+   * With a launcher and no onOutput: forkd-spawn runs the command to completion and keeps this
+   * many bytes of each stream itself (the caller's collectors get what it kept).
+   */
+  runToCompletionCap?: number;
   /** Called per output chunk; a returned promise pauses that stream until it settles. */
   onOutput?: (stream: StreamName, chunk: Buffer) => Promise<void> | void;
 }
@@ -94,6 +99,7 @@ export class RunningProcess {
   private timer: NodeJS.Timeout | null = null;
   private paused = 0;
   private pendingKill: NodeJS.Signals | null = null;
+  private runHandle: RunHandle | null = null;
   /** Settles once the process has a pid (or failed to start). */
   readonly started: Promise<void>;
   readonly done: Promise<ExecResultT>;
@@ -119,6 +125,7 @@ export class RunningProcess {
       this.endedMono = performance.now();
       finish();
     };
+    if (o.launcher && o.runToCompletionCap !== undefined && !o.onOutput && this.runInHelper(file, args, env, o.launcher, o.runToCompletionCap, finish)) return;
     let child: Launched | null = null;
     if (o.launcher) {
       const stdinPath = o.stdin && o.stdin.length > 0 ? stdinFile(o.stdin) : undefined;
@@ -149,6 +156,45 @@ export class RunningProcess {
     this.pid = child.pid ?? -1;
     this.watch(child, finish);
     if (this.pendingKill && this.pid > 0) this.kill(this.pendingKill);
+  }
+
+  /** forkd-spawn runs it and answers once with the output; false when the helper cannot take it. */
+  private runInHelper(file: string, args: string[], env: Record<string, string>, launcher: SpawnHelper, cap: number, finish: () => void): boolean {
+    const o = this.o;
+    const stdinPath = o.stdin && o.stdin.length > 0 ? stdinFile(o.stdin) : undefined;
+    const h = launcher.run({ file, args, env, cwd: o.cwd, stdinPath, cap });
+    if (!h) {
+      if (stdinPath) fs.rmSync(stdinPath, { force: true });
+      return false;
+    }
+    this.runHandle = h;
+    if (o.timeoutMs !== undefined) {
+      this.timer = setTimeout(() => {
+        this.timedOut = true;
+        this.kill('SIGKILL');
+      }, o.timeoutMs);
+    }
+    const end = (): void => {
+      if (stdinPath) fs.rmSync(stdinPath, { force: true });
+      this.running = false;
+      this.endedMono = performance.now();
+      if (this.timer) clearTimeout(this.timer);
+      finish();
+    };
+    h.done.then((r) => {
+      this.exitCode = r.code;
+      this.exitSignal = r.signal;
+      o.stdout.push(r.stdout);
+      o.stderr.push(r.stderr);
+      if (r.stdoutTruncated) o.stdout.markTruncated();
+      if (r.stderrTruncated) o.stderr.markTruncated();
+      end();
+    }, (err: NodeJS.ErrnoException) => {
+      this.error = spawnError(err, o.cwd);
+      end();
+    });
+    if (this.pendingKill) this.kill(this.pendingKill);
+    return true;
   }
 
   private watch(child: Launched, finish: () => void): void {
@@ -231,6 +277,11 @@ export class RunningProcess {
 
   /** Signals the whole process group. Returns false when nothing was there to signal. */
   kill(signal: NodeJS.Signals = 'SIGKILL'): boolean {
+    if (this.runHandle) {
+      if (!this.running) return false;
+      this.runHandle.kill(signal);
+      return true;
+    }
     if (this.pid <= 0) {
       if (this.running && this.child === null) this.pendingKill = signal; // still starting
       return false;

@@ -7,10 +7,17 @@
  * NUL-terminated fields:
  *   <id> spawn <stdin path or ""> <cwd or ""> <argc> <argv...> <env "K=V"...>
  *   <id> release          (the agent has opened the output pipes: close this side's ends)
+ *   <id> run <stdin path or ""> <cwd or ""> <cap> <argc> <argv...> <env...>
+ *                         (run to completion: this helper collects up to cap bytes of each stream
+ *                          and answers once, so the agent wakes once per command)
+ *   <id> kill <signal>    (a `run` command's process group)
  * Replies on stdout, one line each:
  *   <id> ok <pid> <stdout read fd> <stderr read fd>   (the agent opens /proc/<our pid>/fd/<n>)
  *   <id> err <errno>
  *   <id> exit <code> <signal>                          (code -1 when killed by a signal)
+ *   <id> done <code> <signal> <out bytes> <err bytes> <out truncated> <err truncated>
+ *        followed by the bytes of stdout, then stderr (for `run`; pipes still held by a
+ *        grandchild are given up GRACE_MS after the exit, as the agent does)
  * The child gets its own session (setsid), default signal dispositions and an empty mask.
  * Build: gcc -static -Os (the image builder does it, like forkd-sys).
  */
@@ -24,18 +31,32 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_FRAME (1 << 20)
 #define MAX_FIELDS 8192
 #define MAX_SLOTS 1024
 #define PATH_BUF 4096
+#define GRACE_MS 500
+
+struct stream {
+  int fd; /* -1 once closed */
+  unsigned char *buf;
+  size_t len, size;
+  int truncated;
+};
 
 struct slot {
-  int used, exited, released;
+  int used, exited, released, run;
   char id[24];
   pid_t pid;
   int out_fd, err_fd;
+  /* run mode */
+  struct stream out, err;
+  size_t cap;
+  long long code, sig;
+  struct timespec exited_at;
 };
 
 static struct slot slots[MAX_SLOTS];
@@ -85,7 +106,12 @@ static void reply(const char *id, const char *word, int count, const long long *
 static void free_slot(struct slot *s) {
   if (s->out_fd >= 0) close(s->out_fd);
   if (s->err_fd >= 0) close(s->err_fd);
+  if (s->out.fd >= 0) close(s->out.fd);
+  if (s->err.fd >= 0) close(s->err.fd);
+  free(s->out.buf);
+  free(s->err.buf);
   memset(s, 0, sizeof(*s));
+  s->out_fd = s->err_fd = s->out.fd = s->err.fd = -1;
 }
 
 static struct slot *find_by_id(const char *id) {
@@ -123,9 +149,16 @@ static int resolve(const char *file, char **env, char *out) {
   return err;
 }
 
-static void do_spawn(const char *id, char **f, int n) {
+static void do_spawn(const char *id, char **f, int n, int run) {
   long long e[1];
-  /* f: stdin cwd argc argv... env... */
+  /* f: stdin cwd [cap, for run] argc argv... env... */
+  size_t cap = 0;
+  if (run) {
+    if (n < 5) { e[0] = EINVAL; reply(id, "err", 1, e); return; }
+    cap = (size_t)strtoull(f[2], NULL, 10);
+    f[2] = f[1], f[1] = f[0]; /* drop the cap field: the rest is laid out as for spawn */
+    f++, n--;
+  }
   if (n < 4) { e[0] = EINVAL; reply(id, "err", 1, e); return; }
   const char *stdin_path = f[0], *cwd = f[1];
   long argc = strtol(f[2], NULL, 10);
@@ -178,10 +211,71 @@ static void do_spawn(const char *id, char **f, int n) {
   s->used = 1;
   strncpy(s->id, id, sizeof(s->id) - 1);
   s->pid = pid;
+  if (run) {
+    s->run = 1;
+    s->cap = cap;
+    s->out_fd = s->err_fd = -1;
+    s->out.fd = out[0];
+    s->err.fd = err[0];
+    fcntl(out[0], F_SETFL, O_NONBLOCK);
+    fcntl(err[0], F_SETFL, O_NONBLOCK);
+    return; /* answered once, when done */
+  }
+  s->out.fd = s->err.fd = -1;
   s->out_fd = out[0];
   s->err_fd = err[0];
   long long r[3] = { pid, out[0], err[0] };
   reply(id, "ok", 3, r);
+}
+
+/* Reads what the pipe has; keeps up to cap bytes, counts the rest as truncated; closes on EOF. */
+static void drain(struct stream *st, size_t cap) {
+  unsigned char chunk[65536];
+  for (;;) {
+    ssize_t r = read(st->fd, chunk, sizeof(chunk));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return; /* EAGAIN: nothing more now */
+    if (r == 0) {
+      close(st->fd);
+      st->fd = -1;
+      return;
+    }
+    size_t keep = st->len < cap ? cap - st->len : 0;
+    if ((size_t)r > keep) st->truncated = 1;
+    if (keep > (size_t)r) keep = (size_t)r;
+    if (keep == 0) continue;
+    if (st->len + keep > st->size) {
+      size_t want = st->size ? st->size * 2 : 65536;
+      while (want < st->len + keep) want *= 2;
+      if (want > cap) want = cap;
+      unsigned char *nb = realloc(st->buf, want);
+      if (!nb) { st->truncated = 1; continue; }
+      st->buf = nb;
+      st->size = want;
+    }
+    memcpy(st->buf + st->len, chunk, keep);
+    st->len += keep;
+  }
+}
+
+static long long ms_since(const struct timespec *t) {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return (now.tv_sec - t->tv_sec) * 1000LL + (now.tv_nsec - t->tv_nsec) / 1000000;
+}
+
+/* A run command is done once it exited and its pipes closed (or the grace after its exit ran out). */
+static void finish_runs(void) {
+  for (int i = 0; i < MAX_SLOTS; i++) {
+    struct slot *s = &slots[i];
+    if (!s->used || !s->run || !s->exited) continue;
+    if ((s->out.fd >= 0 || s->err.fd >= 0) && ms_since(&s->exited_at) < GRACE_MS) continue;
+    long long r[6] = { s->code, s->sig, (long long)s->out.len, (long long)s->err.len, s->out.truncated, s->err.truncated };
+    reply(s->id, "done", 6, r);
+    if (s->out.len) write_all((const char *)s->out.buf, s->out.len);
+    if (s->err.len) write_all((const char *)s->err.buf, s->err.len);
+    free_slot(s);
+  }
 }
 
 static void handle_frame(unsigned char *p, uint32_t len) {
@@ -197,7 +291,13 @@ static void handle_frame(unsigned char *p, uint32_t len) {
   if (n < 2 || strlen(fields[0]) == 0 || strlen(fields[0]) > 20) return;
   const char *id = fields[0];
   if (strcmp(fields[1], "spawn") == 0) {
-    do_spawn(id, fields + 2, n - 2);
+    do_spawn(id, fields + 2, n - 2, 0);
+  } else if (strcmp(fields[1], "run") == 0) {
+    do_spawn(id, fields + 2, n - 2, 1);
+  } else if (strcmp(fields[1], "kill") == 0) {
+    struct slot *s = find_by_id(id);
+    int sig = n > 2 ? atoi(fields[2]) : SIGKILL;
+    if (s && s->run && !s->exited && sig > 0 && sig < 65) kill(-s->pid, sig);
   } else if (strcmp(fields[1], "release") == 0) {
     struct slot *s = find_by_id(id);
     if (!s) return;
@@ -223,8 +323,14 @@ static void reap(void) {
       struct slot *s = &slots[i];
       if (!s->used || s->pid != pid) continue;
       long long r[2] = { WIFEXITED(st) ? WEXITSTATUS(st) : -1, WIFSIGNALED(st) ? WTERMSIG(st) : 0 };
-      reply(s->id, "exit", 2, r);
       s->exited = 1;
+      if (s->run) {
+        s->code = r[0];
+        s->sig = r[1];
+        clock_gettime(CLOCK_MONOTONIC, &s->exited_at);
+        break;
+      }
+      reply(s->id, "exit", 2, r);
       if (s->released) free_slot(s);
       break;
     }
@@ -251,13 +357,38 @@ int main(void) {
   unsigned char header[4];
   size_t header_have = 0;
   uint32_t skip = 0; /* bytes of an oversized frame still to discard */
+  for (int i = 0; i < MAX_SLOTS; i++) slots[i].out_fd = slots[i].err_fd = slots[i].out.fd = slots[i].err.fd = -1;
+  static struct pollfd pf[2 + 2 * MAX_SLOTS];
+  static struct stream *pst[2 + 2 * MAX_SLOTS];
+  static size_t pcap[2 + 2 * MAX_SLOTS];
   for (;;) {
-    struct pollfd pf[2] = { { .fd = 0, .events = POLLIN }, { .fd = sigchld_pipe[0], .events = POLLIN } };
-    if (poll(pf, 2, -1) < 0) {
+    int np = 2, timeout = -1;
+    pf[0] = (struct pollfd){ .fd = 0, .events = POLLIN };
+    pf[1] = (struct pollfd){ .fd = sigchld_pipe[0], .events = POLLIN };
+    for (int i = 0; i < MAX_SLOTS; i++) {
+      struct slot *s = &slots[i];
+      if (!s->used || !s->run) continue;
+      struct stream *two[2] = { &s->out, &s->err };
+      for (int k = 0; k < 2; k++) {
+        if (two[k]->fd < 0) continue;
+        pf[np] = (struct pollfd){ .fd = two[k]->fd, .events = POLLIN };
+        pst[np] = two[k];
+        pcap[np++] = s->cap;
+      }
+      if (s->exited) {
+        long long left = GRACE_MS - ms_since(&s->exited_at);
+        if (left < 0) left = 0;
+        if (timeout < 0 || left < timeout) timeout = (int)left;
+      }
+    }
+    if (poll(pf, (nfds_t)np, timeout) < 0) {
       if (errno == EINTR) continue;
       return 1;
     }
+    for (int i = 2; i < np; i++)
+      if (pf[i].revents) drain(pst[i], pcap[i]);
     if (pf[1].revents) reap();
+    finish_runs();
     if (!pf[0].revents) continue;
     unsigned char buf[65536];
     ssize_t r = read(0, buf, sizeof(buf));

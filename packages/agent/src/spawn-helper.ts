@@ -10,7 +10,6 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import type { Readable } from 'node:stream';
-import { readLines } from './line-reader.js';
 
 /** Requests above this go through Node's spawn instead (the helper drops bigger frames). */
 const MAX_FRAME_BYTES = 1 << 20;
@@ -37,6 +36,11 @@ const signalNames = new Map<number, NodeJS.Signals>(
   Object.entries(os.constants.signals).map(([name, n]) => [n as number, name as NodeJS.Signals]),
 );
 const errnoNames = new Map<number, string>(Object.entries(os.constants.errno).map(([name, n]) => [n as number, name]));
+
+function spawnFailure(file: string, errno: number): Error {
+  const code = errnoNames.get(errno) ?? `E${errno}`;
+  return Object.assign(new Error(`spawn ${file} ${code}`), { code, errno: -errno, path: file });
+}
 
 class HelperChild extends EventEmitter implements Launched {
   stdout: net.Socket;
@@ -89,6 +93,71 @@ class HelperChild extends EventEmitter implements Launched {
   }
 }
 
+/** What a `run` (run to completion) command left: forkd-spawn collected its output. */
+export interface RunOutcome {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: Buffer;
+  stderr: Buffer;
+  stdoutTruncated: boolean;
+  stderrTruncated: boolean;
+}
+
+export interface RunHandle {
+  done: Promise<RunOutcome>;
+  kill(signal: NodeJS.Signals): void;
+}
+
+/**
+ * Splits the helper's replies: one line each, except `done`, whose line is followed by the
+ * command's output bytes (collected in chunks, joined once).
+ */
+function readReplies(stream: Readable, onReply: (fields: string[], payload: Buffer | null) => void): void {
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  let want: { fields: string[]; bytes: number } | null = null;
+  const deliver = (fields: string[], payload: Buffer | null): void => {
+    try {
+      onReply(fields, payload);
+    } catch {
+      /* a bad reply must not break the reader */
+    }
+  };
+  const joined = (): Buffer => {
+    if (pending.length !== 1) pending = [Buffer.concat(pending, pendingBytes)];
+    return pending[0]!;
+  };
+  stream.on('data', (chunk: Buffer) => {
+    pending.push(chunk);
+    pendingBytes += chunk.length;
+    for (;;) {
+      // Bytes are joined only once a whole line or a whole payload is there.
+      if (want && pendingBytes < want.bytes) return;
+      if (!want && chunk.indexOf(10) < 0 && pending.length > 1) return;
+      const all = joined();
+      let taken: number;
+      if (want) {
+        const { fields } = want;
+        want = null;
+        taken = fields.length ? Number(fields[4]) + Number(fields[5]) : 0;
+        deliver(fields, all.subarray(0, taken));
+      } else {
+        const nl = all.indexOf(10);
+        if (nl < 0) return;
+        taken = nl + 1;
+        const fields = all.toString('utf8', 0, nl).split(' ');
+        if (fields[1] === 'done') want = { fields, bytes: Number(fields[4]) + Number(fields[5]) };
+        else deliver(fields, null);
+      }
+      const rest = all.subarray(taken);
+      pending = rest.length > 0 ? [rest] : [];
+      pendingBytes = rest.length;
+      chunk = rest;
+    }
+  });
+  stream.on('error', () => undefined);
+}
+
 interface Pending {
   resolve(child: HelperChild): void;
   reject(err: Error): void;
@@ -99,6 +168,7 @@ export class SpawnHelper {
   private proc: ChildProcess | null = null;
   private readonly pending = new Map<string, Pending>();
   private readonly children = new Map<string, HelperChild>();
+  private readonly runs = new Map<string, { resolve(o: RunOutcome): void; reject(e: Error): void; file: string }>();
   private nextId = 1;
 
   constructor(private readonly binary: string) {}
@@ -116,11 +186,14 @@ export class SpawnHelper {
     this.proc = child;
     child.on('error', () => undefined);
     child.stdin?.on('error', () => undefined);
-    readLines(child.stdout!, (line) => this.onLine(child, line));
+    readReplies(child.stdout!, (fields, payload) => this.onReply(child, fields, payload));
     child.on('exit', () => {
       if (this.proc === child) this.proc = null;
-      for (const p of this.pending.values()) p.reject(Object.assign(new Error('forkd-spawn exited'), { code: 'EHELPER' }));
+      const gone = () => Object.assign(new Error('forkd-spawn exited'), { code: 'EHELPER' });
+      for (const p of this.pending.values()) p.reject(gone());
       this.pending.clear();
+      for (const r of this.runs.values()) r.reject(gone());
+      this.runs.clear();
       // Their processes run on in their own sessions, but nobody can report their exit now.
       for (const c of this.children.values()) c.onExit(null, null);
       this.children.clear();
@@ -132,9 +205,27 @@ export class SpawnHelper {
     return this.proc !== null;
   }
 
-  private onLine(proc: ChildProcess, line: string): void {
-    const [id = '', word, ...nums] = line.split(' ');
+  private onReply(proc: ChildProcess, fields: string[], payload: Buffer | null): void {
+    const [id = '', word, ...nums] = fields;
     const n = nums.map(Number);
+    const run = this.runs.get(id);
+    if (run) {
+      this.runs.delete(id);
+      if (word === 'done' && payload) {
+        const outLen = n[2]!;
+        run.resolve({
+          code: n[0]! >= 0 ? n[0]! : null,
+          signal: n[1] ? (signalNames.get(n[1]) ?? null) : null,
+          stdout: payload.subarray(0, outLen),
+          stderr: payload.subarray(outLen),
+          stdoutTruncated: n[4] === 1,
+          stderrTruncated: n[5] === 1,
+        });
+      } else {
+        run.reject(spawnFailure(run.file, n[0] ?? 0));
+      }
+      return;
+    }
     if (word === 'exit') {
       const c = this.children.get(id);
       if (!c) return;
@@ -166,9 +257,35 @@ export class SpawnHelper {
       p.resolve(child);
       return;
     }
-    const errno = n[0] ?? 0;
-    const code = errnoNames.get(errno) ?? `E${errno}`;
-    p.reject(Object.assign(new Error(`spawn ${p.file} ${code}`), { code, errno: -errno, path: p.file }));
+    p.reject(spawnFailure(p.file, n[0] ?? 0));
+  }
+
+  /**
+   * Runs a command to completion inside the helper, which collects up to `cap` bytes of each
+   * stream and answers once: the agent wakes once per command instead of at the start, at each
+   * pipe's end and at the exit. Null when the helper cannot take it (the caller spawns itself).
+   */
+  run(r: LaunchRequest & { cap: number }): RunHandle | null {
+    if (!this.proc && !this.start()) return null;
+    const fields = this.requestFields(r);
+    if (!fields) return null;
+    const id = String(this.nextId++);
+    const done = new Promise<RunOutcome>((resolve, reject) => this.runs.set(id, { resolve, reject, file: r.file }));
+    if (!this.send([id, 'run', fields[0]!, fields[1]!, String(r.cap), ...fields.slice(2)])) {
+      this.runs.delete(id);
+      return null;
+    }
+    return {
+      done,
+      kill: (signal) => void this.send([id, 'kill', String(os.constants.signals[signal] ?? 9)]),
+    };
+  }
+
+  /** stdin, cwd, argc, argv..., env... ; null when a field cannot travel (a NUL byte). */
+  private requestFields(r: LaunchRequest): string[] | null {
+    const env = Object.entries(r.env).map(([k, v]) => `${k}=${v}`);
+    const fields = [r.stdinPath ?? '', r.cwd ?? '', String(r.args.length + 1), r.file, ...r.args, ...env];
+    return fields.some((f) => f.includes('\0')) ? null : fields;
   }
 
   private send(fields: string[]): boolean {
@@ -186,9 +303,8 @@ export class SpawnHelper {
    */
   launch(r: LaunchRequest): Promise<Launched | null> {
     if (!this.proc && !this.start()) return Promise.resolve(null);
-    const env = Object.entries(r.env).map(([k, v]) => `${k}=${v}`);
-    const fields = [r.stdinPath ?? '', r.cwd ?? '', String(r.args.length + 1), r.file, ...r.args, ...env];
-    if (fields.some((f) => f.includes('\0'))) return Promise.resolve(null);
+    const fields = this.requestFields(r);
+    if (!fields) return Promise.resolve(null);
     const id = String(this.nextId++);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {

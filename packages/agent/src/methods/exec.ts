@@ -29,6 +29,7 @@ export function makeExec(procs: ProcessTable, launcher: SpawnHelper | null) {
       stdout: new HeadBuffer(cap),
       stderr: new HeadBuffer(cap),
       onOutput: p.stream ? (stream, chunk) => sendChunks(ctx, stream, chunk) : undefined,
+      runToCompletionCap: cap,
     });
     const unregister = ctx.onCancel(() => void proc.kill('SIGKILL'));
     try {

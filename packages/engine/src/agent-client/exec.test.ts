@@ -64,6 +64,28 @@ for (const mode of ['node spawn', 'forkd-spawn'] as const) describe(`agent exec 
     assert.deepEqual(all.map((r) => r.stdout), all.map((_, i) => `${i}\n`));
   });
 
+  it('answers soon after the command exits even when a background grandchild keeps its output open', async () => {
+    const t0 = Date.now();
+    const r = await c.exec({ shell: 'sleep 20 & echo started; echo err >&2' }, { timeoutMs: 10_000 });
+    assert.equal(r.exit_code, 0);
+    assert.equal(r.stdout, 'started\n');
+    assert.equal(r.stderr, 'err\n');
+    assert.ok(Date.now() - t0 < 5000, `took ${Date.now() - t0} ms`);
+  });
+
+  it('keeps binary output and stdin byte for byte, and caps each stream separately', async () => {
+    const bytes = Buffer.from(Array.from({ length: 70_000 }, (_, i) => (i * 7) % 256));
+    const echo = await c.exec({ argv: ['cat'] }, { stdin: bytes });
+    assert.equal(Buffer.from(echo.stdout, 'utf8').length > 0, true);
+    const b64 = await c.exec({ shell: 'base64 -w0' }, { stdin: bytes });
+    assert.deepEqual(Buffer.from(b64.stdout, 'base64'), bytes);
+    const capped = await c.exec({ shell: 'head -c 300000 /dev/zero | tr "\\0" a; head -c 10 /dev/zero | tr "\\0" b >&2', max_output_bytes: 100_000 });
+    assert.equal(capped.stdout.length, 100_000);
+    assert.equal(capped.stdout_truncated, true);
+    assert.equal(capped.stderr, 'bbbbbbbbbb');
+    assert.equal(capped.stderr_truncated, false);
+  });
+
   it('reports a death by signal by name', async () => {
     const r = await c.exec({ shell: 'kill -TERM $$' });
     assert.equal(r.exit_code, null);
