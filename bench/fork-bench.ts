@@ -13,6 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Engine, summarize, nowMs, since, type Sandbox } from '@forkd/engine';
+import { speedProbeMs } from './speed-probe.js';
 
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
 const N = Number(process.env.N ?? 20);
@@ -118,18 +119,6 @@ async function coldBoot(): Promise<number> {
   } finally {
     await vm.kill();
   }
-}
-
-/**
- * Machine speed probe: a fixed amount of CPU and memory work on the host, in ms. This machine's
- * speed swings (a shared VM: the same work took 100 to 350 ms within an hour), and every figure
- * above moves with it, so the run reports it before and after.
- */
-function speedProbeMs(): number {
-  const t = nowMs();
-  const a = new Float64Array(1 << 20);
-  for (let r = 0; r < 30; r++) for (let i = 0; i < a.length; i++) a[(i * 7919) & (a.length - 1)]! += i * r;
-  return Math.round(since(t));
 }
 
 const fmt = (s: { min: number; median: number; max: number }, unit = 'ms', d = 0) => `${s.min.toFixed(d)} / ${s.median.toFixed(d)} / ${s.max.toFixed(d)} ${unit}`;

@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { Engine, summarize, nowMs, since } from '@forkd/engine';
 import { Controller } from '@forkd/sdk';
 import { startTestDaemon } from '@forkd/daemon/testing';
+import { speedProbeMs } from './speed-probe.js';
 
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
 const N = Number(process.env.N ?? 20);
@@ -129,12 +130,14 @@ async function round(i: number): Promise<Round> {
   }
 }
 
+const speedBefore = speedProbeMs();
 const rounds: Round[] = [];
 try {
   for (let i = 0; i < ROUNDS; i++) rounds.push(await round(i));
 } finally {
   await d.stop();
 }
+const speedAfter = speedProbeMs();
 const per = (f: (r: Round) => number) => summarize(rounds.map(f));
 const fmt = (s: { min: number; median: number; max: number }, unit = 'ms', dgt = 0) => `${s.min.toFixed(dgt)} / ${s.median.toFixed(dgt)} / ${s.max.toFixed(dgt)} ${unit}`;
 const ratio = summarize(rounds.map((r) => r.restSpawnMs / r.engineSpawnMs));
@@ -142,6 +145,7 @@ const cpu = os.cpus()[0]?.model ?? 'unknown';
 const lines = [
   `machine: ${cpu}, ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB; accel ${env.accel}; QEMU ${env.qemuVersion}`,
   `command: ROUNDS=${ROUNDS} N=${N} CALLS=${CALLS} npm run bench:rest   (snapshot ${d.tag}; daemon on a Unix socket); min / median / max over ${ROUNDS} rounds`,
+  `machine speed probe (fixed host work; lower is faster): ${speedBefore} ms before, ${speedAfter} ms after`,
   '',
   '| figure | min / median / max | target |',
   '|---|---|---|',
@@ -163,4 +167,4 @@ if (kinds.length > 0) lines.push('', 'concurrent exec errors:', ...kinds.map((k)
 process.stdout.write(`${lines.join('\n')}\n`);
 const outDir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
 await fs.mkdir(outDir, { recursive: true });
-await fs.writeFile(path.join(outDir, `rest-bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`), JSON.stringify({ env: { cpu, accel: env.accel, qemu: env.qemuVersion }, ROUNDS, N, CALLS, rounds }, null, 2));
+await fs.writeFile(path.join(outDir, `rest-bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`), JSON.stringify({ env: { cpu, accel: env.accel, qemu: env.qemuVersion, speedProbeMs: [speedBefore, speedAfter] }, ROUNDS, N, CALLS, rounds }, null, 2));
