@@ -1,7 +1,7 @@
 // Bundles the guest agent for the guest's Node 18: dist/guest/agent.mjs (all deps inlined,
 // zod included) plus the helpers it starts: pyrepl.py, and sys-helper.c, which the image builder
 // compiles into the guest's forkd-sys, and spawn-helper.c (forkd-spawn), see
-// packages/engine/src/image/sys-helper.ts.
+// packages/engine/src/image/guest-helpers.ts.
 import { build } from 'esbuild';
 import fs from 'node:fs';
 import path from 'node:path';

@@ -115,6 +115,11 @@ export class RunningProcess {
     });
   }
 
+  /** The stdin bytes in a temporary file the helper opens for the child; undefined: /dev/null. */
+  private stdinPathForHelper(): string | undefined {
+    return this.o.stdin && this.o.stdin.length > 0 ? stdinFile(this.o.stdin) : undefined;
+  }
+
   private async start(finish: () => void): Promise<void> {
     const o = this.o;
     const [file, args] = o.shell !== undefined ? [defaultShell(), ['-c', o.shell]] : [o.argv![0]!, o.argv!.slice(1)];
@@ -128,7 +133,7 @@ export class RunningProcess {
     if (o.launcher && o.runToCompletionCap !== undefined && !o.onOutput && this.runInHelper(file, args, env, o.launcher, o.runToCompletionCap, finish)) return;
     let child: Launched | null = null;
     if (o.launcher) {
-      const stdinPath = o.stdin && o.stdin.length > 0 ? stdinFile(o.stdin) : undefined;
+      const stdinPath = this.stdinPathForHelper();
       try {
         child = await o.launcher.launch({ file, args, env, cwd: o.cwd, stdinPath });
       } catch (err) {
@@ -161,19 +166,14 @@ export class RunningProcess {
   /** forkd-spawn runs it and answers once with the output; false when the helper cannot take it. */
   private runInHelper(file: string, args: string[], env: Record<string, string>, launcher: SpawnHelper, cap: number, finish: () => void): boolean {
     const o = this.o;
-    const stdinPath = o.stdin && o.stdin.length > 0 ? stdinFile(o.stdin) : undefined;
+    const stdinPath = this.stdinPathForHelper();
     const h = launcher.run({ file, args, env, cwd: o.cwd, stdinPath, cap });
     if (!h) {
       if (stdinPath) fs.rmSync(stdinPath, { force: true });
       return false;
     }
     this.runHandle = h;
-    if (o.timeoutMs !== undefined) {
-      this.timer = setTimeout(() => {
-        this.timedOut = true;
-        this.kill('SIGKILL');
-      }, o.timeoutMs);
-    }
+    this.armTimeout();
     const end = (): void => {
       if (stdinPath) fs.rmSync(stdinPath, { force: true });
       this.running = false;
@@ -193,8 +193,15 @@ export class RunningProcess {
       this.error = spawnError(err, o.cwd);
       end();
     });
-    if (this.pendingKill) this.kill(this.pendingKill);
     return true;
+  }
+
+  private armTimeout(): void {
+    if (this.o.timeoutMs === undefined) return;
+    this.timer = setTimeout(() => {
+      this.timedOut = true;
+      this.kill('SIGKILL');
+    }, this.o.timeoutMs);
   }
 
   private watch(child: Launched, finish: () => void): void {
@@ -242,12 +249,7 @@ export class RunningProcess {
     });
     this.wire('stdout', child);
     this.wire('stderr', child);
-    if (o.timeoutMs !== undefined && this.pid > 0) {
-      this.timer = setTimeout(() => {
-        this.timedOut = true;
-        this.kill('SIGKILL');
-      }, o.timeoutMs);
-    }
+    if (this.pid > 0) this.armTimeout();
   }
 
   private wire(name: StreamName, child: Launched): void {

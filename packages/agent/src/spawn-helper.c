@@ -7,7 +7,7 @@
  * NUL-terminated fields:
  *   <id> spawn <stdin path or ""> <cwd or ""> <argc> <argv...> <env "K=V"...>
  *   <id> release          (the agent has opened the output pipes: close this side's ends)
- *   <id> run <stdin path or ""> <cwd or ""> <cap> <argc> <argv...> <env...>
+ *   <id> run <cap> <stdin path or ""> <cwd or ""> <argc> <argv...> <env...>
  *                         (run to completion: this helper collects up to cap bytes of each stream
  *                          and answers once, so the agent wakes once per command)
  *   <id> kill <signal>    (a `run` command's process group)
@@ -151,12 +151,11 @@ static int resolve(const char *file, char **env, char *out) {
 
 static void do_spawn(const char *id, char **f, int n, int run) {
   long long e[1];
-  /* f: stdin cwd [cap, for run] argc argv... env... */
+  /* f: [cap, for run] stdin cwd argc argv... env... */
   size_t cap = 0;
   if (run) {
-    if (n < 5) { e[0] = EINVAL; reply(id, "err", 1, e); return; }
-    cap = (size_t)strtoull(f[2], NULL, 10);
-    f[2] = f[1], f[1] = f[0]; /* drop the cap field: the rest is laid out as for spawn */
+    if (n < 1) { e[0] = EINVAL; reply(id, "err", 1, e); return; }
+    cap = (size_t)strtoull(f[0], NULL, 10);
     f++, n--;
   }
   if (n < 4) { e[0] = EINVAL; reply(id, "err", 1, e); return; }

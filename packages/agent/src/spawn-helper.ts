@@ -37,6 +37,11 @@ const signalNames = new Map<number, NodeJS.Signals>(
 );
 const errnoNames = new Map<number, string>(Object.entries(os.constants.errno).map(([name, n]) => [n as number, name]));
 
+/** The helper reports code -1 for a death by signal, and signal 0 for a normal exit. */
+function exitStatus(code: number, signo: number): { code: number | null; signal: NodeJS.Signals | null } {
+  return { code: code >= 0 ? code : null, signal: signo ? (signalNames.get(signo) ?? null) : null };
+}
+
 function spawnFailure(file: string, errno: number): Error {
   const code = errnoNames.get(errno) ?? `E${errno}`;
   return Object.assign(new Error(`spawn ${file} ${code}`), { code, errno: -errno, path: file });
@@ -137,9 +142,9 @@ function readReplies(stream: Readable, onReply: (fields: string[], payload: Buff
       const all = joined();
       let taken: number;
       if (want) {
-        const { fields } = want;
+        const { fields, bytes } = want;
         want = null;
-        taken = fields.length ? Number(fields[4]) + Number(fields[5]) : 0;
+        taken = bytes;
         deliver(fields, all.subarray(0, taken));
       } else {
         const nl = all.indexOf(10);
@@ -201,10 +206,6 @@ export class SpawnHelper {
     return true;
   }
 
-  get running(): boolean {
-    return this.proc !== null;
-  }
-
   private onReply(proc: ChildProcess, fields: string[], payload: Buffer | null): void {
     const [id = '', word, ...nums] = fields;
     const n = nums.map(Number);
@@ -214,8 +215,7 @@ export class SpawnHelper {
       if (word === 'done' && payload) {
         const outLen = n[2]!;
         run.resolve({
-          code: n[0]! >= 0 ? n[0]! : null,
-          signal: n[1] ? (signalNames.get(n[1]) ?? null) : null,
+          ...exitStatus(n[0]!, n[1]!),
           stdout: payload.subarray(0, outLen),
           stderr: payload.subarray(outLen),
           stdoutTruncated: n[4] === 1,
@@ -230,7 +230,8 @@ export class SpawnHelper {
       const c = this.children.get(id);
       if (!c) return;
       this.children.delete(id);
-      c.onExit(n[0]! >= 0 ? n[0]! : null, n[1] ? (signalNames.get(n[1]) ?? null) : null);
+      const { code, signal } = exitStatus(n[0]!, n[1]!);
+      c.onExit(code, signal);
       return;
     }
     const p = this.pending.get(id);
@@ -271,7 +272,7 @@ export class SpawnHelper {
     if (!fields) return null;
     const id = String(this.nextId++);
     const done = new Promise<RunOutcome>((resolve, reject) => this.runs.set(id, { resolve, reject, file: r.file }));
-    if (!this.send([id, 'run', fields[0]!, fields[1]!, String(r.cap), ...fields.slice(2)])) {
+    if (!this.send([id, 'run', String(r.cap), ...fields])) {
       this.runs.delete(id);
       return null;
     }

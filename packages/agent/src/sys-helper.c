@@ -8,7 +8,7 @@
  *   <id> clock <sec> <nsec>        -> <id> ok | <id> err <reason>
  *   <id> entropy <hex>             -> <id> ok | <id> err <reason>   (RNDADDENTROPY + RNDRESEEDCRNG)
  *   <id> restore <sec> <nsec> <hex> -> both in one round trip
- * Build: gcc -static -Os (the image builder does it; see packages/engine/src/image/sys-helper.ts).
+ * Build: gcc -static -Os (the image builder does it; see packages/engine/src/image/guest-helpers.ts).
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -8,14 +8,13 @@ import path from 'node:path';
 import { ForkdError } from '@forkd/protocol';
 import { runTool } from '../qemu/tools.js';
 
-export const SYS_HELPER_SOURCE = 'sys-helper.c';
 /** Source file in the agent bundle -> binary installed next to agent.mjs (the agent starts them from there). */
 export const GUEST_HELPERS = [
-  { source: SYS_HELPER_SOURCE, binary: 'forkd-sys' },
+  { source: 'sys-helper.c', binary: 'forkd-sys' },
   { source: 'spawn-helper.c', binary: 'forkd-spawn' },
 ] as const;
 /** Part of the image key: other flags make other bytes. */
-export const SYS_HELPER_CFLAGS = ['-static', '-Os', '-s'] as const;
+export const GUEST_HELPER_CFLAGS = ['-static', '-Os', '-s'] as const;
 
 /** Compiles every helper whose source is in dir. The guest is x86_64 (qemu-system-x86_64): so must the host compiler be. */
 export async function compileGuestHelpers(dir: string): Promise<void> {
@@ -27,7 +26,7 @@ async function compileHelper(sourcePath: string, out: string): Promise<void> {
     throw new ForkdError('FORKD_E_IMAGE_BUILD_FAILED', `the guest helper is compiled with the host's gcc for x86_64 guests; this host is ${process.arch}`, { arch: process.arch });
   }
   try {
-    await runTool('gcc', [...SYS_HELPER_CFLAGS, '-o', out, sourcePath], { timeoutMs: 120_000 });
+    await runTool('gcc', [...GUEST_HELPER_CFLAGS, '-o', out, sourcePath], { timeoutMs: 120_000 });
   } catch (e) {
     if (e instanceof ForkdError && e.code === 'FORKD_E_TOOL_MISSING') {
       throw new ForkdError('FORKD_E_TOOL_MISSING', 'gcc is not installed: it builds the guest helper (apt-get install gcc libc6-dev)', { tool: 'gcc' });
