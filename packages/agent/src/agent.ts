@@ -16,6 +16,7 @@ import { AgentServer } from './server.js';
 import { AgentState } from './state.js';
 import { SpawnHelper } from './spawn-helper.js';
 import { SysHelper } from './sys-helper.js';
+import { NativeReseed } from './native-reseed.js';
 
 export interface AgentOptions {
   /** Directory holding pyrepl.py, forkd-sys and forkd-spawn (next to the running agent file). */
@@ -54,6 +55,7 @@ export function createAgent(o: AgentOptions): Agent {
     python: new PythonRepl(o.python === undefined ? findExecutable('python3') : o.python, path.join(o.helpersDir, 'pyrepl.py')),
     sys: new SysHelper(path.join(o.helpersDir, 'forkd-sys')),
     procs: new ProcessTable(),
+    native: new NativeReseed(),
     spawner: null,
     noSystem: o.noSystem,
   };
@@ -63,7 +65,11 @@ export function createAgent(o: AgentOptions): Agent {
     if (spawner.start()) runtime.spawner = spawner;
   }
   // Test mode never touches the system, so it needs no helper (none is built outside images).
-  if (!o.noSystem) runtime.sys.start();
+  if (!o.noSystem) {
+    runtime.sys.start();
+    runtime.native.load(o.helpersDir);
+    if (runtime.native.loadError) process.stderr.write(`forkd-agent: native reseed unavailable: ${runtime.native.loadError}\n`);
+  }
   let server: AgentServer | null = null;
   const table: MethodTable = {
     ...makeSystemMethods(runtime),

@@ -1,16 +1,25 @@
 /** A seeded Math.random replacement (xoshiro128**) and seed derivation from host entropy. */
 import { createHash } from 'node:crypto';
+import { LIMITS } from '@forkd/protocol';
 
-const SEED_SLOTS: Record<string, number> = { 'agent.Math.random': 0, 'js.Math.random': 1, python: 2 };
+const SEED_SLOTS: Record<string, number> = {
+  'agent.Math.random': 0,
+  'js.Math.random': 1,
+  python: 2,
+  'agent.openssl': 3,
+  'agent.libc': 4,
+  'python.native': 5,
+};
+if (Object.keys(SEED_SLOTS).length * 32 > LIMITS.restoreEntropyBytes) throw new Error('LIMITS.restoreEntropyBytes is too small for the seed slots');
 
 /**
- * An independent 32-byte seed per consumer. With at least 96 bytes of host entropy each consumer
- * gets its own slice (no hashing: OpenSSL's code is cold in every restored child under TCG and
- * costs tens of ms); with less, a SHA-256 of label and entropy.
+ * An independent 32-byte seed per consumer. With enough host entropy each consumer gets its own
+ * slice (no hashing: OpenSSL's code is cold in every restored child under TCG and costs tens of
+ * ms); with less, a SHA-256 of label and entropy.
  */
 export function deriveSeed(entropy: Buffer, label: string): Buffer {
   const slot = SEED_SLOTS[label];
-  if (slot !== undefined && entropy.length >= 96) return Buffer.from(entropy.subarray(slot * 32, slot * 32 + 32));
+  if (slot !== undefined && entropy.length >= (slot + 1) * 32) return Buffer.from(entropy.subarray(slot * 32, slot * 32 + 32));
   return createHash('sha256').update(label).update('\0').update(entropy).digest();
 }
 

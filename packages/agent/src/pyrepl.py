@@ -169,6 +169,44 @@ def do_import(msg):
     return {"imported": msg.get("modules", [])}
 
 
+def libcrypto_loaded():
+    """Whether OpenSSL's libcrypto is mapped in this process (by ssl, hashlib or an extension)."""
+    try:
+        with open("/proc/self/maps", "rb") as f:
+            return b"/libcrypto.so" in f.read()
+    except OSError:
+        return False
+
+
+def reseed_native(native):
+    """OpenSSL and libc generators, only where the interpreter already uses them.
+
+    Loading either here would cost every child a library load for nothing: a generator that was
+    not loaded at the snapshot starts fresh, seeded from the kernel, in each child.
+    """
+    done = []
+    if "_ssl" in sys.modules or libcrypto_loaded():
+        try:
+            import _ssl  # the same libcrypto the process already has: RAND_add reseeds its DRBGs
+
+            _ssl.RAND_add(native, float(len(native)))
+            done.append("python.openssl")
+        except Exception:  # noqa: BLE001
+            pass
+    ctypes = sys.modules.get("ctypes")
+    if ctypes is not None:
+        try:
+            libc = ctypes.CDLL(None)
+            word = int.from_bytes(native[:4], "little")
+            libc.srandom(ctypes.c_uint(word))
+            libc.srand(ctypes.c_uint(word))
+            libc.srand48(ctypes.c_long(int.from_bytes(native[4:12], "little") & 0x7FFFFFFFFFFFFFFF))
+            done.append("python.libc")
+        except Exception:  # noqa: BLE001
+            pass
+    return done
+
+
 def do_reseed(msg):
     seed = bytes.fromhex(msg["seed_hex"])
     random.seed(seed)
@@ -181,6 +219,8 @@ def do_reseed(msg):
             done.append("numpy.random")
         except Exception:  # noqa: BLE001
             pass
+    if "native_hex" in msg:
+        done.extend(reseed_native(bytes.fromhex(msg["native_hex"])))
     return {"reseeded": done}
 
 

@@ -74,3 +74,35 @@ describe('pyrepl eval', () => {
     assert.doesNotMatch(boom.error?.traceback ?? '', /pyrepl\.py/, 'the REPL\'s own frames are hidden');
   });
 });
+
+function request(msg: Record<string, unknown>): Promise<Reply> {
+  const id = nextId++;
+  return new Promise((resolve) => {
+    waiting.set(id, resolve);
+    (py.stdio[3] as Writable).write(`${JSON.stringify({ ...msg, id })}\n`);
+  });
+}
+
+describe('pyrepl reseed', () => {
+  const seed = Buffer.alloc(32, 1).toString('hex');
+  const native = Buffer.from('0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20', 'hex');
+
+  it('reseeds OpenSSL where libcrypto is mapped, and leaves libc alone while ctypes is not loaded (loading it would cost every child)', async () => {
+    const mapped = (await evalPy("b'/libcrypto.so' in open('/proc/self/maps', 'rb').read()")).json;
+    const r = await request({ op: 'reseed', seed_hex: seed, native_hex: native.toString('hex') });
+    assert.deepEqual((r.result as unknown as { reseeded: string[] }).reseeded, ['python.random', ...(mapped ? ['python.openssl'] : [])]);
+    assert.equal((await evalPy("import sys\n'ctypes' in sys.modules")).json, false);
+  });
+
+  it("reseeds OpenSSL and libc's generators once the interpreter uses them", async () => {
+    await evalPy('import ssl, ctypes\nlibc = ctypes.CDLL(None)\nlibc.srandom(7)\nssl.RAND_bytes(8)');
+    const r = await request({ op: 'reseed', seed_hex: seed, native_hex: native.toString('hex') });
+    assert.deepEqual((r.result as unknown as { reseeded: string[] }).reseeded, ['python.random', 'python.openssl', 'python.libc']);
+    // libc's random() now follows srandom(first 4 bytes of native), not srandom(7).
+    const after = (await evalPy('libc.random()')).json;
+    const expected = (await evalPy(`libc.srandom(${native.readUInt32LE(0)})\nlibc.random()`)).json;
+    const old = (await evalPy('libc.srandom(7)\nlibc.random()')).json;
+    assert.equal(after, expected);
+    assert.notEqual(after, old);
+  });
+});

@@ -174,13 +174,16 @@ export class PythonRepl {
     if (!r.ok) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `python import failed: ${r.error?.type}: ${r.error?.message}`);
   }
 
-  /** Reseeds random (and numpy.random); bypasses the eval queue; gives up waiting after deadlineMs. */
-  async reseed(seed: Buffer, deadlineMs: number): Promise<string[]> {
+  /**
+   * Reseeds random and numpy.random (seed), and OpenSSL and libc where the interpreter has loaded
+   * them (native); bypasses the eval queue; gives up waiting after deadlineMs.
+   */
+  async reseed(seed: Buffer, native: Buffer, deadlineMs: number): Promise<string[]> {
     if (!this.proc) return [];
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<null>((r) => (timer = setTimeout(() => r(null), deadlineMs)));
     try {
-      const r = await Promise.race([this.request({ op: 'reseed', seed_hex: seed.toString('hex') }), late]);
+      const r = await Promise.race([this.request({ op: 'reseed', seed_hex: seed.toString('hex'), native_hex: native.toString('hex') }), late]);
       return r?.ok ? ((r.result as { reseeded: string[] }).reseeded ?? []) : [];
     } finally {
       clearTimeout(timer);

@@ -5,6 +5,7 @@ import type { PythonRepl } from './python-repl.js';
 import type { AgentState } from './state.js';
 import type { SpawnHelper } from './spawn-helper.js';
 import type { SysHelper } from './sys-helper.js';
+import type { NativeReseed } from './native-reseed.js';
 
 export interface Runtime {
   state: AgentState;
@@ -14,6 +15,8 @@ export interface Runtime {
   /** Starts commands without forking the agent; null = Node's spawn (tests outside an image). */
   spawner: SpawnHelper | null;
   procs: ProcessTable;
+  /** Reseeds this process's OpenSSL and libc generators after a restore. */
+  native: NativeReseed;
   /** Test mode: never touch the clock or the kernel RNG. */
   noSystem: boolean;
 }

@@ -23,6 +23,8 @@ export const LIMITS = {
   defaultEvalTimeoutMs: 60_000,
   maxCodeBytes: 4 * 1024 * 1024,
   maxEntropyBytes: 4096,
+  /** Host entropy sent with each restore: a 32-byte slice for every generator the agent reseeds. */
+  restoreEntropyBytes: 192,
   maxBackgroundProcesses: 256,
   maxListEntries: 10_000,
 } as const;

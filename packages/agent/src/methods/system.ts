@@ -62,10 +62,12 @@ export async function reseedUserspace(rt: Runtime, entropy: Buffer, awaitPython 
   Math.random = seededRandom(deriveSeed(entropy, 'agent.Math.random'));
   rt.js.reseed(deriveSeed(entropy, 'js.Math.random'));
   done.push('js.Math.random');
+  // OpenSSL (crypto.generateKeyPair, createECDH, WebCrypto, TLS) and libc in the agent process.
+  done.push(...rt.native.reseed(deriveSeed(entropy, 'agent.openssl'), deriveSeed(entropy, 'agent.libc')));
   if (rt.python.running) {
     // Not awaited: the reseed is written to the interpreter's pipe now, so it runs before any later
     // python call, and waking python (cold code under TCG) stays off the readiness path.
-    const pending = rt.python.reseed(deriveSeed(entropy, 'python'), PY_RESEED_DEADLINE_MS);
+    const pending = rt.python.reseed(deriveSeed(entropy, 'python'), deriveSeed(entropy, 'python.native'), PY_RESEED_DEADLINE_MS);
     if (awaitPython) done.push(...(await pending));
     else {
       pending.catch(() => undefined);

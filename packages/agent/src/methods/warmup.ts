@@ -6,7 +6,7 @@
 import crypto from 'node:crypto';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { AGENT_METHODS, FrameHeader, ForkdError, type AgentMethod, type EvalResultT, type ResultOf } from '@forkd/protocol';
+import { AGENT_METHODS, FrameHeader, ForkdError, LIMITS, type AgentMethod, type EvalResultT, type ResultOf } from '@forkd/protocol';
 import type { CallContext, InvokeFn, ParamsOut, Reply } from '../handler.js';
 import type { Runtime } from '../runtime.js';
 import { reseedUserspace } from './system.js';
@@ -87,9 +87,9 @@ async function warmCallPaths(rt: Runtime, invoke: InvokeFn, ctx: CallContext): P
   // The whole restore path, system calls included, so no function on it is first compiled in a
   // child. Harmless here: the clock is set to the guest's own time, and the bytes mixed into the
   // kernel pool come from that pool (its CRNG is initialised long before, so the credit is moot).
-  await invoke('restore', { now_ms: Date.now(), entropy_b64: crypto.randomBytes(128).toString('base64') }, quiet);
+  await invoke('restore', { now_ms: Date.now(), entropy_b64: crypto.randomBytes(LIMITS.restoreEntropyBytes).toString('base64') }, quiet);
   // The Python reseed is only queued by restore: wait for it here so its path is warm too.
-  await reseedUserspace(rt, crypto.randomBytes(96), true);
+  await reseedUserspace(rt, crypto.randomBytes(LIMITS.restoreEntropyBytes), true);
   await rt.sys.ping();
   // Let the timers armed above (exec's pipe grace) fire here. Guest time runs on in a restored
   // child, so a timer still pending at the snapshot fires in every child, during its restore, and

@@ -11,7 +11,7 @@ import { exists, sha256, writeFileAtomic } from '../util/fsx.js';
 import { runTool } from '../qemu/tools.js';
 import { debootstrap } from './debootstrap.js';
 import { GUEST_HOSTS, GUEST_INIT_SCRIPT } from './guest-init.js';
-import { compileGuestHelpers, GUEST_HELPERS, GUEST_HELPER_CFLAGS } from './guest-helpers.js';
+import { compileGuestHelpers, GUEST_HELPERS } from './guest-helpers.js';
 
 /** Bump when the way images are assembled changes, so old cached images are not reused. */
 const BUILDER_VERSION = 1;
@@ -49,7 +49,7 @@ export async function imageKey(recipe: Recipe): Promise<{ key: string; agentSha:
   const files = await agentFiles();
   const agentSha = sha256(JSON.stringify(files.map((f) => [f.name, sha256(f.data)])));
   const packages = packageList(recipe);
-  const key = sha256(JSON.stringify({ v: BUILDER_VERSION, suite: recipe.suite, packages, disk: recipe.disk_mib, agentSha, init: GUEST_INIT_SCRIPT, hosts: GUEST_HOSTS, helperCflags: GUEST_HELPER_CFLAGS }));
+  const key = sha256(JSON.stringify({ v: BUILDER_VERSION, suite: recipe.suite, packages, disk: recipe.disk_mib, agentSha, init: GUEST_INIT_SCRIPT, hosts: GUEST_HOSTS, helpers: GUEST_HELPERS }));
   return { key, agentSha, packages };
 }
 

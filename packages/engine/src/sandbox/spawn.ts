@@ -1,6 +1,6 @@
 import path from 'node:path';
 import crypto from 'node:crypto';
-import { ForkdError, toForkdError } from '@forkd/protocol';
+import { ForkdError, LIMITS, toForkdError } from '@forkd/protocol';
 import type { HomeLayout } from '../home/paths.js';
 import { readSnapshot, type SnapshotEntry } from '../snapshot/store.js';
 import { machineSignature } from '../snapshot/machine.js';
@@ -126,7 +126,7 @@ async function restoreOne(entry: SnapshotEntry, memPath: string, template: strin
     const agentWaitMs = since(tAgent);
     const tRestore = nowMs();
     const restored = await vm.guard(
-      agent.restore({ now_ms: Date.now(), entropy_b64: crypto.randomBytes(128).toString('base64') }, { timeoutMs: readyTimeoutMs }),
+      agent.restore({ now_ms: Date.now(), entropy_b64: crypto.randomBytes(LIMITS.restoreEntropyBytes).toString('base64') }, { timeoutMs: readyTimeoutMs }),
       'waiting for the agent after restore',
     );
     return new Sandbox(vm, m.tag, {
