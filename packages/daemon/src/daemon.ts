@@ -1,8 +1,9 @@
 /**
  * The forkd daemon: owns snapshots and live sandboxes through the engine, serves the REST API on
- * a Unix socket (default <home>/forkd.sock) and/or TCP. Start-up order matters: the keeper lease
- * first (it is also the lock: one daemon per state), then the journal, then re-adoption of the
- * sandboxes the journal says we own, then the listeners.
+ * a Unix socket (default <home>/forkd.sock) and/or TCP. Start-up order matters: the state lock
+ * first (`<state>.lock`, on the realpath: one daemon per state), then the keeper lease (which
+ * admits one daemon per keeper too), then the journal, then re-adoption of the sandboxes the
+ * journal says we own, then the listeners.
  */
 import net from 'node:net';
 import http from 'node:http';
@@ -13,6 +14,7 @@ import type { FastifyInstance } from 'fastify';
 import { ForkdError } from '@forkd/protocol';
 import { Engine, socketAnswers, type AccelRequest, type KeeperVmT } from '@forkd/engine';
 import { Journal } from './state/journal.js';
+import { StateLock } from './state/lock.js';
 import { SandboxRegistry } from './sandboxes/registry.js';
 import { Jobs } from './jobs.js';
 import { CaptureSlots, SnapshotWrites } from './snapshots/writes.js';
@@ -84,33 +86,40 @@ export class Daemon {
     const engine = new Engine({ ...(o.home ? { home: o.home } : {}), ...(o.snapshotRoot ? { snapshotRoot: o.snapshotRoot } : {}), ...(o.kernel ? { kernel: o.kernel } : {}), ...(o.accel ? { accel: o.accel } : {}) });
     const statePath = path.resolve(o.statePath ?? path.join(engine.layout.root, 'daemon', 'state.jsonl'));
     const socket = o.socket ?? (o.bind ? null : path.join(engine.layout.root, 'forkd.sock'));
-    if (socket) await claimSocket(socket);
-
-    const attach = () => engine.attachKeeper({
-      key: statePath,
-      graceMs: o.keeperGraceMs ?? 60_000,
-      onLost: () => {
-        log.error('the VM keeper died: its sandboxes are gone; starting a new keeper');
-        void attach().catch((e: unknown) => log.error({ err: String(e) }, 'could not start a new keeper'));
-      },
-    });
-    // The keeper admits one daemon at a time: a second daemon on this state stops here.
-    const inherited = await attach().catch((e: unknown) => {
-      if (e instanceof ForkdError && e.code === 'FORKD_E_CONFLICT') throw new ForkdError('FORKD_E_CONFLICT', `another forkd daemon owns the state ${statePath}`, { state: statePath });
-      throw e;
-    });
+    // A second daemon on this state (under any name for it) stops here, naming the holder's pid.
+    const lock = await StateLock.acquire(statePath);
     try {
-      return await Daemon.assemble(o, engine, log, tokens, statePath, socket, bind, inherited);
+      if (socket) await claimSocket(socket);
+      const attach = () => engine.attachKeeper({
+        key: statePath,
+        graceMs: o.keeperGraceMs ?? 60_000,
+        onLost: () => {
+          log.error('the VM keeper died: its sandboxes are gone; starting a new keeper');
+          void attach().catch((e: unknown) => log.error({ err: String(e) }, 'could not start a new keeper'));
+        },
+      });
+      // The keeper admits one daemon at a time as well (its socket is keyed by the state path).
+      const inherited = await attach().catch((e: unknown) => {
+        if (e instanceof ForkdError && e.code === 'FORKD_E_CONFLICT') throw new ForkdError('FORKD_E_CONFLICT', `another forkd daemon owns the state ${statePath}`, { state: statePath });
+        throw e;
+      });
+      try {
+        return await Daemon.assemble(o, engine, log, tokens, statePath, socket, bind, inherited, lock);
+      } catch (e) {
+        // Let go of the keeper without stopping its VMs: a successful retry adopts them.
+        await engine.releaseKeeper({ stopVms: false });
+        throw e;
+      }
     } catch (e) {
-      // Let go of the keeper without stopping its VMs: a successful retry adopts them.
-      await engine.releaseKeeper({ stopVms: false });
+      await lock.release();
       throw e;
     }
   }
 
-  private static async assemble(o: DaemonOptions, engine: Engine, log: Logger, tokens: TokenSet, statePath: string, socket: string | null, bind: { host: string; port: number } | null, inherited: KeeperVmT[]): Promise<Daemon> {
-    const { journal, droppedTail } = await Journal.open(statePath);
-    if (droppedTail) log.warn({ state: statePath }, 'dropped a torn record at the end of the journal (a crash mid-write; it was never acknowledged)');
+  private static async assemble(o: DaemonOptions, engine: Engine, log: Logger, tokens: TokenSet, statePath: string, socket: string | null, bind: { host: string; port: number } | null, inherited: KeeperVmT[], lock: StateLock): Promise<Daemon> {
+    const { journal, replay } = await Journal.open(statePath, { lock });
+    if (replay.tornTail) log.warn({ state: journal.file }, 'dropped a partial last line of the journal (a crash mid-write: it was never acknowledged)');
+    if (replay.badLines > 0) log.error({ state: journal.file, bad_lines: replay.badLines, kept_aside: replay.keptAside }, `skipped ${replay.badLines} corrupt journal line(s) (checksum or JSON failure): the records they held are lost; the original journal is kept at ${replay.keptAside}`);
     const jobs = new Jobs(journal);
     let registry: SandboxRegistry | null = null;
     const metrics = new Metrics({
