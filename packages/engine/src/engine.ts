@@ -1,6 +1,6 @@
 import { type HomeLayout, homeLayout } from './home/paths.js';
 import { Platform, type AccelRequest } from './platform.js';
-import { loadRecipe, type Recipe } from './recipe/recipe.js';
+import { loadRecipe, loadRecipeByName, type Recipe } from './recipe/recipe.js';
 import { ensureImage, listImages } from './image/build.js';
 import { createSnapshot } from './snapshot/create.js';
 import { listSnapshots, readSnapshot, removeSnapshot } from './snapshot/store.js';
@@ -54,8 +54,9 @@ export class Engine {
     this.platform = new Platform(this.layout, { ...(opts.kernel ? { kernel: opts.kernel } : {}), ...(opts.accel ? { accel: opts.accel } : {}) });
   }
 
-  async recipe(nameOrPath: string): Promise<Recipe> {
-    return loadRecipe(nameOrPath);
+  /** A recipe by name only (never a path): what the daemon resolves for REST callers. */
+  async recipe(name: string): Promise<Recipe> {
+    return loadRecipeByName(name);
   }
 
   async buildImage(recipe: string | Recipe, opts: { onProgress?: ProgressFn; rebuild?: boolean } = {}) {

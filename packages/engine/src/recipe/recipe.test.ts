@@ -25,3 +25,16 @@ test('bad recipes are rejected with a recipe error code', async () => {
   await assert.rejects(loadRecipe('no-such-recipe'), (e: unknown) => e instanceof ForkdError && e.code === 'FORKD_E_RECIPE_NOT_FOUND');
   await assert.rejects(loadRecipe('Bad Name!'), (e: unknown) => e instanceof ForkdError && e.code === 'FORKD_E_INVALID_ARGUMENT');
 });
+
+test('a recipe name from a remote caller is only ever a name: package.json is not the file in the working directory', async () => {
+  const { loadRecipeByName } = await import('./recipe.js');
+  const { Engine } = await import('../engine.js');
+  const notFound = (e: unknown) => e instanceof ForkdError && e.code === 'FORKD_E_RECIPE_NOT_FOUND';
+  // Each exists as a file relative to the repository root (the tests' cwd) and would parse or fail differently if opened.
+  for (const name of ['package.json', 'tsconfig.base.json', 'recipes.json']) {
+    await assert.rejects(loadRecipeByName(name), notFound, name);
+    await assert.rejects(new Engine({ home: '/nonexistent-forkd-home' }).recipe(name), notFound, name);
+  }
+  await assert.rejects(loadRecipeByName('../recipes/python'), (e: unknown) => e instanceof ForkdError && e.code === 'FORKD_E_INVALID_ARGUMENT');
+  assert.equal((await loadRecipeByName('python')).language, 'python');
+});

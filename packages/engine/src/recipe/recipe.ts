@@ -32,19 +32,31 @@ export function recipesDir(): string {
   return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..', 'recipes');
 }
 
-/** Resolve a recipe by name (from the recipes folder) or by path to a JSON file. */
+const RECIPE_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+
+/**
+ * A recipe by name, from the recipes folder only: a name never becomes a path, whatever it looks
+ * like ("package.json" is the recipe package.json.json, not a file in the caller's directory).
+ * What remote callers (REST) get.
+ */
+export async function loadRecipeByName(name: string): Promise<Recipe> {
+  if (!RECIPE_NAME.test(name)) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `invalid recipe name ${JSON.stringify(name)}`);
+  return readRecipeFile(path.join(recipesDir(), `${name}.json`), name);
+}
+
+/** A recipe by name, or by path to a JSON file: for local users (the CLI), whose paths are theirs. */
 export async function loadRecipe(nameOrPath: string): Promise<Recipe> {
   const looksLikePath = nameOrPath.includes('/') || nameOrPath.endsWith('.json');
-  if (!looksLikePath && !/^[a-z0-9][a-z0-9._-]{0,63}$/.test(nameOrPath)) {
-    throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `invalid recipe name ${JSON.stringify(nameOrPath)}`);
-  }
-  const file = looksLikePath ? path.resolve(nameOrPath) : path.join(recipesDir(), `${nameOrPath}.json`);
+  return looksLikePath ? readRecipeFile(path.resolve(nameOrPath), nameOrPath) : loadRecipeByName(nameOrPath);
+}
+
+async function readRecipeFile(file: string, asked: string): Promise<Recipe> {
   let text: string;
   try {
     text = await fs.readFile(file, 'utf8');
   } catch {
     const known = await listRecipeNames();
-    throw new ForkdError('FORKD_E_RECIPE_NOT_FOUND', `recipe ${JSON.stringify(nameOrPath)} not found (known: ${known.join(', ') || 'none'})`, { recipe: nameOrPath });
+    throw new ForkdError('FORKD_E_RECIPE_NOT_FOUND', `recipe ${JSON.stringify(asked)} not found (known: ${known.join(', ') || 'none'})`, { recipe: asked });
   }
   return parseRecipe(text, file);
 }
