@@ -1,5 +1,5 @@
 /** Background processes by handle, bounded by LIMITS.maxBackgroundProcesses. */
-import { ForkdError, LIMITS, type ProcInfoT } from '@forkd/protocol';
+import { ForkdError, LIMITS, type ProcessInfoT } from '@forkd/protocol';
 import type { RunningProcess } from './process-runner.js';
 
 export class ProcessTable {
@@ -30,7 +30,7 @@ export class ProcessTable {
     return p;
   }
 
-  list(): ProcInfoT[] {
+  list(): ProcessInfoT[] {
     return [...this.procs].map(([handle, p]) => ({
       handle,
       pid: p.pid,

@@ -1,8 +1,9 @@
 /** Mutable agent-wide state reported by `ping`. */
 import type { z } from 'zod';
-import type { WarmupState } from '@forkd/protocol';
+import { FORKD_VERSION, type WarmupState } from '@forkd/protocol';
 
-export const AGENT_VERSION = '0.1.0';
+/** The agent ships with the release; the wire's own version is PROTOCOL_VERSION. */
+export const AGENT_VERSION = FORKD_VERSION;
 
 export class AgentState {
   warmup: z.output<typeof WarmupState> = 'cold';

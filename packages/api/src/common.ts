@@ -1,15 +1,17 @@
 /** Shared wire types of the REST API (snake_case, as the original forkd). */
 import { z } from 'zod';
-import { TAG_PATTERN, SANDBOX_ID_PATTERN, ERROR_CODES } from '@forkd/protocol';
+import { TAG_PATTERN, SANDBOX_ID_PATTERN, JOB_ID_PATTERN, WORKSPACE_NAME_PATTERN, ERROR_CODES, LIMITS, EnvMap } from '@forkd/protocol';
+
+export { GuestPath } from '@forkd/protocol';
 
 export const Tag = z.string().regex(TAG_PATTERN, 'invalid tag').refine((t) => !t.includes('..'), 'invalid tag').describe('snapshot tag');
 export const SandboxId = z.string().regex(SANDBOX_ID_PATTERN, 'invalid sandbox id').describe('sandbox id (sb-<16 hex>)');
-export const WorkspaceName = z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9._-]{0,47}$/, 'invalid workspace name (letters, digits, . _ -, at most 48)').refine((t) => !t.includes('..'), 'invalid workspace name');
-export const JobId = z.string().regex(/^job-[0-9a-f]{16}$/, 'invalid job id');
+export const WorkspaceName = z.string().regex(WORKSPACE_NAME_PATTERN, 'invalid workspace name (letters, digits, . _ -, at most 48)').refine((t) => !t.includes('..'), 'invalid workspace name');
+export const JobId = z.string().regex(JOB_ID_PATTERN, 'invalid job id');
 export const RecipeName = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'recipe must be a recipe name (no paths)');
-export const GuestPath = z.string().min(1).max(4096).refine((p) => p.startsWith('/'), 'path must be absolute').refine((p) => !p.includes('\0'), 'path must not contain NUL');
-export const Metadata = z.record(z.string().min(1).max(128), z.string().max(1024)).refine((m) => Object.keys(m).length <= 64, 'at most 64 metadata keys');
-export const Envs = z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'invalid environment variable name').max(256), z.string().max(32 * 1024)).refine((m) => Object.keys(m).length <= 256, 'at most 256 variables');
+const { maxKeys, maxKeyChars, maxValueChars } = LIMITS.metadata;
+export const Metadata = z.record(z.string().min(1).max(maxKeyChars), z.string().max(maxValueChars)).refine((m) => Object.keys(m).length <= maxKeys, `at most ${maxKeys} metadata keys`);
+export const Envs = EnvMap;
 /** Query booleans arrive as strings. */
 export const QueryBool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
 

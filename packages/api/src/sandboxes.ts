@@ -1,7 +1,12 @@
 /** Sandboxes: spawn, lifecycle, agent calls (ping, exec, eval), background processes, branch. */
 import { z } from 'zod';
-import { LIMITS } from '@forkd/protocol';
+import { Argv, CALL_TIMEOUT_SECS, LIMITS, MACHINE_LIMITS, Signal } from '@forkd/protocol';
 import { Tag, SandboxId, Metadata, Envs, GuestPath } from './common.js';
+
+export { ProcessHandle, ProcessInfo } from '@forkd/protocol';
+
+const { sandboxTimeoutMs } = MACHINE_LIMITS;
+const SandboxTimeoutMs = z.number().int().min(sandboxTimeoutMs.min).max(sandboxTimeoutMs.max);
 
 export const SandboxTimings = z.object({
   spawn_to_running_ms: z.number(),
@@ -35,8 +40,8 @@ const notYet = (what: string) => z.boolean().optional().refine((v) => v !== true
 
 export const SpawnBody = z.object({
   snapshot_tag: Tag,
-  n: z.number().int().min(1).max(1000).default(1),
-  timeout_ms: z.number().int().min(1000).max(24 * 3600 * 1000).optional(),
+  n: z.number().int().min(1).max(MACHINE_LIMITS.spawnMax).default(1),
+  timeout_ms: SandboxTimeoutMs.optional(),
   metadata: Metadata.optional(),
   /** Environment for every command and eval in the sandbox (per-call envs override). */
   envs: Envs.optional(),
@@ -54,9 +59,7 @@ export const ListSandboxesQuery = z.object({
   metadata: z.string().max(1024).optional(),
 }).strict();
 
-export const KillSandboxesQuery = z.object({}).strict();
-
-export const SetTimeoutBody = z.object({ timeout_ms: z.number().int().min(1000).max(24 * 3600 * 1000) }).strict();
+export const SetTimeoutBody = z.object({ timeout_ms: SandboxTimeoutMs }).strict();
 
 export const PingResponse = z.object({
   pong: z.literal(true),
@@ -66,14 +69,16 @@ export const PingResponse = z.object({
   languages: z.array(z.enum(['python', 'js'])),
 });
 
-export const MAX_CALL_TIMEOUT_SECS = 3600;
+/** The longest single call (seconds); also what a client's 0 ("no timeout") becomes. */
+export const MAX_CALL_TIMEOUT_SECS = CALL_TIMEOUT_SECS.max;
+const callTimeoutSecs = (byDefault: number) => z.number().positive().max(CALL_TIMEOUT_SECS.max).default(byDefault);
 
 export const ExecBody = z.object({
   /** forkd's form: argv, no shell. */
-  args: z.array(z.string().max(128 * 1024)).min(1).max(4096).optional(),
+  args: Argv.optional(),
   /** A shell command line (`&&`, pipes work), run with /bin/sh -c. */
   cmd: z.string().min(1).max(LIMITS.maxCodeBytes).optional(),
-  timeout_secs: z.number().positive().max(MAX_CALL_TIMEOUT_SECS).default(30),
+  timeout_secs: callTimeoutSecs(CALL_TIMEOUT_SECS.exec),
   envs: Envs.optional(),
   cwd: GuestPath.optional(),
   /** Text for the process's stdin (UTF-8). */
@@ -108,7 +113,7 @@ export const EvalBody = z.object({
   code: z.string().max(LIMITS.maxCodeBytes),
   /** Default: the snapshot's language. */
   language: z.enum(['python', 'js']).optional(),
-  timeout_secs: z.number().positive().max(MAX_CALL_TIMEOUT_SECS).default(60),
+  timeout_secs: callTimeoutSecs(CALL_TIMEOUT_SECS.eval),
 }).strict();
 
 export const EvalResponse = z.object({
@@ -126,28 +131,16 @@ export const EvalResponse = z.object({
 });
 
 export const ProcessStartBody = z.object({
-  args: z.array(z.string().max(128 * 1024)).min(1).max(4096).optional(),
+  args: Argv.optional(),
   cmd: z.string().min(1).max(LIMITS.maxCodeBytes).optional(),
   envs: Envs.optional(),
   cwd: GuestPath.optional(),
   /** Kill it after this long (default: no limit). */
-  timeout_secs: z.number().positive().max(24 * 3600).optional(),
+  timeout_secs: z.number().positive().max(LIMITS.maxExecTimeoutMs / 1000).optional(),
 }).strict().refine((b) => (b.args === undefined) !== (b.cmd === undefined), 'exactly one of args or cmd is required');
 
-export const ProcessHandle = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'invalid process handle');
-
-export const ProcessInfo = z.object({
-  handle: ProcessHandle,
-  pid: z.number().int(),
-  command: z.string(),
-  started_at_ms: z.number(),
-  running: z.boolean(),
-  exit_code: z.number().int().nullable(),
-  signal: z.string().nullable(),
-});
-
-export const ProcessWaitBody = z.object({ timeout_secs: z.number().positive().max(MAX_CALL_TIMEOUT_SECS).default(30) }).strict();
-export const ProcessKillBody = z.object({ signal: z.enum(['SIGTERM', 'SIGKILL', 'SIGINT', 'SIGHUP']).default('SIGKILL') }).strict();
+export const ProcessWaitBody = z.object({ timeout_secs: callTimeoutSecs(CALL_TIMEOUT_SECS.processWait) }).strict();
+export const ProcessKillBody = z.object({ signal: Signal.default('SIGKILL') }).strict();
 export const Killed = z.object({ killed: z.boolean() });
 
 export const BranchBody = z.object({
@@ -159,8 +152,8 @@ export const BranchBody = z.object({
 }).strict();
 
 export const ForkBody = z.object({
-  count: z.number().int().min(1).max(100).default(1),
-  timeout_ms: z.number().int().min(1000).max(24 * 3600 * 1000).optional(),
+  count: z.number().int().min(1).max(MACHINE_LIMITS.forkMax).default(1),
+  timeout_ms: SandboxTimeoutMs.optional(),
   mode: z.enum(['full', 'live']).optional(),
   metadata: Metadata.optional(),
 }).strict();

@@ -1,6 +1,9 @@
 /** Snapshots: creation from recipes, listing, detail, deletion, chains (diff, compact), the tree. */
 import { z } from 'zod';
+import { CALL_TIMEOUT_SECS, LIMITS, MACHINE_LIMITS } from '@forkd/protocol';
 import { Tag, RecipeName, QueryBool, SandboxId } from './common.js';
+
+const { memMib, vcpus } = MACHINE_LIMITS;
 
 export const SnapshotInfo = z.object({
   tag: Tag,
@@ -44,8 +47,8 @@ export const SnapshotInfoDetail = SnapshotInfo.extend({
 export const CreateSnapshotBody = z.object({
   tag: Tag,
   recipe: RecipeName,
-  mem_mib: z.number().int().min(128).max(65536).optional(),
-  vcpus: z.number().int().min(1).max(8).optional(),
+  mem_mib: z.number().int().min(memMib.min).max(memMib.max).optional(),
+  vcpus: z.number().int().min(vcpus.min).max(vcpus.max).optional(),
   /** false (default): 202 with a job to poll. true: block until done, 201 SnapshotInfo. */
   wait: z.boolean().optional(),
 }).strict();
@@ -63,8 +66,8 @@ export const DiffBody = z.object({
   /** Tag of the new layer. */
   to: Tag,
   /** A shell command line run in a child of the snapshot (so `&&` and pipes work). */
-  cmd: z.string().min(1).max(1024 * 1024),
-  timeout_secs: z.number().positive().max(3600).default(600),
+  cmd: z.string().min(1).max(LIMITS.maxCodeBytes),
+  timeout_secs: z.number().positive().max(CALL_TIMEOUT_SECS.max).default(CALL_TIMEOUT_SECS.diff),
   wait: z.boolean().optional(),
 }).strict();
 

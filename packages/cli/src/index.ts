@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { Engine, type AccelRequest } from '@forkd/engine';
-import { ForkdError } from '@forkd/protocol';
+import { FORKD_VERSION, ForkdError } from '@forkd/protocol';
 import { parseIntStrict, printJson, reportError } from './output.js';
 import { printForkReport, runFork } from './commands/fork.js';
 import { imageBuild, imageList, listSnapshotsCmd, snapshotCreate } from './commands/snapshots.js';
@@ -13,7 +13,7 @@ const program = new Command();
 program
   .name('forkd')
   .description('microVM sandboxes forked from a warm parent: boot once, fork many')
-  .version('0.1.0')
+  .version(FORKD_VERSION)
   .addOption(new Option('--accel <mode>', 'acceleration').choices(['auto', 'kvm', 'tcg']).default('auto'))
   .option('--kernel <path>', 'guest kernel (default: newest /boot/vmlinuz-*-cloud-amd64)')
   .option('--home <dir>', 'data directory (default: $FORKD_HOME or ~/.local/share/forkd)')

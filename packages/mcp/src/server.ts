@@ -8,13 +8,14 @@ import type { Readable, Writable } from 'node:stream';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema, McpError, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { FORKD_VERSION } from '@forkd/protocol';
 import { Controller, type ConnectionOptions } from '@forkd/sdk';
 import { schemas, jsonSchemaOf } from './schemas.js';
 import { tools, type ToolDef } from './tools.js';
 import { errorResult, invalidArgsResult, okResult } from './result.js';
 
 export const SERVER_NAME = 'forkd';
-export const SERVER_VERSION = '0.1.0';
+export const SERVER_VERSION = FORKD_VERSION;
 
 export interface McpServerOptions {
   /** Where the daemon is; default FORKD_URL/FORKD_TOKEN, else the local daemon (started if needed). */

@@ -3,35 +3,12 @@
  * validates results with them. Binary data travels in the frame payload, never base64 in JSON.
  */
 import { z } from 'zod';
+import { LIMITS } from './limits.js';
+import { Argv, EntryInfo, GuestPath, MergedEnvMap, ProcessHandle, ProcessInfo, Signal } from './shapes.js';
 
 export const PROTOCOL_VERSION = 1;
 
-/** Limits shared by both sides. */
-export const LIMITS = {
-  maxFrameBytes: 16 * 1024 * 1024,
-  /** Largest payload for one files.read / files.write call; larger files go in several calls. */
-  maxFileChunkBytes: 4 * 1024 * 1024,
-  /** Default and maximum of collected (non-streamed) output per stream of one exec. */
-  defaultOutputBytes: 1024 * 1024,
-  maxOutputBytes: 8 * 1024 * 1024,
-  /** Output kept per stream for a background process (ring buffer, newest bytes). */
-  backgroundOutputBytes: 1024 * 1024,
-  /** Streamed output is sent in chunks of at most this size. */
-  streamChunkBytes: 64 * 1024,
-  maxExecTimeoutMs: 24 * 60 * 60 * 1000,
-  defaultExecTimeoutMs: 60_000,
-  defaultEvalTimeoutMs: 60_000,
-  maxCodeBytes: 4 * 1024 * 1024,
-  maxEntropyBytes: 4096,
-  /** Host entropy sent with each restore: a 32-byte slice for every generator the agent reseeds. */
-  restoreEntropyBytes: 192,
-  maxBackgroundProcesses: 256,
-  maxListEntries: 10_000,
-} as const;
-
-const absPath = z.string().min(1).max(4096).refine((p) => p.startsWith('/'), 'path must be absolute').refine((p) => !p.includes('\0'), 'path must not contain NUL');
 const timeoutMs = z.number().int().positive().max(LIMITS.maxExecTimeoutMs);
-const envMap = z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'invalid environment variable name'), z.string().max(128 * 1024));
 
 export const PingParams = z.object({}).strict();
 export const WarmupState = z.enum(['cold', 'warming', 'warm', 'failed']);
@@ -75,10 +52,10 @@ export const WarmupResult = z.object({
 });
 
 export const ExecParams = z.object({
-  argv: z.array(z.string().max(128 * 1024)).min(1).max(4096).optional(),
+  argv: Argv.optional(),
   shell: z.string().min(1).max(LIMITS.maxCodeBytes).optional(),
-  env: envMap.optional(),
-  cwd: absPath.optional(),
+  env: MergedEnvMap.optional(),
+  cwd: GuestPath.optional(),
   timeout_ms: timeoutMs.optional(),
   /** Send stdout/stderr as `evt` frames while the process runs. */
   stream: z.boolean().optional(),
@@ -98,42 +75,21 @@ export const ExecResult = z.object({
   error: z.string().nullable(),
 });
 export const ExecStarted = z.object({ handle: z.string(), pid: z.number().int() });
-export const ExecStreamEvent = z.enum(['stdout', 'stderr']);
 
-export const ProcInfo = z.object({
-  handle: z.string(),
-  pid: z.number().int(),
-  command: z.string(),
-  started_at_ms: z.number(),
-  running: z.boolean(),
-  exit_code: z.number().int().nullable(),
-  signal: z.string().nullable(),
-});
 export const ProcListParams = z.object({}).strict();
-export const ProcListResult = z.object({ processes: z.array(ProcInfo) });
-export const ProcWaitParams = z.object({ handle: z.string().max(64), timeout_ms: timeoutMs.optional() }).strict();
-export const ProcKillParams = z.object({ handle: z.string().max(64), signal: z.enum(['SIGTERM', 'SIGKILL', 'SIGINT', 'SIGHUP']).optional() }).strict();
+export const ProcListResult = z.object({ processes: z.array(ProcessInfo) });
+export const ProcWaitParams = z.object({ handle: ProcessHandle, timeout_ms: timeoutMs.optional() }).strict();
+export const ProcKillParams = z.object({ handle: ProcessHandle, signal: Signal.optional() }).strict();
 export const ProcKillResult = z.object({ killed: z.boolean() });
 
-export const EntryType = z.enum(['file', 'dir', 'symlink', 'other']);
-export const EntryInfo = z.object({
-  name: z.string(),
-  path: z.string(),
-  type: EntryType,
-  size: z.number(),
-  mode: z.number().int(),
-  permissions: z.string(),
-  modified_ms: z.number(),
-  symlink_target: z.string().nullable(),
-});
 export const FilesReadParams = z.object({
-  path: absPath,
+  path: GuestPath,
   offset: z.number().int().nonnegative().optional(),
   length: z.number().int().positive().max(LIMITS.maxFileChunkBytes).optional(),
 }).strict();
 export const FilesReadResult = z.object({ size: z.number(), bytes: z.number().int(), eof: z.boolean() });
 export const FilesWriteParams = z.object({
-  path: absPath,
+  path: GuestPath,
   /** Byte offset of this chunk; 0 with truncate starts the file over. */
   offset: z.number().int().nonnegative().optional(),
   truncate: z.boolean().optional(),
@@ -141,14 +97,14 @@ export const FilesWriteParams = z.object({
   mkdirs: z.boolean().optional(),
 }).strict();
 export const FilesWriteResult = z.object({ path: z.string(), size: z.number() });
-export const FilesListParams = z.object({ path: absPath, depth: z.number().int().min(1).max(16).optional() }).strict();
+export const FilesListParams = z.object({ path: GuestPath, depth: z.number().int().min(1).max(LIMITS.maxListDepth).optional() }).strict();
 export const FilesListResult = z.object({ entries: z.array(EntryInfo), truncated: z.boolean() });
-export const FilesStatParams = z.object({ path: absPath }).strict();
-export const FilesMkdirParams = z.object({ path: absPath, parents: z.boolean().optional() }).strict();
+export const FilesStatParams = z.object({ path: GuestPath }).strict();
+export const FilesMkdirParams = z.object({ path: GuestPath, parents: z.boolean().optional() }).strict();
 export const FilesMkdirResult = z.object({ created: z.boolean() });
-export const FilesRemoveParams = z.object({ path: absPath, recursive: z.boolean().optional() }).strict();
+export const FilesRemoveParams = z.object({ path: GuestPath, recursive: z.boolean().optional() }).strict();
 export const FilesRemoveResult = z.object({ removed: z.boolean() });
-export const FilesRenameParams = z.object({ from: absPath, to: absPath }).strict();
+export const FilesRenameParams = z.object({ from: GuestPath, to: GuestPath }).strict();
 
 export const EvalLanguage = z.enum(['python', 'js']);
 export const EvalParams = z.object({
@@ -197,8 +153,6 @@ export type PingResultT = z.output<typeof PingResult>;
 export type ExecParamsT = z.input<typeof ExecParams>;
 export type ExecResultT = z.output<typeof ExecResult>;
 export type EvalResultT = z.output<typeof EvalResult>;
-export type EntryInfoT = z.output<typeof EntryInfo>;
-export type ProcInfoT = z.output<typeof ProcInfo>;
 
 export function isAgentMethod(m: unknown): m is AgentMethod {
   return typeof m === 'string' && Object.prototype.hasOwnProperty.call(AGENT_METHODS, m);
@@ -217,6 +171,3 @@ export const ResponseHeader = z.object({
 export const EventHeader = z.object({ kind: z.literal('evt'), id: z.number().int().nonnegative(), event: z.string().max(64), data: z.unknown().optional() });
 export const CancelHeader = z.object({ kind: z.literal('cancel'), id: z.number().int().nonnegative() });
 export const FrameHeader = z.discriminatedUnion('kind', [RequestHeader, ResponseHeader, EventHeader, CancelHeader]);
-export type FrameHeaderT = z.output<typeof FrameHeader>;
-export type RequestHeaderT = z.output<typeof RequestHeader>;
-export type ResponseHeaderT = z.output<typeof ResponseHeader>;

@@ -8,9 +8,11 @@
  * so that neither side can be made to buffer without bound: an oversized frame is reported with
  * its id (when its header is small enough to read) and its bytes are discarded, not buffered.
  */
+import { LIMITS } from './limits.js';
+
 export const FRAME_MAGIC = Buffer.from([0x46, 0x4b, 0x44, 0x01]); // "FKD\x01"
 export const FRAME_PREFIX_BYTES = 12;
-export const DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024;
+export const DEFAULT_MAX_FRAME_BYTES = LIMITS.maxFrameBytes;
 /** Header size up to which an oversized frame's header is still read to learn its id. */
 export const MAX_PEEK_HEADER_BYTES = 64 * 1024;
 

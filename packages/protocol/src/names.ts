@@ -20,3 +20,7 @@ export function assertValidTag(tag: unknown, what = 'tag'): string {
 
 /** Sandbox ids are random (not guessable): sb-<16 hex>. */
 export const SANDBOX_ID_PATTERN = /^sb-[0-9a-f]{16}$/;
+/** Job ids: job-<16 hex>. */
+export const JOB_ID_PATTERN = /^job-[0-9a-f]{16}$/;
+/** Workspace names: like tags, shorter (they also name the workspace's state snapshots). */
+export const WORKSPACE_NAME_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,47}$/;

@@ -3,7 +3,7 @@
  * signal) throws CommandExitError carrying the same fields, a command killed by its own timeout
  * throws TimeoutError. Pure functions, unit-tested without a VM.
  */
-import { MAX_CALL_TIMEOUT_SECS } from '@forkd/api';
+import { CALL_TIMEOUT_SECS, CLIENT_DEFAULTS } from '@forkd/protocol';
 import { ForkdSdkError, errorFor } from './errors.js';
 
 export interface CommandResult {
@@ -24,7 +24,7 @@ export interface ExecOutcome {
 }
 
 /** E2B's default command timeout. */
-export const DEFAULT_COMMAND_TIMEOUT_MS = 60_000;
+export const DEFAULT_COMMAND_TIMEOUT_MS = CLIENT_DEFAULTS.commandTimeoutMs;
 
 /**
  * A non-zero exit (or death by a signal). Code FORKD_E_COMMAND_FAILED: the protocol's code for a
@@ -49,13 +49,13 @@ export class CommandExitError extends ForkdSdkError implements CommandResult {
 
 /**
  * E2B timeoutMs -> the API's timeout_secs. 0 means "no limit" in E2B; the API caps every call at
- * MAX_CALL_TIMEOUT_SECS, so 0 becomes that cap. Negative or non-finite values are rejected here
+ * CALL_TIMEOUT_SECS.max, so 0 becomes that cap. Negative or non-finite values are rejected here
  * (the daemon would answer the same, but with the wire field's name).
  */
-export function timeoutSecs(timeoutMs: number | undefined, defaultMs = DEFAULT_COMMAND_TIMEOUT_MS): number {
+export function timeoutSecs(timeoutMs: number | undefined, defaultMs: number = DEFAULT_COMMAND_TIMEOUT_MS): number {
   const ms = timeoutMs ?? defaultMs;
   if (!Number.isFinite(ms) || ms < 0) throw errorFor('FORKD_E_INVALID_ARGUMENT', `timeoutMs must be a non-negative number of milliseconds (got ${timeoutMs})`);
-  return ms === 0 ? MAX_CALL_TIMEOUT_SECS : ms / 1000;
+  return ms === 0 ? CALL_TIMEOUT_SECS.max : ms / 1000;
 }
 
 /** The CommandResult of a finished command, or the error E2B would throw for it. */

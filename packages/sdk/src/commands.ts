@@ -134,7 +134,7 @@ export class Commands {
       wait: async () => {
         // The route waits at most a bounded time; a "timed out" wait of a live process just means "not yet".
         for (;;) {
-          const r = await this.ctl.waitProcess(this.sandboxId, p.handle, 30);
+          const r = await this.ctl.waitProcess(this.sandboxId, p.handle);
           if (!r.timed_out) return r;
           const info = (await this.ctl.listProcesses(this.sandboxId)).find((x) => x.handle === p.handle);
           // Finished meanwhile (possibly killed by its own timeout): this wait returns its final result.

@@ -3,6 +3,7 @@
  * (wire names, snake_case). The E2B-shaped Sandbox (sandbox.ts) is built on it.
  */
 import { Readable } from 'node:stream';
+import { CALL_TIMEOUT_SECS } from '@forkd/protocol';
 import { routes, routePath, type BodyOf, type QueryOf, type ResponseOf, type RouteName } from '@forkd/api';
 import { errorFor } from './errors.js';
 import { expectOk, readBody, readJson, resolveEndpoint, send, type ConnectionOptions, type Endpoint } from './transport.js';
@@ -91,11 +92,11 @@ export class Controller {
   setSandboxTimeout(id: string, timeoutMs: number) { return this.call('setTimeout', { params: { id }, body: { timeout_ms: timeoutMs } }); }
   pingSandbox(id: string) { return this.call('ping', { params: { id } }); }
   exec(id: string, body: BodyOf<'exec'>, signal?: AbortSignal) {
-    return this.call('exec', { params: { id }, body: { ...body, stream: false }, timeoutMs: (body.timeout_secs ?? 30) * 1000 + MARGIN_MS, ...(signal ? { signal } : {}) });
+    return this.call('exec', { params: { id }, body: { ...body, stream: false }, timeoutMs: (body.timeout_secs ?? CALL_TIMEOUT_SECS.exec) * 1000 + MARGIN_MS, ...(signal ? { signal } : {}) });
   }
   /** Streams stdout/stderr through the callbacks as the command produces them; resolves with the result. */
   async execStream(id: string, body: BodyOf<'exec'>, cb: StreamCallbacks = {}): Promise<ExecResult> {
-    const res = await send(this.endpoint, { method: 'POST', path: routePath(routes.exec.path, { id }), json: { ...body, stream: true }, timeoutMs: (body.timeout_secs ?? 30) * 1000 + MARGIN_MS, ...(cb.signal ? { signal: cb.signal } : {}) });
+    const res = await send(this.endpoint, { method: 'POST', path: routePath(routes.exec.path, { id }), json: { ...body, stream: true }, timeoutMs: (body.timeout_secs ?? CALL_TIMEOUT_SECS.exec) * 1000 + MARGIN_MS, ...(cb.signal ? { signal: cb.signal } : {}) });
     await expectOk(res);
     const out = { stdout: '', stderr: '' };
     let exit: { exit_code: number | null; signal: string | null; error: string | null; timed_out: boolean; duration_ms: number } | null = null;
@@ -127,7 +128,7 @@ export class Controller {
     return { ...out, exit_code: e.exit_code, signal: e.signal ?? null, error: e.error, timed_out: e.timed_out, duration_ms: e.duration_ms, stdout_truncated: false, stderr_truncated: false };
   }
   eval(id: string, body: BodyOf<'eval'>, signal?: AbortSignal) {
-    return this.call('eval', { params: { id }, body, timeoutMs: (body.timeout_secs ?? 60) * 1000 + MARGIN_MS, ...(signal ? { signal } : {}) });
+    return this.call('eval', { params: { id }, body, timeoutMs: (body.timeout_secs ?? CALL_TIMEOUT_SECS.eval) * 1000 + MARGIN_MS, ...(signal ? { signal } : {}) });
   }
   branchSandbox(id: string, body: BodyOf<'branch'> = {}) { return this.call('branch', { params: { id }, body, timeoutMs: 3_600_000 }) as Promise<SnapshotInfo | Job>; }
   forkSandbox(id: string, body: BodyOf<'fork'> = {}) { return this.call('fork', { params: { id }, body, timeoutMs: 3_600_000 }); }
@@ -135,7 +136,7 @@ export class Controller {
   // Background processes
   startProcess(id: string, body: BodyOf<'startProcess'>) { return this.call('startProcess', { params: { id }, body }); }
   listProcesses(id: string) { return this.call('listProcesses', { params: { id } }); }
-  waitProcess(id: string, handle: string, timeoutSecs = 30) { return this.call('waitProcess', { params: { id, handle }, body: { timeout_secs: timeoutSecs }, timeoutMs: timeoutSecs * 1000 + MARGIN_MS }); }
+  waitProcess(id: string, handle: string, timeoutSecs: number = CALL_TIMEOUT_SECS.processWait) { return this.call('waitProcess', { params: { id, handle }, body: { timeout_secs: timeoutSecs }, timeoutMs: timeoutSecs * 1000 + MARGIN_MS }); }
   killProcess(id: string, handle: string, signal: BodyOf<'killProcess'>['signal'] = 'SIGKILL') { return this.call('killProcess', { params: { id, handle }, body: { signal } }); }
 
   // Files

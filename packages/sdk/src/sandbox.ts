@@ -3,6 +3,7 @@
  * (`import { Sandbox } from '@forkd/sdk'`). Templates are snapshot tags. Every method throws only
  * typed SDK errors (ForkdSdkError subclasses with a FORKD_E_* code).
  */
+import { CALL_TIMEOUT_SECS, CLIENT_DEFAULTS } from '@forkd/protocol';
 import { Controller, type EvalResult, type Job, type SandboxInfo as WireSandboxInfo, type SnapshotInfo } from './controller.js';
 import { ConflictError, ForkdSdkError, NotFoundError, SandboxError, errorFor } from './errors.js';
 import { guard } from './guard.js';
@@ -60,7 +61,7 @@ export interface SandboxSnapshot {
   info: SnapshotInfo;
 }
 
-export const DEFAULT_SANDBOX_TIMEOUT_MS = 300_000;
+export const DEFAULT_SANDBOX_TIMEOUT_MS = CLIENT_DEFAULTS.sandboxTimeoutMs;
 /** Without a template: FORKD_TEMPLATE, else the snapshot `npm run quickstart` creates. */
 export const DEFAULT_TEMPLATE = 'quickstart-python';
 
@@ -231,7 +232,7 @@ export class Sandbox {
   runCode(code: string, opts: RunCodeOpts = {}): Promise<Execution> {
     return guard(async () => {
       const language = evalLanguage(opts.language);
-      const r = await this.controller.eval(this.sandboxId, { code, ...(language ? { language } : {}), timeout_secs: timeoutSecs(opts.timeoutMs) });
+      const r = await this.controller.eval(this.sandboxId, { code, ...(language ? { language } : {}), timeout_secs: timeoutSecs(opts.timeoutMs, CALL_TIMEOUT_SECS.eval * 1000) });
       const e = toExecution(r);
       deliver(e, opts);
       return e;
@@ -242,7 +243,7 @@ export class Sandbox {
   eval(code: string, opts: { language?: RunCodeLanguage; timeoutMs?: number } = {}): Promise<EvalResult> {
     return guard(async () => {
       const language = evalLanguage(opts.language);
-      return this.controller.eval(this.sandboxId, { code, ...(language ? { language } : {}), timeout_secs: timeoutSecs(opts.timeoutMs) });
+      return this.controller.eval(this.sandboxId, { code, ...(language ? { language } : {}), timeout_secs: timeoutSecs(opts.timeoutMs, CALL_TIMEOUT_SECS.eval * 1000) });
     });
   }
 

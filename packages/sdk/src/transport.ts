@@ -5,9 +5,8 @@
  */
 import http from 'node:http';
 import https from 'node:https';
-import os from 'node:os';
-import path from 'node:path';
 import type { Readable } from 'node:stream';
+import { defaultSocketPath } from '@forkd/protocol';
 import { errorFor, errorFromResponse } from './errors.js';
 
 export interface ConnectionOptions {
@@ -21,10 +20,7 @@ export interface ConnectionOptions {
   timeoutMs?: number;
 }
 
-export function defaultSocketPath(): string {
-  const home = process.env.FORKD_HOME ? path.resolve(process.env.FORKD_HOME) : process.env.XDG_DATA_HOME ? path.join(process.env.XDG_DATA_HOME, 'forkd') : path.join(os.homedir(), '.local', 'share', 'forkd');
-  return path.join(home, 'forkd.sock');
-}
+export { defaultSocketPath };
 
 export interface Endpoint {
   socketPath?: string;

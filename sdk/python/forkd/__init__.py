@@ -3,6 +3,7 @@
 ``Controller`` covers the whole REST API v1; ``Sandbox`` is E2B-shaped (commands, files,
 run_code) and talks to the daemon over its Unix socket or TCP (FORKD_URL, FORKD_TOKEN).
 """
+from ._limits import FORKD_VERSION
 from ._http import Endpoint, NdjsonSplitter, default_socket_path, resolve_endpoint
 from .controller import Controller
 from .errors import (
@@ -41,7 +42,7 @@ from .sandbox import (
     WriteInfo,
 )
 
-__version__ = "0.2.0"
+__version__ = FORKD_VERSION
 
 __all__ = [
     "Controller",

@@ -15,6 +15,7 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
 
+from ._limits import SOCKET_FILE
 from .errors import ForkdError, InternalError, error_for, error_from_response
 
 #: Per-request timeout in seconds when the caller gives none (long calls pass their own).
@@ -35,7 +36,7 @@ def default_socket_path(env: Optional[Mapping[str, str]] = None) -> str:
     else:
         user_home = e.get("HOME") or os.path.expanduser("~")
         home = os.path.join(user_home, ".local", "share", "forkd")
-    return os.path.join(home, "forkd.sock")
+    return os.path.join(home, SOCKET_FILE)
 
 
 @dataclass(frozen=True)

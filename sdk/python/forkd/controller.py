@@ -7,6 +7,7 @@ import time
 from typing import IO, Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Union
 
 from ._http import DEFAULT_TIMEOUT, Body, NdjsonSplitter, Response, Transport, quote_param, resolve_endpoint
+from ._limits import CALL_TIMEOUT_SECS
 from .errors import ForkdError, error_for
 
 JSON = Dict[str, Any]
@@ -167,7 +168,7 @@ class Controller:
         body["stream"] = stream
         return body
 
-    def exec_command(self, sandbox_id: str, args: Union[None, str, Sequence[str]] = None, *, cmd: Optional[str] = None, timeout_secs: float = 30, envs: Optional[Mapping[str, str]] = None, cwd: Optional[str] = None, stdin: Optional[str] = None) -> JSON:
+    def exec_command(self, sandbox_id: str, args: Union[None, str, Sequence[str]] = None, *, cmd: Optional[str] = None, timeout_secs: float = CALL_TIMEOUT_SECS["exec"], envs: Optional[Mapping[str, str]] = None, cwd: Optional[str] = None, stdin: Optional[str] = None) -> JSON:
         """Runs argv ``args`` (or the shell line ``cmd``) and returns {stdout, stderr, exit_code, error, timed_out, ...}."""
         body = self._exec_body(args, cmd, timeout_secs, envs, cwd, stdin, False)
         return self.call("POST", f"/v1/sandboxes/{quote_param(sandbox_id)}/exec", body=body, timeout=timeout_secs + MARGIN_SECS)
@@ -180,7 +181,7 @@ class Controller:
         cmd: Optional[str] = None,
         on_stdout: Optional[OutputCallback] = None,
         on_stderr: Optional[OutputCallback] = None,
-        timeout_secs: float = 30,
+        timeout_secs: float = CALL_TIMEOUT_SECS["exec"],
         envs: Optional[Mapping[str, str]] = None,
         cwd: Optional[str] = None,
         stdin: Optional[str] = None,
@@ -226,7 +227,7 @@ class Controller:
             "stderr_truncated": False,
         }
 
-    def eval_code(self, sandbox_id: str, code: str, *, language: Optional[str] = None, timeout_secs: float = 60) -> JSON:
+    def eval_code(self, sandbox_id: str, code: str, *, language: Optional[str] = None, timeout_secs: float = CALL_TIMEOUT_SECS["eval"]) -> JSON:
         """Evaluates code in the sandbox's persistent interpreter: {result, result_json, error, traceback, stdout, ...}."""
         body = _drop_none({"code": code, "language": language, "timeout_secs": timeout_secs})
         return self.call("POST", f"/v1/sandboxes/{quote_param(sandbox_id)}/eval", body=body, timeout=timeout_secs + MARGIN_SECS)
@@ -251,7 +252,7 @@ class Controller:
     def list_processes(self, sandbox_id: str) -> List[JSON]:
         return self.call("GET", f"/v1/sandboxes/{quote_param(sandbox_id)}/processes")
 
-    def wait_process(self, sandbox_id: str, handle: str, timeout_secs: float = 30) -> JSON:
+    def wait_process(self, sandbox_id: str, handle: str, timeout_secs: float = CALL_TIMEOUT_SECS["process_wait"]) -> JSON:
         """Waits up to ``timeout_secs``: the exec result (timed_out true if it still runs)."""
         path = f"/v1/sandboxes/{quote_param(sandbox_id)}/processes/{quote_param(handle)}/wait"
         return self.call("POST", path, body={"timeout_secs": timeout_secs}, timeout=timeout_secs + MARGIN_SECS)

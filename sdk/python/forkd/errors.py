@@ -6,51 +6,10 @@ catch a kind of failure (``except NotFoundError``) without matching strings.
 import builtins
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Type
 
-#: Every stable code and its HTTP status (mirror of packages/protocol/src/errors.ts; a unit test
-#: checks they agree).
-ERROR_CODES: Dict[str, int] = {
-    "FORKD_E_INVALID_ARGUMENT": 400,
-    "FORKD_E_INVALID_TAG": 400,
-    "FORKD_E_OUT_OF_RANGE": 400,
-    "FORKD_E_RECIPE_INVALID": 400,
-    "FORKD_E_MEMORY_TOO_SMALL": 400,
-    "FORKD_E_COMMAND_FAILED": 400,
-    "FORKD_E_UNAUTHORIZED": 401,
-    "FORKD_E_NOT_FOUND": 404,
-    "FORKD_E_SNAPSHOT_NOT_FOUND": 404,
-    "FORKD_E_SANDBOX_NOT_FOUND": 404,
-    "FORKD_E_RECIPE_NOT_FOUND": 404,
-    "FORKD_E_FILE_NOT_FOUND": 404,
-    "FORKD_E_WORKSPACE_NOT_FOUND": 404,
-    "FORKD_E_JOB_NOT_FOUND": 404,
-    "FORKD_E_CONFLICT": 409,
-    "FORKD_E_SNAPSHOT_EXISTS": 409,
-    "FORKD_E_SNAPSHOT_INCOMPATIBLE": 409,
-    "FORKD_E_SANDBOX_NOT_RUNNING": 409,
-    "FORKD_E_WORKSPACE_EXISTS": 409,
-    "FORKD_E_HAS_DEPENDENTS": 409,
-    "FORKD_E_IN_USE": 409,
-    "FORKD_E_PAYLOAD_TOO_LARGE": 413,
-    "FORKD_E_RATE_LIMITED": 429,
-    "FORKD_E_INTERNAL": 500,
-    "FORKD_E_NOT_IMPLEMENTED": 501,
-    "FORKD_E_KERNEL_NOT_FOUND": 503,
-    "FORKD_E_QEMU_NOT_INSTALLED": 503,
-    "FORKD_E_TOOL_MISSING": 503,
-    "FORKD_E_ACCEL_UNAVAILABLE": 503,
-    "FORKD_E_UNAVAILABLE": 503,
-    "FORKD_E_CAPACITY": 503,
-    "FORKD_E_TOOL_FAILED": 500,
-    "FORKD_E_IMAGE_BUILD_FAILED": 500,
-    "FORKD_E_VM_START_FAILED": 500,
-    "FORKD_E_RESTORE_FAILED": 500,
-    "FORKD_E_SNAPSHOT_FAILED": 500,
-    "FORKD_E_AGENT_UNAVAILABLE": 502,
-    "FORKD_E_AGENT_PROTOCOL": 502,
-    "FORKD_E_AGENT_ERROR": 502,
-    "FORKD_E_AGENT_TIMEOUT": 504,
-    "FORKD_E_TIMEOUT": 504,
-}
+from ._limits import ERROR_CODES as _GENERATED_CODES
+
+#: Every stable code and its HTTP status (generated from packages/protocol/src/errors.ts).
+ERROR_CODES: Dict[str, int] = _GENERATED_CODES
 
 
 class ForkdError(Exception):

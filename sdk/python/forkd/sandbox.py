@@ -14,16 +14,17 @@ from dataclasses import dataclass, field
 from typing import IO, Any, Callable, Dict, Iterator, List, Literal, Mapping, Optional, Sequence, Union, overload
 
 from ._http import Body
+from ._limits import CALL_TIMEOUT_SECS, CLIENT_DEFAULTS
 from ._pause import get_or_resume, kill_sandbox_or_paused, pause_sandbox, paused_workspaces
 from .controller import JSON, Controller, OutputCallback
 from .errors import CommandExitError, ConflictError, EvalError, ForkdError, NotFoundError, SandboxError, error_for
 
 #: E2B's default sandbox lifetime (seconds).
-DEFAULT_SANDBOX_TIMEOUT = 300
+DEFAULT_SANDBOX_TIMEOUT = CLIENT_DEFAULTS["sandbox_timeout_ms"] // 1000
 #: E2B's default command timeout (seconds).
-DEFAULT_COMMAND_TIMEOUT = 60
+DEFAULT_COMMAND_TIMEOUT = CLIENT_DEFAULTS["command_timeout_ms"] // 1000
 #: The daemon's longest single call (seconds).
-MAX_CALL_SECS = 3600
+MAX_CALL_SECS = CALL_TIMEOUT_SECS["max"]
 
 
 def _utc_ms(ms: Optional[float]) -> Optional[_dt.datetime]:
@@ -665,7 +666,7 @@ class Sandbox:
 
         Raises EvalError when the code raises.
         """
-        secs = 60.0 if timeout is None else _call_secs(timeout)
+        secs = float(CALL_TIMEOUT_SECS["eval"]) if timeout is None else _call_secs(timeout)
         r = self._ctl.eval_code(self.sandbox_id, code, language=language, timeout_secs=secs)
         if r.get("error") is not None or r.get("exit_code", 0) != 0:
             raise EvalError(r.get("error_type") or "Error", r.get("error") or "", r.get("traceback") or "")

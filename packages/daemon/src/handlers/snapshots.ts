@@ -1,7 +1,7 @@
 /** Snapshots: list, get, detail, create (as a job), delete (dependents, live users), tree; jobs. */
 import type { z } from 'zod';
 import { ForkdError } from '@forkd/protocol';
-import type { SnapshotEntry } from '@forkd/engine';
+import { checkMachineSize, type SnapshotEntry } from '@forkd/engine';
 import type { SnapshotInfo, SnapshotInfoDetail, TreeNodeT } from '@forkd/api';
 import type { Handlers } from '../http/register.js';
 import type { DaemonServices } from './context.js';
@@ -103,7 +103,8 @@ export function snapshotHandlers(s: DaemonServices): Pick<Handlers, SnapshotRout
     async createSnapshot({ body }) {
       const recipe = await s.engine.recipe(body.recipe);
       const mem = body.mem_mib ?? recipe.default_mem_mib;
-      if (mem < recipe.min_mem_mib) throw new ForkdError('FORKD_E_MEMORY_TOO_SMALL', `recipe ${recipe.name} needs at least ${recipe.min_mem_mib} MiB of memory; got ${mem}`, { min_mem_mib: recipe.min_mem_mib });
+      // The engine's own check, made before the job is queued so a refusal is a 400, not a failed job.
+      checkMachineSize(recipe, mem, body.vcpus ?? 1);
       await s.writes.reserve({ tag: body.tag, kind: 'create', source: null });
       let started;
       try {
@@ -125,11 +126,8 @@ export function snapshotHandlers(s: DaemonServices): Pick<Handlers, SnapshotRout
     },
     async deleteSnapshot({ params, query }) {
       await s.engine.getSnapshot(params.tag);
-      const deps = await s.engine.dependents(params.tag);
-      if (deps.length > 0 && !query.cascade) {
-        throw new ForkdError('FORKD_E_HAS_DEPENDENTS', `snapshot ${params.tag} has dependents: ${deps.join(', ')} (delete them first, or cascade=true)`, { dependents: deps });
-      }
-      const doomed = [...deps, params.tag];
+      // Without cascade, a snapshot with layers on it is refused by engine.removeSnapshot (FORKD_E_HAS_DEPENDENTS).
+      const doomed = query.cascade ? [...await s.engine.dependents(params.tag), params.tag] : [params.tag];
       const users = doomed.flatMap((t) => s.sandboxes.usage(t));
       if (users.length > 0 && !query.force) {
         throw new ForkdError('FORKD_E_IN_USE', `sandboxes run from ${doomed.join(', ')}: ${users.join(', ')} (kill them first, or force=true)`, { sandboxes: users });

@@ -118,6 +118,17 @@ export class SandboxRegistry {
     return this.list({ tag }).map((l) => l.rec.id);
   }
 
+  /** A request for more children than the daemon ever runs or starts at once can never succeed: a 400, not "retry". */
+  private assertSatisfiable(n: number): void {
+    const { maxSandboxes, maxSpawnInFlight } = this.limits;
+    if (n > maxSandboxes) {
+      throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `n=${n} is more than this daemon ever runs at once (max-sandboxes ${maxSandboxes})`, { n, max_sandboxes: maxSandboxes });
+    }
+    if (n > maxSpawnInFlight) {
+      throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `n=${n} is more than this daemon starts at once (${maxSpawnInFlight}); spawn in smaller batches`, { n, max_spawn_in_flight: maxSpawnInFlight });
+    }
+  }
+
   get(id: string): Live {
     const l = this.live.get(id);
     if (!l || l.ending) throw new ForkdError('FORKD_E_SANDBOX_NOT_FOUND', `no sandbox ${id}`, { id });
@@ -125,6 +136,7 @@ export class SandboxRegistry {
   }
 
   async spawn(req: SpawnRequest): Promise<Live[]> {
+    this.assertSatisfiable(req.n);
     if (this.live.size + this.spawning + req.n > this.limits.maxSandboxes) {
       throw new ForkdError('FORKD_E_CAPACITY', `this daemon runs at most ${this.limits.maxSandboxes} sandboxes (${this.live.size} live, ${this.spawning} starting); kill some first`, { max: this.limits.maxSandboxes });
     }

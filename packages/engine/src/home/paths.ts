@@ -1,17 +1,11 @@
-import os from 'node:os';
-import path from 'node:path';
-import { assertValidTag } from '@forkd/protocol';
-
 /**
- * Where forkd keeps durable data. Tags are validated before any join so a tag can never
- * name a path outside the store.
+ * The layout of forkd's home (resolved by protocol's forkdHome). Tags are validated before any
+ * join so a tag can never name a path outside the store.
  */
-export function forkdHome(): string {
-  if (process.env.FORKD_HOME) return path.resolve(process.env.FORKD_HOME);
-  const xdg = process.env.XDG_DATA_HOME;
-  if (xdg) return path.join(xdg, 'forkd');
-  return path.join(os.homedir(), '.local', 'share', 'forkd');
-}
+import path from 'node:path';
+import { assertValidTag, forkdHome } from '@forkd/protocol';
+
+export { forkdHome };
 
 export interface HomeLayout {
   root: string;

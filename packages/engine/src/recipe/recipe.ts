@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { ForkdError, EvalLanguage } from '@forkd/protocol';
+import { ForkdError, EvalLanguage, MACHINE_LIMITS } from '@forkd/protocol';
 
 /** A recipe: what goes into the image and what the parent warms before the snapshot. */
 export const RecipeSchema = z.object({
@@ -12,8 +12,8 @@ export const RecipeSchema = z.object({
   /** Extra Debian packages; the agent's own (nodejs, tini, iproute2) are always added. */
   packages: z.array(z.string().regex(/^[a-z0-9][a-z0-9.+-]+$/, 'invalid Debian package name')).max(200).default([]),
   disk_mib: z.number().int().min(512).max(65536).default(1024),
-  default_mem_mib: z.number().int().min(128).max(65536).default(512),
-  min_mem_mib: z.number().int().min(128).max(65536).default(192),
+  default_mem_mib: z.number().int().min(MACHINE_LIMITS.memMib.min).max(MACHINE_LIMITS.memMib.max).default(512),
+  min_mem_mib: z.number().int().min(MACHINE_LIMITS.memMib.min).max(MACHINE_LIMITS.memMib.max).default(192),
   language: EvalLanguage.default('js'),
   warmup: z.object({
     python_modules: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_.]*$/)).max(64).optional(),

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import crypto from 'node:crypto';
-import { ForkdError, LIMITS, toForkdError } from '@forkd/protocol';
+import { ForkdError, LIMITS, MACHINE_LIMITS, SANDBOX_ID_PATTERN, toForkdError } from '@forkd/protocol';
 import type { HomeLayout } from '../home/paths.js';
 import { readSnapshot, type SnapshotEntry } from '../snapshot/store.js';
 import { machineSignature } from '../snapshot/machine.js';
@@ -15,8 +15,6 @@ import type { QemuLauncher } from '../qemu/launcher.js';
 import type { Platform } from '../platform.js';
 import { Sandbox } from './sandbox.js';
 import { nowMs, since } from './timing.js';
-
-export const SPAWN_RANGE = { min: 1, max: 1000 } as const;
 
 export interface SpawnOptions {
   tag: string;
@@ -55,11 +53,11 @@ export async function checkRestorable(entry: SnapshotEntry, platform: Platform, 
  */
 export async function spawnChildren(layout: HomeLayout, platform: Platform, opts: SpawnOptions): Promise<Sandbox[]> {
   const n = opts.n ?? 1;
-  if (!Number.isInteger(n) || n < SPAWN_RANGE.min || n > SPAWN_RANGE.max) {
-    throw new ForkdError('FORKD_E_OUT_OF_RANGE', `n must be an integer from ${SPAWN_RANGE.min} to ${SPAWN_RANGE.max}; got ${n}`, { n, min: SPAWN_RANGE.min, max: SPAWN_RANGE.max });
+  if (!Number.isInteger(n) || n < 1 || n > MACHINE_LIMITS.spawnMax) {
+    throw new ForkdError('FORKD_E_OUT_OF_RANGE', `n must be an integer from 1 to ${MACHINE_LIMITS.spawnMax}; got ${n}`, { n, min: 1, max: MACHINE_LIMITS.spawnMax });
   }
   const onProgress = opts.onProgress ?? noProgress;
-  if (opts.ids !== undefined && (opts.ids.length !== n || opts.ids.some((i) => !/^sb-[0-9a-f]{16}$/.test(i)))) {
+  if (opts.ids !== undefined && (opts.ids.length !== n || opts.ids.some((i) => !SANDBOX_ID_PATTERN.test(i)))) {
     throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `ids must be ${n} sandbox ids (sb-<16 hex>)`);
   }
   const entry = await readSnapshot(layout, opts.tag);

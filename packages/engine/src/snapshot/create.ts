@@ -1,6 +1,6 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { ForkdError, assertValidTag } from '@forkd/protocol';
+import { ForkdError, MACHINE_LIMITS, assertValidTag } from '@forkd/protocol';
 import { type HomeLayout, snapshotDir } from '../home/paths.js';
 import type { Recipe } from '../recipe/recipe.js';
 import { ensureImage } from '../image/build.js';
@@ -26,7 +26,17 @@ export interface CreateSnapshotOptions {
   launcher?: QemuLauncher;
 }
 
-export const VCPU_RANGE = { min: 1, max: 8 } as const;
+/** Refuses a machine the recipe or forkd cannot run; callers that queue work check before queueing. */
+export function checkMachineSize(recipe: Recipe, memMib: number, vcpus: number): void {
+  const { memMib: mem, vcpus: cpus } = MACHINE_LIMITS;
+  if (!Number.isInteger(memMib) || memMib < recipe.min_mem_mib) {
+    throw new ForkdError('FORKD_E_MEMORY_TOO_SMALL', `recipe ${recipe.name} needs at least ${recipe.min_mem_mib} MiB of memory; got ${memMib}`, { min_mem_mib: recipe.min_mem_mib, mem_mib: memMib });
+  }
+  if (memMib > mem.max) throw new ForkdError('FORKD_E_OUT_OF_RANGE', `mem_mib ${memMib} is above the ${mem.max} MiB limit`);
+  if (!Number.isInteger(vcpus) || vcpus < cpus.min || vcpus > cpus.max) {
+    throw new ForkdError('FORKD_E_OUT_OF_RANGE', `vcpus must be ${cpus.min}..${cpus.max}; got ${vcpus}`);
+  }
+}
 
 /**
  * Boots the recipe's image as a parent with its RAM in a shared file, waits for the agent to
@@ -40,13 +50,7 @@ export async function createSnapshot(layout: HomeLayout, platform: Platform, opt
   const recipe = opts.recipe;
   const memMib = opts.memMib ?? recipe.default_mem_mib;
   const vcpus = opts.vcpus ?? 1;
-  if (!Number.isInteger(memMib) || memMib < recipe.min_mem_mib) {
-    throw new ForkdError('FORKD_E_MEMORY_TOO_SMALL', `recipe ${recipe.name} needs at least ${recipe.min_mem_mib} MiB of memory; got ${memMib}`, { min_mem_mib: recipe.min_mem_mib, mem_mib: memMib });
-  }
-  if (memMib > 65536) throw new ForkdError('FORKD_E_OUT_OF_RANGE', `mem_mib ${memMib} is above the 65536 MiB limit`);
-  if (!Number.isInteger(vcpus) || vcpus < VCPU_RANGE.min || vcpus > VCPU_RANGE.max) {
-    throw new ForkdError('FORKD_E_OUT_OF_RANGE', `vcpus must be ${VCPU_RANGE.min}..${VCPU_RANGE.max}; got ${vcpus}`);
-  }
+  checkMachineSize(recipe, memMib, vcpus);
   const finalDir = snapshotDir(layout, tag);
   if (await exists(finalDir)) throw new ForkdError('FORKD_E_SNAPSHOT_EXISTS', `snapshot ${tag} already exists (forkd rmi ${tag} first)`, { tag });
 

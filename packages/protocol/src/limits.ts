@@ -1,0 +1,82 @@
+/**
+ * Every limit and default forkd has, declared once. The agent, the REST schemas, the engine's
+ * checks, the SDKs (the Python one through a generated table) and the CLI all read them from here.
+ */
+
+/** Limits of the agent protocol and of what one call may carry. */
+export const LIMITS = {
+  /** One frame on the agent channel: bounds what either side buffers for one message. */
+  maxFrameBytes: 16 * 1024 * 1024,
+  /** Largest payload for one files.read / files.write call; larger files go in several calls. */
+  maxFileChunkBytes: 4 * 1024 * 1024,
+  /** Default and maximum of collected (non-streamed) output per stream of one exec. */
+  defaultOutputBytes: 1024 * 1024,
+  maxOutputBytes: 8 * 1024 * 1024,
+  /** Output kept per stream for a background process (ring buffer, newest bytes). */
+  backgroundOutputBytes: 1024 * 1024,
+  /** Streamed output is sent in chunks of at most this size. */
+  streamChunkBytes: 64 * 1024,
+  /** Longest guest-side timeout of one command or background process: a day. */
+  maxExecTimeoutMs: 24 * 60 * 60 * 1000,
+  /** The guest's own timeouts when the host names none. */
+  defaultExecTimeoutMs: 60_000,
+  defaultEvalTimeoutMs: 60_000,
+  /** Code, shell command lines and warm-up scripts: large enough for generated code, bounded. */
+  maxCodeBytes: 4 * 1024 * 1024,
+  /** One argv element and the number of elements (as Linux's MAX_ARG_STRLEN allows). */
+  maxArgBytes: 128 * 1024,
+  maxArgs: 4096,
+  /** Fresh entropy a restored child is given (the kernel pool needs far less). */
+  maxEntropyBytes: 4096,
+  /** Host entropy sent with each restore: a 32-byte slice for every generator the agent reseeds. */
+  restoreEntropyBytes: 192,
+  /** Background processes one agent tracks: each holds output buffers. */
+  maxBackgroundProcesses: 256,
+  /** Entries one files.list returns (the rest is reported as truncated). */
+  maxListEntries: 10_000,
+  /** Levels one files.list descends. */
+  maxListDepth: 16,
+  /** Environment maps (a sandbox's, one call's): bounded so a map fits comfortably in one frame. */
+  env: { maxVars: 256, maxNameChars: 256, maxValueChars: 32 * 1024 },
+  /** Metadata labels on a sandbox or workspace: small, they are listed and journaled with it. */
+  metadata: { maxKeys: 64, maxKeyChars: 128, maxValueChars: 1024 },
+  /** Streamed file transfers through the daemon. */
+  maxUploadBytes: 256 * 1024 * 1024,
+  maxDownloadBytes: 1024 * 1024 * 1024,
+} as const;
+
+/** Limits of the machines and of how many of them one request makes. */
+export const MACHINE_LIMITS = {
+  /** Children per spawn request: bounds one call's work and reply (the daemon's own caps may be lower). */
+  spawnMax: 1000,
+  /** Children per fork call: each one restores the branch just taken, so fewer than a spawn. */
+  forkMax: 100,
+  /** vCPUs of a snapshot's machine: the range microvm snapshots are tested with. */
+  vcpus: { min: 1, max: 8 },
+  /** Guest memory (MiB) of a snapshot: below 128 no runtime warms up; above 64 GiB is a typo. */
+  memMib: { min: 128, max: 65536 },
+  /** A sandbox's lifetime: at least a second (anything less ends before it is used), at most a day. */
+  sandboxTimeoutMs: { min: 1000, max: 24 * 60 * 60 * 1000 },
+} as const;
+
+/** Timeouts (seconds) of REST calls that run something in a sandbox: the defaults and the cap. */
+export const CALL_TIMEOUT_SECS = {
+  /** exec: most commands an agent runs are short; a stuck one should not hold a call long. */
+  exec: 30,
+  /** eval: the persistent interpreter's calls (imports, model steps) often take longer. */
+  eval: 60,
+  /** Waiting for a background process, per call (callers wait again). */
+  processWait: 30,
+  /** The command of a snapshot diff (installs packages, so minutes). */
+  diff: 600,
+  /** No single call runs longer than an hour (long work belongs in a background process). */
+  max: 3600,
+} as const;
+
+/** The SDKs' own defaults: E2B's, which both SDKs keep so code written for E2B behaves the same. */
+export const CLIENT_DEFAULTS = {
+  /** A sandbox lives five minutes unless told otherwise. */
+  sandboxTimeoutMs: 300_000,
+  /** A command runs a minute unless told otherwise. */
+  commandTimeoutMs: 60_000,
+} as const;
