@@ -21,6 +21,7 @@ LIMITS: Dict[str, Any] = {
     "max_arg_bytes": 131072,
     "max_args": 4096,
     "max_entropy_bytes": 4096,
+    "restore_entropy_bytes": 192,
     "max_background_processes": 256,
     "max_list_entries": 10000,
     "max_list_depth": 16,
