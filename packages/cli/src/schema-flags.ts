@@ -72,7 +72,10 @@ export function schemaFlags<S extends Record<string, z.ZodType>, K extends keyof
           // Numbers are parsed and range-checked here; other fields go as typed and the daemon judges them.
           if (typeof raw === 'string' && !/^-?\d+(\.\d+)?$/.test(raw.trim())) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `${flag} must be a number; got ${JSON.stringify(raw)}`);
           const r = schema.safeParse(Number(raw));
-          if (!r.success) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `${flag}: ${r.error.issues.map((i) => i.message).join('; ')}`);
+          if (!r.success) {
+            const range = r.error.issues.every((i) => i.code === 'too_small' || i.code === 'too_big');
+            throw new ForkdError(range ? 'FORKD_E_OUT_OF_RANGE' : 'FORKD_E_INVALID_ARGUMENT', `${flag}: ${r.error.issues.map((i) => i.message).join('; ')}`);
+          }
           out[field] = r.data;
         } else out[field] = raw;
       }

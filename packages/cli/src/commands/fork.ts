@@ -10,6 +10,8 @@ export interface ForkOptions {
   eval?: string;
   lang?: 'python' | 'js';
   json?: boolean;
+  /** forkd's spawn flags for features not offered here, sent so the daemon's refusal shows. */
+  spawnFlags?: Record<string, unknown>;
   /** Per-call timeout; default: the exec and eval routes' own. */
   timeoutMs?: number;
 }
@@ -62,7 +64,7 @@ export async function runFork(c: Controller, opts: ForkOptions): Promise<ForkRep
   const t0 = nowMs();
   let sandboxes: SandboxInfo[] = [];
   try {
-    sandboxes = await c.spawnSandboxes({ snapshot_tag: opts.tag, n: opts.n });
+    sandboxes = await c.spawnSandboxes({ ...opts.spawnFlags, snapshot_tag: opts.tag, n: opts.n });
     progress.done();
     const allReady = since(t0);
     const children = await Promise.all(sandboxes.map((sb) => callChildVia(c, sb, opts)));
@@ -100,6 +102,7 @@ async function callChildVia(c: Controller, sb: SandboxInfo, opts: ForkOptions): 
 /** --local: the engine in this process. */
 export async function runForkLocal(engine: Engine, opts: ForkOptions): Promise<ForkReport> {
   if (opts.exec !== undefined && opts.eval !== undefined) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', '--exec and --eval are exclusive');
+  if (opts.spawnFlags) throw new ForkdError('FORKD_E_NOT_IMPLEMENTED', `${Object.keys(opts.spawnFlags).join(', ')}: not supported by this forkd`);
   const progress = progressPrinter(!opts.json);
   const t0 = nowMs();
   let sandboxes: Sandbox[] = [];

@@ -67,17 +67,18 @@ export function registerRemoteCommands(program: Command, { run, client, engine }
   files.command('put').description('upload a local file').argument('<id>').argument('<local>').argument('<remote>').option('--json', 'JSON output')
     .action(run(async (id: string, local: string, remote: string, o: { json?: boolean }) => filesPut(await client(), id, local, remote, o)));
 
-  const forkSpawn = schemaFlags(SpawnBody.shape, { snapshot_tag: { flags: '--tag <tag>', required: true }, n: { flags: '-n, --count <n>', description: 'number of children' } });
+  const forkSpawn = schemaFlags(SpawnBody.shape, { snapshot_tag: { flags: '--tag <tag>', required: true }, n: { flags: '-n, --count <n>', description: 'number of children' }, ...notOffered });
   localFlag(withFlags(program.command('fork').description('fork N children from a snapshot, run a command or code in each, report timings, tear down'), forkSpawn))
     .option('--exec <cmd>', 'shell command line to run in each child').option('--eval <code>', "code in the snapshot's language")
     .addOption(new Option('--lang <language>', 'language for --eval').choices(['python', 'js']))
     .option('--timeout-ms <ms>', 'per-call timeout (default: the exec and eval routes\')').option('--json', 'JSON output')
     .action(run(async (o: Opts & { exec?: string; eval?: string; lang?: 'python' | 'js'; timeoutMs?: string; local?: boolean }) => {
       if (o.exec !== undefined && o.eval !== undefined) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', '--exec and --eval are exclusive');
-      const s = forkSpawn.read(o) as { snapshot_tag: string; n: number };
+      const { snapshot_tag: tag, n, ...unoffered } = forkSpawn.read(o) as { snapshot_tag: string; n: number };
       const opts = {
-        tag: s.snapshot_tag,
-        n: s.n,
+        tag,
+        n,
+        ...(Object.keys(unoffered).length ? { spawnFlags: unoffered } : {}),
         ...(o.exec !== undefined ? { exec: o.exec } : {}),
         ...(o.eval !== undefined ? { eval: o.eval } : {}),
         ...(o.lang ? { lang: o.lang } : {}),
