@@ -55,7 +55,10 @@ test('fork --eval uses the snapshot language (python) and a human table', () => 
 test('bad inputs give stable error codes', async () => {
   assert.equal(errorCode(forkd(['fork', '--tag', 'no-such-tag', '--json'])), 'FORKD_E_SNAPSHOT_NOT_FOUND');
   const invalid = forkd(['fork', '--tag', '../../etc', '--json']);
-  assert.equal(errorCode(invalid), 'FORKD_E_INVALID_TAG');
+  // The daemon's request validation answers a malformed tag (the engine's FORKD_E_INVALID_TAG with --local).
+  assert.equal(errorCode(invalid), 'FORKD_E_INVALID_ARGUMENT');
+  assert.equal(invalid.json!.error.status, 400);
+  assert.equal(errorCode(forkd(['fork', '--local', '--tag', '../../etc', '--json'])), 'FORKD_E_INVALID_TAG');
   assert.equal(invalid.status, 2);
   assert.equal(errorCode(forkd(['fork', '--tag', tag, '-n', '0', '--json'])), 'FORKD_E_OUT_OF_RANGE');
   assert.equal(errorCode(forkd(['fork', '--tag', tag, '-n', '1001', '--json'])), 'FORKD_E_OUT_OF_RANGE');
@@ -119,7 +122,7 @@ test('a daemon error names its HTTP status next to its code; an error that never
   assert.equal(forkd(['fork', '--tag', tag, '-n', 'abc', '--json']).json!.error.status, undefined);
 });
 
-test("forkd's spellings: snapshot-info --json, spawn --per-child-netns (refused by the daemon, with its reason), branch --mode diff", () => {
+test("forkd's spellings: snapshot-info --json, spawn --per-child-netns (refused by the daemon, with its reason), snapshot-diff --exec-timeout-secs", () => {
   const info = forkd(['snapshot-info', tag, '--json']);
   assert.equal(info.status, 0, info.stderr);
   assert.equal(info.json!.tag, tag);
