@@ -1,13 +1,13 @@
 import { Command, Option } from 'commander';
 import { Engine, type AccelRequest } from '@forkd/engine';
-import { FORKD_VERSION, ForkdError } from '@forkd/protocol';
-import { parseIntStrict, printJson, reportError } from './output.js';
-import { printForkReport, runFork } from './commands/fork.js';
-import { imageBuild, imageList, listSnapshotsCmd, snapshotCreate } from './commands/snapshots.js';
+import { FORKD_VERSION } from '@forkd/protocol';
+import { printJson, reportError } from './output.js';
+import { daemonClient, type CliContext, type DaemonFlags } from './client.js';
+import { imageBuild, imageList } from './commands/snapshots.js';
 import { cleanup, doctor } from './commands/host.js';
-import { quickstart } from './commands/quickstart.js';
 import { serve, type ServeFlags } from './commands/serve.js';
 import { registerRemoteCommands } from './commands/remote.js';
+import { registerSnapshotVerbs } from './commands/snapshot-verbs.js';
 
 const program = new Command();
 program
@@ -17,6 +17,8 @@ program
   .addOption(new Option('--accel <mode>', 'acceleration').choices(['auto', 'kvm', 'tcg']).default('auto'))
   .option('--kernel <path>', 'guest kernel (default: newest /boot/vmlinuz-*-cloud-amd64)')
   .option('--home <dir>', 'data directory (default: $FORKD_HOME or ~/.local/share/forkd)')
+  .option('--daemon-url <url>', 'daemon to use: http://host:port or unix:/path (default $FORKD_URL, else the local daemon, started on demand)')
+  .option('--daemon-token <token>', 'bearer token for the daemon (default $FORKD_TOKEN)')
   .showHelpAfterError();
 
 function engine(): Engine {
@@ -41,6 +43,7 @@ function run<A extends unknown[]>(fn: (...args: A) => Promise<number | void>) {
 program.command('doctor').description('check the host and show the acceleration verdict').option('--json', 'JSON output')
   .action(run(async (o: { json?: boolean }) => doctor(engine(), o)));
 
+// Images are files of this host's cache with no REST route: built and listed in this process.
 const image = program.command('image').description('guest images built from recipes');
 image.command('build').argument('<recipe>', 'recipe name (recipes/*.json) or path to a recipe file').option('--rebuild', 'ignore the cache').option('--json', 'JSON output')
   .description('build a root filesystem image (debootstrap + agent), cached by content')
@@ -48,48 +51,12 @@ image.command('build').argument('<recipe>', 'recipe name (recipes/*.json) or pat
 image.command('ls').description('list built images and known recipes').option('--json', 'JSON output')
   .action(run(async (o: { json?: boolean }) => imageList(engine(), o)));
 
-const snapshot = program.command('snapshot').description('warm parent snapshots');
-snapshot.command('create').description('boot a parent, warm it up, snapshot it')
-  .requiredOption('--tag <tag>', 'snapshot tag').requiredOption('--recipe <recipe>', 'recipe name or file')
-  .option('--mem-mib <n>', 'guest memory (MiB)').option('--vcpus <n>', 'vCPUs').option('--json', 'JSON output')
-  .action(run(async (o: { tag: string; recipe: string; memMib?: string; vcpus?: string; json?: boolean }) =>
-    snapshotCreate(engine(), {
-      tag: o.tag,
-      recipe: o.recipe,
-      ...(o.memMib !== undefined ? { memMib: parseIntStrict('--mem-mib', o.memMib) } : {}),
-      ...(o.vcpus !== undefined ? { vcpus: parseIntStrict('--vcpus', o.vcpus) } : {}),
-      ...(o.json ? { json: true } : {}),
-    })));
-snapshot.command('ls').description('list snapshots').option('--json', 'JSON output').action(run(async (o: { json?: boolean }) => listSnapshotsCmd(engine(), o)));
-
-program.command('images').description('list snapshots (tag, memory, disk, created, recipe, accel)').option('--json', 'JSON output')
-  .action(run(async (o: { json?: boolean }) => listSnapshotsCmd(engine(), o)));
-program.command('fork').description('fork N children from a snapshot, run a command or code in each, report timings, tear down')
-  .requiredOption('--tag <tag>', 'snapshot tag').option('-n, --count <n>', 'number of children', '1')
-  .option('--exec <cmd>', 'shell command line to run in each child').option('--eval <code>', "code in the snapshot's language")
-  .addOption(new Option('--lang <language>', 'language for --eval').choices(['python', 'js']))
-  .option('--timeout-ms <ms>', 'per-call timeout', '60000').option('--json', 'JSON output')
-  .action(run(async (o: { tag: string; count: string; exec?: string; eval?: string; lang?: 'python' | 'js'; timeoutMs: string; json?: boolean }) => {
-    if (o.exec !== undefined && o.eval !== undefined) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', '--exec and --eval are exclusive');
-    const report = await runFork(engine(), {
-      tag: o.tag,
-      n: parseIntStrict('-n', o.count),
-      ...(o.exec !== undefined ? { exec: o.exec } : {}),
-      ...(o.eval !== undefined ? { eval: o.eval } : {}),
-      ...(o.lang ? { lang: o.lang } : {}),
-      timeoutMs: parseIntStrict('--timeout-ms', o.timeoutMs),
-      json: o.json ?? false,
-    });
-    printForkReport(report, o.json ?? false);
-    return report.children.every((c) => c.ok) ? 0 : 1;
-  }));
+const context: CliContext = { run, engine, client: () => daemonClient(program.opts<DaemonFlags>()) };
+registerSnapshotVerbs(program, context);
+registerRemoteCommands(program, context);
 
 program.command('cleanup').description('kill VMs and remove files left behind by crashed forkd processes').option('--dry-run', 'only report').option('--json', 'JSON output')
   .action(run(async (o: { json?: boolean; dryRun?: boolean }) => cleanup(engine(), o)));
-
-program.command('quickstart').description('build the default image and snapshot if missing, fork 10 children, eval in each')
-  .option('-n, --count <n>', 'children', '10').option('--json', 'JSON output')
-  .action(run(async (o: { count: string; json?: boolean }) => quickstart(engine(), { n: parseIntStrict('-n', o.count), ...(o.json ? { json: true } : {}) })));
 
 program.command('serve').description('run the forkd daemon (REST API) in the foreground')
   .option('--socket <path>', 'Unix socket (default <home>/forkd.sock when --bind is not given)')
@@ -102,8 +69,6 @@ program.command('serve').description('run the forkd daemon (REST API) in the for
   .option('--idle-exit-secs <n>', 'exit when idle this long (no sandboxes, jobs or requests)')
   .option('--max-sandboxes <n>', 'most live sandboxes', '256')
   .action(run(async (o: ServeFlags) => serve(program.opts<{ accel: AccelRequest; kernel?: string; home?: string }>(), o)));
-
-registerRemoteCommands(program, run);
 
 program.command('mcp').description('serve MCP on stdio for agent clients (FORKD_URL/FORKD_TOKEN, else the local daemon)')
   // Loaded on demand: the MCP SDK is only needed by this command.

@@ -52,12 +52,19 @@ export function exitCodeFor(err: ForkdError): number {
   return ERROR_CODES[err.code] < 500 ? 2 : 1;
 }
 
+/** The HTTP status the daemon answered with, when the error is its answer (the SDK sets it only then). */
+function httpStatusOf(err: unknown): number | undefined {
+  const s = (err as { httpStatus?: unknown } | null)?.httpStatus;
+  return typeof s === 'number' ? s : undefined;
+}
+
 export function reportError(err: unknown, opts: OutputOptions): number {
   const fe = toForkdError(err);
+  const status = httpStatusOf(err);
   if (opts.json) {
-    process.stdout.write(`${JSON.stringify({ error: fe.toJSON() }, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ error: { ...fe.toJSON(), ...(status !== undefined ? { status } : {}) } }, null, 2)}\n`);
   } else {
-    process.stderr.write(`forkd: error ${fe.code}: ${fe.message}\n`);
+    process.stderr.write(`forkd: error ${fe.code}${status !== undefined ? ` (HTTP ${status})` : ''}: ${fe.message}\n`);
     const consoleTail = fe.details?.console;
     if (typeof consoleTail === 'string' && consoleTail.trim()) process.stderr.write(`--- guest console (tail) ---\n${consoleTail.trim()}\n`);
   }

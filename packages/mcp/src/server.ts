@@ -10,6 +10,7 @@ import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js'
 import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema, McpError, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { FORKD_VERSION } from '@forkd/protocol';
 import { Controller, type ConnectionOptions } from '@forkd/sdk';
+import { ensureLocalDaemon } from '@forkd/sdk/local';
 import { schemas, jsonSchemaOf } from './schemas.js';
 import { tools, type ToolDef } from './tools.js';
 import { errorResult, invalidArgsResult, okResult } from './result.js';
@@ -33,8 +34,6 @@ function log(msg: string): void {
 /** The Controller to use: explicit, FORKD_URL, or the embedded default (resolved on the first tool call). */
 export async function daemonController(connection: ConnectionOptions = {}): Promise<Controller> {
   if (connection.url || connection.socketPath || process.env.FORKD_URL) return new Controller(connection);
-  // Loaded only here: the daemon package is large and not needed when FORKD_URL points elsewhere.
-  const { ensureLocalDaemon } = await import('@forkd/daemon');
   const { socket, started } = await ensureLocalDaemon();
   if (started) log(`started a local forkd daemon on ${socket}`);
   return new Controller({ ...connection, socketPath: socket });

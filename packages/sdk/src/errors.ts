@@ -1,5 +1,6 @@
 /**
- * SDK errors: every failure is a ForkdError carrying the stable FORKD_E_* code and the HTTP status;
+ * SDK errors: every failure is a ForkdError carrying the stable FORKD_E_* code and, when the daemon
+ * answered with it, the HTTP status (httpStatus is unset for failures that never got an answer);
  * subclasses let callers catch kinds of failure (E2B style) without string matching.
  */
 import { ForkdError, ERROR_CODES, isForkdErrorCode, type ForkdErrorCode } from '@forkd/protocol';
@@ -32,7 +33,7 @@ const byStatus: Array<[number, typeof ForkdSdkError]> = [
 export function errorFor(code: ForkdErrorCode, message: string, details?: Record<string, unknown>, httpStatus?: number): ForkdSdkError {
   const status = ERROR_CODES[code];
   const Cls = byStatus.find(([s]) => s === status)?.[1] ?? InternalError;
-  return new Cls(code, message, details, httpStatus ?? status);
+  return new Cls(code, message, details, httpStatus);
 }
 
 /** Turns an error response ({"error": {code, message, details}}) into the typed error. */

@@ -1,4 +1,5 @@
 /** Daemon-backed commands of branching, chains, the tree, workspaces and jobs. */
+import type { BodyOf } from '@forkd/api';
 import type { Controller, Job, SnapshotInfo, SnapshotTree, WorkspaceInfo } from '@forkd/sdk';
 import { ms, printJson, progressPrinter, table } from '../output.js';
 
@@ -29,7 +30,7 @@ async function snapshotResult(c: Controller, r: SnapshotInfo | Job, o: { json?: 
   process.stdout.write(`${verb}: snapshot ${info.tag}${info.parent_tag ? ` (a layer on ${info.parent_tag})` : ''}${info.pause_ms !== null ? `, source paused ${ms(info.pause_ms)}` : ''}\n`);
 }
 
-export async function branchCmd(c: Controller, id: string, o: { tag?: string; mode?: 'full' | 'live'; wait: boolean; json?: boolean }): Promise<void> {
+export async function branchCmd(c: Controller, id: string, o: { tag?: string; mode?: 'full' | 'live' | 'diff'; wait: boolean; json?: boolean }): Promise<void> {
   const progress = progressPrinter(!o.json && o.wait);
   progress.onProgress({ phase: 'branch', message: `capturing ${id} (${o.mode ?? 'live'})` });
   try {
@@ -86,15 +87,15 @@ function wsRows(list: WorkspaceInfo[]): string {
   ]));
 }
 
-export async function workspaceCmd(c: Controller, action: 'create' | 'suspend' | 'resume' | 'get' | 'delete' | 'list', name: string | undefined, o: { snapshot?: string; sandbox?: string; json?: boolean }): Promise<void> {
+export async function workspaceCmd(c: Controller, action: 'create' | 'suspend' | 'resume' | 'get' | 'delete' | 'list', name: string | undefined, o: { body?: Record<string, unknown>; json?: boolean }): Promise<void> {
   let out: WorkspaceInfo | WorkspaceInfo[] | null;
   const progress = progressPrinter(!o.json && (action === 'suspend' || action === 'resume' || action === 'create'));
   progress.onProgress({ phase: 'workspace', message: `${action} ${name ?? ''}` });
   try {
     switch (action) {
       case 'list': out = await c.listWorkspaces(); break;
-      case 'create': out = await c.createWorkspace({ name: name!, ...(o.snapshot ? { snapshot_tag: o.snapshot } : {}), ...(o.sandbox ? { sandbox_id: o.sandbox } : {}) }); break;
-      case 'suspend': out = await c.suspendWorkspace(name!); break;
+      case 'create': out = await c.createWorkspace({ ...o.body, name: name! } as BodyOf<'createWorkspace'>); break;
+      case 'suspend': out = await c.suspendWorkspace(name!, o.body ?? {}); break;
       case 'resume': out = await c.resumeWorkspace(name!); break;
       case 'get': out = await c.getWorkspace(name!); break;
       case 'delete': await c.deleteWorkspace(name!); out = null; break;

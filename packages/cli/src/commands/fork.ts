@@ -1,5 +1,6 @@
 import { ForkdError, toForkdError } from '@forkd/protocol';
 import { type Engine, type Sandbox, summarize, nowMs, since } from '@forkd/engine';
+import type { Controller, SandboxInfo } from '@forkd/sdk';
 import { ms, printJson, progressPrinter, table } from '../output.js';
 
 export interface ForkOptions {
@@ -9,6 +10,9 @@ export interface ForkOptions {
   eval?: string;
   lang?: 'python' | 'js';
   json?: boolean;
+  /** forkd's spawn flags for features not offered here, sent so the daemon's refusal shows. */
+  spawnFlags?: Record<string, unknown>;
+  /** Per-call timeout; default: the exec and eval routes' own. */
   timeoutMs?: number;
 }
 
@@ -17,7 +21,8 @@ export interface ChildReport {
   pid: number;
   spawn_to_running_ms: number;
   spawn_to_ready_ms: number;
-  phases: Sandbox['timings']['phases'];
+  /** The restore's phases; null through the daemon (its REST answer does not carry them). */
+  phases: Sandbox['timings']['phases'] | null;
   clock_skew_ms: number;
   call_ms: number | null;
   ok: boolean;
@@ -36,9 +41,68 @@ export interface ForkReport {
   children: ChildReport[];
 }
 
-/** Spawns n children, waits until all are ready, runs the command or code in each, tears down. */
-export async function runFork(engine: Engine, opts: ForkOptions): Promise<ForkReport> {
+/** The timing report of children that ran (or failed) their call. */
+function forkReport(opts: ForkOptions, allReady: number, children: ChildReport[], teardown: number): ForkReport {
+  const calls = children.map((c) => c.call_ms).filter((v): v is number => v !== null);
+  return {
+    tag: opts.tag,
+    n: opts.n,
+    all_ready_ms: allReady,
+    spawn_to_running: summarize(children.map((c) => c.spawn_to_running_ms)),
+    spawn_to_ready: summarize(children.map((c) => c.spawn_to_ready_ms)),
+    call: calls.length ? summarize(calls) : null,
+    teardown_ms: teardown,
+    children,
+  };
+}
+
+/** Through the daemon: spawns n children, runs the command or code in each, kills them. */
+export async function runFork(c: Controller, opts: ForkOptions): Promise<ForkReport> {
   if (opts.exec !== undefined && opts.eval !== undefined) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', '--exec and --eval are exclusive');
+  const progress = progressPrinter(!opts.json);
+  progress.onProgress({ phase: 'spawn', message: `restoring ${opts.n} from ${opts.tag} and waiting for their agents` });
+  const t0 = nowMs();
+  let sandboxes: SandboxInfo[] = [];
+  try {
+    sandboxes = await c.spawnSandboxes({ ...opts.spawnFlags, snapshot_tag: opts.tag, n: opts.n });
+    progress.done();
+    const allReady = since(t0);
+    const children = await Promise.all(sandboxes.map((sb) => callChildVia(c, sb, opts)));
+    const tKill = nowMs();
+    const killing = sandboxes;
+    sandboxes = [];
+    await Promise.all(killing.map((sb) => c.killSandbox(sb.id)));
+    return forkReport(opts, allReady, children, since(tKill));
+  } finally {
+    progress.done();
+    await Promise.all(sandboxes.map((sb) => c.killSandbox(sb.id).catch(() => undefined)));
+  }
+}
+
+async function callChildVia(c: Controller, sb: SandboxInfo, opts: ForkOptions): Promise<ChildReport> {
+  const base = { id: sb.id, pid: sb.pid ?? 0, ...sb.ready, phases: null };
+  if (opts.exec === undefined && opts.eval === undefined) return { ...base, call_ms: null, ok: true, output: null, result: null };
+  const timeout = opts.timeoutMs !== undefined ? { timeout_secs: opts.timeoutMs / 1000 } : {};
+  const t = nowMs();
+  try {
+    if (opts.exec !== undefined) {
+      const r = await c.exec(sb.id, { cmd: opts.exec, ...timeout });
+      return { ...base, call_ms: since(t), ok: r.exit_code === 0, output: (r.stdout + r.stderr).trimEnd() || (r.error ?? ''), result: r };
+    }
+    const r = await c.eval(sb.id, { code: opts.eval!, ...(opts.lang ? { language: opts.lang } : {}), ...timeout });
+    const ok = r.error === null;
+    const output = ok ? `${r.stdout}${r.result ?? ''}`.trimEnd() : `${r.error_type}: ${r.error}`;
+    return { ...base, call_ms: since(t), ok, output, result: r };
+  } catch (e) {
+    const fe = toForkdError(e);
+    return { ...base, call_ms: since(t), ok: false, output: `${fe.code}: ${fe.message}`, result: { error: fe.toJSON() } };
+  }
+}
+
+/** --local: the engine in this process. */
+export async function runForkLocal(engine: Engine, opts: ForkOptions): Promise<ForkReport> {
+  if (opts.exec !== undefined && opts.eval !== undefined) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', '--exec and --eval are exclusive');
+  if (opts.spawnFlags) throw new ForkdError('FORKD_E_NOT_IMPLEMENTED', `${Object.keys(opts.spawnFlags).join(', ')}: not supported by this forkd`);
   const progress = progressPrinter(!opts.json);
   const t0 = nowMs();
   let sandboxes: Sandbox[] = [];
@@ -50,17 +114,7 @@ export async function runFork(engine: Engine, opts: ForkOptions): Promise<ForkRe
     const tKill = nowMs();
     await Promise.all(sandboxes.map((sb) => sb.kill()));
     sandboxes = [];
-    const calls = children.map((c) => c.call_ms).filter((v): v is number => v !== null);
-    return {
-      tag: opts.tag,
-      n: opts.n,
-      all_ready_ms: allReady,
-      spawn_to_running: summarize(children.map((c) => c.spawn_to_running_ms)),
-      spawn_to_ready: summarize(children.map((c) => c.spawn_to_ready_ms)),
-      call: calls.length ? summarize(calls) : null,
-      teardown_ms: since(tKill),
-      children,
-    };
+    return forkReport(opts, allReady, children, since(tKill));
   } finally {
     progress.done();
     await Promise.all(sandboxes.map((sb) => sb.kill()));

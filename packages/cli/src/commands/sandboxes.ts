@@ -2,6 +2,7 @@
 import { promises as fs, createReadStream, createWriteStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { ForkdError } from '@forkd/protocol';
+import type { BodyOf } from '@forkd/api';
 import type { Controller, SandboxInfo } from '@forkd/sdk';
 import { bytes, ms, printJson, progressPrinter, table } from '../output.js';
 
@@ -23,18 +24,12 @@ function sandboxRows(list: SandboxInfo[]): string {
   ]));
 }
 
-export async function spawnCmd(c: Controller, o: { tag: string; n: number; timeoutMs?: number; envs: Record<string, string>; metadata: Record<string, string>; json?: boolean }): Promise<void> {
+export async function spawnCmd(c: Controller, o: { body: BodyOf<'spawn'>; json?: boolean }): Promise<void> {
   const progress = progressPrinter(!o.json);
-  progress.onProgress({ phase: 'spawn', message: `restoring ${o.n} from ${o.tag} and waiting for their agents` });
+  progress.onProgress({ phase: 'spawn', message: `restoring ${o.body.n ?? 1} from ${o.body.snapshot_tag} and waiting for their agents` });
   const t0 = Date.now();
   try {
-    const list = await c.spawnSandboxes({
-      snapshot_tag: o.tag,
-      n: o.n,
-      ...(o.timeoutMs !== undefined ? { timeout_ms: o.timeoutMs } : {}),
-      ...(Object.keys(o.envs).length ? { envs: o.envs } : {}),
-      ...(Object.keys(o.metadata).length ? { metadata: o.metadata } : {}),
-    });
+    const list = await c.spawnSandboxes(o.body);
     progress.done();
     if (o.json) return printJson(list);
     process.stdout.write(`${sandboxRows(list)}\n${list.length} ready in ${ms(Date.now() - t0)}\n`);
@@ -73,9 +68,9 @@ export async function pingCmd(c: Controller, id: string, o: { json?: boolean }):
 }
 
 /** Streams the command's output and returns the guest's exit code (as forkd's exec does). */
-export async function execCmd(c: Controller, id: string, argv: string[], o: { sh?: string; timeoutSecs: number; cwd?: string; envs: Record<string, string>; json?: boolean }): Promise<number> {
-  if ((argv.length > 0) === (o.sh !== undefined)) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', 'give a command after -- (argv), or a shell line with --sh');
-  const body = { ...(o.sh !== undefined ? { cmd: o.sh } : { args: argv }), timeout_secs: o.timeoutSecs, ...(o.cwd ? { cwd: o.cwd } : {}), ...(Object.keys(o.envs).length ? { envs: o.envs } : {}) };
+export async function execCmd(c: Controller, id: string, argv: string[], o: { body: Partial<BodyOf<'exec'>>; json?: boolean }): Promise<number> {
+  if ((argv.length > 0) === (o.body.cmd !== undefined)) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', 'give a command after -- (argv), or a shell line with --sh');
+  const body = { ...o.body, ...(o.body.cmd === undefined ? { args: argv } : {}) } as BodyOf<'exec'>;
   if (o.json) {
     const r = await c.exec(id, body);
     printJson(r);
@@ -86,8 +81,8 @@ export async function execCmd(c: Controller, id: string, argv: string[], o: { sh
   return r.exit_code ?? (r.timed_out ? 124 : 1);
 }
 
-export async function evalCmd(c: Controller, id: string, code: string, o: { lang?: 'python' | 'js'; timeoutSecs: number; json?: boolean }): Promise<number> {
-  const r = await c.eval(id, { code, timeout_secs: o.timeoutSecs, ...(o.lang ? { language: o.lang } : {}) });
+export async function evalCmd(c: Controller, id: string, body: BodyOf<'eval'>, o: { json?: boolean }): Promise<number> {
+  const r = await c.eval(id, body);
   if (o.json) {
     printJson(r);
     return r.exit_code;

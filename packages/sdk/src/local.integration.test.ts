@@ -4,8 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { socketAnswers } from '@forkd/engine';
-import { ensureLocalDaemon } from './launch.js';
+import { ensureLocalDaemon, socketAnswers } from './local.js';
 
 test('a daemon started on demand that cannot run says why at once (another daemon owns the home), not after the timeout', async () => {
   const home = mkdtempSync(path.join(os.tmpdir(), 'forkd-launch-'));
