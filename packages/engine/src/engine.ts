@@ -6,18 +6,19 @@ import { createSnapshot } from './snapshot/create.js';
 import { listSnapshots, readSnapshot, removeSnapshot } from './snapshot/store.js';
 import { spawnChildren, type SpawnOptions } from './sandbox/spawn.js';
 import { runDoctor } from './doctor.js';
-import { bootFromImage } from './sandbox/boot.js';
+import { bootFromImage } from './vm/boot.js';
 import { cleanupStale } from './runtime/index.js';
 import type { ProgressFn } from './progress.js';
 import type { QemuLauncher } from './qemu/launcher.js';
 import { KeeperClient, type KeeperAttachOptions, type KeeperVmT } from './keeper/index.js';
-import { Vm } from './sandbox/vm.js';
+import { Vm } from './vm/vm.js';
 import { Sandbox, type SandboxTimings } from './sandbox/sandbox.js';
 import { promises as fs } from 'node:fs';
 import { ForkdError, assertValidTag } from '@forkd/protocol';
 import { branchSandbox, type BranchMode } from './snapshot/branch.js';
-import { branchChecked } from './snapshot/branch-checked.js';
-import { ancestors, compactSnapshot, dependents } from './snapshot/chain.js';
+import { branchProven } from './sandbox/branch-proven.js';
+import { ancestors, dependents } from './snapshot/chain.js';
+import { compactSnapshot } from './snapshot/compact.js';
 import { assembledPath, pruneMemoryCache } from './snapshot/memory.js';
 import { isLayer } from './snapshot/manifest.js';
 
@@ -110,7 +111,7 @@ export class Engine {
 
   /** Captures a running sandbox as a snapshot layer; the sandbox keeps running. A live capture is proven by a restore. */
   branch(sb: Sandbox, opts: { tag: string; mode?: BranchMode; onProgress?: ProgressFn; downtimeLimitMs?: number }) {
-    return branchChecked(this.layout, this.platform, sb, { ...opts, mode: opts.mode ?? 'live', ...this.launcherOpt() }, (tag) => this.removeSnapshot(tag));
+    return branchProven(this.layout, this.platform, sb, { ...opts, mode: opts.mode ?? 'live', ...this.launcherOpt() }, (tag) => this.removeSnapshot(tag));
   }
 
   /**

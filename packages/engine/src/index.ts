@@ -3,7 +3,7 @@ export type { KeeperVmT } from './keeper/index.js';
 export { Sandbox, type SandboxTimings } from './sandbox/sandbox.js';
 export { SPAWN_RANGE } from './sandbox/spawn.js';
 export { VCPU_RANGE } from './snapshot/create.js';
-export { summarize, nowMs, since } from './sandbox/timing.js';
+export { summarize, nowMs, since } from './util/timing.js';
 export type { SnapshotManifest } from './snapshot/manifest.js';
 export { isLayer } from './snapshot/manifest.js';
 export type { BranchMode, BranchResult } from './snapshot/branch.js';

@@ -9,7 +9,7 @@ import { EventEmitter } from 'node:events';
 import { openSync, closeSync, mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ForkdError, isForkdErrorCode } from '@forkd/protocol';
-import { LineFramer } from '../qmp/framing.js';
+import { LineFramer } from '../util/line-framer.js';
 import { TailBuffer } from '../qemu/tail.js';
 import { processHandle, type LaunchRequest, type QemuExit, type QemuLauncher, type QemuProcess, type VmOwner } from '../qemu/launcher.js';
 import { runtimeDir } from '../runtime/dir.js';

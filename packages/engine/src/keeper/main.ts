@@ -8,7 +8,7 @@
 import net from 'node:net';
 import path from 'node:path';
 import { promises as fs } from 'node:fs';
-import { LineFramer } from '../qmp/framing.js';
+import { LineFramer } from '../util/line-framer.js';
 import { socketAnswers } from '../util/socket.js';
 import { spawnUnderPdeathsig, type QemuProcess } from '../qemu/launcher.js';
 import { which } from '../qemu/which.js';

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import { EventEmitter } from 'node:events';
 import { ForkdError } from '@forkd/protocol';
-import { LineFramer } from './framing.js';
+import { LineFramer } from '../util/line-framer.js';
 
 export interface QmpEvent {
   event: string;

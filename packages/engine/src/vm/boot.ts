@@ -6,7 +6,7 @@ import type { PlatformEnv } from '../platform.js';
 import { type ProgressFn, noProgress } from '../progress.js';
 import { Vm } from './vm.js';
 import type { QemuLauncher } from '../qemu/launcher.js';
-import { nowMs, since } from './timing.js';
+import { nowMs, since } from '../util/timing.js';
 
 export interface BootOptions {
   memMib: number;

@@ -3,7 +3,7 @@
  * -incoming, so it costs no CPU), prints {pid, dir} and idles until killed.
  */
 import path from 'node:path';
-import { createVmDir } from './dir.js';
+import { createVmDir } from '../runtime/dir.js';
 import { launchQemu } from '../qemu/process.js';
 
 const vmDir = await createVmDir('itest');

@@ -9,18 +9,18 @@ import { toForkdError } from '@forkd/protocol';
 import type { HomeLayout } from '../home/paths.js';
 import type { Platform } from '../platform.js';
 import { noProgress } from '../progress.js';
-import type { Sandbox } from '../sandbox/sandbox.js';
-import { spawnChildren } from '../sandbox/spawn.js';
-import { branchSandbox, type BranchOptions, type BranchResult } from './branch.js';
+import type { Sandbox } from './sandbox.js';
+import { spawnChildren } from './spawn.js';
+import { branchSandbox, type BranchOptions, type BranchResult } from '../snapshot/branch.js';
 
-export interface CheckedBranchResult extends BranchResult {
+export interface ProvenBranchResult extends BranchResult {
   /** The mode of the capture that was kept (full when a live capture failed its probe). */
   mode: BranchOptions['mode'];
   /** Why a live capture was replaced, when it was. */
   liveCaptureFailed: string | null;
 }
 
-export async function branchChecked(
+export async function branchProven(
   layout: HomeLayout,
   platform: Platform,
   sb: Sandbox,
@@ -28,7 +28,7 @@ export async function branchChecked(
   remove: (tag: string) => Promise<unknown>,
   /** Restores one child from the capture and throws if it does not answer (tests pass their own). */
   probe: (tag: string) => Promise<void> = (tag) => probeRestore(layout, platform, tag, opts),
-): Promise<CheckedBranchResult> {
+): Promise<ProvenBranchResult> {
   const onProgress = opts.onProgress ?? noProgress;
   const r = await branchSandbox(layout, sb, opts);
   if (opts.mode !== 'live' || process.env.FORKD_BRANCH_CHECK === 'off') return { ...r, mode: opts.mode, liveCaptureFailed: null };
