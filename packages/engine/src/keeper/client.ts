@@ -1,6 +1,6 @@
 /**
- * The daemon's side of the keeper (main.ts): attach (starting a keeper if none runs), launch QEMU
- * through it, and learn which VMs it already holds from an earlier daemon (for re-adoption).
+ * The daemon's side of the keeper (main.ts): attach (starting a keeper if none runs), start QEMU
+ * through it (it is a QemuStarter), and learn which VMs it already holds from an earlier daemon (for re-adoption).
  */
 import net from 'node:net';
 import path from 'node:path';
@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { ForkdError, isForkdErrorCode } from '@forkd/protocol';
 import { LineFramer } from '../util/line-framer.js';
 import { TailBuffer } from '../qemu/tail.js';
-import { processHandle, type LaunchRequest, type QemuExit, type QemuLauncher, type QemuProcess, type VmOwner } from '../qemu/launcher.js';
+import { processHandle, type QemuStartRequest, type QemuExit, type QemuStarter, type QemuProcess, type VmOwner } from '../qemu/start.js';
 import { runtimeDir } from '../runtime/dir.js';
 import { KEEPER_PROTOCOL, KeeperMessage, MAX_KEEPER_LINE, keeperSocketPath, type KeeperVmT } from './protocol.js';
 
@@ -32,7 +32,7 @@ interface Tracked {
 }
 
 /** Emits 'lost' (the keeper went away: every VM it held is dead). */
-export class KeeperClient extends EventEmitter implements QemuLauncher {
+export class KeeperClient extends EventEmitter implements QemuStarter {
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: (m: Record<string, unknown>) => void; reject: (e: Error) => void }>();
   private readonly tracked = new Map<number, Tracked>();
@@ -94,7 +94,7 @@ export class KeeperClient extends EventEmitter implements QemuLauncher {
     return { pid: this.keeperPid, starttime: this.keeperStart };
   }
 
-  async start(req: LaunchRequest): Promise<QemuProcess> {
+  async start(req: QemuStartRequest): Promise<QemuProcess> {
     const r = await this.request({ op: 'launch', qemu_path: req.qemuPath, args: req.args, cwd: req.cwd, stderr_cap: req.stderrCapBytes });
     return this.track(Number(r.pid), req.args, req.stderrCapBytes).proc;
   }

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { promises as fs } from 'node:fs';
 import { LineFramer } from '../util/line-framer.js';
 import { socketAnswers } from '../util/socket.js';
-import { spawnUnderPdeathsig, type QemuProcess } from '../qemu/launcher.js';
+import { spawnUnderPdeathsig, type QemuProcess } from '../qemu/start.js';
 import { which } from '../qemu/which.js';
 import { procStartTime } from '../runtime/proc.js';
 import { runtimeDir, VM_DIR_PREFIX } from '../runtime/dir.js';

@@ -46,6 +46,6 @@ export async function branchProven(
 }
 
 async function probeRestore(layout: HomeLayout, platform: Platform, tag: string, opts: BranchOptions): Promise<void> {
-  const [child] = await spawnChildren(layout, platform, { tag, n: 1, readyTimeoutMs: 30_000, ...(opts.launcher ? { launcher: opts.launcher } : {}) });
+  const [child] = await spawnChildren(layout, platform, { tag, n: 1, readyTimeoutMs: 30_000, ...(opts.starter ? { starter: opts.starter } : {}) });
   await child!.kill();
 }

@@ -11,7 +11,7 @@ import { memoryFileFor } from '../snapshot/memory.js';
 import { ancestors } from '../snapshot/chain.js';
 import { type ProgressFn, noProgress } from '../progress.js';
 import { Vm } from '../vm/vm.js';
-import type { QemuLauncher } from '../qemu/launcher.js';
+import type { QemuStarter } from '../qemu/start.js';
 import type { Platform } from '../platform.js';
 import { Sandbox } from './sandbox.js';
 import { nowMs, since } from '../util/timing.js';
@@ -21,11 +21,11 @@ export const SPAWN_RANGE = { min: 1, max: 1000 } as const;
 export interface SpawnOptions {
   tag: string;
   n?: number;
-  /** Per-child budget from launch to the agent's answer. */
+  /** Per-child budget from starting QEMU to the agent's answer. */
   readyTimeoutMs?: number;
   onProgress?: ProgressFn;
   /** Who starts the QEMU processes (default: this process, under pdeathsig). */
-  launcher?: QemuLauncher;
+  starter?: QemuStarter;
   /** Sandbox ids to give the children (sb-<16 hex>, one per child): a resumed workspace keeps its id. */
   ids?: string[];
 }
@@ -70,7 +70,7 @@ export async function spawnChildren(layout: HomeLayout, platform: Platform, opts
   let ready = 0;
   const results = await Promise.allSettled(
     Array.from({ length: n }, (_, i) =>
-      restoreOne(entry, memPath, template, t0, opts.readyTimeoutMs ?? 60_000, opts.launcher, opts.ids?.[i]?.slice(3)).then((sb) => {
+      restoreOne(entry, memPath, template, t0, opts.readyTimeoutMs ?? 60_000, opts.starter, opts.ids?.[i]?.slice(3)).then((sb) => {
         ready++;
         onProgress({ phase: 'spawn', message: `${ready}/${n} ready`, fraction: ready / n });
         return sb;
@@ -87,9 +87,9 @@ export async function spawnChildren(layout: HomeLayout, platform: Platform, opts
   return ok;
 }
 
-async function restoreOne(entry: SnapshotEntry, memPath: string, template: string, t0: number, readyTimeoutMs: number, launcher?: QemuLauncher, vmId?: string): Promise<Sandbox> {
+async function restoreOne(entry: SnapshotEntry, memPath: string, template: string, t0: number, readyTimeoutMs: number, starter?: QemuStarter, vmId?: string): Promise<Sandbox> {
   const m = entry.manifest;
-  const vm = await Vm.launch('child', {
+  const vm = await Vm.start('child', {
     accel: m.accel,
     vcpus: m.machine.vcpus,
     memMib: m.machine.mem_mib,
@@ -104,7 +104,7 @@ async function restoreOne(entry: SnapshotEntry, memPath: string, template: strin
       await createChildOverlay(template, overlay);
       return { disk: { path: overlay, format: 'qcow2' } };
     },
-    ...(launcher ? { launcher } : {}),
+    ...(starter ? { starter } : {}),
     ...(vmId ? { id: vmId } : {}),
   });
   try {

@@ -19,7 +19,7 @@ import { Vm } from '../vm/vm.js';
 import { commitStaging, freeSnapshotDir, inStaging } from '../util/staging.js';
 import { overlayTemplate, createChildOverlay } from '../vm/overlay.js';
 import { saveDeviceState, waitForQmpStatus } from '../vm/migration.js';
-import type { QemuLauncher } from '../qemu/launcher.js';
+import type { QemuStarter } from '../qemu/start.js';
 import type { QmpEvent } from '../qmp/client.js';
 import { runTool } from '../qemu/tools.js';
 import { type ProgressFn, noProgress } from '../progress.js';
@@ -37,7 +37,7 @@ export interface BranchOptions {
   /** What the manifest records as the origin (diff layers are branches of a throwaway child). */
   origin?: { kind: 'branch' | 'diff'; source: string };
   onProgress?: ProgressFn;
-  launcher?: QemuLauncher;
+  starter?: QemuStarter;
   /** Live mode: the longest stop QEMU may plan for the final copy. */
   downtimeLimitMs?: number;
 }
@@ -89,7 +89,7 @@ async function captureLayer(layout: HomeLayout, sb: BranchSource, parent: Snapsh
     const m = parent.manifest;
     const template = await overlayTemplate(parent.dir);
     onProgress({ phase: 'branch', message: 'starting the receiver' });
-    receiver = await Vm.launch('branch', {
+    receiver = await Vm.start('branch', {
       accel: m.accel,
       vcpus: m.machine.vcpus,
       memMib: m.machine.mem_mib,
@@ -104,7 +104,7 @@ async function captureLayer(layout: HomeLayout, sb: BranchSource, parent: Snapsh
         await createChildOverlay(template, path.join(dir, 'disk.qcow2'));
         return { disk: { path: path.join(dir, 'disk.qcow2'), format: 'qcow2' } };
       },
-      ...(opts.launcher ? { launcher: opts.launcher } : {}),
+      ...(opts.starter ? { starter: opts.starter } : {}),
     });
     const migSock = path.join(receiver.dir, 'migrate.sock');
     await receiver.qmp.execute('migrate-incoming', { uri: `unix:${migSock}` });

@@ -14,7 +14,7 @@ import { nowMs, since } from '../util/timing.js';
 import { machineSignature } from './machine.js';
 import { MANIFEST_VERSION, type SnapshotManifest } from './manifest.js';
 import type { Platform } from '../platform.js';
-import type { QemuLauncher } from '../qemu/launcher.js';
+import type { QemuStarter } from '../qemu/start.js';
 
 export interface CreateSnapshotOptions {
   tag: string;
@@ -24,7 +24,7 @@ export interface CreateSnapshotOptions {
   bootTimeoutMs?: number;
   warmupTimeoutMs?: number;
   onProgress?: ProgressFn;
-  launcher?: QemuLauncher;
+  starter?: QemuStarter;
 }
 
 export const VCPU_RANGE = { min: 1, max: 8 } as const;
@@ -57,7 +57,7 @@ export async function createSnapshot(layout: HomeLayout, platform: Platform, opt
   return inStaging(layout, tag, async (staging) => {
     let vm: Vm | null = null;
     try {
-      const boot = await bootFromImage(env, 'parent', { memMib, vcpus, imagePath: image.path, stateDir: staging, memShare: true, onProgress, ...(opts.launcher ? { launcher: opts.launcher } : {}), ...(opts.bootTimeoutMs ? { bootTimeoutMs: opts.bootTimeoutMs } : {}) });
+      const boot = await bootFromImage(env, 'parent', { memMib, vcpus, imagePath: image.path, stateDir: staging, memShare: true, onProgress, ...(opts.starter ? { starter: opts.starter } : {}), ...(opts.bootTimeoutMs ? { bootTimeoutMs: opts.bootTimeoutMs } : {}) });
       vm = boot.vm;
       const agent = vm.agent!;
       const { ping, cmdline, backing: backingRel } = boot;
