@@ -16,4 +16,4 @@ export type { DoctorReport, DoctorCheck } from './doctor.js';
 export type { AccelRequest } from './platform.js';
 export { AgentClient } from './agent-client/index.js';
 export { homeLayout, forkdHome } from './home/paths.js';
-export { socketAnswers } from './util/socket.js';
+export { socketAnswers } from './util/unix-socket.js';

@@ -2,14 +2,15 @@
  * The daemon's side of the keeper (main.ts): attach (starting a keeper if none runs), start QEMU
  * through it (it is a QemuStarter), and learn which VMs it already holds from an earlier daemon (for re-adoption).
  */
-import net from 'node:net';
+import type net from 'node:net';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { openSync, closeSync, mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ForkdError, isForkdErrorCode } from '@forkd/protocol';
-import { LineFramer } from '../util/line-framer.js';
+import { readLines } from '../util/line-framer.js';
+import { connectUnixSocket, connectUnixSocketWithRetry } from '../util/unix-socket.js';
 import { TailBuffer } from '../qemu/tail.js';
 import { processHandle, type QemuStartRequest, type QemuExit, type QemuStarter, type QemuProcess, type VmOwner } from '../qemu/start.js';
 import { runtimeDir } from '../runtime/dir.js';
@@ -45,39 +46,24 @@ export class KeeperClient extends EventEmitter implements QemuStarter {
 
   private constructor(private readonly sock: net.Socket, readonly socketPath: string) {
     super();
-    const framer = new LineFramer(MAX_KEEPER_LINE);
-    sock.on('data', (d: Buffer) => {
-      let lines: string[];
-      try {
-        lines = framer.push(d);
-      } catch {
-        sock.destroy();
-        return;
-      }
-      for (const l of lines) this.onLine(l);
-    });
+    readLines(sock, MAX_KEEPER_LINE, (line) => this.onLine(line));
     sock.on('error', () => undefined);
     sock.on('close', () => this.onClose());
   }
 
   static async attach(opts: KeeperAttachOptions): Promise<KeeperClient> {
     const socketPath = keeperSocketPath(opts.key);
-    const deadline = Date.now() + (opts.attachTimeoutMs ?? 15_000);
-    let spawned = false;
-    for (;;) {
-      const sock = await connect(socketPath).catch(() => null);
-      if (sock) {
-        const client = new KeeperClient(sock, socketPath);
-        await client.hello();
-        return client;
-      }
-      if (!spawned) {
-        spawnKeeper(socketPath, opts);
-        spawned = true;
-      }
-      if (Date.now() > deadline) throw new ForkdError('FORKD_E_UNAVAILABLE', `the VM keeper did not start listening on ${socketPath}`);
-      await new Promise((r) => setTimeout(r, 25));
+    const timeoutMs = opts.attachTimeoutMs ?? 15_000;
+    let sock = await connectUnixSocket(socketPath, timeoutMs).catch(() => null);
+    if (!sock) {
+      spawnKeeper(socketPath, opts);
+      sock = await connectUnixSocketWithRetry(socketPath, { timeoutMs, intervalMs: 25 }).catch(() => {
+        throw new ForkdError('FORKD_E_UNAVAILABLE', `the VM keeper did not start listening on ${socketPath}`);
+      });
     }
+    const client = new KeeperClient(sock, socketPath);
+    await client.hello();
+    return client;
   }
 
   private async hello(): Promise<void> {
@@ -201,20 +187,6 @@ export class KeeperClient extends EventEmitter implements QemuStarter {
     this.tracked.clear();
     this.emit('lost');
   }
-}
-
-function connect(socketPath: string): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const s = net.createConnection(socketPath);
-    s.once('connect', () => {
-      s.removeAllListeners('error');
-      resolve(s);
-    });
-    s.once('error', (e) => {
-      s.destroy();
-      reject(e);
-    });
-  });
 }
 
 /** Starts a keeper in its own session (a terminal's Ctrl-C or the daemon's death do not reach it). */
