@@ -1,9 +1,9 @@
 /**
  * A live branch is proven before it is handed out: one child is restored from it and must answer.
- * Under TCG, QEMU 7.2's live pre-copy has lost guest writes: in our test runs 4 of about 100 live
- * captures gave a snapshot whose children reset at restore (QEMU exited 0 after `cont`), while
- * stopped (full) captures never did. When the probe child does not come up, the snapshot is removed
- * and the capture is redone stopped; the result says so. FORKD_BRANCH_CHECK=off skips the probe.
+ * Under TCG, QEMU 7.2's live pre-copy has lost guest writes now and then (a snapshot whose children
+ * reset at restore), while stopped (full) captures never did (bench/README.md#live-branch-restore-probe).
+ * When the probe child does not come up, the snapshot is removed and the capture is redone
+ * stopped; the result says so. FORKD_BRANCH_CHECK=off skips the probe.
  */
 import { toForkdError } from '@forkd/protocol';
 import type { HomeLayout } from '../home/paths.js';
