@@ -37,7 +37,6 @@ const MAX_MEM_MIB = 1024 * 1024;
  */
 export function qemuOptValue(v: string, what: string): string {
   if (v.length === 0) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `${what} is empty`);
-  // eslint-disable-next-line no-control-regex
   if (/[\x00-\x1f\x7f]/.test(v)) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `${what} contains a control character: ${JSON.stringify(v)}`);
   return v.replaceAll(',', ',,');
 }
