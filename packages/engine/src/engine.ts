@@ -6,18 +6,19 @@ import { createSnapshot } from './snapshot/create.js';
 import { listSnapshots, readSnapshot, removeSnapshot } from './snapshot/store.js';
 import { spawnChildren, type SpawnOptions } from './sandbox/spawn.js';
 import { runDoctor } from './doctor.js';
-import { bootFromImage } from './sandbox/boot.js';
+import { bootFromImage } from './vm/boot.js';
 import { cleanupStale } from './runtime/index.js';
 import type { ProgressFn } from './progress.js';
-import type { QemuLauncher } from './qemu/launcher.js';
+import type { QemuStarter } from './qemu/start.js';
 import { KeeperClient, type KeeperAttachOptions, type KeeperVmT } from './keeper/index.js';
-import { Vm } from './sandbox/vm.js';
+import { Vm } from './vm/vm.js';
 import { Sandbox, type SandboxTimings } from './sandbox/sandbox.js';
 import { promises as fs } from 'node:fs';
 import { ForkdError, assertValidTag } from '@forkd/protocol';
 import { branchSandbox, type BranchMode } from './snapshot/branch.js';
-import { branchChecked } from './snapshot/branch-checked.js';
-import { ancestors, compactSnapshot, dependents } from './snapshot/chain.js';
+import { branchProven } from './sandbox/branch-proven.js';
+import { ancestors, dependents } from './snapshot/chain.js';
+import { compactSnapshot } from './snapshot/compact.js';
 import { assembledPath, pruneMemoryCache } from './snapshot/memory.js';
 import { isLayer } from './snapshot/manifest.js';
 
@@ -70,7 +71,7 @@ export class Engine {
 
   async createSnapshot(opts: { tag: string; recipe: string | Recipe; memMib?: number; vcpus?: number; onProgress?: ProgressFn }) {
     const recipe = typeof opts.recipe === 'string' ? await loadRecipe(opts.recipe) : opts.recipe;
-    return createSnapshot(this.layout, this.platform, { ...opts, recipe, ...this.launcherOpt() });
+    return createSnapshot(this.layout, this.platform, { ...opts, recipe, ...this.starterOpt() });
   }
 
   listSnapshots() {
@@ -111,7 +112,7 @@ export class Engine {
 
   /** Captures a running sandbox as a snapshot layer; the sandbox keeps running. A live capture is proven by a restore. */
   branch(sb: Sandbox, opts: { tag: string; mode?: BranchMode; onProgress?: ProgressFn; downtimeLimitMs?: number }) {
-    return branchChecked(this.layout, this.platform, sb, { ...opts, mode: opts.mode ?? 'live', ...this.launcherOpt() }, (tag) => this.removeSnapshot(tag));
+    return branchProven(this.layout, this.platform, sb, { ...opts, mode: opts.mode ?? 'live', ...this.starterOpt() }, (tag) => this.removeSnapshot(tag));
   }
 
   /**
@@ -131,7 +132,7 @@ export class Engine {
       if (r.exit_code !== 0) {
         throw new ForkdError('FORKD_E_COMMAND_FAILED', `the command ${r.timed_out ? 'timed out' : r.error ? `failed: ${r.error}` : `exited with ${r.exit_code}`}; no layer was made. stderr: ${r.stderr.slice(-2000)}`, { exit_code: r.exit_code, stdout: r.stdout.slice(-2000), stderr: r.stderr.slice(-2000) });
       }
-      return await branchSandbox(this.layout, child!, { tag: opts.to, mode: 'full', origin: { kind: 'diff', source: opts.from }, onProgress, ...this.launcherOpt() });
+      return await branchSandbox(this.layout, child!, { tag: opts.to, mode: 'full', origin: { kind: 'diff', source: opts.from }, onProgress, ...this.starterOpt() });
     } finally {
       await child!.kill();
     }
@@ -143,11 +144,11 @@ export class Engine {
   }
 
   spawn(opts: SpawnOptions) {
-    return spawnChildren(this.layout, this.platform, { ...this.launcherOpt(), ...opts });
+    return spawnChildren(this.layout, this.platform, { ...this.starterOpt(), ...opts });
   }
 
-  private launcherOpt(): { launcher?: QemuLauncher } {
-    return this.keeper ? { launcher: this.keeper } : {};
+  private starterOpt(): { starter?: QemuStarter } {
+    return this.keeper ? { starter: this.keeper } : {};
   }
 
   /**
@@ -222,7 +223,7 @@ export class Engine {
     const r = typeof recipe === 'string' ? await loadRecipe(recipe) : recipe;
     const env = await this.platform.resolve();
     const image = await ensureImage(this.layout, r);
-    const { vm } = await bootFromImage(env, 'cold', { memMib: opts.memMib ?? r.default_mem_mib, vcpus: opts.vcpus ?? 1, imagePath: image.path, memShare: false, ...this.launcherOpt() });
+    const { vm } = await bootFromImage(env, 'cold', { memMib: opts.memMib ?? r.default_mem_mib, vcpus: opts.vcpus ?? 1, imagePath: image.path, memShare: false, ...this.starterOpt() });
     return vm;
   }
 

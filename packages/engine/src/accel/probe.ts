@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { ForkdError } from '@forkd/protocol';
 import { kernelCmdline, type Accel } from '../qemu/args.js';
-import { launchQemu } from '../qemu/process.js';
+import { startQemu } from '../qemu/start.js';
 import { qemuVersion } from '../qemu/version.js';
 import { createVmDir } from '../runtime/dir.js';
 import { PROBE_MARKER } from '../boot/init-script.js';
@@ -36,7 +36,7 @@ export async function bootProbe(accel: Accel, o: ProbeInputs): Promise<ProbeResu
   const consolePath = path.join(vmDir.dir, 'console.log');
   const t0 = Date.now();
   try {
-    const proc = await launchQemu(
+    const { proc, qmp } = await startQemu(
       {
         name: `forkd-probe-${vmDir.id}`,
         accel,
@@ -51,6 +51,7 @@ export async function bootProbe(accel: Accel, o: ProbeInputs): Promise<ProbeResu
       },
       { runDir: vmDir.dir },
     );
+    qmp.close(); // the probe reads the console, not QMP
     await vmDir.setQemuPid(proc.pid);
     const deadline = t0 + timeoutMs;
     let text = '';

@@ -20,7 +20,7 @@ import {
   type ParamsOf,
   type ResultOf,
 } from '@forkd/protocol';
-import { connectWithRetry } from './connect-socket.js';
+import { connectUnixSocketWithRetry, type UnixConnectError } from '../util/unix-socket.js';
 
 export const DEFAULT_CALL_TIMEOUT_MS = 30_000;
 export const DEFAULT_MAX_EVENT_BYTES = 256 * 1024 * 1024;
@@ -74,7 +74,10 @@ export class AgentConnection {
   }
 
   protected static async open(socketPath: string, opts: ConnectOptions = {}): Promise<net.Socket> {
-    return connectWithRetry(socketPath, opts.connectTimeoutMs ?? 10_000);
+    const timeoutMs = opts.connectTimeoutMs ?? 10_000;
+    return connectUnixSocketWithRetry(socketPath, { timeoutMs, intervalMs: 25 }).catch((e: UnixConnectError) => {
+      throw new ForkdError('FORKD_E_AGENT_UNAVAILABLE', `could not connect to the agent socket ${socketPath} within ${timeoutMs} ms: ${e.message}`, { socket: socketPath });
+    });
   }
 
   get isClosed(): boolean {

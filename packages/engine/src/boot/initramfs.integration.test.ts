@@ -6,7 +6,7 @@ import { promises as fs } from 'node:fs';
 import { resolveKernel, type KernelInfo } from './kernel.js';
 import { buildInitramfs, type InitramfsInfo } from './initramfs.js';
 import { INIT_ERROR_PREFIX } from './init-script.js';
-import { launchQemu } from '../qemu/process.js';
+import { startQemu } from '../qemu/start.js';
 import { kernelCmdline, type VmSpec } from '../qemu/args.js';
 import { runTool } from '../qemu/tools.js';
 
@@ -25,7 +25,7 @@ async function boot(name: string, disk?: VmSpec['disk']): Promise<{ console: str
   await fs.mkdir(dir);
   const consolePath = path.join(dir, 'console.log');
   const t0 = Date.now();
-  const p = await launchQemu(
+  const { proc: p, qmp } = await startQemu(
     {
       name,
       accel: 'tcg',
@@ -41,6 +41,7 @@ async function boot(name: string, disk?: VmSpec['disk']): Promise<{ console: str
     },
     { runDir: dir },
   );
+  qmp.close();
   const timer = setTimeout(() => p.kill('SIGKILL'), 30_000);
   const ex = await p.exited;
   clearTimeout(timer);

@@ -29,6 +29,9 @@ export function homeLayout(root = forkdHome(), snapshotRoot?: string): HomeLayou
   };
 }
 
+/** Each snapshot directory's manifest (snapshot/manifest.ts is its shape). */
+export const MANIFEST_FILE = 'snapshot.json';
+
 export function snapshotDir(layout: HomeLayout, tag: string): string {
   return path.join(layout.snapshots, assertValidTag(tag));
 }

@@ -1,17 +1,18 @@
 /**
- * The daemon's side of the keeper (main.ts): attach (starting a keeper if none runs), launch QEMU
- * through it, and learn which VMs it already holds from an earlier daemon (for re-adoption).
+ * The daemon's side of the keeper (main.ts): attach (starting a keeper if none runs), start QEMU
+ * through it (it is a QemuStarter), and learn which VMs it already holds from an earlier daemon (for re-adoption).
  */
-import net from 'node:net';
+import type net from 'node:net';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { openSync, closeSync, mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ForkdError, isForkdErrorCode } from '@forkd/protocol';
-import { LineFramer } from '../qmp/framing.js';
+import { readLines } from '../util/line-framer.js';
+import { connectUnixSocket, connectUnixSocketWithRetry } from '../util/unix-socket.js';
 import { TailBuffer } from '../qemu/tail.js';
-import { processHandle, type LaunchRequest, type QemuExit, type QemuLauncher, type QemuProcess, type VmOwner } from '../qemu/launcher.js';
+import { processHandle, type QemuStartRequest, type QemuExit, type QemuStarter, type QemuProcess, type VmOwner } from '../qemu/start.js';
 import { runtimeDir } from '../runtime/dir.js';
 import { KEEPER_PROTOCOL, KeeperMessage, MAX_KEEPER_LINE, keeperSocketPath, type KeeperVmT } from './protocol.js';
 
@@ -32,7 +33,7 @@ interface Tracked {
 }
 
 /** Emits 'lost' (the keeper went away: every VM it held is dead). */
-export class KeeperClient extends EventEmitter implements QemuLauncher {
+export class KeeperClient extends EventEmitter implements QemuStarter {
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: (m: Record<string, unknown>) => void; reject: (e: Error) => void }>();
   private readonly tracked = new Map<number, Tracked>();
@@ -45,39 +46,24 @@ export class KeeperClient extends EventEmitter implements QemuLauncher {
 
   private constructor(private readonly sock: net.Socket, readonly socketPath: string) {
     super();
-    const framer = new LineFramer(MAX_KEEPER_LINE);
-    sock.on('data', (d: Buffer) => {
-      let lines: string[];
-      try {
-        lines = framer.push(d);
-      } catch {
-        sock.destroy();
-        return;
-      }
-      for (const l of lines) this.onLine(l);
-    });
+    readLines(sock, MAX_KEEPER_LINE, (line) => this.onLine(line));
     sock.on('error', () => undefined);
     sock.on('close', () => this.onClose());
   }
 
   static async attach(opts: KeeperAttachOptions): Promise<KeeperClient> {
     const socketPath = keeperSocketPath(opts.key);
-    const deadline = Date.now() + (opts.attachTimeoutMs ?? 15_000);
-    let spawned = false;
-    for (;;) {
-      const sock = await connect(socketPath).catch(() => null);
-      if (sock) {
-        const client = new KeeperClient(sock, socketPath);
-        await client.hello();
-        return client;
-      }
-      if (!spawned) {
-        spawnKeeper(socketPath, opts);
-        spawned = true;
-      }
-      if (Date.now() > deadline) throw new ForkdError('FORKD_E_UNAVAILABLE', `the VM keeper did not start listening on ${socketPath}`);
-      await new Promise((r) => setTimeout(r, 25));
+    const timeoutMs = opts.attachTimeoutMs ?? 15_000;
+    let sock = await connectUnixSocket(socketPath, timeoutMs).catch(() => null);
+    if (!sock) {
+      spawnKeeper(socketPath, opts);
+      sock = await connectUnixSocketWithRetry(socketPath, { timeoutMs, intervalMs: 25 }).catch(() => {
+        throw new ForkdError('FORKD_E_UNAVAILABLE', `the VM keeper did not start listening on ${socketPath}`);
+      });
     }
+    const client = new KeeperClient(sock, socketPath);
+    await client.hello();
+    return client;
   }
 
   private async hello(): Promise<void> {
@@ -94,7 +80,7 @@ export class KeeperClient extends EventEmitter implements QemuLauncher {
     return { pid: this.keeperPid, starttime: this.keeperStart };
   }
 
-  async start(req: LaunchRequest): Promise<QemuProcess> {
+  async start(req: QemuStartRequest): Promise<QemuProcess> {
     const r = await this.request({ op: 'launch', qemu_path: req.qemuPath, args: req.args, cwd: req.cwd, stderr_cap: req.stderrCapBytes });
     return this.track(Number(r.pid), req.args, req.stderrCapBytes).proc;
   }
@@ -201,20 +187,6 @@ export class KeeperClient extends EventEmitter implements QemuLauncher {
     this.tracked.clear();
     this.emit('lost');
   }
-}
-
-function connect(socketPath: string): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const s = net.createConnection(socketPath);
-    s.once('connect', () => {
-      s.removeAllListeners('error');
-      resolve(s);
-    });
-    s.once('error', (e) => {
-      s.destroy();
-      reject(e);
-    });
-  });
 }
 
 /** Starts a keeper in its own session (a terminal's Ctrl-C or the daemon's death do not reach it). */

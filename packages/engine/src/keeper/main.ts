@@ -8,9 +8,9 @@
 import net from 'node:net';
 import path from 'node:path';
 import { promises as fs } from 'node:fs';
-import { LineFramer } from '../qmp/framing.js';
-import { socketAnswers } from '../util/socket.js';
-import { spawnUnderPdeathsig, type QemuProcess } from '../qemu/launcher.js';
+import { LineFramer, readLines } from '../util/line-framer.js';
+import { socketAnswers } from '../util/unix-socket.js';
+import { spawnUnderPdeathsig, type QemuProcess } from '../qemu/start.js';
 import { which } from '../qemu/which.js';
 import { procStartTime } from '../runtime/proc.js';
 import { runtimeDir, VM_DIR_PREFIX } from '../runtime/dir.js';
@@ -142,28 +142,18 @@ const server = net.createServer((sock) => {
   client = sock;
   if (graceTimer) clearTimeout(graceTimer);
   graceTimer = null;
-  const framer = new LineFramer(MAX_KEEPER_LINE);
-  sock.on('data', (d: Buffer) => {
-    let lines: string[];
+  readLines(sock, MAX_KEEPER_LINE, (line) => {
+    let parsed;
     try {
-      lines = framer.push(d);
+      parsed = KeeperRequest.safeParse(JSON.parse(line));
     } catch {
-      sock.destroy();
+      parsed = null;
+    }
+    if (!parsed?.success) {
+      send(sock, { id: 0, ok: false, error: { code: 'FORKD_E_INVALID_ARGUMENT', message: 'bad keeper request' } });
       return;
     }
-    for (const line of lines) {
-      let parsed;
-      try {
-        parsed = KeeperRequest.safeParse(JSON.parse(line));
-      } catch {
-        parsed = null;
-      }
-      if (!parsed?.success) {
-        send(sock, { id: 0, ok: false, error: { code: 'FORKD_E_INVALID_ARGUMENT', message: 'bad keeper request' } });
-        continue;
-      }
-      void handle(sock, parsed.data);
-    }
+    void handle(sock, parsed.data);
   });
   sock.on('error', () => undefined);
   sock.on('close', () => {

@@ -26,7 +26,6 @@ export const KeeperMessage = z.union([
   z.object({ ev: z.literal('exit'), pid: z.number().int(), code: z.number().int().nullable(), signal: z.string().nullable() }),
   z.object({ ev: z.literal('stderr'), pid: z.number().int(), data: z.string() }),
 ]);
-export type KeeperMessageT = z.output<typeof KeeperMessage>;
 
 /** One keeper per daemon state: the key names it, and its socket lives in the run dir. */
 export function keeperSocketPath(key: string): string {

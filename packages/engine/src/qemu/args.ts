@@ -37,7 +37,6 @@ const MAX_MEM_MIB = 1024 * 1024;
  */
 export function qemuOptValue(v: string, what: string): string {
   if (v.length === 0) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `${what} is empty`);
-  // eslint-disable-next-line no-control-regex
   if (/[\x00-\x1f\x7f]/.test(v)) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `${what} contains a control character: ${JSON.stringify(v)}`);
   return v.replaceAll(',', ',,');
 }
@@ -110,9 +109,9 @@ export function kernelCmdline(accel: Accel, extra: string[] = []): string {
   const parts = ['console=ttyS0', 'quiet', 'panic=-1', 'reboot=t'];
   if (accel === 'tcg') parts.push('tsc_early_khz=2000000', 'lpj=4000000');
   // QEMU 7.2's TCG keys translated code by virtual address, so with ASLR every new process
-  // re-translates its libraries at their new addresses: exec of /bin/true cost 32 ms, 8 ms without
-  // (and the translation cache stops growing with each command). TCG does not speculate, and the
-  // guest's processes are all the tenant's: guest ASLR guards nothing there. FORKD_GUEST_ASLR=on keeps it.
+  // re-translates its libraries at their new addresses: each exec costs several times more
+  // (bench/README.md#guest-aslr-off-under-tcg). TCG does not speculate, and the guest's processes
+  // are all the tenant's: guest ASLR guards nothing there. FORKD_GUEST_ASLR=on keeps it.
   if (accel === 'tcg' && process.env.FORKD_GUEST_ASLR !== 'on') parts.push('norandmaps');
   for (const e of extra) {
     if (!/^[A-Za-z0-9_.,:/=+@-]+$/.test(e)) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `kernel argument ${JSON.stringify(e)} has unsupported characters`);

@@ -1,23 +1,157 @@
+/**
+ * Starting QEMU: the one way a VM process comes to be. A starter (this process, or the keeper)
+ * spawns it under `setpriv --pdeathsig KILL`; startQemu then waits for QMP's greeting, which QEMU
+ * sends only once memory, disks and kernel are open, so it is the one wait that catches every
+ * start failure.
+ */
+import { spawn } from 'node:child_process';
+import { promises as fs } from 'node:fs';
 import { ForkdError } from '@forkd/protocol';
 import { QmpClient, type QmpConnectOptions } from '../qmp/client.js';
-import type { VmSpec } from './args.js';
-import { launchQemu, type LaunchOptions, type QemuProcess } from './process.js';
+import { procStartTime } from '../runtime/proc.js';
+import { buildQemuArgs, type VmSpec } from './args.js';
+import { TailBuffer } from './tail.js';
+import { thpOffWrapper } from './thp.js';
+import { qemuBinary } from './version.js';
+import { which } from './which.js';
 
-function startFailed(proc: QemuProcess, ex: { code: number | null; signal: NodeJS.Signals | null }): ForkdError {
+export interface QemuExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface QemuProcess {
+  pid: number;
+  args: string[];
+  /** Resolves (never rejects) when QEMU has exited. */
+  exited: Promise<QemuExit>;
+  /** Whether `exited` has resolved. */
+  readonly hasExited: boolean;
+  /** The last bytes QEMU wrote to stderr. */
+  stderrTail(): string;
+  /** Sends a signal unless QEMU has already exited. */
+  kill(signal?: NodeJS.Signals): void;
+}
+
+/** What a starter needs to spawn one QEMU. */
+export interface QemuStartRequest {
+  qemuPath: string;
+  args: string[];
+  cwd: string;
+  stderrCapBytes: number;
+}
+
+/** The process that owns started VMs: QEMU dies with it (pdeathsig), and cleanup judges orphans by it. */
+export interface VmOwner {
+  pid: number;
+  starttime: number;
+}
+
+/**
+ * Spawns QEMU processes. The direct starter makes them children of this process; the keeper
+ * (keeper/client.ts) makes them children of a keeper that outlives a crashed daemon.
+ */
+export interface QemuStarter {
+  owner(): Promise<VmOwner>;
+  start(req: QemuStartRequest): Promise<QemuProcess>;
+}
+
+let selfOwner: VmOwner | null = null;
+
+/** QEMU as a child of this process under `setpriv --pdeathsig KILL`: it dies when we die, even by SIGKILL. */
+export const directStarter: QemuStarter = {
+  async owner() {
+    selfOwner ??= { pid: process.pid, starttime: (await procStartTime(process.pid)) ?? 0 };
+    return selfOwner;
+  },
+  async start(req) {
+    const setpriv = await which('setpriv');
+    if (!setpriv) throw new ForkdError('FORKD_E_TOOL_MISSING', 'setpriv not found (needed so QEMU dies with its owner): apt-get install util-linux', { tool: 'setpriv' });
+    return spawnUnderPdeathsig(setpriv, req);
+  },
+};
+
+/** Spawns `setpriv --pdeathsig KILL -- qemu args` with bounded stderr capture. Shared by both starters. */
+export async function spawnUnderPdeathsig(setpriv: string, req: QemuStartRequest, onOutput?: (d: Buffer) => void): Promise<QemuProcess> {
+  const stderr = new TailBuffer(req.stderrCapBytes);
+  const thpOff = await thpOffWrapper();
+  const command = thpOff ? [thpOff, req.qemuPath] : [req.qemuPath];
+  const child = spawn(setpriv, ['--pdeathsig', 'KILL', '--', ...command, ...req.args], { cwd: req.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  const onData = (d: Buffer) => {
+    stderr.write(d);
+    onOutput?.(d);
+  };
+  child.stdout!.on('data', onData); // -nographic: QEMU writes nothing here unless something is wrong
+  child.stderr!.on('data', onData);
+  let hasExited = false;
+  const exited = new Promise<QemuExit>((resolve) => {
+    child.once('close', (code, signal) => {
+      hasExited = true;
+      resolve({ code, signal });
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.once('spawn', resolve);
+    child.once('error', (e) => reject(new ForkdError('FORKD_E_VM_START_FAILED', `could not start QEMU: ${e.message}`, { binary: req.qemuPath })));
+  });
+  return processHandle(child.pid!, req.args, exited, () => hasExited, () => stderr.toString());
+}
+
+/** A QemuProcess over a pid whose exit someone else observes (a child of ours, or of the keeper). */
+export function processHandle(pid: number, args: string[], exited: Promise<QemuExit>, isExited: () => boolean, tail: () => string): QemuProcess {
+  return {
+    pid,
+    args,
+    exited,
+    get hasExited() {
+      return isExited();
+    },
+    stderrTail: tail,
+    kill: (signal: NodeJS.Signals = 'SIGKILL') => {
+      if (isExited()) return;
+      try {
+        process.kill(pid, signal);
+      } catch {
+        // already gone
+      }
+    },
+  };
+}
+
+export interface StartOptions {
+  /** The VM's run directory (QEMU's cwd). */
+  runDir: string;
+  /** Bytes of stderr kept. Default 16 KiB. */
+  stderrCapBytes?: number;
+  /** Default qemu-system-x86_64 (looked up on PATH). */
+  qemuBinary?: string;
+  /** How long QEMU may take to greet on QMP. Default 15 s. */
+  startTimeoutMs?: number;
+  /** Who spawns the process (default: this process, under pdeathsig). */
+  starter?: QemuStarter;
+  qmp?: QmpConnectOptions;
+}
+
+function exitedAtStart(proc: QemuProcess, ex: QemuExit): ForkdError {
   return new ForkdError('FORKD_E_VM_START_FAILED', `QEMU exited at start (${ex.signal ?? `code ${ex.code}`}): ${proc.stderrTail().trim() || '(no stderr)'}`, { exit_code: ex.code, signal: ex.signal, stderr_tail: proc.stderrTail(), args: proc.args });
 }
 
 /**
- * launchQemu + QMP handshake. QEMU creates its QMP socket before it opens memory, disks and the
- * kernel, and greets only once initialisation is done; so this is the call that catches every
- * start failure: an exit before the greeting is FORKD_E_VM_START_FAILED with QEMU's stderr.
- * On failure QEMU is killed.
+ * Starts QEMU and resolves once QMP has greeted and accepted capabilities. A missing binary is
+ * FORKD_E_QEMU_NOT_INSTALLED; an exit before the greeting is FORKD_E_VM_START_FAILED with QEMU's
+ * stderr. On failure QEMU is killed.
  */
-export async function startQemu(spec: VmSpec, opts: LaunchOptions & { qmp?: QmpConnectOptions }): Promise<{ proc: QemuProcess; qmp: QmpClient }> {
-  const proc = await launchQemu(spec, opts);
+export async function startQemu(spec: VmSpec, opts: StartOptions): Promise<{ proc: QemuProcess; qmp: QmpClient }> {
+  const args = buildQemuArgs(spec);
+  const binary = opts.qemuBinary ?? qemuBinary();
+  const qemuPath = await which(binary);
+  if (!qemuPath) throw new ForkdError('FORKD_E_QEMU_NOT_INSTALLED', `${binary} not found: apt-get install qemu-system-x86`, { binary });
+  // A stale socket from an earlier run would answer nothing; QMP's connect retries until QEMU binds its own.
+  await fs.rm(spec.qmpSocket, { force: true });
+  const proc = await (opts.starter ?? directStarter).start({ qemuPath, args, cwd: opts.runDir, stderrCapBytes: opts.stderrCapBytes ?? 16 * 1024 });
   const connectP = QmpClient.connect(spec.qmpSocket, { timeoutMs: opts.startTimeoutMs ?? 15_000, ...opts.qmp });
   try {
-    const qmp = await Promise.race([connectP, proc.exited.then((ex) => Promise.reject(startFailed(proc, ex)))]);
+    const qmp = await Promise.race([connectP, proc.exited.then((ex) => Promise.reject(exitedAtStart(proc, ex)))]);
     return { proc, qmp };
   } catch (e) {
     connectP.then((c) => c.close(), () => undefined);
@@ -25,7 +159,7 @@ export async function startQemu(spec: VmSpec, opts: LaunchOptions & { qmp?: QmpC
     const ex = await Promise.race([proc.exited, new Promise<null>((r) => setTimeout(() => r(null), 1000))]);
     proc.kill('SIGKILL');
     await proc.exited;
-    if (ex) throw startFailed(proc, ex);
+    if (ex) throw exitedAtStart(proc, ex);
     throw e;
   }
 }

@@ -2,8 +2,9 @@
  * QEMU under TCG asks for transparent huge pages on its translated-code buffer, so each child
  * holds that memory in 2 MiB steps although it touches far less. PR_SET_THP_DISABLE survives
  * execve, so a 10-line wrapper (compiled once per host with the system's gcc, cached) sets it and
- * execs QEMU. Measured: idle PSS per child 40.1 -> 38 MiB, QEMU CPU to ready -10..20 %, calls no
- * slower (bench/README.md). Without a compiler, QEMU starts directly; FORKD_QEMU_THP=on opts out.
+ * execs QEMU: children hold less memory and start on less CPU, calls no slower (figures:
+ * bench/README.md#qemu-without-transparent-huge-pages). Without a compiler, QEMU starts directly;
+ * FORKD_QEMU_THP=on opts out.
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';

@@ -1,7 +1,8 @@
 import net from 'node:net';
 import { EventEmitter } from 'node:events';
 import { ForkdError } from '@forkd/protocol';
-import { LineFramer } from './framing.js';
+import { LineFramer } from '../util/line-framer.js';
+import { connectUnixSocketWithRetry, type UnixConnectError } from '../util/unix-socket.js';
 
 export interface QmpEvent {
   event: string;
@@ -31,6 +32,7 @@ interface Pending {
   timer: NodeJS.Timeout;
 }
 
+/** Errors while QEMU has not created or bound its socket yet. */
 const RETRYABLE = new Set(['ENOENT', 'ECONNREFUSED', 'EAGAIN']);
 
 /**
@@ -62,7 +64,10 @@ export class QmpClient extends EventEmitter {
   static async connect(socketPath: string, opts: QmpConnectOptions = {}): Promise<QmpClient> {
     const timeoutMs = opts.timeoutMs ?? 15_000;
     const deadline = Date.now() + timeoutMs;
-    const sock = await connectWithRetry(socketPath, deadline, opts.retryIntervalMs ?? 10);
+    const sock = await connectUnixSocketWithRetry(socketPath, { timeoutMs, intervalMs: opts.retryIntervalMs ?? 10, retryable: (e) => RETRYABLE.has(e.code ?? '') }).catch((e: UnixConnectError) => {
+      if (e.timedOut) throw new ForkdError('FORKD_E_TIMEOUT', `QMP socket ${socketPath} did not accept a connection in time (${e.errno ?? e.message})`, { socket: socketPath });
+      throw new ForkdError('FORKD_E_UNAVAILABLE', `cannot connect to QMP socket ${socketPath}: ${e.message}`, { socket: socketPath, errno: e.errno });
+    });
     const client = new QmpClient(sock, socketPath, { maxLineBytes: opts.maxLineBytes ?? 8 * 1024 * 1024, commandTimeoutMs: opts.commandTimeoutMs ?? 30_000 });
     try {
       await client.waitGreeting(Math.max(1, deadline - Date.now()));
@@ -215,34 +220,5 @@ export class QmpClient extends EventEmitter {
     } else {
       p.resolve(msg.return);
     }
-  }
-}
-
-async function connectWithRetry(socketPath: string, deadline: number, intervalMs: number): Promise<net.Socket> {
-  let lastErr = '';
-  for (;;) {
-    try {
-      return await new Promise<net.Socket>((resolve, reject) => {
-        const s = net.createConnection({ path: socketPath });
-        s.once('connect', () => {
-          s.removeAllListeners('error');
-          resolve(s);
-        });
-        s.once('error', (e) => {
-          s.destroy();
-          reject(e);
-        });
-      });
-    } catch (e) {
-      const err = e as NodeJS.ErrnoException;
-      if (!RETRYABLE.has(err.code ?? '')) {
-        throw new ForkdError('FORKD_E_UNAVAILABLE', `cannot connect to QMP socket ${socketPath}: ${err.message}`, { socket: socketPath, errno: err.code });
-      }
-      lastErr = err.code ?? err.message;
-    }
-    if (Date.now() + intervalMs > deadline) {
-      throw new ForkdError('FORKD_E_TIMEOUT', `QMP socket ${socketPath} did not accept a connection in time (${lastErr})`, { socket: socketPath });
-    }
-    await new Promise((r) => setTimeout(r, intervalMs));
   }
 }

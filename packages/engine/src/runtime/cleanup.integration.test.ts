@@ -17,7 +17,7 @@ after(() => fs.rm(tmp, { recursive: true, force: true }));
 const alive = async (pid: number) => (await procCmdline(pid)) !== null;
 
 async function holder(): Promise<{ child: ReturnType<typeof spawn>; pid: number; dir: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'hold-qemu.fixture.ts')], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, FORKD_RUN_DIR: run } });
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, '..', 'testing', 'hold-qemu.fixture.ts')], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, FORKD_RUN_DIR: run } });
   const line = await new Promise<string>((resolve, reject) => {
     let buf = '';
     child.stdout!.on('data', (d: Buffer) => {

@@ -1,6 +1,6 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { socketAnswers } from '../util/socket.js';
+import { socketAnswers } from '../util/unix-socket.js';
 import { OWNER_FILE, VM_DIR_PREFIX, readOwner, runtimeDir } from './dir.js';
 import { CLK_TCK, bootTimeSec, listPids, procCmdline, procStartTime, sameProcessAlive } from './proc.js';
 

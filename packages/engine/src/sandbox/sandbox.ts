@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
 import type { AgentClient } from '../agent-client/index.js';
-import type { Vm } from './vm.js';
+import type { Vm } from '../vm/vm.js';
 
 export interface SandboxTimings {
   /** From the spawn request to `cont` returning: the guest is running. */

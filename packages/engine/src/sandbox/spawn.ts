@@ -4,26 +4,26 @@ import { ForkdError, LIMITS, MACHINE_LIMITS, SANDBOX_ID_PATTERN, toForkdError } 
 import type { HomeLayout } from '../home/paths.js';
 import { readSnapshot, type SnapshotEntry } from '../snapshot/store.js';
 import { machineSignature } from '../snapshot/machine.js';
-import { shellQuote } from '../snapshot/create.js';
 import { qemuVersion } from '../qemu/version.js';
-import { createChildOverlay, overlayTemplate } from './overlay.js';
+import { createChildOverlay, overlayTemplate } from '../vm/overlay.js';
+import { quotePathForMigrationUri, waitForQmpStatus } from '../vm/migration.js';
 import { memoryFileFor } from '../snapshot/memory.js';
 import { ancestors } from '../snapshot/chain.js';
 import { type ProgressFn, noProgress } from '../progress.js';
-import { Vm } from './vm.js';
-import type { QemuLauncher } from '../qemu/launcher.js';
+import { Vm } from '../vm/vm.js';
+import type { QemuStarter } from '../qemu/start.js';
 import type { Platform } from '../platform.js';
 import { Sandbox } from './sandbox.js';
-import { nowMs, since } from './timing.js';
+import { nowMs, since } from '../util/timing.js';
 
 export interface SpawnOptions {
   tag: string;
   n?: number;
-  /** Per-child budget from launch to the agent's answer. */
+  /** Per-child budget from starting QEMU to the agent's answer. */
   readyTimeoutMs?: number;
   onProgress?: ProgressFn;
   /** Who starts the QEMU processes (default: this process, under pdeathsig). */
-  launcher?: QemuLauncher;
+  starter?: QemuStarter;
   /** Sandbox ids to give the children (sb-<16 hex>, one per child): a resumed workspace keeps its id. */
   ids?: string[];
 }
@@ -68,7 +68,7 @@ export async function spawnChildren(layout: HomeLayout, platform: Platform, opts
   let ready = 0;
   const results = await Promise.allSettled(
     Array.from({ length: n }, (_, i) =>
-      restoreOne(entry, memPath, template, t0, opts.readyTimeoutMs ?? 60_000, opts.launcher, opts.ids?.[i]?.slice(3)).then((sb) => {
+      restoreOne(entry, memPath, template, t0, opts.readyTimeoutMs ?? 60_000, opts.starter, opts.ids?.[i]?.slice(3)).then((sb) => {
         ready++;
         onProgress({ phase: 'spawn', message: `${ready}/${n} ready`, fraction: ready / n });
         return sb;
@@ -85,9 +85,9 @@ export async function spawnChildren(layout: HomeLayout, platform: Platform, opts
   return ok;
 }
 
-async function restoreOne(entry: SnapshotEntry, memPath: string, template: string, t0: number, readyTimeoutMs: number, launcher?: QemuLauncher, vmId?: string): Promise<Sandbox> {
+async function restoreOne(entry: SnapshotEntry, memPath: string, template: string, t0: number, readyTimeoutMs: number, starter?: QemuStarter, vmId?: string): Promise<Sandbox> {
   const m = entry.manifest;
-  const vm = await Vm.launch('child', {
+  const vm = await Vm.start('child', {
     accel: m.accel,
     vcpus: m.machine.vcpus,
     memMib: m.machine.mem_mib,
@@ -102,7 +102,7 @@ async function restoreOne(entry: SnapshotEntry, memPath: string, template: strin
       await createChildOverlay(template, overlay);
       return { disk: { path: overlay, format: 'qcow2' } };
     },
-    ...(launcher ? { launcher } : {}),
+    ...(starter ? { starter } : {}),
     ...(vmId ? { id: vmId } : {}),
   });
   try {
@@ -112,8 +112,9 @@ async function restoreOne(entry: SnapshotEntry, memPath: string, template: strin
     agentP.catch(() => undefined);
     const tMig = nowMs();
     await vm.qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: true }] });
-    await vm.qmp.execute('migrate-incoming', { uri: `exec:cat ${shellQuote(path.join(entry.dir, 'vmstate'))}` });
-    await vm.guard(waitIncoming(vm, readyTimeoutMs), 'restoring device state');
+    await vm.qmp.execute('migrate-incoming', { uri: `exec:cat ${quotePathForMigrationUri(path.join(entry.dir, 'vmstate'))}` });
+    const loaded = (s: string) => s === 'paused' || s === 'running' || s === 'postmigrate';
+    await vm.guard(waitForQmpStatus(vm.qmp, { query: 'query-status', until: loaded, timeoutMs: readyTimeoutMs, what: 'restoring device state', failure: 'FORKD_E_RESTORE_FAILED' }), 'restoring device state');
     const migrateMs = since(tMig);
     const tCont = nowMs();
     await vm.qmp.execute('cont');
@@ -139,29 +140,11 @@ async function restoreOne(entry: SnapshotEntry, memPath: string, template: strin
   }
 }
 
-async function waitIncoming(vm: Vm, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const st = (await vm.qmp.execute('query-status')) as { status?: string };
-    if (st.status === 'paused' || st.status === 'running' || st.status === 'postmigrate') {
-      const mig = (await vm.qmp.execute('query-migrate')) as { status?: string; 'error-desc'?: string };
-      if (mig.status === 'failed') throw new ForkdError('FORKD_E_RESTORE_FAILED', `incoming migration failed: ${mig['error-desc'] ?? ''}`);
-      return;
-    }
-    if (st.status === 'inmigrate' || st.status === 'prelaunch') {
-      const mig = (await vm.qmp.execute('query-migrate')) as { status?: string; 'error-desc'?: string };
-      if (mig.status === 'failed') throw new ForkdError('FORKD_E_RESTORE_FAILED', `incoming migration failed: ${mig['error-desc'] ?? ''}`);
-    }
-    if (Date.now() > deadline) throw new ForkdError('FORKD_E_TIMEOUT', `restore did not complete within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}
-
 /**
- * Children's TCG translation-cache cap (MiB). The cache is most of an idle child's private memory
- * (~34 MiB after a restore). Capping it at 8 MiB halves PSS but makes the guest agent's calls ~10x
- * slower (the cache thrashes: measured ping 7 -> 70 ms, eval 13 -> 240 ms), so by default QEMU's own
- * size is kept. FORKD_TCG_TB_SIZE sets a cap (MiB) for memory-bound hosts.
+ * Children's TCG translation-cache cap (MiB). The cache is most of an idle child's private memory,
+ * but a small cap thrashes it and slows every agent call, so by default QEMU's own size is kept
+ * (figures: bench/README.md#child-translation-cache). FORKD_TCG_TB_SIZE sets a cap (MiB) for
+ * memory-bound hosts.
  */
 export const DEFAULT_CHILD_TB_MIB = 0;
 function tbSize(): number {

@@ -7,7 +7,7 @@ import type { EvalResultT } from '@forkd/protocol';
 import type { Sandbox } from '../sandbox/sandbox.js';
 import { ensureFixtureSnapshot, testEngine } from '../testing/fixture.js';
 import { assembledPath } from './memory.js';
-import { branchChecked } from './branch-checked.js';
+import { branchProven } from '../sandbox/branch-proven.js';
 
 const engine = testEngine();
 let base = '';
@@ -53,7 +53,7 @@ for (const mode of ['live', 'full'] as const) {
     const tag = t(`${mode}`);
     const r = await engine.branch(src!, { tag, mode });
     assert.ok(r.pauseMs > 0 && r.pauseMs <= r.captureMs, `pause ${r.pauseMs} capture ${r.captureMs}`);
-    // A live capture that failed its restore probe was redone stopped (see branch-checked.ts); the
+    // A live capture that failed its restore probe was redone stopped (see sandbox/branch-proven.ts); the
     // children below must then still see the branch instant.
     if (r.mode === 'full' && mode === 'live') assert.ok(r.liveCaptureFailed, 'a live request came back full without a reason');
     else assert.equal(r.mode, mode);
@@ -82,7 +82,7 @@ test('a live capture that fails its restore probe is removed and redone stopped;
   await py(src!, "probe_state = 'captured'");
   const tag = t('probe');
   const probed: string[] = [];
-  const r = await branchChecked(engine.layout, engine.platform, src!, { tag, mode: 'live' }, (x) => engine.removeSnapshot(x), async (x) => {
+  const r = await branchProven(engine.layout, engine.platform, src!, { tag, mode: 'live' }, (x) => engine.removeSnapshot(x), async (x) => {
     probed.push(x);
     if (probed.length === 1) throw new Error('simulated: the child reset at restore');
   });

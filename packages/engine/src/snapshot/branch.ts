@@ -14,21 +14,20 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { ForkdError, assertValidTag, toForkdError } from '@forkd/protocol';
-import { type HomeLayout, snapshotDir } from '../home/paths.js';
-import type { Sandbox } from '../sandbox/sandbox.js';
-import { Vm } from '../sandbox/vm.js';
-import { createStaging } from '../util/staging.js';
-import { overlayTemplate, createChildOverlay } from '../sandbox/overlay.js';
-import type { QemuLauncher } from '../qemu/launcher.js';
+import type { HomeLayout } from '../home/paths.js';
+import { Vm } from '../vm/vm.js';
+import { commitStaging, freeSnapshotDir, inStaging } from '../util/staging.js';
+import { overlayTemplate, createChildOverlay } from '../vm/overlay.js';
+import { saveDeviceState, waitForQmpStatus } from '../vm/migration.js';
+import type { QemuStarter } from '../qemu/start.js';
 import type { QmpEvent } from '../qmp/client.js';
 import { runTool } from '../qemu/tools.js';
 import { type ProgressFn, noProgress } from '../progress.js';
-import { allocatedBytes, exists, fsyncPath, sha256File, writeFileAtomic } from '../util/fsx.js';
-import { nowMs, since } from '../sandbox/timing.js';
-import { MANIFEST_FILE, MANIFEST_VERSION, PAGE_SIZE, type SnapshotManifest } from './manifest.js';
-import { readSnapshot } from './store.js';
+import { allocatedBytes, fsyncPath, sha256File } from '../util/fsx.js';
+import { nowMs, since } from '../util/timing.js';
+import { MANIFEST_VERSION, PAGE_SIZE, type SnapshotManifest } from './manifest.js';
+import { readSnapshot, type SnapshotEntry } from './store.js';
 import { assembledPath, memoryFileFor, writeLayer } from './memory.js';
-import { shellQuote, waitMigration } from './create.js';
 
 export type BranchMode = 'full' | 'live';
 
@@ -38,7 +37,7 @@ export interface BranchOptions {
   /** What the manifest records as the origin (diff layers are branches of a throwaway child). */
   origin?: { kind: 'branch' | 'diff'; source: string };
   onProgress?: ProgressFn;
-  launcher?: QemuLauncher;
+  starter?: QemuStarter;
   /** Live mode: the longest stop QEMU may plan for the final copy. */
   downtimeLimitMs?: number;
 }
@@ -52,27 +51,45 @@ export interface BranchResult {
   totalMs: number;
 }
 
-/** One capture at a time per sandbox: QEMU runs one migration at a time. */
-const busy = new WeakSet<Sandbox>();
+/** What a capture needs of a running sandbox (sandbox/sandbox.ts's Sandbox is one). */
+export interface BranchSource {
+  readonly id: string;
+  /** The snapshot it was restored from: the new layer's parent. */
+  readonly tag: string;
+  readonly alive: boolean;
+  readonly vm: Vm;
+}
 
-export async function branchSandbox(layout: HomeLayout, sb: Sandbox, opts: BranchOptions): Promise<BranchResult> {
-  const onProgress = opts.onProgress ?? noProgress;
+/** One capture at a time per sandbox: QEMU runs one migration at a time. */
+const busy = new WeakSet<BranchSource>();
+
+export async function branchSandbox(layout: HomeLayout, sb: BranchSource, opts: BranchOptions): Promise<BranchResult> {
   const tag = assertValidTag(opts.tag);
   if (!sb.alive) throw new ForkdError('FORKD_E_SANDBOX_NOT_RUNNING', `sandbox ${sb.id} is not running`, { id: sb.id });
-  if (await exists(snapshotDir(layout, tag))) throw new ForkdError('FORKD_E_SNAPSHOT_EXISTS', `snapshot ${tag} already exists`, { tag });
+  const finalDir = await freeSnapshotDir(layout, tag);
   const parent = await readSnapshot(layout, sb.tag).catch((e: unknown) => {
     throw new ForkdError('FORKD_E_SNAPSHOT_NOT_FOUND', `sandbox ${sb.id} was restored from ${sb.tag}, which no longer exists: a branch is stored as a layer on it`, { tag: sb.tag, cause: toForkdError(e).message });
   });
   if (busy.has(sb)) throw new ForkdError('FORKD_E_CONFLICT', `sandbox ${sb.id} is already being branched`, { id: sb.id });
   busy.add(sb);
   const t0 = nowMs();
-  const staging = await createStaging(layout, tag);
+  try {
+    return await inStaging(layout, tag, (staging) => captureLayer(layout, sb, parent, staging, finalDir, t0, opts));
+  } finally {
+    busy.delete(sb);
+  }
+}
+
+/** Captures sb into staging as a layer on parent and commits it; the receiver never outlives the call. */
+async function captureLayer(layout: HomeLayout, sb: BranchSource, parent: SnapshotEntry, staging: string, finalDir: string, t0: number, opts: BranchOptions): Promise<BranchResult> {
+  const onProgress = opts.onProgress ?? noProgress;
+  const tag = opts.tag;
   let receiver: Vm | null = null;
   try {
     const m = parent.manifest;
     const template = await overlayTemplate(parent.dir);
     onProgress({ phase: 'branch', message: 'starting the receiver' });
-    receiver = await Vm.launch('branch', {
+    receiver = await Vm.start('branch', {
       accel: m.accel,
       vcpus: m.machine.vcpus,
       memMib: m.machine.mem_mib,
@@ -87,17 +104,15 @@ export async function branchSandbox(layout: HomeLayout, sb: Sandbox, opts: Branc
         await createChildOverlay(template, path.join(dir, 'disk.qcow2'));
         return { disk: { path: path.join(dir, 'disk.qcow2'), format: 'qcow2' } };
       },
-      ...(opts.launcher ? { launcher: opts.launcher } : {}),
+      ...(opts.starter ? { starter: opts.starter } : {}),
     });
     const migSock = path.join(receiver.dir, 'migrate.sock');
     await receiver.qmp.execute('migrate-incoming', { uri: `unix:${migSock}` });
     onProgress({ phase: 'branch', message: `copying memory (${opts.mode})` });
     const { pauseMs, captureMs } = await captureSource(sb, migSock, path.join(staging, 'disk.qcow2'), opts);
     onProgress({ phase: 'branch', message: `source resumed after a ${pauseMs.toFixed(1)} ms pause; saving device state` });
-    await waitStatus(receiver, (s) => s === 'paused', 60_000);
-    await receiver.qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: true }] });
-    await receiver.qmp.execute('migrate', { uri: `exec:cat > ${shellQuote(path.join(staging, 'vmstate'))}` });
-    await waitMigration(receiver, 60_000);
+    await waitForQmpStatus(receiver.qmp, { query: 'query-status', until: (s) => s === 'paused', timeoutMs: 60_000, what: 'the branch receiver' });
+    await saveDeviceState(receiver.qmp, path.join(staging, 'vmstate'));
     await receiver.kill();
     receiver = null;
 
@@ -130,25 +145,15 @@ export async function branchSandbox(layout: HomeLayout, sb: Sandbox, opts: Branc
     await fs.mkdir(path.dirname(cached), { recursive: true });
     await fsyncPath(full);
     await fs.rename(full, cached);
-    await fs.rm(path.join(staging, 'owner.json'), { force: true });
-    await writeFileAtomic(path.join(staging, MANIFEST_FILE), JSON.stringify(manifest, null, 2));
-    try {
-      await fs.rename(staging, snapshotDir(layout, tag));
-    } catch (e) {
+    await commitStaging(staging, finalDir, manifest).catch(async (e: unknown) => {
       await fs.rm(cached, { force: true });
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOTEMPTY' || code === 'EEXIST') throw new ForkdError('FORKD_E_SNAPSHOT_EXISTS', `snapshot ${tag} was created concurrently`, { tag });
       throw e;
-    }
-    await fsyncPath(layout.snapshots);
+    });
     onProgress({ phase: 'done', message: `branch ${tag}: ${changedPages} pages differ from ${parent.tag}`, fraction: 1 });
     return { manifest, pauseMs, captureMs, totalMs: since(t0) };
   } catch (e) {
     if (receiver) await receiver.kill();
-    await fs.rm(staging, { recursive: true, force: true });
     throw e;
-  } finally {
-    busy.delete(sb);
   }
 }
 
@@ -156,7 +161,7 @@ export async function branchSandbox(layout: HomeLayout, sb: Sandbox, opts: Branc
  * Migrates the source to the receiver and copies its disk overlay while its vCPUs are stopped.
  * Whatever happens, the source is running again when this returns or throws.
  */
-async function captureSource(sb: Sandbox, migSock: string, diskOut: string, opts: BranchOptions): Promise<{ pauseMs: number; captureMs: number }> {
+async function captureSource(sb: BranchSource, migSock: string, diskOut: string, opts: BranchOptions): Promise<{ pauseMs: number; captureMs: number }> {
   const qmp = sb.vm.qmp;
   const t0 = nowMs();
   let stopAt: number | null = null;
@@ -178,17 +183,19 @@ async function captureSource(sb: Sandbox, migSock: string, diskOut: string, opts
     }
     await qmp.execute('migrate', { uri: `unix:${migSock}` });
     stopped = true;
-    await waitMigrationStatus(sb.vm, (s) => s === 'pre-switchover', 120_000);
+    await waitForQmpStatus(qmp, { query: 'query-migrate', until: (s) => s === 'pre-switchover', timeoutMs: 120_000, what: 'copying the source to the receiver', failure: 'FORKD_E_SNAPSHOT_FAILED' });
     // vCPUs stopped, disks flushed and still active: this overlay is the disk at the pause instant.
-    await fs.copyFile(path.join(sb.dir, 'disk.qcow2'), diskOut);
+    await fs.copyFile(path.join(sb.vm.dir, 'disk.qcow2'), diskOut);
     await qmp.execute('migrate-continue', { state: 'pre-switchover' });
-    await waitMigration(sb.vm, 60_000);
+    await waitForQmpStatus(qmp, { query: 'query-migrate', until: (s) => s === 'completed', timeoutMs: 60_000, what: 'completing the switchover', failure: 'FORKD_E_SNAPSHOT_FAILED' });
   } catch (e) {
     await qmp.execute('migrate_cancel').catch(() => undefined);
     throw e;
   } finally {
     if (stopped && sb.alive) {
-      await waitMigrationStatus(sb.vm, (s) => s !== 'active' && s !== 'pre-switchover' && s !== 'device' && s !== 'cancelling', 10_000).catch(() => undefined);
+      // Let the migration settle (completed, failed or cancelled) before resuming the source.
+      const settled = (s: string) => s !== 'active' && s !== 'pre-switchover' && s !== 'device' && s !== 'cancelling';
+      await waitForQmpStatus(qmp, { query: 'query-migrate', until: settled, timeoutMs: 10_000, what: 'the source migration settling' }).catch(() => undefined);
       await qmp.execute('cont').catch(() => undefined);
     }
     const deadline = Date.now() + 1000;
@@ -198,26 +205,4 @@ async function captureSource(sb: Sandbox, migSock: string, diskOut: string, opts
   const captureMs = since(t0);
   const pauseMs = stopAt !== null && resumeAt !== null ? Math.round(((resumeAt as number) - (stopAt as number)) * 10) / 10 : captureMs;
   return { pauseMs, captureMs };
-}
-
-async function waitMigrationStatus(vm: Vm, ok: (s: string) => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const info = (await vm.qmp.execute('query-migrate')) as { status?: string; 'error-desc'?: string };
-    const s = info.status ?? 'none';
-    if (ok(s)) return;
-    if (s === 'failed' || s === 'cancelled') throw new ForkdError('FORKD_E_SNAPSHOT_FAILED', `migration ${s}: ${info['error-desc'] ?? 'no detail'}`);
-    if (Date.now() > deadline) throw new ForkdError('FORKD_E_TIMEOUT', `migration still ${s} after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}
-
-async function waitStatus(vm: Vm, ok: (s: string) => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const st = (await vm.qmp.execute('query-status')) as { status?: string };
-    if (ok(st.status ?? '')) return;
-    if (Date.now() > deadline) throw new ForkdError('FORKD_E_TIMEOUT', `receiver still ${st.status} after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }

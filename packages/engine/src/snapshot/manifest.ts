@@ -44,7 +44,6 @@ export const SnapshotManifestSchema = z.object({
   agent_version: z.string(),
 });
 export type SnapshotManifest = z.output<typeof SnapshotManifestSchema>;
-export const MANIFEST_FILE = 'snapshot.json';
 
 export function isLayer(m: SnapshotManifest): boolean {
   return m.files.memory.name === 'memory.layer';

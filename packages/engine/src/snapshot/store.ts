@@ -1,8 +1,8 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { ForkdError, assertValidTag } from '@forkd/protocol';
-import { type HomeLayout, snapshotDir, STAGING_PREFIX } from '../home/paths.js';
-import { MANIFEST_FILE, type SnapshotManifest, SnapshotManifestSchema, requiredFiles } from './manifest.js';
+import { ForkdError } from '@forkd/protocol';
+import { type HomeLayout, MANIFEST_FILE, snapshotDir, STAGING_PREFIX } from '../home/paths.js';
+import { type SnapshotManifest, SnapshotManifestSchema, requiredFiles } from './manifest.js';
 import { exists } from '../util/fsx.js';
 
 export interface SnapshotEntry {
@@ -55,10 +55,6 @@ export async function listSnapshots(layout: HomeLayout): Promise<SnapshotEntry[]
     }
   }
   return out;
-}
-
-export async function snapshotExists(layout: HomeLayout, tag: string): Promise<boolean> {
-  return exists(snapshotDir(layout, assertValidTag(tag)));
 }
 
 /** Removes a snapshot: rename out of the way first so a half-deleted one is never visible. */

@@ -2,9 +2,6 @@
  * Shared by integration tests: one warm python snapshot per agent/image version, reused across
  * test files and runs (it is rebuilt when the image it was made from changes).
  */
-import { promises as fs } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { ForkdError } from '@forkd/protocol';
 import { Engine } from '../engine.js';
 import { loadRecipe, parseRecipe, type Recipe } from '../recipe/recipe.js';
@@ -59,10 +56,6 @@ export async function ensureFixtureSnapshot(engine: Engine): Promise<string> {
     if (!(e instanceof ForkdError && e.code === 'FORKD_E_SNAPSHOT_EXISTS') || theirs?.manifest.image.key !== key) throw e;
   }
   return FIXTURE_TAG;
-}
-
-export async function tmpDir(prefix: string): Promise<string> {
-  return fs.mkdtemp(path.join(os.tmpdir(), `forkd-${prefix}-`));
 }
 
 /** Whether a process with this pid exists (signal 0). */

@@ -4,10 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { promises as fs } from 'node:fs';
 import { ForkdError } from '@forkd/protocol';
-import { launchQemu } from './process.js';
 import { startQemu } from './start.js';
 import type { VmSpec } from './args.js';
-import { QmpClient } from '../qmp/client.js';
 
 // A comma in the directory name exercises QEMU's ',,' escaping for real.
 const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'forkd-q,e-'));
@@ -29,10 +27,9 @@ function spec(extra: Partial<VmSpec> = {}): VmSpec {
   };
 }
 
-test('launches QEMU (paused for -incoming), answers QMP, quits cleanly', async () => {
+test('starts QEMU (paused for -incoming), answers QMP, quits cleanly', async () => {
   const t0 = Date.now();
-  const p = await launchQemu(spec(), { runDir: dir });
-  const qmp = await QmpClient.connect(spec().qmpSocket, { timeoutMs: 10_000 });
+  const { proc: p, qmp } = await startQemu(spec(), { runDir: dir });
   const qmpMs = Date.now() - t0;
   try {
     assert.deepEqual(((await qmp.execute('query-status')) as { status: string }).status, 'inmigrate');
@@ -50,7 +47,7 @@ test('launches QEMU (paused for -incoming), answers QMP, quits cleanly', async (
     const ex = await p.exited;
     assert.equal(ex.code, 0);
     assert.equal(p.hasExited, true);
-    process.stderr.write(`# QMP ready ${qmpMs} ms after launch\n`);
+    process.stderr.write(`# QMP ready ${qmpMs} ms after the start\n`);
   } finally {
     qmp.close();
     p.kill();
@@ -58,16 +55,16 @@ test('launches QEMU (paused for -incoming), answers QMP, quits cleanly', async (
 });
 
 test('a missing QEMU binary is FORKD_E_QEMU_NOT_INSTALLED', async () => {
-  await assert.rejects(launchQemu(spec(), { runDir: dir, qemuBinary: 'qemu-system-forkd-missing' }), (e: unknown) => e instanceof ForkdError && e.code === 'FORKD_E_QEMU_NOT_INSTALLED');
+  await assert.rejects(startQemu(spec(), { runDir: dir, qemuBinary: 'qemu-system-forkd-missing' }), (e: unknown) => e instanceof ForkdError && e.code === 'FORKD_E_QEMU_NOT_INSTALLED');
 });
 
 test('QEMU exiting at start is FORKD_E_VM_START_FAILED with its stderr', async () => {
-  // An exit before the QMP socket exists (here a fake binary) is seen by launchQemu itself.
+  // An exit before QMP exists at all (here a fake binary).
   const fake = path.join(dir, 'fake-qemu');
   await fs.writeFile(fake, '#!/bin/sh\necho "fake qemu: unsupported option" >&2\nexit 1\n', { mode: 0o755 });
-  await assert.rejects(launchQemu(spec(), { runDir: dir, qemuBinary: fake }), (e: unknown) => e instanceof ForkdError && e.code === 'FORKD_E_VM_START_FAILED' && /unsupported option/.test(e.message));
-  // QEMU creates its QMP socket before opening memory and disks, so real start failures are
-  // caught by startQemu (QMP handshake raced with exit).
+  await assert.rejects(startQemu(spec(), { runDir: dir, qemuBinary: fake }), (e: unknown) => e instanceof ForkdError && e.code === 'FORKD_E_VM_START_FAILED' && /unsupported option/.test(e.message));
+  // QEMU creates its QMP socket before opening memory and disks: an exit after the socket exists,
+  // before the greeting.
   await assert.rejects(startQemu(spec({ memPath: '/proc/forkd-no/such' }), { runDir: dir }), (e: unknown) => e instanceof ForkdError && e.code === 'FORKD_E_VM_START_FAILED' && /forkd-no/.test(e.message));
   await assert.rejects(startQemu(spec({ incoming: false, disk: { path: path.join(dir, 'missing.qcow2'), format: 'qcow2' } }), { runDir: dir }), (e: unknown) => {
     assert.ok(e instanceof ForkdError);

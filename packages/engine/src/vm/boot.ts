@@ -5,8 +5,8 @@ import { runTool } from '../qemu/tools.js';
 import type { PlatformEnv } from '../platform.js';
 import { type ProgressFn, noProgress } from '../progress.js';
 import { Vm } from './vm.js';
-import type { QemuLauncher } from '../qemu/launcher.js';
-import { nowMs, since } from './timing.js';
+import type { QemuStarter } from '../qemu/start.js';
+import { nowMs, since } from '../util/timing.js';
 
 export interface BootOptions {
   memMib: number;
@@ -19,7 +19,7 @@ export interface BootOptions {
   memShare: boolean;
   bootTimeoutMs?: number;
   onProgress?: ProgressFn;
-  launcher?: QemuLauncher;
+  starter?: QemuStarter;
 }
 
 /** Boots a fresh VM from an image with the project's kernel + initramfs; resolves once the agent answers. */
@@ -30,7 +30,7 @@ export async function bootFromImage(env: PlatformEnv, kind: string, o: BootOptio
   let diskPath = '';
   let backing = '';
   onProgress({ phase: 'boot', message: `booting ${kind} (${env.accel}, ${o.memMib} MiB, ${o.vcpus} vCPU)` });
-  const vm = await Vm.launch(kind, {
+  const vm = await Vm.start(kind, {
     accel: env.accel,
     vcpus: o.vcpus,
     memMib: o.memMib,
@@ -47,7 +47,7 @@ export async function bootFromImage(env: PlatformEnv, kind: string, o: BootOptio
       await runTool('qemu-img', ['create', '-q', '-f', 'qcow2', '-o', 'cluster_size=65536', '-b', backing, '-F', 'raw', diskPath], { cwd: dir });
       return { memPath: path.join(dir, 'memory.bin'), disk: { path: diskPath, format: 'qcow2' } };
     },
-    ...(o.launcher ? { launcher: o.launcher } : {}),
+    ...(o.starter ? { starter: o.starter } : {}),
   });
   try {
     const agent = await vm.guard(vm.connectAgent(30_000), 'connecting to the agent socket');

@@ -1,26 +1,26 @@
 /**
  * A live branch is proven before it is handed out: one child is restored from it and must answer.
- * Under TCG, QEMU 7.2's live pre-copy has lost guest writes: in our test runs 4 of about 100 live
- * captures gave a snapshot whose children reset at restore (QEMU exited 0 after `cont`), while
- * stopped (full) captures never did. When the probe child does not come up, the snapshot is removed
- * and the capture is redone stopped; the result says so. FORKD_BRANCH_CHECK=off skips the probe.
+ * Under TCG, QEMU 7.2's live pre-copy has lost guest writes now and then (a snapshot whose children
+ * reset at restore), while stopped (full) captures never did (bench/README.md#live-branch-restore-probe).
+ * When the probe child does not come up, the snapshot is removed and the capture is redone
+ * stopped; the result says so. FORKD_BRANCH_CHECK=off skips the probe.
  */
 import { toForkdError } from '@forkd/protocol';
 import type { HomeLayout } from '../home/paths.js';
 import type { Platform } from '../platform.js';
 import { noProgress } from '../progress.js';
-import type { Sandbox } from '../sandbox/sandbox.js';
-import { spawnChildren } from '../sandbox/spawn.js';
-import { branchSandbox, type BranchOptions, type BranchResult } from './branch.js';
+import type { Sandbox } from './sandbox.js';
+import { spawnChildren } from './spawn.js';
+import { branchSandbox, type BranchOptions, type BranchResult } from '../snapshot/branch.js';
 
-export interface CheckedBranchResult extends BranchResult {
+export interface ProvenBranchResult extends BranchResult {
   /** The mode of the capture that was kept (full when a live capture failed its probe). */
   mode: BranchOptions['mode'];
   /** Why a live capture was replaced, when it was. */
   liveCaptureFailed: string | null;
 }
 
-export async function branchChecked(
+export async function branchProven(
   layout: HomeLayout,
   platform: Platform,
   sb: Sandbox,
@@ -28,7 +28,7 @@ export async function branchChecked(
   remove: (tag: string) => Promise<unknown>,
   /** Restores one child from the capture and throws if it does not answer (tests pass their own). */
   probe: (tag: string) => Promise<void> = (tag) => probeRestore(layout, platform, tag, opts),
-): Promise<CheckedBranchResult> {
+): Promise<ProvenBranchResult> {
   const onProgress = opts.onProgress ?? noProgress;
   const r = await branchSandbox(layout, sb, opts);
   if (opts.mode !== 'live' || process.env.FORKD_BRANCH_CHECK === 'off') return { ...r, mode: opts.mode, liveCaptureFailed: null };
@@ -46,6 +46,6 @@ export async function branchChecked(
 }
 
 async function probeRestore(layout: HomeLayout, platform: Platform, tag: string, opts: BranchOptions): Promise<void> {
-  const [child] = await spawnChildren(layout, platform, { tag, n: 1, readyTimeoutMs: 30_000, ...(opts.launcher ? { launcher: opts.launcher } : {}) });
+  const [child] = await spawnChildren(layout, platform, { tag, n: 1, readyTimeoutMs: 30_000, ...(opts.starter ? { starter: opts.starter } : {}) });
   await child!.kill();
 }

@@ -1,3 +1,4 @@
+import type net from 'node:net';
 import { ForkdError } from '@forkd/protocol';
 
 /**
@@ -49,4 +50,19 @@ export class LineFramer {
     if (s.endsWith('\r')) s = s.slice(0, -1);
     return s;
   }
+}
+
+/** Calls onLine for every line that arrives on sock; a line longer than maxLineBytes ends the connection. */
+export function readLines(sock: net.Socket, maxLineBytes: number, onLine: (line: string) => void): void {
+  const framer = new LineFramer(maxLineBytes);
+  sock.on('data', (d: Buffer) => {
+    let lines: string[];
+    try {
+      lines = framer.push(d);
+    } catch {
+      sock.destroy();
+      return;
+    }
+    for (const line of lines) onLine(line);
+  });
 }

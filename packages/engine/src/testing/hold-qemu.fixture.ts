@@ -3,11 +3,11 @@
  * -incoming, so it costs no CPU), prints {pid, dir} and idles until killed.
  */
 import path from 'node:path';
-import { createVmDir } from './dir.js';
-import { launchQemu } from '../qemu/process.js';
+import { createVmDir } from '../runtime/dir.js';
+import { startQemu } from '../qemu/start.js';
 
 const vmDir = await createVmDir('itest');
-const proc = await launchQemu(
+const { proc, qmp } = await startQemu(
   {
     name: `forkd-${vmDir.id}`,
     accel: 'tcg',
@@ -22,6 +22,7 @@ const proc = await launchQemu(
   },
   { runDir: vmDir.dir },
 );
+qmp.close();
 await vmDir.setQemuPid(proc.pid);
 process.stdout.write(`${JSON.stringify({ pid: proc.pid, dir: vmDir.dir })}\n`);
 setInterval(() => undefined, 1 << 30);

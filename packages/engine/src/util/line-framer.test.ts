@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { ForkdError } from '@forkd/protocol';
-import { LineFramer } from './framing.js';
+import { LineFramer } from './line-framer.js';
 
 /** Splits a buffer at the given (sorted, deduplicated) cut points. */
 function cut(buf: Buffer, cuts: number[]): Buffer[] {

@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { ForkdError } from '@forkd/protocol';
 import type { VmSpec } from '../qemu/args.js';
-import { directLauncher, type QemuLauncher, type QemuProcess } from '../qemu/launcher.js';
+import { directStarter, type QemuStarter, type QemuProcess } from '../qemu/start.js';
 import { startQemu } from '../qemu/start.js';
 import { QmpClient } from '../qmp/client.js';
 import { AgentClient } from '../agent-client/index.js';
@@ -12,7 +12,9 @@ export type VmSpecInput = Omit<VmSpec, 'name' | 'agentSocket' | 'qmpSocket' | 'c
 
 /**
  * One QEMU process with its run directory, QMP channel and agent channel. Owns everything in
- * its run directory and removes it on kill. QEMU runs with pdeathsig, so it dies with us.
+ * its run directory and removes it on kill. QEMU dies with its starter (pdeathsig): with the
+ * direct starter that is this process; under the daemon it is the keeper, which outlives a
+ * crashed daemon on purpose so a restarted one can adopt the VM.
  */
 export class Vm {
   private killed = false;
@@ -40,10 +42,10 @@ export class Vm {
     return path.join(this.vmDir.dir, 'console.log');
   }
 
-  /** Creates the run dir (prepare may add files such as the disk overlay), launches QEMU, connects QMP. */
-  static async launch(kind: string, spec: VmSpecInput, opts: { prepare?: (dir: string) => Promise<Partial<VmSpecInput>>; qmpTimeoutMs?: number; launcher?: QemuLauncher; id?: string } = {}): Promise<Vm> {
-    const launcher = opts.launcher ?? directLauncher;
-    const vmDir = await createVmDir(kind, await launcher.owner(), opts.id);
+  /** Creates the run dir (prepare may add files such as the disk overlay), starts QEMU, connects QMP. */
+  static async start(kind: string, spec: VmSpecInput, opts: { prepare?: (dir: string) => Promise<Partial<VmSpecInput>>; qmpTimeoutMs?: number; starter?: QemuStarter; id?: string } = {}): Promise<Vm> {
+    const starter = opts.starter ?? directStarter;
+    const vmDir = await createVmDir(kind, await starter.owner(), opts.id);
     let proc: QemuProcess | null = null;
     try {
       const extra = opts.prepare ? await opts.prepare(vmDir.dir) : {};
@@ -57,7 +59,7 @@ export class Vm {
       } as VmSpec;
       delete (full as { consoleLog?: boolean }).consoleLog;
       // startQemu waits for QMP's greeting, so any start failure carries QEMU's own stderr.
-      const started = await startQemu(full, { runDir: vmDir.dir, startTimeoutMs: opts.qmpTimeoutMs ?? 15_000, launcher });
+      const started = await startQemu(full, { runDir: vmDir.dir, startTimeoutMs: opts.qmpTimeoutMs ?? 15_000, starter });
       proc = started.proc;
       await vmDir.setQemuPid(proc.pid);
       return new Vm(vmDir, proc, started.qmp);
