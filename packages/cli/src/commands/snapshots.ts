@@ -4,7 +4,7 @@ import { bytes, printJson, progressPrinter, table } from '../output.js';
 export async function snapshotCreate(engine: Engine, o: { tag: string; recipe: string; memMib?: number; vcpus?: number; json?: boolean }): Promise<void> {
   const progress = progressPrinter(!o.json);
   try {
-    const m = await engine.createSnapshot({ tag: o.tag, recipe: o.recipe, ...(o.memMib !== undefined ? { memMib: o.memMib } : {}), ...(o.vcpus !== undefined ? { vcpus: o.vcpus } : {}), onProgress: progress.onProgress });
+    const { manifest: m } = await engine.createSnapshot({ tag: o.tag, recipe: o.recipe, ...(o.memMib !== undefined ? { memMib: o.memMib } : {}), ...(o.vcpus !== undefined ? { vcpus: o.vcpus } : {}), onProgress: progress.onProgress });
     progress.done();
     if (o.json) return printJson(m);
     process.stdout.write(

@@ -12,6 +12,7 @@ import { noProgress } from '../progress.js';
 import type { Sandbox } from '../sandbox/sandbox.js';
 import { spawnChildren } from '../sandbox/spawn.js';
 import { branchSandbox, type BranchOptions, type BranchResult } from './branch.js';
+import { SnapshotCatalog } from './catalog.js';
 
 export interface CheckedBranchResult extends BranchResult {
   /** The mode of the capture that was kept (full when a live capture failed its probe). */
@@ -25,7 +26,6 @@ export async function branchChecked(
   platform: Platform,
   sb: Sandbox,
   opts: BranchOptions,
-  remove: (tag: string) => Promise<unknown>,
   /** Restores one child from the capture and throws if it does not answer (tests pass their own). */
   probe: (tag: string) => Promise<void> = (tag) => probeRestore(layout, platform, tag, opts),
 ): Promise<CheckedBranchResult> {
@@ -39,7 +39,7 @@ export async function branchChecked(
   } catch (e) {
     const why = toForkdError(e).message;
     onProgress({ phase: 'branch', message: `the live capture did not restore (${why}); capturing again with the sandbox stopped` });
-    await remove(opts.tag);
+    await new SnapshotCatalog(layout).remove(opts.tag);
     const again = await branchSandbox(layout, sb, { ...opts, mode: 'full' });
     return { ...again, mode: 'full', liveCaptureFailed: why };
   }

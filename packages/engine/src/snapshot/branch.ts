@@ -26,7 +26,7 @@ import { type ProgressFn, noProgress } from '../progress.js';
 import { allocatedBytes, exists, fsyncPath, sha256File, writeFileAtomic } from '../util/fsx.js';
 import { nowMs, since } from '../sandbox/timing.js';
 import { MANIFEST_FILE, MANIFEST_VERSION, PAGE_SIZE, type SnapshotManifest } from './manifest.js';
-import { readSnapshot } from './store.js';
+import { readSnapshot, type SnapshotEntry } from './store.js';
 import { assembledPath, memoryFileFor, writeLayer } from './memory.js';
 import { shellQuote, waitMigration } from './create.js';
 
@@ -44,7 +44,7 @@ export interface BranchOptions {
 }
 
 export interface BranchResult {
-  manifest: SnapshotManifest;
+  snapshot: SnapshotEntry;
   /** How long the source's vCPUs were stopped (QEMU's STOP to RESUME events). */
   pauseMs: number;
   /** From the request to the source running again. */
@@ -142,7 +142,7 @@ export async function branchSandbox(layout: HomeLayout, sb: Sandbox, opts: Branc
     }
     await fsyncPath(layout.snapshots);
     onProgress({ phase: 'done', message: `branch ${tag}: ${changedPages} pages differ from ${parent.tag}`, fraction: 1 });
-    return { manifest, pauseMs, captureMs, totalMs: since(t0) };
+    return { snapshot: { tag, dir: snapshotDir(layout, tag), manifest }, pauseMs, captureMs, totalMs: since(t0) };
   } catch (e) {
     if (receiver) await receiver.kill();
     await fs.rm(staging, { recursive: true, force: true });

@@ -1,4 +1,4 @@
-/** Snapshot chains: ancestry checks, dependents, and compaction of a layer into a flat snapshot. */
+/** Snapshot chains: ancestry checks and compaction of a layer into a flat snapshot. */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { ForkdError, assertValidTag } from '@forkd/protocol';
@@ -9,7 +9,7 @@ import { type ProgressFn, noProgress } from '../progress.js';
 import { allocatedBytes, exists, fsyncPath, sha256File, writeFileAtomic } from '../util/fsx.js';
 import { nowMs, since } from '../sandbox/timing.js';
 import { MANIFEST_FILE, MANIFEST_VERSION, type SnapshotManifest } from './manifest.js';
-import { listSnapshots, readSnapshot, type SnapshotEntry } from './store.js';
+import { readSnapshot, type SnapshotEntry } from './store.js';
 import { memoryFileFor } from './memory.js';
 
 /** Root first. Throws FORKD_E_SNAPSHOT_INCOMPATIBLE for a missing ancestor or a cycle. */
@@ -35,29 +35,12 @@ export async function ancestors(layout: HomeLayout, entry: SnapshotEntry): Promi
   return out;
 }
 
-/** Every snapshot layered on tag, directly or not, leaves first (the order to delete them in). */
-export async function dependents(layout: HomeLayout, tag: string): Promise<string[]> {
-  const links = new Map((await listSnapshots(layout)).map((e) => [e.tag, e.manifest.parent_tag]));
-  const out: string[] = [];
-  const seen = new Set<string>([tag]);
-  const visit = (t: string): void => {
-    for (const [child, parent] of links) {
-      if (parent !== t || seen.has(child)) continue;
-      seen.add(child);
-      visit(child);
-      out.push(child);
-    }
-  };
-  visit(tag);
-  return out;
-}
-
 /**
  * Flattens a snapshot (a chain head) into a new self-contained one: its whole memory image, its
  * device state, and its disk chain merged into one layer over the base image. Equivalent state,
  * no parent.
  */
-export async function compactSnapshot(layout: HomeLayout, from: string, to: string, onProgress: ProgressFn = noProgress): Promise<SnapshotManifest> {
+export async function compactSnapshot(layout: HomeLayout, from: string, to: string, onProgress: ProgressFn = noProgress): Promise<SnapshotEntry> {
   assertValidTag(to);
   const src = await readSnapshot(layout, from);
   await ancestors(layout, src);
@@ -102,7 +85,7 @@ export async function compactSnapshot(layout: HomeLayout, from: string, to: stri
     }
     await fsyncPath(layout.snapshots);
     onProgress({ phase: 'done', message: `compacted ${from} into ${to}`, fraction: 1 });
-    return manifest;
+    return { tag: to, dir: finalDir, manifest };
   } catch (e) {
     await fs.rm(staging, { recursive: true, force: true });
     throw e;

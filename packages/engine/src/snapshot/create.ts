@@ -12,6 +12,7 @@ import { bootFromImage } from '../sandbox/boot.js';
 import { nowMs, since } from '../sandbox/timing.js';
 import { machineSignature } from './machine.js';
 import { MANIFEST_FILE, MANIFEST_VERSION, type SnapshotManifest } from './manifest.js';
+import type { SnapshotEntry } from './store.js';
 import type { Platform } from '../platform.js';
 import type { QemuLauncher } from '../qemu/launcher.js';
 
@@ -34,7 +35,7 @@ export const VCPU_RANGE = { min: 1, max: 8 } as const;
  * written in a staging directory that is renamed into place only when complete, so a crash
  * never leaves a snapshot that looks usable.
  */
-export async function createSnapshot(layout: HomeLayout, platform: Platform, opts: CreateSnapshotOptions): Promise<SnapshotManifest> {
+export async function createSnapshot(layout: HomeLayout, platform: Platform, opts: CreateSnapshotOptions): Promise<SnapshotEntry> {
   const onProgress = opts.onProgress ?? noProgress;
   const tag = assertValidTag(opts.tag);
   const recipe = opts.recipe;
@@ -120,7 +121,7 @@ export async function createSnapshot(layout: HomeLayout, platform: Platform, opt
     }
     await fsyncPath(layout.snapshots);
     onProgress({ phase: 'done', message: `snapshot ${tag} ready in ${(since(t0) / 1000).toFixed(1)} s`, fraction: 1 });
-    return manifest;
+    return { tag, dir: finalDir, manifest };
   } catch (e) {
     let err = e;
     if (vm) {
