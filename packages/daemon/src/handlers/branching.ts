@@ -34,14 +34,14 @@ export function branchingHandlers(s: DaemonServices): Pick<Handlers, BranchRoute
       const wait = body.wait !== false;
       // The 202 answer is shaped like the source; read it before anything is reserved.
       const source = wait ? null : await s.engine.getSnapshot(live.rec.snapshot_tag);
-      const r = await s.writes.produce({ tag, kind: 'branch', source: live.rec.snapshot_tag, wait }, async (progress) => snapshotView((await capture(live, tag, mode, progress)).snapshot, 0));
+      const r = await s.writes.produce({ tag, kind: 'branch', source: live.rec.snapshot_tag, sandbox: live.rec.id, wait }, async (progress) => snapshotView((await capture(live, tag, mode, progress)).snapshot, 0));
       if (r.waited) return { status: 201, body: r.result };
       return { status: 202, body: { ...writingView(r.writing, source!), job_id: r.job.id } };
     },
     async fork({ params, body }) {
       const live = s.sandboxes.get(params.id);
       const tag = defaultTag('fork', live.rec.id);
-      const r = await s.writes.produce({ tag, kind: 'branch', source: live.rec.snapshot_tag, wait: true }, (progress) => capture(live, tag, body.mode ?? 'live', progress));
+      const r = await s.writes.produce({ tag, kind: 'branch', source: live.rec.snapshot_tag, sandbox: live.rec.id, wait: true }, (progress) => capture(live, tag, body.mode ?? 'live', progress));
       const kids = await s.sandboxes.spawn({
         tag,
         n: body.count,

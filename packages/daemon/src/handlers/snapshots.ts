@@ -44,7 +44,7 @@ export function writingView(w: Writing, source: SnapshotEntry): z.output<typeof 
     status: w.status,
     bootable: false,
     parent_tag: w.kind === 'compact' ? null : source.tag,
-    branched_from: `${w.kind === 'branch' ? 'sandbox' : w.kind}:${w.source}`,
+    branched_from: w.sandbox !== null ? `sandbox:${w.sandbox}` : `${w.kind}:${w.source}`,
     pause_ms: null,
     memory_physical_bytes: 0,
     disk_physical_bytes: 0,

@@ -93,7 +93,7 @@ test('workspace suspend reserves its state tag: another write of that tag is ref
 
     const suspended = workspaces.suspend('w');
     await capturing;
-    assert.deepEqual(writes.list().map((x) => [x.tag, x.kind, x.source, x.status]), [['ws-w-s000001', 'branch', 'base', 'writing']]);
+    assert.deepEqual(writes.list().map((x) => [x.tag, x.kind, x.source, x.sandbox, x.status]), [['ws-w-s000001', 'branch', 'base', live.rec.id, 'writing']]);
     await assert.rejects(writes.produce({ tag: 'ws-w-s000001', kind: 'create', source: null, wait: true }, async () => 1), isCode('FORKD_E_SNAPSHOT_EXISTS'));
     release();
     const done = await suspended;

@@ -19,6 +19,8 @@ export interface Writing {
   kind: WriteKind;
   /** The snapshot the new one derives from (null for creations from a recipe). */
   source: string | null;
+  /** The sandbox captured (branches). */
+  sandbox: string | null;
   job: string | null;
   since: number;
   status: 'writing' | 'failed';
@@ -30,6 +32,7 @@ export interface WriteRequest {
   tag: string;
   kind: WriteKind;
   source: string | null;
+  sandbox?: string;
   /** true: run now and answer with the result; false: run as a job and answer at once. */
   wait: boolean;
 }
@@ -83,7 +86,7 @@ export class SnapshotWrites {
     if (exists) throw new ForkdError('FORKD_E_SNAPSHOT_EXISTS', `snapshot ${req.tag} already exists`, { tag: req.tag });
     inFlight();
     // Writing a tag again replaces a failed entry of it.
-    const w: Writing = { tag: req.tag, kind: req.kind, source: req.source, job: null, since: Date.now(), status: 'writing', error: null };
+    const w: Writing = { tag: req.tag, kind: req.kind, source: req.source, sandbox: req.sandbox ?? null, job: null, since: Date.now(), status: 'writing', error: null };
     this.writing.delete(req.tag);
     this.writing.set(req.tag, w);
     return w;

@@ -107,7 +107,7 @@ export class Workspaces {
     const live = this.sandboxes.get(w.sandbox_id);
     const seq = w.seq + 1;
     let tag = stateTag(name, seq);
-    await this.writes.produce({ tag, kind: 'branch', source: live.rec.snapshot_tag, wait: true }, () => this.captures.run(() => this.engine.branch(live.sb, { tag, mode: 'full' })));
+    await this.writes.produce({ tag, kind: 'branch', source: live.rec.snapshot_tag, sandbox: live.rec.id, wait: true }, () => this.captures.run(() => this.engine.branch(live.sb, { tag, mode: 'full' })));
     this.suspending.add(live.rec.id);
     try {
       await this.sandboxes.kill(live.rec.id);
