@@ -67,13 +67,15 @@ export function snapshotHandlers(s: DaemonServices): Pick<Handlers, SnapshotRout
       return { status: 200, body: [...all.map((e) => snapshotView(e, usage(e.tag))), ...writing] };
     },
     async getSnapshot({ params }) {
-      const e = await s.engine.getSnapshot(params.tag).catch(async (err: unknown) => {
+      try {
+        return { status: 200, body: snapshotView(await s.engine.getSnapshot(params.tag), usage(params.tag)) };
+      } catch (e) {
+        // Not on disk (yet): a write in flight, or a failed one, as listed.
         const w = s.writes.get(params.tag);
         const src = w?.source ? await s.engine.getSnapshot(w.source).catch(() => null) : null;
-        if (w && src) return { writing: writingView(w, src) };
-        throw err;
-      });
-      return { status: 200, body: 'writing' in e ? e.writing : snapshotView(e, usage(params.tag)) };
+        if (w && src) return { status: 200, body: writingView(w, src) };
+        throw e;
+      }
     },
     async snapshotInfo({ params }) {
       const { entry: e, ancestors, children } = await s.engine.snapshotDetail(params.tag);
