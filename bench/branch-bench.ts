@@ -50,7 +50,7 @@ try {
       const tag = `bench-br-${mode}-${i}`;
       await fresh(tag);
       const r = await engine.branch(src!, { tag, mode });
-      results[mode].push({ pauseMs: r.pauseMs, captureMs: r.captureMs, totalMs: r.totalMs, layerBytes: r.manifest.files.memory.physical_bytes + r.manifest.files.disk.physical_bytes });
+      results[mode].push({ pauseMs: r.pauseMs, captureMs: r.captureMs, totalMs: r.totalMs, layerBytes: r.snapshot.manifest.files.memory.physical_bytes + r.snapshot.manifest.files.disk.physical_bytes });
       log(`  ${mode} branch ${i + 1}/${BRANCHES}: pause ${r.pauseMs} ms, capture ${r.captureMs} ms, total ${r.totalMs} ms`);
       await engine.removeSnapshot(tag);
     }

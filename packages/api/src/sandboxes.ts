@@ -147,7 +147,7 @@ export const BranchBody = z.object({
   tag: Tag.optional(),
   /** full: paused for the whole capture. live: memory copied while the source runs; paused only for the last dirty pages and device state. diff: forkd's name for full (every branch is stored as a layer). */
   mode: z.enum(['full', 'live', 'diff']).optional(),
-  /** false: 202 with a job to poll. */
+  /** false: 202 with the snapshot in status "writing" and its job_id; GET /v1/snapshots shows when it is ready (or failed). */
   wait: z.boolean().optional(),
 }).strict();
 

@@ -1,14 +1,14 @@
 /** Snapshots: creation from recipes, listing, detail, deletion, chains (diff, compact), the tree. */
 import { z } from 'zod';
 import { CALL_TIMEOUT_SECS, LIMITS, MACHINE_LIMITS } from '@forkd/protocol';
-import { Tag, RecipeName, QueryBool, SandboxId } from './common.js';
+import { Tag, RecipeName, QueryBool, SandboxId, JobId } from './common.js';
 
 const { memMib, vcpus } = MACHINE_LIMITS;
 
 export const SnapshotInfo = z.object({
   tag: Tag,
   created_at_unix: z.number().int(),
-  /** forkd: writing (a branch still being captured), ready, failed. */
+  /** forkd: writing (still being captured), ready, failed (a background write that failed; warning says why). */
   status: z.enum(['writing', 'ready', 'failed']),
   bootable: z.boolean(),
   recipe: z.string().nullable(),
@@ -27,6 +27,13 @@ export const SnapshotInfo = z.object({
   live_sandboxes: z.number().int(),
   warning: z.string().nullable(),
 });
+
+/**
+ * forkd's answer to a branch with wait=false (202): the snapshot as listed while it is written
+ * (status "writing", not bootable), with the job to follow. GET /v1/snapshots then shows it as
+ * "writing", later "ready", or "failed" (with the error as warning) until the tag is reused or deleted.
+ */
+export const SnapshotWriting = SnapshotInfo.extend({ job_id: JobId });
 
 export const SnapshotInfoDetail = SnapshotInfo.extend({
   memory_logical_bytes: z.number(),

@@ -1,7 +1,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import { Controller, type Job, type SnapshotInfo } from '@forkd/sdk';
+import { Controller, type SnapshotInfo } from '@forkd/sdk';
 import { startTestDaemon, type TestDaemon } from './testing/daemon.js';
 
 let d: TestDaemon;
@@ -31,7 +31,7 @@ async function py(id: string, code: string): Promise<string | null> {
   return r.result;
 }
 
-test('branch over REST: 201 with the pause, children start at the branch; wait=false is a job and the tag is "writing" until done', async () => {
+test('branch over REST: 201 with the pause, children start at the branch; wait=false is 202 with the snapshot "writing", then listed ready', async () => {
   const [src] = await c.spawnSandboxes({ snapshot_tag: d.tag, n: 1 });
   await py(src!.id, "v = 'at-branch'");
   await c.exec(src!.id, { cmd: 'echo disk-at-branch > /root/b.txt' });
@@ -49,18 +49,22 @@ test('branch over REST: 201 with the pause, children start at the branch; wait=f
   await assert.rejects(c.branchSandbox(src!.id, { tag: d.tag }), (e) => codeOf(e) === 'FORKD_E_SNAPSHOT_EXISTS');
   await assert.rejects(c.branchSandbox('sb-0123456789abcdef', {}), (e) => codeOf(e) === 'FORKD_E_SANDBOX_NOT_FOUND');
   await assert.rejects(c.branchSandbox(src!.id, { tag: '../x' }), (e) => codeOf(e) === 'FORKD_E_INVALID_ARGUMENT');
-  const job = (await c.branchSandbox(src!.id, { tag: tag('b2'), mode: 'full', wait: false })) as Job;
-  assert.equal(job.kind, 'snapshot.branch');
+  // wait=false: 202 at once with the snapshot as forkd lists it while it is written, and its job.
+  const pending = await c.branchSandbox(src!.id, { tag: tag('b2'), mode: 'full', wait: false });
+  assert.ok('job_id' in pending, `a no-wait branch answered ${JSON.stringify(pending)}`);
+  assert.deepEqual([pending.tag, pending.status, pending.bootable, pending.parent_tag, pending.branched_from], [tag('b2'), 'writing', false, d.tag, `sandbox:${src!.id}`]);
+  assert.equal((await c.getJob(pending.job_id)).kind, 'snapshot.branch');
   const listed = await c.listSnapshots();
   const writing = listed.find((s) => s.tag === tag('b2'));
-  if (writing) {
+  if (writing?.status === 'writing') {
     // Still being written: listed, not bootable, spawning from it is a conflict.
-    assert.equal(writing.status, 'writing');
     assert.equal(writing.bootable, false);
     await assert.rejects(c.spawnSandboxes({ snapshot_tag: tag('b2'), n: 1 }), (e) => codeOf(e) === 'FORKD_E_CONFLICT');
   }
-  const done = (await c.waitJob(job.id, { pollMs: 100 })) as SnapshotInfo;
+  const done = (await c.waitJob(pending.job_id, { pollMs: 100 })) as SnapshotInfo;
   assert.equal(done.tag, tag('b2'));
+  assert.deepEqual((await c.listSnapshots()).filter((s) => s.tag === tag('b2')).map((s) => [s.status, s.bootable]), [['ready', true]]);
+  assert.equal((await c.getSnapshot(tag('b2'))).status, 'ready');
   const [k2] = await c.spawnSandboxes({ snapshot_tag: tag('b2'), n: 1 });
   assert.equal(await py(k2!.id, 'v'), "'later'");
 });

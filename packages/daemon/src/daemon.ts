@@ -135,11 +135,12 @@ export class Daemon {
     const restored = await registry.restore(inherited);
     if (restored.adopted.length || restored.reaped.length) log.info(restored, 'sandboxes from the previous daemon');
     const captures = new CaptureSlots(o.maxConcurrentBranches ?? 2);
-    const workspaces = new Workspaces(engine, journal, registry, captures, log);
+    const writes = new SnapshotWrites(engine, jobs);
+    const workspaces = new Workspaces(engine, journal, registry, writes, captures, log);
     await workspaces.reconcile();
     registry.onEnded = (rec, reason) => workspaces.sandboxEnded(rec.id, reason);
     await engine.cleanup().catch((e: unknown) => log.warn({ err: String(e) }, 'cleanup of stale VM files failed'));
-    const services: DaemonServices = { engine, journal, sandboxes: registry, jobs, metrics, log, writes: new SnapshotWrites(engine), captures, workspaces };
+    const services: DaemonServices = { engine, journal, sandboxes: registry, jobs, metrics, log, writes, captures, workspaces };
 
     const audit = new AuditLog(o.auditLog === null ? null : path.resolve(o.auditLog ?? path.join(engine.layout.root, 'daemon', 'audit.log')));
     let daemon: Daemon | null = null;

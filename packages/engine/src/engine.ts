@@ -3,7 +3,7 @@ import { Platform, type AccelRequest } from './platform.js';
 import { loadRecipe, loadRecipeByName, type Recipe } from './recipe/recipe.js';
 import { ensureImage, listImages } from './image/build.js';
 import { createSnapshot } from './snapshot/create.js';
-import { listSnapshots, readSnapshot, removeSnapshot } from './snapshot/store.js';
+import { SnapshotCatalog } from './snapshot/catalog.js';
 import { spawnChildren, type SpawnOptions } from './sandbox/spawn.js';
 import { runDoctor } from './doctor.js';
 import { bootFromImage } from './vm/boot.js';
@@ -13,14 +13,11 @@ import type { QemuStarter } from './qemu/start.js';
 import { KeeperClient, type KeeperAttachOptions, type KeeperVmT } from './keeper/index.js';
 import { Vm } from './vm/vm.js';
 import { Sandbox, type SandboxTimings } from './sandbox/sandbox.js';
-import { promises as fs } from 'node:fs';
 import { ForkdError, assertValidTag } from '@forkd/protocol';
 import { branchSandbox, type BranchMode } from './snapshot/branch.js';
 import { branchProven } from './sandbox/branch-proven.js';
-import { ancestors, dependents } from './snapshot/chain.js';
 import { compactSnapshot } from './snapshot/compact.js';
-import { assembledPath, pruneMemoryCache } from './snapshot/memory.js';
-import { isLayer } from './snapshot/manifest.js';
+import { pruneMemoryCache } from './snapshot/memory.js';
 
 /** What a daemon recorded about a sandbox, enough to take it over after a restart. */
 export interface AdoptRecord {
@@ -47,11 +44,14 @@ export interface EngineOptions {
 export class Engine {
   readonly layout: HomeLayout;
   readonly platform: Platform;
+  /** Listing, reading, chains and removal of snapshots. */
+  readonly snapshots: SnapshotCatalog;
   /** Set by attachKeeper: VMs then outlive this process for the keeper's grace period. */
   private keeper: KeeperClient | null = null;
 
   constructor(opts: EngineOptions = {}) {
     this.layout = homeLayout(opts.home, opts.snapshotRoot);
+    this.snapshots = new SnapshotCatalog(this.layout);
     this.platform = new Platform(this.layout, { ...(opts.kernel ? { kernel: opts.kernel } : {}), ...(opts.accel ? { accel: opts.accel } : {}) });
   }
 
@@ -75,44 +75,41 @@ export class Engine {
   }
 
   listSnapshots() {
-    return listSnapshots(this.layout);
+    return this.snapshots.list();
   }
 
   getSnapshot(tag: string) {
-    return readSnapshot(this.layout, tag);
+    return this.snapshots.read(tag);
   }
 
   /** Removes a snapshot; one with layers on it only with cascade (they go first, leaves first). */
-  async removeSnapshot(tag: string, opts: { cascade?: boolean } = {}): Promise<string[]> {
-    await readSnapshot(this.layout, tag).catch(async (e: unknown) => {
-      // A directory without a valid manifest is still removable (a damaged snapshot).
-      if (!(e instanceof ForkdError) || e.code === 'FORKD_E_SNAPSHOT_NOT_FOUND') throw e;
-    });
-    const deps = await dependents(this.layout, tag);
-    if (deps.length > 0 && !opts.cascade) {
-      throw new ForkdError('FORKD_E_HAS_DEPENDENTS', `snapshot ${tag} has layers on it: ${deps.join(', ')} (remove them first, or cascade)`, { dependents: deps });
-    }
-    for (const t of [...deps, tag]) {
-      const m = await readSnapshot(this.layout, t).then((e) => e.manifest, () => null);
-      await removeSnapshot(this.layout, t);
-      if (m && isLayer(m)) await fs.rm(assembledPath(this.layout, m), { force: true });
-    }
-    return [...deps, tag];
+  removeSnapshot(tag: string, opts: { cascade?: boolean } = {}): Promise<string[]> {
+    return this.snapshots.remove(tag, opts);
   }
 
   /** Snapshots layered on tag (directly or not), leaves first. */
   dependents(tag: string) {
-    return dependents(this.layout, tag);
+    return this.snapshots.dependents(tag);
   }
 
   /** Root first; throws FORKD_E_SNAPSHOT_INCOMPATIBLE when the chain is broken. */
-  async ancestors(tag: string): Promise<string[]> {
-    return (await ancestors(this.layout, await readSnapshot(this.layout, tag))).map((e) => e.tag);
+  ancestors(tag: string): Promise<string[]> {
+    return this.snapshots.ancestors(tag);
+  }
+
+  /** A snapshot with its chain (root first) and the layers made directly on it. */
+  snapshotDetail(tag: string) {
+    return this.snapshots.detail(tag);
+  }
+
+  /** Every snapshot as a forest of layers under their parents. */
+  snapshotTree() {
+    return this.snapshots.tree();
   }
 
   /** Captures a running sandbox as a snapshot layer; the sandbox keeps running. A live capture is proven by a restore. */
   branch(sb: Sandbox, opts: { tag: string; mode?: BranchMode; onProgress?: ProgressFn; downtimeLimitMs?: number }) {
-    return branchProven(this.layout, this.platform, sb, { ...opts, mode: opts.mode ?? 'live', ...this.starterOpt() }, (tag) => this.removeSnapshot(tag));
+    return branchProven(this.layout, this.platform, sb, { ...opts, mode: opts.mode ?? 'live', ...this.starterOpt() });
   }
 
   /**
@@ -122,7 +119,7 @@ export class Engine {
   async diffSnapshot(opts: { from: string; to: string; cmd: string; timeoutMs?: number; onProgress?: ProgressFn }) {
     const onProgress = opts.onProgress ?? (() => undefined);
     assertValidTag(opts.to);
-    if (await readSnapshot(this.layout, opts.to).then(() => true, () => false)) throw new ForkdError('FORKD_E_SNAPSHOT_EXISTS', `snapshot ${opts.to} already exists`, { tag: opts.to });
+    if (await this.snapshots.read(opts.to).then(() => true, () => false)) throw new ForkdError('FORKD_E_SNAPSHOT_EXISTS', `snapshot ${opts.to} already exists`, { tag: opts.to });
     onProgress({ phase: 'diff', message: `starting a child of ${opts.from}` });
     const [child] = await this.spawn({ tag: opts.from, n: 1 });
     try {
@@ -132,7 +129,7 @@ export class Engine {
       if (r.exit_code !== 0) {
         throw new ForkdError('FORKD_E_COMMAND_FAILED', `the command ${r.timed_out ? 'timed out' : r.error ? `failed: ${r.error}` : `exited with ${r.exit_code}`}; no layer was made. stderr: ${r.stderr.slice(-2000)}`, { exit_code: r.exit_code, stdout: r.stdout.slice(-2000), stderr: r.stderr.slice(-2000) });
       }
-      return await branchSandbox(this.layout, child!, { tag: opts.to, mode: 'full', origin: { kind: 'diff', source: opts.from }, onProgress, ...this.starterOpt() });
+      return (await branchSandbox(this.layout, child!, { tag: opts.to, mode: 'full', origin: { kind: 'diff', source: opts.from }, onProgress, ...this.starterOpt() })).snapshot;
     } finally {
       await child!.kill();
     }
@@ -234,7 +231,7 @@ export class Engine {
   /** Kills VMs and removes files dead owners left behind, and assembled memory images of deleted snapshots. */
   async cleanup(opts: { dryRun?: boolean } = {}) {
     const report = await cleanupStale({ dryRun: opts.dryRun ?? false, snapshotsDir: this.layout.snapshots });
-    const live = (await listSnapshots(this.layout)).map((e) => e.manifest);
+    const live = (await this.snapshots.list()).map((e) => e.manifest);
     report.removed.push(...(await pruneMemoryCache(this.layout, live, opts.dryRun ?? false)));
     return report;
   }

@@ -7,6 +7,7 @@ export type { SnapshotManifest } from './snapshot/manifest.js';
 export { isLayer } from './snapshot/manifest.js';
 export type { BranchMode, BranchResult } from './snapshot/branch.js';
 export type { SnapshotEntry } from './snapshot/store.js';
+export type { SnapshotDetail, SnapshotTreeNode } from './snapshot/catalog.js';
 export type { Recipe } from './recipe/recipe.js';
 export { listRecipeNames, loadRecipe, parseRecipe } from './recipe/recipe.js';
 export type { ImageInfo } from './image/build.js';

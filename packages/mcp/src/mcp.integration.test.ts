@@ -152,7 +152,9 @@ test('branch, fork, snapshot info and tree, delete with dependents and in use', 
   assert.equal((await ok('get_sandbox', { sandbox_id: src.id })).status, 'running', 'the source runs on');
 
   // A layer on the layer: b2 from the child of b1.
-  const job = await ok('branch_sandbox', { sandbox_id: k.id, tag: `${run}-b2`, wait: false });
+  const pending = await ok('branch_sandbox', { sandbox_id: k.id, tag: `${run}-b2`, wait: false });
+  assert.equal(pending.status, 'writing');
+  const job = await ok('get_job', { job_id: pending.job_id });
   assert.equal(job.kind, 'snapshot.branch');
   let done = job;
   for (let i = 0; i < 600 && done.status !== 'succeeded' && done.status !== 'failed'; i++) {

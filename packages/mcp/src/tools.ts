@@ -101,7 +101,7 @@ export const tools: AnyTool[] = [
   }),
   def('get_job', { description: 'A long-running job (snapshot creation, branch with wait=false): status, progress, result or error.', readOnly: true, run: (a, { ctl }) => ctl.getJob(a.job_id) }),
   def('branch_sandbox', {
-    description: 'Capture a running sandbox (memory, devices, disk) as a new snapshot layer on its snapshot; the sandbox keeps running. Returns the snapshot (with pause_ms), or a job with wait=false. Spawn from its tag to continue from that instant.',
+    description: 'Capture a running sandbox (memory, devices, disk) as a new snapshot layer on its snapshot; the sandbox keeps running. Returns the snapshot (with pause_ms), or with wait=false the snapshot in status "writing" and its job_id (poll get_job). Spawn from its tag to continue from that instant.',
     run: (a, { ctl }) => {
       const { sandbox_id, ...body } = a;
       return ctl.branchSandbox(sandbox_id, body);

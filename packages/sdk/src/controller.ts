@@ -13,6 +13,8 @@ export type SnapshotInfo = ResponseOf<'getSnapshot'>;
 export type SnapshotInfoDetail = ResponseOf<'snapshotInfo'>;
 export type SandboxInfo = ResponseOf<'getSandbox'>;
 export type Job = ResponseOf<'getJob'>;
+/** A branch with wait=false: the snapshot in status "writing" and the job writing it. */
+export type SnapshotWriting = Extract<ResponseOf<'branch'>, { job_id: string }>;
 export type ExecResult = ResponseOf<'exec'>;
 export type EvalResult = ResponseOf<'eval'>;
 export type ProcessInfo = ResponseOf<'startProcess'>;
@@ -130,7 +132,8 @@ export class Controller {
   eval(id: string, body: BodyOf<'eval'>, signal?: AbortSignal) {
     return this.call('eval', { params: { id }, body, timeoutMs: (body.timeout_secs ?? CALL_TIMEOUT_SECS.eval) * 1000 + MARGIN_MS, ...(signal ? { signal } : {}) });
   }
-  branchSandbox(id: string, body: BodyOf<'branch'> = {}) { return this.call('branch', { params: { id }, body, timeoutMs: 3_600_000 }) as Promise<SnapshotInfo | Job>; }
+  /** The SnapshotInfo, or with wait=false the snapshot in status "writing" with its job_id (see waitJob, listSnapshots). */
+  branchSandbox(id: string, body: BodyOf<'branch'> = {}) { return this.call('branch', { params: { id }, body, timeoutMs: 3_600_000 }) as Promise<SnapshotInfo | SnapshotWriting>; }
   forkSandbox(id: string, body: BodyOf<'fork'> = {}) { return this.call('fork', { params: { id }, body, timeoutMs: 3_600_000 }); }
 
   // Background processes

@@ -4,7 +4,7 @@
  * typed SDK errors (ForkdSdkError subclasses with a FORKD_E_* code).
  */
 import { CALL_TIMEOUT_SECS, CLIENT_DEFAULTS } from '@forkd/protocol';
-import { Controller, type EvalResult, type Job, type SandboxInfo as WireSandboxInfo, type SnapshotInfo } from './controller.js';
+import { Controller, type EvalResult, type SandboxInfo as WireSandboxInfo, type SnapshotInfo } from './controller.js';
 import { ConflictError, ForkdSdkError, NotFoundError, SandboxError, errorFor } from './errors.js';
 import { guard } from './guard.js';
 import { timeoutSecs } from './command-result.js';
@@ -77,10 +77,6 @@ function controllerFor(o: SandboxConnectionOpts = {}): Controller {
     // new URL() throws a bare TypeError for a malformed url (or FORKD_URL).
     throw e instanceof ForkdSdkError ? e : errorFor('FORKD_E_INVALID_ARGUMENT', `invalid daemon address: ${e instanceof Error ? e.message : String(e)}`);
   }
-}
-
-function isJob(v: SnapshotInfo | Job): v is Job {
-  return typeof (v as Job).kind === 'string' && typeof (v as Job).id === 'string' && (v as Job).id.startsWith('job-');
 }
 
 export class Sandbox {
@@ -271,7 +267,8 @@ export class Sandbox {
   createSnapshot(opts: { name?: string; mode?: 'full' | 'live' } = {}): Promise<SandboxSnapshot> {
     return guard(async () => {
       const r = await this.controller.branchSandbox(this.sandboxId, { ...(opts.name ? { tag: opts.name } : {}), ...(opts.mode ? { mode: opts.mode } : {}), wait: true });
-      const info = isJob(r) ? ((await this.controller.waitJob(r.id)) as SnapshotInfo) : r;
+      // Asked with wait=true, so the finished snapshot; a "writing" answer is followed to its end.
+      const info = 'job_id' in r ? ((await this.controller.waitJob(r.job_id)) as SnapshotInfo) : r;
       return { snapshotId: info.tag, names: [info.tag], info };
     });
   }

@@ -233,7 +233,9 @@ class Controller:
         return self.call("POST", f"/v1/sandboxes/{quote_param(sandbox_id)}/eval", body=body, timeout=timeout_secs + MARGIN_SECS)
 
     def branch_sandbox(self, sandbox_id: str, *, tag: Optional[str] = None, mode: Optional[str] = None, wait: Optional[bool] = None) -> JSON:
-        """Captures a running sandbox as a snapshot layer: a SnapshotInfo, or a Job when wait=False."""
+        """Captures a running sandbox as a snapshot layer: a SnapshotInfo. With wait=False the
+        answer comes at once: the SnapshotInfo in status "writing" plus its ``job_id`` (see
+        wait_job); list_snapshots shows it "ready", or "failed", when the job ends."""
         return self.call("POST", f"/v1/sandboxes/{quote_param(sandbox_id)}/branch", body=_drop_none({"tag": tag, "mode": mode, "wait": wait}), timeout=LONG_SECS)
 
     def fork_sandbox(self, sandbox_id: str, count: int = 1, *, timeout_ms: Optional[int] = None, mode: Optional[str] = None, metadata: Optional[Mapping[str, str]] = None) -> JSON:

@@ -239,10 +239,6 @@ def _lifetime_ms(timeout: Optional[float], timeout_ms: Optional[int]) -> Optiona
     return int(timeout * 1000) if timeout > 0 else None
 
 
-def _is_job(v: Any) -> bool:
-    return isinstance(v, dict) and "progress" in v and str(v.get("id", "")).startswith("job-")
-
-
 # -- commands --------------------------------------------------------------------------------
 
 
@@ -694,8 +690,8 @@ class Sandbox:
         boots the captured state.
         """
         r = self._ctl.branch_sandbox(self.sandbox_id, tag=name, mode=mode)
-        if _is_job(r):
-            r = self._ctl.wait_job(r["id"])
+        if isinstance(r, dict) and r.get("job_id"):  # still being written: follow its job
+            r = self._ctl.wait_job(r["job_id"])
         if not isinstance(r, dict) or "tag" not in r:
             raise error_for("FORKD_E_INTERNAL", f"the daemon answered a branch with {r!r}")
         return SnapshotInfo(snapshot_id=r["tag"], names=[r["tag"]], raw=r)

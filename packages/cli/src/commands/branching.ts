@@ -11,12 +11,7 @@ function isJob(v: unknown): v is Job {
 }
 
 /** Prints a snapshot result, or follows a job with a progress line until it ends. */
-async function snapshotResult(c: Controller, r: SnapshotInfo | Job, o: { json?: boolean; wait?: boolean }, verb: string): Promise<void> {
-  if (isJob(r) && o.wait === false) {
-    if (o.json) return printJson(r);
-    process.stdout.write(`${verb}: job ${r.id} started (forkd job ${r.id})\n`);
-    return;
-  }
+async function snapshotResult(c: Controller, r: SnapshotInfo | Job, o: { json?: boolean }, verb: string): Promise<void> {
   let info = r as SnapshotInfo;
   if (isJob(r)) {
     const progress = progressPrinter(!o.json);
@@ -36,6 +31,12 @@ export async function branchCmd(c: Controller, id: string, o: { tag?: string; mo
   try {
     const r = await c.branchSandbox(id, { ...(o.tag ? { tag: o.tag } : {}), ...(o.mode ? { mode: o.mode } : {}), wait: o.wait });
     progress.done();
+    if ('job_id' in r) {
+      // --no-wait: the snapshot is listed as "writing" until the job ends.
+      if (o.json) return printJson(r);
+      process.stdout.write(`branched: snapshot ${r.tag} is being written: job ${r.job_id} started (forkd job ${r.job_id})\n`);
+      return;
+    }
     await snapshotResult(c, r, o, 'branched');
   } finally {
     progress.done();
@@ -44,12 +45,12 @@ export async function branchCmd(c: Controller, id: string, o: { tag?: string; mo
 
 export async function diffCmd(c: Controller, o: { from: string; tag: string; exec: string; timeoutSecs: number; json?: boolean }): Promise<void> {
   const r = await c.diffSnapshot(o.from, { to: o.tag, cmd: o.exec, timeout_secs: o.timeoutSecs, wait: false });
-  await snapshotResult(c, r, { ...o, wait: true }, 'diff');
+  await snapshotResult(c, r, o, 'diff');
 }
 
 export async function compactCmd(c: Controller, o: { from: string; to: string; json?: boolean }): Promise<void> {
   const r = await c.compactSnapshot(o.from, { to: o.to, wait: false });
-  await snapshotResult(c, r, { ...o, wait: true }, 'compacted');
+  await snapshotResult(c, r, o, 'compacted');
 }
 
 export async function rmiCmd(c: Controller, tags: string[], o: { cascade?: boolean; force?: boolean; json?: boolean }): Promise<number> {

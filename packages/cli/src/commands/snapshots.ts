@@ -24,7 +24,7 @@ export type CreateSnapshotFields = Omit<BodyOf<'createSnapshot'>, 'wait'>;
 export async function snapshotCreateLocal(engine: Engine, o: CreateSnapshotFields & { json?: boolean }): Promise<void> {
   const progress = progressPrinter(!o.json);
   try {
-    const m = await engine.createSnapshot({ tag: o.tag, recipe: o.recipe, ...(o.mem_mib !== undefined ? { memMib: o.mem_mib } : {}), ...(o.vcpus !== undefined ? { vcpus: o.vcpus } : {}), onProgress: progress.onProgress });
+    const { manifest: m } = await engine.createSnapshot({ tag: o.tag, recipe: o.recipe, ...(o.mem_mib !== undefined ? { memMib: o.mem_mib } : {}), ...(o.vcpus !== undefined ? { vcpus: o.vcpus } : {}), onProgress: progress.onProgress });
     progress.done();
     if (o.json) return printJson(m);
     printCreated({

@@ -1,10 +1,11 @@
-/** Snapshots: list, get, detail, create (as a job), delete (dependents, live users), tree; jobs. */
+/** Snapshots: list (with writes in flight), get, detail, create, delete (dependents, live users), tree; jobs. */
 import type { z } from 'zod';
 import { ForkdError } from '@forkd/protocol';
-import { checkMachineSize, type SnapshotEntry } from '@forkd/engine';
+import { checkMachineSize, type SnapshotEntry, type SnapshotTreeNode } from '@forkd/engine';
 import type { SnapshotInfo, SnapshotInfoDetail, TreeNodeT } from '@forkd/api';
 import type { Handlers } from '../http/register.js';
 import type { DaemonServices } from './context.js';
+import type { Writing } from '../snapshots/writes.js';
 
 type SnapshotRoutes = 'listSnapshots' | 'getSnapshot' | 'snapshotInfo' | 'createSnapshot' | 'deleteSnapshot' | 'snapshotTree' | 'getJob';
 
@@ -31,34 +32,24 @@ export function snapshotView(e: SnapshotEntry, liveSandboxes: number): z.output<
   };
 }
 
-/** Parent links of every snapshot: tag -> parent tag (or null). */
-function parents(all: SnapshotEntry[]): Map<string, string | null> {
-  return new Map(all.map((e) => [e.tag, e.manifest.parent_tag]));
-}
-
-export function ancestorsOf(tag: string, links: Map<string, string | null>): string[] {
-  const out: string[] = [];
-  const seen = new Set([tag]);
-  for (let p = links.get(tag) ?? null; p !== null; p = links.get(p) ?? null) {
-    if (seen.has(p)) throw new ForkdError('FORKD_E_SNAPSHOT_INCOMPATIBLE', `snapshot chain of ${tag} has a cycle at ${p}`);
-    if (!links.has(p)) throw new ForkdError('FORKD_E_SNAPSHOT_INCOMPATIBLE', `snapshot ${tag} depends on ${p}, which is missing`, { missing: p });
-    seen.add(p);
-    out.unshift(p);
-  }
-  return out;
-}
-
-/** Every snapshot layered (directly or not) on tag, leaves first. */
-export function dependentsOf(tag: string, links: Map<string, string | null>): string[] {
-  const out: string[] = [];
-  const visit = (t: string): void => {
-    for (const [child, parent] of links) if (parent === t) {
-      visit(child);
-      out.push(child);
-    }
+/**
+ * A snapshot still being written, or whose background write failed, as listed: shaped like its
+ * source (machine, language), not bootable, no files yet.
+ */
+export function writingView(w: Writing, source: SnapshotEntry): z.output<typeof SnapshotInfo> {
+  return {
+    ...snapshotView(source, 0),
+    tag: w.tag,
+    created_at_unix: Math.floor(w.since / 1000),
+    status: w.status,
+    bootable: false,
+    parent_tag: w.kind === 'compact' ? null : source.tag,
+    branched_from: w.sandbox !== null ? `sandbox:${w.sandbox}` : `${w.kind}:${w.source}`,
+    pause_ms: null,
+    memory_physical_bytes: 0,
+    disk_physical_bytes: 0,
+    warning: w.status === 'failed' ? `the write failed: ${w.error}` : w.job ? `being written by ${w.job}` : 'being written',
   };
-  visit(tag);
-  return out;
 }
 
 export function snapshotHandlers(s: DaemonServices): Pick<Handlers, SnapshotRoutes> {
@@ -67,23 +58,28 @@ export function snapshotHandlers(s: DaemonServices): Pick<Handlers, SnapshotRout
     async listSnapshots() {
       const all = await s.engine.listSnapshots();
       const byTag = new Map(all.map((e) => [e.tag, e]));
-      // forkd lists captures in flight as "writing" (not bootable), shaped like their source.
+      // Captures in flight ("writing") and failed background writes, shaped like their source;
+      // creations from a recipe have no source to shape them and are followed by their job.
       const writing = s.writes.list().flatMap((w) => {
         const src = w.source ? byTag.get(w.source) : undefined;
-        if (!src || byTag.has(w.tag)) return [];
-        return [{ ...snapshotView(src, 0), tag: w.tag, created_at_unix: Math.floor(w.since / 1000), status: 'writing' as const, bootable: false, parent_tag: w.kind === 'compact' ? null : src.tag, branched_from: `${w.kind === 'branch' ? 'sandbox' : w.kind}:${w.source}`, pause_ms: null, memory_physical_bytes: 0, disk_physical_bytes: 0, warning: w.job ? `being written by ${w.job}` : 'being written' }];
+        return src && !byTag.has(w.tag) ? [writingView(w, src)] : [];
       });
       return { status: 200, body: [...all.map((e) => snapshotView(e, usage(e.tag))), ...writing] };
     },
     async getSnapshot({ params }) {
-      return { status: 200, body: snapshotView(await s.engine.getSnapshot(params.tag), usage(params.tag)) };
+      try {
+        return { status: 200, body: snapshotView(await s.engine.getSnapshot(params.tag), usage(params.tag)) };
+      } catch (e) {
+        // Not on disk (yet): a write in flight, or a failed one, as listed.
+        const w = s.writes.get(params.tag);
+        const src = w?.source ? await s.engine.getSnapshot(w.source).catch(() => null) : null;
+        if (w && src) return { status: 200, body: writingView(w, src) };
+        throw e;
+      }
     },
     async snapshotInfo({ params }) {
-      const e = await s.engine.getSnapshot(params.tag);
-      const all = await s.engine.listSnapshots();
-      const links = parents(all);
+      const { entry: e, ancestors, children } = await s.engine.snapshotDetail(params.tag);
       const m = e.manifest;
-      const layer = m.files.memory.physical_bytes + m.files.disk.physical_bytes;
       const detail: z.output<typeof SnapshotInfoDetail> = {
         ...snapshotView(e, usage(e.tag)),
         memory_logical_bytes: m.files.memory.logical_bytes,
@@ -91,10 +87,10 @@ export function snapshotHandlers(s: DaemonServices): Pick<Handlers, SnapshotRout
         qemu_version: m.qemu.version,
         kernel_version: m.kernel.version,
         image_key: m.image.key,
-        chain_depth: ancestorsOf(e.tag, links).length,
-        ancestors: ancestorsOf(e.tag, links),
-        dependents: dependentsOf(e.tag, links).filter((t) => links.get(t) === e.tag),
-        layer_physical_bytes: layer,
+        chain_depth: ancestors.length,
+        ancestors,
+        dependents: children,
+        layer_physical_bytes: m.files.memory.physical_bytes + m.files.disk.physical_bytes,
         logical_bytes: m.files.memory.logical_bytes + m.files.disk.physical_bytes,
         timings: m.timings as Record<string, number>,
       };
@@ -105,26 +101,14 @@ export function snapshotHandlers(s: DaemonServices): Pick<Handlers, SnapshotRout
       const mem = body.mem_mib ?? recipe.default_mem_mib;
       // The engine's own check, made before the job is queued so a refusal is a 400, not a failed job.
       checkMachineSize(recipe, mem, body.vcpus ?? 1);
-      await s.writes.reserve({ tag: body.tag, kind: 'create', source: null });
-      let started;
-      try {
-        started = await s.jobs.start('snapshot.create', async (progress) => {
-          try {
-            await s.engine.createSnapshot({ tag: body.tag, recipe, memMib: mem, ...(body.vcpus ? { vcpus: body.vcpus } : {}), onProgress: progress });
-            return snapshotView(await s.engine.getSnapshot(body.tag), 0);
-          } finally {
-            s.writes.release(body.tag);
-          }
-        }, { describe: (v) => v });
-      } catch (e) {
-        s.writes.release(body.tag);
-        throw e;
-      }
-      s.writes.setJob(body.tag, started.job.id);
-      if (!body.wait) return { status: 202, body: started.job };
-      return { status: 201, body: await started.done };
+      const r = await s.writes.produce({ tag: body.tag, kind: 'create', source: null, wait: body.wait === true }, async (progress) => {
+        const made = await s.engine.createSnapshot({ tag: body.tag, recipe, memMib: mem, ...(body.vcpus ? { vcpus: body.vcpus } : {}), onProgress: progress });
+        return snapshotView(made, 0);
+      });
+      return r.waited ? { status: 201, body: r.result } : { status: 202, body: r.job };
     },
     async deleteSnapshot({ params, query }) {
+      if (s.writes.forgetFailed(params.tag)) return { status: 204 };
       await s.engine.getSnapshot(params.tag);
       // Without cascade, a snapshot with layers on it is refused by engine.removeSnapshot (FORKD_E_HAS_DEPENDENTS).
       const doomed = query.cascade ? [...await s.engine.dependents(params.tag), params.tag] : [params.tag];
@@ -132,27 +116,20 @@ export function snapshotHandlers(s: DaemonServices): Pick<Handlers, SnapshotRout
       if (users.length > 0 && !query.force) {
         throw new ForkdError('FORKD_E_IN_USE', `sandboxes run from ${doomed.join(', ')}: ${users.join(', ')} (kill them first, or force=true)`, { sandboxes: users });
       }
-      const busy = s.writes.list().filter((w) => w.source !== null && doomed.includes(w.source));
+      const busy = s.writes.list().filter((w) => w.status === 'writing' && w.source !== null && doomed.includes(w.source));
       if (busy.length > 0) throw new ForkdError('FORKD_E_IN_USE', `snapshots are being written from ${params.tag}: ${busy.map((w) => w.tag).join(', ')}`);
       await s.engine.removeSnapshot(params.tag, { cascade: query.cascade ?? false });
       return { status: 204 };
     },
     async snapshotTree() {
-      const all = await s.engine.listSnapshots();
-      const byParent = new Map<string | null, SnapshotEntry[]>();
-      const tags = new Set(all.map((e) => e.tag));
-      for (const e of all) {
-        const p = e.manifest.parent_tag !== null && tags.has(e.manifest.parent_tag) ? e.manifest.parent_tag : null;
-        byParent.set(p, [...(byParent.get(p) ?? []), e]);
-      }
-      const node = (e: SnapshotEntry, depth: number): TreeNodeT => ({
-        tag: e.tag,
-        kind: e.manifest.origin.kind,
-        created_at_unix: Math.floor(Date.parse(e.manifest.created_at) / 1000),
-        sandboxes: s.sandboxes.usage(e.tag),
-        children: depth > 64 ? [] : (byParent.get(e.tag) ?? []).map((c) => node(c, depth + 1)),
+      const node = (n: SnapshotTreeNode): TreeNodeT => ({
+        tag: n.entry.tag,
+        kind: n.entry.manifest.origin.kind,
+        created_at_unix: Math.floor(Date.parse(n.entry.manifest.created_at) / 1000),
+        sandboxes: s.sandboxes.usage(n.entry.tag),
+        children: n.children.map(node),
       });
-      return { status: 200, body: { roots: (byParent.get(null) ?? []).map((e) => node(e, 0)) } };
+      return { status: 200, body: { roots: (await s.engine.snapshotTree()).map(node) } };
     },
     async getJob({ params }) {
       return { status: 200, body: s.jobs.get(params.id) };

@@ -1,53 +1,126 @@
 /**
- * Snapshot tags being written (creation, branch, diff, compact): reserved so two writers cannot
- * race for a tag, listed as status "writing" (not bootable), refused for spawning with a 409.
+ * The one road by which the daemon makes a snapshot (create, branch, fork, diff, compact,
+ * workspace suspend and its compaction): `produce` reserves the tag, so two writers cannot race
+ * for it, runs the work inline or as a job, and releases the tag. While the work runs the tag is
+ * listed as status "writing" (not bootable) and spawning from it is a 409.
+ *
+ * A write that fails in the background (wait=false: nobody is there to receive the error) stays
+ * listed as status "failed", with the error, until its tag is written again or deleted. Failed
+ * entries live in memory only (a restart forgets them; the job record keeps the error).
  */
-import { ForkdError } from '@forkd/protocol';
-import type { Engine } from '@forkd/engine';
+import { ForkdError, toForkdError } from '@forkd/protocol';
+import type { Engine, ProgressEvent } from '@forkd/engine';
+import type { Jobs, JobT } from '../jobs.js';
+
+export type WriteKind = 'create' | 'branch' | 'diff' | 'compact';
 
 export interface Writing {
   tag: string;
-  kind: 'create' | 'branch' | 'diff' | 'compact';
+  kind: WriteKind;
   /** The snapshot the new one derives from (null for creations from a recipe). */
   source: string | null;
+  /** The sandbox captured (branches). */
+  sandbox: string | null;
   job: string | null;
   since: number;
+  status: 'writing' | 'failed';
+  /** Why a background write failed (status "failed"). */
+  error: string | null;
 }
+
+export interface WriteRequest {
+  tag: string;
+  kind: WriteKind;
+  source: string | null;
+  sandbox?: string;
+  /** true: run now and answer with the result; false: run as a job and answer at once. */
+  wait: boolean;
+}
+
+export type Produced<T> = { waited: true; result: T } | { waited: false; job: JobT; writing: Writing };
+
+const KEEP_FAILED = 100;
 
 export class SnapshotWrites {
   private readonly writing = new Map<string, Writing>();
 
-  constructor(private readonly engine: Engine) {}
+  constructor(private readonly engine: Engine, private readonly jobs: Jobs) {}
 
-  async reserve(w: Omit<Writing, 'since' | 'job'>): Promise<void> {
-    if (this.writing.has(w.tag)) throw new ForkdError('FORKD_E_SNAPSHOT_EXISTS', `snapshot ${w.tag} is being written right now`, { tag: w.tag });
-    const exists = await this.engine.getSnapshot(w.tag).then(() => true, (e: unknown) => !(e instanceof ForkdError && e.code === 'FORKD_E_SNAPSHOT_NOT_FOUND'));
-    if (exists) throw new ForkdError('FORKD_E_SNAPSHOT_EXISTS', `snapshot ${w.tag} already exists`, { tag: w.tag });
-    if (this.writing.has(w.tag)) throw new ForkdError('FORKD_E_SNAPSHOT_EXISTS', `snapshot ${w.tag} is being written right now`, { tag: w.tag });
-    this.writing.set(w.tag, { ...w, job: null, since: Date.now() });
+  produce<T>(req: WriteRequest & { wait: true }, work: (progress: (ev: ProgressEvent) => void) => Promise<T>): Promise<{ waited: true; result: T }>;
+  produce<T>(req: WriteRequest, work: (progress: (ev: ProgressEvent) => void) => Promise<T>): Promise<Produced<T>>;
+  async produce<T>(req: WriteRequest, work: (progress: (ev: ProgressEvent) => void) => Promise<T>): Promise<Produced<T>> {
+    const w = await this.reserve(req);
+    const guarded = async (progress: (ev: ProgressEvent) => void): Promise<T> => {
+      try {
+        const r = await work(progress);
+        this.drop(w);
+        return r;
+      } catch (e) {
+        if (req.wait) this.drop(w);
+        else this.fail(w, e);
+        throw e;
+      }
+    };
+    // A creation boots a VM from scratch, so it always queues behind other heavy jobs (waited for
+    // or not); captures start at once (CaptureSlots bounds them) since they pause a running sandbox.
+    const queued = req.kind === 'create';
+    if (req.wait && !queued) return { waited: true, result: await guarded(() => undefined) };
+    let started;
+    try {
+      started = await this.jobs.start(`snapshot.${req.kind}`, guarded, { exclusive: queued, describe: (v) => v });
+    } catch (e) {
+      this.drop(w);
+      throw e;
+    }
+    w.job = started.job.id;
+    if (req.wait) return { waited: true, result: await started.done };
+    return { waited: false, job: started.job, writing: w };
   }
 
-  setJob(tag: string, job: string): void {
-    const w = this.writing.get(tag);
-    if (w) w.job = job;
+  private async reserve(req: WriteRequest): Promise<Writing> {
+    const inFlight = (): void => {
+      if (this.writing.get(req.tag)?.status === 'writing') throw new ForkdError('FORKD_E_SNAPSHOT_EXISTS', `snapshot ${req.tag} is being written right now`, { tag: req.tag });
+    };
+    inFlight();
+    const exists = await this.engine.getSnapshot(req.tag).then(() => true, (e: unknown) => !(e instanceof ForkdError && e.code === 'FORKD_E_SNAPSHOT_NOT_FOUND'));
+    if (exists) throw new ForkdError('FORKD_E_SNAPSHOT_EXISTS', `snapshot ${req.tag} already exists`, { tag: req.tag });
+    inFlight();
+    // Writing a tag again replaces a failed entry of it.
+    const w: Writing = { tag: req.tag, kind: req.kind, source: req.source, sandbox: req.sandbox ?? null, job: null, since: Date.now(), status: 'writing', error: null };
+    this.writing.delete(req.tag);
+    this.writing.set(req.tag, w);
+    return w;
   }
 
-  release(tag: string): void {
-    this.writing.delete(tag);
+  private drop(w: Writing): void {
+    if (this.writing.get(w.tag) === w) this.writing.delete(w.tag);
+  }
+
+  private fail(w: Writing, e: unknown): void {
+    w.status = 'failed';
+    w.error = toForkdError(e).message;
+    const failed = this.list().filter((x) => x.status === 'failed');
+    for (const old of failed.slice(0, Math.max(0, failed.length - KEEP_FAILED))) this.writing.delete(old.tag);
   }
 
   get(tag: string): Writing | undefined {
     return this.writing.get(tag);
   }
 
+  /** Writes in flight and failed background writes, oldest first. */
   list(): Writing[] {
     return [...this.writing.values()];
+  }
+
+  /** Drops a failed entry (DELETE of its tag); false when there is none. */
+  forgetFailed(tag: string): boolean {
+    return this.writing.get(tag)?.status === 'failed' && this.writing.delete(tag);
   }
 
   /** A spawn from a tag still being written is a conflict, not a missing snapshot. */
   assertNotWriting(tag: string): void {
     const w = this.writing.get(tag);
-    if (w) throw new ForkdError('FORKD_E_CONFLICT', `snapshot ${tag} is still being written${w.job ? ` (job ${w.job})` : ''}`, { tag, job: w.job });
+    if (w?.status === 'writing') throw new ForkdError('FORKD_E_CONFLICT', `snapshot ${tag} is still being written${w.job ? ` (job ${w.job})` : ''}`, { tag, job: w.job });
   }
 }
 

@@ -3,14 +3,15 @@
  * as a snapshot layer and stops its VM; resume restores it from that layer with the same sandbox
  * id, envs and metadata. Records are journaled, state layers are on disk: a workspace survives a
  * daemon restart and a host reboot. Suspend/resume cycles grow a chain of layers, so a chain of
- * MAX_LAYERS of the workspace's own layers is compacted into one flat snapshot.
+ * MAX_LAYERS of the workspace's own layers is compacted into one flat snapshot. Both snapshots
+ * are made through SnapshotWrites, so their tags are reserved like any other write's.
  */
 import type { Logger } from 'pino';
 import { ForkdError, toForkdError } from '@forkd/protocol';
 import type { Engine } from '@forkd/engine';
 import type { Journal } from '../state/journal.js';
 import type { SandboxRegistry } from '../sandboxes/registry.js';
-import type { CaptureSlots } from '../snapshots/writes.js';
+import type { CaptureSlots, SnapshotWrites } from '../snapshots/writes.js';
 
 export interface WorkspaceRecord {
   name: string;
@@ -35,6 +36,7 @@ export class Workspaces {
     private readonly engine: Engine,
     private readonly journal: Journal,
     private readonly sandboxes: SandboxRegistry,
+    private readonly writes: SnapshotWrites,
     private readonly captures: CaptureSlots,
     private readonly log: Logger,
   ) {}
@@ -105,7 +107,7 @@ export class Workspaces {
     const live = this.sandboxes.get(w.sandbox_id);
     const seq = w.seq + 1;
     let tag = stateTag(name, seq);
-    await this.captures.run(() => this.engine.branch(live.sb, { tag, mode: 'full' }));
+    await this.writes.produce({ tag, kind: 'branch', source: live.rec.snapshot_tag, sandbox: live.rec.id, wait: true }, () => this.captures.run(() => this.engine.branch(live.sb, { tag, mode: 'full' })));
     this.suspending.add(live.rec.id);
     try {
       await this.sandboxes.kill(live.rec.id);
@@ -144,7 +146,7 @@ export class Workspaces {
     const own = [...chain, tag].filter((t) => isStateTag(name, t));
     if (own.length < MAX_LAYERS) return tag;
     const flat = `${stateTag(name, seq)}c`;
-    await this.engine.compactSnapshot({ from: tag, to: flat });
+    await this.writes.produce({ tag: flat, kind: 'compact', source: tag, wait: true }, () => this.engine.compactSnapshot({ from: tag, to: flat }));
     for (const t of own.reverse()) {
       await this.engine.removeSnapshot(t).catch((e: unknown) => this.log.warn({ workspace: name, tag: t, err: toForkdError(e).message }, 'kept an old workspace layer'));
     }

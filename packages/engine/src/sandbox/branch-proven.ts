@@ -12,6 +12,7 @@ import { noProgress } from '../progress.js';
 import type { Sandbox } from './sandbox.js';
 import { spawnChildren } from './spawn.js';
 import { branchSandbox, type BranchOptions, type BranchResult } from '../snapshot/branch.js';
+import { SnapshotCatalog } from '../snapshot/catalog.js';
 
 export interface ProvenBranchResult extends BranchResult {
   /** The mode of the capture that was kept (full when a live capture failed its probe). */
@@ -25,7 +26,6 @@ export async function branchProven(
   platform: Platform,
   sb: Sandbox,
   opts: BranchOptions,
-  remove: (tag: string) => Promise<unknown>,
   /** Restores one child from the capture and throws if it does not answer (tests pass their own). */
   probe: (tag: string) => Promise<void> = (tag) => probeRestore(layout, platform, tag, opts),
 ): Promise<ProvenBranchResult> {
@@ -39,7 +39,7 @@ export async function branchProven(
   } catch (e) {
     const why = toForkdError(e).message;
     onProgress({ phase: 'branch', message: `the live capture did not restore (${why}); capturing again with the sandbox stopped` });
-    await remove(opts.tag);
+    await new SnapshotCatalog(layout).remove(opts.tag);
     const again = await branchSandbox(layout, sb, { ...opts, mode: 'full' });
     return { ...again, mode: 'full', liveCaptureFailed: why };
   }

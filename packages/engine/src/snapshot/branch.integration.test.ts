@@ -59,7 +59,7 @@ for (const mode of ['live', 'full'] as const) {
     else assert.equal(r.mode, mode);
     if (r.mode === 'live') assert.ok(r.pauseMs < r.captureMs / 2, `live pause ${r.pauseMs} ms is not short next to the capture ${r.captureMs} ms`);
     if (r.liveCaptureFailed) process.stderr.write(`# the live capture failed its probe and was redone stopped: ${r.liveCaptureFailed}\n`);
-    assert.equal(r.manifest.parent_tag, base);
+    assert.equal(r.snapshot.manifest.parent_tag, base);
     // The source keeps running and diverges after the branch.
     await py(src!, "state = 'after'");
     await sh(src!, 'echo after > /root/state.txt && echo new > /root/after-only.txt && sync');
@@ -71,8 +71,8 @@ for (const mode of ['live', 'full'] as const) {
     }
     assert.equal(await py(src!, 'state'), 'after');
     // The layer stores what changed, not the whole RAM.
-    const layerBytes = r.manifest.files.memory.physical_bytes;
-    assert.ok(layerBytes < r.manifest.files.memory.logical_bytes / 4, `layer holds ${layerBytes} bytes`);
+    const layerBytes = r.snapshot.manifest.files.memory.physical_bytes;
+    assert.ok(layerBytes < r.snapshot.manifest.files.memory.logical_bytes / 4, `layer holds ${layerBytes} bytes`);
     assert.deepEqual(stagingLeft(), []);
   });
 }
@@ -82,7 +82,7 @@ test('a live capture that fails its restore probe is removed and redone stopped;
   await py(src!, "probe_state = 'captured'");
   const tag = t('probe');
   const probed: string[] = [];
-  const r = await branchProven(engine.layout, engine.platform, src!, { tag, mode: 'live' }, (x) => engine.removeSnapshot(x), async (x) => {
+  const r = await branchProven(engine.layout, engine.platform, src!, { tag, mode: 'live' }, async (x) => {
     probed.push(x);
     if (probed.length === 1) throw new Error('simulated: the child reset at restore');
   });
@@ -121,7 +121,7 @@ test('consecutive branches of one source, and a branch of a branch child, each h
   await sh(k1!, 'echo grandchild > /root/g.txt');
   const b11 = t('seq1-1');
   const r = await engine.branch(k1!, { tag: b11 });
-  assert.equal(r.manifest.parent_tag, b1);
+  assert.equal(r.snapshot.manifest.parent_tag, b1);
   assert.deepEqual(await engine.ancestors(b11), [base, b1]);
   const [g] = await spawn(b11);
   assert.deepEqual(await py(g!, '[n, m]'), [1, 10]);
@@ -157,7 +157,7 @@ test('snapshot-diff chain of depth 3: children see every layer, layers are small
   // Compact: an equivalent flat snapshot with no parent.
   const flat = t('flat');
   const c = await engine.compactSnapshot({ from: l3, to: flat });
-  assert.equal(c.parent_tag, null);
+  assert.equal(c.manifest.parent_tag, null);
   const [f] = await spawn(flat);
   await check(f!);
   // rmi with dependents is refused, naming them; cascade removes the subtree; the compacted copy stays.

@@ -43,7 +43,7 @@ export interface BranchOptions {
 }
 
 export interface BranchResult {
-  manifest: SnapshotManifest;
+  snapshot: SnapshotEntry;
   /** How long the source's vCPUs were stopped (QEMU's STOP to RESUME events). */
   pauseMs: number;
   /** From the request to the source running again. */
@@ -150,7 +150,7 @@ async function captureLayer(layout: HomeLayout, sb: BranchSource, parent: Snapsh
       throw e;
     });
     onProgress({ phase: 'done', message: `branch ${tag}: ${changedPages} pages differ from ${parent.tag}`, fraction: 1 });
-    return { manifest, pauseMs, captureMs, totalMs: since(t0) };
+    return { snapshot: { tag, dir: finalDir, manifest }, pauseMs, captureMs, totalMs: since(t0) };
   } catch (e) {
     if (receiver) await receiver.kill();
     throw e;

@@ -1,7 +1,7 @@
-/** Snapshot chains: ancestry checks and dependents. */
+/** Snapshot chains: ancestry checks (the walks over many snapshots live in catalog.ts). */
 import { ForkdError } from '@forkd/protocol';
 import type { HomeLayout } from '../home/paths.js';
-import { listSnapshots, readSnapshot, type SnapshotEntry } from './store.js';
+import { readSnapshot, type SnapshotEntry } from './store.js';
 
 /** Root first. Throws FORKD_E_SNAPSHOT_INCOMPATIBLE for a missing ancestor or a cycle. */
 export async function ancestors(layout: HomeLayout, entry: SnapshotEntry): Promise<SnapshotEntry[]> {
@@ -23,22 +23,5 @@ export async function ancestors(layout: HomeLayout, entry: SnapshotEntry): Promi
     child = parent;
     p = parent.manifest.parent_tag;
   }
-  return out;
-}
-
-/** Every snapshot layered on tag, directly or not, leaves first (the order to delete them in). */
-export async function dependents(layout: HomeLayout, tag: string): Promise<string[]> {
-  const links = new Map((await listSnapshots(layout)).map((e) => [e.tag, e.manifest.parent_tag]));
-  const out: string[] = [];
-  const seen = new Set<string>([tag]);
-  const visit = (t: string): void => {
-    for (const [child, parent] of links) {
-      if (parent !== t || seen.has(child)) continue;
-      seen.add(child);
-      visit(child);
-      out.push(child);
-    }
-  };
-  visit(tag);
   return out;
 }

@@ -9,7 +9,7 @@ import { type ProgressFn, noProgress } from '../progress.js';
 import { allocatedBytes, fsyncPath, sha256File } from '../util/fsx.js';
 import { nowMs, since } from '../util/timing.js';
 import { MANIFEST_VERSION, type SnapshotManifest } from './manifest.js';
-import { readSnapshot } from './store.js';
+import { readSnapshot, type SnapshotEntry } from './store.js';
 import { ancestors } from './chain.js';
 import { memoryFileFor } from './memory.js';
 
@@ -18,7 +18,7 @@ import { memoryFileFor } from './memory.js';
  * device state, and its disk chain merged into one layer over the base image. Equivalent state,
  * no parent.
  */
-export async function compactSnapshot(layout: HomeLayout, from: string, to: string, onProgress: ProgressFn = noProgress): Promise<SnapshotManifest> {
+export async function compactSnapshot(layout: HomeLayout, from: string, to: string, onProgress: ProgressFn = noProgress): Promise<SnapshotEntry> {
   assertValidTag(to);
   const src = await readSnapshot(layout, from);
   await ancestors(layout, src);
@@ -52,6 +52,6 @@ export async function compactSnapshot(layout: HomeLayout, from: string, to: stri
     };
     await commitStaging(staging, finalDir, manifest);
     onProgress({ phase: 'done', message: `compacted ${from} into ${to}`, fraction: 1 });
-    return manifest;
+    return { tag: to, dir: finalDir, manifest };
   });
 }

@@ -13,6 +13,7 @@ import { saveDeviceState } from '../vm/migration.js';
 import { nowMs, since } from '../util/timing.js';
 import { machineSignature } from './machine.js';
 import { MANIFEST_VERSION, type SnapshotManifest } from './manifest.js';
+import type { SnapshotEntry } from './store.js';
 import type { Platform } from '../platform.js';
 import type { QemuStarter } from '../qemu/start.js';
 
@@ -45,7 +46,7 @@ export function checkMachineSize(recipe: Recipe, memMib: number, vcpus: number):
  * written in a staging directory that is renamed into place only when complete, so a crash
  * never leaves a snapshot that looks usable.
  */
-export async function createSnapshot(layout: HomeLayout, platform: Platform, opts: CreateSnapshotOptions): Promise<SnapshotManifest> {
+export async function createSnapshot(layout: HomeLayout, platform: Platform, opts: CreateSnapshotOptions): Promise<SnapshotEntry> {
   const onProgress = opts.onProgress ?? noProgress;
   const tag = assertValidTag(opts.tag);
   const recipe = opts.recipe;
@@ -112,7 +113,7 @@ export async function createSnapshot(layout: HomeLayout, platform: Platform, opt
       };
       await commitStaging(staging, finalDir, manifest);
       onProgress({ phase: 'done', message: `snapshot ${tag} ready in ${(since(t0) / 1000).toFixed(1)} s`, fraction: 1 });
-      return manifest;
+      return { tag, dir: finalDir, manifest };
     } catch (e) {
       let err = e;
       if (vm) {
