@@ -15,7 +15,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { ForkdError, assertValidTag, toForkdError } from '@forkd/protocol';
 import { type HomeLayout, snapshotDir } from '../home/paths.js';
-import type { Sandbox } from '../sandbox/sandbox.js';
+import { vmOf, type Sandbox } from '../sandbox/sandbox.js';
 import { Vm } from '../sandbox/vm.js';
 import { createStaging } from '../util/staging.js';
 import { overlayTemplate, createChildOverlay } from '../sandbox/overlay.js';
@@ -157,7 +157,8 @@ export async function branchSandbox(layout: HomeLayout, sb: Sandbox, opts: Branc
  * Whatever happens, the source is running again when this returns or throws.
  */
 async function captureSource(sb: Sandbox, migSock: string, diskOut: string, opts: BranchOptions): Promise<{ pauseMs: number; captureMs: number }> {
-  const qmp = sb.vm.qmp;
+  const vm = vmOf(sb);
+  const qmp = vm.qmp;
   const t0 = nowMs();
   let stopAt: number | null = null;
   let resumeAt: number | null = null;
@@ -178,17 +179,17 @@ async function captureSource(sb: Sandbox, migSock: string, diskOut: string, opts
     }
     await qmp.execute('migrate', { uri: `unix:${migSock}` });
     stopped = true;
-    await waitMigrationStatus(sb.vm, (s) => s === 'pre-switchover', 120_000);
+    await waitMigrationStatus(vm, (s) => s === 'pre-switchover', 120_000);
     // vCPUs stopped, disks flushed and still active: this overlay is the disk at the pause instant.
     await fs.copyFile(path.join(sb.dir, 'disk.qcow2'), diskOut);
     await qmp.execute('migrate-continue', { state: 'pre-switchover' });
-    await waitMigration(sb.vm, 60_000);
+    await waitMigration(vm, 60_000);
   } catch (e) {
     await qmp.execute('migrate_cancel').catch(() => undefined);
     throw e;
   } finally {
     if (stopped && sb.alive) {
-      await waitMigrationStatus(sb.vm, (s) => s !== 'active' && s !== 'pre-switchover' && s !== 'device' && s !== 'cancelling', 10_000).catch(() => undefined);
+      await waitMigrationStatus(vm, (s) => s !== 'active' && s !== 'pre-switchover' && s !== 'device' && s !== 'cancelling', 10_000).catch(() => undefined);
       await qmp.execute('cont').catch(() => undefined);
     }
     const deadline = Date.now() + 1000;
