@@ -99,8 +99,7 @@ export function sandboxHandlers(s: DaemonServices): Pick<Handlers, SandboxRoutes
       return 'sent';
     },
     async eval({ params, body, signal }) {
-      const language = body.language ?? s.sandboxes.get(params.id).rec.language;
-      const r = await s.sandboxes.withSandbox(params.id, 'eval', (sb) => sb.eval(language, body.code, { timeoutMs: Math.round(body.timeout_secs * 1000), signal }));
+      const r = await s.sandboxes.withSandbox(params.id, 'eval', (sb) => sb.eval(body.language ?? sb.language, body.code, { timeoutMs: Math.round(body.timeout_secs * 1000), signal }));
       return { status: 200, body: evalView(r) };
     },
   };
