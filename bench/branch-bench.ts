@@ -36,7 +36,7 @@ if (!(await engine.getSnapshot(BASE).then(() => true, () => false))) {
 
 async function dirty64(sb: Sandbox, round: number): Promise<void> {
   // 64 MiB of pages written (not just allocated), different content every round.
-  const r = await sb.agent.eval('python', `buf = bytearray(64 * 1024 * 1024)\nbuf[::4096] = bytes([${(round % 250) + 1}]) * (len(buf) // 4096)\nlen(buf)`, { timeoutMs: 60_000 });
+  const r = await sb.eval('python', `buf = bytearray(64 * 1024 * 1024)\nbuf[::4096] = bytes([${(round % 250) + 1}]) * (len(buf) // 4096)\nlen(buf)`, { timeoutMs: 60_000 });
   if (!r.ok) throw new Error(JSON.stringify(r.error));
 }
 
@@ -85,7 +85,7 @@ for (let i = 0; i < SPAWNS; i++) {
     const t0 = nowMs();
     const [sb] = await engine.spawn({ tag: which === 'chain' ? 'bench-l3' : 'bench-flat', n: 1 });
     spawnMs[which].push(since(t0));
-    const ok = await sb!.agent.exec({ shell: 'test -s /root/arr.npy && test -s /root/blob && test -s /root/data.json && echo ok' });
+    const ok = await sb!.commands.exec({ shell: 'test -s /root/arr.npy && test -s /root/blob && test -s /root/data.json && echo ok' });
     await sb!.kill();
     if (ok.stdout.trim() !== 'ok') throw new Error(`${which} child misses a layer's files`);
   }

@@ -54,9 +54,9 @@ interface Round {
 
 async function evalPy(sb: Sandbox, code: string): Promise<number> {
   const t = nowMs();
-  const { result } = await sb.agent.call('eval', { language: 'python', code }, { timeoutMs: 60_000 });
+  const result = await sb.eval('python', code, { timeoutMs: 55_000 });
   const ms = since(t);
-  if (!(result as { ok: boolean }).ok) throw new Error(`eval failed: ${JSON.stringify(result)}`);
+  if (!result.ok) throw new Error(`eval failed: ${JSON.stringify(result)}`);
   return ms;
 }
 
@@ -113,8 +113,8 @@ async function coldBoot(): Promise<number> {
   const t0 = nowMs();
   const vm = await engine.bootCold(recipe);
   try {
-    const { result } = await vm.agent!.call('eval', { language: 'python', code: 'import numpy as np\nfloat(np.arange(100).sum())' }, { timeoutMs: 120_000 });
-    if (!(result as { ok: boolean }).ok) throw new Error(`cold eval failed ${JSON.stringify(result)}`);
+    const result = await vm.agent!.eval('python', 'import numpy as np\nfloat(np.arange(100).sum())', { timeoutMs: 120_000 });
+    if (!result.ok) throw new Error(`cold eval failed ${JSON.stringify(result)}`);
     return since(t0);
   } finally {
     await vm.kill();

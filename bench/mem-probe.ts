@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 const e = new Engine();
 const n = Number(process.argv[2] ?? 10);
 const sbs = await e.spawn({ tag: 'dev-py', n });
-for (const sb of sbs) await sb.agent.call('eval', { language: 'python', code: '1+1' }, { timeoutMs: 30000 });
+for (const sb of sbs) await sb.eval('python', '1+1', { timeoutMs: 25_000 });
 await new Promise((r) => setTimeout(r, 4000));
 for (const sb of sbs.slice(0, 4)) {
   const t = await fs.readFile(`/proc/${sb.pid}/smaps_rollup`, 'utf8');

@@ -91,15 +91,15 @@ async function round(i: number): Promise<Round> {
     const directEvalMs: number[] = [];
     try {
       for (let k = 0; k < 5; k++) {
-        await direct!.agent.exec({ argv: ['true'] });
-        await direct!.agent.eval('python', '1 + 1');
+        await direct!.commands.exec({ argv: ['true'] });
+        await direct!.eval('python', '1 + 1');
       }
       for (let k = 0; k < 50; k++) {
         let t = nowMs();
-        await direct!.agent.exec({ argv: ['true'] });
+        await direct!.commands.exec({ argv: ['true'] });
         directExecMs.push(since(t));
         t = nowMs();
-        await direct!.agent.eval('python', '1 + 1');
+        await direct!.eval('python', '1 + 1');
         directEvalMs.push(since(t));
       }
     } finally {

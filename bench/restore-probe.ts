@@ -10,6 +10,7 @@
 import crypto from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { Engine, summarize, nowMs, since, type Sandbox } from '@forkd/engine';
+import { agentOf, vmOf } from '@forkd/engine/testing';
 
 const N = Number(process.env.N ?? 20);
 const ROUNDS = Number(process.env.ROUNDS ?? 1);
@@ -49,8 +50,8 @@ async function rt(sb: Sandbox, method: 'ping' | 'eval', n: number): Promise<numb
   const out: number[] = [];
   for (let i = 0; i < n; i++) {
     const t = nowMs();
-    if (method === 'ping') await sb.agent.call('ping', {}, { timeoutMs: 30_000 });
-    else await sb.agent.call('eval', { language: 'python', code: '1 + 1' }, { timeoutMs: 30_000 });
+    if (method === 'ping') await sb.ping({ timeoutMs: 30_000 });
+    else await sb.eval('python', '1 + 1', { timeoutMs: 25_000 });
     out.push(since(t));
   }
   return out;
@@ -75,14 +76,14 @@ for (let r = 0; r < ROUNDS; r++) {
   const sys1 = await systemCpu();
   const cpu = await Promise.all(sbs.map((s) => cpuMs(s.pid)));
   // Translated blocks so far: under TCG, what a child's restore made QEMU translate (its CPU and memory).
-  const tbs = await Promise.all(sbs.map(async (s) => Number(/TB count\s+(\d+)/.exec(String(await s.vm.qmp.execute('human-monitor-command', { 'command-line': 'info jit' })))?.[1] ?? NaN)));
+  const tbs = await Promise.all(sbs.map(async (s) => Number(/TB count\s+(\d+)/.exec(String(await vmOf(s).qmp.execute('human-monitor-command', { 'command-line': 'info jit' })))?.[1] ?? NaN)));
   try {
     const ph = (k: 'launch_ms' | 'migrate_ms' | 'restore_ms') => f1(summarize(sbs.map((s) => s.timings.phases[k])));
     console.log(`round ${r + 1}: ${N} ready in ${all.toFixed(0)} ms; ready ${f1(summarize(sbs.map((s) => s.timings.spawn_to_ready_ms)))}; launch ${ph('launch_ms')}; migrate ${ph('migrate_ms')}; restore ${ph('restore_ms')}`);
     if (tbs.every((n) => !Number.isNaN(n))) console.log(`  TCG translated blocks at ready: ${f1(summarize(tbs))}`);
     console.log(`  QEMU CPU at ready (ms): ${f1(summarize(cpu))}; sum ${cpu.reduce((a, b) => a + b, 0)}; host node ${((host.user + host.system) / 1000).toFixed(0)} ms; machine busy ${(sys1.busy - sys0.busy)} of ${(sys1.total - sys0.total)} ms`);
     const cpu0 = await Promise.all(sbs.map((s) => cpuMs(s.pid)));
-    await Promise.all(sbs.map((s) => s.agent.call('eval', { language: 'python', code: 'float(np.arange(100).sum())' }, { timeoutMs: 60_000 })));
+    await Promise.all(sbs.map((s) => s.eval('python', 'float(np.arange(100).sum())', { timeoutMs: 55_000 })));
     const cpu1 = await Promise.all(sbs.map((s) => cpuMs(s.pid)));
     console.log(`  first numpy eval CPU (ms): ${f1(summarize(cpu1.map((c, i) => c - cpu0[i]!)))}`);
     await new Promise((res) => setTimeout(res, 3000));
@@ -100,7 +101,7 @@ for (let r = 0; r < ROUNDS; r++) {
     const m2 = await Promise.all(sbs.map((s) => mem(s.pid)));
     console.log(`  PSS after calls ${f1(summarize(m2.map((x) => x.pss)))} MiB`);
     const tw = nowMs();
-    const res = await sbs[0]!.agent.restore({ now_ms: Date.now(), entropy_b64: crypto.randomBytes(128).toString('base64') });
+    const res = await agentOf(sbs[0]!).restore({ now_ms: Date.now(), entropy_b64: crypto.randomBytes(128).toString('base64') });
     console.log(`  warm restore: ${since(tw).toFixed(1)} ms host; guest phases ${JSON.stringify(res.phases_ms)}`);
   } finally {
     await Promise.all(sbs.map((s) => s.kill()));

@@ -13,7 +13,7 @@ let id = '';
 before(async () => {
   d = await startTestDaemon();
   c = new Controller({ socketPath: d.socketPath });
-  [{ id }] = (await c.spawnSandboxes({ snapshot_tag: d.tag, n: 1 })) as [{ id: string }];
+  [{ id }] = (await c.spawnSandboxes({ snapshot_tag: d.tag, n: 1 })) as unknown as [{ id: string }];
 });
 after(async () => {
   await d?.stop();

@@ -14,7 +14,7 @@ test('kill -9 of the daemon with 5 live sandboxes: the restarted daemon adopts a
   const d = await startTestDaemon({ keeperGraceSecs: 120 });
   try {
     const c = new Controller({ socketPath: d.socketPath });
-    const sbs = await c.spawnSandboxes({ snapshot_tag: d.tag, n: 6, metadata: { run: 'crash' } });
+    const sbs = await c.spawnSandboxes({ snapshot_tag: d.tag, n: 6, metadata: { run: 'crash' }, envs: { RUN_ENV: 'kept' } });
     await Promise.all(sbs.map((s, i) => c.eval(s.id, { code: `survivor = ${i} * 11` })));
     // Acknowledged before the crash: one killed, one given a timeout.
     await c.killSandbox(sbs[5]!.id);
@@ -35,7 +35,7 @@ test('kill -9 of the daemon with 5 live sandboxes: the restarted daemon adopts a
       assert.equal(again.pid, s.pid);
       assert.deepEqual(again.metadata, { run: 'crash' });
       assert.equal((await c.eval(s.id, { code: 'survivor' })).result, String(i * 11));
-      assert.equal((await c.exec(s.id, { cmd: 'echo still here' })).stdout, 'still here\n');
+      assert.equal((await c.exec(s.id, { cmd: 'echo still here $RUN_ENV' })).stdout, 'still here kept\n', 'spawn envs lost in the adoption');
     }
     const expires = after.find((a) => a.id === sbs[4]!.id)!.expires_at_unix_ms!;
     assert.ok(expires >= setFrom + 120_000 && expires <= setUntil + 120_000, `deadline ${expires} moved (set between ${setFrom} and ${setUntil} + 120 s)`);

@@ -12,7 +12,8 @@ import type { ProgressFn } from './progress.js';
 import type { QemuStarter } from './qemu/start.js';
 import { KeeperClient, type KeeperAttachOptions, type KeeperVmT } from './keeper/index.js';
 import { Vm } from './vm/vm.js';
-import { Sandbox, type SandboxTimings } from './sandbox/sandbox.js';
+import { Sandbox, agentOf, branchSourceOf, type SandboxTimings } from './sandbox/sandbox.js';
+import { promises as fs } from 'node:fs';
 import { ForkdError, assertValidTag } from '@forkd/protocol';
 import { branchSandbox, type BranchMode } from './snapshot/branch.js';
 import { branchProven } from './sandbox/branch-proven.js';
@@ -27,6 +28,8 @@ export interface AdoptRecord {
   language: 'python' | 'js';
   timings: SandboxTimings;
   createdAt: Date;
+  /** The envs the guest was given (setEnvs); later commands get them too. */
+  envs?: Record<string, string>;
 }
 
 export interface EngineOptions {
@@ -125,11 +128,11 @@ export class Engine {
     try {
       onProgress({ phase: 'diff', message: `running: ${opts.cmd.slice(0, 200)}` });
       const timeoutMs = opts.timeoutMs ?? 600_000;
-      const r = await child!.agent.exec({ shell: opts.cmd, timeout_ms: timeoutMs }, { timeoutMs: timeoutMs + 10_000 });
+      const r = await agentOf(child!).exec({ shell: opts.cmd, timeout_ms: timeoutMs }, { timeoutMs: timeoutMs + 10_000 });
       if (r.exit_code !== 0) {
         throw new ForkdError('FORKD_E_COMMAND_FAILED', `the command ${r.timed_out ? 'timed out' : r.error ? `failed: ${r.error}` : `exited with ${r.exit_code}`}; no layer was made. stderr: ${r.stderr.slice(-2000)}`, { exit_code: r.exit_code, stdout: r.stdout.slice(-2000), stderr: r.stderr.slice(-2000) });
       }
-      return (await branchSandbox(this.layout, child!, { tag: opts.to, mode: 'full', origin: { kind: 'diff', source: opts.from }, onProgress, ...this.starterOpt() })).snapshot;
+      return (await branchSandbox(this.layout, branchSourceOf(child!), { tag: opts.to, mode: 'full', origin: { kind: 'diff', source: opts.from }, onProgress, ...this.starterOpt() })).snapshot;
     } finally {
       await child!.kill();
     }
@@ -177,7 +180,7 @@ export class Engine {
         try {
           const agent = await vm.connectAgent(15_000);
           await agent.ping({ timeoutMs: pingMs });
-          return new Sandbox(vm, rec.tag, rec.timings, rec.language, rec.createdAt);
+          return new Sandbox(vm, rec.tag, rec.timings, rec.language, rec.createdAt, rec.envs);
         } catch (e) {
           vm.agent?.close();
           vm.agent = null;

@@ -1,6 +1,8 @@
 export { Engine, type EngineOptions, type AdoptRecord } from './engine.js';
 export type { KeeperVmT } from './keeper/index.js';
 export { Sandbox, type SandboxTimings } from './sandbox/sandbox.js';
+export type { SandboxCommands, ExecRequest, ExecOptions, StartResult, ProcessSignal, Envs } from './sandbox/commands.js';
+export type { SandboxFiles, ReadStream } from './sandbox/files.js';
 export { checkMachineSize } from './snapshot/create.js';
 export { summarize, nowMs, since } from './util/timing.js';
 export type { SnapshotManifest } from './snapshot/manifest.js';
@@ -14,6 +16,5 @@ export type { ImageInfo } from './image/build.js';
 export type { ProgressEvent, ProgressFn } from './progress.js';
 export type { DoctorReport, DoctorCheck } from './doctor.js';
 export type { AccelRequest } from './platform.js';
-export { AgentClient } from './agent-client/index.js';
 export { homeLayout, forkdHome } from './home/paths.js';
 export { socketAnswers } from './util/unix-socket.js';

@@ -127,15 +127,13 @@ async function callChild(sb: Sandbox, opts: ForkOptions): Promise<ChildReport> {
   const t = nowMs();
   try {
     if (opts.exec !== undefined) {
-      const { result } = await sb.agent.call('exec', { shell: opts.exec, timeout_ms: opts.timeoutMs ?? 60_000 }, { timeoutMs: (opts.timeoutMs ?? 60_000) + 5_000 });
+      const r = await sb.commands.exec({ shell: opts.exec, timeout_ms: opts.timeoutMs ?? 60_000 });
       const call = since(t);
-      const r = result as { exit_code: number | null; stdout: string; stderr: string; error: string | null };
       return { ...base, call_ms: call, ok: r.exit_code === 0, output: (r.stdout + r.stderr).trimEnd() || (r.error ?? ''), result: r };
     }
     const language = opts.lang ?? sb.language;
-    const { result } = await sb.agent.call('eval', { language, code: opts.eval!, timeout_ms: opts.timeoutMs ?? 60_000 }, { timeoutMs: (opts.timeoutMs ?? 60_000) + 5_000 });
+    const r = await sb.eval(language, opts.eval!, { timeoutMs: opts.timeoutMs ?? 60_000 });
     const call = since(t);
-    const r = result as { ok: boolean; repr: string | null; error: { type: string; message: string } | null; stdout: string };
     const output = r.ok ? `${r.stdout}${r.repr ?? ''}`.trimEnd() : `${r.error?.type}: ${r.error?.message}`;
     return { ...base, call_ms: call, ok: r.ok, output, result: r };
   } catch (e) {

@@ -8,7 +8,7 @@ import type { Handlers } from '../http/register.js';
 import type { DaemonServices } from './context.js';
 import { snapshotView, writingView } from './snapshots.js';
 import { sandboxInfo } from './views.js';
-import type { Live } from '../sandboxes/registry.js';
+import type { SandboxEntry } from '../sandboxes/registry.js';
 
 type BranchRoutes = 'branch' | 'fork' | 'diffSnapshot' | 'compactSnapshot';
 
@@ -18,7 +18,7 @@ export function defaultTag(kind: string, id: string): string {
 }
 
 export function branchingHandlers(s: DaemonServices): Pick<Handlers, BranchRoutes> {
-  async function capture(live: Live, tag: string, mode: 'full' | 'live', progress: (ev: ProgressEvent) => void) {
+  async function capture(live: SandboxEntry, tag: string, mode: 'full' | 'live', progress: (ev: ProgressEvent) => void) {
     const r = await s.captures.run(() => s.engine.branch(live.sb, { tag, mode, onProgress: progress }));
     await s.sandboxes.update(live, { branch_count: live.rec.branch_count + 1 });
     if (r.liveCaptureFailed) s.log.warn({ sandbox: live.rec.id, tag, cause: r.liveCaptureFailed }, 'a live capture did not restore; it was redone with the sandbox stopped');

@@ -7,7 +7,7 @@ import type { Metrics } from '../metrics.js';
 import type { CaptureSlots, SnapshotWrites } from '../snapshots/writes.js';
 import type { Workspaces } from '../workspaces/registry.js';
 
-/** What handlers may use. They never touch QMP or a VM's files: the engine does. */
+/** What handlers may use. They map REST to engine calls: QMP, VM files and the guest agent protocol stay inside the engine. */
 export interface DaemonServices {
   engine: Engine;
   journal: Journal;

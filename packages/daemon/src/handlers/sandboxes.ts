@@ -1,9 +1,9 @@
 /** Sandboxes: spawn, list, get, kill, timeout, ping, exec (collected or streamed), eval. */
 import { StringDecoder } from 'node:string_decoder';
-import { ForkdError, toForkdError, type ExecParamsT } from '@forkd/protocol';
+import { ForkdError, toForkdError } from '@forkd/protocol';
 import type { Handlers } from '../http/register.js';
 import type { DaemonServices } from './context.js';
-import { evalView, execView, sandboxInfo } from './views.js';
+import { evalView, execRequest, execView, sandboxInfo } from './views.js';
 
 /** Streamed exec output kept in the daemon's send buffer for a slow client before the call is cut. */
 const MAX_STREAM_BACKLOG = 16 * 1024 * 1024;
@@ -16,14 +16,14 @@ export function sandboxHandlers(s: DaemonServices): Pick<Handlers, SandboxRoutes
   return {
     async spawn({ body }) {
       s.writes.assertNotWriting(body.snapshot_tag);
-      const lives = await s.sandboxes.spawn({
+      const entries = await s.sandboxes.spawn({
         tag: body.snapshot_tag,
         n: body.n,
         ...(body.timeout_ms !== undefined ? { timeoutMs: body.timeout_ms } : {}),
         ...(body.metadata ? { metadata: body.metadata } : {}),
         ...(body.envs ? { envs: body.envs } : {}),
       });
-      return { status: 201, body: lives.map(sandboxInfo) };
+      return { status: 201, body: entries.map(sandboxInfo) };
     },
     async listSandboxes({ query }) {
       let meta: [string, string] | undefined;
@@ -45,21 +45,14 @@ export function sandboxHandlers(s: DaemonServices): Pick<Handlers, SandboxRoutes
       return { status: 200, body: sandboxInfo(await s.sandboxes.setTimeout(params.id, body.timeout_ms)) };
     },
     async ping({ params, signal }) {
-      const r = await s.sandboxes.withAgent(params.id, 'ping', (a) => a.ping({ timeoutMs: 10_000, signal }));
+      const r = await s.sandboxes.withSandbox(params.id, 'ping', (sb) => sb.ping({ timeoutMs: 10_000, signal }));
       return { status: 200, body: { pong: true, warmup_ready: r.warmup === 'warm', agent_version: r.agent_version, uptime_ms: r.uptime_ms, languages: r.languages } };
     },
     async exec({ params, body, reply, signal }) {
-      const timeoutMs = Math.round(body.timeout_secs * 1000);
-      const live = s.sandboxes.get(params.id);
-      const p: ExecParamsT = {
-        ...(body.args ? { argv: body.args } : { shell: body.cmd! }),
-        env: { ...live.rec.envs, ...(body.envs ?? {}) },
-        timeout_ms: timeoutMs,
-        ...(body.cwd ? { cwd: body.cwd } : {}),
-      };
+      const request = execRequest(body);
       const stdin = body.stdin !== undefined ? Buffer.from(body.stdin, 'utf8') : undefined;
       if (!body.stream) {
-        const r = await s.sandboxes.withAgent(params.id, 'exec', (a) => a.exec(p, { signal, ...(stdin ? { stdin } : {}) }));
+        const r = await s.sandboxes.withSandbox(params.id, 'exec', (sb) => sb.commands.exec(request, { signal, ...(stdin ? { stdin } : {}) }));
         return { status: 200, body: execView(r) };
       }
       // NDJSON: headers go out once the call is accepted; errors after that become an error line.
@@ -82,7 +75,7 @@ export function sandboxHandlers(s: DaemonServices): Pick<Handlers, SandboxRoutes
         if (data) line({ type, data });
       };
       try {
-        const r = await s.sandboxes.withAgent(params.id, 'exec', (a) => a.exec(p, {
+        const r = await s.sandboxes.withSandbox(params.id, 'exec', (sb) => sb.commands.exec(request, {
           signal: ac.signal,
           maxStreamBytes: MAX_STREAM_BYTES,
           ...(stdin ? { stdin } : {}),
@@ -106,9 +99,7 @@ export function sandboxHandlers(s: DaemonServices): Pick<Handlers, SandboxRoutes
       return 'sent';
     },
     async eval({ params, body, signal }) {
-      const live = s.sandboxes.get(params.id);
-      const language = body.language ?? live.rec.language;
-      const r = await s.sandboxes.withAgent(params.id, 'eval', (a) => a.eval(language, body.code, { evalTimeoutMs: Math.round(body.timeout_secs * 1000), signal }));
+      const r = await s.sandboxes.withSandbox(params.id, 'eval', (sb) => sb.eval(body.language ?? sb.language, body.code, { timeoutMs: Math.round(body.timeout_secs * 1000), signal }));
       return { status: 200, body: evalView(r) };
     },
   };

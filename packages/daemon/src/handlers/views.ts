@@ -1,15 +1,16 @@
-/** Wire views of daemon and engine records (the API's snake_case shapes). */
+/** Wire views of daemon and engine records (the API's snake_case shapes), and REST requests as engine requests. */
 import type { z } from 'zod';
 import type { ExecResponse, EvalResponse, SandboxInfo } from '@forkd/api';
+import type { ExecRequest } from '@forkd/engine';
 import type { ExecResultT, EvalResultT } from '@forkd/protocol';
-import type { Live } from '../sandboxes/registry.js';
+import type { SandboxEntry } from '../sandboxes/registry.js';
 
-export function sandboxInfo(l: Live): z.output<typeof SandboxInfo> {
-  const r = l.rec;
+export function sandboxInfo(entry: SandboxEntry): z.output<typeof SandboxInfo> {
+  const r = entry.rec;
   return {
     id: r.id,
     snapshot_tag: r.snapshot_tag,
-    status: l.ending ? 'killed' : 'running',
+    status: entry.ending ? 'killed' : 'running',
     pid: r.pid,
     created_at_unix: r.created_at_unix,
     expires_at_unix_ms: r.expires_at_unix_ms,
@@ -50,5 +51,15 @@ export function evalView(r: EvalResultT): z.output<typeof EvalResponse> {
     stdout: r.stdout,
     stderr: r.stderr,
     duration_ms: r.duration_ms,
+  };
+}
+
+/** A REST command (exec or process start) as the engine's request; the sandbox adds its own envs underneath. */
+export function execRequest(body: { args?: string[]; cmd?: string; envs?: Record<string, string>; cwd?: string; timeout_secs?: number }): ExecRequest {
+  return {
+    ...(body.args ? { argv: body.args } : { shell: body.cmd! }),
+    ...(body.envs ? { env: body.envs } : {}),
+    ...(body.cwd ? { cwd: body.cwd } : {}),
+    ...(body.timeout_secs !== undefined ? { timeout_ms: Math.round(body.timeout_secs * 1000) } : {}),
   };
 }

@@ -1,11 +1,11 @@
 /**
- * Live sandboxes owned by the daemon. Every sandbox is journaled before it is acknowledged and
+ * The sandboxes owned by the daemon. Every sandbox is journaled before it is acknowledged and
  * removed from the journal when it ends, so after a crash the daemon knows exactly which VMs it
  * owned: those the keeper still holds are adopted (agent reconnected), the rest are reaped.
  */
 import type { Logger } from 'pino';
 import { ForkdError, toForkdError } from '@forkd/protocol';
-import type { AgentClient, Engine, KeeperVmT, Sandbox, SandboxTimings } from '@forkd/engine';
+import type { Engine, KeeperVmT, Sandbox, SandboxTimings } from '@forkd/engine';
 import type { Journal } from '../state/journal.js';
 import type { Metrics } from '../metrics.js';
 
@@ -24,7 +24,8 @@ export interface SandboxRecord {
   workspace: string | null;
 }
 
-export class Live {
+/** A sandbox the daemon owns: its journaled record, the engine's sandbox, and the daemon's bookkeeping. */
+export class SandboxEntry {
   inflight = 0;
   timer: NodeJS.Timeout | null = null;
   ending = false;
@@ -53,7 +54,7 @@ const KIND = 'sandbox';
 export type EndReason = 'killed' | 'timeout' | 'exited' | 'shutdown';
 
 export class SandboxRegistry {
-  private readonly live = new Map<string, Live>();
+  private readonly entries = new Map<string, SandboxEntry>();
   private spawning = 0;
   /** Told whenever a sandbox ends (workspaces fall back to their saved state). */
   onEnded: ((rec: SandboxRecord, reason: EndReason) => Promise<void>) | null = null;
@@ -67,7 +68,7 @@ export class SandboxRegistry {
   ) {}
 
   get count(): number {
-    return this.live.size;
+    return this.entries.size;
   }
 
   /** After a restart: adopt journaled sandboxes the keeper still holds; reap everything else. */
@@ -87,8 +88,8 @@ export class SandboxRegistry {
     await Promise.all(claimed.map(async ({ rec, vm }) => {
       if (vm) {
         try {
-          const sb = await this.engine.adopt({ dir: rec.dir, pid: rec.pid, tag: rec.snapshot_tag, language: rec.language, timings: rec.timings, createdAt: new Date(rec.created_at_unix * 1000) });
-          this.track(new Live(rec, sb));
+          const sb = await this.engine.adopt({ dir: rec.dir, pid: rec.pid, tag: rec.snapshot_tag, language: rec.language, timings: rec.timings, createdAt: new Date(rec.created_at_unix * 1000), envs: rec.envs });
+          this.track(new SandboxEntry(rec, sb));
           adopted.push(rec.id);
           return;
         } catch (e) {
@@ -108,14 +109,14 @@ export class SandboxRegistry {
     return { adopted, reaped };
   }
 
-  list(filter: { tag?: string; metadata?: [string, string] } = {}): Live[] {
-    return [...this.live.values()].filter((l) =>
-      !l.ending && (!filter.tag || l.rec.snapshot_tag === filter.tag) && (!filter.metadata || l.rec.metadata[filter.metadata[0]] === filter.metadata[1]));
+  list(filter: { tag?: string; metadata?: [string, string] } = {}): SandboxEntry[] {
+    return [...this.entries.values()].filter((entry) =>
+      !entry.ending && (!filter.tag || entry.rec.snapshot_tag === filter.tag) && (!filter.metadata || entry.rec.metadata[filter.metadata[0]] === filter.metadata[1]));
   }
 
-  /** Live sandboxes restored from a snapshot (for delete checks and listings). */
+  /** Running sandboxes restored from a snapshot (for delete checks and listings). */
   usage(tag: string): string[] {
-    return this.list({ tag }).map((l) => l.rec.id);
+    return this.list({ tag }).map((entry) => entry.rec.id);
   }
 
   /** A request for more children than the daemon ever runs or starts at once can never succeed: a 400, not "retry". */
@@ -129,16 +130,16 @@ export class SandboxRegistry {
     }
   }
 
-  get(id: string): Live {
-    const l = this.live.get(id);
-    if (!l || l.ending) throw new ForkdError('FORKD_E_SANDBOX_NOT_FOUND', `no sandbox ${id}`, { id });
-    return l;
+  get(id: string): SandboxEntry {
+    const entry = this.entries.get(id);
+    if (!entry || entry.ending) throw new ForkdError('FORKD_E_SANDBOX_NOT_FOUND', `no sandbox ${id}`, { id });
+    return entry;
   }
 
-  async spawn(req: SpawnRequest): Promise<Live[]> {
+  async spawn(req: SpawnRequest): Promise<SandboxEntry[]> {
     this.assertSatisfiable(req.n);
-    if (this.live.size + this.spawning + req.n > this.limits.maxSandboxes) {
-      throw new ForkdError('FORKD_E_CAPACITY', `this daemon runs at most ${this.limits.maxSandboxes} sandboxes (${this.live.size} live, ${this.spawning} starting); kill some first`, { max: this.limits.maxSandboxes });
+    if (this.entries.size + this.spawning + req.n > this.limits.maxSandboxes) {
+      throw new ForkdError('FORKD_E_CAPACITY', `this daemon runs at most ${this.limits.maxSandboxes} sandboxes (${this.entries.size} live, ${this.spawning} starting); kill some first`, { max: this.limits.maxSandboxes });
     }
     if (this.spawning + req.n > this.limits.maxSpawnInFlight) {
       throw new ForkdError('FORKD_E_RATE_LIMITED', `at most ${this.limits.maxSpawnInFlight} children may be starting at once; retry shortly`, { max: this.limits.maxSpawnInFlight });
@@ -149,9 +150,9 @@ export class SandboxRegistry {
     try {
       sbs = await this.engine.spawn({ tag: req.tag, n: req.n, ...(req.ids ? { ids: req.ids } : {}) });
       const envs = req.envs ?? {};
-      if (Object.keys(envs).length > 0) await Promise.all(sbs.map((sb) => applyEnvs(sb, envs)));
+      await Promise.all(sbs.map((sb) => sb.setEnvs(envs)));
       const now = Date.now();
-      const lives = sbs.map((sb) => new Live({
+      const entries = sbs.map((sb) => new SandboxEntry({
         id: sb.id,
         snapshot_tag: req.tag,
         pid: sb.pid,
@@ -166,101 +167,93 @@ export class SandboxRegistry {
         workspace: req.workspace ?? null,
       }, sb));
       // Acknowledged only once journaled: after a crash the successor knows these VMs are ours.
-      await Promise.all(lives.map((l) => this.journal.put(KIND, l.rec.id, l.rec)));
-      for (const l of lives) {
-        this.track(l);
-        this.metrics.spawnReady.observe(l.rec.timings.spawn_to_ready_ms / 1000);
+      await Promise.all(entries.map((entry) => this.journal.put(KIND, entry.rec.id, entry.rec)));
+      for (const entry of entries) {
+        this.track(entry);
+        this.metrics.spawnReady.observe(entry.rec.timings.spawn_to_ready_ms / 1000);
       }
-      this.metrics.sandboxesSpawned.inc(lives.length);
+      this.metrics.sandboxesSpawned.inc(entries.length);
       this.metrics.spawnRequest.observe((Date.now() - t0) / 1000);
       sbs = [];
-      return lives;
+      return entries;
     } finally {
       this.spawning -= req.n;
       await Promise.all(sbs.map((sb) => sb.kill())); // only on failure
     }
   }
 
-  private track(l: Live): void {
-    this.live.set(l.rec.id, l);
-    this.armTimer(l);
-    void l.sb.exited.then(() => {
-      if (l.ending) return;
-      this.log.warn({ sandbox: l.rec.id }, 'sandbox VM exited on its own');
-      void this.end(l, 'exited');
+  private track(entry: SandboxEntry): void {
+    this.entries.set(entry.rec.id, entry);
+    this.armTimer(entry);
+    void entry.sb.exited.then(() => {
+      if (entry.ending) return;
+      this.log.warn({ sandbox: entry.rec.id }, 'sandbox VM exited on its own');
+      void this.end(entry, 'exited');
     });
   }
 
-  private armTimer(l: Live): void {
-    if (l.timer) clearTimeout(l.timer);
-    l.timer = null;
-    if (l.rec.expires_at_unix_ms === null) return;
-    const ms = Math.max(0, l.rec.expires_at_unix_ms - Date.now());
-    l.timer = setTimeout(() => void this.end(l, 'timeout'), ms);
-    l.timer.unref();
+  private armTimer(entry: SandboxEntry): void {
+    if (entry.timer) clearTimeout(entry.timer);
+    entry.timer = null;
+    if (entry.rec.expires_at_unix_ms === null) return;
+    const ms = Math.max(0, entry.rec.expires_at_unix_ms - Date.now());
+    entry.timer = setTimeout(() => void this.end(entry, 'timeout'), ms);
+    entry.timer.unref();
   }
 
   /** Kill timeoutMs from now; null: never. */
-  async setTimeout(id: string, timeoutMs: number | null): Promise<Live> {
-    const l = this.get(id);
-    l.rec = { ...l.rec, expires_at_unix_ms: timeoutMs === null ? null : Date.now() + timeoutMs };
-    await this.journal.put(KIND, l.rec.id, l.rec);
-    this.armTimer(l);
-    return l;
+  async setTimeout(id: string, timeoutMs: number | null): Promise<SandboxEntry> {
+    const entry = this.get(id);
+    entry.rec = { ...entry.rec, expires_at_unix_ms: timeoutMs === null ? null : Date.now() + timeoutMs };
+    await this.journal.put(KIND, entry.rec.id, entry.rec);
+    this.armTimer(entry);
+    return entry;
   }
 
-  async update(l: Live, patch: Partial<SandboxRecord>): Promise<void> {
-    l.rec = { ...l.rec, ...patch };
-    await this.journal.put(KIND, l.rec.id, l.rec);
+  async update(entry: SandboxEntry, patch: Partial<SandboxRecord>): Promise<void> {
+    entry.rec = { ...entry.rec, ...patch };
+    await this.journal.put(KIND, entry.rec.id, entry.rec);
   }
 
   async kill(id: string): Promise<void> {
     await this.end(this.get(id), 'killed');
   }
 
-  private async end(l: Live, reason: EndReason): Promise<void> {
-    if (l.ending) return;
-    l.ending = true;
-    if (l.timer) clearTimeout(l.timer);
-    await l.sb.kill();
-    this.live.delete(l.rec.id);
+  private async end(entry: SandboxEntry, reason: EndReason): Promise<void> {
+    if (entry.ending) return;
+    entry.ending = true;
+    if (entry.timer) clearTimeout(entry.timer);
+    await entry.sb.kill();
+    this.entries.delete(entry.rec.id);
     this.metrics.sandboxesEnded.inc({ reason });
-    await this.journal.delete(KIND, l.rec.id).catch((e: unknown) => this.log.error({ err: String(e) }, 'journal write failed'));
-    if (reason !== 'killed') this.log.info({ sandbox: l.rec.id, reason }, 'sandbox ended');
-    if (reason !== 'shutdown') await this.onEnded?.(l.rec, reason).catch((e: unknown) => this.log.error({ err: String(e) }, 'onEnded failed'));
+    await this.journal.delete(KIND, entry.rec.id).catch((e: unknown) => this.log.error({ err: String(e) }, 'journal write failed'));
+    if (reason !== 'killed') this.log.info({ sandbox: entry.rec.id, reason }, 'sandbox ended');
+    if (reason !== 'shutdown') await this.onEnded?.(entry.rec, reason).catch((e: unknown) => this.log.error({ err: String(e) }, 'onEnded failed'));
   }
 
   /**
-   * Runs an agent call for a sandbox with a per-sandbox cap on concurrent calls (429 beyond it),
+   * Runs a call into a sandbox's guest with a per-sandbox cap on concurrent calls (429 beyond it),
    * records its latency, and turns a dead VM into FORKD_E_SANDBOX_NOT_RUNNING.
    */
-  async withAgent<T>(id: string, call: string, fn: (agent: AgentClient, l: Live) => Promise<T>): Promise<T> {
-    const l = this.get(id);
-    if (l.inflight >= this.limits.maxCallsPerSandbox) {
-      throw new ForkdError('FORKD_E_RATE_LIMITED', `sandbox ${id} already has ${l.inflight} calls in flight (limit ${this.limits.maxCallsPerSandbox})`, { id });
+  async withSandbox<T>(id: string, call: string, fn: (sandbox: Sandbox, entry: SandboxEntry) => Promise<T>): Promise<T> {
+    const entry = this.get(id);
+    if (entry.inflight >= this.limits.maxCallsPerSandbox) {
+      throw new ForkdError('FORKD_E_RATE_LIMITED', `sandbox ${id} already has ${entry.inflight} calls in flight (limit ${this.limits.maxCallsPerSandbox})`, { id });
     }
-    l.inflight++;
+    entry.inflight++;
     const stop = this.metrics.agentCall.startTimer({ call });
     try {
-      return await fn(l.sb.agent, l);
+      return await fn(entry.sb, entry);
     } catch (e) {
-      if (!l.sb.alive || l.ending) throw new ForkdError('FORKD_E_SANDBOX_NOT_RUNNING', `sandbox ${id} is no longer running`, { id });
+      if (!entry.sb.alive || entry.ending) throw new ForkdError('FORKD_E_SANDBOX_NOT_RUNNING', `sandbox ${id} is no longer running`, { id });
       throw e;
     } finally {
-      l.inflight--;
+      entry.inflight--;
       stop();
     }
   }
 
   async killAll(reason: 'shutdown' | 'killed' = 'shutdown'): Promise<void> {
-    await Promise.all([...this.live.values()].map((l) => this.end(l, reason)));
+    await Promise.all([...this.entries.values()].map((entry) => this.end(entry, reason)));
   }
-}
-
-/** Spawn-time environment: for every later exec (merged per call) and both interpreters. */
-async function applyEnvs(sb: Sandbox, envs: Record<string, string>): Promise<void> {
-  const json = JSON.stringify(envs);
-  const code = sb.language === 'python' ? `import os as _forkd_os, json as _forkd_json\n_forkd_os.environ.update(_forkd_json.loads(${JSON.stringify(json)}))` : `Object.assign(process.env, ${json}); undefined`;
-  const r = await sb.agent.eval(sb.language, code, { timeoutMs: 30_000 });
-  if (!r.ok) throw new ForkdError('FORKD_E_AGENT_ERROR', `could not set envs in sandbox ${sb.id}: ${r.error?.message ?? ''}`);
 }

@@ -7,7 +7,6 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { ensureFixtureSnapshot, pidAlive, testEngine, waitFor } from '../testing/fixture.js';
 import { keeperSocketPath } from './protocol.js';
-import type { EvalResultT } from '@forkd/protocol';
 
 const engine = testEngine();
 let tag = '';
@@ -55,9 +54,9 @@ test('VMs survive their owner\'s SIGKILL through the keeper and are adopted by t
     for (let i = 0; i < held.pids.length; i++) {
       const sb = await next.adopt({ dir: held.dirs[i]!, pid: held.pids[i]!, tag, language: 'python', timings: held.timings[i]!, createdAt: new Date() });
       assert.equal(sb.id, held.ids[i]);
-      const { result } = await sb.agent.call('eval', { language: 'python', code: 'held_marker' }, { timeoutMs: 20_000 });
-      assert.equal((result as EvalResultT).json, i + 1000, 'interpreter state was lost');
-      const ex = await sb.agent.exec({ shell: 'echo adopted' }, { timeoutMs: 20_000 });
+      const result = await sb.eval('python', 'held_marker', { timeoutMs: 15_000 });
+      assert.equal(result.json, i + 1000, 'interpreter state was lost');
+      const ex = await sb.commands.exec({ shell: 'echo adopted', timeout_ms: 15_000 });
       assert.equal(ex.stdout.trim(), 'adopted');
     }
     // One owner at a time: a second attach is refused.
@@ -92,7 +91,7 @@ test('a keeper killed by SIGKILL takes its VMs with it, and its owner hears abou
   assert.ok(await waitFor(() => !pidAlive(sb.pid), 5000), 'QEMU survived its keeper');
   assert.ok(await waitFor(() => lost, 2000), 'owner was not told the keeper is gone');
   await sb.kill();
-  assert.equal(existsSync(sb.vm.dir), false);
+  assert.equal(existsSync(sb.dir), false);
   // The dead keeper's socket is left behind; cleanup removes it.
   assert.equal(existsSync(keeperSocketPath(key)), true);
   await e.cleanup();

@@ -9,7 +9,7 @@ import { toForkdError } from '@forkd/protocol';
 import type { HomeLayout } from '../home/paths.js';
 import type { Platform } from '../platform.js';
 import { noProgress } from '../progress.js';
-import type { Sandbox } from './sandbox.js';
+import { branchSourceOf, type Sandbox } from './sandbox.js';
 import { spawnChildren } from './spawn.js';
 import { branchSandbox, type BranchOptions, type BranchResult } from '../snapshot/branch.js';
 import { SnapshotCatalog } from '../snapshot/catalog.js';
@@ -30,7 +30,8 @@ export async function branchProven(
   probe: (tag: string) => Promise<void> = (tag) => probeRestore(layout, platform, tag, opts),
 ): Promise<ProvenBranchResult> {
   const onProgress = opts.onProgress ?? noProgress;
-  const r = await branchSandbox(layout, sb, opts);
+  const source = branchSourceOf(sb);
+  const r = await branchSandbox(layout, source, opts);
   if (opts.mode !== 'live' || process.env.FORKD_BRANCH_CHECK === 'off') return { ...r, mode: opts.mode, liveCaptureFailed: null };
   onProgress({ phase: 'branch', message: 'checking the capture: restoring one child from it' });
   try {
@@ -40,7 +41,7 @@ export async function branchProven(
     const why = toForkdError(e).message;
     onProgress({ phase: 'branch', message: `the live capture did not restore (${why}); capturing again with the sandbox stopped` });
     await new SnapshotCatalog(layout).remove(opts.tag);
-    const again = await branchSandbox(layout, sb, { ...opts, mode: 'full' });
+    const again = await branchSandbox(layout, source, { ...opts, mode: 'full' });
     return { ...again, mode: 'full', liveCaptureFailed: why };
   }
 }

@@ -22,16 +22,13 @@ async function spawn(n: number): Promise<Sandbox[]> {
   return sbs;
 }
 async function py(sb: Sandbox, code: string): Promise<EvalResultT> {
-  const { result } = await sb.agent.call('eval', { language: 'python', code }, { timeoutMs: 30_000 });
-  return result as EvalResultT;
+  return sb.eval('python', code, { timeoutMs: 25_000 });
 }
 async function js(sb: Sandbox, code: string): Promise<EvalResultT> {
-  const { result } = await sb.agent.call('eval', { language: 'js', code }, { timeoutMs: 30_000 });
-  return result as EvalResultT;
+  return sb.eval('js', code, { timeoutMs: 25_000 });
 }
 async function sh(sb: Sandbox, shell: string): Promise<ExecResultT> {
-  const { result } = await sb.agent.call('exec', { shell }, { timeoutMs: 30_000 });
-  return result as ExecResultT;
+  return sb.commands.exec({ shell, timeout_ms: 25_000 });
 }
 
 test('children share the warm state: parent variables and numpy are already there', async () => {
@@ -96,7 +93,7 @@ test('each child has its own pid, disk overlay and agent channel', async () => {
   const [a, b] = sbs;
   assert.ok(a && b);
   assert.notEqual(a.pid, b.pid);
-  assert.notEqual(a.vm.dir, b.vm.dir);
+  assert.notEqual(a.dir, b.dir);
   // QEMU runs with transparent huge pages off (set-up installs gcc for the wrapper): less memory per child.
   assert.match(readFileSync(`/proc/${a.pid}/status`, 'utf8'), /THP_enabled:\s*0/);
   await a.kill();
@@ -107,9 +104,8 @@ test('each child has its own pid, disk overlay and agent channel', async () => {
 test('an agent that stops answering gives FORKD_E_AGENT_TIMEOUT, not a hang', async () => {
   const [sb] = await spawn(1);
   assert.ok(sb);
-  const { result } = await sb.agent.call('ping', {}, { timeoutMs: 10_000 });
-  const agentPid = (result as { pid: number }).pid;
-  await sb.agent.call('exec', { shell: `sleep 0.3; kill -STOP ${agentPid}`, background: true }, { timeoutMs: 10_000 });
+  const agentPid = (await sb.ping({ timeoutMs: 10_000 })).pid;
+  await sb.commands.start({ shell: `sleep 0.3; kill -STOP ${agentPid}` });
   await new Promise((r) => setTimeout(r, 1500));
-  await assert.rejects(sb.agent.call('ping', {}, { timeoutMs: 1500 }), (e: { code?: string }) => e.code === 'FORKD_E_AGENT_TIMEOUT');
+  await assert.rejects(sb.ping({ timeoutMs: 1500 }), (e: { code?: string }) => e.code === 'FORKD_E_AGENT_TIMEOUT');
 });

@@ -1,6 +1,9 @@
-import crypto from 'node:crypto';
+import { ForkdError, type EvalResultT, type PingResultT } from '@forkd/protocol';
 import type { AgentClient } from '../agent-client/index.js';
 import type { Vm } from '../vm/vm.js';
+import type { BranchSource } from '../snapshot/branch.js';
+import { SandboxCommands, type Envs } from './commands.js';
+import { SandboxFiles } from './files.js';
 
 export interface SandboxTimings {
   /** From the spawn request to `cont` returning: the guest is running. */
@@ -13,46 +16,100 @@ export interface SandboxTimings {
   clock_skew_ms: number;
 }
 
-/** A running child: a restored VM whose agent has answered. */
+/** Guest budget for setting envs in an interpreter (the host waits a margin longer). */
+const SET_ENVS_TIMEOUT_MS = 30_000;
+
+/** Each sandbox's VM, for the engine only: outside it, a sandbox is reached through its methods. */
+const vms = new WeakMap<Sandbox, Vm>();
+
+/** A running child: a restored VM whose agent has answered. Everything done inside the guest goes through here. */
 export class Sandbox {
   readonly id: string;
+  readonly commands: SandboxCommands;
+  readonly files: SandboxFiles;
+  #envs: Envs;
 
+  /** envs: what the guest already has (an adopted sandbox); setEnvs changes them. */
   constructor(
-    readonly vm: Vm,
+    vm: Vm,
     readonly tag: string,
     readonly timings: SandboxTimings,
     readonly language: 'python' | 'js',
     readonly createdAt = new Date(),
+    envs: Envs = {},
   ) {
+    vms.set(this, vm);
     this.id = `sb-${vm.id}`;
+    this.#envs = { ...envs };
+    const agent = (): AgentClient => agentOf(this);
+    this.commands = new SandboxCommands(agent, () => this.#envs);
+    this.files = new SandboxFiles(agent);
   }
 
   get pid(): number {
-    return this.vm.pid;
-  }
-  get agent(): AgentClient {
-    if (!this.vm.agent) throw new Error('sandbox has no agent connection');
-    return this.vm.agent;
+    return vmOf(this).pid;
   }
   /** Resolves when the VM process has exited, for whatever reason. */
   get exited(): Promise<void> {
-    return this.vm.proc.exited.then(() => undefined);
+    return vmOf(this).proc.exited.then(() => undefined);
   }
 
   /** The VM's run directory (what a successor needs to adopt it). */
   get dir(): string {
-    return this.vm.dir;
+    return vmOf(this).dir;
   }
 
   get alive(): boolean {
-    return this.vm.alive;
+    return vmOf(this).alive;
+  }
+
+  /** The environment every command gets (under its own env) and the interpreter was given. */
+  get envs(): Envs {
+    return { ...this.#envs };
+  }
+
+  ping(o: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<PingResultT> {
+    return agentOf(this).ping(o);
+  }
+
+  /** Evaluates code in the guest's interpreter; timeoutMs is the guest's budget (the host waits a margin longer). */
+  eval(language: 'python' | 'js', code: string, o: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<EvalResultT> {
+    return agentOf(this).eval(language, code, { ...(o.timeoutMs !== undefined ? { evalTimeoutMs: o.timeoutMs } : {}), ...(o.signal ? { signal: o.signal } : {}) });
+  }
+
+  /** Adds envs: to the interpreter of the sandbox's language now, and to every later command. */
+  async setEnvs(envs: Envs): Promise<void> {
+    if (Object.keys(envs).length === 0) return;
+    const json = JSON.stringify(envs);
+    const code = this.language === 'python'
+      ? `import os as _forkd_os, json as _forkd_json\n_forkd_os.environ.update(_forkd_json.loads(${JSON.stringify(json)}))`
+      : `Object.assign(process.env, ${json}); undefined`;
+    const r = await this.eval(this.language, code, { timeoutMs: SET_ENVS_TIMEOUT_MS });
+    if (!r.ok) throw new ForkdError('FORKD_E_AGENT_ERROR', `could not set envs in sandbox ${this.id}: ${r.error?.message ?? ''}`);
+    this.#envs = { ...this.#envs, ...envs };
   }
 
   kill(): Promise<void> {
-    return this.vm.kill();
+    return vmOf(this).kill();
   }
 }
 
-export function randomHex(bytes: number): string {
-  return crypto.randomBytes(bytes).toString('hex');
+/** The sandbox's VM (engine-internal: not exported from the engine's index). */
+export function vmOf(sb: Sandbox): Vm {
+  const vm = vms.get(sb);
+  if (!vm) throw new Error(`sandbox ${sb.id} has no VM`);
+  return vm;
+}
+
+/** The sandbox's agent connection (engine-internal). */
+export function agentOf(sb: Sandbox): AgentClient {
+  const agent = vmOf(sb).agent;
+  if (!agent) throw new Error('sandbox has no agent connection');
+  return agent;
+}
+
+/** What a capture needs of a sandbox (snapshot/ knows no Sandbox class, only this view of it). */
+export function branchSourceOf(sb: Sandbox): BranchSource {
+  const vm = vmOf(sb);
+  return { id: sb.id, tag: sb.tag, get alive() { return sb.alive; }, vm };
 }

@@ -3,7 +3,6 @@ import assert from 'node:assert/strict';
 import { promises as fs, existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
-import type { EvalResultT } from '@forkd/protocol';
 import type { Sandbox } from '../sandbox/sandbox.js';
 import { ensureFixtureSnapshot, testEngine } from '../testing/fixture.js';
 import { assembledPath } from './memory.js';
@@ -34,13 +33,12 @@ async function spawn(tag: string, n = 1): Promise<Sandbox[]> {
   return sbs;
 }
 async function py(sb: Sandbox, code: string): Promise<unknown> {
-  const { result } = await sb.agent.call('eval', { language: 'python', code }, { timeoutMs: 30_000 });
-  const r = result as EvalResultT;
+  const r = await sb.eval('python', code, { timeoutMs: 25_000 });
   assert.equal(r.ok, true, JSON.stringify(r.error));
   return r.json;
 }
 async function sh(sb: Sandbox, cmd: string): Promise<string> {
-  const r = await sb.agent.exec({ shell: cmd }, { timeoutMs: 30_000 });
+  const r = await sb.commands.exec({ shell: cmd, timeout_ms: 25_000 });
   return r.stdout.trim();
 }
 const stagingLeft = () => readdirSync(engine.layout.snapshots).filter((n) => n.startsWith('.staging-'));

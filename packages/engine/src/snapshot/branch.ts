@@ -61,7 +61,7 @@ export interface BranchSource {
 }
 
 /** One capture at a time per sandbox: QEMU runs one migration at a time. */
-const busy = new WeakSet<BranchSource>();
+const busy = new WeakSet<Vm>();
 
 export async function branchSandbox(layout: HomeLayout, sb: BranchSource, opts: BranchOptions): Promise<BranchResult> {
   const tag = assertValidTag(opts.tag);
@@ -70,13 +70,13 @@ export async function branchSandbox(layout: HomeLayout, sb: BranchSource, opts: 
   const parent = await readSnapshot(layout, sb.tag).catch((e: unknown) => {
     throw new ForkdError('FORKD_E_SNAPSHOT_NOT_FOUND', `sandbox ${sb.id} was restored from ${sb.tag}, which no longer exists: a branch is stored as a layer on it`, { tag: sb.tag, cause: toForkdError(e).message });
   });
-  if (busy.has(sb)) throw new ForkdError('FORKD_E_CONFLICT', `sandbox ${sb.id} is already being branched`, { id: sb.id });
-  busy.add(sb);
+  if (busy.has(sb.vm)) throw new ForkdError('FORKD_E_CONFLICT', `sandbox ${sb.id} is already being branched`, { id: sb.id });
+  busy.add(sb.vm);
   const t0 = nowMs();
   try {
     return await inStaging(layout, tag, (staging) => captureLayer(layout, sb, parent, staging, finalDir, t0, opts));
   } finally {
-    busy.delete(sb);
+    busy.delete(sb.vm);
   }
 }
 

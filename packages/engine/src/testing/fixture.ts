@@ -7,6 +7,9 @@ import { Engine } from '../engine.js';
 import { loadRecipe, parseRecipe, type Recipe } from '../recipe/recipe.js';
 import { imageKey } from '../image/build.js';
 
+/** A sandbox's VM and agent connection, for tests and probes that look inside it (never for the daemon). */
+export { vmOf, agentOf } from '../sandbox/sandbox.js';
+
 export const PARENT_MARKER = 424242;
 export const FIXTURE_TAG = 'itest-python';
 

@@ -10,7 +10,7 @@ if (keeperKey) await engine.attachKeeper({ key: keeperKey, graceMs: Number(grace
 const sbs = await engine.spawn({ tag: tag!, n: Number(n ?? '1') });
 if (keeperKey) {
   // State that must survive the owner's death: an interpreter variable in each child.
-  await Promise.all(sbs.map((s, i) => s.agent.call('eval', { language: 'python', code: `held_marker = ${i} + 1000` })));
+  await Promise.all(sbs.map((s, i) => s.eval('python', `held_marker = ${i} + 1000`)));
 }
-process.stdout.write(`${JSON.stringify({ pids: sbs.map((s) => s.pid), dirs: sbs.map((s) => s.vm.dir), ids: sbs.map((s) => s.id), timings: sbs.map((s) => s.timings) })}\n`);
+process.stdout.write(`${JSON.stringify({ pids: sbs.map((s) => s.pid), dirs: sbs.map((s) => s.dir), ids: sbs.map((s) => s.id), timings: sbs.map((s) => s.timings) })}\n`);
 setInterval(() => undefined, 1 << 30);
