@@ -13,6 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { startTestDaemon, type TestDaemon } from '../testing/daemon.js';
 import { raw, errorCode } from '../testing/http.js';
+import { HTTP_LIMITS } from './server.js';
 
 const daemons: TestDaemon[] = [];
 after(async () => {
@@ -107,14 +108,18 @@ test('200 unauthenticated connections with large bodies leave the daemon RSS bou
   assert.ok(growth < 64 * 1024 * 1024, `daemon RSS grew by ${Math.round(growth / 1048576)} MiB`);
 });
 
-test('connections from one peer are capped; other peers are still served', async () => {
+test('connections from one peer are capped, other peers are still served, and headers that never end are timed out', async () => {
   const d = await daemon(['--max-connections-per-peer', '4']);
   const conns = Array.from({ length: 8 }, () => hostileConnection(portOf(d), 'GET /healthz HTTP/1.1\r\n'));
   await new Promise((r) => setTimeout(r, 1_000));
   const open = conns.filter((c) => !c.socket.destroyed).length;
   assert.equal(open, 4, `${open} of 8 half-sent connections from one peer are open`);
   assert.equal((await authedPing(d)).status, 200);
-  for (const c of conns) c.socket.destroy();
+  // Headers that never end are cut off by the headers timeout.
+  const t0 = Date.now();
+  await Promise.race([Promise.all(conns.map((c) => c.closed)), new Promise((r) => setTimeout(r, HTTP_LIMITS.headersTimeoutMs + HTTP_LIMITS.timeoutCheckIntervalMs + 5_000))]);
+  assert.equal(conns.filter((c) => !c.socket.destroyed).length, 0, 'half-sent headers were not timed out');
+  assert.ok(Date.now() - t0 >= HTTP_LIMITS.headersTimeoutMs - 2_000, 'closed before the headers timeout');
 });
 
 test('a request whose Host is not the listener\'s own name is refused (DNS rebinding); the Unix socket is not checked', async () => {
