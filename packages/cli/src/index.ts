@@ -5,7 +5,7 @@ import { printJson, reportError } from './output.js';
 import { daemonClient, type CliContext, type DaemonFlags } from './client.js';
 import { imageBuild, imageList } from './commands/snapshots.js';
 import { cleanup, doctor } from './commands/host.js';
-import { serve, type ServeFlags } from './commands/serve.js';
+import { serve, SERVE_LIMITS, type ServeFlags } from './commands/serve.js';
 import { registerRemoteCommands } from './commands/remote.js';
 import { registerSnapshotVerbs } from './commands/snapshot-verbs.js';
 
@@ -60,8 +60,14 @@ program.command('cleanup').description('kill VMs and remove files left behind by
 
 program.command('serve').description('run the forkd daemon (REST API) in the foreground')
   .option('--socket <path>', 'Unix socket (default <home>/forkd.sock when --bind is not given)')
-  .option('--bind <host:port>', 'TCP address; a non-loopback address needs --token-file')
+  .option('--bind <host:port>', 'TCP address; needs --token-file (or --insecure-no-token)')
   .option('--token-file <file>', 'bearer tokens, one per line (>= 16 bytes each)')
+  .option('--insecure-no-token', 'allow --bind without a token: any local user or process (or a DNS-rebound page) gets full control')
+  .option('--allow-host <names>', 'comma-separated host names TCP requests may be addressed to, besides the bound address')
+  .option('--tls-cert <file>', 'PEM certificate chain: serve https on --bind (with --tls-key)')
+  .option('--tls-key <file>', 'PEM private key for --tls-cert')
+  .option('--max-connections <n>', 'open TCP connections in total', String(SERVE_LIMITS.maxConnections))
+  .option('--max-connections-per-peer <n>', 'open TCP connections from one address', String(SERVE_LIMITS.maxConnectionsPerPeer))
   .option('--state <file>', 'durable state journal (default <home>/daemon/state.jsonl)')
   .option('--audit-log <file>', "audit log of every request (default <home>/daemon/audit.log; 'none' to disable)")
   .option('--snapshot-root <dir>', 'where snapshots live (default <home>/snapshots)')

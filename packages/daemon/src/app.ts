@@ -9,6 +9,7 @@ import { routes } from '@forkd/api';
 import { registerRoutes, type Handlers } from './http/register.js';
 import { httpError } from './http/errors.js';
 import type { TokenSet } from './http/auth.js';
+import { applyTimeouts, authenticated, checkHost, HTTP_LIMITS } from './http/server.js';
 import type { AuditLog } from './audit.js';
 import type { DaemonServices } from './handlers/context.js';
 import { metaHandlers } from './handlers/meta.js';
@@ -31,11 +32,21 @@ export interface AppOptions {
   isDraining: () => boolean;
   /** Called on every request (idle tracking). */
   onActivity?: () => void;
+  /** Names a TCP request's Host may carry besides the listener's own address (--bind's host, --allow-host). */
+  hostNames?: ReadonlySet<string>;
 }
+
+type AuthedRequest = FastifyRequest & { caller?: string };
 
 export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   const { services: s } = o;
-  const app = Fastify({ logger: false, bodyLimit: JSON_BODY_LIMIT, return503OnClosing: true, genReqId: () => crypto.randomBytes(6).toString('hex') });
+  const app = Fastify({
+    logger: false, bodyLimit: JSON_BODY_LIMIT, return503OnClosing: true, genReqId: () => crypto.randomBytes(6).toString('hex'),
+    connectionTimeout: HTTP_LIMITS.idleTimeoutMs, keepAliveTimeout: HTTP_LIMITS.keepAliveTimeoutMs, requestTimeout: 0,
+  });
+  applyTimeouts(app.server);
+  const authRequired = new Map(Object.values(routes).map((r) => [`${r.method} ${r.path}`, r.auth]));
+  const hostNames = o.hostNames ?? new Set<string>();
   // Uploads: the raw stream goes to the handler, which counts and caps it.
   app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));
   const routeOf = new Map(Object.values(routes).map((r) => [`${r.method} ${r.path}`, r.path]));
@@ -52,9 +63,11 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
       s.metrics.httpSeconds.observe({ route: label }, latency / 1000);
       if (route === '/healthz') return;
       const params = (req.params ?? {}) as Record<string, string>;
-      o.audit.write({
+      const caller = (req as AuthedRequest).caller;
+      // Unauthenticated traffic is counted by the request metric; its audit lines are rate-limited.
+      (caller === undefined ? o.audit.writeUnauthenticated.bind(o.audit) : o.audit.write.bind(o.audit))({
         time: new Date().toISOString(),
-        caller: (req as FastifyRequest & { caller?: string }).caller ?? 'unauthenticated',
+        caller: caller ?? 'unauthenticated',
         remote: req.socket.remoteAddress ?? 'unix',
         method: req.method,
         path: req.url.split('?')[0] ?? req.url,
@@ -65,6 +78,12 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
         request_id: req.id,
       });
     });
+    // Before any body is read: a request for another host, or without a valid token, is answered
+    // and its connection closed (the error handler adds `connection: close`).
+    checkHost(req.raw, hostNames);
+    const needsAuth = req.routeOptions.url === undefined || (authRequired.get(`${req.method} ${req.routeOptions.url}`) ?? true);
+    (req as AuthedRequest).caller = needsAuth ? o.tokens.check(req.headers.authorization) : 'anonymous';
+    authenticated(req.raw.socket);
     if (o.isDraining() && req.url !== '/healthz') throw new ForkdError('FORKD_E_UNAVAILABLE', 'the daemon is shutting down');
   });
 
@@ -73,6 +92,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     s.metrics.errors.inc({ code: fe.code });
     if (fe.status >= 500) s.log.error({ code: fe.code, msg: fe.message, route: req.routeOptions.url, req: req.id }, 'request failed');
     if (reply.sent || reply.raw.headersSent) return;
+    if (fe.code === 'FORKD_E_UNAUTHORIZED' || fe.code === 'FORKD_E_HOST_NOT_ALLOWED') reply.header('connection', 'close');
     return reply.status(fe.status).type('application/json').send({ error: fe.toJSON() });
   });
   app.setNotFoundHandler(async (req, reply) => {
@@ -90,7 +110,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     ...o.extraHandlers,
   } as Handlers;
   registerRoutes(app, handlers, {
-    authenticate: (req) => o.tokens.check(req.headers.authorization),
+    authenticate: (req) => (req as AuthedRequest).caller ?? o.tokens.check(req.headers.authorization),
     onResponseMismatch: (route, issues) => s.log.error({ route, issues }, 'response does not match its schema'),
   });
   await app.ready();

@@ -1,6 +1,8 @@
 /**
  * Audit log: one JSON line per authenticated request (time, caller's token id, remote address,
  * method, path, resource, status, latency). Append-only; the token itself is never written.
+ * Unauthenticated requests are rate-limited (anyone can send them: they must not fill the disk);
+ * the next line written after a suppression says how many were left out.
  */
 import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import path from 'node:path';
@@ -16,10 +18,18 @@ export interface AuditRecord {
   status: number;
   latency_ms: number;
   request_id: string;
+  /** Unauthenticated requests left out of the log since the previous unauthenticated line. */
+  suppressed_before?: number;
 }
+
+/** Unauthenticated requests written per window; the rest are only counted. */
+export const UNAUTHENTICATED_AUDIT_LINES = { perWindow: 20, windowMs: 60_000 } as const;
 
 export class AuditLog {
   private stream: WriteStream | null;
+  private windowStart = 0;
+  private windowLines = 0;
+  private suppressed = 0;
 
   constructor(file: string | null) {
     if (file) {
@@ -31,6 +41,20 @@ export class AuditLog {
 
   write(r: AuditRecord): void {
     this.stream?.write(`${JSON.stringify(r)}\n`);
+  }
+
+  writeUnauthenticated(r: AuditRecord, now = Date.now()): void {
+    if (now - this.windowStart >= UNAUTHENTICATED_AUDIT_LINES.windowMs) {
+      this.windowStart = now;
+      this.windowLines = 0;
+    }
+    if (this.windowLines >= UNAUTHENTICATED_AUDIT_LINES.perWindow) {
+      this.suppressed++;
+      return;
+    }
+    this.windowLines++;
+    this.write(this.suppressed > 0 ? { ...r, suppressed_before: this.suppressed } : r);
+    this.suppressed = 0;
   }
 
   close(): Promise<void> {

@@ -23,6 +23,7 @@ import { Metrics } from './metrics.js';
 import { AuditLog } from './audit.js';
 import { TokenSet } from './http/auth.js';
 import { buildApp } from './app.js';
+import { createTcpServer, HTTP_LIMITS, type TlsFiles } from './http/server.js';
 import type { DaemonServices } from './handlers/context.js';
 
 export interface DaemonOptions {
@@ -39,6 +40,16 @@ export interface DaemonOptions {
   socket?: string;
   /** HOST:PORT for TCP. */
   bind?: string;
+  /** Listen on TCP without a token (any address, loopback included): every local user and process gets full control. */
+  insecureNoToken?: boolean;
+  /** Host names TCP requests may be addressed to besides the bound address (DNS rebinding guard). */
+  allowHosts?: string[];
+  /** TLS on the TCP listener: PEM certificate chain and key files (both or neither). */
+  tlsCert?: string;
+  tlsKey?: string;
+  /** Open TCP connections in total and from one peer address. */
+  maxConnections?: number;
+  maxConnectionsPerPeer?: number;
   /** How long VMs survive a crashed daemon, waiting to be adopted. */
   keeperGraceMs?: number;
   maxSandboxes?: number;
@@ -80,9 +91,13 @@ export class Daemon {
     const log = o.logger ?? pino({ level: process.env.FORKD_LOG_LEVEL ?? 'info', base: { svc: 'forkd' } }, pino.destination(2));
     const tokens = o.tokenFile ? await TokenSet.load(o.tokenFile) : TokenSet.none();
     const bind = o.bind ? parseBind(o.bind) : null;
-    if (bind && !bind.loopback && !tokens.required) {
-      throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `refusing to listen on ${o.bind} (not loopback) without --token-file`);
+    if (bind && !tokens.required && !o.insecureNoToken) {
+      // Loopback included: any local user, container on the host network or DNS-rebound page could connect.
+      throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `refusing to listen on ${o.bind} without --token-file (TCP has no owner check like the Unix socket; --insecure-no-token to allow it anyway)`);
     }
+    if (Boolean(o.tlsCert) !== Boolean(o.tlsKey)) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', '--tls-cert and --tls-key go together');
+    if (o.tlsCert && !bind) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', '--tls-cert needs --bind (the Unix socket is not encrypted)');
+    const tls = o.tlsCert && o.tlsKey ? await readTls(o.tlsCert, o.tlsKey) : null;
     const engine = new Engine({ ...(o.home ? { home: o.home } : {}), ...(o.snapshotRoot ? { snapshotRoot: o.snapshotRoot } : {}), ...(o.kernel ? { kernel: o.kernel } : {}), ...(o.accel ? { accel: o.accel } : {}) });
     const statePath = path.resolve(o.statePath ?? path.join(engine.layout.root, 'daemon', 'state.jsonl'));
     const socket = o.socket ?? (o.bind ? null : path.join(engine.layout.root, 'forkd.sock'));
@@ -104,7 +119,7 @@ export class Daemon {
         throw e;
       });
       try {
-        return await Daemon.assemble(o, engine, log, tokens, statePath, socket, bind, inherited, lock);
+        return await Daemon.assemble(o, engine, log, tokens, statePath, socket, bind ? { ...bind, tls } : null, inherited, lock);
       } catch (e) {
         // Let go of the keeper without stopping its VMs: a successful retry adopts them.
         await engine.releaseKeeper({ stopVms: false });
@@ -116,7 +131,7 @@ export class Daemon {
     }
   }
 
-  private static async assemble(o: DaemonOptions, engine: Engine, log: Logger, tokens: TokenSet, statePath: string, socket: string | null, bind: { host: string; port: number } | null, inherited: KeeperVmT[], lock: StateLock): Promise<Daemon> {
+  private static async assemble(o: DaemonOptions, engine: Engine, log: Logger, tokens: TokenSet, statePath: string, socket: string | null, bind: { host: string; port: number; tls: TlsFiles | null } | null, inherited: KeeperVmT[], lock: StateLock): Promise<Daemon> {
     const { journal, replay } = await Journal.open(statePath, { lock });
     if (replay.tornTail) log.warn({ state: journal.file }, 'dropped a partial last line of the journal (a crash mid-write: it was never acknowledged)');
     if (replay.badLines > 0) log.error({ state: journal.file, bad_lines: replay.badLines, kept_aside: replay.keptAside }, `skipped ${replay.badLines} corrupt journal line(s) (checksum or JSON failure): the records they held are lost; the original journal is kept at ${replay.keptAside}`);
@@ -149,6 +164,7 @@ export class Daemon {
       tokens,
       audit,
       isDraining: () => daemon?.draining ?? false,
+      hostNames: new Set([...(bind && !['0.0.0.0', '::'].includes(bind.host) ? [bind.host] : []), ...(o.allowHosts ?? [])].map((h) => h.toLowerCase())),
       onActivity: () => {
         if (daemon) daemon.lastActivity = Date.now();
       },
@@ -159,17 +175,17 @@ export class Daemon {
         await listenSocket(app, socket);
         daemon.addresses.socket = socket;
       }
-      if (bind && !socket) daemon.addresses.url = await app.listen({ host: bind.host, port: bind.port });
-      else if (bind) {
-        // Fastify listens once; a second listener feeds the same router.
-        const extra = http.createServer((req, res) => app.routing(req, res));
+      if (bind) {
+        // Fastify listens on the socket; TCP gets its own server (caps, TLS) feeding the same router.
+        const caps = { maxConnections: o.maxConnections ?? HTTP_LIMITS.maxConnections, maxConnectionsPerPeer: o.maxConnectionsPerPeer ?? HTTP_LIMITS.maxConnectionsPerPeer };
+        const extra = createTcpServer((req, res) => app.routing(req, res), caps, bind.tls);
+        daemon.extraServer = extra;
         await new Promise<void>((resolve, reject) => {
           extra.once('error', reject);
           extra.listen(bind.port, bind.host, () => resolve());
         });
         const a = extra.address() as net.AddressInfo;
-        daemon.addresses.url = `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
-        daemon.extraServer = extra;
+        daemon.addresses.url = `${bind.tls ? 'https' : 'http'}://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
       }
     } catch (e) {
       // Not serving after all: close what we opened but leave the sandboxes to the keeper.
@@ -215,6 +231,13 @@ export class Daemon {
     })();
     return this.stopping;
   }
+}
+
+async function readTls(certFile: string, keyFile: string): Promise<TlsFiles> {
+  const read = async (f: string, what: string) => fs.readFile(f).catch((e: unknown) => {
+    throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `cannot read ${what} ${f}: ${(e as Error).message}`);
+  });
+  return { cert: await read(certFile, '--tls-cert'), key: await read(keyFile, '--tls-key') };
 }
 
 /** A socket path is ours if nobody answers on it (a stale file from a crash is replaced). */

@@ -18,6 +18,10 @@ export interface ConnectionOptions {
   token?: string;
   /** Per-request timeout in ms (default 120 s; long calls pass their own). */
   timeoutMs?: number;
+  /** Certificate authorities (PEM) trusted for an https daemon, besides the system's (or NODE_EXTRA_CA_CERTS). */
+  ca?: string | Buffer | Array<string | Buffer>;
+  /** Send the token over plain http to a host that is not loopback (default: refused; env FORKD_ALLOW_INSECURE=1). */
+  allowInsecure?: boolean;
 }
 
 export { defaultSocketPath };
@@ -27,7 +31,10 @@ export interface Endpoint {
   base?: URL;
   token?: string;
   timeoutMs: number;
+  ca?: string | Buffer | Array<string | Buffer>;
 }
+
+const isLoopbackHost = (h: string): boolean => h === 'localhost' || h === '[::1]' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
 
 export function resolveEndpoint(o: ConnectionOptions = {}): Endpoint {
   const token = o.token ?? process.env.FORKD_TOKEN ?? undefined;
@@ -39,7 +46,11 @@ export function resolveEndpoint(o: ConnectionOptions = {}): Endpoint {
     if (url.startsWith('unix:')) return { socketPath: url.slice('unix:'.length), ...common };
     const base = new URL(url);
     if (base.protocol !== 'http:' && base.protocol !== 'https:') throw errorFor('FORKD_E_INVALID_ARGUMENT', `unsupported daemon URL ${url}`);
-    return { base, ...common };
+    const allowInsecure = o.allowInsecure ?? process.env.FORKD_ALLOW_INSECURE === '1';
+    if (token && base.protocol === 'http:' && !isLoopbackHost(base.hostname) && !allowInsecure) {
+      throw errorFor('FORKD_E_INVALID_ARGUMENT', `refusing to send the token in cleartext to ${base.host}: use https:// (forkd serve --tls-cert/--tls-key), or allowInsecure: true / FORKD_ALLOW_INSECURE=1 if the network is trusted`);
+    }
+    return { base, ...common, ...(o.ca ? { ca: o.ca } : {}) };
   }
   return { socketPath: defaultSocketPath(), ...common };
 }
@@ -82,7 +93,7 @@ export function send(ep: Endpoint, r: RawRequest): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
     const opts: http.RequestOptions = ep.socketPath
       ? { socketPath: ep.socketPath, path: pathWithQuery, method: r.method, headers }
-      : { protocol: ep.base!.protocol, hostname: ep.base!.hostname, port: ep.base!.port, path: `${ep.base!.pathname.replace(/\/$/, '')}${pathWithQuery}`, method: r.method, headers };
+      : { protocol: ep.base!.protocol, hostname: ep.base!.hostname, port: ep.base!.port, path: `${ep.base!.pathname.replace(/\/$/, '')}${pathWithQuery}`, method: r.method, headers, ...(ep.ca ? { ca: ep.ca } : {}) };
     const lib = ep.base?.protocol === 'https:' ? https : http;
     const req = lib.request(opts, (res) => {
       clearTimeout(timer);

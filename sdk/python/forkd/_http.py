@@ -8,6 +8,7 @@ import http.client
 import io
 import json
 import os
+import re
 import socket
 import ssl
 import stat
@@ -49,6 +50,8 @@ class Endpoint:
     port: Optional[int] = None
     base_path: str = ""
     token: Optional[str] = None
+    #: Send the token over plain http to a host that is not loopback (refused by default).
+    allow_insecure: bool = False
 
     def describe(self) -> str:
         """The address as a user would write it in FORKD_URL."""
@@ -58,8 +61,16 @@ class Endpoint:
         return f"{self.scheme}://{host}:{self.port}{self.base_path}"
 
 
-def resolve_endpoint(url: Optional[str] = None, token: Optional[str] = None, env: Optional[Mapping[str, str]] = None) -> Endpoint:
-    """Parses ``url`` (or FORKD_URL, or the default socket) and picks the token (or FORKD_TOKEN)."""
+def _is_loopback_host(host: str) -> bool:
+    return host == "localhost" or host == "::1" or re.fullmatch(r"127\.\d{1,3}\.\d{1,3}\.\d{1,3}", host) is not None
+
+
+def resolve_endpoint(url: Optional[str] = None, token: Optional[str] = None, env: Optional[Mapping[str, str]] = None, allow_insecure: Optional[bool] = None) -> Endpoint:
+    """Parses ``url`` (or FORKD_URL, or the default socket) and picks the token (or FORKD_TOKEN).
+
+    A token is not sent over plain http to a host that is not loopback unless ``allow_insecure``
+    (or FORKD_ALLOW_INSECURE=1). For an https daemon with a private CA, set SSL_CERT_FILE.
+    """
     e = os.environ if env is None else env
     tok = token if token is not None else e.get("FORKD_TOKEN")
     tok = tok.strip() if tok else None
@@ -84,7 +95,14 @@ def resolve_endpoint(url: Optional[str] = None, token: Optional[str] = None, env
         raise error_for("FORKD_E_INVALID_ARGUMENT", f"daemon URL {raw!r} has an invalid port") from exc
     if port is None:
         port = 443 if parts.scheme == "https" else 80
-    return Endpoint(scheme=parts.scheme, host=parts.hostname, port=port, base_path=parts.path.rstrip("/"), token=tok)
+    insecure_ok = allow_insecure if allow_insecure is not None else e.get("FORKD_ALLOW_INSECURE") == "1"
+    if tok and parts.scheme == "http" and not _is_loopback_host(parts.hostname) and not insecure_ok:
+        raise error_for(
+            "FORKD_E_INVALID_ARGUMENT",
+            f"refusing to send the token in cleartext to {parts.hostname}:{port}: use https:// (forkd serve --tls-cert/--tls-key), "
+            "or allow_insecure=True / FORKD_ALLOW_INSECURE=1 if the network is trusted",
+        )
+    return Endpoint(scheme=parts.scheme, host=parts.hostname, port=port, base_path=parts.path.rstrip("/"), token=tok, allow_insecure=insecure_ok)
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):

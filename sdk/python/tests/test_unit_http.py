@@ -38,11 +38,21 @@ class ResolveEndpointTest(unittest.TestCase):
             self.assertEqual(cm.exception.code, "FORKD_E_INVALID_ARGUMENT")
 
     def test_env_url_and_token(self) -> None:
-        ep = forkd.resolve_endpoint(env={"FORKD_URL": "http://h:1", "FORKD_TOKEN": " tok \n"})
+        ep = forkd.resolve_endpoint(env={"FORKD_URL": "http://h:1", "FORKD_TOKEN": " tok \n", "FORKD_ALLOW_INSECURE": "1"})
         self.assertEqual((ep.host, ep.port, ep.token), ("h", 1, "tok"))
         self.assertEqual(forkd.resolve_endpoint(token="explicit", env={"FORKD_TOKEN": "env"}).token, "explicit")
         self.assertIsNone(forkd.resolve_endpoint(token="", env={"FORKD_TOKEN": "env"}).token, "token='' sends none")
         self.assertEqual(forkd.resolve_endpoint("unix:/a.sock", env={"FORKD_URL": "http://h:1"}).socket_path, "/a.sock")
+
+    def test_token_over_plain_http_to_a_remote_host_is_refused_unless_allowed(self) -> None:
+        with self.assertRaises(forkd.InvalidArgumentError) as cm:
+            forkd.resolve_endpoint("http://10.0.0.5:8889", token="t" * 32, env={})
+        self.assertIn("cleartext", str(cm.exception))
+        self.assertTrue(forkd.resolve_endpoint("http://10.0.0.5:8889", token="t" * 32, env={}, allow_insecure=True).allow_insecure)
+        self.assertEqual(forkd.resolve_endpoint("http://10.0.0.5:8889", token="t" * 32, env={"FORKD_ALLOW_INSECURE": "1"}).port, 8889)
+        for ok in ("https://10.0.0.5:8889", "http://127.0.0.1:8889", "http://localhost:1", "http://[::1]:1"):
+            self.assertEqual(forkd.resolve_endpoint(ok, token="t" * 32, env={}).token, "t" * 32, ok)
+        self.assertIsNone(forkd.resolve_endpoint("http://10.0.0.5:8889", env={}).token, "no token: nothing to leak")
 
     def test_default_socket_path(self) -> None:
         self.assertEqual(forkd.default_socket_path({"FORKD_HOME": "/srv/fk", "XDG_DATA_HOME": "/x", "HOME": "/h"}), "/srv/fk/forkd.sock")

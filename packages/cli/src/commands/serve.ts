@@ -1,6 +1,9 @@
-import { Daemon, type DaemonOptions } from '@forkd/daemon';
+import { Daemon, HTTP_LIMITS, type DaemonOptions } from '@forkd/daemon';
 import type { AccelRequest } from '@forkd/engine';
 import { parseIntStrict } from '../output.js';
+
+/** Connection caps shown as the flags' defaults (declared in the daemon). */
+export const SERVE_LIMITS = HTTP_LIMITS;
 
 export interface ServeFlags {
   socket?: string;
@@ -12,6 +15,12 @@ export interface ServeFlags {
   keeperGraceSecs?: string;
   idleExitSecs?: string;
   maxSandboxes?: string;
+  insecureNoToken?: boolean;
+  allowHost?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  maxConnections?: string;
+  maxConnectionsPerPeer?: string;
 }
 
 /** Runs the daemon in the foreground until SIGTERM/SIGINT, then stops it gracefully. */
@@ -29,6 +38,12 @@ export async function serve(global: { home?: string; kernel?: string; accel: Acc
     ...(f.keeperGraceSecs ? { keeperGraceMs: parseIntStrict('--keeper-grace-secs', f.keeperGraceSecs) * 1000 } : {}),
     ...(f.idleExitSecs ? { idleExitMs: parseIntStrict('--idle-exit-secs', f.idleExitSecs) * 1000 } : {}),
     ...(f.maxSandboxes ? { maxSandboxes: parseIntStrict('--max-sandboxes', f.maxSandboxes) } : {}),
+    ...(f.insecureNoToken ? { insecureNoToken: true } : {}),
+    ...(f.allowHost ? { allowHosts: f.allowHost.split(',').map((h) => h.trim()).filter(Boolean) } : {}),
+    ...(f.tlsCert ? { tlsCert: f.tlsCert } : {}),
+    ...(f.tlsKey ? { tlsKey: f.tlsKey } : {}),
+    ...(f.maxConnections ? { maxConnections: parseIntStrict('--max-connections', f.maxConnections) } : {}),
+    ...(f.maxConnectionsPerPeer ? { maxConnectionsPerPeer: parseIntStrict('--max-connections-per-peer', f.maxConnectionsPerPeer) } : {}),
   };
   const daemon = await Daemon.start(opts);
   await new Promise<void>((resolve) => {

@@ -21,6 +21,8 @@ export interface TestDaemonOptions {
   extraArgs?: string[];
   /** Extra environment for the daemon process (e.g. FORKD_RECIPES_DIR). */
   env?: Record<string, string>;
+  /** Ensure the fixture snapshot first (default true; HTTP-only tests skip it and need no VM). */
+  fixture?: boolean;
 }
 
 export interface TestDaemon {
@@ -28,7 +30,7 @@ export interface TestDaemon {
   socketPath: string;
   url: string | null;
   token: string | null;
-  /** The fixture snapshot's tag (python, numpy imported, `forkd_parent_marker` set). */
+  /** The fixture snapshot's tag (python, numpy imported, `forkd_parent_marker` set); '' without the fixture. */
   tag: string;
   statePath: string;
   auditPath: string;
@@ -54,7 +56,7 @@ process.once('exit', () => {
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'cli', 'src', 'index.ts');
 
 export async function startTestDaemon(o: TestDaemonOptions = {}): Promise<TestDaemon> {
-  const tag = await ensureFixtureSnapshot(testEngine());
+  const tag = o.fixture === false ? '' : await ensureFixtureSnapshot(testEngine());
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'fdd-'));
   made.add(dir);
   const token = o.token ? crypto.randomBytes(24).toString('hex') : null;
