@@ -113,7 +113,7 @@ async function coldBoot(): Promise<number> {
   const t0 = nowMs();
   const vm = await engine.bootCold(recipe);
   try {
-    const result = await vm.agent!.eval('python', 'import numpy as np\nfloat(np.arange(100).sum())', { timeoutMs: 120_000 });
+    const result = await vm.eval('python', 'import numpy as np\nfloat(np.arange(100).sum())', { timeoutMs: 120_000 });
     if (!result.ok) throw new Error(`cold eval failed ${JSON.stringify(result)}`);
     return since(t0);
   } finally {

@@ -4,7 +4,7 @@
  */
 import fs from 'node:fs';
 import net from 'node:net';
-import type { Transport, TransportEvents } from './transport.js';
+import { pumpWithGate, socketSink, type Transport, type TransportEvents } from './transport.js';
 
 export class ListenTransport implements Transport {
   private server: net.Server | null = null;
@@ -39,33 +39,10 @@ export class ListenTransport implements Transport {
     }
     this.current = sock;
     sock.on('error', () => undefined);
-    ev.onConnect({
-      write: (buf) =>
-        new Promise<void>((resolve, reject) => {
-          if (sock.destroyed) return reject(new Error('socket closed'));
-          // Settle on close too, so a write caught by a disconnect can never stall the writer.
-          const onClose = (): void => reject(new Error('socket closed'));
-          sock.once('close', onClose);
-          sock.write(buf, (err) => {
-            sock.off('close', onClose);
-            if (err) reject(err);
-            else resolve();
-          });
-        }),
-    });
+    ev.onConnect(socketSink(sock, 'socket closed'));
     sock.on('data', (chunk: Buffer) => {
       if (this.current !== sock) return;
-      ev.onData(chunk);
-      // Bound in-flight work: stop reading until the server has room again.
-      let ready = false;
-      const gate = ev.readGate().then(() => {
-        ready = true;
-      });
-      void Promise.resolve().then(() => {
-        if (ready) return;
-        sock.pause();
-        void gate.then(() => sock.resume());
-      });
+      pumpWithGate(sock, ev, chunk);
     });
     sock.on('close', () => {
       if (this.current !== sock) return;

@@ -8,7 +8,7 @@
  */
 import fs from 'node:fs';
 import net from 'node:net';
-import { type Transport, type TransportEvents } from './transport.js';
+import { pumpWithGate, socketSink, type Transport, type TransportEvents } from './transport.js';
 
 const EOF_RETRY_MS = 20;
 const ERROR_RETRY_MS = 100;
@@ -73,33 +73,10 @@ export class PortTransport implements Transport {
       if (hadData) ev.onDisconnect();
       this.reopenLater(ev, retryMs);
     };
-    ev.onConnect({
-      write: (buf) =>
-        new Promise<void>((resolve, reject) => {
-          if (sock.destroyed) return reject(new Error('port closed'));
-          // Settle on close too, so a write caught by a disconnect can never stall the writer.
-          const onClose = (): void => reject(new Error('port closed'));
-          sock.once('close', onClose);
-          sock.write(buf, (err) => {
-            sock.off('close', onClose);
-            if (err) reject(err);
-            else resolve();
-          });
-        }),
-    });
+    ev.onConnect(socketSink(sock, 'port closed'));
     sock.on('data', (chunk: Buffer) => {
       hadData = true;
-      ev.onData(chunk);
-      // Bound in-flight work: stop reading until the server has room again.
-      let ready = false;
-      const gate = ev.readGate().then(() => {
-        ready = true;
-      });
-      void Promise.resolve().then(() => {
-        if (ready) return;
-        sock.pause();
-        void gate.then(() => sock.resume());
-      });
+      pumpWithGate(sock, ev, chunk);
     });
     sock.on('end', () => finish(EOF_RETRY_MS));
     sock.on('error', (err) => {

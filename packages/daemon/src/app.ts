@@ -27,8 +27,6 @@ export interface AppOptions {
   services: DaemonServices;
   tokens: TokenSet;
   audit: AuditLog;
-  /** Replaces handlers (later features plug in here). */
-  extraHandlers?: Partial<Handlers>;
   isDraining: () => boolean;
   /** Called on every request (idle tracking). */
   onActivity?: () => void;
@@ -107,7 +105,6 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     ...fileHandlers(s),
     ...branchingHandlers(s),
     ...workspaceHandlers(s),
-    ...o.extraHandlers,
   } as Handlers;
   registerRoutes(app, handlers, {
     authenticate: (req) => (req as AuthedRequest).caller ?? o.tokens.check(req.headers.authorization),

@@ -17,7 +17,6 @@ const KIND = 'job';
 
 export class Jobs {
   private readonly jobs = new Map<string, JobT>();
-  private readonly waiters = new Map<string, Promise<unknown>>();
   private chain: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly journal: Journal) {
@@ -46,7 +45,7 @@ export class Jobs {
    * Queues work; resolves with the acknowledged job record. `result()` of the returned handle
    * settles when the work does. exclusive=false runs at once instead of queueing.
    */
-  async start<T>(kind: JobKind, work: (progress: (ev: ProgressEvent) => void) => Promise<T>, opts: { exclusive?: boolean; describe?: (r: T) => unknown } = {}): Promise<{ job: JobT; done: Promise<T> }> {
+  async start<T>(kind: JobKind, work: (progress: (ev: ProgressEvent) => void) => Promise<T>, opts: { exclusive?: boolean } = {}): Promise<{ job: JobT; done: Promise<T> }> {
     const job: JobT = {
       id: `job-${crypto.randomBytes(8).toString('hex')}`,
       kind,
@@ -67,7 +66,7 @@ export class Jobs {
           job.progress = { phase: ev.phase, message: ev.message, fraction: ev.fraction ?? null };
         });
         job.status = 'succeeded';
-        job.result = opts.describe ? opts.describe(r) : (r as unknown);
+        job.result = r as unknown;
         job.progress = { ...job.progress, fraction: 1 };
         return r;
       } catch (e) {
@@ -82,7 +81,6 @@ export class Jobs {
     };
     const done = opts.exclusive === false ? run() : (this.chain = this.chain.then(run, run)) as Promise<T>;
     done.catch(() => undefined);
-    this.waiters.set(job.id, done);
     return { job, done };
   }
 
@@ -90,7 +88,6 @@ export class Jobs {
     const finished = [...this.jobs.values()].filter((j) => j.finished_at_unix !== null).sort((a, b) => a.finished_at_unix! - b.finished_at_unix!);
     for (const j of finished.slice(0, Math.max(0, finished.length - KEEP_FINISHED))) {
       this.jobs.delete(j.id);
-      this.waiters.delete(j.id);
       void this.journal.delete(KIND, j.id).catch(() => undefined);
     }
   }

@@ -32,6 +32,12 @@ export interface AdoptRecord {
   envs?: Record<string, string>;
 }
 
+/** A cold-booted VM, as the benchmark sees it. */
+export interface ColdBoot {
+  eval: Sandbox['eval'];
+  kill(): Promise<void>;
+}
+
 export interface EngineOptions {
   home?: string;
   /** Where snapshots live (default <home>/snapshots). */
@@ -218,13 +224,19 @@ export class Engine {
     else k.detach();
   }
 
-  /** A cold boot of a recipe's image (no snapshot): the baseline that fork-from-warm beats. */
-  async bootCold(recipe: string | Recipe, opts: { memMib?: number; vcpus?: number } = {}) {
+  /**
+   * A cold boot of a recipe's image (no snapshot): the baseline that fork-from-warm beats. Only
+   * eval and kill are handed out: the VM and its agent stay inside the engine.
+   */
+  async bootCold(recipe: string | Recipe, opts: { memMib?: number; vcpus?: number } = {}): Promise<ColdBoot> {
     const r = typeof recipe === 'string' ? await loadRecipe(recipe) : recipe;
     const env = await this.platform.resolve();
     const image = await ensureImage(this.layout, r);
     const { vm } = await bootFromImage(env, 'cold', { memMib: opts.memMib ?? r.default_mem_mib, vcpus: opts.vcpus ?? 1, imagePath: image.path, memShare: false, ...this.starterOpt() });
-    return vm;
+    return {
+      eval: (language, code, o = {}) => vm.agent!.eval(language, code, { ...(o.timeoutMs !== undefined ? { evalTimeoutMs: o.timeoutMs } : {}) }),
+      kill: () => vm.kill(),
+    };
   }
 
   doctor() {

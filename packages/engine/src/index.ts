@@ -1,4 +1,4 @@
-export { Engine, type EngineOptions, type AdoptRecord } from './engine.js';
+export { Engine, type ColdBoot, type EngineOptions, type AdoptRecord } from './engine.js';
 export type { KeeperVmT } from './keeper/index.js';
 export { Sandbox, type SandboxTimings } from './sandbox/sandbox.js';
 export type { SandboxCommands, ExecRequest, ExecOptions, StartResult, ProcessSignal, Envs } from './sandbox/commands.js';

@@ -705,22 +705,3 @@ def _timeout_arg(timeout_ms: Optional[int], timeout: Optional[float]) -> int:
     if (timeout_ms is None) == (timeout is None):
         raise error_for("FORKD_E_INVALID_ARGUMENT", "set_timeout takes timeout_ms or timeout (seconds), exactly one")
     return int(timeout_ms) if timeout_ms is not None else int(float(timeout or 0) * 1000)
-
-
-__all__ = [
-    "Sandbox",
-    "SandboxInfo",
-    "SnapshotInfo",
-    "Commands",
-    "CommandHandle",
-    "CommandResult",
-    "ProcessInfo",
-    "Filesystem",
-    "EntryInfo",
-    "WriteInfo",
-    "Execution",
-    "ExecutionError",
-    "Result",
-    "Logs",
-    "ForkdError",
-]

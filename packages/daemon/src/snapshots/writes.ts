@@ -67,7 +67,7 @@ export class SnapshotWrites {
     if (req.wait && !queued) return { waited: true, result: await guarded(() => undefined) };
     let started;
     try {
-      started = await this.jobs.start(`snapshot.${req.kind}`, guarded, { exclusive: queued, describe: (v) => v });
+      started = await this.jobs.start(`snapshot.${req.kind}`, guarded, { exclusive: queued });
     } catch (e) {
       this.drop(w);
       throw e;
