@@ -92,8 +92,8 @@ test('a keeper killed by SIGKILL takes its VMs with it, and its owner hears abou
   assert.ok(await waitFor(() => lost, 2000), 'owner was not told the keeper is gone');
   await sb.kill();
   assert.equal(existsSync(sb.dir), false);
-  // The dead keeper's socket is left behind; cleanup removes it.
-  assert.equal(existsSync(keeperSocketPath(key)), true);
+  // The dead keeper's socket is left behind until a cleanup (any forkd process on this host may run
+  // one meanwhile: the run directory is shared, so only the outcome of ours is asserted).
   await e.cleanup();
   assert.equal(existsSync(keeperSocketPath(key)), false, 'cleanup left a dead keeper socket');
 });
