@@ -40,6 +40,8 @@ export const LIMITS = {
   env: { maxVars: 256, maxNameChars: 256, maxValueChars: 32 * 1024 },
   /** Metadata labels on a sandbox or workspace: small, they are listed and journaled with it. */
   metadata: { maxKeys: 64, maxKeyChars: 128, maxValueChars: 1024 },
+  /** A guest's error message as callers, logs and job records see it (the rest is cut). */
+  maxErrorMessageChars: 4096,
   /** Streamed file transfers through the daemon. */
   maxUploadBytes: 256 * 1024 * 1024,
   maxDownloadBytes: 1024 * 1024 * 1024,

@@ -35,6 +35,7 @@ LIMITS: Dict[str, Any] = {
         "max_key_chars": 128,
         "max_value_chars": 1024,
     },
+    "max_error_message_chars": 4096,
     "max_upload_bytes": 268435456,
     "max_download_bytes": 1073741824,
 }

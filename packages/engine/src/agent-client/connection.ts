@@ -13,13 +13,13 @@ import {
   ResponseHeader,
   EventHeader,
   encodeFrame,
-  isForkdErrorCode,
   type AgentMethod,
   type DecodedFrame,
   type FrameProblem,
   type ParamsOf,
   type ResultOf,
 } from '@forkd/protocol';
+import { guestError } from './guest-errors.js';
 import { connectUnixSocketWithRetry, type UnixConnectError } from '../util/unix-socket.js';
 
 export const DEFAULT_CALL_TIMEOUT_MS = 30_000;
@@ -165,9 +165,7 @@ export class AgentConnection {
     const p = this.pending.get(h.id);
     if (!p) return; // late reply to a call that timed out, or for an earlier host
     if (!h.ok) {
-      const code = isForkdErrorCode(h.error?.code) ? h.error.code : 'FORKD_E_AGENT_ERROR';
-      const details = { ...(h.error?.details ?? {}), method: p.method, ...(code === 'FORKD_E_AGENT_ERROR' && h.error?.code ? { guest_code: h.error.code } : {}) };
-      p.reject(new ForkdError(code, h.error?.message ?? 'agent error', details));
+      p.reject(guestError(p.method, h.error));
       return;
     }
     const result = AGENT_METHODS[p.method].result.safeParse(h.result);
