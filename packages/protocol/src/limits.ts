@@ -7,6 +7,17 @@
 export const LIMITS = {
   /** One frame on the agent channel: bounds what either side buffers for one message. */
   maxFrameBytes: 16 * 1024 * 1024,
+  /**
+   * Header of one frame, except the results of calls that return collected output or listings
+   * (exec, eval, process and file listings), whose header may use the whole frame.
+   */
+  maxFrameHeaderBytes: 64 * 1024,
+  /**
+   * Frames still arriving: each connection holds at most one (one buffer of its declared size),
+   * all connections of a process together at most totalBytes; one not completed within
+   * timeoutMs closes its connection.
+   */
+  partialFrames: { totalBytes: 256 * 1024 * 1024, timeoutMs: 60_000 },
   /** Largest payload for one files.read / files.write call; larger files go in several calls. */
   maxFileChunkBytes: 4 * 1024 * 1024,
   /** Default and maximum of collected (non-streamed) output per stream of one exec. */
