@@ -73,7 +73,7 @@ export class AgentServer implements TransportEvents {
     if (p.kind === 'garbage') return;
     if (p.kind === 'oversize') {
       this.sendError(p.id ?? 0, 'FORKD_E_PAYLOAD_TOO_LARGE', `frame of ${p.bytes} bytes exceeds the limit of ${this.maxFrameBytes} bytes`);
-    } else {
+    } else if (p.kind === 'malformed') {
       this.sendError(p.id ?? 0, 'FORKD_E_AGENT_PROTOCOL', `malformed frame: ${p.reason}`);
     }
   }

@@ -7,7 +7,7 @@ import crypto from 'node:crypto';
 import { ForkdError } from '@forkd/protocol';
 import { routes } from '@forkd/api';
 import { registerRoutes, type Handlers } from './http/register.js';
-import { httpError } from './http/errors.js';
+import { errorLogFields, httpError } from './http/errors.js';
 import type { TokenSet } from './http/auth.js';
 import { applyTimeouts, authenticated, checkHost, HTTP_LIMITS } from './http/server.js';
 import type { AuditLog } from './audit.js';
@@ -88,7 +88,8 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   app.setErrorHandler(async (err, req, reply) => {
     const fe = httpError(err);
     s.metrics.errors.inc({ code: fe.code });
-    if (fe.status >= 500) s.log.error({ code: fe.code, msg: fe.message, route: req.routeOptions.url, req: req.id }, 'request failed');
+    const logged = errorLogFields(fe);
+    if (logged) s.log.error({ ...logged, route: req.routeOptions.url, req: req.id }, 'request failed');
     if (reply.sent || reply.raw.headersSent) return;
     if (fe.code === 'FORKD_E_UNAUTHORIZED' || fe.code === 'FORKD_E_HOST_NOT_ALLOWED') reply.header('connection', 'close');
     return reply.status(fe.status).type('application/json').send({ error: fe.toJSON() });

@@ -5,7 +5,7 @@
  */
 import crypto from 'node:crypto';
 import type { z } from 'zod';
-import { ForkdError, toForkdError } from '@forkd/protocol';
+import { ForkdError, LIMITS, toForkdError, type ForkdErrorBody } from '@forkd/protocol';
 import type { Job } from '@forkd/api';
 import type { Journal } from './state/journal.js';
 import type { ProgressEvent } from '@forkd/engine';
@@ -71,7 +71,7 @@ export class Jobs {
         return r;
       } catch (e) {
         job.status = 'failed';
-        job.error = toForkdError(e).toJSON();
+        job.error = recordedError(e);
         throw e;
       } finally {
         job.finished_at_unix = Math.floor(Date.now() / 1000);
@@ -91,4 +91,13 @@ export class Jobs {
       void this.journal.delete(KIND, j.id).catch(() => undefined);
     }
   }
+}
+
+/** A failed job's error as journaled and kept: a bounded message, and details only when small. */
+function recordedError(e: unknown): ForkdErrorBody {
+  const { code, message, details } = toForkdError(e).toJSON();
+  const max = LIMITS.maxErrorMessageChars;
+  const body: ForkdErrorBody = { code, message: message.length > max ? `${message.slice(0, max)}… (cut)` : message };
+  if (details !== undefined && JSON.stringify(details).length <= max) body.details = details;
+  return body;
 }

@@ -1,7 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { FRAME_MAGIC, FrameDecoder, encodeFrame, type DecodedFrame, type FrameProblem } from './frame.js';
+import { ByteBudget, FRAME_MAGIC, FrameDecoder, encodeFrame, type DecodedFrame, type FrameProblem } from './frame.js';
+import { LIMITS } from './limits.js';
 
 function decodeAll(chunks: Uint8Array[], maxFrameBytes?: number): { frames: DecodedFrame[]; problems: FrameProblem[]; maxBuffered: number } {
   const frames: DecodedFrame[] = [];
@@ -117,5 +118,75 @@ describe('frame codec', () => {
     assert.equal(d.buffered, 0);
     d.push(f);
     assert.equal(frames.length, 1);
+  });
+
+  it('holds a frame trickled one byte at a time in one buffer of its size (16 MiB, heap stays flat)', () => {
+    const payload = Buffer.alloc(LIMITS.maxFrameBytes - 64, 1);
+    const stream = encodeFrame({ kind: 'res', id: 7 }, payload);
+    const frames: DecodedFrame[] = [];
+    const d = new FrameDecoder({ onFrame: (f) => frames.push(f) });
+    globalThis.gc?.();
+    const before = process.memoryUsage();
+    let maxBuffered = 0;
+    for (let i = 0; i < stream.length; i++) {
+      d.push(stream.subarray(i, i + 1));
+      if ((i & 0xfffff) === 0) maxBuffered = Math.max(maxBuffered, d.buffered);
+    }
+    const after = process.memoryUsage();
+    assert.equal(frames.length, 1);
+    assert.equal(frames[0]!.payload.length, payload.length);
+    assert.ok(maxBuffered <= stream.length, `buffered ${maxBuffered}`);
+    // One retained object per byte would be ~1.7 GiB of heap; one buffer is off-heap and of the frame's size.
+    const grown = (after.heapUsed - before.heapUsed) + (after.arrayBuffers - before.arrayBuffers);
+    assert.ok(grown < 2 * stream.length, `grew ${grown} bytes for a ${stream.length}-byte frame`);
+  });
+
+  it('drops a frame nobody waits for without holding it, after reading only the head of its header', () => {
+    const frames: DecodedFrame[] = [];
+    const problems: FrameProblem[] = [];
+    const ids: Array<number | null> = [];
+    const d = new FrameDecoder({ admit: (id) => (ids.push(id), id === 2 ? 1024 : 0), onFrame: (f) => frames.push(f), onProblem: (p) => problems.push(p) });
+    const unsolicited = encodeFrame({ kind: 'res', id: 1, ok: true, result: Array.from({ length: 100_000 }, () => ({})) }, Buffer.alloc(1 << 20));
+    let maxBuffered = 0;
+    for (let i = 0; i < unsolicited.length; i += 4096) {
+      d.push(unsolicited.subarray(i, i + 4096));
+      maxBuffered = Math.max(maxBuffered, d.buffered);
+    }
+    d.push(encodeFrame({ kind: 'res', id: 2, ok: true, result: {} }));
+    assert.ok(maxBuffered < 64, `buffered ${maxBuffered}`);
+    assert.deepEqual(ids, [1, 2]);
+    assert.deepEqual(frames.map((f) => f.header), [{ kind: 'res', id: 2, ok: true, result: {} }]);
+    assert.deepEqual(problems, []);
+    // A wanted id whose header is over the reader's cap is skipped and reported with its id.
+    d.push(encodeFrame({ kind: 'res', id: 2, ok: true, result: 'x'.repeat(2000) }));
+    assert.deepEqual(problems.map((p) => [p.kind, 'id' in p ? p.id : null]), [['oversize', 2]]);
+  });
+
+  it('reports and drops a partial frame past its deadline, and gives back its budget', async () => {
+    const problems: FrameProblem[] = [];
+    const budget = new ByteBudget(1 << 20);
+    const d = new FrameDecoder({ budget, partialFrameTimeoutMs: 50, onFrame: () => assert.fail('no frame'), onProblem: (p) => problems.push(p) });
+    const f = encodeFrame({ kind: 'res', id: 5 }, Buffer.alloc(1000));
+    d.push(f.subarray(0, 500));
+    assert.equal(budget.heldBytes, f.length - 12);
+    await new Promise((r) => setTimeout(r, 120));
+    assert.deepEqual(problems, [{ kind: 'stalled', id: 5, heldBytes: 488, timeoutMs: 50 }]);
+    assert.equal(budget.heldBytes, 0);
+    assert.equal(d.buffered, 0);
+  });
+
+  it('skips a frame the shared budget has no room for', () => {
+    const problems: FrameProblem[] = [];
+    const budget = new ByteBudget(1000);
+    const frames: DecodedFrame[] = [];
+    const a = new FrameDecoder({ budget, onFrame: (f) => frames.push(f), onProblem: (p) => problems.push(p) });
+    const b = new FrameDecoder({ budget, onFrame: (f) => frames.push(f), onProblem: (p) => problems.push(p) });
+    const f = encodeFrame({ kind: 'res', id: 1 }, Buffer.alloc(600));
+    a.push(f.subarray(0, 100));
+    b.push(f);
+    assert.deepEqual(problems, [{ kind: 'budget', id: 1, bytes: f.length - 12 }]);
+    a.push(f.subarray(100));
+    assert.equal(frames.length, 1);
+    assert.equal(budget.heldBytes, 0);
   });
 });

@@ -7,6 +7,17 @@
 export const LIMITS = {
   /** One frame on the agent channel: bounds what either side buffers for one message. */
   maxFrameBytes: 16 * 1024 * 1024,
+  /**
+   * Header of one frame, except the results of calls that return collected output or listings
+   * (exec, eval, process and file listings), whose header may use the whole frame.
+   */
+  maxFrameHeaderBytes: 64 * 1024,
+  /**
+   * Frames still arriving: each connection holds at most one (one buffer of its declared size),
+   * all connections of a process together at most totalBytes; one not completed within
+   * timeoutMs closes its connection.
+   */
+  partialFrames: { totalBytes: 256 * 1024 * 1024, timeoutMs: 60_000 },
   /** Largest payload for one files.read / files.write call; larger files go in several calls. */
   maxFileChunkBytes: 4 * 1024 * 1024,
   /** Default and maximum of collected (non-streamed) output per stream of one exec. */
@@ -40,6 +51,8 @@ export const LIMITS = {
   env: { maxVars: 256, maxNameChars: 256, maxValueChars: 32 * 1024 },
   /** Metadata labels on a sandbox or workspace: small, they are listed and journaled with it. */
   metadata: { maxKeys: 64, maxKeyChars: 128, maxValueChars: 1024 },
+  /** A guest's error message as callers, logs and job records see it (the rest is cut). */
+  maxErrorMessageChars: 4096,
   /** Streamed file transfers through the daemon. */
   maxUploadBytes: 256 * 1024 * 1024,
   maxDownloadBytes: 1024 * 1024 * 1024,

@@ -45,3 +45,14 @@ export function errorFromResponse(status: number, body: unknown): ForkdSdkError 
   const fallback: ForkdErrorCode = status === 401 ? 'FORKD_E_UNAUTHORIZED' : status === 404 ? 'FORKD_E_NOT_FOUND' : status === 429 ? 'FORKD_E_RATE_LIMITED' : status >= 500 ? 'FORKD_E_INTERNAL' : 'FORKD_E_INVALID_ARGUMENT';
   return errorFor(fallback, `HTTP ${status}: ${typeof body === 'string' ? body.slice(0, 300) : JSON.stringify(body).slice(0, 300)}`, undefined, status);
 }
+
+/**
+ * Codes that mean "this sandbox is not running": only the daemon chooses them (a guest's own
+ * error codes reach callers as FORKD_E_AGENT_ERROR, or as file/argument codes), so a hostile
+ * guest cannot make a caller abandon a sandbox that still runs.
+ */
+const SANDBOX_GONE_CODES: ReadonlySet<ForkdErrorCode> = new Set<ForkdErrorCode>(['FORKD_E_SANDBOX_NOT_FOUND', 'FORKD_E_SANDBOX_NOT_RUNNING', 'FORKD_E_AGENT_UNAVAILABLE']);
+
+export function meansSandboxGone(e: unknown): boolean {
+  return e instanceof ForkdError && SANDBOX_GONE_CODES.has(e.code);
+}

@@ -5,7 +5,7 @@
  */
 import { CALL_TIMEOUT_SECS, CLIENT_DEFAULTS } from '@forkd/protocol';
 import { Controller, type EvalResult, type SandboxInfo as WireSandboxInfo, type SnapshotInfo } from './controller.js';
-import { ConflictError, ForkdSdkError, NotFoundError, SandboxError, errorFor } from './errors.js';
+import { ForkdSdkError, errorFor, meansSandboxGone } from './errors.js';
 import { guard } from './guard.js';
 import { timeoutSecs } from './command-result.js';
 import { Commands } from './commands.js';
@@ -206,7 +206,7 @@ export class Sandbox {
         await this.controller.pingSandbox(this.sandboxId);
         return true;
       } catch (e) {
-        if (e instanceof NotFoundError || e instanceof SandboxError || (e instanceof ConflictError && e.code === 'FORKD_E_SANDBOX_NOT_RUNNING')) return false;
+        if (meansSandboxGone(e)) return false;
         throw e;
       }
     });

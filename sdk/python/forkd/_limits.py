@@ -9,6 +9,11 @@ SOCKET_FILE = "forkd.sock"
 #: Limits of the agent protocol and of what one call may carry.
 LIMITS: Dict[str, Any] = {
     "max_frame_bytes": 16777216,
+    "max_frame_header_bytes": 65536,
+    "partial_frames": {
+        "total_bytes": 268435456,
+        "timeout_ms": 60000,
+    },
     "max_file_chunk_bytes": 4194304,
     "default_output_bytes": 1048576,
     "max_output_bytes": 8388608,
@@ -35,6 +40,7 @@ LIMITS: Dict[str, Any] = {
         "max_key_chars": 128,
         "max_value_chars": 1024,
     },
+    "max_error_message_chars": 4096,
     "max_upload_bytes": 268435456,
     "max_download_bytes": 1073741824,
 }

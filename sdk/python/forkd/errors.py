@@ -139,6 +139,17 @@ def error_from_response(status: int, body: Any) -> ForkdError:
     return error_for(_fallback_code(status), f"HTTP {status}: {text[:300]}", None, status)
 
 
+#: Codes that mean "this sandbox is not running": only the daemon chooses them (a guest's own error
+#: codes reach callers as FORKD_E_AGENT_ERROR, or as file/argument codes), so a hostile guest cannot
+#: make a caller abandon a sandbox that still runs.
+SANDBOX_GONE_CODES = frozenset({"FORKD_E_SANDBOX_NOT_FOUND", "FORKD_E_SANDBOX_NOT_RUNNING", "FORKD_E_AGENT_UNAVAILABLE"})
+
+
+def means_sandbox_gone(e: BaseException) -> bool:
+    """True for an error that says the sandbox is not running (never one a guest can choose)."""
+    return isinstance(e, ForkdError) and e.code in SANDBOX_GONE_CODES
+
+
 class CommandExitError(ForkdError):
     """A command exited with a non-zero code (or no code: killed by a signal). Carries its result.
 

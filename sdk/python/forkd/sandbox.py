@@ -17,7 +17,7 @@ from ._http import Body
 from ._limits import CALL_TIMEOUT_SECS, CLIENT_DEFAULTS
 from ._pause import get_or_resume, kill_sandbox_or_paused, pause_sandbox, paused_workspaces
 from .controller import JSON, Controller, OutputCallback
-from .errors import CommandExitError, ConflictError, EvalError, ForkdError, NotFoundError, SandboxError, error_for
+from .errors import CommandExitError, EvalError, ForkdError, NotFoundError, error_for, means_sandbox_gone
 
 #: E2B's default sandbox lifetime (seconds).
 DEFAULT_SANDBOX_TIMEOUT = CLIENT_DEFAULTS["sandbox_timeout_ms"] // 1000
@@ -605,10 +605,8 @@ class Sandbox:
         try:
             self._ctl.ping_sandbox(self.sandbox_id)
             return True
-        except NotFoundError:
-            return False
-        except (ConflictError, SandboxError) as e:
-            if e.code in ("FORKD_E_SANDBOX_NOT_RUNNING", "FORKD_E_AGENT_UNAVAILABLE"):
+        except ForkdError as e:
+            if means_sandbox_gone(e):
                 return False
             raise
 

@@ -124,5 +124,21 @@ class ErrorObjectTest(unittest.TestCase):
         self.assertIn("FORKD_E_COMMAND_FAILED", forkd.ERROR_CODES)
 
 
+
+class SandboxGoneTest(unittest.TestCase):
+    def test_only_daemon_chosen_codes_mean_not_running(self) -> None:
+        from forkd.errors import error_from_response, means_sandbox_gone
+
+        def err(status: int, code: str) -> forkd.ForkdError:
+            return error_from_response(status, {"error": {"code": code, "message": "m"}})
+
+        for status, code in [(404, "FORKD_E_SANDBOX_NOT_FOUND"), (409, "FORKD_E_SANDBOX_NOT_RUNNING"), (502, "FORKD_E_AGENT_UNAVAILABLE")]:
+            self.assertTrue(means_sandbox_gone(err(status, code)), code)
+        # What a guest can make the daemon answer: its failures and the allow-listed file/argument codes.
+        for status, code in [(502, "FORKD_E_AGENT_ERROR"), (404, "FORKD_E_FILE_NOT_FOUND"), (404, "FORKD_E_NOT_FOUND"), (400, "FORKD_E_INVALID_ARGUMENT")]:
+            self.assertFalse(means_sandbox_gone(err(status, code)), code)
+        self.assertFalse(means_sandbox_gone(ValueError("x")))
+
+
 if __name__ == "__main__":
     unittest.main()

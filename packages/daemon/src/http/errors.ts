@@ -1,5 +1,5 @@
 /** Maps anything thrown while serving a request to a ForkdError: a bad request is never a 500. */
-import { ForkdError, toForkdError } from '@forkd/protocol';
+import { ForkdError, LIMITS, toForkdError } from '@forkd/protocol';
 
 interface FastifyLikeError {
   code?: string;
@@ -32,4 +32,15 @@ export function httpError(err: unknown): ForkdError {
 
 export function zodMessage(issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; message: string }>, where: string): string {
   return issues.slice(0, 5).map((i) => `${where}${i.path.length ? `.${i.path.map(String).join('.')}` : ''}: ${i.message}`).join('; ');
+}
+
+/**
+ * What an error-level log line says about a failed request, or null when it is not logged: a
+ * guest's own failure (details.guest_code) is the tenant's business, and logging it would let
+ * a guest write to daemon.log at will. Messages are cut, details never logged.
+ */
+export function errorLogFields(fe: ForkdError): { code: string; msg: string } | null {
+  if (fe.status < 500 || fe.details?.guest_code !== undefined) return null;
+  const max = LIMITS.maxErrorMessageChars;
+  return { code: fe.code, msg: fe.message.length > max ? `${fe.message.slice(0, max)}… (cut)` : fe.message };
 }

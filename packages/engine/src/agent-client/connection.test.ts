@@ -150,4 +150,40 @@ describe('agent client against fake sockets', () => {
     await assert.rejects(c.ping({ timeoutMs: 5000 }), isCode('FORKD_E_AGENT_UNAVAILABLE'));
     server.close();
   });
+
+  it('closes the connection when a partial frame stalls past its deadline', async () => {
+    const sock = path.join(dir, 'staller.sock');
+    const server = net.createServer((s) => s.on('data', () => {
+      // The reply to call 1 declares 1 MiB and stops after its first bytes.
+      s.write(encodeFrame({ kind: 'res', id: 1, ok: true, result: {} }, Buffer.alloc(1 << 20)).subarray(0, 4096));
+    }));
+    await new Promise<void>((r) => server.listen(sock, r));
+    const problems: string[] = [];
+    const c = await AgentClient.connect(sock, { partialFrameTimeoutMs: 150, onProblem: (p) => problems.push(p.kind) });
+    const t0 = Date.now();
+    await assert.rejects(c.ping({ timeoutMs: 10_000 }), (e: { code?: string; message: string }) => e.code === 'FORKD_E_AGENT_UNAVAILABLE' && /partial frame .* did not complete within 150 ms/.test(e.message));
+    assert.ok(Date.now() - t0 < 5000);
+    assert.ok(c.isClosed);
+    assert.deepEqual(problems, ['stalled']);
+    server.close();
+  });
+
+  it('skips unsolicited and forged frames unread and keeps answering', async () => {
+    const sock = path.join(dir, 'forger.sock');
+    const server = net.createServer((s) => s.on('data', (d) => {
+      // Forged replies for ids nobody waits for, a 4 MiB unsolicited frame, then the real answer.
+      for (let id = 100; id < 1100; id++) s.write(encodeFrame({ kind: 'res', id, ok: false, error: { code: 'FORKD_E_UNAUTHORIZED', message: 'forged' } }));
+      s.write(encodeFrame({ kind: 'res', id: 5000, ok: true, result: Array.from({ length: 1000 }, () => ({})) }, Buffer.alloc(4 << 20)));
+      const id = (JSON.parse(d.subarray(12, 12 + d.readUInt32BE(4)).toString()) as { id: number }).id;
+      s.write(encodeFrame({ kind: 'res', id, ok: true, result: { version: 'x', uptime_ms: 1, languages: ['js'], warmup: 'none' } }));
+    }));
+    await new Promise<void>((r) => server.listen(sock, r));
+    const problems: string[] = [];
+    const c = await AgentClient.connect(sock, { onProblem: (p) => problems.push(p.kind) });
+    // The one reply processed is the real one (its result does not match the ping schema here).
+    await assert.rejects(c.call('ping', {}, { timeoutMs: 5000 }), isCode('FORKD_E_AGENT_PROTOCOL'));
+    assert.deepEqual(problems.filter((k) => k !== 'malformed'), []);
+    c.close();
+    server.close();
+  });
 });

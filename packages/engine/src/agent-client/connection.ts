@@ -1,8 +1,9 @@
 /**
  * One host-side connection to a guest agent: many concurrent calls over one framed stream.
  * Every call has a timeout (then `cancel` is sent); a lost connection fails pending calls with
- * FORKD_E_AGENT_UNAVAILABLE; results are validated with the method's zod schema; oversized or
- * garbage input is never buffered beyond maxFrameBytes.
+ * FORKD_E_AGENT_UNAVAILABLE; results are validated with the method's zod schema. The guest is
+ * untrusted: frames for no pending call are skipped unread, a kept frame is held in one buffer
+ * counted against the process-wide partialFrameBudget, and one that stalls closes the connection.
  */
 import type net from 'node:net';
 import {
@@ -13,13 +14,14 @@ import {
   ResponseHeader,
   EventHeader,
   encodeFrame,
-  isForkdErrorCode,
+  partialFrameBudget,
   type AgentMethod,
   type DecodedFrame,
   type FrameProblem,
   type ParamsOf,
   type ResultOf,
 } from '@forkd/protocol';
+import { guestError } from './guest-errors.js';
 import { connectUnixSocketWithRetry, type UnixConnectError } from '../util/unix-socket.js';
 
 export const DEFAULT_CALL_TIMEOUT_MS = 30_000;
@@ -28,7 +30,9 @@ export const DEFAULT_MAX_EVENT_BYTES = 256 * 1024 * 1024;
 export interface ConnectOptions {
   connectTimeoutMs?: number;
   maxFrameBytes?: number;
-  /** Called for frames the client could not use (garbage, oversize, malformed). */
+  /** A partial frame not completed within this closes the connection (default LIMITS.partialFrames.timeoutMs). */
+  partialFrameTimeoutMs?: number;
+  /** Called for frames the client could not use (garbage, oversize, malformed, stalled). */
   onProblem?: (problem: FrameProblem) => void;
 }
 
@@ -55,6 +59,9 @@ interface Pending {
   maxEventBytes: number;
 }
 
+/** Methods whose result carries collected output or a listing in its header. */
+const LARGE_RESULT_METHODS: ReadonlySet<AgentMethod> = new Set<AgentMethod>(['exec', 'proc.wait', 'proc.list', 'eval', 'warmup', 'files.list']);
+
 export class AgentConnection {
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
@@ -65,6 +72,9 @@ export class AgentConnection {
   protected constructor(private readonly socket: net.Socket, private readonly opts: ConnectOptions) {
     this.decoder = new FrameDecoder({
       maxFrameBytes: opts.maxFrameBytes ?? LIMITS.maxFrameBytes,
+      admit: (id, kind) => this.headerCapFor(id, kind),
+      budget: partialFrameBudget,
+      partialFrameTimeoutMs: opts.partialFrameTimeoutMs ?? LIMITS.partialFrames.timeoutMs,
       onFrame: (f) => this.onFrame(f),
       onProblem: (p) => this.onProblem(p),
     });
@@ -141,15 +151,33 @@ export class AgentConnection {
     if (this.closed) return;
     this.closed = true;
     this.closeReason = reason;
+    this.decoder.reset();
     const err = new ForkdError('FORKD_E_AGENT_UNAVAILABLE', reason);
     for (const p of [...this.pending.values()]) p.reject(err);
     this.pending.clear();
   }
 
+  /**
+   * Frames are kept only for a pending call (anything else is skipped unread); a header may use
+   * the whole frame only in the result of a call that returns collected output or a listing.
+   */
+  private headerCapFor(id: number | null, kind: string | null): number {
+    const p = id === null ? undefined : this.pending.get(id);
+    if (!p) return 0;
+    return kind === 'res' && LARGE_RESULT_METHODS.has(p.method) ? LIMITS.maxFrameBytes : LIMITS.maxFrameHeaderBytes;
+  }
+
   private onProblem(p: FrameProblem): void {
     this.opts.onProblem?.(p);
+    if (p.kind === 'stalled') {
+      this.fail(`agent sent a partial frame (${p.heldBytes} bytes) that did not complete within ${p.timeoutMs} ms`);
+      this.socket.destroy();
+      return;
+    }
     if (p.kind === 'oversize' && p.id !== null) {
       this.pending.get(p.id)?.reject(new ForkdError('FORKD_E_PAYLOAD_TOO_LARGE', `agent reply of ${p.bytes} bytes exceeds the limit`));
+    } else if (p.kind === 'budget' && p.id !== null) {
+      this.pending.get(p.id)?.reject(new ForkdError('FORKD_E_UNAVAILABLE', `agent reply of ${p.bytes} bytes does not fit the daemon's budget for frames in transit; retry shortly`));
     }
   }
 
@@ -165,9 +193,7 @@ export class AgentConnection {
     const p = this.pending.get(h.id);
     if (!p) return; // late reply to a call that timed out, or for an earlier host
     if (!h.ok) {
-      const code = isForkdErrorCode(h.error?.code) ? h.error.code : 'FORKD_E_AGENT_ERROR';
-      const details = { ...(h.error?.details ?? {}), method: p.method, ...(code === 'FORKD_E_AGENT_ERROR' && h.error?.code ? { guest_code: h.error.code } : {}) };
-      p.reject(new ForkdError(code, h.error?.message ?? 'agent error', details));
+      p.reject(guestError(p.method, h.error));
       return;
     }
     const result = AGENT_METHODS[p.method].result.safeParse(h.result);

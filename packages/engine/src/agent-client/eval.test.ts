@@ -151,12 +151,12 @@ describe('agent eval (real agent over --listen)', () => {
 });
 
 describe('agent without python3', () => {
-  it('omits python from languages and answers python evals with FORKD_E_TOOL_MISSING', async () => {
+  it('omits python from languages and answers python evals with FORKD_E_AGENT_ERROR (guest_code FORKD_E_TOOL_MISSING)', async () => {
     const agent = await startTestAgent({ extraArgs: ['--no-python'] });
     const c = await AgentClient.connect(agent.socketPath);
     try {
       assert.deepEqual((await c.ping()).languages, ['js']);
-      await assert.rejects(c.eval('python', '1'), (e: { code?: string; message: string }) => e.code === 'FORKD_E_TOOL_MISSING' && /python3/.test(e.message));
+      await assert.rejects(c.eval('python', '1'), (e: { code?: string; message: string; details?: { guest_code?: string } }) => e.code === 'FORKD_E_AGENT_ERROR' && e.details?.guest_code === 'FORKD_E_TOOL_MISSING' && /python3/.test(e.message));
       const w = await c.warmup({ python: '1' });
       assert.equal(w.warmup, 'failed');
       assert.equal((await c.warmup({ js: '1' })).warmup, 'warm');

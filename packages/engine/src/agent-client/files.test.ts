@@ -125,7 +125,7 @@ describe('agent files.* (real agent over --listen)', () => {
     await assert.rejects(c.readFile(`${dir}/missing`), isCode('FORKD_E_FILE_NOT_FOUND'));
     await assert.rejects(c.stat(`${dir}/missing`), isCode('FORKD_E_FILE_NOT_FOUND'));
     await assert.rejects(c.list(`${dir}/missing`), isCode('FORKD_E_FILE_NOT_FOUND'));
-    await assert.rejects(c.readFile(dir), (e: { code?: string; details?: { errno?: string } }) => e.code === 'FORKD_E_INVALID_ARGUMENT' && e.details?.errno === 'EISDIR');
+    await assert.rejects(c.readFile(dir), (e: { code?: string; message: string; details?: unknown }) => e.code === 'FORKD_E_INVALID_ARGUMENT' && /EISDIR/.test(e.message) && JSON.stringify(e.details) === '{"method":"files.read"}');
     await assert.rejects(c.writeFile(`${dir}/no/such/dir/f`, Buffer.from('x')), isCode('FORKD_E_FILE_NOT_FOUND'));
     await assert.rejects(c.call('files.stat', { path: 'relative' }), isCode('FORKD_E_INVALID_ARGUMENT'));
   });

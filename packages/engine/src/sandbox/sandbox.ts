@@ -1,5 +1,6 @@
 import { ForkdError, type EvalResultT, type PingResultT } from '@forkd/protocol';
 import type { AgentClient } from '../agent-client/index.js';
+import { truncateGuestText } from '../agent-client/guest-errors.js';
 import type { Vm } from '../vm/vm.js';
 import type { BranchSource } from '../snapshot/branch.js';
 import { SandboxCommands, type Envs } from './commands.js';
@@ -85,7 +86,7 @@ export class Sandbox {
       ? `import os as _forkd_os, json as _forkd_json\n_forkd_os.environ.update(_forkd_json.loads(${JSON.stringify(json)}))`
       : `Object.assign(process.env, ${json}); undefined`;
     const r = await this.eval(this.language, code, { timeoutMs: SET_ENVS_TIMEOUT_MS });
-    if (!r.ok) throw new ForkdError('FORKD_E_AGENT_ERROR', `could not set envs in sandbox ${this.id}: ${r.error?.message ?? ''}`);
+    if (!r.ok) throw new ForkdError('FORKD_E_AGENT_ERROR', `could not set envs in sandbox ${this.id}: ${truncateGuestText(r.error?.message ?? '')}`);
     this.#envs = { ...this.#envs, ...envs };
   }
 
