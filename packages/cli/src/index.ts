@@ -74,6 +74,7 @@ program.command('serve').description('run the forkd daemon (REST API) in the for
   .option('--keeper-grace-secs <n>', 'how long VMs outlive a crashed daemon, waiting to be adopted', '60')
   .option('--idle-exit-secs <n>', 'exit when idle this long (no sandboxes, jobs or requests)')
   .option('--max-sandboxes <n>', 'most live sandboxes', '256')
+  .option('--snapshot-store-max-gib <n>', 'most the snapshot store may hold (a write past it is refused with FORKD_E_INSUFFICIENT_STORAGE); default: free disk only')
   .action(run(async (o: ServeFlags) => serve(program.opts<{ accel: AccelRequest; kernel?: string; home?: string }>(), o)));
 
 program.command('mcp').description('serve MCP on stdio for agent clients (FORKD_URL/FORKD_TOKEN, else the local daemon)')

@@ -17,7 +17,8 @@ import { Journal } from './state/journal.js';
 import { StateLock } from './state/lock.js';
 import { SandboxRegistry } from './sandboxes/registry.js';
 import { Jobs } from './jobs.js';
-import { CaptureSlots, SnapshotWrites } from './snapshots/writes.js';
+import { SnapshotWrites, storeBytes } from './snapshots/writes.js';
+import { Admission, linuxHost } from './sandboxes/admission.js';
 import { Workspaces } from './workspaces/registry.js';
 import { Metrics } from './metrics.js';
 import { AuditLog } from './audit.js';
@@ -57,6 +58,8 @@ export interface DaemonOptions {
   maxSpawnInFlight?: number;
   /** Branches captured at once (each briefly pauses a sandbox and saturates a core). */
   maxConcurrentBranches?: number;
+  /** Total bytes the snapshot store may hold (a write that would pass it is a 507); unset: free disk only. */
+  snapshotStoreMaxBytes?: number;
   /** Exit after this long with no sandboxes, no jobs and no requests (daemons started on demand). */
   idleExitMs?: number | null;
   logger?: Logger;
@@ -142,20 +145,22 @@ export class Daemon {
       snapshots: async () => (await engine.listSnapshots()).length,
       jobsRunning: () => jobs.active.length,
     });
-    registry = new SandboxRegistry(engine, journal, metrics, log, {
-      maxSandboxes: o.maxSandboxes ?? 256,
-      maxCallsPerSandbox: o.maxCallsPerSandbox ?? 64,
-      maxSpawnInFlight: o.maxSpawnInFlight ?? 128,
+    const admission = new Admission({
+      limits: { maxSandboxes: o.maxSandboxes ?? 256, maxSpawnInFlight: o.maxSpawnInFlight ?? 128, maxConcurrentCaptures: o.maxConcurrentBranches ?? 2, storeMaxBytes: o.snapshotStoreMaxBytes ?? null },
+      host: linuxHost,
+      storeDir: engine.layout.snapshots,
+      storeBytes: () => storeBytes(engine),
+      liveSandboxes: () => registry?.count ?? 0,
     });
+    registry = new SandboxRegistry(engine, journal, metrics, log, { maxCallsPerSandbox: o.maxCallsPerSandbox ?? 64 }, admission);
     const restored = await registry.restore(inherited);
     if (restored.adopted.length || restored.reaped.length) log.info(restored, 'sandboxes from the previous daemon');
-    const captures = new CaptureSlots(o.maxConcurrentBranches ?? 2);
-    const writes = new SnapshotWrites(engine, jobs);
-    const workspaces = new Workspaces(engine, journal, registry, writes, captures, log);
+    const writes = new SnapshotWrites(engine, jobs, admission);
+    const workspaces = new Workspaces(engine, journal, registry, writes, log);
     await workspaces.reconcile();
     registry.onEnded = (rec, reason) => workspaces.sandboxEnded(rec.id, reason);
     await engine.cleanup().catch((e: unknown) => log.warn({ err: String(e) }, 'cleanup of stale VM files failed'));
-    const services: DaemonServices = { engine, journal, sandboxes: registry, jobs, metrics, log, writes, captures, workspaces };
+    const services: DaemonServices = { engine, journal, sandboxes: registry, jobs, metrics, log, writes, admission, workspaces };
 
     const audit = new AuditLog(o.auditLog === null ? null : path.resolve(o.auditLog ?? path.join(engine.layout.root, 'daemon', 'audit.log')));
     let daemon: Daemon | null = null;

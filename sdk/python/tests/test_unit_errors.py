@@ -21,6 +21,7 @@ EXPECTED_CLASS = {
     502: forkd.SandboxError,
     503: forkd.UnavailableError,
     504: forkd.TimeoutError,
+    507: forkd.InternalError,  # no class of its own: callers match FORKD_E_INSUFFICIENT_STORAGE
 }
 
 

@@ -1,5 +1,6 @@
 import { Daemon, HTTP_LIMITS, type DaemonOptions } from '@forkd/daemon';
 import type { AccelRequest } from '@forkd/engine';
+import { ForkdError } from '@forkd/protocol';
 import { parseIntStrict } from '../output.js';
 
 /** Connection caps shown as the flags' defaults (declared in the daemon). */
@@ -15,12 +16,20 @@ export interface ServeFlags {
   keeperGraceSecs?: string;
   idleExitSecs?: string;
   maxSandboxes?: string;
+  snapshotStoreMaxGib?: string;
   insecureNoToken?: boolean;
   allowHost?: string;
   tlsCert?: string;
   tlsKey?: string;
   maxConnections?: string;
   maxConnectionsPerPeer?: string;
+}
+
+/** A positive size in GiB (fractions allowed: 0.5 is 512 MiB), as bytes. */
+function parseGib(flag: string, v: string): number {
+  const gib = Number(v);
+  if (!/^\d+(\.\d+)?$/.test(v.trim()) || !(gib > 0)) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `${flag} must be a positive number of GiB; got ${v}`);
+  return Math.floor(gib * 1024 * 1024 * 1024);
 }
 
 /** Runs the daemon in the foreground until SIGTERM/SIGINT, then stops it gracefully. */
@@ -38,6 +47,7 @@ export async function serve(global: { home?: string; kernel?: string; accel: Acc
     ...(f.keeperGraceSecs ? { keeperGraceMs: parseIntStrict('--keeper-grace-secs', f.keeperGraceSecs) * 1000 } : {}),
     ...(f.idleExitSecs ? { idleExitMs: parseIntStrict('--idle-exit-secs', f.idleExitSecs) * 1000 } : {}),
     ...(f.maxSandboxes ? { maxSandboxes: parseIntStrict('--max-sandboxes', f.maxSandboxes) } : {}),
+    ...(f.snapshotStoreMaxGib ? { snapshotStoreMaxBytes: parseGib('--snapshot-store-max-gib', f.snapshotStoreMaxGib) } : {}),
     ...(f.insecureNoToken ? { insecureNoToken: true } : {}),
     ...(f.allowHost ? { allowHosts: f.allowHost.split(',').map((h) => h.trim()).filter(Boolean) } : {}),
     ...(f.tlsCert ? { tlsCert: f.tlsCert } : {}),

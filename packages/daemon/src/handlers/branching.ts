@@ -19,7 +19,7 @@ export function defaultTag(kind: string, id: string): string {
 
 export function branchingHandlers(s: DaemonServices): Pick<Handlers, BranchRoutes> {
   async function capture(live: SandboxEntry, tag: string, mode: 'full' | 'live', progress: (ev: ProgressEvent) => void) {
-    const r = await s.captures.run(() => s.engine.branch(live.sb, { tag, mode, onProgress: progress }));
+    const r = await s.engine.branch(live.sb, { tag, mode, onProgress: progress }); // admitted by s.writes.produce
     await s.sandboxes.update(live, { branch_count: live.rec.branch_count + 1 });
     if (r.liveCaptureFailed) s.log.warn({ sandbox: live.rec.id, tag, cause: r.liveCaptureFailed }, 'a live capture did not restore; it was redone with the sandbox stopped');
     s.metrics.branchPause.observe({ mode: r.mode }, r.pauseMs / 1000);
@@ -40,6 +40,7 @@ export function branchingHandlers(s: DaemonServices): Pick<Handlers, BranchRoute
     },
     async fork({ params, body }) {
       const live = s.sandboxes.get(params.id);
+      s.admission.assertSatisfiable(body.count); // before the capture: a count that never fits is a 400
       const tag = defaultTag('fork', live.rec.id);
       const r = await s.writes.produce({ tag, kind: 'branch', source: live.rec.snapshot_tag, sandbox: live.rec.id, wait: true }, (progress) => capture(live, tag, body.mode ?? 'live', progress));
       const kids = await s.sandboxes.spawn({

@@ -4,7 +4,8 @@ import type { Journal } from '../state/journal.js';
 import type { SandboxRegistry } from '../sandboxes/registry.js';
 import type { Jobs } from '../jobs.js';
 import type { Metrics } from '../metrics.js';
-import type { CaptureSlots, SnapshotWrites } from '../snapshots/writes.js';
+import type { SnapshotWrites } from '../snapshots/writes.js';
+import type { Admission } from '../sandboxes/admission.js';
 import type { Workspaces } from '../workspaces/registry.js';
 
 /** What handlers may use. They map REST to engine calls: QMP, VM files and the guest agent protocol stay inside the engine. */
@@ -16,6 +17,6 @@ export interface DaemonServices {
   metrics: Metrics;
   log: Logger;
   writes: SnapshotWrites;
-  captures: CaptureSlots;
+  admission: Admission;
   workspaces: Workspaces;
 }

@@ -3,6 +3,7 @@
  * request body into the guest, which writes a temporary file and renames it into place (see the
  * engine's SandboxFiles). Both are size-capped.
  */
+import { once } from 'node:events';
 import type { Readable } from 'node:stream';
 import { ForkdError } from '@forkd/protocol';
 import { MAX_DOWNLOAD_BYTES, MAX_UPLOAD_BYTES } from '@forkd/api';
@@ -22,11 +23,13 @@ export function fileHandlers(s: DaemonServices): Pick<Handlers, FileRoutes> {
         out.writeHead(200, { 'content-type': 'application/octet-stream', 'x-forkd-file-size': String(file.size) });
         try {
           for await (const chunk of file.chunks) {
-            if (!out.write(chunk)) await new Promise((r) => out.once('drain', r));
+            // A client that goes away never drains: the abort (fired on 'close') ends the wait, so
+            // the call slot and the buffered chunk are released at once.
+            if (!out.write(chunk)) await once(out, 'drain', { signal });
           }
         } catch (e) {
           out.destroy(e as Error); // mid-stream failure: the client sees a truncated transfer, not a complete file
-          throw e;
+          throw signal.aborted ? signal.reason : e;
         }
         out.end();
         return 'sent' as const;

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { Journal } from '../state/journal.js';
 import type { Metrics } from '../metrics.js';
 import { SandboxRegistry } from './registry.js';
+import { roomyAdmission } from '../testing/admission.js';
 
 /** An engine whose spawn waits until `finish` is called, then fails (nothing to track). */
 function blockingEngine() {
@@ -22,7 +23,7 @@ function blockingEngine() {
 }
 
 function registry(engine: Engine, limits: { maxSandboxes: number; maxSpawnInFlight: number }) {
-  return new SandboxRegistry(engine, {} as Journal, {} as Metrics, {} as Logger, { ...limits, maxCallsPerSandbox: 64 });
+  return new SandboxRegistry(engine, {} as Journal, {} as Metrics, {} as Logger, { maxCallsPerSandbox: 64 }, roomyAdmission(limits));
 }
 
 const code = (e: unknown) => (e instanceof ForkdError ? `${e.code} ${e.status}` : String(e));

@@ -8,6 +8,7 @@ import { ForkdError, toForkdError } from '@forkd/protocol';
 import type { Engine, KeeperVmT, Sandbox, SandboxTimings } from '@forkd/engine';
 import type { Journal } from '../state/journal.js';
 import type { Metrics } from '../metrics.js';
+import type { Admission } from './admission.js';
 
 export interface SandboxRecord {
   id: string;
@@ -33,9 +34,7 @@ export class SandboxEntry {
 }
 
 export interface RegistryLimits {
-  maxSandboxes: number;
   maxCallsPerSandbox: number;
-  maxSpawnInFlight: number;
 }
 
 export interface SpawnRequest {
@@ -55,7 +54,6 @@ export type EndReason = 'killed' | 'timeout' | 'exited' | 'shutdown';
 
 export class SandboxRegistry {
   private readonly entries = new Map<string, SandboxEntry>();
-  private spawning = 0;
   /** Told whenever a sandbox ends (workspaces fall back to their saved state). */
   onEnded: ((rec: SandboxRecord, reason: EndReason) => Promise<void>) | null = null;
 
@@ -65,6 +63,7 @@ export class SandboxRegistry {
     private readonly metrics: Metrics,
     private readonly log: Logger,
     private readonly limits: RegistryLimits,
+    private readonly admission: Admission,
   ) {}
 
   get count(): number {
@@ -119,17 +118,6 @@ export class SandboxRegistry {
     return this.list({ tag }).map((entry) => entry.rec.id);
   }
 
-  /** A request for more children than the daemon ever runs or starts at once can never succeed: a 400, not "retry". */
-  private assertSatisfiable(n: number): void {
-    const { maxSandboxes, maxSpawnInFlight } = this.limits;
-    if (n > maxSandboxes) {
-      throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `n=${n} is more than this daemon ever runs at once (max-sandboxes ${maxSandboxes})`, { n, max_sandboxes: maxSandboxes });
-    }
-    if (n > maxSpawnInFlight) {
-      throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `n=${n} is more than this daemon starts at once (${maxSpawnInFlight}); spawn in smaller batches`, { n, max_spawn_in_flight: maxSpawnInFlight });
-    }
-  }
-
   get(id: string): SandboxEntry {
     const entry = this.entries.get(id);
     if (!entry || entry.ending) throw new ForkdError('FORKD_E_SANDBOX_NOT_FOUND', `no sandbox ${id}`, { id });
@@ -137,14 +125,7 @@ export class SandboxRegistry {
   }
 
   async spawn(req: SpawnRequest): Promise<SandboxEntry[]> {
-    this.assertSatisfiable(req.n);
-    if (this.entries.size + this.spawning + req.n > this.limits.maxSandboxes) {
-      throw new ForkdError('FORKD_E_CAPACITY', `this daemon runs at most ${this.limits.maxSandboxes} sandboxes (${this.entries.size} live, ${this.spawning} starting); kill some first`, { max: this.limits.maxSandboxes });
-    }
-    if (this.spawning + req.n > this.limits.maxSpawnInFlight) {
-      throw new ForkdError('FORKD_E_RATE_LIMITED', `at most ${this.limits.maxSpawnInFlight} children may be starting at once; retry shortly`, { max: this.limits.maxSpawnInFlight });
-    }
-    this.spawning += req.n;
+    const ticket = await this.admission.admit({ what: 'spawn', spawns: req.n });
     const t0 = Date.now();
     let sbs: Sandbox[] = [];
     try {
@@ -177,7 +158,7 @@ export class SandboxRegistry {
       sbs = [];
       return entries;
     } finally {
-      this.spawning -= req.n;
+      ticket.release(); // tracked sandboxes are counted as live from here
       await Promise.all(sbs.map((sb) => sb.kill())); // only on failure
     }
   }

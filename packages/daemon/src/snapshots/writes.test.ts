@@ -8,7 +8,8 @@ import { ForkdError } from '@forkd/protocol';
 import type { Engine } from '@forkd/engine';
 import { Journal } from '../state/journal.js';
 import { Jobs } from '../jobs.js';
-import { CaptureSlots, SnapshotWrites } from './writes.js';
+import { SnapshotWrites } from './writes.js';
+import { roomyAdmission } from '../testing/admission.js';
 import { Workspaces, type WorkspaceRecord } from '../workspaces/registry.js';
 import type { SandboxRegistry } from '../sandboxes/registry.js';
 
@@ -16,7 +17,7 @@ import type { SandboxRegistry } from '../sandboxes/registry.js';
 function fakeEngine(present: Set<string>, extra: Partial<Engine> = {}): Engine {
   return {
     getSnapshot: async (tag: string) => {
-      if (present.has(tag)) return { tag };
+      if (present.has(tag)) return { tag, manifest: { machine: { mem_mib: 256 } } };
       throw new ForkdError('FORKD_E_SNAPSHOT_NOT_FOUND', `no snapshot ${tag}`);
     },
     ...extra,
@@ -38,7 +39,7 @@ const isCode = (code: string) => (e: unknown) => e instanceof ForkdError && e.co
 test('produce: the tag is reserved while the work runs; a background failure stays listed until the tag is reused or forgotten', async () => {
   await withJournal(async (journal) => {
     const present = new Set(['base']);
-    const writes = new SnapshotWrites(fakeEngine(present), new Jobs(journal));
+    const writes = new SnapshotWrites(fakeEngine(present), new Jobs(journal), roomyAdmission());
     await assert.rejects(writes.produce({ tag: 'base', kind: 'branch', source: 'base', wait: true }, async () => 1), isCode('FORKD_E_SNAPSHOT_EXISTS'));
 
     let finish!: () => void;
@@ -86,8 +87,8 @@ test('workspace suspend reserves its state tag: another write of that tag is ref
     });
     const live = { rec: { id: 'sb-0123456789abcdef', snapshot_tag: 'base' }, sb: {} };
     const sandboxes = { get: () => live, kill: async () => undefined, list: () => [] } as unknown as SandboxRegistry;
-    const writes = new SnapshotWrites(engine, new Jobs(journal));
-    const workspaces = new Workspaces(engine, journal, sandboxes, writes, new CaptureSlots(2), pino({ level: 'silent' }));
+    const writes = new SnapshotWrites(engine, new Jobs(journal), roomyAdmission());
+    const workspaces = new Workspaces(engine, journal, sandboxes, writes, pino({ level: 'silent' }));
     const w: WorkspaceRecord = { name: 'w', snapshot_tag: 'base', status: 'running', sandbox_id: live.rec.id, state_tag: null, created_at_unix: 0, suspended_at_unix: null, metadata: {}, envs: {}, seq: 0, warning: null };
     await journal.put('workspace', 'w', w);
 

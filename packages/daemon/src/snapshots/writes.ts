@@ -11,6 +11,7 @@
 import { ForkdError, toForkdError } from '@forkd/protocol';
 import type { Engine, ProgressEvent } from '@forkd/engine';
 import type { Jobs, JobT } from '../jobs.js';
+import { CHILD_START_BYTES, type Admission, type Ask } from '../sandboxes/admission.js';
 
 export type WriteKind = 'create' | 'branch' | 'diff' | 'compact';
 
@@ -35,6 +36,8 @@ export interface WriteRequest {
   sandbox?: string;
   /** true: run now and answer with the result; false: run as a job and answer at once. */
   wait: boolean;
+  /** A creation's guest memory (the other kinds take their source's). */
+  memMib?: number;
 }
 
 export type Produced<T> = { waited: true; result: T } | { waited: false; job: JobT; writing: Writing };
@@ -44,12 +47,20 @@ const KEEP_FAILED = 100;
 export class SnapshotWrites {
   private readonly writing = new Map<string, Writing>();
 
-  constructor(private readonly engine: Engine, private readonly jobs: Jobs) {}
+  constructor(private readonly engine: Engine, private readonly jobs: Jobs, private readonly admission: Admission) {}
 
   produce<T>(req: WriteRequest & { wait: true }, work: (progress: (ev: ProgressEvent) => void) => Promise<T>): Promise<{ waited: true; result: T }>;
   produce<T>(req: WriteRequest, work: (progress: (ev: ProgressEvent) => void) => Promise<T>): Promise<Produced<T>>;
   async produce<T>(req: WriteRequest, work: (progress: (ev: ProgressEvent) => void) => Promise<T>): Promise<Produced<T>> {
-    const w = await this.reserve(req);
+    // Admitted before anything is reserved or written: a refusal is the caller's answer, not a failed job.
+    const ticket = await this.admission.admit(await this.ask(req));
+    let w: Writing;
+    try {
+      w = await this.reserve(req);
+    } catch (e) {
+      ticket.release();
+      throw e;
+    }
     const guarded = async (progress: (ev: ProgressEvent) => void): Promise<T> => {
       try {
         const r = await work(progress);
@@ -59,22 +70,43 @@ export class SnapshotWrites {
         if (req.wait) this.drop(w);
         else this.fail(w, e);
         throw e;
+      } finally {
+        ticket.release();
       }
     };
     // A creation boots a VM from scratch, so it always queues behind other heavy jobs (waited for
-    // or not); captures start at once (CaptureSlots bounds them) since they pause a running sandbox.
+    // or not); captures start at once (the admission bounds them) since they pause a running sandbox.
     const queued = req.kind === 'create';
     if (req.wait && !queued) return { waited: true, result: await guarded(() => undefined) };
     let started;
     try {
       started = await this.jobs.start(`snapshot.${req.kind}`, guarded, { exclusive: queued });
     } catch (e) {
+      ticket.release();
       this.drop(w);
       throw e;
     }
     w.job = started.job.id;
     if (req.wait) return { waited: true, result: await started.done };
     return { waited: false, job: started.job, writing: w };
+  }
+
+  /**
+   * What a write holds while it runs. Every write puts about a RAM image in the store (a layer is
+   * sparse, but a guest may have dirtied all of it); creations and diffs boot a VM, a live branch
+   * boots a receiver VM to prove its capture, and all but creations (queued one at a time) take a
+   * capture slot.
+   */
+  private async ask(req: WriteRequest): Promise<Ask> {
+    const memMib = req.memMib ?? (req.source ? (await this.engine.getSnapshot(req.source)).manifest.machine.mem_mib : 0);
+    const image = memMib * 1024 * 1024;
+    const what = req.kind === 'create' ? 'snapshot creation' : req.kind;
+    switch (req.kind) {
+      case 'create': return { what, vms: 1, memBytes: image, diskBytes: image };
+      case 'branch': return { what, vms: 1, capture: true, memBytes: CHILD_START_BYTES, diskBytes: image };
+      case 'diff': return { what, vms: 1, capture: true, memBytes: CHILD_START_BYTES, diskBytes: image };
+      case 'compact': return { what, capture: true, diskBytes: image };
+    }
   }
 
   private async reserve(req: WriteRequest): Promise<Writing> {
@@ -124,18 +156,12 @@ export class SnapshotWrites {
   }
 }
 
-/** Runs at most `max` captures at once; beyond that a clear 503 rather than a queue of paused VMs. */
-export class CaptureSlots {
-  private used = 0;
-  constructor(readonly max: number) {}
-
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.used >= this.max) throw new ForkdError('FORKD_E_CAPACITY', `at most ${this.max} branches run at once; retry shortly`, { max: this.max });
-    this.used++;
-    try {
-      return await fn();
-    } finally {
-      this.used--;
-    }
+/** Bytes the snapshot store holds: every snapshot's files as allocated on disk. */
+export async function storeBytes(engine: Engine): Promise<number> {
+  let total = 0;
+  for (const e of await engine.listSnapshots()) {
+    const f = e.manifest.files;
+    total += f.memory.physical_bytes + f.disk.physical_bytes + f.vmstate.bytes;
   }
+  return total;
 }

@@ -11,7 +11,7 @@ import { ForkdError, toForkdError } from '@forkd/protocol';
 import type { Engine } from '@forkd/engine';
 import type { Journal } from '../state/journal.js';
 import type { SandboxRegistry } from '../sandboxes/registry.js';
-import type { CaptureSlots, SnapshotWrites } from '../snapshots/writes.js';
+import type { SnapshotWrites } from '../snapshots/writes.js';
 
 export interface WorkspaceRecord {
   name: string;
@@ -37,7 +37,6 @@ export class Workspaces {
     private readonly journal: Journal,
     private readonly sandboxes: SandboxRegistry,
     private readonly writes: SnapshotWrites,
-    private readonly captures: CaptureSlots,
     private readonly log: Logger,
   ) {}
 
@@ -107,7 +106,7 @@ export class Workspaces {
     const live = this.sandboxes.get(w.sandbox_id);
     const seq = w.seq + 1;
     let tag = stateTag(name, seq);
-    await this.writes.produce({ tag, kind: 'branch', source: live.rec.snapshot_tag, sandbox: live.rec.id, wait: true }, () => this.captures.run(() => this.engine.branch(live.sb, { tag, mode: 'full' })));
+    await this.writes.produce({ tag, kind: 'branch', source: live.rec.snapshot_tag, sandbox: live.rec.id, wait: true }, () => this.engine.branch(live.sb, { tag, mode: 'full' }));
     this.suspending.add(live.rec.id);
     try {
       await this.sandboxes.kill(live.rec.id);

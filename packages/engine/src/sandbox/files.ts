@@ -47,7 +47,8 @@ export class SandboxFiles {
         const chunk = next.payload;
         offset += chunk.length;
         if (chunk.length > 0) yield chunk;
-        if (next.result.eof || chunk.length === 0 || o.signal?.aborted) return;
+        o.signal?.throwIfAborted(); // an aborted read is a failure, never a file that looks complete
+        if (next.result.eof || chunk.length === 0) return;
         if (offset > max) return; // grew while being read: stop at the cap
         next = await read(offset);
       }

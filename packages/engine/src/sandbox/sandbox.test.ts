@@ -83,6 +83,21 @@ describe('Sandbox over a real agent (--listen)', () => {
     assert.deepEqual(await collect((await sb.files.readStream('/proc/version')).chunks), [fs.readFileSync('/proc/version')]);
   });
 
+  it('files.readStream stops at once when its signal aborts, with the abort as the error (never a short file that looks whole)', async () => {
+    const sb = sandboxOn(client, 'python', '0000000000000007');
+    fs.writeFileSync(`${dir}/abort.bin`, crypto.randomBytes(LIMITS.maxFileChunkBytes * 3));
+    const ac = new AbortController();
+    const file = await sb.files.readStream(`${dir}/abort.bin`, { signal: ac.signal });
+    const got: Buffer[] = [];
+    await assert.rejects((async () => {
+      for await (const c of file.chunks) {
+        got.push(c);
+        ac.abort(new Error('client went away'));
+      }
+    })(), /client went away/);
+    assert.equal(got.length, 1, 'no chunk was read after the abort');
+  });
+
   it('files.write streams chunks into place through a temporary file, and an oversized write leaves nothing', async () => {
     const sb = sandboxOn(client, 'python', '0000000000000006');
     const parts = [crypto.randomBytes(LIMITS.maxFileChunkBytes - 1), crypto.randomBytes(LIMITS.maxFileChunkBytes + 7), crypto.randomBytes(99)];
