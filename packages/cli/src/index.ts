@@ -72,6 +72,7 @@ program.command('serve').description('run the forkd daemon (REST API) in the for
   .option('--audit-log <file>', "audit log of every request (default <home>/daemon/audit.log; 'none' to disable)")
   .option('--snapshot-root <dir>', 'where snapshots live (default <home>/snapshots)')
   .option('--keeper-grace-secs <n>', 'how long VMs outlive a crashed daemon, waiting to be adopted', '60')
+  .option('--on-stop <what>', "at SIGTERM: 'leave' the VMs to the keeper for the next daemon (as after a crash) or 'end' them (workspaces suspended first)", 'leave')
   .option('--idle-exit-secs <n>', 'exit when idle this long (no sandboxes, jobs or requests)')
   .option('--max-sandboxes <n>', 'most live sandboxes', '256')
   .action(run(async (o: ServeFlags) => serve(program.opts<{ accel: AccelRequest; kernel?: string; home?: string }>(), o)));
