@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import net from 'node:net';
 import { Controller, type SandboxInfo } from '@forkd/sdk';
 import { keeperSocketPath } from '@forkd/engine/keeper';
 import { startTestDaemon } from './testing/daemon.js';
@@ -133,6 +134,53 @@ test('SIGTERM under --on-stop end: the sandbox is gone and the workspace is susp
     await c.resumeWorkspace('term-end');
     assert.equal((await c.exec(ws.sandbox_id, { cmd: 'cat /root/state' })).stdout, 'saved\n');
     await c.deleteWorkspace('term-end');
+  } finally {
+    await d.stop();
+  }
+});
+
+/** Sends QMP commands to a VM nobody else holds the monitor of (its daemon is dead); returns the last reply. */
+async function qmpOf(pid: number, cmds: string[]): Promise<unknown> {
+  const arg = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').find((a) => a.startsWith('unix:') && a.includes('qmp.sock'))!;
+  const sock = net.connect(arg.slice('unix:'.length).split(',')[0]!);
+  let buf = '';
+  const replies: unknown[] = [];
+  const want = cmds.length + 1; // qmp_capabilities first
+  await new Promise<void>((resolve, reject) => {
+    sock.on('error', reject);
+    sock.on('data', (c) => {
+      buf += c.toString();
+      let i: number;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const msg = JSON.parse(buf.slice(0, i)) as { QMP?: unknown; return?: unknown; error?: unknown };
+        buf = buf.slice(i + 1);
+        if (msg.QMP) sock.write(JSON.stringify({ execute: 'qmp_capabilities' }) + '\n');
+        else if ('return' in msg || 'error' in msg) {
+          replies.push(msg);
+          if (replies.length === want) resolve();
+          else sock.write(JSON.stringify({ execute: cmds[replies.length - 1] }) + '\n');
+        }
+      }
+    });
+  });
+  sock.destroy();
+  return replies.at(-1);
+}
+
+test('a daemon that dies mid-branch leaves a stopped source: the next daemon resumes it instead of reaping it', async () => {
+  const d = await startTestDaemon({ keeperGraceSecs: 120 });
+  const c = new Controller({ socketPath: d.socketPath });
+  try {
+    const [s] = await c.spawnSandboxes({ snapshot_tag: d.tag, n: 1 });
+    await c.eval(s!.id, { code: 'kept = 7 * 6' });
+    await d.kill9();
+    // What a full capture holds the source in until its finally (which a dead daemon never runs).
+    await qmpOf(s!.pid!, ['stop']);
+    assert.equal((await qmpOf(s!.pid!, ['query-status']) as { return: { status: string } }).return.status, 'paused');
+    await d.restart();
+    assert.deepEqual(byId(await c.listSandboxes()), [s!.id], `the paused source was not adopted:\n${d.log()}`);
+    assert.equal((await c.eval(s!.id, { code: 'kept' })).result, '42');
+    await c.killSandbox(s!.id);
   } finally {
     await d.stop();
   }
