@@ -245,7 +245,7 @@ export class Engine {
 
   /** Kills VMs and removes files dead owners left behind, and assembled memory images of deleted snapshots. */
   async cleanup(opts: { dryRun?: boolean } = {}) {
-    const report = await cleanupStale({ dryRun: opts.dryRun ?? false, snapshotsDir: this.layout.snapshots });
+    const report = await cleanupStale({ dryRun: opts.dryRun ?? false, snapshotsDir: this.layout.snapshots, stagingDirs: [this.layout.images, this.layout.rootfsCache] });
     const live = (await this.snapshots.list()).map((e) => e.manifest);
     report.removed.push(...(await pruneMemoryCache(this.layout, live, opts.dryRun ?? false)));
     return report;

@@ -8,8 +8,10 @@ export interface CleanupOptions {
   dryRun?: boolean;
   /** Default runtimeDir(). */
   runDir?: string;
-  /** Also remove abandoned snapshot staging dirs (".staging-*" whose owner.json names a dead process). */
+  /** Also remove abandoned snapshot staging dirs (".staging-*" whose owner, in owner.json or the name, is dead). */
   snapshotsDir?: string;
+  /** More directories to collect abandoned ".staging-*" dirs from (images, rootfs cache). */
+  stagingDirs?: string[];
   /** A vm dir without a readable owner.json is left alone until it is this old. Default 60 s. */
   graceMs?: number;
 }
@@ -125,8 +127,8 @@ export async function cleanupStale(opts: CleanupOptions = {}): Promise<CleanupRe
     report.removed.push(f);
     if (!dryRun) await fs.rm(f, { force: true });
   }
-  if (opts.snapshotsDir) {
-    for (const dir of await staleStaging(opts.snapshotsDir)) {
+  for (const stagingRoot of [...(opts.snapshotsDir ? [opts.snapshotsDir] : []), ...(opts.stagingDirs ?? [])]) {
+    for (const dir of await staleStaging(stagingRoot)) {
       report.removed.push(dir);
       if (!dryRun) await fs.rm(dir, { recursive: true, force: true });
     }
@@ -148,23 +150,35 @@ async function deadKeeperFiles(run: string, names: string[]): Promise<string[]> 
   return out;
 }
 
-/** Snapshot staging dirs whose owner.json ({pid, started: epoch ms}) names a dead process. */
-async function staleStaging(snapshotsDir: string): Promise<string[]> {
+/**
+ * The end of a staging dir's name that names its owner (this process, and when the dir was made),
+ * so cleanup can judge it with nothing inside: a dir being finalised, a trash dir, a rootfs tree.
+ */
+export function stagingOwnerSuffix(): string {
+  return `o${process.pid}.${Date.now()}`;
+}
+
+const OWNER_IN_NAME = /-o(\d+)\.(\d+)(?:-[0-9a-f]+)?$/;
+
+/** Staging dirs whose owner ({pid, started: epoch ms}, from owner.json or the name) is a dead process. */
+async function staleStaging(stagingRoot: string): Promise<string[]> {
   let names: string[] = [];
   try {
-    names = (await fs.readdir(snapshotsDir)).filter((n) => n.startsWith('.staging-'));
+    names = (await fs.readdir(stagingRoot)).filter((n) => n.startsWith('.staging-'));
   } catch {
     return [];
   }
   const btime = await bootTimeSec();
   const out: string[] = [];
   for (const n of names) {
-    const dir = path.join(snapshotsDir, n);
+    const dir = path.join(stagingRoot, n);
     let owner: { pid?: unknown; started?: unknown };
     try {
       owner = JSON.parse(await fs.readFile(path.join(dir, OWNER_FILE), 'utf8')) as typeof owner;
     } catch {
-      continue; // no owner record: being finalised, or not ours to judge
+      const m = OWNER_IN_NAME.exec(n);
+      if (!m) continue; // no owner record: not ours to judge
+      owner = { pid: Number(m[1]), started: Number(m[2]) };
     }
     if (typeof owner.pid !== 'number' || typeof owner.started !== 'number') continue;
     const st = await procStartTime(owner.pid);

@@ -4,6 +4,7 @@ import crypto from 'node:crypto';
 import { ForkdError } from '@forkd/protocol';
 import { type HomeLayout, MANIFEST_FILE, STAGING_PREFIX, snapshotDir } from '../home/paths.js';
 import { exists, fsyncPath, writeFileAtomic } from './fsx.js';
+import { stagingOwnerSuffix } from '../runtime/cleanup.js';
 
 /**
  * Every new snapshot (create, branch, compact) is written in a staging directory beside its final
@@ -31,7 +32,7 @@ export async function inStaging<T>(layout: HomeLayout, tag: string, work: (stagi
 
 async function createStaging(layout: HomeLayout, tag: string): Promise<string> {
   await fs.mkdir(layout.snapshots, { recursive: true });
-  const staging = path.join(layout.snapshots, `${STAGING_PREFIX}${tag}-${crypto.randomBytes(4).toString('hex')}`);
+  const staging = path.join(layout.snapshots, `${STAGING_PREFIX}${tag}-${stagingOwnerSuffix()}-${crypto.randomBytes(4).toString('hex')}`);
   await fs.mkdir(staging);
   await fs.writeFile(path.join(staging, 'owner.json'), JSON.stringify({ pid: process.pid, started: Date.now() }));
   return staging;
