@@ -40,6 +40,11 @@ function run<A extends unknown[]>(fn: (...args: A) => Promise<number | void>) {
   };
 }
 
+// A forkd process killed with -9 (a `fork --local`) leaves run dirs: the next command removes them.
+program.hook('preAction', async () => {
+  await engine().sweepDeadOwners().catch(() => undefined);
+});
+
 program.command('doctor').description('check the host and show the acceleration verdict').option('--json', 'JSON output')
   .action(run(async (o: { json?: boolean }) => doctor(engine(), o)));
 

@@ -14,6 +14,11 @@ export interface CleanupOptions {
   stagingDirs?: string[];
   /** A vm dir without a readable owner.json is left alone until it is this old. Default 60 s. */
   graceMs?: number;
+  /**
+   * Only the run dir's VM dirs whose owner is dead (and their QEMU): no scan of every process for
+   * orphans, no keeper files, no staging. Cheap enough to run at the start of every command.
+   */
+  deadOwnersOnly?: boolean;
 }
 
 export interface CleanupReport {
@@ -103,7 +108,7 @@ export async function cleanupStale(opts: CleanupOptions = {}): Promise<CleanupRe
 
   // Orphans: QEMU processes naming <run>/vm-... dirs that are missing or stale.
   const prefix = `${run}/${VM_DIR_PREFIX}`;
-  for (const pid of await listPids()) {
+  for (const pid of opts.deadOwnersOnly ? [] : await listPids()) {
     if (pid === process.pid || toKill.has(pid)) continue;
     const argv = await procCmdline(pid);
     if (!argv || !isQemu(argv)) continue;
@@ -123,6 +128,7 @@ export async function cleanupStale(opts: CleanupOptions = {}): Promise<CleanupRe
     report.removed.push(dir);
     if (!dryRun) await fs.rm(dir, { recursive: true, force: true });
   }
+  if (opts.deadOwnersOnly) return report;
   for (const f of await deadKeeperFiles(run, names)) {
     report.removed.push(f);
     if (!dryRun) await fs.rm(f, { force: true });
