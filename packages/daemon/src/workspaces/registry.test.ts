@@ -20,7 +20,10 @@ function fixture() {
   const snapshots = new Set<string>();
   const branched: string[] = [];
   const engine = {
-    listSnapshots: async () => [...snapshots].map((tag) => ({ tag })),
+    getSnapshot: async (tag: string) => {
+      if (snapshots.has(tag)) return { tag };
+      throw new ForkdError('FORKD_E_SNAPSHOT_NOT_FOUND', `no snapshot ${tag}`);
+    },
     branch: async (_sb: unknown, o: { tag: string }) => void branched.push(o.tag),
     ancestors: async () => [],
   } as unknown as Engine;

@@ -119,9 +119,8 @@ export class Workspaces {
     const live = this.sandboxes.get(w.sandbox_id);
     // The sequence number is spent before the capture: a crash after it leaves a layer under a tag
     // that is never tried again (it is removed with the workspace), so the suspend can be retried.
-    const taken = new Set((await this.engine.listSnapshots()).map((e) => e.tag));
     let seq = w.seq + 1;
-    while (taken.has(stateTag(name, seq)) || taken.has(`${stateTag(name, seq)}c`)) seq++;
+    while ((await this.snapshotExists(stateTag(name, seq))) || (await this.snapshotExists(`${stateTag(name, seq)}c`))) seq++;
     await this.put({ ...w, seq });
     let tag = stateTag(name, seq);
     await this.writes.produce({ tag, kind: 'branch', source: live.rec.snapshot_tag, sandbox: live.rec.id, wait: true }, () => this.captures.run(() => this.engine.branch(live.sb, { tag, mode: 'full' })));
@@ -162,6 +161,10 @@ export class Workspaces {
       await this.engine.removeSnapshot(t).catch((e: unknown) => this.log.warn({ workspace: name, tag: t, err: toForkdError(e).message }, 'kept a workspace state snapshot'));
     }
     await this.journal.delete(KIND, name);
+  }
+
+  private snapshotExists(tag: string): Promise<boolean> {
+    return this.engine.getSnapshot(tag).then(() => true, (e: unknown) => !(e instanceof ForkdError && e.code === 'FORKD_E_SNAPSHOT_NOT_FOUND'));
   }
 
   /** After MAX_LAYERS suspends stacked on each other, flatten them into one snapshot. */

@@ -8,7 +8,7 @@ import { type HomeLayout, imageDir, STAGING_PREFIX } from '../home/paths.js';
 import { AGENT_PACKAGES, type Recipe } from '../recipe/recipe.js';
 import { type ProgressFn, noProgress } from '../progress.js';
 import { exists, sha256, writeFileAtomic } from '../util/fsx.js';
-import { stagingOwnerSuffix } from '../runtime/cleanup.js';
+import { stagingOwnerSuffix } from '../util/staging.js';
 import { runTool } from '../qemu/tools.js';
 import { debootstrap } from './debootstrap.js';
 import { GUEST_HOSTS, GUEST_INIT_SCRIPT } from './guest-init.js';

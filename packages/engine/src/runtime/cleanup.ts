@@ -1,6 +1,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { socketAnswers } from '../util/unix-socket.js';
+import { stagingOwnerFromName } from '../util/staging.js';
 import { OWNER_FILE, VM_DIR_PREFIX, readOwner, runtimeDir } from './dir.js';
 import { CLK_TCK, bootTimeSec, listPids, procCmdline, procStartTime, sameProcessAlive } from './proc.js';
 
@@ -156,16 +157,6 @@ async function deadKeeperFiles(run: string, names: string[]): Promise<string[]> 
   return out;
 }
 
-/**
- * The end of a staging dir's name that names its owner (this process, and when the dir was made),
- * so cleanup can judge it with nothing inside: a dir being finalised, a trash dir, a rootfs tree.
- */
-export function stagingOwnerSuffix(): string {
-  return `o${process.pid}.${Date.now()}`;
-}
-
-const OWNER_IN_NAME = /-o(\d+)\.(\d+)(?:-[0-9a-f]+)?$/;
-
 /** Staging dirs whose owner ({pid, started: epoch ms}, from owner.json or the name) is a dead process. */
 async function staleStaging(stagingRoot: string): Promise<string[]> {
   let names: string[] = [];
@@ -182,9 +173,9 @@ async function staleStaging(stagingRoot: string): Promise<string[]> {
     try {
       owner = JSON.parse(await fs.readFile(path.join(dir, OWNER_FILE), 'utf8')) as typeof owner;
     } catch {
-      const m = OWNER_IN_NAME.exec(n);
-      if (!m) continue; // no owner record: not ours to judge
-      owner = { pid: Number(m[1]), started: Number(m[2]) };
+      const named = stagingOwnerFromName(n);
+      if (!named) continue; // no owner record: not ours to judge
+      owner = named;
     }
     if (typeof owner.pid !== 'number' || typeof owner.started !== 'number') continue;
     const st = await procStartTime(owner.pid);

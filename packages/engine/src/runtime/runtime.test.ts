@@ -6,7 +6,8 @@ import { spawn } from 'node:child_process';
 import { promises as fs, existsSync } from 'node:fs';
 import { ForkdError } from '@forkd/protocol';
 import { createVmDir, readOwner, runtimeDir } from './dir.js';
-import { cleanupStale, stagingOwnerSuffix } from './cleanup.js';
+import { cleanupStale } from './cleanup.js';
+import { stagingOwnerSuffix } from '../util/staging.js';
 import { procCmdline, procStartTime } from './proc.js';
 
 const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'forkd-rt-'));

@@ -4,7 +4,7 @@ import { ForkdError } from '@forkd/protocol';
 import { type HomeLayout, MANIFEST_FILE, snapshotDir, STAGING_PREFIX } from '../home/paths.js';
 import { type SnapshotManifest, SnapshotManifestSchema, requiredFiles } from './manifest.js';
 import { exists } from '../util/fsx.js';
-import { stagingOwnerSuffix } from '../runtime/cleanup.js';
+import { stagingOwnerSuffix } from '../util/staging.js';
 
 export interface SnapshotEntry {
   tag: string;

@@ -4,13 +4,26 @@ import crypto from 'node:crypto';
 import { ForkdError } from '@forkd/protocol';
 import { type HomeLayout, MANIFEST_FILE, STAGING_PREFIX, snapshotDir } from '../home/paths.js';
 import { exists, fsyncPath, writeFileAtomic } from './fsx.js';
-import { stagingOwnerSuffix } from '../runtime/cleanup.js';
 
 /**
  * Every new snapshot (create, branch, compact) is written in a staging directory beside its final
  * place, with owner.json so cleanup can tell an abandoned one from a live writer, and renamed into
  * place only when complete: a crash never leaves a snapshot that looks usable.
  */
+
+/**
+ * The end of a staging dir's name that names its owner (this process, and when the dir was made),
+ * so cleanup can judge it with nothing inside: a dir being finalised, a trash dir, a rootfs tree.
+ */
+export function stagingOwnerSuffix(): string {
+  return `o${process.pid}.${Date.now()}`;
+}
+
+/** The owner a staging dir's name records ({pid, started: epoch ms}), or null for a name without one. */
+export function stagingOwnerFromName(name: string): { pid: number; started: number } | null {
+  const m = /-o(\d+)\.(\d+)(?:-[0-9a-f]+)?$/.exec(name);
+  return m ? { pid: Number(m[1]), started: Number(m[2]) } : null;
+}
 
 /** The snapshot's final directory; FORKD_E_SNAPSHOT_EXISTS if the tag is taken (checked before slow work; the commit's rename checks again). */
 export async function freeSnapshotDir(layout: HomeLayout, tag: string): Promise<string> {
