@@ -40,6 +40,11 @@ function run<A extends unknown[]>(fn: (...args: A) => Promise<number | void>) {
   };
 }
 
+// A forkd process killed with -9 (a `fork --local`) leaves run dirs: the next command removes them.
+program.hook('preAction', async () => {
+  await engine().sweepDeadOwners().catch(() => undefined);
+});
+
 program.command('doctor').description('check the host and show the acceleration verdict').option('--json', 'JSON output')
   .action(run(async (o: { json?: boolean }) => doctor(engine(), o)));
 
@@ -72,6 +77,7 @@ program.command('serve').description('run the forkd daemon (REST API) in the for
   .option('--audit-log <file>', "audit log of every request (default <home>/daemon/audit.log; 'none' to disable)")
   .option('--snapshot-root <dir>', 'where snapshots live (default <home>/snapshots)')
   .option('--keeper-grace-secs <n>', 'how long VMs outlive a crashed daemon, waiting to be adopted', '60')
+  .option('--on-stop <what>', "at SIGTERM: 'leave' the VMs to the keeper for the next daemon (as after a crash) or 'end' them (workspaces suspended first)", 'leave')
   .option('--idle-exit-secs <n>', 'exit when idle this long (no sandboxes, jobs or requests)')
   .option('--max-sandboxes <n>', 'most live sandboxes', '256')
   .option('--snapshot-store-max-gib <n>', 'most the snapshot store may hold (a write past it is refused with FORKD_E_INSUFFICIENT_STORAGE); default: free disk only')

@@ -62,8 +62,17 @@ export interface DaemonOptions {
   snapshotStoreMaxBytes?: number;
   /** Exit after this long with no sandboxes, no jobs and no requests (daemons started on demand). */
   idleExitMs?: number | null;
+  /**
+   * What a graceful stop (SIGTERM) does with live VMs. 'leave' (default): like a crash, the keeper
+   * holds every VM for keeperGraceMs and the next daemon adopts them. 'end': workspaces are
+   * suspended (their state saved), other sandboxes are killed, the keeper stops.
+   */
+  onStop?: OnStop;
   logger?: Logger;
 }
+
+export const ON_STOP = ['leave', 'end'] as const;
+export type OnStop = (typeof ON_STOP)[number];
 
 export function parseBind(bind: string): { host: string; port: number; loopback: boolean } {
   const m = /^(?:\[([0-9a-fA-F:]+)\]|([^:\s]+)):(\d{1,5})$/.exec(bind.trim());
@@ -72,6 +81,20 @@ export function parseBind(bind: string): { host: string; port: number; loopback:
   const host = m[1] ?? m[2]!;
   const loopback = host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
   return { host, port, loopback };
+}
+
+let loggingRejections = false;
+
+/**
+ * Node ends the process on an unhandled rejection, and with it every sandbox's owner. A daemon
+ * logs one (it is a bug) and keeps serving.
+ */
+export function logUnhandledRejections(log: Logger): void {
+  if (loggingRejections) return;
+  loggingRejections = true;
+  process.on('unhandledRejection', (reason: unknown) => {
+    log.error({ err: reason instanceof Error ? (reason.stack ?? reason.message) : String(reason) }, 'unhandled promise rejection (a bug): logged, the daemon keeps serving');
+  });
 }
 
 export class Daemon {
@@ -92,6 +115,7 @@ export class Daemon {
 
   static async start(o: DaemonOptions = {}): Promise<Daemon> {
     const log = o.logger ?? pino({ level: process.env.FORKD_LOG_LEVEL ?? 'info', base: { svc: 'forkd' } }, pino.destination(2));
+    logUnhandledRejections(log);
     const tokens = o.tokenFile ? await TokenSet.load(o.tokenFile) : TokenSet.none();
     const bind = o.bind ? parseBind(o.bind) : null;
     if (bind && !tokens.required && !o.insecureNoToken) {
@@ -210,13 +234,20 @@ export class Daemon {
       const s = this.services;
       if (s.sandboxes.count === 0 && s.jobs.active.length === 0 && Date.now() - this.lastActivity > idleMs) {
         s.log.info({ idle_ms: idleMs }, 'idle: exiting');
-        void this.stop().then(() => process.exit(0));
+        void this.stop().then(() => process.exit(0), (e: unknown) => {
+          s.log.error({ err: String(e) }, 'idle exit: the stop failed');
+          process.exit(1);
+        });
       }
     }, Math.min(idleMs, 30_000));
     this.idleTimer.unref();
   }
 
-  /** Graceful stop: refuse new requests, let in-flight ones finish (30 s), kill sandboxes, stop the keeper. */
+  /**
+   * Graceful stop: refuse new requests, let in-flight ones finish (30 s), then per onStop either
+   * leave the VMs to the keeper (the next daemon adopts them, as after a crash) or suspend the
+   * workspaces, kill the other sandboxes and stop the keeper.
+   */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       this.draining = true;
@@ -227,8 +258,14 @@ export class Daemon {
       const closed = this.app.close();
       const deadline = new Promise((r) => setTimeout(r, 30_000).unref());
       await Promise.race([closed, deadline]);
-      await s.sandboxes.killAll('shutdown');
-      await s.engine.releaseKeeper({ stopVms: true }).catch(() => undefined);
+      if ((this.opts.onStop ?? 'leave') === 'end') {
+        await s.workspaces.suspendAll();
+        await s.sandboxes.killAll('shutdown');
+        await s.engine.releaseKeeper({ stopVms: true }).catch(() => undefined);
+      } else {
+        s.log.info({ sandboxes: s.sandboxes.count }, 'leaving the live VMs to the keeper for the next daemon');
+        await s.engine.releaseKeeper({ stopVms: false });
+      }
       await s.journal.close();
       await this.audit.close();
       if (this.addresses.socket) await fs.rm(this.addresses.socket, { force: true });

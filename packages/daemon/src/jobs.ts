@@ -25,7 +25,7 @@ export class Jobs {
         j.status = 'failed';
         j.finished_at_unix = Math.floor(Date.now() / 1000);
         j.error = { code: 'FORKD_E_UNAVAILABLE', message: 'interrupted: the daemon restarted while this job ran' };
-        void journal.put(KIND, j.id, j);
+        journal.put(KIND, j.id, j).catch(() => undefined); // kept in memory; the next start marks it again
       }
       this.jobs.set(j.id, j);
     }

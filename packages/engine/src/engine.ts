@@ -244,8 +244,16 @@ export class Engine {
   }
 
   /** Kills VMs and removes files dead owners left behind, and assembled memory images of deleted snapshots. */
+  /**
+   * Removes the run dirs (and kills the QEMUs) of forkd processes that died, e.g. a `fork --local`
+   * killed with -9; the cheap part of cleanup, run at the start of every command.
+   */
+  async sweepDeadOwners(): Promise<string[]> {
+    return (await cleanupStale({ deadOwnersOnly: true })).removed;
+  }
+
   async cleanup(opts: { dryRun?: boolean } = {}) {
-    const report = await cleanupStale({ dryRun: opts.dryRun ?? false, snapshotsDir: this.layout.snapshots });
+    const report = await cleanupStale({ dryRun: opts.dryRun ?? false, snapshotsDir: this.layout.snapshots, stagingDirs: [this.layout.images, this.layout.rootfsCache] });
     const live = (await this.snapshots.list()).map((e) => e.manifest);
     report.removed.push(...(await pruneMemoryCache(this.layout, live, opts.dryRun ?? false)));
     return report;

@@ -1,4 +1,5 @@
-import { Daemon, HTTP_LIMITS, type DaemonOptions } from '@forkd/daemon';
+import { Daemon, HTTP_LIMITS, ON_STOP, type DaemonOptions, type OnStop } from '@forkd/daemon';
+import { ForkdError } from '@forkd/protocol';
 import type { AccelRequest } from '@forkd/engine';
 import { ForkdError } from '@forkd/protocol';
 import { parseIntStrict } from '../output.js';
@@ -23,6 +24,7 @@ export interface ServeFlags {
   tlsKey?: string;
   maxConnections?: string;
   maxConnectionsPerPeer?: string;
+  onStop?: string;
 }
 
 /** A positive size in GiB (fractions allowed: 0.5 is 512 MiB), as bytes. */
@@ -55,6 +57,10 @@ export async function serve(global: { home?: string; kernel?: string; accel: Acc
     ...(f.maxConnections ? { maxConnections: parseIntStrict('--max-connections', f.maxConnections) } : {}),
     ...(f.maxConnectionsPerPeer ? { maxConnectionsPerPeer: parseIntStrict('--max-connections-per-peer', f.maxConnectionsPerPeer) } : {}),
   };
+  if (f.onStop !== undefined) {
+    if (!(ON_STOP as readonly string[]).includes(f.onStop)) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `--on-stop must be one of ${ON_STOP.join(', ')}; got ${JSON.stringify(f.onStop)}`);
+    opts.onStop = f.onStop as OnStop;
+  }
   const daemon = await Daemon.start(opts);
   await new Promise<void>((resolve) => {
     const stop = () => resolve();

@@ -65,7 +65,9 @@ export async function startTestDaemon(o: TestDaemonOptions = {}): Promise<TestDa
   const statePath = path.join(dir, 'state.jsonl');
   const auditPath = path.join(dir, 'audit.log');
   const args = ['serve', '--socket', socketPath, '--state', statePath, '--audit-log', auditPath, '--keeper-grace-secs', String(o.keeperGraceSecs ?? 60),
-    ...(o.tcp ? ['--bind', '127.0.0.1:0'] : []), ...(token ? ['--token-file', path.join(dir, 'tokens')] : []), ...(o.extraArgs ?? [])];
+    ...(o.tcp ? ['--bind', '127.0.0.1:0'] : []), ...(token ? ['--token-file', path.join(dir, 'tokens')] : []),
+    // Tests end their daemon with SIGTERM and want no VM left behind, unless a test says otherwise.
+    ...(o.extraArgs?.includes('--on-stop') ? [] : ['--on-stop', 'end']), ...(o.extraArgs ?? [])];
   const logLines: string[] = [];
   const d: TestDaemon = {
     dir, socketPath, url: null, token, tag, statePath, auditPath, proc: null as unknown as ChildProcess, env: {},

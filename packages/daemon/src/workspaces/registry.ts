@@ -62,8 +62,20 @@ export class Workspaces {
     return this.journal.put(KIND, w.name, w);
   }
 
+  /** Names being created: reserved before the spawn, so two creates of one name cannot both start a VM. */
+  private readonly creating = new Set<string>();
+
   async create(b: { name: string; snapshot_tag?: string; sandbox_id?: string; metadata?: Record<string, string>; envs?: Record<string, string> }): Promise<WorkspaceRecord> {
-    if (this.journal.get(KIND, b.name)) throw new ForkdError('FORKD_E_WORKSPACE_EXISTS', `workspace ${b.name} already exists`, { name: b.name });
+    if (this.journal.get(KIND, b.name) || this.creating.has(b.name)) throw new ForkdError('FORKD_E_WORKSPACE_EXISTS', `workspace ${b.name} already exists`, { name: b.name });
+    this.creating.add(b.name);
+    try {
+      return await this.createReserved(b);
+    } finally {
+      this.creating.delete(b.name);
+    }
+  }
+
+  private async createReserved(b: { name: string; snapshot_tag?: string; sandbox_id?: string; metadata?: Record<string, string>; envs?: Record<string, string> }): Promise<WorkspaceRecord> {
     let live;
     if (b.sandbox_id) {
       live = this.sandboxes.get(b.sandbox_id);
@@ -104,7 +116,11 @@ export class Workspaces {
     const w = this.get(name);
     if (w.status !== 'running') throw new ForkdError('FORKD_E_CONFLICT', `workspace ${name} is not running (it is ${w.status})`, { name });
     const live = this.sandboxes.get(w.sandbox_id);
-    const seq = w.seq + 1;
+    // The sequence number is spent before the capture: a crash after it leaves a layer under a tag
+    // that is never tried again (it is removed with the workspace), so the suspend can be retried.
+    let seq = w.seq + 1;
+    while ((await this.snapshotExists(stateTag(name, seq))) || (await this.snapshotExists(`${stateTag(name, seq)}c`))) seq++;
+    await this.put({ ...w, seq });
     let tag = stateTag(name, seq);
     await this.writes.produce({ tag, kind: 'branch', source: live.rec.snapshot_tag, sandbox: live.rec.id, wait: true }, () => this.engine.branch(live.sb, { tag, mode: 'full' }));
     this.suspending.add(live.rec.id);
@@ -117,6 +133,13 @@ export class Workspaces {
     const next: WorkspaceRecord = { ...w, status: 'suspended', state_tag: tag, suspended_at_unix: Math.floor(Date.now() / 1000), seq, warning: null };
     await this.put(next);
     return next;
+  }
+
+  /** At a graceful stop that ends the VMs: each running workspace is suspended (a failure is logged; it is then reported lost at the next start). */
+  async suspendAll(): Promise<void> {
+    for (const w of this.list().filter((x) => x.status === 'running')) {
+      await this.suspend(w.name).catch((e: unknown) => this.log.error({ workspace: w.name, err: toForkdError(e).message }, 'could not suspend a workspace at shutdown'));
+    }
   }
 
   async resume(name: string): Promise<WorkspaceRecord> {
@@ -137,6 +160,10 @@ export class Workspaces {
       await this.engine.removeSnapshot(t).catch((e: unknown) => this.log.warn({ workspace: name, tag: t, err: toForkdError(e).message }, 'kept a workspace state snapshot'));
     }
     await this.journal.delete(KIND, name);
+  }
+
+  private snapshotExists(tag: string): Promise<boolean> {
+    return this.engine.getSnapshot(tag).then(() => true, (e: unknown) => !(e instanceof ForkdError && e.code === 'FORKD_E_SNAPSHOT_NOT_FOUND'));
   }
 
   /** After MAX_LAYERS suspends stacked on each other, flatten them into one snapshot. */

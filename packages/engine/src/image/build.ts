@@ -8,6 +8,7 @@ import { type HomeLayout, imageDir, STAGING_PREFIX } from '../home/paths.js';
 import { AGENT_PACKAGES, type Recipe } from '../recipe/recipe.js';
 import { type ProgressFn, noProgress } from '../progress.js';
 import { exists, sha256, writeFileAtomic } from '../util/fsx.js';
+import { stagingOwnerSuffix } from '../util/staging.js';
 import { runTool } from '../qemu/tools.js';
 import { debootstrap } from './debootstrap.js';
 import { GUEST_HOSTS, GUEST_INIT_SCRIPT } from './guest-init.js';
@@ -87,7 +88,7 @@ export async function ensureImage(layout: HomeLayout, recipe: Recipe, opts: { on
   const started = Date.now();
   const rootfs = await ensureRootfs(layout, recipe.suite, packages, onProgress);
   await fs.mkdir(layout.images, { recursive: true });
-  const staging = path.join(layout.images, `${STAGING_PREFIX}${key.slice(0, 16)}-${crypto.randomBytes(4).toString('hex')}`);
+  const staging = path.join(layout.images, `${STAGING_PREFIX}${key.slice(0, 16)}-${stagingOwnerSuffix()}-${crypto.randomBytes(4).toString('hex')}`);
   await fs.mkdir(staging, { recursive: true });
   try {
     const tree = path.join(staging, 'rootfs');
@@ -139,7 +140,7 @@ async function ensureRootfs(layout: HomeLayout, suite: string, packages: string[
   const marker = `${dir}.complete`;
   if ((await exists(marker)) && (await exists(dir))) return dir;
   await fs.mkdir(layout.debCache, { recursive: true });
-  const staging = path.join(layout.rootfsCache, `${STAGING_PREFIX}${key}-${crypto.randomBytes(4).toString('hex')}`);
+  const staging = path.join(layout.rootfsCache, `${STAGING_PREFIX}${key}-${stagingOwnerSuffix()}-${crypto.randomBytes(4).toString('hex')}`);
   await fs.mkdir(staging, { recursive: true });
   try {
     onProgress({ phase: 'debootstrap', message: `debootstrap ${suite} minbase + ${packages.join(' ')}`, fraction: 0 });

@@ -60,3 +60,28 @@ test('qemuImgCreateOverlay makes a qcow2 backed by the given file', async () => 
     await fs.rm(dir, { recursive: true, force: true });
   }
 });
+
+test('a tool dies with the process that ran it (kill -9 of the owner leaves no child writing on)', async () => {
+  const { spawn } = await import('node:child_process');
+  const script = `
+    import { runTool } from ${JSON.stringify(path.join(import.meta.dirname, 'tools.ts'))};
+    void runTool('sh', ['-c', 'echo $$; exec sleep 60'], { onStdout: (d) => process.stdout.write(d) });
+  `;
+  const owner = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const toolPid = await new Promise<number>((resolve) => owner.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))));
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  assert.ok(alive(toolPid));
+  owner.kill('SIGKILL');
+  const deadline = Date.now() + 5_000;
+  while (alive(toolPid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  const survived = alive(toolPid);
+  if (survived) process.kill(toolPid, 'SIGKILL');
+  assert.equal(survived, false, 'the tool outlived its owner');
+});

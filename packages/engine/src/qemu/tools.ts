@@ -1,6 +1,10 @@
 import { spawn } from 'node:child_process';
+import path from 'node:path';
 import { ForkdError } from '@forkd/protocol';
 import { TailBuffer } from './tail.js';
+import { which } from './which.js';
+
+let setprivPath: Promise<string | null> | null = null;
 
 export interface RunToolOptions {
   cwd?: string;
@@ -26,12 +30,20 @@ export interface RunToolResult {
 /**
  * Runs a host tool with an argument vector (never a shell). ENOENT -> FORKD_E_TOOL_MISSING;
  * non-zero exit or death by signal -> FORKD_E_TOOL_FAILED with the exit code and stderr tail.
+ * The tool runs under `setpriv --pdeathsig KILL` when setpriv exists: it dies with this process
+ * rather than write on into a staging dir that the next owner's cleanup removes.
  */
-export function runTool(cmd: string, args: string[], opts: RunToolOptions = {}): Promise<RunToolResult> {
+export async function runTool(cmd: string, args: string[], opts: RunToolOptions = {}): Promise<RunToolResult> {
+  setprivPath ??= which('setpriv');
+  const setpriv = await setprivPath;
+  // Under setpriv a missing tool is setpriv's exit code, not ENOENT: look first (relative to cwd, as exec would).
+  if (setpriv && !(await which(cmd.includes('/') && opts.cwd ? path.resolve(opts.cwd, cmd) : cmd, (opts.env ?? process.env).PATH ?? ''))) {
+    throw new ForkdError('FORKD_E_TOOL_MISSING', `${cmd} is not installed (or not on PATH)`, { tool: cmd });
+  }
   return new Promise<RunToolResult>((resolve, reject) => {
     const out = new TailBuffer(opts.stdoutCapBytes ?? 1024 * 1024);
     const err = new TailBuffer(opts.stderrCapBytes ?? 64 * 1024);
-    const child = spawn(cmd, args, {
+    const child = spawn(setpriv ?? cmd, setpriv ? ['--pdeathsig', 'KILL', '--', cmd, ...args] : args, {
       cwd: opts.cwd,
       env: opts.env ?? process.env,
       stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],

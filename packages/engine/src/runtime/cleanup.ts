@@ -1,6 +1,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { socketAnswers } from '../util/unix-socket.js';
+import { stagingOwnerFromName } from '../util/staging.js';
 import { OWNER_FILE, VM_DIR_PREFIX, readOwner, runtimeDir } from './dir.js';
 import { CLK_TCK, bootTimeSec, listPids, procCmdline, procStartTime, sameProcessAlive } from './proc.js';
 
@@ -8,10 +9,17 @@ export interface CleanupOptions {
   dryRun?: boolean;
   /** Default runtimeDir(). */
   runDir?: string;
-  /** Also remove abandoned snapshot staging dirs (".staging-*" whose owner.json names a dead process). */
+  /** Also remove abandoned snapshot staging dirs (".staging-*" whose owner, in owner.json or the name, is dead). */
   snapshotsDir?: string;
+  /** More directories to collect abandoned ".staging-*" dirs from (images, rootfs cache). */
+  stagingDirs?: string[];
   /** A vm dir without a readable owner.json is left alone until it is this old. Default 60 s. */
   graceMs?: number;
+  /**
+   * Only the run dir's VM dirs whose owner is dead (and their QEMU): no scan of every process for
+   * orphans, no keeper files, no staging. Cheap enough to run at the start of every command.
+   */
+  deadOwnersOnly?: boolean;
 }
 
 export interface CleanupReport {
@@ -101,7 +109,7 @@ export async function cleanupStale(opts: CleanupOptions = {}): Promise<CleanupRe
 
   // Orphans: QEMU processes naming <run>/vm-... dirs that are missing or stale.
   const prefix = `${run}/${VM_DIR_PREFIX}`;
-  for (const pid of await listPids()) {
+  for (const pid of opts.deadOwnersOnly ? [] : await listPids()) {
     if (pid === process.pid || toKill.has(pid)) continue;
     const argv = await procCmdline(pid);
     if (!argv || !isQemu(argv)) continue;
@@ -121,12 +129,13 @@ export async function cleanupStale(opts: CleanupOptions = {}): Promise<CleanupRe
     report.removed.push(dir);
     if (!dryRun) await fs.rm(dir, { recursive: true, force: true });
   }
+  if (opts.deadOwnersOnly) return report;
   for (const f of await deadKeeperFiles(run, names)) {
     report.removed.push(f);
     if (!dryRun) await fs.rm(f, { force: true });
   }
-  if (opts.snapshotsDir) {
-    for (const dir of await staleStaging(opts.snapshotsDir)) {
+  for (const stagingRoot of [...(opts.snapshotsDir ? [opts.snapshotsDir] : []), ...(opts.stagingDirs ?? [])]) {
+    for (const dir of await staleStaging(stagingRoot)) {
       report.removed.push(dir);
       if (!dryRun) await fs.rm(dir, { recursive: true, force: true });
     }
@@ -148,23 +157,25 @@ async function deadKeeperFiles(run: string, names: string[]): Promise<string[]> 
   return out;
 }
 
-/** Snapshot staging dirs whose owner.json ({pid, started: epoch ms}) names a dead process. */
-async function staleStaging(snapshotsDir: string): Promise<string[]> {
+/** Staging dirs whose owner ({pid, started: epoch ms}, from owner.json or the name) is a dead process. */
+async function staleStaging(stagingRoot: string): Promise<string[]> {
   let names: string[] = [];
   try {
-    names = (await fs.readdir(snapshotsDir)).filter((n) => n.startsWith('.staging-'));
+    names = (await fs.readdir(stagingRoot)).filter((n) => n.startsWith('.staging-'));
   } catch {
     return [];
   }
   const btime = await bootTimeSec();
   const out: string[] = [];
   for (const n of names) {
-    const dir = path.join(snapshotsDir, n);
+    const dir = path.join(stagingRoot, n);
     let owner: { pid?: unknown; started?: unknown };
     try {
       owner = JSON.parse(await fs.readFile(path.join(dir, OWNER_FILE), 'utf8')) as typeof owner;
     } catch {
-      continue; // no owner record: being finalised, or not ours to judge
+      const named = stagingOwnerFromName(n);
+      if (!named) continue; // no owner record: not ours to judge
+      owner = named;
     }
     if (typeof owner.pid !== 'number' || typeof owner.started !== 'number') continue;
     const st = await procStartTime(owner.pid);

@@ -7,6 +7,7 @@ import { promises as fs, existsSync } from 'node:fs';
 import { ForkdError } from '@forkd/protocol';
 import { createVmDir, readOwner, runtimeDir } from './dir.js';
 import { cleanupStale } from './cleanup.js';
+import { stagingOwnerSuffix } from '../util/staging.js';
 import { procCmdline, procStartTime } from './proc.js';
 
 const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'forkd-rt-'));
@@ -82,4 +83,21 @@ test('abandoned snapshot staging dirs are removed; live ones stay', async () => 
   const r = await cleanupStale({ snapshotsDir: snaps });
   assert.deepEqual(r.removed, [dead]);
   assert.ok(existsSync(live) && existsSync(done));
+});
+
+test('staging dirs that name their owner (images, rootfs trees, removals, snapshots being finalised) are collected when it is dead', async () => {
+  const images = path.join(tmp, 'images');
+  const rootfs = path.join(tmp, 'rootfs');
+  const snaps = path.join(tmp, 'snapshots-named');
+  const deadOwner = `o${2 ** 22 + 9}.${Date.now()}`;
+  const deadImage = path.join(images, `.staging-0123456789abcdef-${deadOwner}-a1b2c3d4`);
+  const deadTree = path.join(rootfs, `.staging-bookworm-${deadOwner}-a1b2c3d4`);
+  const deadTrash = path.join(snaps, `.staging-rm-some-tag-${deadOwner}`);
+  const finalising = path.join(snaps, `.staging-new-tag-${deadOwner}-0badf00d`); // owner.json already dropped
+  const liveImage = path.join(images, `.staging-fedcba9876543210-${stagingOwnerSuffix()}-a1b2c3d4`);
+  const unjudged = path.join(rootfs, '.staging-legacy-a1b2c3d4');
+  for (const d of [deadImage, deadTree, deadTrash, finalising, liveImage, unjudged]) await fs.mkdir(d, { recursive: true });
+  const r = await cleanupStale({ snapshotsDir: snaps, stagingDirs: [images, rootfs] });
+  assert.deepEqual(r.removed.sort(), [deadImage, deadTree, deadTrash, finalising].sort());
+  assert.ok(existsSync(liveImage) && existsSync(unjudged));
 });

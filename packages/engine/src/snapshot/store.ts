@@ -4,6 +4,7 @@ import { ForkdError } from '@forkd/protocol';
 import { type HomeLayout, MANIFEST_FILE, snapshotDir, STAGING_PREFIX } from '../home/paths.js';
 import { type SnapshotManifest, SnapshotManifestSchema, requiredFiles } from './manifest.js';
 import { exists } from '../util/fsx.js';
+import { stagingOwnerSuffix } from '../util/staging.js';
 
 export interface SnapshotEntry {
   tag: string;
@@ -61,7 +62,7 @@ export async function listSnapshots(layout: HomeLayout): Promise<SnapshotEntry[]
 export async function removeSnapshot(layout: HomeLayout, tag: string): Promise<void> {
   const dir = snapshotDir(layout, tag);
   if (!(await exists(dir))) throw new ForkdError('FORKD_E_SNAPSHOT_NOT_FOUND', `no snapshot tagged ${JSON.stringify(tag)}`, { tag });
-  const trash = path.join(layout.snapshots, `${STAGING_PREFIX}rm-${tag}-${process.pid}-${Date.now()}`);
+  const trash = path.join(layout.snapshots, `${STAGING_PREFIX}rm-${tag}-${stagingOwnerSuffix()}`);
   await fs.rename(dir, trash);
   await fs.rm(trash, { recursive: true, force: true });
 }

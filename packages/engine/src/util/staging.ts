@@ -11,6 +11,20 @@ import { exists, fsyncPath, writeFileAtomic } from './fsx.js';
  * place only when complete: a crash never leaves a snapshot that looks usable.
  */
 
+/**
+ * The end of a staging dir's name that names its owner (this process, and when the dir was made),
+ * so cleanup can judge it with nothing inside: a dir being finalised, a trash dir, a rootfs tree.
+ */
+export function stagingOwnerSuffix(): string {
+  return `o${process.pid}.${Date.now()}`;
+}
+
+/** The owner a staging dir's name records ({pid, started: epoch ms}), or null for a name without one. */
+export function stagingOwnerFromName(name: string): { pid: number; started: number } | null {
+  const m = /-o(\d+)\.(\d+)(?:-[0-9a-f]+)?$/.exec(name);
+  return m ? { pid: Number(m[1]), started: Number(m[2]) } : null;
+}
+
 /** The snapshot's final directory; FORKD_E_SNAPSHOT_EXISTS if the tag is taken (checked before slow work; the commit's rename checks again). */
 export async function freeSnapshotDir(layout: HomeLayout, tag: string): Promise<string> {
   const dir = snapshotDir(layout, tag);
@@ -31,7 +45,7 @@ export async function inStaging<T>(layout: HomeLayout, tag: string, work: (stagi
 
 async function createStaging(layout: HomeLayout, tag: string): Promise<string> {
   await fs.mkdir(layout.snapshots, { recursive: true });
-  const staging = path.join(layout.snapshots, `${STAGING_PREFIX}${tag}-${crypto.randomBytes(4).toString('hex')}`);
+  const staging = path.join(layout.snapshots, `${STAGING_PREFIX}${tag}-${stagingOwnerSuffix()}-${crypto.randomBytes(4).toString('hex')}`);
   await fs.mkdir(staging);
   await fs.writeFile(path.join(staging, 'owner.json'), JSON.stringify({ pid: process.pid, started: Date.now() }));
   return staging;

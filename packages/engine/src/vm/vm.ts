@@ -5,6 +5,7 @@ import type { VmSpec } from '../qemu/args.js';
 import { directStarter, type QemuStarter, type QemuProcess } from '../qemu/start.js';
 import { startQemu } from '../qemu/start.js';
 import { QmpClient } from '../qmp/client.js';
+import { waitForQmpStatus } from './migration.js';
 import { AgentClient } from '../agent-client/index.js';
 import { createVmDir, openVmDir, type VmDir } from '../runtime/index.js';
 
@@ -16,6 +17,9 @@ export type VmSpecInput = Omit<VmSpec, 'name' | 'agentSocket' | 'qmpSocket' | 'c
  * direct starter that is this process; under the daemon it is the keeper, which outlives a
  * crashed daemon on purpose so a restarted one can adopt the VM.
  */
+/** Run states a capture leaves a source in until it resumes it (full mode stops it; the switchover holds it). */
+const INTERRUPTED_CAPTURE = new Set(['paused', 'finish-migrate', 'postmigrate']);
+
 export class Vm {
   private killed = false;
   agent: AgentClient | null = null;
@@ -88,7 +92,16 @@ export class Vm {
       QmpClient.connect(path.join(dir, 'qmp.sock'), { timeoutMs: opts.qmpTimeoutMs ?? 5_000 }),
       proc.exited.then(() => Promise.reject(new ForkdError('FORKD_E_SANDBOX_NOT_RUNNING', `QEMU ${proc.pid} exited during adoption`))),
     ]);
-    const st = (await qmp.execute('query-status').catch(() => ({}))) as { status?: string };
+    let st = (await qmp.execute('query-status').catch(() => ({}))) as { status?: string };
+    if (st.status && INTERRUPTED_CAPTURE.has(st.status)) {
+      // Its owner died in the middle of a branch (the source is stopped, or held at switchover):
+      // end that migration and run the guest again, as the capture's own finally would have.
+      await qmp.execute('migrate_cancel').catch(() => undefined);
+      const settled = (s: string) => s !== 'active' && s !== 'pre-switchover' && s !== 'device' && s !== 'cancelling';
+      await waitForQmpStatus(qmp, { query: 'query-migrate', until: settled, timeoutMs: 10_000, what: 'an interrupted capture settling' }).catch(() => undefined);
+      await qmp.execute('cont').catch(() => undefined);
+      st = (await qmp.execute('query-status').catch(() => ({}))) as { status?: string };
+    }
     if (st.status !== 'running') {
       qmp.close();
       throw new ForkdError('FORKD_E_SANDBOX_NOT_RUNNING', `adopted VM ${vmDir.id} is ${st.status ?? 'not answering QMP'}, not running`);

@@ -1,0 +1,86 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import pino from 'pino';
+import { ForkdError } from '@forkd/protocol';
+import type { Engine } from '@forkd/engine';
+import type { Journal } from '../state/journal.js';
+import type { SandboxRegistry } from '../sandboxes/registry.js';
+import type { CaptureSlots, SnapshotWrites } from '../snapshots/writes.js';
+import { Workspaces, type WorkspaceRecord } from './registry.js';
+
+/** Workspaces over in-memory fakes: a journal map, a snapshot tag set, and sandboxes that count spawns. */
+function fixture() {
+  const records = new Map<string, unknown>();
+  const journal = {
+    get: (_k: string, id: string) => records.get(id) ?? null,
+    all: () => [...records.values()],
+    put: async (_k: string, id: string, v: unknown) => void records.set(id, structuredClone(v)),
+    delete: async (_k: string, id: string) => void records.delete(id),
+  } as unknown as Journal;
+  const snapshots = new Set<string>();
+  const branched: string[] = [];
+  const engine = {
+    getSnapshot: async (tag: string) => {
+      if (snapshots.has(tag)) return { tag };
+      throw new ForkdError('FORKD_E_SNAPSHOT_NOT_FOUND', `no snapshot ${tag}`);
+    },
+    branch: async (_sb: unknown, o: { tag: string }) => void branched.push(o.tag),
+    ancestors: async () => [],
+  } as unknown as Engine;
+  let spawns = 0;
+  const live = { rec: { id: 'sb-1', snapshot_tag: 'base', metadata: {}, envs: {} }, sb: {} };
+  const sandboxes = {
+    spawn: async () => {
+      spawns++;
+      await new Promise((r) => setTimeout(r, 20));
+      return [live];
+    },
+    get: () => live,
+    kill: async () => undefined,
+    list: () => [live],
+  } as unknown as SandboxRegistry;
+  const writes = {
+    produce: async (o: { tag: string }, fn: () => Promise<void>) => {
+      if (snapshots.has(o.tag)) throw new ForkdError('FORKD_E_SNAPSHOT_EXISTS', `snapshot ${o.tag} exists`);
+      await fn();
+      snapshots.add(o.tag);
+    },
+  } as unknown as SnapshotWrites;
+  const captures = { run: <T>(fn: () => Promise<T>) => fn() } as unknown as CaptureSlots;
+  const ws = new Workspaces(engine, journal, sandboxes, writes, captures, pino({ level: 'silent' }));
+  return { ws, records, snapshots, branched, spawns: () => spawns };
+}
+
+test('two concurrent creates of one workspace name start one VM; the other is refused', async () => {
+  const f = fixture();
+  const results = await Promise.allSettled([f.ws.create({ name: 'dup', snapshot_tag: 'base' }), f.ws.create({ name: 'dup', snapshot_tag: 'base' })]);
+  assert.equal(f.spawns(), 1);
+  assert.deepEqual(results.map((r) => r.status).sort(), ['fulfilled', 'rejected']);
+  const refused = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+  assert.equal((refused.reason as ForkdError).code, 'FORKD_E_WORKSPACE_EXISTS');
+});
+
+test('a suspend interrupted after its capture (the layer exists, the record never advanced) can be retried', async () => {
+  const f = fixture();
+  await f.ws.create({ name: 'w', snapshot_tag: 'base' });
+  // What a crash between the capture and the journal write leaves: the layer, and seq still 0.
+  f.snapshots.add('ws-w-s000001');
+  const w = await f.ws.suspend('w');
+  assert.equal(w.status, 'suspended');
+  assert.equal(w.state_tag, 'ws-w-s000002');
+  assert.deepEqual(f.branched, ['ws-w-s000002']);
+});
+
+test('the sequence number is journaled before the capture starts', async () => {
+  const f = fixture();
+  await f.ws.create({ name: 'w', snapshot_tag: 'base' });
+  const seqAtCapture: number[] = [];
+  const produce = (f.ws as unknown as { writes: { produce: (o: unknown, fn: () => Promise<void>) => Promise<void> } }).writes;
+  const inner = produce.produce;
+  produce.produce = async (o, fn) => {
+    seqAtCapture.push((f.records.get('w') as WorkspaceRecord).seq);
+    return inner(o, fn);
+  };
+  await f.ws.suspend('w');
+  assert.deepEqual(seqAtCapture, [1]);
+});
