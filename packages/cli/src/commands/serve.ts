@@ -1,7 +1,6 @@
 import { Daemon, HTTP_LIMITS, ON_STOP, type DaemonOptions, type OnStop } from '@forkd/daemon';
 import { ForkdError } from '@forkd/protocol';
 import type { AccelRequest } from '@forkd/engine';
-import { ForkdError } from '@forkd/protocol';
 import { parseIntStrict } from '../output.js';
 
 /** Connection caps shown as the flags' defaults (declared in the daemon). */

@@ -5,7 +5,7 @@ import { ForkdError } from '@forkd/protocol';
 import type { Engine } from '@forkd/engine';
 import type { Journal } from '../state/journal.js';
 import type { SandboxRegistry } from '../sandboxes/registry.js';
-import type { CaptureSlots, SnapshotWrites } from '../snapshots/writes.js';
+import type { SnapshotWrites } from '../snapshots/writes.js';
 import { Workspaces, type WorkspaceRecord } from './registry.js';
 
 /** Workspaces over in-memory fakes: a journal map, a snapshot tag set, and sandboxes that count spawns. */
@@ -46,8 +46,7 @@ function fixture() {
       snapshots.add(o.tag);
     },
   } as unknown as SnapshotWrites;
-  const captures = { run: <T>(fn: () => Promise<T>) => fn() } as unknown as CaptureSlots;
-  const ws = new Workspaces(engine, journal, sandboxes, writes, captures, pino({ level: 'silent' }));
+  const ws = new Workspaces(engine, journal, sandboxes, writes, pino({ level: 'silent' }));
   return { ws, records, snapshots, branched, spawns: () => spawns };
 }
 
