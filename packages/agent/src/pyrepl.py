@@ -169,27 +169,18 @@ def do_import(msg):
     return {"imported": msg.get("modules", [])}
 
 
-def libcrypto_loaded():
-    """Whether OpenSSL's libcrypto is mapped in this process (by ssl, hashlib or an extension)."""
-    try:
-        with open("/proc/self/maps", "rb") as f:
-            return b"/libcrypto.so" in f.read()
-    except OSError:
-        return False
-
-
 def reseed_native(native):
-    """OpenSSL and libc generators, only where the interpreter already uses them.
+    """OpenSSL's and libc's generators in this interpreter.
 
-    Loading either here would cost every child a library load for nothing: a generator that was
-    not loaded at the snapshot starts fresh, seeded from the kernel, in each child.
+    OpenSSL goes through _ssl, imported once at start (in the parent, so a child loads nothing and
+    the library's pages stay shared); its RAND_add reseeds the libcrypto this process uses.
+    libc's generators only where ctypes is loaded: without it Python code cannot reach them.
     """
     done = []
-    if "_ssl" in sys.modules or libcrypto_loaded():
+    ssl_module = sys.modules.get("_ssl")
+    if ssl_module is not None:
         try:
-            import _ssl  # the same libcrypto the process already has: RAND_add reseeds its DRBGs
-
-            _ssl.RAND_add(native, float(len(native)))
+            ssl_module.RAND_add(native, float(len(native)))
             done.append("python.openssl")
         except Exception:  # noqa: BLE001
             pass
@@ -233,6 +224,10 @@ def send(obj):
 
 
 def main():
+    try:
+        import _ssl  # noqa: F401  -- see reseed_native
+    except ImportError:
+        pass
     send({"ready": True, "version": sys.version.split()[0]})
     while True:
         try:
