@@ -117,7 +117,7 @@ describe('agent client against fake sockets', () => {
     });
     await new Promise<void>((r) => server.listen(sock, r));
     const problems: string[] = [];
-    const c = await AgentClient.connect(sock, { maxFrameBytes: 1024, onProblem: (p) => problems.push(p.kind) });
+    const c = await AgentClient.connect(sock, { firstCallId: 1, maxFrameBytes: 1024, onProblem: (p) => problems.push(p.kind) });
     const calls = [
       c.call('files.mkdir', { path: '/a' }),
       c.call('files.mkdir', { path: '/b' }),
@@ -142,6 +142,22 @@ describe('agent client against fake sockets', () => {
     await assert.rejects(calls[4]!, isCode('FORKD_E_AGENT_UNAVAILABLE'));
   });
 
+  it("a late reply meant for an earlier connection's call never answers a call of this one", async () => {
+    const sock = path.join(dir, 'stale.sock');
+    const server = net.createServer((s) => s.on('data', (d) => {
+      const id = JSON.parse(d.subarray(12, 12 + d.readUInt32BE(4)).toString('utf8')).id as number;
+      // What the guest's port still held from the previous host connection, whose ids started at 1.
+      for (let stale = 1; stale <= 3; stale++) s.write(encodeFrame({ kind: 'res', id: stale, ok: true, result: { created: false } }));
+      setTimeout(() => s.write(encodeFrame({ kind: 'res', id, ok: true, result: { created: true } })), 50);
+    }));
+    await new Promise<void>((r) => server.listen(sock, r));
+    const c = await AgentClient.connect(sock);
+    const r = await c.call('files.mkdir', { path: '/x' }, { timeoutMs: 5000 });
+    assert.deepEqual(r.result, { created: true });
+    c.close();
+    server.close();
+  });
+
   it('rejects pending calls when the peer closes', async () => {
     const sock = path.join(dir, 'closer.sock');
     const server = net.createServer((s) => s.on('data', () => s.destroy()));
@@ -159,7 +175,7 @@ describe('agent client against fake sockets', () => {
     }));
     await new Promise<void>((r) => server.listen(sock, r));
     const problems: string[] = [];
-    const c = await AgentClient.connect(sock, { partialFrameTimeoutMs: 150, onProblem: (p) => problems.push(p.kind) });
+    const c = await AgentClient.connect(sock, { firstCallId: 1, partialFrameTimeoutMs: 150, onProblem: (p) => problems.push(p.kind) });
     const t0 = Date.now();
     await assert.rejects(c.ping({ timeoutMs: 10_000 }), (e: { code?: string; message: string }) => e.code === 'FORKD_E_AGENT_UNAVAILABLE' && /partial frame .* did not complete within 150 ms/.test(e.message));
     assert.ok(Date.now() - t0 < 5000);
@@ -179,7 +195,7 @@ describe('agent client against fake sockets', () => {
     }));
     await new Promise<void>((r) => server.listen(sock, r));
     const problems: string[] = [];
-    const c = await AgentClient.connect(sock, { onProblem: (p) => problems.push(p.kind) });
+    const c = await AgentClient.connect(sock, { firstCallId: 1, onProblem: (p) => problems.push(p.kind) });
     // The one reply processed is the real one (its result does not match the ping schema here).
     await assert.rejects(c.call('ping', {}, { timeoutMs: 5000 }), isCode('FORKD_E_AGENT_PROTOCOL'));
     assert.deepEqual(problems.filter((k) => k !== 'malformed'), []);

@@ -5,6 +5,7 @@
  * untrusted: frames for no pending call are skipped unread, a kept frame is held in one buffer
  * counted against the process-wide partialFrameBudget, and one that stalls closes the connection.
  */
+import crypto from 'node:crypto';
 import type net from 'node:net';
 import {
   AGENT_METHODS,
@@ -34,6 +35,8 @@ export interface ConnectOptions {
   partialFrameTimeoutMs?: number;
   /** Called for frames the client could not use (garbage, oversize, malformed, stalled). */
   onProblem?: (problem: FrameProblem) => void;
+  /** The first call's id (default: random, see nextId); fake agents in tests script replies by id. */
+  firstCallId?: number;
 }
 
 export interface CallOptions {
@@ -64,12 +67,18 @@ const LARGE_RESULT_METHODS: ReadonlySet<AgentMethod> = new Set<AgentMethod>(['ex
 
 export class AgentConnection {
   private readonly pending = new Map<number, Pending>();
-  private nextId = 1;
+  /**
+   * Ids start at a random point per connection: the guest's port outlives a host connection, so a
+   * late reply meant for an earlier connection (a ping that timed out while the port was being
+   * reopened) must never match a call of this one and pass for its answer.
+   */
+  private nextId: number;
   private closed = false;
   private closeReason: string | null = null;
   private readonly decoder: FrameDecoder;
 
   protected constructor(private readonly socket: net.Socket, private readonly opts: ConnectOptions) {
+    this.nextId = opts.firstCallId ?? 1 + crypto.randomInt(2 ** 31);
     this.decoder = new FrameDecoder({
       maxFrameBytes: opts.maxFrameBytes ?? LIMITS.maxFrameBytes,
       admit: (id, kind) => this.headerCapFor(id, kind),
