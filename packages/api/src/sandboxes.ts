@@ -1,6 +1,6 @@
 /** Sandboxes: spawn, lifecycle, agent calls (ping, exec, eval), background processes, branch. */
 import { z } from 'zod';
-import { Argv, CALL_TIMEOUT_SECS, LIMITS, MACHINE_LIMITS, Signal } from '@forkd/protocol';
+import { Argv, CALL_TIMEOUT_SECS, LIMITS, MACHINE_LIMITS, QUOTA_LIMITS, Signal } from '@forkd/protocol';
 import { Tag, SandboxId, Metadata, Envs, GuestPath } from './common.js';
 
 export { ProcessHandle, ProcessInfo } from '@forkd/protocol';
@@ -12,6 +12,41 @@ export const SandboxTimings = z.object({
   spawn_to_running_ms: z.number(),
   spawn_to_ready_ms: z.number(),
   clock_skew_ms: z.number(),
+});
+
+const Q = QUOTA_LIMITS;
+/**
+ * Per-sandbox limits (issue 14 §5), each applied through the child's cgroup or the spawn fails
+ * (FORKD_E_QUOTA_UNAVAILABLE). Unset: the daemon's default (forkd serve --default-<field>); over the
+ * daemon's maximum: 400.
+ */
+export const QuotaFields = {
+  /** The QEMU process's memory in MiB (guest pages it copied, QEMU's own, page cache it charged); over it the child is killed with end_reason "oom". */
+  memory_limit_mib: z.number().int().min(Q.memoryLimitMib.min).max(Q.memoryLimitMib.max),
+  /** Relative CPU share (100 = default; cgroup v2 cpu.weight, v1 cpu.shares scaled). */
+  cpu_weight: z.number().int().min(Q.cpuWeight.min).max(Q.cpuWeight.max),
+  /** Hard CPU cap in cores (0.5 = half a core). */
+  cpu_quota: z.number().min(Q.cpuQuota.min).max(Q.cpuQuota.max),
+  /** Tasks of the QEMU process (its threads; guest processes live inside the VM). */
+  pids_max: z.number().int().min(Q.pidsMax.min).max(Q.pidsMax.max),
+  /** The child's disk overlay in MiB: writes past it are I/O errors in the guest. */
+  disk_limit_mib: z.number().int().min(Q.diskLimitMib.min).max(Q.diskLimitMib.max),
+  /** Disk read bandwidth, bytes per second. */
+  io_read_bps: z.number().int().min(Q.ioBps.min).max(Q.ioBps.max),
+  /** Disk write bandwidth, bytes per second (cgroup v1 throttles only direct I/O: see README). */
+  io_write_bps: z.number().int().min(Q.ioBps.min).max(Q.ioBps.max),
+};
+export type QuotaField = keyof typeof QuotaFields;
+export const QUOTA_FIELDS = Object.keys(QuotaFields) as QuotaField[];
+
+/** The limits a sandbox runs with (null: none). */
+export const SandboxLimits = z.object({
+  cpu_weight: QuotaFields.cpu_weight.nullable(),
+  cpu_quota: QuotaFields.cpu_quota.nullable(),
+  pids_max: QuotaFields.pids_max.nullable(),
+  disk_limit_mib: QuotaFields.disk_limit_mib.nullable(),
+  io_read_bps: QuotaFields.io_read_bps.nullable(),
+  io_write_bps: QuotaFields.io_write_bps.nullable(),
 });
 
 export const SandboxInfo = z.object({
@@ -29,7 +64,11 @@ export const SandboxInfo = z.object({
   /** forkd fields. */
   netns: z.null(),
   guest_addr: z.null(),
-  memory_limit_mib: z.null(),
+  memory_limit_mib: QuotaFields.memory_limit_mib.nullable(),
+  /** The other limits it runs with. */
+  limits: SandboxLimits,
+  /** Why it ended, once it has: "oom" (killed by its memory limit) or "exited" (QEMU exited on its own); null while running. */
+  end_reason: z.enum(['oom', 'exited']).nullable(),
   has_branched: z.boolean(),
   branch_count: z.number().int(),
   /** The workspace this sandbox belongs to, if any. */
@@ -50,7 +89,14 @@ export const SpawnBody = z.object({
   prewarm: notYet('prewarm'),
   live_fork: notYet('live_fork'),
   hugepages: notYet('hugepages'),
-  memory_limit_mib: z.null().optional(),
+  /** forkd's null means "no value given" (the daemon's default). */
+  memory_limit_mib: QuotaFields.memory_limit_mib.nullable().optional(),
+  cpu_weight: QuotaFields.cpu_weight.optional(),
+  cpu_quota: QuotaFields.cpu_quota.optional(),
+  pids_max: QuotaFields.pids_max.optional(),
+  disk_limit_mib: QuotaFields.disk_limit_mib.optional(),
+  io_read_bps: QuotaFields.io_read_bps.optional(),
+  io_write_bps: QuotaFields.io_write_bps.optional(),
 }).strict();
 
 export const ListSandboxesQuery = z.object({

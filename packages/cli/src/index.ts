@@ -5,7 +5,7 @@ import { printJson, reportError } from './output.js';
 import { daemonClient, type CliContext, type DaemonFlags } from './client.js';
 import { imageBuild, imageList } from './commands/snapshots.js';
 import { cleanup, doctor } from './commands/host.js';
-import { serve, SERVE_LIMITS, type ServeFlags } from './commands/serve.js';
+import { serve, SERVE_LIMITS, QUOTA_FLAGS, quotaFlagName, type ServeFlags } from './commands/serve.js';
 import { registerRemoteCommands } from './commands/remote.js';
 import { registerSnapshotVerbs } from './commands/snapshot-verbs.js';
 
@@ -63,7 +63,7 @@ registerRemoteCommands(program, context);
 program.command('cleanup').description('kill VMs and remove files left behind by crashed forkd processes').option('--dry-run', 'only report').option('--json', 'JSON output')
   .action(run(async (o: { json?: boolean; dryRun?: boolean }) => cleanup(engine(), o)));
 
-program.command('serve').description('run the forkd daemon (REST API) in the foreground')
+const serveCmd = program.command('serve').description('run the forkd daemon (REST API) in the foreground')
   .option('--socket <path>', 'Unix socket (default <home>/forkd.sock when --bind is not given)')
   .option('--bind <host:port>', 'TCP address; needs --token-file (or --insecure-no-token)')
   .option('--token-file <file>', 'bearer tokens, one per line (>= 16 bytes each)')
@@ -81,6 +81,12 @@ program.command('serve').description('run the forkd daemon (REST API) in the for
   .option('--idle-exit-secs <n>', 'exit when idle this long (no sandboxes, jobs or requests)')
   .option('--max-sandboxes <n>', 'most live sandboxes', '256')
   .option('--snapshot-store-max-gib <n>', 'most the snapshot store may hold (a write past it is refused with FORKD_E_INSUFFICIENT_STORAGE); default: free disk only')
+  .option('--cgroup-root <dir>', 'where the cgroup hierarchy is mounted (default /sys/fs/cgroup; v2 or v1 detected there)');
+for (const { field, flag } of QUOTA_FLAGS) {
+  serveCmd.option(quotaFlagName('default', flag), `default ${field} of a spawn that gives none`);
+  serveCmd.option(quotaFlagName('max', flag), `most ${field} a spawn may ask for (also applied when none is given)`);
+}
+serveCmd
   .action(run(async (o: ServeFlags) => serve(program.opts<{ accel: AccelRequest; kernel?: string; home?: string }>(), o)));
 
 program.command('mcp').description('serve MCP on stdio for agent clients (FORKD_URL/FORKD_TOKEN, else the local daemon)')

@@ -26,6 +26,7 @@ import { TokenSet } from './http/auth.js';
 import { buildApp } from './app.js';
 import { createTcpServer, HTTP_LIMITS, type TlsFiles } from './http/server.js';
 import type { DaemonServices } from './handlers/context.js';
+import { NO_QUOTA_POLICY, checkPolicy, type QuotaPolicy } from './quotas/policy.js';
 
 export interface DaemonOptions {
   home?: string;
@@ -55,6 +56,10 @@ export interface DaemonOptions {
   keeperGraceMs?: number;
   maxSandboxes?: number;
   maxCallsPerSandbox?: number;
+  /** Per-sandbox limits: operator defaults and maxima (wire names, e.g. memory_limit_mib). */
+  quotas?: QuotaPolicy;
+  /** Where the cgroup hierarchy is mounted (default /sys/fs/cgroup). */
+  cgroupBase?: string;
   maxSpawnInFlight?: number;
   /** Branches captured at once (each briefly pauses a sandbox and saturates a core). */
   maxConcurrentBranches?: number;
@@ -125,7 +130,7 @@ export class Daemon {
     if (Boolean(o.tlsCert) !== Boolean(o.tlsKey)) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', '--tls-cert and --tls-key go together');
     if (o.tlsCert && !bind) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', '--tls-cert needs --bind (the Unix socket is not encrypted)');
     const tls = o.tlsCert && o.tlsKey ? await readTls(o.tlsCert, o.tlsKey) : null;
-    const engine = new Engine({ ...(o.home ? { home: o.home } : {}), ...(o.snapshotRoot ? { snapshotRoot: o.snapshotRoot } : {}), ...(o.kernel ? { kernel: o.kernel } : {}), ...(o.accel ? { accel: o.accel } : {}) });
+    const engine = new Engine({ ...(o.cgroupBase ? { cgroupBase: o.cgroupBase } : {}), ...(o.home ? { home: o.home } : {}), ...(o.snapshotRoot ? { snapshotRoot: o.snapshotRoot } : {}), ...(o.kernel ? { kernel: o.kernel } : {}), ...(o.accel ? { accel: o.accel } : {}) });
     const statePath = path.resolve(o.statePath ?? path.join(engine.layout.root, 'daemon', 'state.jsonl'));
     const socket = o.socket ?? (o.bind ? null : path.join(engine.layout.root, 'forkd.sock'));
     // A second daemon on this state (under any name for it) stops here, naming the holder's pid.
@@ -176,7 +181,7 @@ export class Daemon {
       storeBytes: () => storeBytes(engine),
       liveSandboxes: () => registry?.count ?? 0,
     });
-    registry = new SandboxRegistry(engine, journal, metrics, log, { maxCallsPerSandbox: o.maxCallsPerSandbox ?? 64 }, admission);
+    registry = new SandboxRegistry(engine, journal, metrics, log, { maxCallsPerSandbox: o.maxCallsPerSandbox ?? 64, quotas: checkPolicy(o.quotas ?? NO_QUOTA_POLICY) }, admission);
     const restored = await registry.restore(inherited);
     if (restored.adopted.length || restored.reaped.length) log.info(restored, 'sandboxes from the previous daemon');
     const writes = new SnapshotWrites(engine, jobs, admission);

@@ -3,6 +3,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { HomeLayout } from './home/paths.js';
 import type { Platform } from './platform.js';
+import type { CgroupHost } from './quota/cgroup.js';
 import { toForkdError } from '@forkd/protocol';
 
 const execFileP = promisify(execFile);
@@ -28,7 +29,7 @@ async function which(tool: string): Promise<string | null> {
 }
 
 /** Host checks. The acceleration verdict comes from a real boot probe (cached per kernel). */
-export async function runDoctor(layout: HomeLayout, platform: Platform): Promise<DoctorReport> {
+export async function runDoctor(layout: HomeLayout, platform: Platform, cgroups: Promise<CgroupHost>): Promise<DoctorReport> {
   const checks: DoctorCheck[] = [];
   const tools: Array<[string, string, 'fail' | 'warn']> = [
     ['qemu-system-x86_64', 'apt-get install qemu-system-x86', 'fail'],
@@ -71,7 +72,7 @@ export async function runDoctor(layout: HomeLayout, platform: Platform): Promise
     const fe = toForkdError(e);
     checks.push({ name: 'platform', status: 'fail', detail: `${fe.code}: ${fe.message}` });
   }
-  checks.push(await cgroupCheck());
+  checks.push(await cgroupCheck(cgroups));
   try {
     await fs.mkdir(layout.root, { recursive: true });
     const st = await fs.statfs(layout.root);
@@ -83,16 +84,14 @@ export async function runDoctor(layout: HomeLayout, platform: Platform): Promise
   return { ok: checks.every((c) => c.status !== 'fail'), checks, accel };
 }
 
-async function cgroupCheck(): Promise<DoctorCheck> {
+/** Which cgroup hierarchy per-sandbox limits use, and which limits it can enforce. */
+async function cgroupCheck(hostP: Promise<CgroupHost>): Promise<DoctorCheck> {
   try {
-    await fs.access('/sys/fs/cgroup/cgroup.controllers');
-    return { name: 'cgroups', status: 'pass', detail: 'v2 (unified)' };
-  } catch {
-    try {
-      await fs.access('/sys/fs/cgroup/memory');
-      return { name: 'cgroups', status: 'pass', detail: 'v1 (memory controller at /sys/fs/cgroup/memory)' };
-    } catch {
-      return { name: 'cgroups', status: 'warn', detail: 'no memory controller found: quotas unavailable' };
-    }
+    const host = await hostP;
+    if (host.version === null) return { name: 'cgroups', status: 'warn', detail: `${host.note}: spawns asking for memory, CPU, pids or I/O limits fail (FORKD_E_QUOTA_UNAVAILABLE)` };
+    const missing = host.note ? ` (${host.note})` : '';
+    return { name: 'cgroups', status: host.controllers.length === 4 ? 'pass' : 'warn', detail: `v${host.version} at ${host.base}: ${host.controllers.join(', ')}${missing}` };
+  } catch (e) {
+    return { name: 'cgroups', status: 'warn', detail: `detection failed: ${(e as Error).message}` };
   }
 }

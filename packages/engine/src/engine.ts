@@ -19,6 +19,9 @@ import { branchSandbox, type BranchMode } from './snapshot/branch.js';
 import { branchProven } from './sandbox/branch-proven.js';
 import { compactSnapshot } from './snapshot/compact.js';
 import { pruneMemoryCache } from './snapshot/memory.js';
+import { cgroupRootName, detectCgroups, sweepCgroups, type CgroupHost } from './quota/cgroup.js';
+import { runtimeDir } from './runtime/index.js';
+import path from 'node:path';
 
 /** What a daemon recorded about a sandbox, enough to take it over after a restart. */
 export interface AdoptRecord {
@@ -44,6 +47,8 @@ export interface EngineOptions {
   snapshotRoot?: string;
   kernel?: string;
   accel?: AccelRequest;
+  /** Where the cgroup hierarchy is mounted (default /sys/fs/cgroup): v2 or v1 is detected there. */
+  cgroupBase?: string;
 }
 
 /**
@@ -57,10 +62,16 @@ export class Engine {
   readonly snapshots: SnapshotCatalog;
   /** Set by attachKeeper: VMs then outlive this process for the keeper's grace period. */
   private keeper: KeeperClient | null = null;
+  private cgroupsP: Promise<CgroupHost> | null = null;
+  private readonly cgroupBase: string;
+  /** This engine's root cgroup name: one per home, so daemons (and test runs) never share one. */
+  readonly cgroupRoot: string;
 
   constructor(opts: EngineOptions = {}) {
     this.layout = homeLayout(opts.home, opts.snapshotRoot);
     this.snapshots = new SnapshotCatalog(this.layout);
+    this.cgroupBase = opts.cgroupBase ?? '/sys/fs/cgroup';
+    this.cgroupRoot = cgroupRootName(this.layout.root);
     this.platform = new Platform(this.layout, { ...(opts.kernel ? { kernel: opts.kernel } : {}), ...(opts.accel ? { accel: opts.accel } : {}) });
   }
 
@@ -150,7 +161,13 @@ export class Engine {
   }
 
   spawn(opts: SpawnOptions) {
-    return spawnChildren(this.layout, this.platform, { ...this.starterOpt(), ...opts });
+    return spawnChildren(this.layout, this.platform, { ...this.starterOpt(), cgroups: { host: () => this.cgroups(), rootName: this.cgroupRoot }, ...opts });
+  }
+
+  /** The host's cgroup hierarchy (v2, v1 or none) and usable controllers, detected once. */
+  cgroups(): Promise<CgroupHost> {
+    this.cgroupsP ??= detectCgroups(this.cgroupBase);
+    return this.cgroupsP;
   }
 
   private starterOpt(): { starter?: QemuStarter } {
@@ -240,7 +257,7 @@ export class Engine {
   }
 
   doctor() {
-    return runDoctor(this.layout, this.platform);
+    return runDoctor(this.layout, this.platform, this.cgroups());
   }
 
   /** Kills VMs and removes files dead owners left behind, and assembled memory images of deleted snapshots. */
@@ -256,6 +273,26 @@ export class Engine {
     const report = await cleanupStale({ dryRun: opts.dryRun ?? false, snapshotsDir: this.layout.snapshots, stagingDirs: [this.layout.images, this.layout.rootfsCache] });
     const live = (await this.snapshots.list()).map((e) => e.manifest);
     report.removed.push(...(await pruneMemoryCache(this.layout, live, opts.dryRun ?? false)));
+    report.removed.push(...(await this.sweepOrphans(opts.dryRun ?? false)));
     return report;
+  }
+
+  /**
+   * Overlays and cgroups whose VM run dir is gone (the daemon and its keeper both died, or the host
+   * rebooted and /run was emptied): an overlay is made after its run dir and recorded in it, so one
+   * without a run dir belongs to nobody.
+   */
+  private async sweepOrphans(dryRun: boolean): Promise<string[]> {
+    const run = runtimeDir();
+    const alive = (vmName: string) => fs.access(path.join(run, vmName)).then(() => true, () => false);
+    const removed: string[] = [];
+    for (const f of await fs.readdir(this.layout.overlays).catch(() => [] as string[])) {
+      const m = /^(vm-[0-9a-f]{16})\.qcow2$/.exec(f);
+      if (!m || (await alive(m[1]!))) continue;
+      removed.push(path.join(this.layout.overlays, f));
+      if (!dryRun) await fs.rm(path.join(this.layout.overlays, f), { force: true });
+    }
+    if (!dryRun) removed.push(...(await sweepCgroups(await this.cgroups(), this.cgroupRoot, alive)));
+    return removed;
   }
 }

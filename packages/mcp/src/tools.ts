@@ -49,7 +49,7 @@ async function readCapped(ctl: Controller, id: string, path: string, max: number
 export const tools: AnyTool[] = [
   def('list_snapshots', { description: 'List snapshots (tags you can spawn sandboxes from).', readOnly: true, run: (_a, { ctl }) => ctl.listSnapshots() }),
   def('spawn_sandboxes', {
-    description: `Spawn n sandboxes (microVMs) from a snapshot; returns them once their agents answer. Without timeout_ms they are killed after ${MCP_DEFAULT_SANDBOX_TIMEOUT_MS / 60_000} minutes.`,
+    description: `Spawn n sandboxes (microVMs) from a snapshot; returns them once their agents answer. Optional per-sandbox limits (memory_limit_mib, cpu_quota in cores, pids_max, disk_limit_mib, ...); a sandbox killed by its memory limit shows end_reason "oom" in get_sandbox. Without timeout_ms they are killed after ${MCP_DEFAULT_SANDBOX_TIMEOUT_MS / 60_000} minutes.`,
     run: (a, { ctl }) => ctl.spawnSandboxes({ ...a, timeout_ms: a.timeout_ms ?? MCP_DEFAULT_SANDBOX_TIMEOUT_MS }),
   }),
   def('list_sandboxes', { description: 'List live sandboxes (filter by snapshot tag or one metadata key=value).', readOnly: true, run: (a, { ctl }) => ctl.listSandboxes(a) }),

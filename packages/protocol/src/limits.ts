@@ -72,6 +72,26 @@ export const MACHINE_LIMITS = {
   sandboxTimeoutMs: { min: 1000, max: 24 * 60 * 60 * 1000 },
 } as const;
 
+/**
+ * Per-sandbox resource limits (issue 14 §5): the range of each, as a spawn may ask for it and as
+ * an operator may set defaults and maxima. Applied through a cgroup per child (v1 or v2) and, for
+ * the disk, the QEMU process's file-size limit on its overlay.
+ */
+export const QUOTA_LIMITS = {
+  /** The QEMU process's memory (guest pages it copied, QEMU's own heap and code cache, page cache it charged), MiB. Below 64 no child restores. */
+  memoryLimitMib: { min: 64, max: 1024 * 1024 },
+  /** Relative CPU share (cgroup v2 cpu.weight; v1 cpu.shares = weight * 1024 / 100). 100 is everyone's default. */
+  cpuWeight: { min: 1, max: 10000 },
+  /** Hard CPU cap in cores (0.5 = half of one core), across all of QEMU's threads. */
+  cpuQuota: { min: 0.01, max: 256 },
+  /** Tasks (threads) of the QEMU process: guest processes are not host tasks; this bounds QEMU's own threads. */
+  pidsMax: { min: 8, max: 65536 },
+  /** The child's disk overlay (copy-on-write changes on the snapshot's disk), MiB. */
+  diskLimitMib: { min: 16, max: 1024 * 1024 },
+  /** Disk I/O bandwidth of the QEMU process, bytes per second, read and write separately. */
+  ioBps: { min: 1024 * 1024, max: 1024 ** 4 },
+} as const;
+
 /** Timeouts (seconds) of REST calls that run something in a sandbox: the defaults and the cap. */
 export const CALL_TIMEOUT_SECS = {
   /** exec: most commands an agent runs are short; a stuck one should not hold a call long. */

@@ -19,6 +19,10 @@ export interface SandboxDetails {
   /** 'paused': saved by pause(), resumed by Sandbox.connect(sandboxId). */
   state: 'running' | 'killed' | 'paused';
   language: 'python' | 'js';
+  /** forkd: why it ended ('oom': killed by its memory limit), null while running. */
+  endReason: 'oom' | 'exited' | null;
+  /** forkd: its memory limit (MiB), null for none. */
+  memoryLimitMib: number | null;
 }
 
 export function toDetails(s: WireSandboxInfo): SandboxDetails {
@@ -30,6 +34,8 @@ export function toDetails(s: WireSandboxInfo): SandboxDetails {
     endAt: s.expires_at_unix_ms === null ? null : new Date(s.expires_at_unix_ms),
     state: s.status,
     language: s.language,
+    endReason: s.end_reason,
+    memoryLimitMib: s.memory_limit_mib,
   };
 }
 
@@ -43,6 +49,8 @@ export function pausedDetails(w: WorkspaceInfo, language: 'python' | 'js'): Sand
     endAt: null,
     state: 'paused',
     language,
+    endReason: null,
+    memoryLimitMib: null,
   };
 }
 

@@ -34,6 +34,33 @@ export interface SandboxOpts extends SandboxConnectionOpts {
   /** Environment for every command and eval in the sandbox. */
   envs?: Record<string, string>;
   metadata?: Record<string, string>;
+  /** forkd's per-sandbox limits (the daemon's defaults and maxima apply); a limit the host cannot enforce fails the create (FORKD_E_QUOTA_UNAVAILABLE). */
+  limits?: SandboxLimitOpts;
+}
+
+/** Per-sandbox limits in camelCase (REST: memory_limit_mib, cpu_weight, ...). */
+export interface SandboxLimitOpts {
+  /** The QEMU process's memory, MiB; over it the sandbox is killed (endReason 'oom'). */
+  memoryLimitMib?: number;
+  /** Relative CPU share (100 = default). */
+  cpuWeight?: number;
+  /** Hard CPU cap in cores (0.5 = half a core). */
+  cpuQuota?: number;
+  /** Tasks (threads) of the QEMU process. */
+  pidsMax?: number;
+  /** The disk overlay, MiB: writes past it are I/O errors in the guest. */
+  diskLimitMib?: number;
+  ioReadBps?: number;
+  ioWriteBps?: number;
+}
+
+/** The spawn body's limit fields for SandboxLimitOpts. */
+export function limitsBody(l: SandboxLimitOpts | undefined): Record<string, number> {
+  if (!l) return {};
+  const map: Array<[keyof SandboxLimitOpts, string]> = [['memoryLimitMib', 'memory_limit_mib'], ['cpuWeight', 'cpu_weight'], ['cpuQuota', 'cpu_quota'], ['pidsMax', 'pids_max'], ['diskLimitMib', 'disk_limit_mib'], ['ioReadBps', 'io_read_bps'], ['ioWriteBps', 'io_write_bps']];
+  const out: Record<string, number> = {};
+  for (const [k, wire] of map) if (l[k] !== undefined) out[wire] = l[k]!;
+  return out;
 }
 
 export interface SandboxListOpts extends SandboxConnectionOpts {
@@ -105,6 +132,7 @@ export class Sandbox {
         ...(timeoutMs > 0 ? { timeout_ms: timeoutMs } : {}),
         ...(opts.envs ? { envs: opts.envs } : {}),
         ...(opts.metadata ? { metadata: opts.metadata } : {}),
+        ...limitsBody(opts.limits),
       });
       return new this(ctl, info!);
     });

@@ -33,6 +33,10 @@ def _argv_or_cmd(args: Union[None, str, Sequence[str]], cmd: Optional[str]) -> J
     return {"args": list(args)} if args is not None else {"cmd": cmd}
 
 
+#: The spawn body's per-sandbox limit fields (REST names).
+QUOTA_FIELDS = ("memory_limit_mib", "cpu_weight", "cpu_quota", "pids_max", "disk_limit_mib", "io_read_bps", "io_write_bps")
+
+
 class Controller:
     """A client of one forkd daemon.
 
@@ -144,9 +148,17 @@ class Controller:
             metadata = f"{k}={v}"
         return self.call("GET", "/v1/sandboxes", query={"tag": tag, "metadata": metadata})
 
-    def spawn_sandboxes(self, snapshot_tag: str, n: int = 1, *, timeout_ms: Optional[int] = None, metadata: Optional[Mapping[str, str]] = None, envs: Optional[Mapping[str, str]] = None) -> List[JSON]:
-        """Spawns ``n`` children of a snapshot; returns them once their agents answer."""
-        body = _drop_none({"snapshot_tag": snapshot_tag, "n": n, "timeout_ms": timeout_ms, "metadata": dict(metadata) if metadata else None, "envs": dict(envs) if envs else None})
+    def spawn_sandboxes(self, snapshot_tag: str, n: int = 1, *, timeout_ms: Optional[int] = None, metadata: Optional[Mapping[str, str]] = None, envs: Optional[Mapping[str, str]] = None, limits: Optional[Mapping[str, float]] = None) -> List[JSON]:
+        """Spawns ``n`` children of a snapshot; returns them once their agents answer.
+
+        ``limits``: per-sandbox limits in the REST names (``memory_limit_mib``, ``cpu_weight``,
+        ``cpu_quota``, ``pids_max``, ``disk_limit_mib``, ``io_read_bps``, ``io_write_bps``); a limit
+        the host cannot enforce fails the spawn (FORKD_E_QUOTA_UNAVAILABLE).
+        """
+        unknown = set(limits or {}) - set(QUOTA_FIELDS)
+        if unknown:
+            raise error_for("FORKD_E_INVALID_ARGUMENT", f"unknown limit(s): {', '.join(sorted(unknown))}; known: {', '.join(QUOTA_FIELDS)}")
+        body = _drop_none({"snapshot_tag": snapshot_tag, "n": n, "timeout_ms": timeout_ms, "metadata": dict(metadata) if metadata else None, "envs": dict(envs) if envs else None, **dict(limits or {})})
         return self.call("POST", "/v1/sandboxes", body=body, timeout=600.0)
 
     def get_sandbox(self, sandbox_id: str) -> JSON:

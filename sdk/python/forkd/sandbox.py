@@ -54,6 +54,10 @@ class SandboxInfo:
     #: When the daemon kills it (None: no timeout).
     end_at: Optional[_dt.datetime]
     raw: JSON = field(repr=False, default_factory=dict)
+    #: forkd: why it ended ("oom": killed by its memory limit; "exited"), None while running.
+    end_reason: Optional[str] = None
+    #: forkd: its memory limit in MiB (None: none).
+    memory_limit_mib: Optional[int] = None
 
     @classmethod
     def from_wire(cls, d: JSON) -> "SandboxInfo":
@@ -68,6 +72,8 @@ class SandboxInfo:
             started_at=_dt.datetime.fromtimestamp(d.get("created_at_unix", 0), tz=_dt.timezone.utc),
             end_at=_utc_ms(d.get("expires_at_unix_ms")),
             raw=d,
+            end_reason=d.get("end_reason"),
+            memory_limit_mib=d.get("memory_limit_mib"),
         )
 
     @classmethod
@@ -511,17 +517,19 @@ class Sandbox:
         token: Optional[str] = None,
         request_timeout: Optional[float] = None,
         controller: Optional[Controller] = None,
+        limits: Optional[Mapping[str, float]] = None,
     ) -> "Sandbox":
         """Spawns a sandbox from a snapshot (``template``, ``snapshot_tag`` or env FORKD_TAG).
 
         ``timeout`` seconds (default 300 as E2B; 0: none) or ``timeout_ms``: the daemon kills the
-        sandbox then. ``envs`` apply to every command and to the interpreter.
+        sandbox then. ``envs`` apply to every command and to the interpreter. ``limits``: forkd's
+        per-sandbox limits by REST name, e.g. ``{"memory_limit_mib": 512, "cpu_quota": 0.5}``.
         """
         tag = template or snapshot_tag or os.environ.get("FORKD_TAG")
         if not tag:
             raise error_for("FORKD_E_INVALID_ARGUMENT", "no snapshot to spawn from: pass template= (a snapshot tag) or set FORKD_TAG")
         ctl = _controller(controller, url, token, request_timeout)
-        infos = ctl.spawn_sandboxes(tag, 1, timeout_ms=_lifetime_ms(timeout, timeout_ms), metadata=metadata, envs=envs)
+        infos = ctl.spawn_sandboxes(tag, 1, timeout_ms=_lifetime_ms(timeout, timeout_ms), metadata=metadata, envs=envs, limits=limits)
         if not infos:
             raise error_for("FORKD_E_INTERNAL", "the daemon spawned no sandbox")
         return cls(infos[0]["id"], ctl, infos[0])

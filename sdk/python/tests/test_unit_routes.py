@@ -110,7 +110,7 @@ class RouteCoverageTest(unittest.TestCase):
             lambda: c.delete_snapshot("py", cascade=True, force=True), lambda: c.delete_snapshot("py"),
             lambda: c.compact_snapshot("py", "flat", wait=False), lambda: c.diff_snapshot("py", "layer", "pip install x", timeout_secs=60, wait=True),
             lambda: c.get_job("job-0123456789abcdef"),
-            lambda: c.list_sandboxes(tag="py", metadata={"k": "v"}), lambda: c.spawn_sandboxes("py", 2, timeout_ms=5000, metadata={"a": "b"}, envs={"E": "1"}),
+            lambda: c.list_sandboxes(tag="py", metadata={"k": "v"}), lambda: c.spawn_sandboxes("py", 2, timeout_ms=5000, metadata={"a": "b"}, envs={"E": "1"}, limits={"memory_limit_mib": 512, "cpu_quota": 0.5, "pids_max": 64, "disk_limit_mib": 256}),
             lambda: c.get_sandbox(SID), lambda: c.kill_sandbox(SID), lambda: c.set_sandbox_timeout(SID, 2000), lambda: c.ping_sandbox(SID),
             lambda: c.exec_command(SID, ["ls", "-l"], timeout_secs=5, envs={"A": "1"}, cwd="/tmp", stdin="in"),
             lambda: c.exec_command_stream(SID, cmd="echo x", on_stdout=lambda d: None),
@@ -172,6 +172,12 @@ class RouteCoverageTest(unittest.TestCase):
         for bad in ({}, {"snapshot_tag": "py", "sandbox_id": SID}):
             with self.subTest(args=bad), self.assertRaises(forkd.InvalidArgumentError):
                 c.create_workspace("w", **bad)  # type: ignore[arg-type]
+        c.spawn_sandboxes("py", 1, limits={"memory_limit_mib": 384, "cpu_quota": 0.25})
+        self.assertEqual(t.sent[-1][3], {"snapshot_tag": "py", "n": 1, "memory_limit_mib": 384, "cpu_quota": 0.25})
+        with self.assertRaises(forkd.InvalidArgumentError):
+            c.spawn_sandboxes("py", 1, limits={"memory_mib": 384})
+        info = forkd.SandboxInfo.from_wire({"id": SID, "snapshot_tag": "py", "status": "killed", "end_reason": "oom", "memory_limit_mib": 384})
+        self.assertEqual((info.state, info.end_reason, info.memory_limit_mib), ("killed", "oom", 384))
 
     def test_wait_job_returns_the_result_or_raises_the_error(self) -> None:
         t = RecordingTransport()

@@ -2,6 +2,34 @@ import { Daemon, HTTP_LIMITS, ON_STOP, type DaemonOptions, type OnStop } from '@
 import { ForkdError } from '@forkd/protocol';
 import type { AccelRequest } from '@forkd/engine';
 import { parseIntStrict } from '../output.js';
+import { QUOTA_FIELDS, QuotaFields, type QuotaField } from '@forkd/api';
+
+/** `--default-memory-limit-mib` / `--max-memory-limit-mib` ... one pair per quota field of the spawn body. */
+export const QUOTA_FLAGS = QUOTA_FIELDS.map((field) => ({ field, flag: field.replaceAll('_', '-'), key: field.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase()) }));
+
+function camel(prefix: 'default' | 'max', key: string): string {
+  return `${prefix}${key[0]!.toUpperCase()}${key.slice(1)}`;
+}
+
+/** The operator's quota policy from the serve flags, each value checked against its field's schema. */
+export function quotaPolicyFromFlags(f: Record<string, unknown>): DaemonOptions['quotas'] {
+  const defaults: Partial<Record<QuotaField, number>> = {};
+  const max: Partial<Record<QuotaField, number>> = {};
+  for (const { field, flag, key } of QUOTA_FLAGS) {
+    for (const [prefix, into] of [['default', defaults], ['max', max]] as const) {
+      const raw = f[camel(prefix, key)];
+      if (raw === undefined) continue;
+      const parsed = QuotaFields[field].safeParse(Number(raw));
+      if (!parsed.success || String(raw).trim() === '') throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `--${prefix}-${flag}: ${parsed.success ? 'empty' : parsed.error.issues[0]?.message ?? 'invalid'} (got ${JSON.stringify(raw)})`);
+      into[field] = parsed.data;
+    }
+  }
+  return { defaults, max };
+}
+
+export function quotaFlagName(prefix: 'default' | 'max', flag: string): string {
+  return `--${prefix}-${flag} <n>`;
+}
 
 /** Connection caps shown as the flags' defaults (declared in the daemon). */
 export const SERVE_LIMITS = HTTP_LIMITS;
@@ -24,6 +52,8 @@ export interface ServeFlags {
   maxConnections?: string;
   maxConnectionsPerPeer?: string;
   onStop?: string;
+  cgroupRoot?: string;
+  [quotaFlag: string]: unknown;
 }
 
 /** A positive size in GiB (fractions allowed: 0.5 is 512 MiB), as bytes. */
@@ -54,6 +84,8 @@ export async function serve(global: { home?: string; kernel?: string; accel: Acc
     ...(f.tlsCert ? { tlsCert: f.tlsCert } : {}),
     ...(f.tlsKey ? { tlsKey: f.tlsKey } : {}),
     ...(f.maxConnections ? { maxConnections: parseIntStrict('--max-connections', f.maxConnections) } : {}),
+    quotas: quotaPolicyFromFlags(f),
+    ...(f.cgroupRoot ? { cgroupBase: f.cgroupRoot } : {}),
     ...(f.maxConnectionsPerPeer ? { maxConnectionsPerPeer: parseIntStrict('--max-connections-per-peer', f.maxConnectionsPerPeer) } : {}),
   };
   if (f.onStop !== undefined) {

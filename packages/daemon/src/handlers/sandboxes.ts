@@ -4,6 +4,7 @@ import { ForkdError, toForkdError } from '@forkd/protocol';
 import type { Handlers } from '../http/register.js';
 import type { DaemonServices } from './context.js';
 import { evalView, execRequest, execView, sandboxInfo } from './views.js';
+import { quotasOf } from '../quotas/policy.js';
 
 /** Streamed exec output kept in the daemon's send buffer for a slow client before the call is cut. */
 const MAX_STREAM_BACKLOG = 16 * 1024 * 1024;
@@ -22,6 +23,7 @@ export function sandboxHandlers(s: DaemonServices): Pick<Handlers, SandboxRoutes
         ...(body.timeout_ms !== undefined ? { timeoutMs: body.timeout_ms } : {}),
         ...(body.metadata ? { metadata: body.metadata } : {}),
         ...(body.envs ? { envs: body.envs } : {}),
+        quotas: quotasOf(body),
       });
       return { status: 201, body: entries.map(sandboxInfo) };
     },
@@ -35,7 +37,7 @@ export function sandboxHandlers(s: DaemonServices): Pick<Handlers, SandboxRoutes
       return { status: 200, body: s.sandboxes.list({ ...(query.tag ? { tag: query.tag } : {}), ...(meta ? { metadata: meta } : {}) }).map(sandboxInfo) };
     },
     async getSandbox({ params }) {
-      return { status: 200, body: sandboxInfo(s.sandboxes.get(params.id)) };
+      return { status: 200, body: sandboxInfo(s.sandboxes.describe(params.id)) };
     },
     async killSandbox({ params }) {
       await s.sandboxes.kill(params.id);

@@ -7,10 +7,11 @@ import type { SandboxEntry } from '../sandboxes/registry.js';
 
 export function sandboxInfo(entry: SandboxEntry): z.output<typeof SandboxInfo> {
   const r = entry.rec;
+  const q = r.quotas ?? {};
   return {
     id: r.id,
     snapshot_tag: r.snapshot_tag,
-    status: entry.ending ? 'killed' : 'running',
+    status: entry.ending || entry.endReason ? 'killed' : 'running',
     pid: r.pid,
     created_at_unix: r.created_at_unix,
     expires_at_unix_ms: r.expires_at_unix_ms,
@@ -19,7 +20,9 @@ export function sandboxInfo(entry: SandboxEntry): z.output<typeof SandboxInfo> {
     language: r.language,
     netns: null,
     guest_addr: null,
-    memory_limit_mib: null,
+    memory_limit_mib: q.memory_limit_mib ?? null,
+    limits: { cpu_weight: q.cpu_weight ?? null, cpu_quota: q.cpu_quota ?? null, pids_max: q.pids_max ?? null, disk_limit_mib: q.disk_limit_mib ?? null, io_read_bps: q.io_read_bps ?? null, io_write_bps: q.io_write_bps ?? null },
+    end_reason: entry.endReason,
     has_branched: r.branch_count > 0,
     branch_count: r.branch_count,
     workspace: r.workspace,

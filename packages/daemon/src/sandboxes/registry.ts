@@ -9,6 +9,7 @@ import type { Engine, KeeperVmT, Sandbox, SandboxTimings } from '@forkd/engine';
 import type { Journal } from '../state/journal.js';
 import type { Metrics } from '../metrics.js';
 import type { Admission } from './admission.js';
+import { NO_QUOTA_POLICY, engineQuotas, resolveQuotas, type QuotaPolicy, type QuotaValues } from '../quotas/policy.js';
 
 export interface SandboxRecord {
   id: string;
@@ -23,6 +24,8 @@ export interface SandboxRecord {
   envs: Record<string, string>;
   branch_count: number;
   workspace: string | null;
+  /** The limits it runs with (wire names); absent in records of older daemons. */
+  quotas?: QuotaValues;
 }
 
 /** A sandbox the daemon owns: its journaled record, the engine's sandbox, and the daemon's bookkeeping. */
@@ -30,12 +33,20 @@ export class SandboxEntry {
   inflight = 0;
   timer: NodeJS.Timeout | null = null;
   ending = false;
+  /** Set when it ended on its own ('oom': killed by its memory limit). */
+  endReason: 'oom' | 'exited' | null = null;
   constructor(public rec: SandboxRecord, readonly sb: Sandbox) {}
 }
 
 export interface RegistryLimits {
   maxCallsPerSandbox: number;
+  /** Operator defaults and maxima of per-sandbox limits. */
+  quotas?: QuotaPolicy;
 }
+
+/** Sandboxes that ended on their own stay visible (GET) this long, so callers learn why. */
+const ENDED_KEEP_MS = 10 * 60 * 1000;
+const ENDED_KEEP_MAX = 1024;
 
 export interface SpawnRequest {
   tag: string;
@@ -46,14 +57,18 @@ export interface SpawnRequest {
   workspace?: string | null;
   /** Fixed sandbox ids (a resumed workspace keeps its id). */
   ids?: string[];
+  /** Limits asked for (wire names); the daemon's defaults and maxima apply. */
+  quotas?: QuotaValues;
 }
 
 const KIND = 'sandbox';
 
-export type EndReason = 'killed' | 'timeout' | 'exited' | 'shutdown';
+export type EndReason = 'killed' | 'timeout' | 'exited' | 'oom' | 'shutdown';
 
 export class SandboxRegistry {
   private readonly entries = new Map<string, SandboxEntry>();
+  /** Sandboxes that ended on their own, by id (oldest first), kept for ENDED_KEEP_MS. */
+  private readonly ended = new Map<string, { entry: SandboxEntry; at: number }>();
   /** Told whenever a sandbox ends (workspaces fall back to their saved state). */
   onEnded: ((rec: SandboxRecord, reason: EndReason) => Promise<void>) | null = null;
 
@@ -124,12 +139,20 @@ export class SandboxRegistry {
     return entry;
   }
 
+  /** A live sandbox, or one that ended on its own a short while ago (its end_reason says why). */
+  describe(id: string): SandboxEntry {
+    const gone = this.ended.get(id);
+    if (gone && Date.now() - gone.at < ENDED_KEEP_MS) return gone.entry;
+    return this.get(id);
+  }
+
   async spawn(req: SpawnRequest): Promise<SandboxEntry[]> {
+    const quotas = resolveQuotas(this.limits.quotas ?? NO_QUOTA_POLICY, req.quotas ?? {});
     const ticket = await this.admission.admit({ what: 'spawn', spawns: req.n });
     const t0 = Date.now();
     let sbs: Sandbox[] = [];
     try {
-      sbs = await this.engine.spawn({ tag: req.tag, n: req.n, ...(req.ids ? { ids: req.ids } : {}) });
+      sbs = await this.engine.spawn({ tag: req.tag, n: req.n, ...(req.ids ? { ids: req.ids } : {}), quotas: engineQuotas(quotas) });
       const envs = req.envs ?? {};
       await Promise.all(sbs.map((sb) => sb.setEnvs(envs)));
       const now = Date.now();
@@ -146,6 +169,7 @@ export class SandboxRegistry {
         envs,
         branch_count: 0,
         workspace: req.workspace ?? null,
+        quotas,
       }, sb));
       // Acknowledged only once journaled: after a crash the successor knows these VMs are ours.
       await Promise.all(entries.map((entry) => this.journal.put(KIND, entry.rec.id, entry.rec)));
@@ -166,11 +190,23 @@ export class SandboxRegistry {
   private track(entry: SandboxEntry): void {
     this.entries.set(entry.rec.id, entry);
     this.armTimer(entry);
-    void entry.sb.exited.then(() => {
+    void entry.sb.endCause.then((cause) => {
       if (entry.ending) return;
-      this.log.warn({ sandbox: entry.rec.id }, 'sandbox VM exited on its own');
-      void this.end(entry, 'exited');
+      const reason = cause === 'oom' ? 'oom' : 'exited';
+      this.log.warn({ sandbox: entry.rec.id, reason }, reason === 'oom' ? 'sandbox killed by its memory limit' : 'sandbox VM exited on its own');
+      entry.endReason = reason;
+      this.remember(entry);
+      void this.end(entry, reason);
     });
+  }
+
+  private remember(entry: SandboxEntry): void {
+    const now = Date.now();
+    this.ended.set(entry.rec.id, { entry, at: now });
+    for (const [id, e] of this.ended) {
+      if (this.ended.size <= ENDED_KEEP_MAX && now - e.at < ENDED_KEEP_MS) break;
+      this.ended.delete(id);
+    }
   }
 
   private armTimer(entry: SandboxEntry): void {

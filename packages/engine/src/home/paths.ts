@@ -15,6 +15,8 @@ export interface HomeLayout {
   debCache: string;
   rootfsCache: string;
   accelCache: string;
+  /** Children's disk overlays: on the home's disk, not the run dir's tmpfs (security review I3). */
+  overlays: string;
 }
 
 export function homeLayout(root = forkdHome(), snapshotRoot?: string): HomeLayout {
@@ -26,6 +28,7 @@ export function homeLayout(root = forkdHome(), snapshotRoot?: string): HomeLayou
     debCache: path.join(root, 'cache', 'debs'),
     rootfsCache: path.join(root, 'cache', 'rootfs'),
     accelCache: path.join(root, 'cache', 'accel.json'),
+    overlays: path.join(root, 'overlays'),
   };
 }
 

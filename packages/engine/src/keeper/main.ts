@@ -13,7 +13,7 @@ import { socketAnswers } from '../util/unix-socket.js';
 import { spawnUnderPdeathsig, type QemuProcess } from '../qemu/start.js';
 import { which } from '../qemu/which.js';
 import { procStartTime } from '../runtime/proc.js';
-import { runtimeDir, VM_DIR_PREFIX } from '../runtime/dir.js';
+import { removeVmDir, runtimeDir, VM_DIR_PREFIX } from '../runtime/dir.js';
 import { KEEPER_PROTOCOL, KeeperRequest, MAX_KEEPER_LINE, type KeeperRequestT } from './protocol.js';
 
 const FORWARDED_STDERR_CAP = 64 * 1024;
@@ -55,7 +55,7 @@ async function killAll(): Promise<void> {
   const held = [...vms.values()];
   for (const h of held) h.proc.kill('SIGKILL');
   await Promise.all(held.map((h) => h.proc.exited));
-  await Promise.all(held.map((h) => fs.rm(h.runDir, { recursive: true, force: true })));
+  await Promise.all(held.map((h) => (ownedRunDir(h.runDir) ? removeVmDir(h.runDir) : undefined)));
 }
 
 async function stop(reason: string): Promise<void> {
@@ -104,7 +104,7 @@ async function handle(sock: net.Socket, req: KeeperRequestT): Promise<void> {
     let forwarded = 0;
     const pid = { value: 0 }; // known once spawned; output before that is not forwarded
     // The attached daemon gets a bounded copy of QEMU's output (it keeps its own tail).
-    const proc = await spawnUnderPdeathsig(setpriv, { qemuPath: req.qemu_path, args: req.args, cwd: req.cwd, stderrCapBytes: req.stderr_cap }, (d) => {
+    const proc = await spawnUnderPdeathsig(setpriv, { qemuPath: req.qemu_path, args: req.args, cwd: req.cwd, stderrCapBytes: req.stderr_cap, ...(req.confine ? { confine: req.confine } : {}) }, (d) => {
       if (forwarded >= FORWARDED_STDERR_CAP || !pid.value) return;
       forwarded += d.length;
       send(client, { ev: 'stderr', pid: pid.value, data: d.toString('utf8') });
@@ -115,7 +115,7 @@ async function handle(sock: net.Socket, req: KeeperRequestT): Promise<void> {
     void proc.exited.then(async (ex) => {
       vms.delete(proc.pid);
       if (client) send(client, { ev: 'exit', pid: proc.pid, code: ex.code, signal: ex.signal });
-      else if (ownedRunDir(held.runDir)) await fs.rm(held.runDir, { recursive: true, force: true }); // nobody will come for it
+      else if (ownedRunDir(held.runDir)) await removeVmDir(held.runDir); // nobody will come for it
     });
     send(sock, { id: req.id, ok: true, pid: proc.pid });
   } catch (e) {

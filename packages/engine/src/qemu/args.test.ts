@@ -84,7 +84,7 @@ test('commas in paths are escaped as ",," inside option strings; shell metachara
   const a = buildQemuArgs({ ...parent, memPath: evil, disk: { path: evil, format: 'raw', readOnly: true }, agentSocket: `${evil}.sock`, console: { kind: 'file', path: evil } });
   const esc = evil.replaceAll(',', ',,');
   assert.ok(valueOf(a, '-object')[0]!.includes(`mem-path=${esc},share=on`));
-  assert.equal(valueOf(a, '-drive')[0], `if=none,id=root,file=${esc},format=raw,cache=writeback,readonly=on`);
+  assert.equal(valueOf(a, '-drive')[0], `if=none,id=root,file=${esc},format=raw,cache=writeback,werror=report,rerror=report,readonly=on`);
   assert.ok(valueOf(a, '-chardev').includes(`file,id=console,path=${esc}`));
   assert.ok(valueOf(a, '-chardev').includes(`socket,id=agent,path=${esc}.sock,server=on,wait=off`));
   // One argv element each, never joined into a shell string.

@@ -81,7 +81,9 @@ export function buildQemuArgs(spec: VmSpec): string[] {
     if (d.format !== 'qcow2' && d.format !== 'raw') throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `unknown disk format ${String(d.format)}`);
     const cache = d.cache ?? 'writeback';
     if (cache !== 'writeback' && cache !== 'unsafe') throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `unknown disk cache mode ${String(cache)}`);
-    args.push('-drive', `if=none,id=root,file=${qemuOptValue(d.path, 'disk path')},format=${d.format},cache=${cache}${d.readOnly ? ',readonly=on' : ''}`);
+    // werror/rerror=report: a failed write (host disk full, the overlay's size cap) is an I/O error
+    // in the guest, never a VM paused by QEMU's default werror=enospc (security review I3).
+    args.push('-drive', `if=none,id=root,file=${qemuOptValue(d.path, 'disk path')},format=${d.format},cache=${cache},werror=report,rerror=report${d.readOnly ? ',readonly=on' : ''}`);
     args.push('-device', 'virtio-blk-device,drive=root');
   }
   args.push(

@@ -39,6 +39,39 @@ export interface QemuStartRequest {
   args: string[];
   cwd: string;
   stderrCapBytes: number;
+  /** Resource confinement applied before QEMU runs (quota/: cgroups, the overlay's size cap). */
+  confine?: LaunchConfinement;
+}
+
+/**
+ * What the launch wrapper does between pdeathsig and QEMU: join cgroups (QEMU's pid written into
+ * each cgroup.procs before exec, so no guest code runs outside them) and cap the size of any file
+ * QEMU writes (RLIMIT_FSIZE: the disk overlay can grow no larger; SIGXFSZ is ignored so a write past
+ * it fails with EFBIG, which the drive's werror=report turns into an I/O error in the guest).
+ */
+export interface LaunchConfinement {
+  cgroupProcs?: string[];
+  fileSizeBytes?: number;
+}
+
+/** Marks the wrapper's own failures in QEMU's stderr (startQemu turns them into FORKD_E_QUOTA_UNAVAILABLE). */
+export const CONFINE_MARK = 'forkd-confine:';
+const JOIN_SCRIPT = `trap '' XFSZ; while [ "$1" != -- ]; do echo $$ 2>/dev/null > "$1" || { echo "${CONFINE_MARK} cannot join cgroup $1" >&2; exit 125; }; shift; done; shift; exec "$@"`;
+const CGROUP_PROCS = /^\/[^\0]*\/cgroup\.procs$/;
+
+/** The command words placed before QEMU (and its other wrappers) for a confinement; [] for none. */
+export function confinementPrefix(c: LaunchConfinement | undefined, prlimit: string | null): string[] {
+  if (!c || ((c.cgroupProcs?.length ?? 0) === 0 && c.fileSizeBytes === undefined)) return [];
+  for (const f of c.cgroupProcs ?? []) {
+    if (!CGROUP_PROCS.test(f) || f.split('/').includes('..')) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `not a cgroup.procs path: ${JSON.stringify(f)}`);
+  }
+  const out = ['/bin/sh', '-c', JOIN_SCRIPT, 'forkd-confine', ...(c.cgroupProcs ?? []), '--'];
+  if (c.fileSizeBytes !== undefined) {
+    if (!Number.isSafeInteger(c.fileSizeBytes) || c.fileSizeBytes <= 0) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `bad file size cap ${c.fileSizeBytes}`);
+    if (!prlimit) throw new ForkdError('FORKD_E_QUOTA_UNAVAILABLE', 'cannot apply disk_limit_mib: prlimit not found (apt-get install util-linux)', { tool: 'prlimit' });
+    out.push(prlimit, `--fsize=${c.fileSizeBytes}:${c.fileSizeBytes}`, '--');
+  }
+  return out;
 }
 
 /** The process that owns started VMs: QEMU dies with it (pdeathsig), and cleanup judges orphans by it. */
@@ -75,7 +108,9 @@ export const directStarter: QemuStarter = {
 export async function spawnUnderPdeathsig(setpriv: string, req: QemuStartRequest, onOutput?: (d: Buffer) => void): Promise<QemuProcess> {
   const stderr = new TailBuffer(req.stderrCapBytes);
   const thpOff = await thpOffWrapper();
-  const command = thpOff ? [thpOff, req.qemuPath] : [req.qemuPath];
+  // The wrapper list, outermost first: pdeathsig (setpriv), confinement (cgroups, file size), THP off, QEMU.
+  const confine = confinementPrefix(req.confine, req.confine?.fileSizeBytes !== undefined ? await which('prlimit') : null);
+  const command = [...confine, ...(thpOff ? [thpOff] : []), req.qemuPath];
   const child = spawn(setpriv, ['--pdeathsig', 'KILL', '--', ...command, ...req.args], { cwd: req.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   const onData = (d: Buffer) => {
     stderr.write(d);
@@ -129,10 +164,13 @@ export interface StartOptions {
   startTimeoutMs?: number;
   /** Who spawns the process (default: this process, under pdeathsig). */
   starter?: QemuStarter;
+  confine?: LaunchConfinement;
   qmp?: QmpConnectOptions;
 }
 
 function exitedAtStart(proc: QemuProcess, ex: QemuExit): ForkdError {
+  const tail = proc.stderrTail();
+  if (tail.includes(CONFINE_MARK)) return new ForkdError('FORKD_E_QUOTA_UNAVAILABLE', `QEMU could not be confined: ${tail.slice(tail.indexOf(CONFINE_MARK) + CONFINE_MARK.length).trim().split('\n')[0]}`, { stderr_tail: tail });
   return new ForkdError('FORKD_E_VM_START_FAILED', `QEMU exited at start (${ex.signal ?? `code ${ex.code}`}): ${proc.stderrTail().trim() || '(no stderr)'}`, { exit_code: ex.code, signal: ex.signal, stderr_tail: proc.stderrTail(), args: proc.args });
 }
 
@@ -148,7 +186,7 @@ export async function startQemu(spec: VmSpec, opts: StartOptions): Promise<{ pro
   if (!qemuPath) throw new ForkdError('FORKD_E_QEMU_NOT_INSTALLED', `${binary} not found: apt-get install qemu-system-x86`, { binary });
   // A stale socket from an earlier run would answer nothing; QMP's connect retries until QEMU binds its own.
   await fs.rm(spec.qmpSocket, { force: true });
-  const proc = await (opts.starter ?? directStarter).start({ qemuPath, args, cwd: opts.runDir, stderrCapBytes: opts.stderrCapBytes ?? 16 * 1024 });
+  const proc = await (opts.starter ?? directStarter).start({ qemuPath, args, cwd: opts.runDir, stderrCapBytes: opts.stderrCapBytes ?? 16 * 1024, ...(opts.confine ? { confine: opts.confine } : {}) });
   const connectP = QmpClient.connect(spec.qmpSocket, { timeoutMs: opts.startTimeoutMs ?? 15_000, ...opts.qmp });
   try {
     const qmp = await Promise.race([connectP, proc.exited.then((ex) => Promise.reject(exitedAtStart(proc, ex)))]);

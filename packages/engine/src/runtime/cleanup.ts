@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { socketAnswers } from '../util/unix-socket.js';
 import { stagingOwnerFromName } from '../util/staging.js';
-import { OWNER_FILE, VM_DIR_PREFIX, readOwner, runtimeDir } from './dir.js';
+import { OWNER_FILE, VM_DIR_PREFIX, readOwner, removeVmDir, runtimeDir } from './dir.js';
 import { CLK_TCK, bootTimeSec, listPids, procCmdline, procStartTime, sameProcessAlive } from './proc.js';
 
 export interface CleanupOptions {
@@ -127,7 +127,7 @@ export async function cleanupStale(opts: CleanupOptions = {}): Promise<CleanupRe
   if (!dryRun) await killAndWait([...toKill.keys()]);
   for (const dir of staleDirs) {
     report.removed.push(dir);
-    if (!dryRun) await fs.rm(dir, { recursive: true, force: true });
+    if (!dryRun) await removeVmDir(dir);
   }
   if (opts.deadOwnersOnly) return report;
   for (const f of await deadKeeperFiles(run, names)) {

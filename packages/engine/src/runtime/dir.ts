@@ -18,6 +18,13 @@ export interface OwnerRecord {
   owner_starttime: number;
   qemu_pid: number | null;
   created_at: string;
+  /** What the VM owns outside its run dir, removed with it: cgroup dirs, its disk overlay. */
+  extras?: VmExtras;
+}
+
+export interface VmExtras {
+  cgroups: string[];
+  files: string[];
 }
 
 export interface VmDir {
@@ -26,6 +33,8 @@ export interface VmDir {
   kind: string;
   /** Records QEMU's pid in owner.json (cleanup kills it only if its cmdline names this dir). */
   setQemuPid(pid: number): Promise<void>;
+  /** Records resources outside the run dir (before they are made) so every remover removes them too. */
+  addExtras(extras: Partial<VmExtras>): Promise<void>;
   /** Removes the directory and everything in it. Idempotent. */
   remove(): Promise<void>;
 }
@@ -103,23 +112,68 @@ function vmDirHandle(id: string, dir: string, kind: string, owner: OwnerRecord):
     kind,
     async setQemuPid(pid: number) {
       owner.qemu_pid = pid;
-      // tmp + rename (no fsync: the run dir does not outlive a reboot, and this is on the spawn path).
-      const tmpFile = path.join(dir, `.${OWNER_FILE}.tmp`);
-      await fs.writeFile(tmpFile, JSON.stringify(owner));
-      await fs.rename(tmpFile, path.join(dir, OWNER_FILE));
+      await saveOwner(dir, owner);
+    },
+    async addExtras(extras: Partial<VmExtras>) {
+      const cur = owner.extras ?? { cgroups: [], files: [] };
+      owner.extras = { cgroups: [...cur.cgroups, ...(extras.cgroups ?? [])], files: [...cur.files, ...(extras.files ?? [])] };
+      await saveOwner(dir, owner);
     },
     async remove() {
-      await fs.rm(dir, { recursive: true, force: true });
+      await removeVmDir(dir);
     },
   };
+}
+
+async function saveOwner(dir: string, owner: OwnerRecord): Promise<void> {
+  // tmp + rename (no fsync: the run dir does not outlive a reboot, and this is on the spawn path).
+  const tmpFile = path.join(dir, `.${OWNER_FILE}.tmp`);
+  await fs.writeFile(tmpFile, JSON.stringify(owner));
+  await fs.rename(tmpFile, path.join(dir, OWNER_FILE));
+}
+
+/** Only what forkd itself records is removed: cgroup dirs named vm-<hex> under a forkd-<hex> root, overlay files. */
+const EXTRA_CGROUP = /^\/[^\0]*\/forkd-[0-9a-f]{12}\/vm-[0-9a-f]{16}$/;
+const EXTRA_FILE = /^\/[^\0]*\/vm-[0-9a-f]{16}\.qcow2$/;
+
+/**
+ * Removes a VM's run dir and what its owner.json says it owns elsewhere (its cgroups, which must be
+ * empty by now, and its overlay on disk). Every remover (the VM's owner, the keeper, cleanup) uses it.
+ */
+export async function removeVmDir(dir: string): Promise<void> {
+  const extras = (await readOwner(dir))?.extras;
+  if (extras) {
+    await Promise.all(extras.files.filter((f) => EXTRA_FILE.test(f) && !f.split('/').includes('..')).map((f) => fs.rm(f, { force: true })));
+    await Promise.all(extras.cgroups.filter((c) => EXTRA_CGROUP.test(c) && !c.split('/').includes('..')).map(rmdirCgroup));
+  }
+  await fs.rm(dir, { recursive: true, force: true });
+}
+
+/** rmdir, retrying briefly while the kernel detaches a process that has just exited. */
+async function rmdirCgroup(d: string): Promise<void> {
+  for (let i = 0; ; i++) {
+    try {
+      await fs.rmdir(d);
+      return;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR' || i >= 50 || code !== 'EBUSY') return;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
 }
 
 export async function readOwner(dir: string): Promise<OwnerRecord | null> {
   try {
     const v = JSON.parse(await fs.readFile(path.join(dir, OWNER_FILE), 'utf8')) as Partial<OwnerRecord>;
     if (typeof v.owner_pid !== 'number' || typeof v.owner_starttime !== 'number') return null;
-    return { kind: String(v.kind ?? ''), owner_pid: v.owner_pid, owner_starttime: v.owner_starttime, qemu_pid: typeof v.qemu_pid === 'number' ? v.qemu_pid : null, created_at: String(v.created_at ?? '') };
+    return { kind: String(v.kind ?? ''), owner_pid: v.owner_pid, owner_starttime: v.owner_starttime, qemu_pid: typeof v.qemu_pid === 'number' ? v.qemu_pid : null, created_at: String(v.created_at ?? ''), ...(isExtras(v.extras) ? { extras: v.extras } : {}) };
   } catch {
     return null;
   }
+}
+
+function isExtras(v: unknown): v is VmExtras {
+  const e = v as Partial<VmExtras> | undefined;
+  return !!e && Array.isArray(e.cgroups) && Array.isArray(e.files) && [...e.cgroups, ...e.files].every((x) => typeof x === 'string');
 }

@@ -50,6 +50,16 @@ export class Sandbox {
   get pid(): number {
     return vmOf(this).pid;
   }
+  /** Why the VM ended ('oom': killed by its memory limit); settles once it has exited. */
+  get endCause(): Promise<'killed' | 'oom' | 'exited'> {
+    return vmOf(this).endCause;
+  }
+
+  /** Memory charged to this child's cgroup now (bytes), or null without a memory limit. */
+  async memoryChargedBytes(): Promise<number | null> {
+    return (await vmOf(this).cgroup?.memoryBytes().catch(() => null)) ?? null;
+  }
+
   /** Resolves when the VM process has exited, for whatever reason. */
   get exited(): Promise<void> {
     return vmOf(this).proc.exited.then(() => undefined);

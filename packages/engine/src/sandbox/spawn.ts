@@ -15,6 +15,9 @@ import type { QemuStarter } from '../qemu/start.js';
 import type { Platform } from '../platform.js';
 import { Sandbox } from './sandbox.js';
 import { nowMs, since } from '../util/timing.js';
+import { checkQuotas, hasQuotas, type ChildQuotas } from '../quota/quotas.js';
+import { createChildCgroup, type CgroupHost } from '../quota/cgroup.js';
+import { promises as fs } from 'node:fs';
 
 export interface SpawnOptions {
   tag: string;
@@ -26,6 +29,16 @@ export interface SpawnOptions {
   starter?: QemuStarter;
   /** Sandbox ids to give the children (sb-<16 hex>, one per child): a resumed workspace keeps its id. */
   ids?: string[];
+  /** Per-child limits; each one is applied or the spawn fails (FORKD_E_QUOTA_UNAVAILABLE). */
+  quotas?: ChildQuotas;
+  /** Where children's cgroups go (the engine fills it in). */
+  cgroups?: { host: () => Promise<CgroupHost>; rootName: string };
+}
+
+interface ChildPlan {
+  quotas: ChildQuotas | null;
+  cgroups: { host: CgroupHost; rootName: string } | null;
+  overlaysDir: string;
 }
 
 /** Checks that this host can restore the snapshot exactly as it was saved, and that its chain is whole. */
@@ -60,15 +73,19 @@ export async function spawnChildren(layout: HomeLayout, platform: Platform, opts
   if (opts.ids !== undefined && (opts.ids.length !== n || opts.ids.some((i) => !SANDBOX_ID_PATTERN.test(i)))) {
     throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `ids must be ${n} sandbox ids (sb-<16 hex>)`);
   }
+  const quotas = hasQuotas(opts.quotas) ? checkQuotas(opts.quotas) : null;
+  const host = quotas && opts.cgroups ? await opts.cgroups.host() : null;
+  const plan: ChildPlan = { quotas, cgroups: host && opts.cgroups ? { host, rootName: opts.cgroups.rootName } : null, overlaysDir: layout.overlays };
   const entry = await readSnapshot(layout, opts.tag);
   await checkRestorable(entry, platform, layout);
+  await fs.mkdir(layout.overlays, { recursive: true, mode: 0o700 });
   const t0 = nowMs();
   const template = await overlayTemplate(entry.dir);
   const memPath = await memoryFileFor(layout, entry);
   let ready = 0;
   const results = await Promise.allSettled(
     Array.from({ length: n }, (_, i) =>
-      restoreOne(entry, memPath, template, t0, opts.readyTimeoutMs ?? 60_000, opts.starter, opts.ids?.[i]?.slice(3)).then((sb) => {
+      restoreOne(plan, entry, memPath, template, t0, opts.readyTimeoutMs ?? 60_000, opts.starter, opts.ids?.[i]?.slice(3)).then((sb) => {
         ready++;
         onProgress({ phase: 'spawn', message: `${ready}/${n} ready`, fraction: ready / n });
         return sb;
@@ -85,7 +102,7 @@ export async function spawnChildren(layout: HomeLayout, platform: Platform, opts
   return ok;
 }
 
-async function restoreOne(entry: SnapshotEntry, memPath: string, template: string, t0: number, readyTimeoutMs: number, starter?: QemuStarter, vmId?: string): Promise<Sandbox> {
+async function restoreOne(plan: ChildPlan, entry: SnapshotEntry, memPath: string, template: string, t0: number, readyTimeoutMs: number, starter?: QemuStarter, vmId?: string): Promise<Sandbox> {
   const m = entry.manifest;
   const vm = await Vm.start('child', {
     accel: m.accel,
@@ -97,10 +114,26 @@ async function restoreOne(entry: SnapshotEntry, memPath: string, template: strin
     ...(tbSize() ? { tcgTbSizeMib: tbSize() } : {}),
     consoleLog: process.env.FORKD_CHILD_CONSOLE === '1',
   }, {
-    prepare: async (dir) => {
-      const overlay = path.join(dir, 'disk.qcow2');
+    prepare: async (_dir, vmDir) => {
+      // On the home's disk, recorded in the run dir first so whoever removes the VM removes it too.
+      const overlay = path.join(plan.overlaysDir, `vm-${vmDir.id}.qcow2`);
+      await vmDir.addExtras({ files: [overlay] });
       await createChildOverlay(template, overlay);
       return { disk: { path: overlay, format: 'qcow2' } };
+    },
+    confine: async (vmDir) => {
+      const q = plan.quotas;
+      if (!q) return {};
+      let cgroup = null;
+      if (q.memoryMib !== undefined || q.cpuWeight !== undefined || q.cpuQuota !== undefined || q.pidsMax !== undefined || q.ioReadBps !== undefined || q.ioWriteBps !== undefined) {
+        if (!plan.cgroups) throw new ForkdError('FORKD_E_QUOTA_UNAVAILABLE', 'cannot apply per-sandbox limits: no cgroup hierarchy is configured for this engine');
+        const name = `vm-${vmDir.id}`;
+        const { host, rootName } = plan.cgroups;
+        const dirs = host.version === 2 ? [path.join(host.base, rootName, name)] : ['memory', 'cpu', 'pids', 'blkio'].map((c) => path.join(host.base, c, rootName, name));
+        await vmDir.addExtras({ cgroups: dirs }); // before they exist: a crash now still leaves them findable
+        cgroup = await createChildCgroup({ host, rootName, name, quotas: q, diskDir: plan.overlaysDir });
+      }
+      return { cgroup, launch: { ...(cgroup ? { cgroupProcs: cgroup.procsFiles } : {}), ...(q.diskMib !== undefined ? { fileSizeBytes: q.diskMib * 1024 * 1024 } : {}) } };
     },
     ...(starter ? { starter } : {}),
     ...(vmId ? { id: vmId } : {}),
@@ -136,6 +169,9 @@ async function restoreOne(entry: SnapshotEntry, memPath: string, template: strin
     }, m.language);
   } catch (e) {
     await vm.kill();
+    if ((await vm.endCause) === 'oom') {
+      throw new ForkdError('FORKD_E_MEMORY_TOO_SMALL', `memory_limit_mib=${plan.quotas?.memoryMib} is too small for this child: QEMU was killed by its memory limit while restoring`, { memory_limit_mib: plan.quotas?.memoryMib });
+    }
     throw e;
   }
 }

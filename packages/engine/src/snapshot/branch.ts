@@ -185,7 +185,7 @@ async function captureSource(sb: BranchSource, migSock: string, diskOut: string,
     stopped = true;
     await waitForQmpStatus(qmp, { query: 'query-migrate', until: (s) => s === 'pre-switchover', timeoutMs: 120_000, what: 'copying the source to the receiver', failure: 'FORKD_E_SNAPSHOT_FAILED' });
     // vCPUs stopped, disks flushed and still active: this overlay is the disk at the pause instant.
-    await fs.copyFile(path.join(sb.vm.dir, 'disk.qcow2'), diskOut);
+    await fs.copyFile(sb.vm.diskPath ?? path.join(sb.vm.dir, 'disk.qcow2'), diskOut);
     await qmp.execute('migrate-continue', { state: 'pre-switchover' });
     await waitForQmpStatus(qmp, { query: 'query-migrate', until: (s) => s === 'completed', timeoutMs: 60_000, what: 'completing the switchover', failure: 'FORKD_E_SNAPSHOT_FAILED' });
   } catch (e) {

@@ -2,7 +2,8 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { ForkdError } from '@forkd/protocol';
 import type { VmSpec } from '../qemu/args.js';
-import { directStarter, type QemuStarter, type QemuProcess } from '../qemu/start.js';
+import { directStarter, type QemuStarter, type QemuProcess, type LaunchConfinement } from '../qemu/start.js';
+import { ChildCgroup } from '../quota/cgroup.js';
 import { startQemu } from '../qemu/start.js';
 import { QmpClient } from '../qmp/client.js';
 import { waitForQmpStatus } from './migration.js';
@@ -20,15 +21,31 @@ export type VmSpecInput = Omit<VmSpec, 'name' | 'agentSocket' | 'qmpSocket' | 'c
 /** Run states a capture leaves a source in until it resumes it (full mode stops it; the switchover holds it). */
 const INTERRUPTED_CAPTURE = new Set(['paused', 'finish-migrate', 'postmigrate']);
 
+/** Why a VM ended: killed by forkd, killed by the kernel for its memory limit, or exited on its own. */
+export type VmEndCause = 'killed' | 'oom' | 'exited';
+
 export class Vm {
   private killed = false;
   agent: AgentClient | null = null;
+  /** Settles once QEMU has exited and its cgroup was read (before anything removes it). */
+  readonly endCause: Promise<VmEndCause>;
 
   private constructor(
     readonly vmDir: VmDir,
     readonly proc: QemuProcess,
     readonly qmp: QmpClient,
-  ) {}
+    /** The child's cgroups (null when no limit needed one). */
+    readonly cgroup: ChildCgroup | null,
+    /** The VM's writable disk (its overlay), if it has one. */
+    readonly diskPath: string | null,
+  ) {
+    this.endCause = proc.exited.then(async () => {
+      // Checked even when forkd killed it: a SIGKILL from us never counts as an OOM kill.
+      if (cgroup && (await cgroup.oomKills().catch(() => 0)) > 0) return 'oom';
+      return this.killed ? 'killed' : 'exited';
+    });
+    this.endCause.catch(() => undefined);
+  }
 
   get id(): string {
     return this.vmDir.id;
@@ -47,12 +64,17 @@ export class Vm {
   }
 
   /** Creates the run dir (prepare may add files such as the disk overlay), starts QEMU, connects QMP. */
-  static async start(kind: string, spec: VmSpecInput, opts: { prepare?: (dir: string) => Promise<Partial<VmSpecInput>>; qmpTimeoutMs?: number; starter?: QemuStarter; id?: string } = {}): Promise<Vm> {
+  /**
+   * confine (after prepare) may record and create resources outside the run dir (vmDir.addExtras
+   * first, so every remover finds them) and returns how QEMU is confined at launch.
+   */
+  static async start(kind: string, spec: VmSpecInput, opts: { prepare?: (dir: string, vmDir: VmDir) => Promise<Partial<VmSpecInput>>; confine?: (vmDir: VmDir) => Promise<{ launch?: LaunchConfinement; cgroup?: ChildCgroup | null }>; qmpTimeoutMs?: number; starter?: QemuStarter; id?: string } = {}): Promise<Vm> {
     const starter = opts.starter ?? directStarter;
     const vmDir = await createVmDir(kind, await starter.owner(), opts.id);
     let proc: QemuProcess | null = null;
     try {
-      const extra = opts.prepare ? await opts.prepare(vmDir.dir) : {};
+      const extra = opts.prepare ? await opts.prepare(vmDir.dir, vmDir) : {};
+      const confined = opts.confine ? await opts.confine(vmDir) : {};
       const full: VmSpec = {
         ...spec,
         ...extra,
@@ -63,10 +85,10 @@ export class Vm {
       } as VmSpec;
       delete (full as { consoleLog?: boolean }).consoleLog;
       // startQemu waits for QMP's greeting, so any start failure carries QEMU's own stderr.
-      const started = await startQemu(full, { runDir: vmDir.dir, startTimeoutMs: opts.qmpTimeoutMs ?? 15_000, starter });
+      const started = await startQemu(full, { runDir: vmDir.dir, startTimeoutMs: opts.qmpTimeoutMs ?? 15_000, starter, ...(confined.launch ? { confine: confined.launch } : {}) });
       proc = started.proc;
       await vmDir.setQemuPid(proc.pid);
-      return new Vm(vmDir, proc, started.qmp);
+      return new Vm(vmDir, proc, started.qmp, confined.cgroup ?? null, full.disk && !full.disk.readOnly ? full.disk.path : null);
     } catch (e) {
       if (proc) {
         proc.kill('SIGKILL');
@@ -106,7 +128,9 @@ export class Vm {
       qmp.close();
       throw new ForkdError('FORKD_E_SANDBOX_NOT_RUNNING', `adopted VM ${vmDir.id} is ${st.status ?? 'not answering QMP'}, not running`);
     }
-    return new Vm(vmDir, proc, qmp);
+    const cgroups = vmDir.owner.extras?.cgroups ?? [];
+    const overlay = vmDir.owner.extras?.files.find((f) => f.endsWith('.qcow2')) ?? path.join(dir, 'disk.qcow2');
+    return new Vm(vmDir, proc, qmp, cgroups.length > 0 ? new ChildCgroup(cgroups) : null, overlay);
   }
 
   async connectAgent(timeoutMs = 10_000): Promise<AgentClient> {
@@ -154,6 +178,7 @@ export class Vm {
     this.qmp.close();
     this.proc.kill('SIGKILL');
     await this.proc.exited.catch(() => undefined);
+    await this.endCause.catch(() => undefined); // reads the cgroup's OOM count before it is removed
     await this.vmDir.remove();
   }
 }
