@@ -7,6 +7,11 @@ const ok = (s: string) => {
   assert.equal(typeof e, 'object', `${s}: ${String(e)}`);
   return e as Exclude<ReturnType<typeof parseEgressEntry>, string>;
 };
+const cidr = (s: string) => {
+  const e = ok(s);
+  assert.equal(e.kind, 'cidr');
+  return e as Extract<typeof e, { kind: 'cidr' }>;
+};
 const bad = (s: string, re: RegExp) => {
   const e = parseEgressEntry(s);
   assert.equal(typeof e, 'string', `${s} should be refused`);
@@ -16,10 +21,10 @@ const bad = (s: string, re: RegExp) => {
 test('addresses, CIDRs and ports parse', () => {
   assert.deepEqual(ok('1.2.3.4'), { kind: 'cidr', family: 4, addr: '1.2.3.4', prefix: 32, ports: null, text: '1.2.3.4' });
   assert.deepEqual(ok('10.0.0.0/8:443'), { kind: 'cidr', family: 4, addr: '10.0.0.0', prefix: 8, ports: { from: 443, to: 443 }, text: '10.0.0.0/8:443' });
-  assert.deepEqual(ok('0.0.0.0/0').prefix, 0);
-  assert.equal(ok('2001:db8::/32').family, 6);
+  assert.equal(cidr('0.0.0.0/0').prefix, 0);
+  assert.equal(cidr('2001:db8::/32').family, 6);
   assert.deepEqual(ok('[2001:db8::1]:8000-8100').ports, { from: 8000, to: 8100 });
-  assert.equal(ok('::/0').prefix, 0);
+  assert.equal(cidr('::/0').prefix, 0);
 });
 
 test('names and wildcards parse, lowercased; name ports are 80 or 443 only', () => {

@@ -100,7 +100,7 @@ export function parseEgressEntry(raw: string): EgressEntry | string {
     const ports = bracketed[2] === undefined ? null : parsePorts(bracketed[2]);
     if (typeof ports === 'string') return `${ports} in "${text}"`;
     const entry = parseAddress(bracketed[1]!, ports, text);
-    if (typeof entry !== 'string' && entry.family !== 6) return `brackets are for IPv6 only: "${text}"`;
+    if (typeof entry !== 'string' && (entry.kind !== 'cidr' || entry.family !== 6)) return `brackets are for IPv6 only: "${text}"`;
     return entry;
   }
   // A bare IPv6 address or CIDR (two or more colons) takes no port without brackets.

@@ -25,14 +25,20 @@ export function parseCidr(text: string): Cidr {
 
 export const cidrText = (c: Cidr) => `${c.addr}/${c.prefix}`;
 
-export function blockListOf(cidrs: readonly Cidr[]): BlockList {
-  const list = new BlockList();
-  for (const c of cidrs) list.addSubnet(c.addr, c.prefix, c.family === 4 ? 'ipv4' : 'ipv6');
-  return list;
+/**
+ * One BlockList per family: Node's BlockList matches IPv4 addresses against IPv4-mapped IPv6
+ * subnets (::ffff:0:0/96 would cover every IPv4 address), so the families are kept apart.
+ */
+export interface FamilyBlockList { v4: BlockList; v6: BlockList }
+
+export function blockListOf(cidrs: readonly Cidr[]): FamilyBlockList {
+  const lists = { v4: new BlockList(), v6: new BlockList() };
+  for (const c of cidrs) (c.family === 4 ? lists.v4 : lists.v6).addSubnet(c.addr, c.prefix, c.family === 4 ? 'ipv4' : 'ipv6');
+  return lists;
 }
 
-export function inBlockList(list: BlockList, ip: string): boolean {
+export function inBlockList(lists: FamilyBlockList, ip: string): boolean {
   const family = isIP(ip);
-  if (family === 0) return false;
-  return list.check(ip, family === 4 ? 'ipv4' : 'ipv6');
+  if (family === 4) return lists.v4.check(ip, 'ipv4');
+  return family === 6 && lists.v6.check(ip, 'ipv6');
 }
