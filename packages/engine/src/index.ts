@@ -18,3 +18,5 @@ export type { DoctorReport, DoctorCheck } from './doctor.js';
 export type { AccelRequest } from './platform.js';
 export { homeLayout, forkdHome } from './home/paths.js';
 export { socketAnswers } from './util/unix-socket.js';
+export * from './network/egress/index.js';
+export type { ChildNetwork } from './network/types.js';

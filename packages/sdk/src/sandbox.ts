@@ -34,6 +34,24 @@ export interface SandboxOpts extends SandboxConnectionOpts {
   /** Environment for every command and eval in the sandbox. */
   envs?: Record<string, string>;
   metadata?: Record<string, string>;
+  /** E2B: true = the public internet (never the host, other children, link-local or private ranges); false = only network.allowOut. Default: the daemon's --default-egress. */
+  allowInternetAccess?: boolean;
+  /** E2B's egress lists: IPs, CIDRs, host names, `*.` wildcards, optional `:port`; denyOut wins. */
+  network?: SandboxNetworkOpts;
+}
+
+export interface SandboxNetworkOpts {
+  allowOut?: string[];
+  denyOut?: string[];
+}
+
+/** The REST fields of an egress policy. */
+function egressBody(allowInternetAccess: boolean | undefined, network: SandboxNetworkOpts | undefined) {
+  return {
+    ...(allowInternetAccess !== undefined ? { allow_internet_access: allowInternetAccess } : {}),
+    ...(network?.allowOut ? { allow_out: network.allowOut } : {}),
+    ...(network?.denyOut ? { deny_out: network.denyOut } : {}),
+  };
 }
 
 export interface SandboxListOpts extends SandboxConnectionOpts {
@@ -105,6 +123,7 @@ export class Sandbox {
         ...(timeoutMs > 0 ? { timeout_ms: timeoutMs } : {}),
         ...(opts.envs ? { envs: opts.envs } : {}),
         ...(opts.metadata ? { metadata: opts.metadata } : {}),
+        ...egressBody(opts.allowInternetAccess, opts.network),
       });
       return new this(ctl, info!);
     });
@@ -196,6 +215,13 @@ export class Sandbox {
   setTimeout(timeoutMs: number): Promise<void> {
     return guard(async () => {
       await this.controller.setSandboxTimeout(this.sandboxId, timeoutMs);
+    });
+  }
+
+  /** Replaces this sandbox's egress policy, applied atomically (E2B's updateNetwork); nothing given: the daemon's default. */
+  updateNetwork(network: SandboxNetworkOpts & { allowInternetAccess?: boolean } = {}): Promise<void> {
+    return guard(async () => {
+      await this.controller.updateSandboxNetwork(this.sandboxId, egressBody(network.allowInternetAccess, network));
     });
   }
 

@@ -24,6 +24,9 @@ export interface ServeFlags {
   maxConnections?: string;
   maxConnectionsPerPeer?: string;
   onStop?: string;
+  defaultEgress?: string;
+  egressAllowPrivate?: string[];
+  egressResolver?: string[];
 }
 
 /** A positive size in GiB (fractions allowed: 0.5 is 512 MiB), as bytes. */
@@ -54,6 +57,7 @@ export async function serve(global: { home?: string; kernel?: string; accel: Acc
     ...(f.tlsCert ? { tlsCert: f.tlsCert } : {}),
     ...(f.tlsKey ? { tlsKey: f.tlsKey } : {}),
     ...(f.maxConnections ? { maxConnections: parseIntStrict('--max-connections', f.maxConnections) } : {}),
+    egress: { ...(f.defaultEgress ? { defaultEgress: f.defaultEgress } : {}), allowPrivate: f.egressAllowPrivate ?? [], resolvers: f.egressResolver ?? [] },
     ...(f.maxConnectionsPerPeer ? { maxConnectionsPerPeer: parseIntStrict('--max-connections-per-peer', f.maxConnectionsPerPeer) } : {}),
   };
   if (f.onStop !== undefined) {

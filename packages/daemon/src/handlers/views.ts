@@ -20,6 +20,7 @@ export function sandboxInfo(entry: SandboxEntry): z.output<typeof SandboxInfo> {
     netns: null,
     guest_addr: null,
     memory_limit_mib: null,
+    egress: r.egress ?? null,
     has_branched: r.branch_count > 0,
     branch_count: r.branch_count,
     workspace: r.workspace,

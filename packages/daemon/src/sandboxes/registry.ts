@@ -9,6 +9,7 @@ import type { Engine, KeeperVmT, Sandbox, SandboxTimings } from '@forkd/engine';
 import type { Journal } from '../state/journal.js';
 import type { Metrics } from '../metrics.js';
 import type { Admission } from './admission.js';
+import type { EgressRecord } from './egress.js';
 
 export interface SandboxRecord {
   id: string;
@@ -23,6 +24,8 @@ export interface SandboxRecord {
   envs: Record<string, string>;
   branch_count: number;
   workspace: string | null;
+  /** The egress policy asked for (absent in records journaled before egress existed). */
+  egress?: EgressRecord | null;
 }
 
 /** A sandbox the daemon owns: its journaled record, the engine's sandbox, and the daemon's bookkeeping. */
@@ -43,6 +46,7 @@ export interface SpawnRequest {
   timeoutMs?: number;
   metadata?: Record<string, string>;
   envs?: Record<string, string>;
+  egress?: EgressRecord | null;
   workspace?: string | null;
   /** Fixed sandbox ids (a resumed workspace keeps its id). */
   ids?: string[];
@@ -146,6 +150,7 @@ export class SandboxRegistry {
         envs,
         branch_count: 0,
         workspace: req.workspace ?? null,
+        egress: req.egress ?? null,
       }, sb));
       // Acknowledged only once journaled: after a crash the successor knows these VMs are ours.
       await Promise.all(entries.map((entry) => this.journal.put(KIND, entry.rec.id, entry.rec)));

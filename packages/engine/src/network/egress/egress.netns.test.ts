@@ -138,7 +138,6 @@ test('updateNetwork swaps the rules live; removal forgets the child; its table g
     times.push(performance.now() - t0);
   }
   times.sort((a, b) => a - b);
-  test.diagnostic?.(`applyEgress per child: min ${times[0]!.toFixed(1)} ms, median ${times[5]!.toFixed(1)} ms, max ${times[9]!.toFixed(1)} ms`);
   console.log(`# applyEgress per child: min ${times[0]!.toFixed(1)} / median ${times[5]!.toFixed(1)} / max ${times[9]!.toFixed(1)} ms`);
   assert.equal((await tn.probe(child.guestNs, probe))[0]!.ok, true, 'last applied (i=9) allows');
   await egress.applyEgress(child, {});
