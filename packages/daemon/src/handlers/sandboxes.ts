@@ -32,7 +32,7 @@ export function sandboxHandlers(s: DaemonServices): Pick<Handlers, SandboxRoutes
       const entry = s.sandboxes.get(params.id);
       const egress = egressRecord(body, s.egress.defaultEgress) ?? egressRecord({ allow_out: [] }, s.egress.defaultEgress)!;
       if (!s.egress.apply) throw new ForkdError('FORKD_E_CONFLICT', `sandbox ${params.id} has no network: an egress policy applies to sandboxes spawned with network`);
-      await s.egress.apply(entry, egressRequest(egress));
+      await s.egress.apply(entry.rec.id, egressRequest(egress));
       await s.sandboxes.update(entry, { egress });
       return { status: 200, body: sandboxInfo(entry) };
     },

@@ -4,7 +4,6 @@
  * engine's EgressService; `apply` is where the network code hands a networked sandbox to it.
  */
 import { ForkdError, parseEgressEntry, resolveEgressPolicy, type EgressRequest } from '@forkd/protocol';
-import type { SandboxEntry } from './registry.js';
 
 export const DEFAULT_EGRESS = ['deny', 'public'] as const;
 
@@ -14,8 +13,8 @@ export interface EgressSettings {
   allowPrivate: string[];
   /** DNS servers the egress proxy resolves with (ip or ip:port); empty: the host's. */
   resolvers: string[];
-  /** Applies a policy to a networked sandbox; null while this daemon runs no networked sandboxes. */
-  apply: ((entry: SandboxEntry, request: EgressRequest) => Promise<void>) | null;
+  /** Applies a policy to a networked sandbox (by id); null while this daemon runs no networked sandboxes. */
+  apply: ((sandboxId: string, request: EgressRequest) => Promise<void>) | null;
 }
 
 export interface EgressOptions {

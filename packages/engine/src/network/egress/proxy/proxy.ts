@@ -19,6 +19,8 @@ import { nameAllowed, addressAllowed, addressRulesOf, type AddressRules } from '
 const SNIFF_TIMEOUT_MS = 10_000;
 const CONNECT_TIMEOUT_MS = 10_000;
 const DNS_TIMEOUT_MS = 3_000;
+const MAX_CACHE_TTL_S = 60;
+const MAX_CACHE_NAMES = 10_000;
 
 export interface ProxyStats { accepted: number; spliced: number; refused: number; dnsForwarded: number; dnsRefused: number }
 
@@ -47,6 +49,7 @@ export class EgressProxy {
   private readonly upstream: [string, number];
   private readonly servers: Array<net.Server | dgram.Socket> = [];
   private readonly sockets = new Set<net.Socket>();
+  private readonly cache = new Map<string, { addrs: string[]; until: number }>();
 
   constructor(private readonly config: EgressConfig) {
     this.rules = addressRulesOf(config);
@@ -120,11 +123,7 @@ export class EgressProxy {
 
   private async splice(client: net.Socket, port: number, policy: EgressPolicy, name: string, head: Buffer): Promise<void> {
     if (!nameAllowed(policy, name, port)) return this.refuse(client, port, `${name} is not allowed`);
-    let addrs: string[] = [];
-    try {
-      addrs = await this.resolver.resolve4(name);
-    } catch { /* falls through to the v6 lookup */ }
-    if (addrs.length === 0) addrs = await this.resolver.resolve6(name).catch(() => []);
+    const addrs = await this.lookup(name);
     const target = addrs.find((a) => addressAllowed(this.rules, policy, a, port));
     if (!target) return this.refuse(client, port, addrs.length ? `${name} resolves to a denied address` : `${name} does not resolve`);
     if (client.destroyed) return;
@@ -141,6 +140,21 @@ export class EgressProxy {
     });
     upstream.once('close', () => client.destroy());
     client.once('close', () => upstream.destroy());
+  }
+
+  /** The host resolver's addresses for a name (IPv4 first), cached for their TTL (at most a minute). */
+  private async lookup(name: string): Promise<string[]> {
+    const hit = this.cache.get(name);
+    if (hit && hit.until > Date.now()) return hit.addrs;
+    let records = await this.resolver.resolve4(name, { ttl: true }).catch(() => []);
+    if (records.length === 0) records = await this.resolver.resolve6(name, { ttl: true }).catch(() => []);
+    const addrs = records.map((r) => r.address);
+    const ttl = Math.min(MAX_CACHE_TTL_S, ...records.map((r) => r.ttl));
+    if (addrs.length && ttl > 0) {
+      if (this.cache.size >= MAX_CACHE_NAMES) this.cache.clear();
+      this.cache.set(name, { addrs, until: Date.now() + ttl * 1000 });
+    }
+    return addrs;
   }
 
   /** The answer for one DNS query from a child (null: drop it). */
