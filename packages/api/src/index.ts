@@ -5,3 +5,4 @@ export * from './files.js';
 export * from './workspaces.js';
 export * from './routes.js';
 export { openApiDocument } from './openapi.js';
+export * from './egress.js';

@@ -8,6 +8,7 @@ import * as Sn from './snapshots.js';
 import * as Sb from './sandboxes.js';
 import * as F from './files.js';
 import * as W from './workspaces.js';
+import * as Eg from './egress.js';
 
 export type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
 export type ResponseKind = z.ZodType | 'octet' | 'ndjson' | 'text' | 'empty';
@@ -60,6 +61,7 @@ export const routes = {
   exec: { method: 'POST', path: '/v1/sandboxes/:id/exec', summary: 'Run a command (argv or shell line); stream=true answers NDJSON as output is produced', auth: true, params: IdParams, body: Sb.ExecBody, stream: 'ndjson', responses: { 200: Sb.ExecResponse, ...sbErr } },
   eval: { method: 'POST', path: '/v1/sandboxes/:id/eval', summary: 'Evaluate code in the persistent interpreter', auth: true, params: IdParams, body: Sb.EvalBody, responses: { 200: Sb.EvalResponse, ...sbErr } },
   branch: { method: 'POST', path: '/v1/sandboxes/:id/branch', summary: 'Capture a running sandbox (memory, devices, disk) as a snapshot layer; the sandbox keeps running', auth: true, params: IdParams, body: Sb.BranchBody, responses: { 201: Sn.SnapshotInfo, 202: Sn.SnapshotWriting, ...sbErr, 503: E } },
+  updateNetwork: { method: 'PUT', path: '/v1/sandboxes/:id/network', summary: 'Replace the egress policy of a live sandbox (E2B updateNetwork); applied atomically', auth: true, params: IdParams, body: Eg.NetworkPolicyBody, responses: { 200: Sb.SandboxInfo, 400: E, 404: E, 409: E } },
   fork: { method: 'POST', path: '/v1/sandboxes/:id/fork', summary: 'Branch the sandbox and spawn count children from the branch (E2B fork)', auth: true, params: IdParams, body: Sb.ForkBody, responses: { 201: Sb.ForkResponse, ...sbErr, 503: E } },
 
   startProcess: { method: 'POST', path: '/v1/sandboxes/:id/processes', summary: 'Start a background process', auth: true, params: IdParams, body: Sb.ProcessStartBody, responses: { 201: Sb.ProcessInfo, ...sbErr } },

@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import { Argv, CALL_TIMEOUT_SECS, LIMITS, MACHINE_LIMITS, QUOTA_LIMITS, Signal } from '@forkd/protocol';
 import { Tag, SandboxId, Metadata, Envs, GuestPath } from './common.js';
+import { EgressFields, EgressView } from './egress.js';
 
 export { ProcessHandle, ProcessInfo } from '@forkd/protocol';
 
@@ -69,6 +70,8 @@ export const SandboxInfo = z.object({
   limits: SandboxLimits,
   /** Why it ended, once it has: "oom" (killed by its memory limit) or "exited" (QEMU exited on its own); null while running. */
   end_reason: z.enum(['oom', 'exited']).nullable(),
+  /** The egress policy asked for at spawn or by PUT …/network, resolved against the daemon's default; null when none was given. */
+  egress: EgressView.nullable(),
   has_branched: z.boolean(),
   branch_count: z.number().int(),
   /** The workspace this sandbox belongs to, if any. */
@@ -84,6 +87,8 @@ export const SpawnBody = z.object({
   metadata: Metadata.optional(),
   /** Environment for every command and eval in the sandbox (per-call envs override). */
   envs: Envs.optional(),
+  /** Egress policy (enforced on children with a network). */
+  ...EgressFields,
   /** forkd's fields, accepted for compatibility; the features they ask for are not offered here. */
   per_child_netns: notYet('per_child_netns'),
   prewarm: notYet('prewarm'),

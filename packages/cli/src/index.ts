@@ -80,6 +80,9 @@ const serveCmd = program.command('serve').description('run the forkd daemon (RES
   .option('--on-stop <what>', "at SIGTERM: 'leave' the VMs to the keeper for the next daemon (as after a crash) or 'end' them (workspaces suspended first)", 'leave')
   .option('--idle-exit-secs <n>', 'exit when idle this long (no sandboxes, jobs or requests)')
   .option('--max-sandboxes <n>', 'most live sandboxes', '256')
+  .option('--default-egress <policy>', "egress of a sandbox that names no policy: 'deny' (nothing) or 'public' (the internet, never the host, other children, link-local or private ranges)", 'deny')
+  .option('--egress-allow-private <cidr>', 'a private range guests may reach when their policy allows it (repeatable)', (v: string, acc: string[] = []) => [...acc, v])
+  .option('--egress-resolver <addr>', 'DNS server (ip[:port]) the egress proxy resolves allowed names with (repeatable; default: the host resolv.conf)', (v: string, acc: string[] = []) => [...acc, v])
   .option('--snapshot-store-max-gib <n>', 'most the snapshot store may hold (a write past it is refused with FORKD_E_INSUFFICIENT_STORAGE); default: free disk only')
   .option('--cgroup-root <dir>', 'where the cgroup hierarchy is mounted (default /sys/fs/cgroup; v2 or v1 detected there)');
 for (const { field, flag } of QUOTA_FLAGS) {

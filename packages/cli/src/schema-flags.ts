@@ -16,7 +16,7 @@ export interface FlagSpec {
   required?: boolean;
 }
 
-type Kind = 'number' | 'string' | 'boolean' | 'enum' | 'record';
+type Kind = 'number' | 'string' | 'boolean' | 'enum' | 'record' | 'array';
 interface Def { type: string; innerType?: z.ZodType; entries?: Record<string, string> }
 const defOf = (s: z.ZodType) => (s as unknown as { _zod: { def: Def } })._zod.def;
 
@@ -29,7 +29,7 @@ function core(s: z.ZodType): z.ZodType {
 
 function kindOf(s: z.ZodType): Kind {
   const t = defOf(core(s)).type;
-  if (t === 'number' || t === 'string' || t === 'boolean' || t === 'enum' || t === 'record') return t;
+  if (t === 'number' || t === 'string' || t === 'boolean' || t === 'enum' || t === 'record' || t === 'array') return t;
   throw new Error(`no command-line form for a ${t} field`);
 }
 
@@ -49,9 +49,9 @@ export function schemaFlags<S extends Record<string, z.ZodType>, K extends keyof
     const placeholder = kind === 'number' ? '<n>' : kind === 'record' ? '<KEY=VALUE>' : `<${field.endsWith('tag') ? 'tag' : 'value'}>`;
     const flags = spec.flags ?? `--${snakeToKebab(field)}${kind === 'boolean' ? '' : ` ${placeholder}`}`;
     const description = core(schema).description ?? schema.description ?? spec.description ?? field.replace(/_/g, ' ');
-    const opt = new Option(flags, kind === 'record' ? `${description} (repeatable)` : description);
+    const opt = new Option(flags, kind === 'record' || kind === 'array' ? `${description} (repeatable)` : description);
     if (kind === 'enum') opt.choices(Object.values(defOf(core(schema)).entries ?? {}));
-    if (kind === 'record') opt.argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), v]);
+    if (kind === 'record' || kind === 'array') opt.argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), v]);
     const fallback = schema.safeParse(undefined);
     if (fallback.success && fallback.data !== undefined) opt.default(fallback.data);
     if (spec.required) opt.makeOptionMandatory();

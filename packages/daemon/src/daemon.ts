@@ -27,6 +27,7 @@ import { buildApp } from './app.js';
 import { createTcpServer, HTTP_LIMITS, type TlsFiles } from './http/server.js';
 import type { DaemonServices } from './handlers/context.js';
 import { NO_QUOTA_POLICY, checkPolicy, type QuotaPolicy } from './quotas/policy.js';
+import { egressSettings, type EgressOptions } from './sandboxes/egress.js';
 
 export interface DaemonOptions {
   home?: string;
@@ -73,6 +74,8 @@ export interface DaemonOptions {
    * suspended (their state saved), other sandboxes are killed, the keeper stops.
    */
   onStop?: OnStop;
+  /** Egress policy settings: --default-egress, --egress-allow-private, --egress-resolver. */
+  egress?: EgressOptions;
   logger?: Logger;
 }
 
@@ -121,6 +124,7 @@ export class Daemon {
   static async start(o: DaemonOptions = {}): Promise<Daemon> {
     const log = o.logger ?? pino({ level: process.env.FORKD_LOG_LEVEL ?? 'info', base: { svc: 'forkd' } }, pino.destination(2));
     logUnhandledRejections(log);
+    egressSettings(o.egress); // bad flags stop the daemon before anything starts
     const tokens = o.tokenFile ? await TokenSet.load(o.tokenFile) : TokenSet.none();
     const bind = o.bind ? parseBind(o.bind) : null;
     if (bind && !tokens.required && !o.insecureNoToken) {
@@ -189,7 +193,7 @@ export class Daemon {
     await workspaces.reconcile();
     registry.onEnded = (rec, reason) => workspaces.sandboxEnded(rec.id, reason);
     await engine.cleanup().catch((e: unknown) => log.warn({ err: String(e) }, 'cleanup of stale VM files failed'));
-    const services: DaemonServices = { engine, journal, sandboxes: registry, jobs, metrics, log, writes, admission, workspaces };
+    const services: DaemonServices = { engine, journal, sandboxes: registry, jobs, metrics, log, writes, admission, workspaces, egress: egressSettings(o.egress) };
 
     const audit = new AuditLog(o.auditLog === null ? null : path.resolve(o.auditLog ?? path.join(engine.layout.root, 'daemon', 'audit.log')));
     let daemon: Daemon | null = null;

@@ -20,3 +20,5 @@ export { homeLayout, forkdHome } from './home/paths.js';
 export { socketAnswers } from './util/unix-socket.js';
 export type { ChildQuotas } from './quota/quotas.js';
 export type { CgroupHost } from './quota/cgroup.js';
+export * from './network/egress/index.js';
+export type { ChildNetwork } from './network/types.js';

@@ -6,3 +6,4 @@ export * from './frame.js';
 export * from './agent-api.js';
 export * from './home.js';
 export * from './version.js';
+export * from './egress.js';

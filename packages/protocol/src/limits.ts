@@ -56,6 +56,8 @@ export const LIMITS = {
   /** Streamed file transfers through the daemon. */
   maxUploadBytes: 256 * 1024 * 1024,
   maxDownloadBytes: 1024 * 1024 * 1024,
+  /** A sandbox's egress policy: entries per list (each becomes an nft rule or a proxy name rule), one entry's length, a DNS name. */
+  egress: { maxEntries: 256, maxEntryChars: 300, maxNameChars: 253 },
 } as const;
 
 /** Limits of the machines and of how many of them one request makes. */

@@ -92,6 +92,8 @@ export class Controller {
   getSandbox(id: string) { return this.call('getSandbox', { params: { id } }); }
   async killSandbox(id: string): Promise<void> { await this.call('killSandbox', { params: { id } }); }
   setSandboxTimeout(id: string, timeoutMs: number) { return this.call('setTimeout', { params: { id }, body: { timeout_ms: timeoutMs } }); }
+  /** Replaces a live sandbox's egress policy (E2B's updateNetwork). */
+  updateSandboxNetwork(id: string, body: BodyOf<'updateNetwork'>) { return this.call('updateNetwork', { params: { id }, body }); }
   pingSandbox(id: string) { return this.call('ping', { params: { id } }); }
   exec(id: string, body: BodyOf<'exec'>, signal?: AbortSignal) {
     return this.call('exec', { params: { id }, body: { ...body, stream: false }, timeoutMs: (body.timeout_secs ?? CALL_TIMEOUT_SECS.exec) * 1000 + MARGIN_MS, ...(signal ? { signal } : {}) });

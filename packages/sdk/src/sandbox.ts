@@ -36,6 +36,10 @@ export interface SandboxOpts extends SandboxConnectionOpts {
   metadata?: Record<string, string>;
   /** forkd's per-sandbox limits (the daemon's defaults and maxima apply); a limit the host cannot enforce fails the create (FORKD_E_QUOTA_UNAVAILABLE). */
   limits?: SandboxLimitOpts;
+  /** E2B: true = the public internet (never the host, other children, link-local or private ranges); false = only network.allowOut. Default: the daemon's --default-egress. */
+  allowInternetAccess?: boolean;
+  /** E2B's egress lists: IPs, CIDRs, host names, `*.` wildcards, optional `:port`; denyOut wins. */
+  network?: SandboxNetworkOpts;
 }
 
 /** Per-sandbox limits in camelCase (REST: memory_limit_mib, cpu_weight, ...). */
@@ -61,6 +65,20 @@ export function limitsBody(l: SandboxLimitOpts | undefined): Record<string, numb
   const out: Record<string, number> = {};
   for (const [k, wire] of map) if (l[k] !== undefined) out[wire] = l[k]!;
   return out;
+}
+
+export interface SandboxNetworkOpts {
+  allowOut?: string[];
+  denyOut?: string[];
+}
+
+/** The REST fields of an egress policy. */
+function egressBody(allowInternetAccess: boolean | undefined, network: SandboxNetworkOpts | undefined) {
+  return {
+    ...(allowInternetAccess !== undefined ? { allow_internet_access: allowInternetAccess } : {}),
+    ...(network?.allowOut ? { allow_out: network.allowOut } : {}),
+    ...(network?.denyOut ? { deny_out: network.denyOut } : {}),
+  };
 }
 
 export interface SandboxListOpts extends SandboxConnectionOpts {
@@ -133,6 +151,7 @@ export class Sandbox {
         ...(opts.envs ? { envs: opts.envs } : {}),
         ...(opts.metadata ? { metadata: opts.metadata } : {}),
         ...limitsBody(opts.limits),
+        ...egressBody(opts.allowInternetAccess, opts.network),
       });
       return new this(ctl, info!);
     });
@@ -224,6 +243,13 @@ export class Sandbox {
   setTimeout(timeoutMs: number): Promise<void> {
     return guard(async () => {
       await this.controller.setSandboxTimeout(this.sandboxId, timeoutMs);
+    });
+  }
+
+  /** Replaces this sandbox's egress policy, applied atomically (E2B's updateNetwork); nothing given: the daemon's default. */
+  updateNetwork(network: SandboxNetworkOpts & { allowInternetAccess?: boolean } = {}): Promise<void> {
+    return guard(async () => {
+      await this.controller.updateSandboxNetwork(this.sandboxId, egressBody(network.allowInternetAccess, network));
     });
   }
 

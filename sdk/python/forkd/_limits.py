@@ -43,6 +43,11 @@ LIMITS: Dict[str, Any] = {
     "max_error_message_chars": 4096,
     "max_upload_bytes": 268435456,
     "max_download_bytes": 1073741824,
+    "egress": {
+        "max_entries": 256,
+        "max_entry_chars": 300,
+        "max_name_chars": 253,
+    },
 }
 
 #: Limits of the machines and of how many of them one request makes.

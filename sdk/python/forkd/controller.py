@@ -18,6 +18,14 @@ LONG_SECS = 3600.0
 OutputCallback = Callable[[str], None]
 
 
+def _egress_body(allow_internet_access: Optional[bool], allow_out: Optional[Sequence[str]], deny_out: Optional[Sequence[str]]) -> JSON:
+    """The egress fields of a request; a bare string is refused (it would be read as a list of letters)."""
+    for name, v in (("allow_out", allow_out), ("deny_out", deny_out)):
+        if isinstance(v, (str, bytes)):
+            raise error_for("FORKD_E_INVALID_ARGUMENT", f"{name} takes a list of entries, not a string")
+    return _drop_none({"allow_internet_access": allow_internet_access, "allow_out": list(allow_out) if allow_out is not None else None, "deny_out": list(deny_out) if deny_out is not None else None})
+
+
 def _drop_none(d: Mapping[str, Any]) -> JSON:
     return {k: v for k, v in d.items() if v is not None}
 
@@ -148,17 +156,32 @@ class Controller:
             metadata = f"{k}={v}"
         return self.call("GET", "/v1/sandboxes", query={"tag": tag, "metadata": metadata})
 
-    def spawn_sandboxes(self, snapshot_tag: str, n: int = 1, *, timeout_ms: Optional[int] = None, metadata: Optional[Mapping[str, str]] = None, envs: Optional[Mapping[str, str]] = None, limits: Optional[Mapping[str, float]] = None) -> List[JSON]:
+    def spawn_sandboxes(
+        self,
+        snapshot_tag: str,
+        n: int = 1,
+        *,
+        timeout_ms: Optional[int] = None,
+        metadata: Optional[Mapping[str, str]] = None,
+        envs: Optional[Mapping[str, str]] = None,
+        limits: Optional[Mapping[str, float]] = None,
+        allow_internet_access: Optional[bool] = None,
+        allow_out: Optional[Sequence[str]] = None,
+        deny_out: Optional[Sequence[str]] = None,
+    ) -> List[JSON]:
         """Spawns ``n`` children of a snapshot; returns them once their agents answer.
 
         ``limits``: per-sandbox limits in the REST names (``memory_limit_mib``, ``cpu_weight``,
         ``cpu_quota``, ``pids_max``, ``disk_limit_mib``, ``io_read_bps``, ``io_write_bps``); a limit
         the host cannot enforce fails the spawn (FORKD_E_QUOTA_UNAVAILABLE).
+        ``allow_internet_access``, ``allow_out`` and ``deny_out`` are the egress policy (IPs, CIDRs,
+        host names, ``*.`` wildcards, optional ``:port``); unset: the daemon's ``--default-egress``.
         """
         unknown = set(limits or {}) - set(QUOTA_FIELDS)
         if unknown:
             raise error_for("FORKD_E_INVALID_ARGUMENT", f"unknown limit(s): {', '.join(sorted(unknown))}; known: {', '.join(QUOTA_FIELDS)}")
         body = _drop_none({"snapshot_tag": snapshot_tag, "n": n, "timeout_ms": timeout_ms, "metadata": dict(metadata) if metadata else None, "envs": dict(envs) if envs else None, **dict(limits or {})})
+        body.update(_egress_body(allow_internet_access, allow_out, deny_out))
         return self.call("POST", "/v1/sandboxes", body=body, timeout=600.0)
 
     def get_sandbox(self, sandbox_id: str) -> JSON:
@@ -170,6 +193,11 @@ class Controller:
     def set_sandbox_timeout(self, sandbox_id: str, timeout_ms: int) -> JSON:
         """The daemon kills the sandbox ``timeout_ms`` from now."""
         return self.call("POST", f"/v1/sandboxes/{quote_param(sandbox_id)}/timeout", body={"timeout_ms": int(timeout_ms)})
+
+    def update_sandbox_network(self, sandbox_id: str, *, allow_internet_access: Optional[bool] = None, allow_out: Optional[Sequence[str]] = None, deny_out: Optional[Sequence[str]] = None) -> JSON:
+        """Replaces a live sandbox's egress policy (applied atomically); nothing given: the daemon's default."""
+        body = _egress_body(allow_internet_access, allow_out, deny_out)
+        return self.call("PUT", f"/v1/sandboxes/{quote_param(sandbox_id)}/network", body=body)
 
     def ping_sandbox(self, sandbox_id: str) -> JSON:
         return self.call("POST", f"/v1/sandboxes/{quote_param(sandbox_id)}/ping")

@@ -236,6 +236,19 @@ def _call_secs(timeout: Optional[float]) -> float:
     return min(float(timeout), MAX_CALL_SECS)
 
 
+def _network_opts(network: Optional[Mapping[str, Sequence[str]]]) -> Dict[str, Sequence[str]]:
+    """E2B's network options (allow_out / deny_out; allowOut / denyOut accepted too)."""
+    if network is None:
+        return {}
+    out: Dict[str, Sequence[str]] = {}
+    for key, value in network.items():
+        name = {"allowOut": "allow_out", "denyOut": "deny_out"}.get(key, key)
+        if name not in ("allow_out", "deny_out"):
+            raise error_for("FORKD_E_INVALID_ARGUMENT", f"unknown network option {key!r} (allow_out, deny_out)")
+        out[name] = value
+    return out
+
+
 def _lifetime_ms(timeout: Optional[float], timeout_ms: Optional[int]) -> Optional[int]:
     """Sandbox lifetime: timeout_ms wins; timeout in seconds (None: 300 s as E2B; 0: no limit)."""
     if timeout_ms is not None:
@@ -513,6 +526,8 @@ class Sandbox:
         timeout_ms: Optional[int] = None,
         envs: Optional[Mapping[str, str]] = None,
         metadata: Optional[Mapping[str, str]] = None,
+        allow_internet_access: Optional[bool] = None,
+        network: Optional[Mapping[str, Sequence[str]]] = None,
         url: Optional[str] = None,
         token: Optional[str] = None,
         request_timeout: Optional[float] = None,
@@ -523,16 +538,23 @@ class Sandbox:
 
         ``timeout`` seconds (default 300 as E2B; 0: none) or ``timeout_ms``: the daemon kills the
         sandbox then. ``envs`` apply to every command and to the interpreter. ``limits``: forkd's
-        per-sandbox limits by REST name, e.g. ``{"memory_limit_mib": 512, "cpu_quota": 0.5}``.
+        per-sandbox limits by REST name, e.g. ``{"memory_limit_mib": 512, "cpu_quota": 0.5}``. Egress
+        (E2B's shape): ``allow_internet_access`` and ``network={"allow_out": [...], "deny_out": [...]}``.
         """
         tag = template or snapshot_tag or os.environ.get("FORKD_TAG")
         if not tag:
             raise error_for("FORKD_E_INVALID_ARGUMENT", "no snapshot to spawn from: pass template= (a snapshot tag) or set FORKD_TAG")
         ctl = _controller(controller, url, token, request_timeout)
-        infos = ctl.spawn_sandboxes(tag, 1, timeout_ms=_lifetime_ms(timeout, timeout_ms), metadata=metadata, envs=envs, limits=limits)
+        net = _network_opts(network)
+        infos = ctl.spawn_sandboxes(tag, 1, timeout_ms=_lifetime_ms(timeout, timeout_ms), metadata=metadata, envs=envs, limits=limits, allow_internet_access=allow_internet_access, allow_out=net.get("allow_out"), deny_out=net.get("deny_out"))
         if not infos:
             raise error_for("FORKD_E_INTERNAL", "the daemon spawned no sandbox")
         return cls(infos[0]["id"], ctl, infos[0])
+
+    def update_network(self, network: Optional[Mapping[str, Sequence[str]]] = None, *, allow_internet_access: Optional[bool] = None) -> None:
+        """Replaces this sandbox's egress policy (E2B's updateNetwork); applied atomically."""
+        net = _network_opts(network)
+        self._info = self._ctl.update_sandbox_network(self.sandbox_id, allow_internet_access=allow_internet_access, allow_out=net.get("allow_out"), deny_out=net.get("deny_out"))
 
     def _connect_instance(self) -> "Sandbox":
         """Resumes this sandbox if it is paused; returns it."""

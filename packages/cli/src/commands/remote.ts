@@ -1,11 +1,11 @@
 /** The sandbox verbs (spawn, ls, exec, eval, files, fork, branch, workspaces, jobs), through the daemon. */
 import { Option, type Command } from 'commander';
-import { BranchBody, CreateWorkspaceBody, EvalBody, ExecBody, SpawnBody, SuspendBody } from '@forkd/api';
+import { BranchBody, CreateWorkspaceBody, EvalBody, ExecBody, NetworkPolicyBody, SpawnBody, SuspendBody } from '@forkd/api';
 import { ForkdError } from '@forkd/protocol';
 import { localFlag, type CliContext } from '../client.js';
 import { parseIntStrict } from '../output.js';
 import { schemaFlags, withFlags } from '../schema-flags.js';
-import { evalCmd, execCmd, filesGet, filesLs, filesPut, killCmd, lsCmd, pingCmd, spawnCmd } from './sandboxes.js';
+import { evalCmd, execCmd, filesGet, filesLs, filesPut, killCmd, lsCmd, networkCmd, pingCmd, spawnCmd } from './sandboxes.js';
 import { branchCmd, jobCmd, workspaceCmd } from './branching.js';
 import { printForkReport, runFork, runForkLocal } from './fork.js';
 import { quickstart } from './quickstart.js';
@@ -16,6 +16,12 @@ const jsonOf = (o: Opts) => (o.json ? { json: true } : {});
 
 /** forkd's spawn flags for features not offered here: accepted and sent, so the daemon's refusal shows. */
 const forkdOnly = { description: "forkd's flag, not offered by this forkd (the daemon says so)" };
+/** Egress policy flags (spawn, network). */
+const egressSpecs = {
+  allow_internet_access: { description: "the public internet (never the host, other children, link-local or private ranges); default: the daemon's --default-egress" },
+  allow_out: { flags: '--allow-out <entry>', description: 'allowed destination: IP, CIDR, host name or *.wildcard, optional :port' },
+  deny_out: { flags: '--deny-out <entry>', description: 'denied destination (wins over --allow-out; 0.0.0.0/0 = deny by default)' },
+} as const;
 const notOffered = { per_child_netns: forkdOnly, prewarm: forkdOnly, live_fork: forkdOnly, hugepages: forkdOnly } as const;
 
 export function registerRemoteCommands(program: Command, { run, client, engine }: CliContext): void {
@@ -25,11 +31,17 @@ export function registerRemoteCommands(program: Command, { run, client, engine }
     timeout_ms: { description: 'kill each sandbox this long after spawn (ms)' },
     envs: { flags: '--env <KEY=VALUE>', description: 'environment for every command' },
     metadata: { flags: '--metadata <KEY=VALUE>', description: 'metadata' },
+    ...egressSpecs,
     ...notOffered,
   });
   withFlags(program.command('spawn').description('spawn N sandboxes from a snapshot (through the daemon); they stay until killed or timed out'), spawn)
     .option('--json', 'JSON output')
     .action(run(async (o: Opts) => spawnCmd(await client(), { body: spawn.read(o) as Parameters<typeof spawnCmd>[1]['body'], ...jsonOf(o) })));
+
+  const network = schemaFlags(NetworkPolicyBody.shape, egressSpecs);
+  withFlags(program.command('network').description("replace a live sandbox's egress policy (nothing given: the daemon's default)").argument('<id>'), network)
+    .option('--json', 'JSON output')
+    .action(run(async (id: string, o: Opts) => networkCmd(await client(), id, network.read(o), o)));
 
   program.command('ls').description('list live sandboxes').option('--tag <tag>', 'only those from this snapshot').option('--json', 'JSON output')
     .action(run(async (o: { tag?: string; json?: boolean }) => lsCmd(await client(), o)));

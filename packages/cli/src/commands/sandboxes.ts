@@ -44,6 +44,15 @@ export async function lsCmd(c: Controller, o: { tag?: string; json?: boolean }):
   process.stdout.write(list.length ? `${sandboxRows(list)}\n` : 'no sandboxes (forkd spawn --tag TAG)\n');
 }
 
+export async function networkCmd(c: Controller, id: string, body: BodyOf<'updateNetwork'>, o: { json?: boolean }): Promise<void> {
+  const info = await c.updateSandboxNetwork(id, body);
+  if (o.json) printJson(info);
+  else {
+    const e = info.egress!;
+    process.stdout.write(`${id}: internet ${e.allow_internet_access ? 'allowed' : 'denied'}; allow_out ${e.allow_out.join(', ') || '-'}; deny_out ${e.deny_out.join(', ') || '-'}\n`);
+  }
+}
+
 export async function killCmd(c: Controller, ids: string[], o: { all?: boolean; tag?: string; json?: boolean }): Promise<number> {
   if ((ids.length > 0 ? 1 : 0) + (o.all ? 1 : 0) + (o.tag ? 1 : 0) !== 1) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', 'give sandbox ids, or --all, or --tag TAG');
   const targets = ids.length ? ids : (await c.listSandboxes(o.tag ? { tag: o.tag } : {})).map((s) => s.id);

@@ -54,6 +54,9 @@ export interface ServeFlags {
   onStop?: string;
   cgroupRoot?: string;
   [quotaFlag: string]: unknown;
+  defaultEgress?: string;
+  egressAllowPrivate?: string[];
+  egressResolver?: string[];
 }
 
 /** A positive size in GiB (fractions allowed: 0.5 is 512 MiB), as bytes. */
@@ -86,6 +89,7 @@ export async function serve(global: { home?: string; kernel?: string; accel: Acc
     ...(f.maxConnections ? { maxConnections: parseIntStrict('--max-connections', f.maxConnections) } : {}),
     quotas: quotaPolicyFromFlags(f),
     ...(f.cgroupRoot ? { cgroupBase: f.cgroupRoot } : {}),
+    egress: { ...(f.defaultEgress ? { defaultEgress: f.defaultEgress } : {}), allowPrivate: f.egressAllowPrivate ?? [], resolvers: f.egressResolver ?? [] },
     ...(f.maxConnectionsPerPeer ? { maxConnectionsPerPeer: parseIntStrict('--max-connections-per-peer', f.maxConnectionsPerPeer) } : {}),
   };
   if (f.onStop !== undefined) {

@@ -5,18 +5,20 @@ import type { Handlers } from '../http/register.js';
 import type { DaemonServices } from './context.js';
 import { evalView, execRequest, execView, sandboxInfo } from './views.js';
 import { quotasOf } from '../quotas/policy.js';
+import { egressRecord, egressRequest } from '../sandboxes/egress.js';
 
 /** Streamed exec output kept in the daemon's send buffer for a slow client before the call is cut. */
 const MAX_STREAM_BACKLOG = 16 * 1024 * 1024;
 /** Total bytes one streamed exec may produce through the API. */
 const MAX_STREAM_BYTES = 256 * 1024 * 1024;
 
-type SandboxRoutes = 'spawn' | 'listSandboxes' | 'getSandbox' | 'killSandbox' | 'setTimeout' | 'ping' | 'exec' | 'eval';
+type SandboxRoutes = 'spawn' | 'updateNetwork' | 'listSandboxes' | 'getSandbox' | 'killSandbox' | 'setTimeout' | 'ping' | 'exec' | 'eval';
 
 export function sandboxHandlers(s: DaemonServices): Pick<Handlers, SandboxRoutes> {
   return {
     async spawn({ body }) {
       s.writes.assertNotWriting(body.snapshot_tag);
+      const egress = egressRecord(body, s.egress.defaultEgress);
       const entries = await s.sandboxes.spawn({
         tag: body.snapshot_tag,
         n: body.n,
@@ -24,8 +26,17 @@ export function sandboxHandlers(s: DaemonServices): Pick<Handlers, SandboxRoutes
         ...(body.metadata ? { metadata: body.metadata } : {}),
         ...(body.envs ? { envs: body.envs } : {}),
         quotas: quotasOf(body),
+        ...(egress ? { egress } : {}),
       });
       return { status: 201, body: entries.map(sandboxInfo) };
+    },
+    async updateNetwork({ params, body }) {
+      const entry = s.sandboxes.get(params.id);
+      const egress = egressRecord(body, s.egress.defaultEgress) ?? egressRecord({ allow_out: [] }, s.egress.defaultEgress)!;
+      if (!s.egress.apply) throw new ForkdError('FORKD_E_CONFLICT', `sandbox ${params.id} has no network: an egress policy applies to sandboxes spawned with network`);
+      await s.egress.apply(entry.rec.id, egressRequest(egress));
+      await s.sandboxes.update(entry, { egress });
+      return { status: 200, body: sandboxInfo(entry) };
     },
     async listSandboxes({ query }) {
       let meta: [string, string] | undefined;

@@ -23,6 +23,7 @@ export function sandboxInfo(entry: SandboxEntry): z.output<typeof SandboxInfo> {
     memory_limit_mib: q.memory_limit_mib ?? null,
     limits: { cpu_weight: q.cpu_weight ?? null, cpu_quota: q.cpu_quota ?? null, pids_max: q.pids_max ?? null, disk_limit_mib: q.disk_limit_mib ?? null, io_read_bps: q.io_read_bps ?? null, io_write_bps: q.io_write_bps ?? null },
     end_reason: entry.endReason,
+    egress: r.egress ?? null,
     has_branched: r.branch_count > 0,
     branch_count: r.branch_count,
     workspace: r.workspace,

@@ -10,6 +10,7 @@ import type { Journal } from '../state/journal.js';
 import type { Metrics } from '../metrics.js';
 import type { Admission } from './admission.js';
 import { NO_QUOTA_POLICY, engineQuotas, resolveQuotas, type QuotaPolicy, type QuotaValues } from '../quotas/policy.js';
+import type { EgressRecord } from './egress.js';
 
 export interface SandboxRecord {
   id: string;
@@ -26,6 +27,8 @@ export interface SandboxRecord {
   workspace: string | null;
   /** The limits it runs with (wire names); absent in records of older daemons. */
   quotas?: QuotaValues;
+  /** The egress policy asked for (absent in records journaled before egress existed). */
+  egress?: EgressRecord | null;
 }
 
 /** A sandbox the daemon owns: its journaled record, the engine's sandbox, and the daemon's bookkeeping. */
@@ -54,6 +57,7 @@ export interface SpawnRequest {
   timeoutMs?: number;
   metadata?: Record<string, string>;
   envs?: Record<string, string>;
+  egress?: EgressRecord | null;
   workspace?: string | null;
   /** Fixed sandbox ids (a resumed workspace keeps its id). */
   ids?: string[];
@@ -170,6 +174,7 @@ export class SandboxRegistry {
         branch_count: 0,
         workspace: req.workspace ?? null,
         quotas,
+        egress: req.egress ?? null,
       }, sb));
       // Acknowledged only once journaled: after a crash the successor knows these VMs are ours.
       await Promise.all(entries.map((entry) => this.journal.put(KIND, entry.rec.id, entry.rec)));
