@@ -19,6 +19,8 @@ export interface SandboxDetails {
   /** 'paused': saved by pause(), resumed by Sandbox.connect(sandboxId). */
   state: 'running' | 'killed' | 'paused';
   language: 'python' | 'js';
+  /** forkd: the identity that made it (from the daemon's token file; "local" without one). */
+  owner: string;
 }
 
 export function toDetails(s: WireSandboxInfo): SandboxDetails {
@@ -30,6 +32,7 @@ export function toDetails(s: WireSandboxInfo): SandboxDetails {
     endAt: s.expires_at_unix_ms === null ? null : new Date(s.expires_at_unix_ms),
     state: s.status,
     language: s.language,
+    owner: s.owner,
   };
 }
 
@@ -43,6 +46,7 @@ export function pausedDetails(w: WorkspaceInfo, language: 'python' | 'js'): Sand
     endAt: null,
     state: 'paused',
     language,
+    owner: w.owner,
   };
 }
 

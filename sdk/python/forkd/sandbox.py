@@ -54,6 +54,8 @@ class SandboxInfo:
     #: When the daemon kills it (None: no timeout).
     end_at: Optional[_dt.datetime]
     raw: JSON = field(repr=False, default_factory=dict)
+    #: forkd: the identity that made it (from the daemon's token file; "local" without one).
+    owner: str = "local"
 
     @classmethod
     def from_wire(cls, d: JSON) -> "SandboxInfo":
@@ -68,6 +70,7 @@ class SandboxInfo:
             started_at=_dt.datetime.fromtimestamp(d.get("created_at_unix", 0), tz=_dt.timezone.utc),
             end_at=_utc_ms(d.get("expires_at_unix_ms")),
             raw=d,
+            owner=d.get("owner", "local"),
         )
 
     @classmethod
@@ -84,6 +87,7 @@ class SandboxInfo:
             started_at=_dt.datetime.fromtimestamp(w.get("created_at_unix", 0), tz=_dt.timezone.utc),
             end_at=None,
             raw=w,
+            owner=w.get("owner", "local"),
         )
 
 

@@ -7,6 +7,7 @@ import type { Metrics } from '../metrics.js';
 import type { SnapshotWrites } from '../snapshots/writes.js';
 import type { Admission } from '../sandboxes/admission.js';
 import type { Workspaces } from '../workspaces/registry.js';
+import type { SnapshotOwners } from '../tenancy/snapshot-owners.js';
 
 /** What handlers may use. They map REST to engine calls: QMP, VM files and the guest agent protocol stay inside the engine. */
 export interface DaemonServices {
@@ -19,4 +20,5 @@ export interface DaemonServices {
   writes: SnapshotWrites;
   admission: Admission;
   workspaces: Workspaces;
+  owners: SnapshotOwners;
 }

@@ -9,6 +9,8 @@ import type { Engine, KeeperVmT, Sandbox, SandboxTimings } from '@forkd/engine';
 import type { Journal } from '../state/journal.js';
 import type { Metrics } from '../metrics.js';
 import type { Admission } from './admission.js';
+import type { Caller } from '../http/auth.js';
+import { canSee, ownerOf } from '../tenancy/access.js';
 
 export interface SandboxRecord {
   id: string;
@@ -23,6 +25,8 @@ export interface SandboxRecord {
   envs: Record<string, string>;
   branch_count: number;
   workspace: string | null;
+  /** The identity that spawned it (absent in records from before tenancy: the local admin's). */
+  owner?: string;
 }
 
 /** A sandbox the daemon owns: its journaled record, the engine's sandbox, and the daemon's bookkeeping. */
@@ -39,6 +43,8 @@ export interface RegistryLimits {
 
 export interface SpawnRequest {
   tag: string;
+  /** The identity the new sandboxes belong to. */
+  owner: string;
   n: number;
   timeoutMs?: number;
   metadata?: Record<string, string>;
@@ -108,9 +114,10 @@ export class SandboxRegistry {
     return { adopted, reaped };
   }
 
-  list(filter: { tag?: string; metadata?: [string, string] } = {}): SandboxEntry[] {
+  /** Live sandboxes; with `visibleTo`, only those that caller may see. */
+  list(filter: { tag?: string; metadata?: [string, string]; visibleTo?: Caller } = {}): SandboxEntry[] {
     return [...this.entries.values()].filter((entry) =>
-      !entry.ending && (!filter.tag || entry.rec.snapshot_tag === filter.tag) && (!filter.metadata || entry.rec.metadata[filter.metadata[0]] === filter.metadata[1]));
+      !entry.ending && (!filter.visibleTo || canSee(filter.visibleTo, ownerOf(entry.rec))) && (!filter.tag || entry.rec.snapshot_tag === filter.tag) && (!filter.metadata || entry.rec.metadata[filter.metadata[0]] === filter.metadata[1]));
   }
 
   /** Running sandboxes restored from a snapshot (for delete checks and listings). */
@@ -118,9 +125,13 @@ export class SandboxRegistry {
     return this.list({ tag }).map((entry) => entry.rec.id);
   }
 
-  get(id: string): SandboxEntry {
+  /**
+   * A live sandbox. `by` is the caller it is looked up for: another identity's sandbox is answered
+   * exactly as a missing one. null: the daemon itself (workspaces, restarts).
+   */
+  get(id: string, by: Caller | null): SandboxEntry {
     const entry = this.entries.get(id);
-    if (!entry || entry.ending) throw new ForkdError('FORKD_E_SANDBOX_NOT_FOUND', `no sandbox ${id}`, { id });
+    if (!entry || entry.ending || (by && !canSee(by, ownerOf(entry.rec)))) throw new ForkdError('FORKD_E_SANDBOX_NOT_FOUND', `no sandbox ${id}`, { id });
     return entry;
   }
 
@@ -146,6 +157,7 @@ export class SandboxRegistry {
         envs,
         branch_count: 0,
         workspace: req.workspace ?? null,
+        owner: req.owner,
       }, sb));
       // Acknowledged only once journaled: after a crash the successor knows these VMs are ours.
       await Promise.all(entries.map((entry) => this.journal.put(KIND, entry.rec.id, entry.rec)));
@@ -183,8 +195,8 @@ export class SandboxRegistry {
   }
 
   /** Kill timeoutMs from now; null: never. */
-  async setTimeout(id: string, timeoutMs: number | null): Promise<SandboxEntry> {
-    const entry = this.get(id);
+  async setTimeout(id: string, by: Caller | null, timeoutMs: number | null): Promise<SandboxEntry> {
+    const entry = this.get(id, by);
     entry.rec = { ...entry.rec, expires_at_unix_ms: timeoutMs === null ? null : Date.now() + timeoutMs };
     await this.journal.put(KIND, entry.rec.id, entry.rec);
     this.armTimer(entry);
@@ -196,8 +208,8 @@ export class SandboxRegistry {
     await this.journal.put(KIND, entry.rec.id, entry.rec);
   }
 
-  async kill(id: string): Promise<void> {
-    await this.end(this.get(id), 'killed');
+  async kill(id: string, by: Caller | null): Promise<void> {
+    await this.end(this.get(id, by), 'killed');
   }
 
   private async end(entry: SandboxEntry, reason: EndReason): Promise<void> {
@@ -216,8 +228,8 @@ export class SandboxRegistry {
    * Runs a call into a sandbox's guest with a per-sandbox cap on concurrent calls (429 beyond it),
    * records its latency, and turns a dead VM into FORKD_E_SANDBOX_NOT_RUNNING.
    */
-  async withSandbox<T>(id: string, call: string, fn: (sandbox: Sandbox, entry: SandboxEntry) => Promise<T>): Promise<T> {
-    const entry = this.get(id);
+  async withSandbox<T>(id: string, by: Caller | null, call: string, fn: (sandbox: Sandbox, entry: SandboxEntry) => Promise<T>): Promise<T> {
+    const entry = this.get(id, by);
     if (entry.inflight >= this.limits.maxCallsPerSandbox) {
       throw new ForkdError('FORKD_E_RATE_LIMITED', `sandbox ${id} already has ${entry.inflight} calls in flight (limit ${this.limits.maxCallsPerSandbox})`, { id });
     }
