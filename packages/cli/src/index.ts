@@ -2,7 +2,7 @@ import { Command, Option } from 'commander';
 import { Engine, type AccelRequest } from '@forkd/engine';
 import { FORKD_VERSION } from '@forkd/protocol';
 import { printJson, reportError } from './output.js';
-import { daemonClient, type CliContext, type DaemonFlags } from './client.js';
+import { daemonClient, refuseTokenOnArgv, type CliContext, type DaemonFlags } from './client.js';
 import { imageBuild, imageList } from './commands/snapshots.js';
 import { cleanup, doctor } from './commands/host.js';
 import { serve, SERVE_LIMITS, type ServeFlags } from './commands/serve.js';
@@ -18,7 +18,7 @@ program
   .option('--kernel <path>', 'guest kernel (default: newest /boot/vmlinuz-*-cloud-amd64)')
   .option('--home <dir>', 'data directory (default: $FORKD_HOME or ~/.local/share/forkd)')
   .option('--daemon-url <url>', 'daemon to use: http://host:port or unix:/path (default $FORKD_URL, else the local daemon, started on demand)')
-  .option('--daemon-token <token>', 'bearer token for the daemon (default $FORKD_TOKEN)')
+  .option('--daemon-token-file <file>', 'file holding the bearer token for the daemon (default $FORKD_TOKEN; never on the command line)')
   .showHelpAfterError();
 
 function engine(): Engine {
@@ -94,6 +94,11 @@ program.command('where').description('print the data directory').option('--json'
     else process.stdout.write(`${e.layout.root}\n`);
   }));
 
-await program.parseAsync(process.argv);
+try {
+  refuseTokenOnArgv(process.argv.slice(2));
+  await program.parseAsync(process.argv);
+} catch (e) {
+  process.exitCode = reportError(e, { json: process.argv.includes('--json') });
+}
 // A finished command exits even if a library left a handle open; stdout is flushed first.
 process.stdout.write('', () => process.exit(process.exitCode ?? 0));
