@@ -66,7 +66,7 @@ program.command('cleanup').description('kill VMs and remove files left behind by
 program.command('serve').description('run the forkd daemon (REST API) in the foreground')
   .option('--socket <path>', 'Unix socket (default <home>/forkd.sock when --bind is not given)')
   .option('--bind <host:port>', 'TCP address; needs --token-file (or --insecure-no-token)')
-  .option('--token-file <file>', 'bearer tokens, one per line (>= 16 bytes each)')
+  .option('--token-file <file>', 'bearer tokens, one a line: "<token>" (an admin) or "<token> <identity> admin|user|read-only"; mode 0600; >= 16 bytes, >= 8 distinct characters')
   .option('--insecure-no-token', 'allow --bind without a token: any local user or process (or a DNS-rebound page) gets full control')
   .option('--allow-host <names>', 'comma-separated host names TCP requests may be addressed to, besides the bound address')
   .option('--tls-cert <file>', 'PEM certificate chain: serve https on --bind (with --tls-key)')
