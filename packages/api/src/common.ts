@@ -1,12 +1,14 @@
 /** Shared wire types of the REST API (snake_case, as the original forkd). */
 import { z } from 'zod';
-import { TAG_PATTERN, SANDBOX_ID_PATTERN, JOB_ID_PATTERN, WORKSPACE_NAME_PATTERN, ERROR_CODES, LIMITS, EnvMap } from '@forkd/protocol';
+import { TAG_PATTERN, SANDBOX_ID_PATTERN, JOB_ID_PATTERN, WORKSPACE_NAME_PATTERN, IDENTITY_PATTERN, ERROR_CODES, LIMITS, EnvMap } from '@forkd/protocol';
 
 export { GuestPath } from '@forkd/protocol';
 
 export const Tag = z.string().regex(TAG_PATTERN, 'invalid tag').refine((t) => !t.includes('..'), 'invalid tag').describe('snapshot tag');
 export const SandboxId = z.string().regex(SANDBOX_ID_PATTERN, 'invalid sandbox id').describe('sandbox id (sb-<16 hex>)');
 export const WorkspaceName = z.string().regex(WORKSPACE_NAME_PATTERN, 'invalid workspace name (letters, digits, . _ -, at most 48)').refine((t) => !t.includes('..'), 'invalid workspace name');
+/** The identity that made a resource (named in the daemon's token file; "local" on a socket without one). */
+export const Identity = z.string().regex(IDENTITY_PATTERN, 'invalid identity').describe('owner identity');
 export const JobId = z.string().regex(JOB_ID_PATTERN, 'invalid job id');
 export const RecipeName = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'recipe must be a recipe name (no paths)');
 const { maxKeys, maxKeyChars, maxValueChars } = LIMITS.metadata;
@@ -38,4 +40,6 @@ export const Job = z.object({
   /** The finished job's resource (a SnapshotInfo for snapshot jobs). */
   result: z.unknown().nullable(),
   error: ErrorBody.shape.error.nullable(),
+  /** The identity that started it. */
+  owner: Identity,
 });

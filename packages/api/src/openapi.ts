@@ -69,6 +69,10 @@ export function openApiDocument(version: string): Record<string, unknown> {
     if (r.body) op.requestBody = { required: true, content: { 'application/json': { schema: schema(r.body) } } };
     if (r.bodyKind === 'octet') op.requestBody = { required: true, content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } };
     if (r.auth) op.security = [{ bearer: [] }];
+    // Scopes: a read-only token may only GET; admin-only routes refuse user tokens too.
+    const def = r;
+    if (def.auth && (def.method !== 'GET' || def.admin) && !responses['403']) responses['403'] = { description: 'Error', content: { 'application/json': { schema: schema(C.ErrorBody) } } };
+    if (def.admin) op['x-forkd-admin'] = true;
     (paths[path] ??= {})[r.method.toLowerCase()] = op;
   }
   return {

@@ -18,6 +18,8 @@ export interface RouteDef {
   path: string;
   summary: string;
   auth: boolean;
+  /** Only admin tokens may call it (403 FORKD_E_FORBIDDEN otherwise). read-only tokens call GET routes only. */
+  admin?: boolean;
   params?: z.ZodType;
   query?: z.ZodType;
   body?: z.ZodType;
@@ -48,6 +50,8 @@ export const routes = {
   getSnapshot: { method: 'GET', path: '/v1/snapshots/:tag', summary: 'One snapshot', auth: true, params: TagParams, responses: { 200: Sn.SnapshotInfo, 400: E, 404: E } },
   snapshotInfo: { method: 'GET', path: '/v1/snapshots/:tag/info', summary: 'Snapshot detail (sizes, chain, dependents)', auth: true, params: TagParams, responses: { 200: Sn.SnapshotInfoDetail, 400: E, 404: E } },
   deleteSnapshot: { method: 'DELETE', path: '/v1/snapshots/:tag', summary: 'Delete a snapshot (409 with dependents unless cascade, with live sandboxes unless force)', auth: true, params: TagParams, query: Sn.DeleteSnapshotQuery, responses: { 204: 'empty', 400: E, 404: E, 409: E } },
+  shareSnapshot: { method: 'POST', path: '/v1/snapshots/:tag/share', summary: 'Share a snapshot with every identity (admin): all may spawn from it, only its owner and admins change it', auth: true, admin: true, params: TagParams, responses: { 200: Sn.SnapshotInfo, 400: E, 403: E, 404: E } },
+  unshareSnapshot: { method: 'POST', path: '/v1/snapshots/:tag/unshare', summary: 'Stop sharing a snapshot (admin); running sandboxes spawned from it keep running', auth: true, admin: true, params: TagParams, responses: { 200: Sn.SnapshotInfo, 400: E, 403: E, 404: E } },
   compactSnapshot: { method: 'POST', path: '/v1/snapshots/:tag/compact', summary: 'Flatten a layered snapshot into a new self-contained one', auth: true, params: TagParams, body: Sn.CompactBody, responses: { 200: Sn.SnapshotInfo, 202: C.Job, 400: E, 404: E, 409: E } },
   diffSnapshot: { method: 'POST', path: '/v1/snapshots/:tag/diff', summary: 'Run a command in a child of the snapshot and keep the result as a layer that stores only what changed', auth: true, params: TagParams, body: Sn.DiffBody, responses: { 201: Sn.SnapshotInfo, 202: C.Job, 400: E, 404: E, 409: E } },
   getJob: { method: 'GET', path: '/v1/jobs/:id', summary: 'A long-running job with progress', auth: true, params: JobParams, responses: { 200: C.Job, 400: E, 404: E } },

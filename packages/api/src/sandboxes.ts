@@ -1,7 +1,7 @@
 /** Sandboxes: spawn, lifecycle, agent calls (ping, exec, eval), background processes, branch. */
 import { z } from 'zod';
 import { Argv, CALL_TIMEOUT_SECS, LIMITS, MACHINE_LIMITS, QUOTA_LIMITS, Signal } from '@forkd/protocol';
-import { Tag, SandboxId, Metadata, Envs, GuestPath } from './common.js';
+import { Tag, SandboxId, Metadata, Envs, GuestPath, Identity } from './common.js';
 import { EgressFields, EgressView } from './egress.js';
 
 export { ProcessHandle, ProcessInfo } from '@forkd/protocol';
@@ -76,6 +76,8 @@ export const SandboxInfo = z.object({
   branch_count: z.number().int(),
   /** The workspace this sandbox belongs to, if any. */
   workspace: z.string().nullable(),
+  /** The identity that spawned it. */
+  owner: Identity,
 });
 
 const notYet = (what: string) => z.boolean().optional().refine((v) => v !== true, `${what} is not supported by this forkd`);

@@ -1,7 +1,7 @@
 /** Snapshots: creation from recipes, listing, detail, deletion, chains (diff, compact), the tree. */
 import { z } from 'zod';
 import { CALL_TIMEOUT_SECS, LIMITS, MACHINE_LIMITS } from '@forkd/protocol';
-import { Tag, RecipeName, QueryBool, SandboxId, JobId } from './common.js';
+import { Tag, RecipeName, QueryBool, SandboxId, JobId, Identity } from './common.js';
 
 const { memMib, vcpus } = MACHINE_LIMITS;
 
@@ -24,8 +24,13 @@ export const SnapshotInfo = z.object({
   pause_ms: z.number().nullable(),
   memory_physical_bytes: z.number(),
   disk_physical_bytes: z.number(),
+  /** Live sandboxes restored from it (a non-admin counts only its own). */
   live_sandboxes: z.number().int(),
   warning: z.string().nullable(),
+  /** The identity that made it ("local" for snapshots made outside the daemon or before tenancy). */
+  owner: Identity,
+  /** Shared by an admin: every identity may see it and spawn from it; only its owner and admins change it. */
+  shared: z.boolean(),
 });
 
 /**

@@ -1,6 +1,6 @@
 /** Workspaces: named long-lived sandboxes that can be suspended to disk and resumed. */
 import { z } from 'zod';
-import { Tag, SandboxId, WorkspaceName, Metadata, Envs } from './common.js';
+import { Tag, SandboxId, WorkspaceName, Metadata, Envs, Identity } from './common.js';
 
 export const WorkspaceInfo = z.object({
   name: WorkspaceName,
@@ -18,6 +18,8 @@ export const WorkspaceInfo = z.object({
   /** forkd fields. */
   per_child_netns: z.boolean(),
   memory_limit_mib: z.null(),
+  /** The identity that created it (its state snapshots are this identity's too). */
+  owner: Identity,
 });
 
 export const CreateWorkspaceBody = z.object({

@@ -2,7 +2,7 @@ import { Command, Option } from 'commander';
 import { Engine, type AccelRequest } from '@forkd/engine';
 import { FORKD_VERSION } from '@forkd/protocol';
 import { printJson, reportError } from './output.js';
-import { daemonClient, type CliContext, type DaemonFlags } from './client.js';
+import { daemonClient, refuseTokenOnArgv, type CliContext, type DaemonFlags } from './client.js';
 import { imageBuild, imageList } from './commands/snapshots.js';
 import { cleanup, doctor } from './commands/host.js';
 import { serve, SERVE_LIMITS, QUOTA_FLAGS, quotaFlagName, type ServeFlags } from './commands/serve.js';
@@ -18,7 +18,7 @@ program
   .option('--kernel <path>', 'guest kernel (default: newest /boot/vmlinuz-*-cloud-amd64)')
   .option('--home <dir>', 'data directory (default: $FORKD_HOME or ~/.local/share/forkd)')
   .option('--daemon-url <url>', 'daemon to use: http://host:port or unix:/path (default $FORKD_URL, else the local daemon, started on demand)')
-  .option('--daemon-token <token>', 'bearer token for the daemon (default $FORKD_TOKEN)')
+  .option('--daemon-token-file <file>', 'file holding the bearer token for the daemon (default $FORKD_TOKEN; never on the command line)')
   .showHelpAfterError();
 
 function engine(): Engine {
@@ -66,7 +66,7 @@ program.command('cleanup').description('kill VMs and remove files left behind by
 const serveCmd = program.command('serve').description('run the forkd daemon (REST API) in the foreground')
   .option('--socket <path>', 'Unix socket (default <home>/forkd.sock when --bind is not given)')
   .option('--bind <host:port>', 'TCP address; needs --token-file (or --insecure-no-token)')
-  .option('--token-file <file>', 'bearer tokens, one per line (>= 16 bytes each)')
+  .option('--token-file <file>', 'bearer tokens, one a line: "<token>" (an admin) or "<token> <identity> admin|user|read-only"; mode 0600; >= 16 bytes, >= 8 distinct characters')
   .option('--insecure-no-token', 'allow --bind without a token: any local user or process (or a DNS-rebound page) gets full control')
   .option('--allow-host <names>', 'comma-separated host names TCP requests may be addressed to, besides the bound address')
   .option('--tls-cert <file>', 'PEM certificate chain: serve https on --bind (with --tls-key)')
@@ -103,6 +103,11 @@ program.command('where').description('print the data directory').option('--json'
     else process.stdout.write(`${e.layout.root}\n`);
   }));
 
-await program.parseAsync(process.argv);
+try {
+  refuseTokenOnArgv(process.argv.slice(2));
+  await program.parseAsync(process.argv);
+} catch (e) {
+  process.exitCode = reportError(e, { json: process.argv.includes('--json') });
+}
 // A finished command exits even if a library left a handle open; stdout is flushed first.
 process.stdout.write('', () => process.exit(process.exitCode ?? 0));

@@ -8,7 +8,7 @@ import { ForkdError } from '@forkd/protocol';
 import { routes } from '@forkd/api';
 import { registerRoutes, type Handlers } from './http/register.js';
 import { errorLogFields, httpError } from './http/errors.js';
-import type { TokenSet } from './http/auth.js';
+import { AuthFailures, type Caller, type TokenSet } from './http/auth.js';
 import { applyTimeouts, authenticated, checkHost, HTTP_LIMITS } from './http/server.js';
 import type { AuditLog } from './audit.js';
 import type { DaemonServices } from './handlers/context.js';
@@ -34,7 +34,7 @@ export interface AppOptions {
   hostNames?: ReadonlySet<string>;
 }
 
-type AuthedRequest = FastifyRequest & { caller?: string };
+type AuthedRequest = FastifyRequest & { caller?: Caller };
 
 export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   const { services: s } = o;
@@ -47,6 +47,19 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   const hostNames = o.hostNames ?? new Set<string>();
   // Uploads: the raw stream goes to the handler, which counts and caps it.
   app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));
+  const failures = new AuthFailures();
+  // A peer past the failure limit gets 429 before its token is looked at (A5: no guessing at speed).
+  const checkToken = (req: FastifyRequest): Caller => {
+    if (!o.tokens.required) return o.tokens.check(undefined);
+    const peer = req.socket.remoteAddress ?? 'unix';
+    failures.assertAllowed(peer);
+    try {
+      return o.tokens.check(req.headers.authorization);
+    } catch (e) {
+      failures.failed(peer);
+      throw e;
+    }
+  };
   const routeOf = new Map(Object.values(routes).map((r) => [`${r.method} ${r.path}`, r.path]));
 
   app.addHook('onRequest', async (req, reply) => {
@@ -65,7 +78,8 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
       // Unauthenticated traffic is counted by the request metric; its audit lines are rate-limited.
       (caller === undefined ? o.audit.writeUnauthenticated.bind(o.audit) : o.audit.write.bind(o.audit))({
         time: new Date().toISOString(),
-        caller: caller ?? 'unauthenticated',
+        caller: caller?.identity ?? 'unauthenticated',
+        ...(caller ? { scope: caller.scope } : {}),
         remote: req.socket.remoteAddress ?? 'unix',
         method: req.method,
         path: req.url.split('?')[0] ?? req.url,
@@ -80,7 +94,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     // and its connection closed (the error handler adds `connection: close`).
     checkHost(req.raw, hostNames);
     const needsAuth = req.routeOptions.url === undefined || (authRequired.get(`${req.method} ${req.routeOptions.url}`) ?? true);
-    (req as AuthedRequest).caller = needsAuth ? o.tokens.check(req.headers.authorization) : 'anonymous';
+    (req as AuthedRequest).caller = needsAuth ? checkToken(req) : { identity: 'anonymous', scope: 'read-only' };
     authenticated(req.raw.socket);
     if (o.isDraining() && req.url !== '/healthz') throw new ForkdError('FORKD_E_UNAVAILABLE', 'the daemon is shutting down');
   });
@@ -91,7 +105,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     const logged = errorLogFields(fe);
     if (logged) s.log.error({ ...logged, route: req.routeOptions.url, req: req.id }, 'request failed');
     if (reply.sent || reply.raw.headersSent) return;
-    if (fe.code === 'FORKD_E_UNAUTHORIZED' || fe.code === 'FORKD_E_HOST_NOT_ALLOWED') reply.header('connection', 'close');
+    if (fe.code === 'FORKD_E_UNAUTHORIZED' || fe.code === 'FORKD_E_HOST_NOT_ALLOWED' || (fe.code === 'FORKD_E_RATE_LIMITED' && (req as AuthedRequest).caller === undefined)) reply.header('connection', 'close');
     return reply.status(fe.status).type('application/json').send({ error: fe.toJSON() });
   });
   app.setNotFoundHandler(async (req, reply) => {
@@ -108,7 +122,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     ...workspaceHandlers(s),
   } as Handlers;
   registerRoutes(app, handlers, {
-    authenticate: (req) => (req as AuthedRequest).caller ?? o.tokens.check(req.headers.authorization),
+    authenticate: (req) => (req as AuthedRequest).caller ?? checkToken(req),
     onResponseMismatch: (route, issues) => s.log.error({ route, issues }, 'response does not match its schema'),
   });
   await app.ready();

@@ -1,5 +1,5 @@
 /**
- * Audit log: one JSON line per authenticated request (time, caller's token id, remote address,
+ * Audit log: one JSON line per authenticated request (time, caller's identity and scope, remote address,
  * method, path, resource, status, latency). Append-only; the token itself is never written.
  * Unauthenticated requests are rate-limited (anyone can send them: they must not fill the disk);
  * the next line written after a suppression says how many were left out.
@@ -9,7 +9,9 @@ import path from 'node:path';
 
 export interface AuditRecord {
   time: string;
+  /** The identity (never the token). */
   caller: string;
+  scope?: string;
   remote: string;
   method: string;
   path: string;

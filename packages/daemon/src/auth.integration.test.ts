@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { startTestDaemon, type TestDaemon } from './testing/daemon.js';
 import { raw, errorCode } from './testing/http.js';
+import { AUTH_LIMITS } from '@forkd/protocol';
 
 let d: TestDaemon;
 before(async () => {
@@ -39,6 +40,10 @@ test('healthz is the only route without auth; everything else needs the right be
   }
   // The Unix socket is guarded by the same token when one is configured.
   assert.equal((await raw(d, { method: 'GET', path: '/version', tcp: false })).status, 401);
+  // A file of bare tokens (the format before identities) makes admins: an admin-only route answers
+  // for the tag (404: no such snapshot), not 403.
+  const share = await raw(d, { method: 'POST', path: '/v1/snapshots/no-such-tag/share', headers: auth() });
+  assert.equal(errorCode(share), 'FORKD_E_SNAPSHOT_NOT_FOUND', share.text);
 });
 
 test('the audit log names the caller by token id and never contains the token; nor does the daemon log', async () => {
@@ -50,7 +55,8 @@ test('the audit log names the caller by token id and never contains the token; n
   const lines = audit.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
   const miss = lines.find((l) => l.path === '/v1/sandboxes/sb-0123456789abcdef');
   assert.ok(miss, 'request not audited');
-  assert.match(String(miss.caller), /^tok-[0-9a-f]{8}$/);
+  assert.match(String(miss.caller), /^tok-[0-9a-f]{8}$/); // a bare token's identity is its token id
+  assert.equal(miss.scope, 'admin');
   assert.equal(miss.status, 404);
   assert.equal(miss.resource, 'sb-0123456789abcdef');
   assert.equal(miss.route, '/v1/sandboxes/:id');
@@ -68,17 +74,41 @@ function serve(args: string[]): { status: number | null; stderr: string } {
   return { status: r.status, stderr: r.stderr };
 }
 
-test('the daemon refuses to start on a non-loopback address without a token, or with a weak token', async () => {
+test('the daemon refuses to start on a non-loopback address without a token, with a weak token, or with a token file others may read', async () => {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'fdd-refuse-'));
   const state = ['--state', path.join(dir, 'state.jsonl'), '--socket', path.join(dir, 's.sock')];
   const open = serve(['--bind', '0.0.0.0:0', ...state]);
   assert.equal(open.status, 2);
   assert.match(open.stderr, /FORKD_E_INVALID_ARGUMENT.*without --token-file/);
-  for (const [content, why] of [['short-token\n', /shorter than 16 bytes/], ['REPLACE_ME_with_a_real_token\n', /placeholder/], ['# only a comment\n\n', /holds no token/]] as const) {
-    const f = path.join(dir, 'tok');
-    await fs.writeFile(f, content);
+  const f = path.join(dir, 'tok');
+  for (const [content, why] of [['short-token\n', /shorter than 16 bytes/], ['REPLACE_ME_with_a_real_token\n', /placeholder/], ['# only a comment\n\n', /holds no token/],
+    ['abcabcabcabcabcabcabc\n', /fewer than 8 distinct/], ['k3J9xQ2mP7vL4nR8 Alice admin\n', /identity "Alice"/], ['k3J9xQ2mP7vL4nR8 alice superuser\n', /scope "superuser"/]] as const) {
+    await fs.writeFile(f, content, { mode: 0o600 });
     const r = serve(['--bind', '127.0.0.1:0', '--token-file', f, ...state]);
     assert.equal(r.status, 2, r.stderr);
     assert.match(r.stderr, why);
+  }
+  await fs.writeFile(f, 'k3J9xQ2mP7vL4nR8 alice user\n');
+  await fs.chmod(f, 0o644);
+  const loose = serve(['--bind', '127.0.0.1:0', '--token-file', f, ...state]);
+  assert.equal(loose.status, 2, loose.stderr);
+  assert.match(loose.stderr, /FORKD_E_TOKEN_FILE_INSECURE.*mode 0644.*chmod 600/);
+});
+
+test('failed authentications are rate-limited per peer: 429 past the limit, even for the right token, until the window ends', async () => {
+  const own = await startTestDaemon({ tcp: true, token: true, fixture: false });
+  try {
+    const statuses: number[] = [];
+    for (let i = 0; i < AUTH_LIMITS.failures.perWindow + 2; i++) {
+      statuses.push((await raw(own, { method: 'GET', path: '/version', headers: { authorization: `Bearer wrong-${i}-0123456789abcdef` } })).status);
+    }
+    assert.deepEqual([...new Set(statuses.slice(0, AUTH_LIMITS.failures.perWindow))], [401]);
+    assert.deepEqual(statuses.slice(AUTH_LIMITS.failures.perWindow), [429, 429]);
+    const right = await raw(own, { method: 'GET', path: '/version', headers: { authorization: `Bearer ${own.token}` } });
+    assert.equal(right.status, 429);
+    assert.equal(errorCode(right), 'FORKD_E_RATE_LIMITED');
+    assert.equal((await raw(own, { method: 'GET', path: '/healthz' })).status, 200);
+  } finally {
+    await own.stop();
   }
 });

@@ -20,6 +20,7 @@ import { Jobs } from './jobs.js';
 import { SnapshotWrites, storeBytes } from './snapshots/writes.js';
 import { Admission, linuxHost } from './sandboxes/admission.js';
 import { Workspaces } from './workspaces/registry.js';
+import { SnapshotOwners } from './tenancy/snapshot-owners.js';
 import { Metrics } from './metrics.js';
 import { AuditLog } from './audit.js';
 import { TokenSet } from './http/auth.js';
@@ -188,12 +189,13 @@ export class Daemon {
     registry = new SandboxRegistry(engine, journal, metrics, log, { maxCallsPerSandbox: o.maxCallsPerSandbox ?? 64, quotas: checkPolicy(o.quotas ?? NO_QUOTA_POLICY) }, admission);
     const restored = await registry.restore(inherited);
     if (restored.adopted.length || restored.reaped.length) log.info(restored, 'sandboxes from the previous daemon');
-    const writes = new SnapshotWrites(engine, jobs, admission);
-    const workspaces = new Workspaces(engine, journal, registry, writes, log);
+    const owners = new SnapshotOwners(journal);
+    const writes = new SnapshotWrites(engine, jobs, admission, owners);
+    const workspaces = new Workspaces(engine, journal, registry, writes, owners, log);
     await workspaces.reconcile();
     registry.onEnded = (rec, reason) => workspaces.sandboxEnded(rec.id, reason);
     await engine.cleanup().catch((e: unknown) => log.warn({ err: String(e) }, 'cleanup of stale VM files failed'));
-    const services: DaemonServices = { engine, journal, sandboxes: registry, jobs, metrics, log, writes, admission, workspaces, egress: egressSettings(o.egress) };
+    const services: DaemonServices = { engine, journal, sandboxes: registry, jobs, metrics, log, writes, admission, workspaces, egress: egressSettings(o.egress), owners };
 
     const audit = new AuditLog(o.auditLog === null ? null : path.resolve(o.auditLog ?? path.join(engine.layout.root, 'daemon', 'audit.log')));
     let daemon: Daemon | null = null;

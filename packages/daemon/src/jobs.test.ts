@@ -13,7 +13,7 @@ describe('job error records', () => {
     try {
       const { journal } = await Journal.open(path.join(dir, 'state.jsonl'));
       const jobs = new Jobs(journal);
-      const { job, done } = await jobs.start('snapshot.diff', async () => {
+      const { job, done } = await jobs.start('snapshot.diff', 'local', async () => {
         throw new ForkdError('FORKD_E_AGENT_ERROR', 'm'.repeat(1024 * 1024), { method: 'exec', guest_code: 'X', blob: 'b'.repeat(100_000) });
       });
       await assert.rejects(done);

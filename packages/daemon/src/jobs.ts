@@ -5,7 +5,9 @@
  */
 import crypto from 'node:crypto';
 import type { z } from 'zod';
-import { ForkdError, LIMITS, toForkdError, type ForkdErrorBody } from '@forkd/protocol';
+import { ForkdError, LIMITS, LOCAL_IDENTITY, toForkdError, type ForkdErrorBody } from '@forkd/protocol';
+import type { Caller } from './http/auth.js';
+import { canSee } from './tenancy/access.js';
 import type { Job } from '@forkd/api';
 import type { Journal } from './state/journal.js';
 import type { ProgressEvent } from '@forkd/engine';
@@ -21,6 +23,7 @@ export class Jobs {
 
   constructor(private readonly journal: Journal) {
     for (const j of journal.all<JobT>(KIND)) {
+      j.owner ??= LOCAL_IDENTITY; // journaled before tenancy
       if (j.status === 'queued' || j.status === 'running') {
         j.status = 'failed';
         j.finished_at_unix = Math.floor(Date.now() / 1000);
@@ -31,9 +34,10 @@ export class Jobs {
     }
   }
 
-  get(id: string): JobT {
+  /** A job; another identity's is answered as a missing one. null: the daemon itself. */
+  get(id: string, by: Caller | null = null): JobT {
     const j = this.jobs.get(id);
-    if (!j) throw new ForkdError('FORKD_E_JOB_NOT_FOUND', `no job ${id}`, { id });
+    if (!j || (by && !canSee(by, j.owner))) throw new ForkdError('FORKD_E_JOB_NOT_FOUND', `no job ${id}`, { id });
     return j;
   }
 
@@ -45,7 +49,7 @@ export class Jobs {
    * Queues work; resolves with the acknowledged job record. `result()` of the returned handle
    * settles when the work does. exclusive=false runs at once instead of queueing.
    */
-  async start<T>(kind: JobKind, work: (progress: (ev: ProgressEvent) => void) => Promise<T>, opts: { exclusive?: boolean } = {}): Promise<{ job: JobT; done: Promise<T> }> {
+  async start<T>(kind: JobKind, owner: string, work: (progress: (ev: ProgressEvent) => void) => Promise<T>, opts: { exclusive?: boolean } = {}): Promise<{ job: JobT; done: Promise<T> }> {
     const job: JobT = {
       id: `job-${crypto.randomBytes(8).toString('hex')}`,
       kind,
@@ -55,6 +59,7 @@ export class Jobs {
       progress: { phase: 'queued', message: 'waiting for earlier jobs', fraction: null },
       result: null,
       error: null,
+      owner,
     };
     this.jobs.set(job.id, job);
     await this.journal.put(KIND, job.id, job);

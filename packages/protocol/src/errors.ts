@@ -10,7 +10,11 @@ export const ERROR_CODES = {
   FORKD_E_MEMORY_TOO_SMALL: 400,
   FORKD_E_COMMAND_FAILED: 400,
   FORKD_E_HOST_NOT_ALLOWED: 400,
+  /** The token file is readable or writable by others, or not owned by the daemon's user. */
+  FORKD_E_TOKEN_FILE_INSECURE: 400,
   FORKD_E_UNAUTHORIZED: 401,
+  /** Authenticated, but the token's scope does not allow this (read-only writing, user on an admin route). */
+  FORKD_E_FORBIDDEN: 403,
   FORKD_E_NOT_FOUND: 404,
   FORKD_E_SNAPSHOT_NOT_FOUND: 404,
   FORKD_E_SANDBOX_NOT_FOUND: 404,

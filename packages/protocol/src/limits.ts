@@ -115,3 +115,15 @@ export const CLIENT_DEFAULTS = {
   /** A command runs a minute unless told otherwise. */
   commandTimeoutMs: 60_000,
 } as const;
+
+/** Bearer tokens and failed authentication. */
+export const AUTH_LIMITS = {
+  /** A token's length (bytes) and variety: `aaaaaaaaaaaaaaaa` is refused at start. */
+  minTokenBytes: 16,
+  minTokenDistinctChars: 8,
+  /**
+   * Failed authentications one peer address may make per window; past that every request from it
+   * carrying credentials is answered 429 until the window ends (its tokens are not even checked).
+   */
+  failures: { perWindow: 20, windowMs: 60_000 },
+} as const;

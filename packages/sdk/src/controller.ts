@@ -67,6 +67,10 @@ export class Controller {
   snapshotTree() { return this.call('snapshotTree'); }
   /** 202 Job unless body.wait (then the SnapshotInfo). See waitJob. */
   createSnapshot(body: BodyOf<'createSnapshot'>) { return this.call('createSnapshot', { body, timeoutMs: body.wait ? 3_600_000 : undefined }) as Promise<Job | SnapshotInfo>; }
+  /** Admin: every identity may see and spawn from the snapshot (only its owner and admins change it). */
+  shareSnapshot(tag: string) { return this.call('shareSnapshot', { params: { tag } }); }
+  /** Admin: stop sharing it (sandboxes already spawned from it keep running). */
+  unshareSnapshot(tag: string) { return this.call('unshareSnapshot', { params: { tag } }); }
   async deleteSnapshot(tag: string, opts: { cascade?: boolean; force?: boolean } = {}): Promise<void> {
     await this.call('deleteSnapshot', { params: { tag }, query: { ...(opts.cascade ? { cascade: 'true' } : {}), ...(opts.force ? { force: 'true' } : {}) } as QueryOf<'deleteSnapshot'> });
   }

@@ -13,6 +13,8 @@ export class ForkdSdkError extends ForkdError {
 }
 export class InvalidArgumentError extends ForkdSdkError {}
 export class AuthenticationError extends ForkdSdkError {}
+/** The token's scope does not allow the call (read-only writing, a user on an admin route). */
+export class ForbiddenError extends ForkdSdkError {}
 export class NotFoundError extends ForkdSdkError {}
 export class ConflictError extends ForkdSdkError {}
 export class PayloadTooLargeError extends ForkdSdkError {}
@@ -25,7 +27,7 @@ export class SandboxError extends ForkdSdkError {}
 export class InternalError extends ForkdSdkError {}
 
 const byStatus: Array<[number, typeof ForkdSdkError]> = [
-  [400, InvalidArgumentError], [401, AuthenticationError], [404, NotFoundError], [409, ConflictError], [413, PayloadTooLargeError],
+  [400, InvalidArgumentError], [401, AuthenticationError], [403, ForbiddenError], [404, NotFoundError], [409, ConflictError], [413, PayloadTooLargeError],
   [429, RateLimitError], [501, NotImplementedError], [502, SandboxError], [503, UnavailableError], [504, TimeoutError],
 ];
 
@@ -42,7 +44,7 @@ export function errorFromResponse(status: number, body: unknown): ForkdSdkError 
   if (e && isForkdErrorCode(e.code)) {
     return errorFor(e.code, typeof e.message === 'string' ? e.message : e.code, e.details && typeof e.details === 'object' ? (e.details as Record<string, unknown>) : undefined, status);
   }
-  const fallback: ForkdErrorCode = status === 401 ? 'FORKD_E_UNAUTHORIZED' : status === 404 ? 'FORKD_E_NOT_FOUND' : status === 429 ? 'FORKD_E_RATE_LIMITED' : status >= 500 ? 'FORKD_E_INTERNAL' : 'FORKD_E_INVALID_ARGUMENT';
+  const fallback: ForkdErrorCode = status === 401 ? 'FORKD_E_UNAUTHORIZED' : status === 403 ? 'FORKD_E_FORBIDDEN' : status === 404 ? 'FORKD_E_NOT_FOUND' : status === 429 ? 'FORKD_E_RATE_LIMITED' : status >= 500 ? 'FORKD_E_INTERNAL' : 'FORKD_E_INVALID_ARGUMENT';
   return errorFor(fallback, `HTTP ${status}: ${typeof body === 'string' ? body.slice(0, 300) : JSON.stringify(body).slice(0, 300)}`, undefined, status);
 }
 

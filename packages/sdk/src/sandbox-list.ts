@@ -23,6 +23,8 @@ export interface SandboxDetails {
   endReason: 'oom' | 'exited' | null;
   /** forkd: its memory limit (MiB), null for none. */
   memoryLimitMib: number | null;
+  /** forkd: the identity that made it (from the daemon's token file; "local" without one). */
+  owner: string;
 }
 
 export function toDetails(s: WireSandboxInfo): SandboxDetails {
@@ -36,6 +38,7 @@ export function toDetails(s: WireSandboxInfo): SandboxDetails {
     language: s.language,
     endReason: s.end_reason,
     memoryLimitMib: s.memory_limit_mib,
+    owner: s.owner,
   };
 }
 
@@ -51,6 +54,7 @@ export function pausedDetails(w: WorkspaceInfo, language: 'python' | 'js'): Sand
     language,
     endReason: null,
     memoryLimitMib: null,
+    owner: w.owner,
   };
 }
 

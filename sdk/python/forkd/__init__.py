@@ -9,6 +9,7 @@ from .controller import Controller
 from .errors import (
     ERROR_CODES,
     AuthenticationError,
+    ForbiddenError,
     CommandExitError,
     ConflictError,
     EvalError,
@@ -68,6 +69,7 @@ __all__ = [
     "ForkdError",
     "InvalidArgumentError",
     "AuthenticationError",
+    "ForbiddenError",
     "NotFoundError",
     "ConflictError",
     "PayloadTooLargeError",

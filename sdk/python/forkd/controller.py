@@ -117,6 +117,14 @@ class Controller:
         """``cascade``: also its dependents; ``force``: even while sandboxes run from it."""
         self.call("DELETE", f"/v1/snapshots/{quote_param(tag)}", query={"cascade": True if cascade else None, "force": True if force else None})
 
+    def share_snapshot(self, tag: str) -> JSON:
+        """Admin: every identity may see the snapshot and spawn from it (only its owner and admins change it)."""
+        return self.call("POST", f"/v1/snapshots/{quote_param(tag)}/share")
+
+    def unshare_snapshot(self, tag: str) -> JSON:
+        """Admin: stop sharing the snapshot (sandboxes spawned from it keep running)."""
+        return self.call("POST", f"/v1/snapshots/{quote_param(tag)}/unshare")
+
     def compact_snapshot(self, tag: str, to: str, *, wait: Optional[bool] = None) -> JSON:
         """Flattens a layered snapshot into ``to``: a SnapshotInfo, or a Job."""
         return self.call("POST", f"/v1/snapshots/{quote_param(tag)}/compact", body=_drop_none({"to": to, "wait": wait}), timeout=LONG_SECS)

@@ -48,6 +48,10 @@ class AuthenticationError(ForkdError):
     """401: missing or wrong bearer token."""
 
 
+class ForbiddenError(ForkdError):
+    """403: the token's scope does not allow the call (read-only writing, a user on an admin route)."""
+
+
 class NotFoundError(ForkdError):
     """404: unknown snapshot, sandbox, file, job, workspace or route."""
 
@@ -87,6 +91,7 @@ class InternalError(ForkdError):
 _BY_STATUS: List[Tuple[int, Type[ForkdError]]] = [
     (400, InvalidArgumentError),
     (401, AuthenticationError),
+    (403, ForbiddenError),
     (404, NotFoundError),
     (409, ConflictError),
     (413, PayloadTooLargeError),
@@ -119,6 +124,8 @@ def error_for(code: str, message: str, details: Optional[Mapping[str, Any]] = No
 def _fallback_code(status: int) -> str:
     if status == 401:
         return "FORKD_E_UNAUTHORIZED"
+    if status == 403:
+        return "FORKD_E_FORBIDDEN"
     if status == 404:
         return "FORKD_E_NOT_FOUND"
     if status == 429:

@@ -58,6 +58,8 @@ class SandboxInfo:
     end_reason: Optional[str] = None
     #: forkd: its memory limit in MiB (None: none).
     memory_limit_mib: Optional[int] = None
+    #: forkd: the identity that made it (from the daemon's token file; "local" without one).
+    owner: str = "local"
 
     @classmethod
     def from_wire(cls, d: JSON) -> "SandboxInfo":
@@ -74,6 +76,7 @@ class SandboxInfo:
             raw=d,
             end_reason=d.get("end_reason"),
             memory_limit_mib=d.get("memory_limit_mib"),
+            owner=d.get("owner", "local"),
         )
 
     @classmethod
@@ -90,6 +93,7 @@ class SandboxInfo:
             started_at=_dt.datetime.fromtimestamp(w.get("created_at_unix", 0), tz=_dt.timezone.utc),
             end_at=None,
             raw=w,
+            owner=w.get("owner", "local"),
         )
 
 

@@ -12,6 +12,7 @@ from forkd.errors import _BY_STATUS, class_for_status
 EXPECTED_CLASS = {
     400: forkd.InvalidArgumentError,
     401: forkd.AuthenticationError,
+    403: forkd.ForbiddenError,
     404: forkd.NotFoundError,
     409: forkd.ConflictError,
     413: forkd.PayloadTooLargeError,

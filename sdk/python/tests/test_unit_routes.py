@@ -108,6 +108,7 @@ class RouteCoverageTest(unittest.TestCase):
             lambda: c.list_snapshots(), lambda: c.get_snapshot("py"), lambda: c.snapshot_info("py"), lambda: c.snapshot_tree(),
             lambda: c.create_snapshot("py2", "python", mem_mib=512, vcpus=1, wait=True), lambda: c.create_snapshot("py3", "python"),
             lambda: c.delete_snapshot("py", cascade=True, force=True), lambda: c.delete_snapshot("py"),
+            lambda: c.share_snapshot("py"), lambda: c.unshare_snapshot("py"),
             lambda: c.compact_snapshot("py", "flat", wait=False), lambda: c.diff_snapshot("py", "layer", "pip install x", timeout_secs=60, wait=True),
             lambda: c.get_job("job-0123456789abcdef"),
             lambda: c.list_sandboxes(tag="py", metadata={"k": "v"}), lambda: c.spawn_sandboxes("py", 2, timeout_ms=5000, metadata={"a": "b"}, envs={"E": "1"}, limits={"memory_limit_mib": 512, "cpu_quota": 0.5, "pids_max": 64, "disk_limit_mib": 256}),

@@ -40,7 +40,7 @@ export function registerSnapshotVerbs(program: Command, { run, client, engine }:
       ['parent', d.parent_tag ?? '-'], ['chain depth', d.chain_depth], ['ancestors', d.ancestors.join(' > ') || '-'], ['dependents', d.dependents.join(', ') || '-'],
       ['from', d.branched_from ?? '-'], ['memory on disk', `${bytes(d.memory_physical_bytes)} of ${bytes(d.memory_logical_bytes)}`], ['disk layer', bytes(d.disk_physical_bytes)],
       ['layer storage', bytes(d.layer_physical_bytes)], ['vmstate', bytes(d.vmstate_bytes)], ['qemu / kernel', `${d.qemu_version} / ${d.kernel_version}`],
-      ['live sandboxes', d.live_sandboxes], ['created', new Date(d.created_at_unix * 1000).toISOString()],
+      ['owner', `${d.owner}${d.shared ? ' (shared)' : ''}`], ['live sandboxes', d.live_sandboxes], ['created', new Date(d.created_at_unix * 1000).toISOString()],
     ];
     process.stdout.write(`${table(['FIELD', 'VALUE'], rows)}\n`);
   });
@@ -69,6 +69,18 @@ export function registerSnapshotVerbs(program: Command, { run, client, engine }:
   withFlags(program.command('snapshot-compact').description('flatten a snapshot (a chain head) into a new self-contained one')
     .requiredOption('--from <tag>', 'the snapshot to flatten'), compact).option('--json', 'JSON output')
     .action(run(async (o: Record<string, unknown> & { from: string; json?: boolean }) => compactCmd(await client(), { from: o.from, to: (compact.read(o) as { to: string }).to, ...(o.json ? { json: true } : {}) })));
+
+  // Admin only: every identity may then see the snapshot and spawn from it.
+  for (const [verb, shared] of [['share', true], ['unshare', false]] as const) {
+    snapshot.command(verb).argument('<tag>').option('--json', 'JSON output')
+      .description(shared ? 'share a snapshot with every identity (admin token): all may spawn from it, only its owner and admins change it' : 'stop sharing a snapshot (admin token)')
+      .action(run(async (tag: string, o: { json?: boolean }) => {
+        const c = await client();
+        const r = shared ? await c.shareSnapshot(tag) : await c.unshareSnapshot(tag);
+        if (o.json) return printJson(r);
+        process.stdout.write(`${r.tag}: ${r.shared ? 'shared' : 'not shared'} (owner ${r.owner})\n`);
+      }));
+  }
 
   program.command('rmi').description('remove snapshots (refused while layers or sandboxes depend on them)').argument('<tags...>')
     .option('--cascade', 'also remove every snapshot layered on them').option('--force', 'even while sandboxes run from them (they keep running)').option('--json', 'JSON output')

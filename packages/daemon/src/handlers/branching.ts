@@ -9,6 +9,7 @@ import type { DaemonServices } from './context.js';
 import { snapshotView, writingView } from './snapshots.js';
 import { sandboxInfo } from './views.js';
 import type { SandboxEntry } from '../sandboxes/registry.js';
+import { assertCallerTag } from './tags.js';
 
 type BranchRoutes = 'branch' | 'fork' | 'diffSnapshot' | 'compactSnapshot';
 
@@ -27,48 +28,51 @@ export function branchingHandlers(s: DaemonServices): Pick<Handlers, BranchRoute
   }
 
   return {
-    async branch({ params, body }) {
-      const live = s.sandboxes.get(params.id);
-      const tag = body.tag ?? defaultTag('branch', live.rec.id);
+    async branch({ params, body, caller }) {
+      const live = s.sandboxes.get(params.id, caller);
+      const tag = body.tag !== undefined ? assertCallerTag(body.tag) : defaultTag('branch', live.rec.id);
       const mode = body.mode === 'full' || body.mode === 'diff' ? 'full' : 'live';
       const wait = body.wait !== false;
       // The 202 answer is shaped like the source; read it before anything is reserved.
       const source = wait ? null : await s.engine.getSnapshot(live.rec.snapshot_tag);
-      const r = await s.writes.produce({ tag, kind: 'branch', source: live.rec.snapshot_tag, sandbox: live.rec.id, wait }, async (progress) => snapshotView((await capture(live, tag, mode, progress)).snapshot, 0));
+      const r = await s.writes.produce({ tag, kind: 'branch', source: live.rec.snapshot_tag, sandbox: live.rec.id, owner: caller.identity, wait }, async (progress) => snapshotView((await capture(live, tag, mode, progress)).snapshot, 0, { owner: caller.identity, shared: false }));
       if (r.waited) return { status: 201, body: r.result };
       return { status: 202, body: { ...writingView(r.writing, source!), job_id: r.job.id } };
     },
-    async fork({ params, body }) {
-      const live = s.sandboxes.get(params.id);
+    async fork({ params, body, caller }) {
+      const live = s.sandboxes.get(params.id, caller);
       s.admission.assertSatisfiable(body.count); // before the capture: a count that never fits is a 400
       const tag = defaultTag('fork', live.rec.id);
-      const r = await s.writes.produce({ tag, kind: 'branch', source: live.rec.snapshot_tag, sandbox: live.rec.id, wait: true }, (progress) => capture(live, tag, body.mode ?? 'live', progress));
+      const r = await s.writes.produce({ tag, kind: 'branch', source: live.rec.snapshot_tag, sandbox: live.rec.id, owner: caller.identity, wait: true }, (progress) => capture(live, tag, body.mode ?? 'live', progress));
       const kids = await s.sandboxes.spawn({
         tag,
+        owner: caller.identity,
         n: body.count,
         ...(body.timeout_ms !== undefined ? { timeoutMs: body.timeout_ms } : {}),
         metadata: { ...live.rec.metadata, ...(body.metadata ?? {}) },
         envs: live.rec.envs,
       }).catch(async (e: unknown) => {
         // All or nothing: without its children the fork's capture is an orphan.
-        await s.engine.removeSnapshot(tag).catch(() => undefined);
+        await s.engine.removeSnapshot(tag).then(() => s.owners.forget(tag)).catch(() => undefined);
         throw e;
       });
       return { status: 201, body: { snapshot_tag: tag, pause_ms: r.result.pauseMs, sandboxes: kids.map(sandboxInfo) } };
     },
-    async diffSnapshot({ params, body }) {
-      await s.engine.getSnapshot(params.tag);
-      const r = await s.writes.produce({ tag: body.to, kind: 'diff', source: params.tag, wait: body.wait !== false }, async (progress) => {
+    async diffSnapshot({ params, body, caller }) {
+      assertCallerTag(body.to);
+      s.owners.assertVisible(caller, await s.engine.getSnapshot(params.tag));
+      const r = await s.writes.produce({ tag: body.to, kind: 'diff', source: params.tag, owner: caller.identity, wait: body.wait !== false }, async (progress) => {
         const made = await s.engine.diffSnapshot({ from: params.tag, to: body.to, cmd: body.cmd, timeoutMs: Math.round(body.timeout_secs * 1000), onProgress: progress });
-        return snapshotView(made, 0);
+        return snapshotView(made, 0, { owner: caller.identity, shared: false });
       });
       return r.waited ? { status: 201, body: r.result } : { status: 202, body: r.job };
     },
-    async compactSnapshot({ params, body }) {
-      await s.engine.getSnapshot(params.tag);
-      const r = await s.writes.produce({ tag: body.to, kind: 'compact', source: params.tag, wait: body.wait !== false }, async (progress) => {
+    async compactSnapshot({ params, body, caller }) {
+      assertCallerTag(body.to);
+      s.owners.assertVisible(caller, await s.engine.getSnapshot(params.tag));
+      const r = await s.writes.produce({ tag: body.to, kind: 'compact', source: params.tag, owner: caller.identity, wait: body.wait !== false }, async (progress) => {
         const made = await s.engine.compactSnapshot({ from: params.tag, to: body.to, onProgress: progress });
-        return snapshotView(made, 0);
+        return snapshotView(made, 0, { owner: caller.identity, shared: false });
       });
       return r.waited ? { status: 200, body: r.result } : { status: 202, body: r.job };
     },

@@ -8,6 +8,7 @@ import type { SnapshotWrites } from '../snapshots/writes.js';
 import type { Admission } from '../sandboxes/admission.js';
 import type { Workspaces } from '../workspaces/registry.js';
 import type { EgressSettings } from '../sandboxes/egress.js';
+import type { SnapshotOwners } from '../tenancy/snapshot-owners.js';
 
 /** What handlers may use. They map REST to engine calls: QMP, VM files and the guest agent protocol stay inside the engine. */
 export interface DaemonServices {
@@ -21,4 +22,5 @@ export interface DaemonServices {
   admission: Admission;
   workspaces: Workspaces;
   egress: EgressSettings;
+  owners: SnapshotOwners;
 }

@@ -14,8 +14,8 @@ type FileRoutes = 'readFile' | 'writeFile' | 'removeFile' | 'listFiles' | 'statF
 
 export function fileHandlers(s: DaemonServices): Pick<Handlers, FileRoutes> {
   return {
-    async readFile({ params, query, reply, signal }) {
-      return s.sandboxes.withSandbox(params.id, 'files.read', async (sb) => {
+    async readFile({ params, query, reply, signal, caller }) {
+      return s.sandboxes.withSandbox(params.id, caller, 'files.read', async (sb) => {
         // The first chunk is read before any header is sent, so early errors still get a status.
         const file = await sb.files.readStream(query.path, { signal, maxBytes: MAX_DOWNLOAD_BYTES });
         const out = reply.raw;
@@ -35,7 +35,7 @@ export function fileHandlers(s: DaemonServices): Pick<Handlers, FileRoutes> {
         return 'sent' as const;
       });
     },
-    async writeFile({ params, query, req, reply, signal }) {
+    async writeFile({ params, query, req, reply, signal, caller }) {
       // Any early refusal leaves the body unread: close the connection rather than drain it.
       reply.header('connection', 'close');
       const declared = Number(req.headers['content-length'] ?? NaN);
@@ -43,28 +43,28 @@ export function fileHandlers(s: DaemonServices): Pick<Handlers, FileRoutes> {
       const body = req.body as Readable | undefined;
       const data: AsyncIterable<Buffer> | Buffer[] = body && typeof body[Symbol.asyncIterator] === 'function' ? body : [];
       const mode = query.mode ? Number.parseInt(query.mode, 8) : undefined;
-      return s.sandboxes.withSandbox(params.id, 'files.write', async (sb) => {
+      return s.sandboxes.withSandbox(params.id, caller, 'files.write', async (sb) => {
         const written = await sb.files.write(query.path, data, { signal, maxBytes: MAX_UPLOAD_BYTES, ...(mode !== undefined ? { mode } : {}) });
         reply.removeHeader('connection');
         return { status: 200, body: { path: query.path, size: written.size } };
       });
     },
-    async removeFile({ params, query, signal }) {
-      const removed = await s.sandboxes.withSandbox(params.id, 'files.remove', (sb) => sb.files.remove(query.path, query.recursive ?? false, { signal }));
+    async removeFile({ params, query, signal, caller }) {
+      const removed = await s.sandboxes.withSandbox(params.id, caller, 'files.remove', (sb) => sb.files.remove(query.path, query.recursive ?? false, { signal }));
       return { status: 200, body: { removed } };
     },
-    async listFiles({ params, query, signal }) {
-      return { status: 200, body: await s.sandboxes.withSandbox(params.id, 'files.list', (sb) => sb.files.list(query.path, query.depth, { signal })) };
+    async listFiles({ params, query, signal, caller }) {
+      return { status: 200, body: await s.sandboxes.withSandbox(params.id, caller, 'files.list', (sb) => sb.files.list(query.path, query.depth, { signal })) };
     },
-    async statFile({ params, query, signal }) {
-      return { status: 200, body: await s.sandboxes.withSandbox(params.id, 'files.stat', (sb) => sb.files.stat(query.path, { signal })) };
+    async statFile({ params, query, signal, caller }) {
+      return { status: 200, body: await s.sandboxes.withSandbox(params.id, caller, 'files.stat', (sb) => sb.files.stat(query.path, { signal })) };
     },
-    async mkdir({ params, body, signal }) {
-      const created = await s.sandboxes.withSandbox(params.id, 'files.mkdir', (sb) => sb.files.mkdir(body.path, body.parents, { signal }));
+    async mkdir({ params, body, signal, caller }) {
+      const created = await s.sandboxes.withSandbox(params.id, caller, 'files.mkdir', (sb) => sb.files.mkdir(body.path, body.parents, { signal }));
       return { status: 200, body: { created } };
     },
-    async renameFile({ params, body, signal }) {
-      return { status: 200, body: await s.sandboxes.withSandbox(params.id, 'files.rename', (sb) => sb.files.rename(body.from, body.to, { signal })) };
+    async renameFile({ params, body, signal, caller }) {
+      return { status: 200, body: await s.sandboxes.withSandbox(params.id, caller, 'files.rename', (sb) => sb.files.rename(body.from, body.to, { signal })) };
     },
   };
 }

@@ -8,20 +8,20 @@ type ProcRoutes = 'startProcess' | 'listProcesses' | 'waitProcess' | 'killProces
 
 export function processHandlers(s: DaemonServices): Pick<Handlers, ProcRoutes> {
   return {
-    async startProcess({ params, body, signal }) {
-      const r = await s.sandboxes.withSandbox(params.id, 'process.start', (sb) => sb.commands.start(execRequest(body), { signal }));
+    async startProcess({ params, body, signal, caller }) {
+      const r = await s.sandboxes.withSandbox(params.id, caller, 'process.start', (sb) => sb.commands.start(execRequest(body), { signal }));
       if (!('handle' in r)) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `could not start the process: ${r.error ?? `exit ${r.exit_code}`}`, { exit_code: r.exit_code });
       return { status: 201, body: { handle: r.handle, pid: r.pid, command: body.cmd ?? body.args!.join(' '), started_at_ms: Date.now(), running: true, exit_code: null, signal: null } };
     },
-    async listProcesses({ params, signal }) {
-      return { status: 200, body: await s.sandboxes.withSandbox(params.id, 'process.list', (sb) => sb.commands.list({ signal })) };
+    async listProcesses({ params, signal, caller }) {
+      return { status: 200, body: await s.sandboxes.withSandbox(params.id, caller, 'process.list', (sb) => sb.commands.list({ signal })) };
     },
-    async waitProcess({ params, body, signal }) {
-      const r = await s.sandboxes.withSandbox(params.id, 'process.wait', (sb) => sb.commands.wait(params.handle, Math.round(body.timeout_secs * 1000), { signal }));
+    async waitProcess({ params, body, signal, caller }) {
+      const r = await s.sandboxes.withSandbox(params.id, caller, 'process.wait', (sb) => sb.commands.wait(params.handle, Math.round(body.timeout_secs * 1000), { signal }));
       return { status: 200, body: execView(r) };
     },
-    async killProcess({ params, body, signal }) {
-      const killed = await s.sandboxes.withSandbox(params.id, 'process.kill', (sb) => sb.commands.kill(params.handle, body.signal, { signal }));
+    async killProcess({ params, body, signal, caller }) {
+      const killed = await s.sandboxes.withSandbox(params.id, caller, 'process.kill', (sb) => sb.commands.kill(params.handle, body.signal, { signal }));
       return { status: 200, body: { killed } };
     },
   };

@@ -16,11 +16,13 @@ type SandboxRoutes = 'spawn' | 'updateNetwork' | 'listSandboxes' | 'getSandbox' 
 
 export function sandboxHandlers(s: DaemonServices): Pick<Handlers, SandboxRoutes> {
   return {
-    async spawn({ body }) {
-      s.writes.assertNotWriting(body.snapshot_tag);
+    async spawn({ body, caller }) {
+      s.writes.assertNotWriting(body.snapshot_tag, caller);
+      s.owners.assertVisible(caller, await s.engine.getSnapshot(body.snapshot_tag));
       const egress = egressRecord(body, s.egress.defaultEgress);
       const entries = await s.sandboxes.spawn({
         tag: body.snapshot_tag,
+        owner: caller.identity,
         n: body.n,
         ...(body.timeout_ms !== undefined ? { timeoutMs: body.timeout_ms } : {}),
         ...(body.metadata ? { metadata: body.metadata } : {}),
@@ -30,42 +32,42 @@ export function sandboxHandlers(s: DaemonServices): Pick<Handlers, SandboxRoutes
       });
       return { status: 201, body: entries.map(sandboxInfo) };
     },
-    async updateNetwork({ params, body }) {
-      const entry = s.sandboxes.get(params.id);
+    async updateNetwork({ params, body, caller }) {
+      const entry = s.sandboxes.get(params.id, caller);
       const egress = egressRecord(body, s.egress.defaultEgress) ?? egressRecord({ allow_out: [] }, s.egress.defaultEgress)!;
       if (!s.egress.apply) throw new ForkdError('FORKD_E_CONFLICT', `sandbox ${params.id} has no network: an egress policy applies to sandboxes spawned with network`);
       await s.egress.apply(entry.rec.id, egressRequest(egress));
       await s.sandboxes.update(entry, { egress });
       return { status: 200, body: sandboxInfo(entry) };
     },
-    async listSandboxes({ query }) {
+    async listSandboxes({ query, caller }) {
       let meta: [string, string] | undefined;
       if (query.metadata !== undefined) {
         const i = query.metadata.indexOf('=');
         if (i <= 0) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', 'metadata filter must be key=value');
         meta = [query.metadata.slice(0, i), query.metadata.slice(i + 1)];
       }
-      return { status: 200, body: s.sandboxes.list({ ...(query.tag ? { tag: query.tag } : {}), ...(meta ? { metadata: meta } : {}) }).map(sandboxInfo) };
+      return { status: 200, body: s.sandboxes.list({ visibleTo: caller, ...(query.tag ? { tag: query.tag } : {}), ...(meta ? { metadata: meta } : {}) }).map(sandboxInfo) };
     },
-    async getSandbox({ params }) {
-      return { status: 200, body: sandboxInfo(s.sandboxes.describe(params.id)) };
+    async getSandbox({ params, caller }) {
+      return { status: 200, body: sandboxInfo(s.sandboxes.describe(params.id, caller)) };
     },
-    async killSandbox({ params }) {
-      await s.sandboxes.kill(params.id);
+    async killSandbox({ params, caller }) {
+      await s.sandboxes.kill(params.id, caller);
       return { status: 204 };
     },
-    async setTimeout({ params, body }) {
-      return { status: 200, body: sandboxInfo(await s.sandboxes.setTimeout(params.id, body.timeout_ms)) };
+    async setTimeout({ params, body, caller }) {
+      return { status: 200, body: sandboxInfo(await s.sandboxes.setTimeout(params.id, caller, body.timeout_ms)) };
     },
-    async ping({ params, signal }) {
-      const r = await s.sandboxes.withSandbox(params.id, 'ping', (sb) => sb.ping({ timeoutMs: 10_000, signal }));
+    async ping({ params, signal, caller }) {
+      const r = await s.sandboxes.withSandbox(params.id, caller, 'ping', (sb) => sb.ping({ timeoutMs: 10_000, signal }));
       return { status: 200, body: { pong: true, warmup_ready: r.warmup === 'warm', agent_version: r.agent_version, uptime_ms: r.uptime_ms, languages: r.languages } };
     },
-    async exec({ params, body, reply, signal }) {
+    async exec({ params, body, reply, signal, caller }) {
       const request = execRequest(body);
       const stdin = body.stdin !== undefined ? Buffer.from(body.stdin, 'utf8') : undefined;
       if (!body.stream) {
-        const r = await s.sandboxes.withSandbox(params.id, 'exec', (sb) => sb.commands.exec(request, { signal, ...(stdin ? { stdin } : {}) }));
+        const r = await s.sandboxes.withSandbox(params.id, caller, 'exec', (sb) => sb.commands.exec(request, { signal, ...(stdin ? { stdin } : {}) }));
         return { status: 200, body: execView(r) };
       }
       // NDJSON: headers go out once the call is accepted; errors after that become an error line.
@@ -88,7 +90,7 @@ export function sandboxHandlers(s: DaemonServices): Pick<Handlers, SandboxRoutes
         if (data) line({ type, data });
       };
       try {
-        const r = await s.sandboxes.withSandbox(params.id, 'exec', (sb) => sb.commands.exec(request, {
+        const r = await s.sandboxes.withSandbox(params.id, caller, 'exec', (sb) => sb.commands.exec(request, {
           signal: ac.signal,
           maxStreamBytes: MAX_STREAM_BYTES,
           ...(stdin ? { stdin } : {}),
@@ -111,8 +113,8 @@ export function sandboxHandlers(s: DaemonServices): Pick<Handlers, SandboxRoutes
       out.end();
       return 'sent';
     },
-    async eval({ params, body, signal }) {
-      const r = await s.sandboxes.withSandbox(params.id, 'eval', (sb) => sb.eval(body.language ?? sb.language, body.code, { timeoutMs: Math.round(body.timeout_secs * 1000), signal }));
+    async eval({ params, body, signal, caller }) {
+      const r = await s.sandboxes.withSandbox(params.id, caller, 'eval', (sb) => sb.eval(body.language ?? sb.language, body.code, { timeoutMs: Math.round(body.timeout_secs * 1000), signal }));
       return { status: 200, body: evalView(r) };
     },
   };

@@ -4,6 +4,7 @@ import type { ExecResponse, EvalResponse, SandboxInfo } from '@forkd/api';
 import type { ExecRequest } from '@forkd/engine';
 import type { ExecResultT, EvalResultT } from '@forkd/protocol';
 import type { SandboxEntry } from '../sandboxes/registry.js';
+import { ownerOf } from '../tenancy/access.js';
 
 export function sandboxInfo(entry: SandboxEntry): z.output<typeof SandboxInfo> {
   const r = entry.rec;
@@ -27,6 +28,7 @@ export function sandboxInfo(entry: SandboxEntry): z.output<typeof SandboxInfo> {
     has_branched: r.branch_count > 0,
     branch_count: r.branch_count,
     workspace: r.workspace,
+    owner: ownerOf(r),
   };
 }
 

@@ -4,6 +4,7 @@ import type { WorkspaceInfo } from '@forkd/api';
 import type { Handlers } from '../http/register.js';
 import type { DaemonServices } from './context.js';
 import type { WorkspaceRecord } from '../workspaces/registry.js';
+import { ownerOf } from '../tenancy/access.js';
 
 type WsRoutes = 'listWorkspaces' | 'createWorkspace' | 'getWorkspace' | 'deleteWorkspace' | 'suspendWorkspace' | 'resumeWorkspace';
 
@@ -20,30 +21,31 @@ export function workspaceView(w: WorkspaceRecord): z.output<typeof WorkspaceInfo
     warning: w.warning,
     per_child_netns: false,
     memory_limit_mib: null,
+    owner: ownerOf(w),
   };
 }
 
 export function workspaceHandlers(s: DaemonServices): Pick<Handlers, WsRoutes> {
   return {
-    async listWorkspaces() {
-      return { status: 200, body: s.workspaces.list().map(workspaceView) };
+    async listWorkspaces({ caller }) {
+      return { status: 200, body: s.workspaces.list(caller).map(workspaceView) };
     },
-    async createWorkspace({ body }) {
-      if (body.snapshot_tag) s.writes.assertNotWriting(body.snapshot_tag);
-      return { status: 201, body: workspaceView(await s.workspaces.create(body)) };
+    async createWorkspace({ body, caller }) {
+      if (body.snapshot_tag) s.writes.assertNotWriting(body.snapshot_tag, caller);
+      return { status: 201, body: workspaceView(await s.workspaces.create(body, caller)) };
     },
-    async getWorkspace({ params }) {
-      return { status: 200, body: workspaceView(s.workspaces.get(params.name)) };
+    async getWorkspace({ params, caller }) {
+      return { status: 200, body: workspaceView(s.workspaces.get(params.name, caller)) };
     },
-    async deleteWorkspace({ params }) {
-      await s.workspaces.remove(params.name);
+    async deleteWorkspace({ params, caller }) {
+      await s.workspaces.remove(params.name, caller);
       return { status: 204 };
     },
-    async suspendWorkspace({ params }) {
-      return { status: 200, body: workspaceView(await s.workspaces.suspend(params.name)) };
+    async suspendWorkspace({ params, caller }) {
+      return { status: 200, body: workspaceView(await s.workspaces.suspend(params.name, caller)) };
     },
-    async resumeWorkspace({ params }) {
-      return { status: 200, body: workspaceView(await s.workspaces.resume(params.name)) };
+    async resumeWorkspace({ params, caller }) {
+      return { status: 200, body: workspaceView(await s.workspaces.resume(params.name, caller)) };
     },
   };
 }

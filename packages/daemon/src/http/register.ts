@@ -8,6 +8,8 @@ import type { z } from 'zod';
 import { ForkdError } from '@forkd/protocol';
 import { routes, type RouteDef, type RouteName } from '@forkd/api';
 import { zodMessage } from './errors.js';
+import type { Caller } from './auth.js';
+import { assertScope } from '../tenancy/access.js';
 
 type R = typeof routes;
 type Out<T> = T extends z.ZodType ? z.output<T> : undefined;
@@ -19,8 +21,8 @@ export interface Ctx<K extends RouteName> {
   body: Field<K, 'body'>;
   req: FastifyRequest;
   reply: FastifyReply;
-  /** The caller's token id ("local" on an unauthenticated socket). */
-  caller: string;
+  /** Who calls: identity and scope (the local admin on a socket without a token file). */
+  caller: Caller;
   /** Aborted when the client goes away before the answer is complete. */
   signal: AbortSignal;
 }
@@ -30,8 +32,8 @@ export type Answer = { status: number; body?: unknown } | 'sent';
 export type Handlers = { [K in RouteName]: (ctx: Ctx<K>) => Promise<Answer> };
 
 export interface RegisterOptions {
-  /** The caller id for a request (throws a 401 ForkdError). */
-  authenticate: (req: FastifyRequest) => string;
+  /** The caller of a request (throws a 401 ForkdError). */
+  authenticate: (req: FastifyRequest) => Caller;
   onResponseMismatch: (route: string, issues: string) => void;
 }
 
@@ -49,8 +51,8 @@ export function registerRoutes(app: FastifyInstance, handlers: Handlers, opts: R
       url: def.path,
       ...(def.bodyKind === 'octet' ? { bodyLimit: Number.MAX_SAFE_INTEGER } : {}),
       handler: async (req, reply) => {
-        const caller = def.auth ? opts.authenticate(req) : 'anonymous';
-        (req as FastifyRequest & { caller?: string }).caller = caller;
+        const caller: Caller = def.auth ? opts.authenticate(req) : { identity: 'anonymous', scope: 'read-only' };
+        assertScope(caller, def.method, { name, admin: def.admin === true });
         const params = parse(def.params, req.params, 'params');
         const query = parse(def.query, def.query ? req.query : undefined, 'query');
         const body = def.bodyKind === 'octet' ? req.body : parse(def.body, req.body, 'body');

@@ -11,6 +11,8 @@ import type { Metrics } from '../metrics.js';
 import type { Admission } from './admission.js';
 import { NO_QUOTA_POLICY, engineQuotas, resolveQuotas, type QuotaPolicy, type QuotaValues } from '../quotas/policy.js';
 import type { EgressRecord } from './egress.js';
+import type { Caller } from '../http/auth.js';
+import { canSee, ownerOf } from '../tenancy/access.js';
 
 export interface SandboxRecord {
   id: string;
@@ -29,6 +31,8 @@ export interface SandboxRecord {
   quotas?: QuotaValues;
   /** The egress policy asked for (absent in records journaled before egress existed). */
   egress?: EgressRecord | null;
+  /** The identity that spawned it (absent in records from before tenancy: the local admin's). */
+  owner?: string;
 }
 
 /** A sandbox the daemon owns: its journaled record, the engine's sandbox, and the daemon's bookkeeping. */
@@ -53,6 +57,8 @@ const ENDED_KEEP_MAX = 1024;
 
 export interface SpawnRequest {
   tag: string;
+  /** The identity the new sandboxes belong to. */
+  owner: string;
   n: number;
   timeoutMs?: number;
   metadata?: Record<string, string>;
@@ -127,9 +133,10 @@ export class SandboxRegistry {
     return { adopted, reaped };
   }
 
-  list(filter: { tag?: string; metadata?: [string, string] } = {}): SandboxEntry[] {
+  /** Live sandboxes; with `visibleTo`, only those that caller may see. */
+  list(filter: { tag?: string; metadata?: [string, string]; visibleTo?: Caller } = {}): SandboxEntry[] {
     return [...this.entries.values()].filter((entry) =>
-      !entry.ending && (!filter.tag || entry.rec.snapshot_tag === filter.tag) && (!filter.metadata || entry.rec.metadata[filter.metadata[0]] === filter.metadata[1]));
+      !entry.ending && (!filter.visibleTo || canSee(filter.visibleTo, ownerOf(entry.rec))) && (!filter.tag || entry.rec.snapshot_tag === filter.tag) && (!filter.metadata || entry.rec.metadata[filter.metadata[0]] === filter.metadata[1]));
   }
 
   /** Running sandboxes restored from a snapshot (for delete checks and listings). */
@@ -137,17 +144,21 @@ export class SandboxRegistry {
     return this.list({ tag }).map((entry) => entry.rec.id);
   }
 
-  get(id: string): SandboxEntry {
+  /**
+   * A live sandbox. `by` is the caller it is looked up for: another identity's sandbox is answered
+   * exactly as a missing one. null: the daemon itself (workspaces, restarts).
+   */
+  get(id: string, by: Caller | null): SandboxEntry {
     const entry = this.entries.get(id);
-    if (!entry || entry.ending) throw new ForkdError('FORKD_E_SANDBOX_NOT_FOUND', `no sandbox ${id}`, { id });
+    if (!entry || entry.ending || (by && !canSee(by, ownerOf(entry.rec)))) throw new ForkdError('FORKD_E_SANDBOX_NOT_FOUND', `no sandbox ${id}`, { id });
     return entry;
   }
 
   /** A live sandbox, or one that ended on its own a short while ago (its end_reason says why). */
-  describe(id: string): SandboxEntry {
+  describe(id: string, by: Caller | null): SandboxEntry {
     const gone = this.ended.get(id);
-    if (gone && Date.now() - gone.at < ENDED_KEEP_MS) return gone.entry;
-    return this.get(id);
+    if (gone && Date.now() - gone.at < ENDED_KEEP_MS && (!by || canSee(by, ownerOf(gone.entry.rec)))) return gone.entry;
+    return this.get(id, by);
   }
 
   async spawn(req: SpawnRequest): Promise<SandboxEntry[]> {
@@ -175,6 +186,7 @@ export class SandboxRegistry {
         workspace: req.workspace ?? null,
         quotas,
         egress: req.egress ?? null,
+        owner: req.owner,
       }, sb));
       // Acknowledged only once journaled: after a crash the successor knows these VMs are ours.
       await Promise.all(entries.map((entry) => this.journal.put(KIND, entry.rec.id, entry.rec)));
@@ -224,8 +236,8 @@ export class SandboxRegistry {
   }
 
   /** Kill timeoutMs from now; null: never. */
-  async setTimeout(id: string, timeoutMs: number | null): Promise<SandboxEntry> {
-    const entry = this.get(id);
+  async setTimeout(id: string, by: Caller | null, timeoutMs: number | null): Promise<SandboxEntry> {
+    const entry = this.get(id, by);
     entry.rec = { ...entry.rec, expires_at_unix_ms: timeoutMs === null ? null : Date.now() + timeoutMs };
     await this.journal.put(KIND, entry.rec.id, entry.rec);
     this.armTimer(entry);
@@ -237,8 +249,8 @@ export class SandboxRegistry {
     await this.journal.put(KIND, entry.rec.id, entry.rec);
   }
 
-  async kill(id: string): Promise<void> {
-    await this.end(this.get(id), 'killed');
+  async kill(id: string, by: Caller | null): Promise<void> {
+    await this.end(this.get(id, by), 'killed');
   }
 
   private async end(entry: SandboxEntry, reason: EndReason): Promise<void> {
@@ -257,8 +269,8 @@ export class SandboxRegistry {
    * Runs a call into a sandbox's guest with a per-sandbox cap on concurrent calls (429 beyond it),
    * records its latency, and turns a dead VM into FORKD_E_SANDBOX_NOT_RUNNING.
    */
-  async withSandbox<T>(id: string, call: string, fn: (sandbox: Sandbox, entry: SandboxEntry) => Promise<T>): Promise<T> {
-    const entry = this.get(id);
+  async withSandbox<T>(id: string, by: Caller | null, call: string, fn: (sandbox: Sandbox, entry: SandboxEntry) => Promise<T>): Promise<T> {
+    const entry = this.get(id, by);
     if (entry.inflight >= this.limits.maxCallsPerSandbox) {
       throw new ForkdError('FORKD_E_RATE_LIMITED', `sandbox ${id} already has ${entry.inflight} calls in flight (limit ${this.limits.maxCallsPerSandbox})`, { id });
     }

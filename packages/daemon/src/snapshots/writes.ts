@@ -12,6 +12,9 @@ import { ForkdError, toForkdError } from '@forkd/protocol';
 import type { Engine, ProgressEvent } from '@forkd/engine';
 import type { Jobs, JobT } from '../jobs.js';
 import { CHILD_START_BYTES, type Admission, type Ask } from '../sandboxes/admission.js';
+import type { Caller } from '../http/auth.js';
+import { canSee } from '../tenancy/access.js';
+import { notFound, type SnapshotOwners } from '../tenancy/snapshot-owners.js';
 
 export type WriteKind = 'create' | 'branch' | 'diff' | 'compact';
 
@@ -27,6 +30,8 @@ export interface Writing {
   status: 'writing' | 'failed';
   /** Why a background write failed (status "failed"). */
   error: string | null;
+  /** The identity the snapshot will belong to. */
+  owner: string;
 }
 
 export interface WriteRequest {
@@ -34,6 +39,8 @@ export interface WriteRequest {
   kind: WriteKind;
   source: string | null;
   sandbox?: string;
+  /** The identity the snapshot will belong to (recorded once it is written). */
+  owner: string;
   /** true: run now and answer with the result; false: run as a job and answer at once. */
   wait: boolean;
   /** A creation's guest memory (the other kinds take their source's). */
@@ -47,7 +54,7 @@ const KEEP_FAILED = 100;
 export class SnapshotWrites {
   private readonly writing = new Map<string, Writing>();
 
-  constructor(private readonly engine: Engine, private readonly jobs: Jobs, private readonly admission: Admission) {}
+  constructor(private readonly engine: Engine, private readonly jobs: Jobs, private readonly admission: Admission, private readonly owners: SnapshotOwners) {}
 
   produce<T>(req: WriteRequest & { wait: true }, work: (progress: (ev: ProgressEvent) => void) => Promise<T>): Promise<{ waited: true; result: T }>;
   produce<T>(req: WriteRequest, work: (progress: (ev: ProgressEvent) => void) => Promise<T>): Promise<Produced<T>>;
@@ -64,6 +71,8 @@ export class SnapshotWrites {
     const guarded = async (progress: (ev: ProgressEvent) => void): Promise<T> => {
       try {
         const r = await work(progress);
+        // Owned before it is answered for: until then it is the local admin's (invisible to users).
+        await this.owners.record(await this.engine.getSnapshot(req.tag), req.owner);
         this.drop(w);
         return r;
       } catch (e) {
@@ -80,7 +89,7 @@ export class SnapshotWrites {
     if (req.wait && !queued) return { waited: true, result: await guarded(() => undefined) };
     let started;
     try {
-      started = await this.jobs.start(`snapshot.${req.kind}`, guarded, { exclusive: queued });
+      started = await this.jobs.start(`snapshot.${req.kind}`, req.owner, guarded, { exclusive: queued });
     } catch (e) {
       ticket.release();
       this.drop(w);
@@ -111,14 +120,15 @@ export class SnapshotWrites {
 
   private async reserve(req: WriteRequest): Promise<Writing> {
     const inFlight = (): void => {
-      if (this.writing.get(req.tag)?.status === 'writing') throw new ForkdError('FORKD_E_SNAPSHOT_EXISTS', `snapshot ${req.tag} is being written right now`, { tag: req.tag });
+      if (this.writing.get(req.tag)?.status === 'writing') throw new ForkdError('FORKD_E_SNAPSHOT_EXISTS', `tag ${req.tag} is unavailable: a snapshot with it is being written (tags are shared by every identity; pick another)`, { tag: req.tag });
     };
     inFlight();
     const exists = await this.engine.getSnapshot(req.tag).then(() => true, (e: unknown) => !(e instanceof ForkdError && e.code === 'FORKD_E_SNAPSHOT_NOT_FOUND'));
-    if (exists) throw new ForkdError('FORKD_E_SNAPSHOT_EXISTS', `snapshot ${req.tag} already exists`, { tag: req.tag });
+    // Tags are global across identities: the answer says the tag is taken, not whose it is.
+    if (exists) throw new ForkdError('FORKD_E_SNAPSHOT_EXISTS', `tag ${req.tag} is unavailable: a snapshot with it exists (tags are shared by every identity; pick another)`, { tag: req.tag });
     inFlight();
     // Writing a tag again replaces a failed entry of it.
-    const w: Writing = { tag: req.tag, kind: req.kind, source: req.source, sandbox: req.sandbox ?? null, job: null, since: Date.now(), status: 'writing', error: null };
+    const w: Writing = { tag: req.tag, kind: req.kind, source: req.source, sandbox: req.sandbox ?? null, job: null, since: Date.now(), status: 'writing', error: null, owner: req.owner };
     this.writing.delete(req.tag);
     this.writing.set(req.tag, w);
     return w;
@@ -135,23 +145,26 @@ export class SnapshotWrites {
     for (const old of failed.slice(0, Math.max(0, failed.length - KEEP_FAILED))) this.writing.delete(old.tag);
   }
 
-  get(tag: string): Writing | undefined {
-    return this.writing.get(tag);
-  }
-
-  /** Writes in flight and failed background writes, oldest first. */
-  list(): Writing[] {
-    return [...this.writing.values()];
-  }
-
-  /** Drops a failed entry (DELETE of its tag); false when there is none. */
-  forgetFailed(tag: string): boolean {
-    return this.writing.get(tag)?.status === 'failed' && this.writing.delete(tag);
-  }
-
-  /** A spawn from a tag still being written is a conflict, not a missing snapshot. */
-  assertNotWriting(tag: string): void {
+  /** A write in flight or failed; with `by`, only one that caller may see. */
+  get(tag: string, by: Caller | null = null): Writing | undefined {
     const w = this.writing.get(tag);
+    return w && (!by || canSee(by, w.owner)) ? w : undefined;
+  }
+
+  /** Writes in flight and failed background writes, oldest first (with `by`: those that caller may see). */
+  list(by: Caller | null = null): Writing[] {
+    return [...this.writing.values()].filter((w) => !by || canSee(by, w.owner));
+  }
+
+  /** Drops a failed entry (DELETE of its tag) the caller may see; false when there is none. */
+  forgetFailed(tag: string, by: Caller): boolean {
+    return this.get(tag, by)?.status === 'failed' && this.writing.delete(tag);
+  }
+
+  /** A spawn from a tag still being written is a conflict, not a missing snapshot (for whom may see it). */
+  assertNotWriting(tag: string, by: Caller | null): void {
+    const w = this.writing.get(tag);
+    if (w?.status === 'writing' && by && !canSee(by, w.owner)) throw notFound(tag);
     if (w?.status === 'writing') throw new ForkdError('FORKD_E_CONFLICT', `snapshot ${tag} is still being written${w.job ? ` (job ${w.job})` : ''}`, { tag, job: w.job });
   }
 }

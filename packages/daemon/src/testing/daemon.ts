@@ -14,8 +14,10 @@ import { ensureFixtureSnapshot, testEngine } from '@forkd/engine/testing';
 export interface TestDaemonOptions {
   /** Also listen on 127.0.0.1 (random port). */
   tcp?: boolean;
-  /** Require a bearer token (generated). */
+  /** Require a bearer token (generated; the old one-token-per-line format: an admin). */
   token?: boolean;
+  /** Tokens for these identities and scopes (generated), in the token file's named format. */
+  identities?: Array<{ identity: string; scope: 'admin' | 'user' | 'read-only' }>;
   /** How long VMs survive the daemon's death. */
   keeperGraceSecs?: number;
   extraArgs?: string[];
@@ -30,6 +32,8 @@ export interface TestDaemon {
   socketPath: string;
   url: string | null;
   token: string | null;
+  /** The token of each identity given in `identities`. */
+  tokens: Record<string, string>;
   /** The fixture snapshot's tag (python, numpy imported, `forkd_parent_marker` set); '' without the fixture. */
   tag: string;
   statePath: string;
@@ -60,17 +64,20 @@ export async function startTestDaemon(o: TestDaemonOptions = {}): Promise<TestDa
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'fdd-'));
   made.add(dir);
   const token = o.token ? crypto.randomBytes(24).toString('hex') : null;
-  if (token) await fs.writeFile(path.join(dir, 'tokens'), `# test token\n${token}\n`, { mode: 0o600 });
+  const tokens = Object.fromEntries((o.identities ?? []).map((i) => [i.identity, crypto.randomBytes(24).toString('hex')]));
+  const lines = [...(token ? [token] : []), ...(o.identities ?? []).map((i) => `${tokens[i.identity]} ${i.identity} ${i.scope}`)];
+  // Tokens travel by file, never on argv; the daemon refuses a token file others may read.
+  if (lines.length > 0) await fs.writeFile(path.join(dir, 'tokens'), `# test tokens\n${lines.join('\n')}\n`, { mode: 0o600 });
   const socketPath = path.join(dir, 'forkd.sock');
   const statePath = path.join(dir, 'state.jsonl');
   const auditPath = path.join(dir, 'audit.log');
   const args = ['serve', '--socket', socketPath, '--state', statePath, '--audit-log', auditPath, '--keeper-grace-secs', String(o.keeperGraceSecs ?? 60),
-    ...(o.tcp ? ['--bind', '127.0.0.1:0'] : []), ...(token ? ['--token-file', path.join(dir, 'tokens')] : []),
+    ...(o.tcp ? ['--bind', '127.0.0.1:0'] : []), ...(lines.length > 0 ? ['--token-file', path.join(dir, 'tokens')] : []),
     // Tests end their daemon with SIGTERM and want no VM left behind, unless a test says otherwise.
     ...(o.extraArgs?.includes('--on-stop') ? [] : ['--on-stop', 'end']), ...(o.extraArgs ?? [])];
   const logLines: string[] = [];
   const d: TestDaemon = {
-    dir, socketPath, url: null, token, tag, statePath, auditPath, proc: null as unknown as ChildProcess, env: {},
+    dir, socketPath, url: null, token, tokens, tag, statePath, auditPath, proc: null as unknown as ChildProcess, env: {},
     async stop() {
       if (d.proc.exitCode !== null || d.proc.signalCode !== null) return;
       const gone = new Promise((r) => d.proc.once('exit', r));

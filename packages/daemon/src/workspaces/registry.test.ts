@@ -7,6 +7,8 @@ import type { Journal } from '../state/journal.js';
 import type { SandboxRegistry } from '../sandboxes/registry.js';
 import type { SnapshotWrites } from '../snapshots/writes.js';
 import { Workspaces, type WorkspaceRecord } from './registry.js';
+import type { SnapshotOwners } from '../tenancy/snapshot-owners.js';
+import { LOCAL_ADMIN } from '../http/auth.js';
 
 /** Workspaces over in-memory fakes: a journal map, a snapshot tag set, and sandboxes that count spawns. */
 function fixture() {
@@ -17,7 +19,7 @@ function fixture() {
     put: async (_k: string, id: string, v: unknown) => void records.set(id, structuredClone(v)),
     delete: async (_k: string, id: string) => void records.delete(id),
   } as unknown as Journal;
-  const snapshots = new Set<string>();
+  const snapshots = new Set<string>(['base']);
   const branched: string[] = [];
   const engine = {
     getSnapshot: async (tag: string) => {
@@ -45,14 +47,15 @@ function fixture() {
       await fn();
       snapshots.add(o.tag);
     },
+    list: () => [],
   } as unknown as SnapshotWrites;
-  const ws = new Workspaces(engine, journal, sandboxes, writes, pino({ level: 'silent' }));
+  const ws = new Workspaces(engine, journal, sandboxes, writes, { assertVisible: (_c: unknown, e: unknown) => e, forget: async () => undefined } as unknown as SnapshotOwners, pino({ level: 'silent' }));
   return { ws, records, snapshots, branched, spawns: () => spawns };
 }
 
 test('two concurrent creates of one workspace name start one VM; the other is refused', async () => {
   const f = fixture();
-  const results = await Promise.allSettled([f.ws.create({ name: 'dup', snapshot_tag: 'base' }), f.ws.create({ name: 'dup', snapshot_tag: 'base' })]);
+  const results = await Promise.allSettled([f.ws.create({ name: 'dup', snapshot_tag: 'base' }, LOCAL_ADMIN), f.ws.create({ name: 'dup', snapshot_tag: 'base' }, LOCAL_ADMIN)]);
   assert.equal(f.spawns(), 1);
   assert.deepEqual(results.map((r) => r.status).sort(), ['fulfilled', 'rejected']);
   const refused = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
@@ -61,10 +64,10 @@ test('two concurrent creates of one workspace name start one VM; the other is re
 
 test('a suspend interrupted after its capture (the layer exists, the record never advanced) can be retried', async () => {
   const f = fixture();
-  await f.ws.create({ name: 'w', snapshot_tag: 'base' });
+  await f.ws.create({ name: 'w', snapshot_tag: 'base' }, LOCAL_ADMIN);
   // What a crash between the capture and the journal write leaves: the layer, and seq still 0.
   f.snapshots.add('ws-w-s000001');
-  const w = await f.ws.suspend('w');
+  const w = await f.ws.suspend('w', null);
   assert.equal(w.status, 'suspended');
   assert.equal(w.state_tag, 'ws-w-s000002');
   assert.deepEqual(f.branched, ['ws-w-s000002']);
@@ -72,7 +75,7 @@ test('a suspend interrupted after its capture (the layer exists, the record neve
 
 test('the sequence number is journaled before the capture starts', async () => {
   const f = fixture();
-  await f.ws.create({ name: 'w', snapshot_tag: 'base' });
+  await f.ws.create({ name: 'w', snapshot_tag: 'base' }, LOCAL_ADMIN);
   const seqAtCapture: number[] = [];
   const produce = (f.ws as unknown as { writes: { produce: (o: unknown, fn: () => Promise<void>) => Promise<void> } }).writes;
   const inner = produce.produce;
@@ -80,6 +83,6 @@ test('the sequence number is journaled before the capture starts', async () => {
     seqAtCapture.push((f.records.get('w') as WorkspaceRecord).seq);
     return inner(o, fn);
   };
-  await f.ws.suspend('w');
+  await f.ws.suspend('w', null);
   assert.deepEqual(seqAtCapture, [1]);
 });

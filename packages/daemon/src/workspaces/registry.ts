@@ -12,6 +12,10 @@ import type { Engine } from '@forkd/engine';
 import type { Journal } from '../state/journal.js';
 import type { SandboxRegistry } from '../sandboxes/registry.js';
 import type { SnapshotWrites } from '../snapshots/writes.js';
+import type { Caller } from '../http/auth.js';
+import type { SnapshotOwners } from '../tenancy/snapshot-owners.js';
+import { canSee, ownerOf } from '../tenancy/access.js';
+import { assertDeletable } from '../snapshots/deletion.js';
 
 export interface WorkspaceRecord {
   name: string;
@@ -26,9 +30,19 @@ export interface WorkspaceRecord {
   envs: Record<string, string>;
   seq: number;
   warning: string | null;
+  /** The identity that created it (absent in records from before tenancy: the local admin's). */
+  owner?: string;
 }
 
 const KIND = 'workspace';
+
+export interface CreateRequest {
+  name: string;
+  snapshot_tag?: string;
+  sandbox_id?: string;
+  metadata?: Record<string, string>;
+  envs?: Record<string, string>;
+}
 const MAX_LAYERS = 3;
 
 export class Workspaces {
@@ -37,6 +51,7 @@ export class Workspaces {
     private readonly journal: Journal,
     private readonly sandboxes: SandboxRegistry,
     private readonly writes: SnapshotWrites,
+    private readonly owners: SnapshotOwners,
     private readonly log: Logger,
   ) {}
 
@@ -48,13 +63,15 @@ export class Workspaces {
     }
   }
 
-  list(): WorkspaceRecord[] {
-    return this.journal.all<WorkspaceRecord>(KIND).sort((a, b) => a.created_at_unix - b.created_at_unix || a.name.localeCompare(b.name));
+  /** Workspaces; with `by`, those that caller may see. */
+  list(by: Caller | null = null): WorkspaceRecord[] {
+    return this.journal.all<WorkspaceRecord>(KIND).filter((w) => !by || canSee(by, ownerOf(w))).sort((a, b) => a.created_at_unix - b.created_at_unix || a.name.localeCompare(b.name));
   }
 
-  get(name: string): WorkspaceRecord {
+  /** A workspace; another identity's is answered as a missing one. null: the daemon itself. */
+  get(name: string, by: Caller | null): WorkspaceRecord {
     const w = this.journal.get<WorkspaceRecord>(KIND, name);
-    if (!w) throw new ForkdError('FORKD_E_WORKSPACE_NOT_FOUND', `no workspace ${name}`, { name });
+    if (!w || (by && !canSee(by, ownerOf(w)))) throw new ForkdError('FORKD_E_WORKSPACE_NOT_FOUND', `no workspace ${name}`, { name });
     return w;
   }
 
@@ -65,25 +82,27 @@ export class Workspaces {
   /** Names being created: reserved before the spawn, so two creates of one name cannot both start a VM. */
   private readonly creating = new Set<string>();
 
-  async create(b: { name: string; snapshot_tag?: string; sandbox_id?: string; metadata?: Record<string, string>; envs?: Record<string, string> }): Promise<WorkspaceRecord> {
-    if (this.journal.get(KIND, b.name) || this.creating.has(b.name)) throw new ForkdError('FORKD_E_WORKSPACE_EXISTS', `workspace ${b.name} already exists`, { name: b.name });
+  async create(b: CreateRequest, by: Caller): Promise<WorkspaceRecord> {
+    // Names are global across identities: the answer says the name is taken, not whose it is.
+    if (this.journal.get(KIND, b.name) || this.creating.has(b.name)) throw new ForkdError('FORKD_E_WORKSPACE_EXISTS', `workspace name ${b.name} is unavailable: it is in use (names are shared by every identity; pick another)`, { name: b.name });
     this.creating.add(b.name);
     try {
-      return await this.createReserved(b);
+      return await this.createReserved(b, by);
     } finally {
       this.creating.delete(b.name);
     }
   }
 
-  private async createReserved(b: { name: string; snapshot_tag?: string; sandbox_id?: string; metadata?: Record<string, string>; envs?: Record<string, string> }): Promise<WorkspaceRecord> {
+  private async createReserved(b: CreateRequest, by: Caller): Promise<WorkspaceRecord> {
     let live;
     if (b.sandbox_id) {
-      live = this.sandboxes.get(b.sandbox_id);
+      live = this.sandboxes.get(b.sandbox_id, by);
       if (live.rec.workspace) throw new ForkdError('FORKD_E_CONFLICT', `sandbox ${b.sandbox_id} already belongs to workspace ${live.rec.workspace}`);
       await this.sandboxes.update(live, { workspace: b.name, ...(b.metadata ? { metadata: { ...live.rec.metadata, ...b.metadata } } : {}) });
-      await this.sandboxes.setTimeout(live.rec.id, null); // a workspace lives until deleted
+      await this.sandboxes.setTimeout(live.rec.id, null, null); // a workspace lives until deleted
     } else {
-      [live] = await this.sandboxes.spawn({ tag: b.snapshot_tag!, n: 1, workspace: b.name, ...(b.metadata ? { metadata: b.metadata } : {}), ...(b.envs ? { envs: b.envs } : {}) });
+      this.owners.assertVisible(by, await this.engine.getSnapshot(b.snapshot_tag!));
+      [live] = await this.sandboxes.spawn({ tag: b.snapshot_tag!, owner: by.identity, n: 1, workspace: b.name, ...(b.metadata ? { metadata: b.metadata } : {}), ...(b.envs ? { envs: b.envs } : {}) });
     }
     const w: WorkspaceRecord = {
       name: b.name,
@@ -97,6 +116,8 @@ export class Workspaces {
       envs: live!.rec.envs,
       seq: 0,
       warning: null,
+      // A sandbox made into a workspace keeps its owner (an admin may adopt a user's sandbox).
+      owner: ownerOf(live!.rec),
     };
     await this.put(w);
     return w;
@@ -112,24 +133,24 @@ export class Workspaces {
 
   private readonly suspending = new Set<string>();
 
-  async suspend(name: string): Promise<WorkspaceRecord> {
-    const w = this.get(name);
+  async suspend(name: string, by: Caller | null): Promise<WorkspaceRecord> {
+    const w = this.get(name, by);
     if (w.status !== 'running') throw new ForkdError('FORKD_E_CONFLICT', `workspace ${name} is not running (it is ${w.status})`, { name });
-    const live = this.sandboxes.get(w.sandbox_id);
+    const live = this.sandboxes.get(w.sandbox_id, null);
     // The sequence number is spent before the capture: a crash after it leaves a layer under a tag
     // that is never tried again (it is removed with the workspace), so the suspend can be retried.
     let seq = w.seq + 1;
     while ((await this.snapshotExists(stateTag(name, seq))) || (await this.snapshotExists(`${stateTag(name, seq)}c`))) seq++;
     await this.put({ ...w, seq });
     let tag = stateTag(name, seq);
-    await this.writes.produce({ tag, kind: 'branch', source: live.rec.snapshot_tag, sandbox: live.rec.id, wait: true }, () => this.engine.branch(live.sb, { tag, mode: 'full' }));
+    await this.writes.produce({ tag, kind: 'branch', source: live.rec.snapshot_tag, sandbox: live.rec.id, owner: ownerOf(w), wait: true }, () => this.engine.branch(live.sb, { tag, mode: 'full' }));
     this.suspending.add(live.rec.id);
     try {
-      await this.sandboxes.kill(live.rec.id);
+      await this.sandboxes.kill(live.rec.id, null);
     } finally {
       this.suspending.delete(live.rec.id);
     }
-    tag = await this.maybeCompact(name, tag, seq);
+    tag = await this.maybeCompact(name, tag, seq, ownerOf(w));
     const next: WorkspaceRecord = { ...w, status: 'suspended', state_tag: tag, suspended_at_unix: Math.floor(Date.now() / 1000), seq, warning: null };
     await this.put(next);
     return next;
@@ -138,26 +159,32 @@ export class Workspaces {
   /** At a graceful stop that ends the VMs: each running workspace is suspended (a failure is logged; it is then reported lost at the next start). */
   async suspendAll(): Promise<void> {
     for (const w of this.list().filter((x) => x.status === 'running')) {
-      await this.suspend(w.name).catch((e: unknown) => this.log.error({ workspace: w.name, err: toForkdError(e).message }, 'could not suspend a workspace at shutdown'));
+      await this.suspend(w.name, null).catch((e: unknown) => this.log.error({ workspace: w.name, err: toForkdError(e).message }, 'could not suspend a workspace at shutdown'));
     }
   }
 
-  async resume(name: string): Promise<WorkspaceRecord> {
-    const w = this.get(name);
+  async resume(name: string, by: Caller | null): Promise<WorkspaceRecord> {
+    const w = this.get(name, by);
     if (w.status !== 'suspended') throw new ForkdError('FORKD_E_CONFLICT', `workspace ${name} is already running`, { name });
-    await this.sandboxes.spawn({ tag: w.state_tag ?? w.snapshot_tag, n: 1, ids: [w.sandbox_id], workspace: name, metadata: w.metadata, envs: w.envs });
+    await this.sandboxes.spawn({ tag: w.state_tag ?? w.snapshot_tag, owner: ownerOf(w), n: 1, ids: [w.sandbox_id], workspace: name, metadata: w.metadata, envs: w.envs });
     const next: WorkspaceRecord = { ...w, status: 'running', warning: null };
     await this.put(next);
     return next;
   }
 
-  async remove(name: string): Promise<void> {
-    const w = this.get(name);
-    if (w.status === 'running') await this.sandboxes.kill(w.sandbox_id).catch(() => undefined);
-    // Its state layers, newest first; one someone else built on stays (with its dependents).
+  /**
+   * Deletes the workspace, its VM and its state snapshots, after the checks DELETE /v1/snapshots
+   * makes (V4): refused while another sandbox runs from a state snapshot or one is being written
+   * (a suspend in flight). A state layer someone built on stays, with its dependents.
+   */
+  async remove(name: string, by: Caller | null): Promise<void> {
+    const w = this.get(name, by);
     const own = (await this.engine.listSnapshots()).map((e) => e.tag).filter((t) => isStateTag(name, t)).sort().reverse();
+    if (this.suspending.has(w.sandbox_id)) throw new ForkdError('FORKD_E_IN_USE', `workspace ${name} is being suspended: delete it when that is done`, { name });
+    assertDeletable(this.sandboxes, this.writes, { doomed: own, force: false, by, ignore: [w.sandbox_id] });
+    if (w.status === 'running') await this.sandboxes.kill(w.sandbox_id, null).catch(() => undefined);
     for (const t of own) {
-      await this.engine.removeSnapshot(t).catch((e: unknown) => this.log.warn({ workspace: name, tag: t, err: toForkdError(e).message }, 'kept a workspace state snapshot'));
+      await this.engine.removeSnapshot(t).then(() => this.owners.forget(t), (e: unknown) => this.log.warn({ workspace: name, tag: t, err: toForkdError(e).message }, 'kept a workspace state snapshot'));
     }
     await this.journal.delete(KIND, name);
   }
@@ -167,14 +194,14 @@ export class Workspaces {
   }
 
   /** After MAX_LAYERS suspends stacked on each other, flatten them into one snapshot. */
-  private async maybeCompact(name: string, tag: string, seq: number): Promise<string> {
+  private async maybeCompact(name: string, tag: string, seq: number, owner: string): Promise<string> {
     const chain = await this.engine.ancestors(tag);
     const own = [...chain, tag].filter((t) => isStateTag(name, t));
     if (own.length < MAX_LAYERS) return tag;
     const flat = `${stateTag(name, seq)}c`;
-    await this.writes.produce({ tag: flat, kind: 'compact', source: tag, wait: true }, () => this.engine.compactSnapshot({ from: tag, to: flat }));
+    await this.writes.produce({ tag: flat, kind: 'compact', source: tag, owner, wait: true }, () => this.engine.compactSnapshot({ from: tag, to: flat }));
     for (const t of own.reverse()) {
-      await this.engine.removeSnapshot(t).catch((e: unknown) => this.log.warn({ workspace: name, tag: t, err: toForkdError(e).message }, 'kept an old workspace layer'));
+      await this.engine.removeSnapshot(t).then(() => this.owners.forget(t)).catch((e: unknown) => this.log.warn({ workspace: name, tag: t, err: toForkdError(e).message }, 'kept an old workspace layer'));
     }
     return flat;
   }
