@@ -10,7 +10,7 @@ import path from 'node:path';
 import { promises as fs } from 'node:fs';
 import { LineFramer, readLines } from '../util/line-framer.js';
 import { socketAnswers } from '../util/unix-socket.js';
-import { spawnUnderPdeathsig, type QemuProcess } from '../qemu/start.js';
+import { spawnQemu, type QemuProcess } from '../qemu/start.js';
 import { which } from '../qemu/which.js';
 import { procStartTime } from '../runtime/proc.js';
 import { runtimeDir, VM_DIR_PREFIX } from '../runtime/dir.js';
@@ -104,7 +104,7 @@ async function handle(sock: net.Socket, req: KeeperRequestT): Promise<void> {
     let forwarded = 0;
     const pid = { value: 0 }; // known once spawned; output before that is not forwarded
     // The attached daemon gets a bounded copy of QEMU's output (it keeps its own tail).
-    const proc = await spawnUnderPdeathsig(setpriv, { qemuPath: req.qemu_path, args: req.args, cwd: req.cwd, stderrCapBytes: req.stderr_cap }, (d) => {
+    const proc = await spawnQemu({ qemuPath: req.qemu_path, args: req.args, cwd: req.cwd, stderrCapBytes: req.stderr_cap, ...(req.jail ? { jail: req.jail } : {}) }, (d) => {
       if (forwarded >= FORWARDED_STDERR_CAP || !pid.value) return;
       forwarded += d.length;
       send(client, { ev: 'stderr', pid: pid.value, data: d.toString('utf8') });
