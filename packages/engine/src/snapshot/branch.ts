@@ -11,7 +11,7 @@
  * saves its device state with x-ignore-shared (the RAM file is the RAM). The new snapshot keeps
  * only the pages that differ from its parent; the whole image is kept in the memory cache.
  */
-import { promises as fs } from 'node:fs';
+import { promises as fs, constants as fsConstants } from 'node:fs';
 import path from 'node:path';
 import { ForkdError, assertValidTag, toForkdError } from '@forkd/protocol';
 import type { HomeLayout } from '../home/paths.js';
@@ -125,7 +125,7 @@ async function captureLayer(layout: HomeLayout, sb: BranchSource, parent: Snapsh
     const full = path.join(staging, 'memory.bin');
     const { changedPages } = await writeLayer(full, await memoryFileFor(layout, parent), path.join(staging, 'memory.layer'), path.join(staging, 'memory.pages'));
     for (const f of ['vmstate', 'disk.qcow2']) await fsyncPath(path.join(staging, f));
-    await sealForJail(path.join(staging, 'vmstate'));
+    await sealForJail(path.join(staging, 'vmstate'), 0o600);
     await sealForJail(path.join(staging, 'disk.qcow2'), 0o440);
     const vmstateSha = await sha256File(path.join(staging, 'vmstate'));
     const manifest: SnapshotManifest = {
@@ -191,7 +191,7 @@ async function captureSource(sb: BranchSource, migSock: string, diskOut: string,
     stopped = true;
     await waitForQmpStatus(qmp, { query: 'query-migrate', until: (s) => s === 'pre-switchover', timeoutMs: 120_000, what: 'copying the source to the receiver', failure: 'FORKD_E_SNAPSHOT_FAILED' });
     // vCPUs stopped, disks flushed and still active: this overlay is the disk at the pause instant.
-    await fs.copyFile(path.join(sb.vm.dir, 'disk.qcow2'), diskOut);
+    await fs.copyFile(path.join(sb.vm.dir, 'disk.qcow2'), diskOut, fsConstants.COPYFILE_EXCL);
     await qmp.execute('migrate-continue', { state: 'pre-switchover' });
     await waitForQmpStatus(qmp, { query: 'query-migrate', until: (s) => s === 'completed', timeoutMs: 60_000, what: 'completing the switchover', failure: 'FORKD_E_SNAPSHOT_FAILED' });
   } catch (e) {

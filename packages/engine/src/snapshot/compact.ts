@@ -35,7 +35,8 @@ export async function compactSnapshot(layout: HomeLayout, from: string, to: stri
     const backing = path.relative(staging, m.image.path);
     await runTool('qemu-img', ['convert', '-q', '-O', 'qcow2', '-o', 'cluster_size=65536', '-B', backing, '-F', 'raw', path.join(src.dir, 'disk.qcow2'), path.join(staging, 'disk.qcow2')], { cwd: staging, timeoutMs: 600_000 });
     for (const f of ['memory.bin', 'vmstate', 'disk.qcow2']) await fsyncPath(path.join(staging, f));
-    for (const f of ['memory.bin', 'vmstate']) await sealForJail(path.join(staging, f));
+    await sealForJail(path.join(staging, 'memory.bin'));
+    await sealForJail(path.join(staging, 'vmstate'), 0o600); // read by the daemon's fd helper only
     await sealForJail(path.join(staging, 'disk.qcow2'), 0o440);
     const manifest: SnapshotManifest = {
       ...m,

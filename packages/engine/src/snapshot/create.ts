@@ -91,7 +91,8 @@ export async function createSnapshot(layout: HomeLayout, platform: Platform, opt
       onProgress({ phase: 'persist', message: 'syncing memory file and disk layer to disk' });
       for (const f of ['memory.bin', 'vmstate', 'disk.qcow2']) await fsyncPath(path.join(staging, f));
       // The parent's QEMU owned its RAM file and disk; the snapshot's files are the daemon's, read-only to VMs.
-      for (const f of ['memory.bin', 'vmstate']) await sealForJail(path.join(staging, f));
+      await sealForJail(path.join(staging, 'memory.bin'));
+      await sealForJail(path.join(staging, 'vmstate'), 0o600); // read by the daemon's fd helper only
       await sealForJail(path.join(staging, 'disk.qcow2'), 0o440);
       const manifest: SnapshotManifest = {
         format_version: MANIFEST_VERSION,
