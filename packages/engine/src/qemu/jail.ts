@@ -61,12 +61,17 @@ export function jailMode(): JailMode {
 
 /** The uid a VM's QEMU runs as: a pure function of its run directory, so an adopted VM needs no record. */
 export function jailUid(runDir: string): number {
+  return jailUidBase() + (crypto.createHash('sha256').update(path.resolve(runDir)).digest().readUInt32BE(0) % UID_SPAN);
+}
+
+/** The first uid of the range (FORKD_JAIL_UID_BASE, checked). */
+export function jailUidBase(): number {
   const raw = process.env.FORKD_JAIL_UID_BASE;
   const base = raw ? Number(raw) : DEFAULT_JAIL_UID_BASE;
   if (!Number.isInteger(base) || base < 1000 || base + UID_SPAN > 0xfffffffe) {
     throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `FORKD_JAIL_UID_BASE must be an integer from 1000 to ${0xfffffffe - UID_SPAN}; got ${raw}`);
   }
-  return base + (crypto.createHash('sha256').update(path.resolve(runDir)).digest().readUInt32BE(0) % UID_SPAN);
+  return base;
 }
 
 /** The gid of a group in /etc/group, or null. */
