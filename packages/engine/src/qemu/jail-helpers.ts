@@ -69,6 +69,7 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[i], "--root") && i + 1 < argc) root = argv[++i];
   if (!root || i >= argc - 1) { fprintf(stderr, "usage: forkd-jail --root DIR [...] -- PROG ARGS\n"); return 2; }
   if (prctl(PR_SET_PDEATHSIG, SIGKILL)) die("pdeathsig", NULL);
+  umask(022); /* the view's directories must be traversable by the VM's uid, whatever the daemon's umask */
   if (unshare(CLONE_NEWNS)) die("unshare", "CLONE_NEWNS");
   if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL)) die("make private", "/");
   if (mkdir(root, 0700) && errno != EEXIST) die("mkdir", root);
@@ -102,6 +103,7 @@ int main(int argc, char **argv) {
   if (rmdir("/.old")) die("rmdir", "/.old");
   if (mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL)) die("remount", "/");
   if (chdir(cwd)) die("chdir", cwd);
+  umask(077); /* what QEMU creates (sockets, console log) is its own */
   if (thp_off && prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0)) perror("prctl(PR_SET_THP_DISABLE)");
   execv(argv[i + 1], argv + i + 1);
   die("exec", argv[i + 1]);

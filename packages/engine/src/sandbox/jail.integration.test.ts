@@ -23,6 +23,8 @@ const made: string[] = [];
 const run = crypto.randomBytes(3).toString('hex');
 
 before(async () => {
+  // As the daemon and keeper run: the view must not inherit the launcher's umask (its dirs would shut the VM's uid out).
+  process.umask(0o077);
   if (asRoot) base = await ensureFixtureSnapshot(engine);
 });
 after(async () => {
