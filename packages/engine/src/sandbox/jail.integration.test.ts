@@ -85,10 +85,12 @@ test('a child QEMU runs as its own uid, with no_new_privs, seccomp and no capabi
   // QEMU's uid can read the snapshot's files but write none of them.
   const uidA = jailUid(a!.dir);
   const snapDir = (await engine.getSnapshot(base)).dir;
-  assert.equal(asUser(uidA, gid!, ['sh', '-c', `head -c 1 '${mem}' > /dev/null`]).status, 0, 'the VM uid cannot even read the memory image (the checks below would prove nothing)');
+  const inView = (cmd: string) => spawnSync('nsenter', ['-t', String(a!.pid), '-m', 'setpriv', '--reuid', String(uidA), '--regid', String(gid), '--clear-groups', '--', 'sh', '-c', cmd]).status;
+  assert.equal(inView(`head -c 1 '${mem}' > /dev/null`), 0, 'in its view the VM uid cannot even read the memory image (the checks below would prove nothing)');
   assert.notEqual(asUser(uidA, gid!, ['sh', '-c', `: >> '${mem}'`]).status, 0, 'the VM uid could open the memory image for writing');
   assert.notEqual(asUser(uidA, gid!, ['sh', '-c', `: >> '${path.join(snapDir, 'disk.qcow2')}'`]).status, 0, 'the VM uid could write the snapshot disk');
-  assert.notEqual(spawnSync('nsenter', ['-t', String(a!.pid), '-m', 'setpriv', '--reuid', String(uidA), '--regid', String(gid), '--clear-groups', '--', 'sh', '-c', `: >> '${mem}'`]).status, 0, 'inside the view, the memory image is writable');
+  assert.notEqual(inView(`: >> '${mem}'`), 0, 'inside the view, the memory image is writable');
+  assert.notEqual(inView(`: >> '${path.join(snapDir, 'disk.qcow2')}'`), 0, 'inside the view, the snapshot disk is writable');
   // Another VM's uid cannot open this VM's overlay.
   assert.notEqual(asUser(jailUid(b!.dir), gid!, ['cat', path.join(a!.dir, 'disk.qcow2')]).status, 0, "one VM's uid read another's overlay");
   const overlay = await fs.stat(path.join(a!.dir, 'disk.qcow2'));
