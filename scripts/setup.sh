@@ -16,6 +16,17 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
 fi
 
+# The jail's group: every QEMU runs with its own uid (from a range, no passwd entry) and this group,
+# which may read snapshot files (0640 root:forkd-vm) and write none. The user of the same name is
+# the range's anchor, so `forkd doctor` and ps show a name.
+if [ "$(id -u)" -eq 0 ] && ! getent group forkd-vm >/dev/null; then
+  echo "setup: adding system group and user forkd-vm" >&2
+  groupadd --system forkd-vm
+fi
+if [ "$(id -u)" -eq 0 ] && ! getent passwd forkd-vm >/dev/null; then
+  useradd --system --gid forkd-vm --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin forkd-vm
+fi
+
 # npm ci only when the lockfile changed since the last install.
 stamp=node_modules/.forkd-lock-sha
 want=$(sha256sum package-lock.json | cut -d' ' -f1)

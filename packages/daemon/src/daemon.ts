@@ -123,6 +123,8 @@ export class Daemon {
   ) {}
 
   static async start(o: DaemonOptions = {}): Promise<Daemon> {
+    // Snapshots, memory images, journal, sockets: the daemon's files (and its tools' and the keeper's) are its user's alone.
+    process.umask(0o077);
     const log = o.logger ?? pino({ level: process.env.FORKD_LOG_LEVEL ?? 'info', base: { svc: 'forkd' } }, pino.destination(2));
     logUnhandledRejections(log);
     egressSettings(o.egress); // bad flags stop the daemon before anything starts
@@ -297,15 +299,12 @@ async function readTls(certFile: string, keyFile: string): Promise<TlsFiles> {
 async function claimSocket(socket: string): Promise<void> {
   if (Buffer.byteLength(socket) > 107) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `socket path ${socket} is too long for a Unix socket (max 107 bytes)`);
   if (await socketAnswers(socket)) throw new ForkdError('FORKD_E_CONFLICT', `a forkd daemon already listens on ${socket}`, { socket });
-  await fs.mkdir(path.dirname(socket), { recursive: true });
+  await fs.mkdir(path.dirname(socket), { recursive: true, mode: 0o700 });
   await fs.rm(socket, { force: true });
 }
 
+/** The socket is the credential on a local machine: owner only (created under umask 077, then chmod; no umask change across an await). */
 async function listenSocket(app: FastifyInstance, socket: string): Promise<void> {
-  const old = process.umask(0o177); // the socket is the credential on a local machine: owner only
-  try {
-    await app.listen({ path: socket });
-  } finally {
-    process.umask(old);
-  }
+  await app.listen({ path: socket });
+  await fs.chmod(socket, 0o600);
 }

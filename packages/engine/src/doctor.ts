@@ -5,6 +5,7 @@ import type { HomeLayout } from './home/paths.js';
 import type { Platform } from './platform.js';
 import type { CgroupHost } from './quota/cgroup.js';
 import { toForkdError } from '@forkd/protocol';
+import { JAIL_GROUP, groupId, jailMode, jailUidBase, type JailMode } from './qemu/jail.js';
 
 const execFileP = promisify(execFile);
 
@@ -73,6 +74,7 @@ export async function runDoctor(layout: HomeLayout, platform: Platform, cgroups:
     checks.push({ name: 'platform', status: 'fail', detail: `${fe.code}: ${fe.message}` });
   }
   checks.push(await cgroupCheck(cgroups));
+  checks.push(await jailCheck());
   try {
     await fs.mkdir(layout.root, { recursive: true });
     const st = await fs.statfs(layout.root);
@@ -94,4 +96,28 @@ async function cgroupCheck(hostP: Promise<CgroupHost>): Promise<DoctorCheck> {
   } catch (e) {
     return { name: 'cgroups', status: 'warn', detail: `detection failed: ${(e as Error).message}` };
   }
+}
+
+/** The jail (qemu/jail.ts): its group, the uid range, setpriv, and whether this kernel has seccomp filters. */
+async function jailCheck(): Promise<DoctorCheck> {
+  let mode: JailMode;
+  try {
+    mode = jailMode();
+  } catch (e) {
+    return { name: 'jail', status: 'fail', detail: (e as Error).message };
+  }
+  if (mode === 'off') return { name: 'jail', status: 'warn', detail: 'FORKD_JAIL=off: QEMU runs as the daemon user, without seccomp or a mount view' };
+  const seccomp = await fs.readFile('/proc/self/status', 'utf8').then((t) => /^Seccomp:/m.test(t), () => false);
+  const setpriv = await which('setpriv');
+  if (!seccomp || !setpriv) return { name: 'jail', status: 'fail', detail: `${!seccomp ? 'this kernel has no seccomp (CONFIG_SECCOMP_FILTER)' : ''}${!setpriv ? ' setpriv missing: apt-get install util-linux' : ''}`.trim() };
+  if (mode === 'seccomp') return { name: 'jail', status: 'warn', detail: 'not root: QEMU runs as this user with no_new_privs and seccomp, without its own uid or mount view' };
+  const gid = await groupId(JAIL_GROUP);
+  if (gid === null) return { name: 'jail', status: 'fail', detail: `group ${JAIL_GROUP} missing: run scripts/setup.sh (groupadd --system ${JAIL_GROUP})` };
+  let base: number;
+  try {
+    base = jailUidBase();
+  } catch (e) {
+    return { name: 'jail', status: 'fail', detail: (e as Error).message };
+  }
+  return { name: 'jail', status: 'pass', detail: `QEMU as uids ${base}..${base + 2 ** 24 - 1} (one per VM), group ${JAIL_GROUP} (${gid}), no_new_privs, no capabilities, seccomp (-sandbox spawn=deny), own mount view` };
 }

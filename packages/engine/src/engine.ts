@@ -170,9 +170,17 @@ export class Engine {
     return this.cgroupsP;
   }
 
+  /**
+   * The keeper while one is attached. Once a keeper was wanted, a lost one is never silently
+   * replaced by this process (its VMs would die with the daemon, not outlive it): until the
+   * re-attach completes, launches fail with FORKD_E_UNAVAILABLE.
+   */
   private starterOpt(): { starter?: QemuStarter } {
-    return this.keeper ? { starter: this.keeper } : {};
+    if (this.keeper) return { starter: this.keeper };
+    if (this.keeperWanted) throw new ForkdError('FORKD_E_UNAVAILABLE', 'the VM keeper is restarting: try again in a moment');
+    return {};
   }
+  private keeperWanted = false;
 
   /**
    * From now on QEMU processes are children of a keeper process (started if needed) instead of
@@ -180,6 +188,7 @@ export class Engine {
    * Returns the VMs the keeper already holds (an earlier owner's). `lost` fires if the keeper dies.
    */
   async attachKeeper(opts: KeeperAttachOptions & { onLost?: () => void }): Promise<KeeperVmT[]> {
+    this.keeperWanted = true;
     const keeper = await KeeperClient.attach(opts);
     keeper.on('lost', () => {
       if (this.keeper === keeper) this.keeper = null;
@@ -236,6 +245,7 @@ export class Engine {
   async releaseKeeper(opts: { stopVms: boolean }): Promise<void> {
     const k = this.keeper;
     this.keeper = null;
+    this.keeperWanted = false;
     if (!k) return;
     if (opts.stopVms) await k.shutdown();
     else k.detach();

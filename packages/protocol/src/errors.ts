@@ -41,6 +41,8 @@ export const ERROR_CODES = {
   FORKD_E_CAPACITY: 503,
   /** A per-sandbox limit was asked for but this host cannot enforce it (no cgroup controller, no write access): the spawn fails rather than run unlimited. */
   FORKD_E_QUOTA_UNAVAILABLE: 503,
+  FORKD_E_JAIL_UNAVAILABLE: 503,
+  FORKD_E_RUN_DIR_UNSAFE: 503,
   FORKD_E_INSUFFICIENT_STORAGE: 507,
   FORKD_E_TOOL_FAILED: 500,
   FORKD_E_IMAGE_BUILD_FAILED: 500,

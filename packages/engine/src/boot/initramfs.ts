@@ -82,5 +82,6 @@ export async function buildInitramfs(kernel: KernelInfo, opts: BuildInitramfsOpt
   const gz = zlib.gzipSync(writeCpio(entries), { level: 9 });
   await fs.mkdir(opts.cacheDir, { recursive: true });
   await writeFileAtomic(out, gz);
+  await fs.chmod(out, 0o644); // QEMU reads it from its jail (another uid); it holds busybox and modules only
   return { path: out, sha256: sha256(gz), modules: names, cached: false };
 }

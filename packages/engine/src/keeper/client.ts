@@ -6,14 +6,15 @@ import type net from 'node:net';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { openSync, closeSync, mkdirSync } from 'node:fs';
+import { openSync, closeSync, constants as fsc } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ForkdError, isForkdErrorCode } from '@forkd/protocol';
 import { readLines } from '../util/line-framer.js';
 import { connectUnixSocket, connectUnixSocketWithRetry } from '../util/unix-socket.js';
 import { TailBuffer } from '../qemu/tail.js';
 import { processHandle, type QemuStartRequest, type QemuExit, type QemuStarter, type QemuProcess, type VmOwner } from '../qemu/start.js';
-import { runtimeDir } from '../runtime/dir.js';
+import { ensureRunDir, ensureRunDirSync } from '../runtime/dir.js';
+import { procStartTime } from '../runtime/proc.js';
 import { KEEPER_PROTOCOL, KeeperMessage, MAX_KEEPER_LINE, keeperSocketPath, type KeeperVmT } from './protocol.js';
 
 export interface KeeperAttachOptions {
@@ -28,6 +29,8 @@ export interface KeeperAttachOptions {
 
 interface Tracked {
   proc: QemuProcess;
+  /** The pid's start time when tracked: a reused pid is never signalled. */
+  started: Promise<number | null>;
   resolveExit: (e: QemuExit) => void;
   stderr: TailBuffer;
 }
@@ -52,6 +55,7 @@ export class KeeperClient extends EventEmitter implements QemuStarter {
   }
 
   static async attach(opts: KeeperAttachOptions): Promise<KeeperClient> {
+    await ensureRunDir(); // a keeper socket in a dir someone else controls could be theirs
     const socketPath = keeperSocketPath(opts.key);
     const timeoutMs = opts.attachTimeoutMs ?? 15_000;
     let sock = await connectUnixSocket(socketPath, timeoutMs).catch(() => null);
@@ -81,7 +85,7 @@ export class KeeperClient extends EventEmitter implements QemuStarter {
   }
 
   async start(req: QemuStartRequest): Promise<QemuProcess> {
-    const r = await this.request({ op: 'launch', qemu_path: req.qemuPath, args: req.args, cwd: req.cwd, stderr_cap: req.stderrCapBytes, ...(req.confine ? { confine: req.confine } : {}) });
+    const r = await this.request({ op: 'launch', qemu_path: req.qemuPath, args: req.args, cwd: req.cwd, stderr_cap: req.stderrCapBytes, ...(req.confine ? { confine: req.confine } : {}), ...(req.jail ? { jail: req.jail } : {}) });
     return this.track(Number(r.pid), req.args, req.stderrCapBytes).proc;
   }
 
@@ -119,7 +123,7 @@ export class KeeperClient extends EventEmitter implements QemuStarter {
     });
     const stderr = new TailBuffer(cap);
     const proc = processHandle(pid, args, exited, () => hasExited, () => stderr.toString());
-    const t: Tracked = { proc, resolveExit, stderr };
+    const t: Tracked = { proc, resolveExit, stderr, started: procStartTime(pid) };
     this.tracked.set(pid, t);
     return t;
   }
@@ -179,9 +183,13 @@ export class KeeperClient extends EventEmitter implements QemuStarter {
     for (const p of this.pending.values()) p.reject(new ForkdError('FORKD_E_UNAVAILABLE', 'the VM keeper connection closed'));
     this.pending.clear();
     if (this.detaching) return;
-    // The keeper is gone, so its VMs died with it (pdeathsig). Make sure, then report them exited.
+    // The keeper is gone, so its VMs died with it (pdeathsig). Make sure (only a pid that is still
+    // the same process: a dead QEMU's pid may belong to anything by now), then report them exited.
     for (const t of this.tracked.values()) {
-      t.proc.kill('SIGKILL');
+      const pid = t.proc.pid;
+      void Promise.all([t.started, procStartTime(pid)]).then(([then, now]) => {
+        if (then !== null && now === then) process.kill(pid, 'SIGKILL');
+      }).catch(() => undefined);
       t.resolveExit({ code: null, signal: 'SIGKILL' });
     }
     this.tracked.clear();
@@ -196,8 +204,8 @@ function spawnKeeper(socketPath: string, opts: KeeperAttachOptions): void {
   const main = path.join(path.dirname(here), fromSource ? 'main.ts' : 'main.js');
   const args = fromSource ? ['--conditions=source', '--import', 'tsx', main] : [main];
   const logFile = opts.logFile ?? socketPath.replace(/\.sock$/, '.log');
-  mkdirSync(runtimeDir(), { recursive: true, mode: 0o700 });
-  const fd = openSync(logFile, 'a', 0o600);
+  ensureRunDirSync();
+  const fd = openSync(logFile, fsc.O_WRONLY | fsc.O_APPEND | fsc.O_CREAT | fsc.O_NOFOLLOW, 0o600);
   try {
     const child = spawn(process.execPath, [...args, '--socket', socketPath, '--grace-ms', String(opts.graceMs)], {
       detached: true,

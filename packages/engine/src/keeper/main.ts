@@ -10,10 +10,10 @@ import path from 'node:path';
 import { promises as fs } from 'node:fs';
 import { LineFramer, readLines } from '../util/line-framer.js';
 import { socketAnswers } from '../util/unix-socket.js';
-import { spawnUnderPdeathsig, type QemuProcess } from '../qemu/start.js';
+import { spawnQemu, type QemuProcess } from '../qemu/start.js';
 import { which } from '../qemu/which.js';
 import { procStartTime } from '../runtime/proc.js';
-import { removeVmDir, runtimeDir, VM_DIR_PREFIX } from '../runtime/dir.js';
+import { ensureRunDir, removeVmDir, runtimeDir, VM_DIR_PREFIX } from '../runtime/dir.js';
 import { KEEPER_PROTOCOL, KeeperRequest, MAX_KEEPER_LINE, type KeeperRequestT } from './protocol.js';
 
 const FORWARDED_STDERR_CAP = 64 * 1024;
@@ -30,6 +30,8 @@ if (!socketPath || !Number.isFinite(graceMs) || graceMs < 0) {
   process.exit(2);
 }
 process.title = 'forkd-keeper';
+// Everything the keeper creates (its socket, run-dir leftovers) is its user's alone.
+process.umask(0o077);
 const log = (msg: string) => process.stderr.write(`${new Date().toISOString()} forkd-keeper[${process.pid}]: ${msg}\n`);
 
 interface Held {
@@ -104,7 +106,7 @@ async function handle(sock: net.Socket, req: KeeperRequestT): Promise<void> {
     let forwarded = 0;
     const pid = { value: 0 }; // known once spawned; output before that is not forwarded
     // The attached daemon gets a bounded copy of QEMU's output (it keeps its own tail).
-    const proc = await spawnUnderPdeathsig(setpriv, { qemuPath: req.qemu_path, args: req.args, cwd: req.cwd, stderrCapBytes: req.stderr_cap, ...(req.confine ? { confine: req.confine } : {}) }, (d) => {
+    const proc = await spawnQemu({ qemuPath: req.qemu_path, args: req.args, cwd: req.cwd, stderrCapBytes: req.stderr_cap, ...(req.confine ? { confine: req.confine } : {}), ...(req.jail ? { jail: req.jail } : {}) }, (d) => {
       if (forwarded >= FORWARDED_STDERR_CAP || !pid.value) return;
       forwarded += d.length;
       send(client, { ev: 'stderr', pid: pid.value, data: d.toString('utf8') });
@@ -166,16 +168,17 @@ const server = net.createServer((sock) => {
   });
 });
 
+if (path.dirname(socketPath) === runtimeDir()) await ensureRunDir(); // FORKD_E_RUN_DIR_UNSAFE: exit before trusting it
 // Another keeper already serving this socket wins; a stale socket file is replaced.
 if (await socketAnswers(socketPath)) {
   log('another keeper serves this socket; exiting');
   process.exit(0);
 }
-await fs.mkdir(path.dirname(socketPath), { recursive: true, mode: 0o700 });
+if (path.dirname(socketPath) !== runtimeDir()) await fs.mkdir(path.dirname(socketPath), { recursive: true, mode: 0o700 });
 await fs.rm(socketPath, { force: true });
-const oldUmask = process.umask(0o177);
 server.listen(socketPath, () => {
-  process.umask(oldUmask);
+  // listen, then chmod (the process umask is 077 already; no umask change around an async call)
+  void fs.chmod(socketPath, 0o600).catch(() => undefined);
   log(`listening on ${socketPath} (grace ${graceMs} ms)`);
   armGrace(); // until the first daemon attaches
 });

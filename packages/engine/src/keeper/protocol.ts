@@ -10,9 +10,23 @@ import { runtimeDir } from '../runtime/dir.js';
 export const KEEPER_PROTOCOL = 1;
 export const MAX_KEEPER_LINE = 1024 * 1024;
 
+const paths = z.array(z.string().max(4096)).max(256).optional();
+/** qemu/jail.ts JailSpec on the wire: the daemon decides the jail, the keeper applies it. */
+const JailWire = z.object({
+  mode: z.enum(['full', 'seccomp', 'off']),
+  uid: z.number().int().positive().optional(),
+  gid: z.number().int().positive().optional(),
+  groups: z.array(z.number().int().nonnegative()).max(16).optional(),
+  root: z.string().max(4096).optional(),
+  readOnly: paths,
+  writable: paths,
+  devices: paths,
+  roRam: z.string().max(4096).optional(),
+});
+
 export const KeeperRequest = z.discriminatedUnion('op', [
   z.object({ id: z.number().int(), op: z.literal('hello'), version: z.number().int(), client_pid: z.number().int() }),
-  z.object({ id: z.number().int(), op: z.literal('launch'), qemu_path: z.string().max(4096), args: z.array(z.string().max(64 * 1024)).max(512), cwd: z.string().max(4096), stderr_cap: z.number().int().positive().max(1 << 20), confine: z.object({ cgroupProcs: z.array(z.string().max(4096)).max(8).optional(), fileSizeBytes: z.number().int().positive().optional() }).strict().optional() }),
+  z.object({ id: z.number().int(), op: z.literal('launch'), qemu_path: z.string().max(4096), args: z.array(z.string().max(64 * 1024)).max(512), cwd: z.string().max(4096), stderr_cap: z.number().int().positive().max(1 << 20), confine: z.object({ cgroupProcs: z.array(z.string().max(4096)).max(8).optional(), fileSizeBytes: z.number().int().positive().optional() }).strict().optional(), jail: JailWire.optional() }),
   z.object({ id: z.number().int(), op: z.literal('shutdown') }),
 ]);
 export type KeeperRequestT = z.output<typeof KeeperRequest>;

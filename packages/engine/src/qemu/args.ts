@@ -23,6 +23,12 @@ export interface VmSpec {
   incoming?: boolean;
   /** -S: never start the guest on its own, even after an incoming migration (a branch receiver). */
   startPaused?: boolean;
+  /** A second QMP monitor, used only to hand QEMU migration descriptors (vm/migration.ts). */
+  fdQmpSocket?: string;
+  /** QEMU's seccomp policy (qemu/jail.ts SECCOMP_ARG). */
+  seccomp?: string;
+  /** Files outside the run dir the VM reads besides kernel, RAM and disk: the disk's backing chain. */
+  jailReadOnly?: string[];
 }
 
 /** Name of the virtio-serial port the guest agent opens (found via /sys/class/virtio-ports/*\/name). */
@@ -92,6 +98,7 @@ export function buildQemuArgs(spec: VmSpec): string[] {
     '-device', `virtserialport,chardev=agent,name=${AGENT_PORT_NAME}`,
     '-qmp', `unix:${qemuOptValue(spec.qmpSocket, 'qmpSocket')},server=on,wait=off`,
   );
+  if (spec.fdQmpSocket) args.push('-qmp', `unix:${qemuOptValue(spec.fdQmpSocket, 'fdQmpSocket')},server=on,wait=off`);
   if (spec.console.kind === 'file') {
     // `-serial file:X` takes X literally, so go through -chardev where ',,' escaping is uniform.
     args.push('-chardev', `file,id=console,path=${qemuOptValue(spec.console.path, 'console path')}`, '-serial', 'chardev:console');
@@ -100,6 +107,7 @@ export function buildQemuArgs(spec: VmSpec): string[] {
   }
   if (spec.incoming) args.push('-incoming', 'defer');
   if (spec.startPaused) args.push('-S');
+  if (spec.seccomp) args.push('-sandbox', literal(spec.seccomp, 'seccomp'));
   return args;
 }
 

@@ -11,7 +11,7 @@ import { QmpClient, type QmpConnectOptions } from '../qmp/client.js';
 import { procStartTime } from '../runtime/proc.js';
 import { buildQemuArgs, type VmSpec } from './args.js';
 import { TailBuffer } from './tail.js';
-import { thpOffWrapper } from './thp.js';
+import { SECCOMP_ARG, jailFor, launchCommand, prepareJailFiles, type JailSpec } from './jail.js';
 import { qemuBinary } from './version.js';
 import { which } from './which.js';
 
@@ -41,6 +41,8 @@ export interface QemuStartRequest {
   stderrCapBytes: number;
   /** Resource confinement applied before QEMU runs (quota/: cgroups, the overlay's size cap). */
   confine?: LaunchConfinement;
+  /** The jail to start it in (qemu/jail.ts); absent: no jail. */
+  jail?: JailSpec;
 }
 
 /**
@@ -98,20 +100,21 @@ export const directStarter: QemuStarter = {
     return selfOwner;
   },
   async start(req) {
-    const setpriv = await which('setpriv');
-    if (!setpriv) throw new ForkdError('FORKD_E_TOOL_MISSING', 'setpriv not found (needed so QEMU dies with its owner): apt-get install util-linux', { tool: 'setpriv' });
-    return spawnUnderPdeathsig(setpriv, req);
+    return spawnQemu(req);
   },
 };
 
-/** Spawns `setpriv --pdeathsig KILL -- qemu args` with bounded stderr capture. Shared by both starters. */
-export async function spawnUnderPdeathsig(setpriv: string, req: QemuStartRequest, onOutput?: (d: Buffer) => void): Promise<QemuProcess> {
+/**
+ * Spawns QEMU through its launch wrappers (qemu/jail.ts: mount view, setpriv with pdeathsig and
+ * the uid drop) with bounded stderr capture. Shared by both starters.
+ */
+export async function spawnQemu(req: QemuStartRequest, onOutput?: (d: Buffer) => void): Promise<QemuProcess> {
   const stderr = new TailBuffer(req.stderrCapBytes);
-  const thpOff = await thpOffWrapper();
-  // The wrapper list, outermost first: pdeathsig (setpriv), confinement (cgroups, file size), THP off, QEMU.
+  // Outermost first: confinement (cgroups joined and the file size capped as root, before any uid drop),
+  // then the jail's wrappers (mount view, setpriv with pdeathsig and the uid drop, THP off), then QEMU.
   const confine = confinementPrefix(req.confine, req.confine?.fileSizeBytes !== undefined ? await which('prlimit') : null);
-  const command = [...confine, ...(thpOff ? [thpOff] : []), req.qemuPath];
-  const child = spawn(setpriv, ['--pdeathsig', 'KILL', '--', ...command, ...req.args], { cwd: req.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  const [program, ...argv] = [...confine, ...(await launchCommand(req.qemuPath, req.args, req.cwd, req.jail))];
+  const child = spawn(program!, argv, { cwd: req.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   const onData = (d: Buffer) => {
     stderr.write(d);
     onOutput?.(d);
@@ -180,13 +183,15 @@ function exitedAtStart(proc: QemuProcess, ex: QemuExit): ForkdError {
  * stderr. On failure QEMU is killed.
  */
 export async function startQemu(spec: VmSpec, opts: StartOptions): Promise<{ proc: QemuProcess; qmp: QmpClient }> {
-  const args = buildQemuArgs(spec);
+  const jail = await jailFor(spec, opts.runDir);
+  const args = buildQemuArgs(jail.mode === 'off' ? spec : { ...spec, seccomp: SECCOMP_ARG });
   const binary = opts.qemuBinary ?? qemuBinary();
   const qemuPath = await which(binary);
   if (!qemuPath) throw new ForkdError('FORKD_E_QEMU_NOT_INSTALLED', `${binary} not found: apt-get install qemu-system-x86`, { binary });
   // A stale socket from an earlier run would answer nothing; QMP's connect retries until QEMU binds its own.
   await fs.rm(spec.qmpSocket, { force: true });
-  const proc = await (opts.starter ?? directStarter).start({ qemuPath, args, cwd: opts.runDir, stderrCapBytes: opts.stderrCapBytes ?? 16 * 1024, ...(opts.confine ? { confine: opts.confine } : {}) });
+  await prepareJailFiles(jail, opts.runDir);
+  const proc = await (opts.starter ?? directStarter).start({ qemuPath, args, cwd: opts.runDir, stderrCapBytes: opts.stderrCapBytes ?? 16 * 1024, jail, ...(opts.confine ? { confine: opts.confine } : {}) });
   const connectP = QmpClient.connect(spec.qmpSocket, { timeoutMs: opts.startTimeoutMs ?? 15_000, ...opts.qmp });
   try {
     const qmp = await Promise.race([connectP, proc.exited.then((ex) => Promise.reject(exitedAtStart(proc, ex)))]);

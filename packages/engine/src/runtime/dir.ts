@@ -1,4 +1,4 @@
-import { promises as fs } from 'node:fs';
+import { promises as fs, lstatSync, mkdirSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import os from 'node:os';
@@ -56,6 +56,33 @@ export function runtimeDir(): string {
   return dir;
 }
 
+/**
+ * Judges the run dir before anything is put in it or trusted from it (sockets, the keeper's, VM
+ * dirs): a directory, not a symlink, owned by this process's euid, mode 0700. Otherwise another
+ * local user could have made it first (/tmp/forkd-<uid>) and would own every socket in it.
+ */
+function checkRunDir(dir: string, st: Stats): void {
+  const euid = process.geteuid?.() ?? 0;
+  const problem = st.isSymbolicLink() ? 'is a symlink' : !st.isDirectory() ? 'is not a directory' : st.uid !== euid ? `is owned by uid ${st.uid}, not ${euid}` : (st.mode & 0o777) !== 0o700 ? `has mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}, not 0700` : null;
+  if (problem) throw new ForkdError('FORKD_E_RUN_DIR_UNSAFE', `run directory ${dir} ${problem}: refusing to use it (remove it, or set FORKD_RUN_DIR to a directory of your own with mode 0700)`, { run_dir: dir, uid: st.uid, mode: st.mode & 0o7777 });
+}
+
+/** Creates the run dir if missing (0700) and checks it (checkRunDir). Returns its path. */
+export async function ensureRunDir(): Promise<string> {
+  const run = runtimeDir();
+  await fs.mkdir(run, { recursive: true, mode: 0o700 });
+  checkRunDir(run, await fs.lstat(run));
+  return run;
+}
+
+/** ensureRunDir for synchronous callers (starting the keeper). */
+export function ensureRunDirSync(): string {
+  const run = runtimeDir();
+  mkdirSync(run, { recursive: true, mode: 0o700 });
+  checkRunDir(run, lstatSync(run));
+  return run;
+}
+
 let selfStart: number | null = null;
 async function ownStartTime(): Promise<number> {
   selfStart ??= (await procStartTime(process.pid)) ?? 0;
@@ -73,8 +100,7 @@ export interface DirOwner {
  * under a dot-name and renamed into place, so cleanup never sees a vm- dir without an owner.
  */
 export async function createVmDir(kind: string, ownerOf?: DirOwner, wantedId?: string): Promise<VmDir> {
-  const run = runtimeDir();
-  await fs.mkdir(run, { recursive: true, mode: 0o700 });
+  const run = await ensureRunDir();
   if (wantedId !== undefined && !/^[0-9a-f]{16}$/.test(wantedId)) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `invalid VM id ${JSON.stringify(wantedId)}`);
   const id = wantedId ?? crypto.randomBytes(8).toString('hex');
   const dir = path.join(run, `${VM_DIR_PREFIX}${id}`);
@@ -82,7 +108,7 @@ export async function createVmDir(kind: string, ownerOf?: DirOwner, wantedId?: s
   await fs.mkdir(tmp, { mode: 0o700 });
   const owner: OwnerRecord = { kind, owner_pid: ownerOf?.pid ?? process.pid, owner_starttime: ownerOf?.starttime ?? (await ownStartTime()), qemu_pid: null, created_at: new Date().toISOString() };
   try {
-    await fs.writeFile(path.join(tmp, OWNER_FILE), JSON.stringify(owner));
+    await fs.writeFile(path.join(tmp, OWNER_FILE), JSON.stringify(owner), { flag: 'wx', mode: 0o600 });
     if (wantedId !== undefined && (await fs.stat(dir).then(() => true, () => false))) {
       throw new ForkdError('FORKD_E_CONFLICT', `a VM with id ${wantedId} is already running`, { id: wantedId });
     }
@@ -127,8 +153,8 @@ function vmDirHandle(id: string, dir: string, kind: string, owner: OwnerRecord):
 
 async function saveOwner(dir: string, owner: OwnerRecord): Promise<void> {
   // tmp + rename (no fsync: the run dir does not outlive a reboot, and this is on the spawn path).
-  const tmpFile = path.join(dir, `.${OWNER_FILE}.tmp`);
-  await fs.writeFile(tmpFile, JSON.stringify(owner));
+  const tmpFile = path.join(dir, `.${OWNER_FILE}.${crypto.randomBytes(4).toString('hex')}.tmp`);
+  await fs.writeFile(tmpFile, JSON.stringify(owner), { flag: 'wx', mode: 0o600 });
   await fs.rename(tmpFile, path.join(dir, OWNER_FILE));
 }
 

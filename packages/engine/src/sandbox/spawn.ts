@@ -6,9 +6,9 @@ import { readSnapshot, type SnapshotEntry } from '../snapshot/store.js';
 import { machineSignature } from '../snapshot/machine.js';
 import { qemuVersion } from '../qemu/version.js';
 import { createChildOverlay, overlayTemplate } from '../vm/overlay.js';
-import { quotePathForMigrationUri, waitForQmpStatus } from '../vm/migration.js';
+import { migrateThroughFd, waitForQmpStatus } from '../vm/migration.js';
 import { memoryFileFor } from '../snapshot/memory.js';
-import { ancestors } from '../snapshot/chain.js';
+import { ancestors, diskChainFiles } from '../snapshot/chain.js';
 import { type ProgressFn, noProgress } from '../progress.js';
 import { Vm } from '../vm/vm.js';
 import type { QemuStarter } from '../qemu/start.js';
@@ -82,10 +82,11 @@ export async function spawnChildren(layout: HomeLayout, platform: Platform, opts
   const t0 = nowMs();
   const template = await overlayTemplate(entry.dir);
   const memPath = await memoryFileFor(layout, entry);
+  const backing = await diskChainFiles(layout, entry);
   let ready = 0;
   const results = await Promise.allSettled(
     Array.from({ length: n }, (_, i) =>
-      restoreOne(plan, entry, memPath, template, t0, opts.readyTimeoutMs ?? 60_000, opts.starter, opts.ids?.[i]?.slice(3)).then((sb) => {
+      restoreOne(plan, entry, memPath, template, backing, t0, opts.readyTimeoutMs ?? 60_000, opts.starter, opts.ids?.[i]?.slice(3)).then((sb) => {
         ready++;
         onProgress({ phase: 'spawn', message: `${ready}/${n} ready`, fraction: ready / n });
         return sb;
@@ -102,7 +103,7 @@ export async function spawnChildren(layout: HomeLayout, platform: Platform, opts
   return ok;
 }
 
-async function restoreOne(plan: ChildPlan, entry: SnapshotEntry, memPath: string, template: string, t0: number, readyTimeoutMs: number, starter?: QemuStarter, vmId?: string): Promise<Sandbox> {
+async function restoreOne(plan: ChildPlan, entry: SnapshotEntry, memPath: string, template: string, backing: string[], t0: number, readyTimeoutMs: number, starter?: QemuStarter, vmId?: string): Promise<Sandbox> {
   const m = entry.manifest;
   const vm = await Vm.start('child', {
     accel: m.accel,
@@ -111,6 +112,7 @@ async function restoreOne(plan: ChildPlan, entry: SnapshotEntry, memPath: string
     memPath,
     memShare: false,
     incoming: true,
+    jailReadOnly: backing,
     ...(tbSize() ? { tcgTbSizeMib: tbSize() } : {}),
     consoleLog: process.env.FORKD_CHILD_CONSOLE === '1',
   }, {
@@ -145,7 +147,7 @@ async function restoreOne(plan: ChildPlan, entry: SnapshotEntry, memPath: string
     agentP.catch(() => undefined);
     const tMig = nowMs();
     await vm.qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: true }] });
-    await vm.qmp.execute('migrate-incoming', { uri: `exec:cat ${quotePathForMigrationUri(path.join(entry.dir, 'vmstate'))}` });
+    await migrateThroughFd(vm.fdQmpSocket, { read: path.join(entry.dir, 'vmstate') }, 'migrate-incoming', 'FORKD_E_RESTORE_FAILED');
     const loaded = (s: string) => s === 'paused' || s === 'running' || s === 'postmigrate';
     await vm.guard(waitForQmpStatus(vm.qmp, { query: 'query-status', until: loaded, timeoutMs: readyTimeoutMs, what: 'restoring device state', failure: 'FORKD_E_RESTORE_FAILED' }), 'restoring device state');
     const migrateMs = since(tMig);

@@ -11,14 +11,16 @@
  * saves its device state with x-ignore-shared (the RAM file is the RAM). The new snapshot keeps
  * only the pages that differ from its parent; the whole image is kept in the memory cache.
  */
-import { promises as fs } from 'node:fs';
+import { promises as fs, constants as fsConstants } from 'node:fs';
 import path from 'node:path';
 import { ForkdError, assertValidTag, toForkdError } from '@forkd/protocol';
 import type { HomeLayout } from '../home/paths.js';
 import { Vm } from '../vm/vm.js';
 import { commitStaging, freeSnapshotDir, inStaging } from '../util/staging.js';
 import { overlayTemplate, createChildOverlay } from '../vm/overlay.js';
-import { saveDeviceState, waitForQmpStatus } from '../vm/migration.js';
+import { migrateThroughFd, saveDeviceState, waitForQmpStatus } from '../vm/migration.js';
+import { sealForJail } from '../qemu/jail.js';
+import { diskChainFiles } from './chain.js';
 import type { QemuStarter } from '../qemu/start.js';
 import type { QmpEvent } from '../qmp/client.js';
 import { runTool } from '../qemu/tools.js';
@@ -97,6 +99,7 @@ async function captureLayer(layout: HomeLayout, sb: BranchSource, parent: Snapsh
       memShare: true,
       incoming: true,
       startPaused: true,
+      jailReadOnly: await diskChainFiles(layout, parent),
       consoleLog: false,
     }, {
       prepare: async (dir) => {
@@ -112,7 +115,7 @@ async function captureLayer(layout: HomeLayout, sb: BranchSource, parent: Snapsh
     const { pauseMs, captureMs } = await captureSource(sb, migSock, path.join(staging, 'disk.qcow2'), opts);
     onProgress({ phase: 'branch', message: `source resumed after a ${pauseMs.toFixed(1)} ms pause; saving device state` });
     await waitForQmpStatus(receiver.qmp, { query: 'query-status', until: (s) => s === 'paused', timeoutMs: 60_000, what: 'the branch receiver' });
-    await saveDeviceState(receiver.qmp, path.join(staging, 'vmstate'));
+    await saveDeviceState(receiver, path.join(staging, 'vmstate'));
     await receiver.kill();
     receiver = null;
 
@@ -122,7 +125,8 @@ async function captureLayer(layout: HomeLayout, sb: BranchSource, parent: Snapsh
     const full = path.join(staging, 'memory.bin');
     const { changedPages } = await writeLayer(full, await memoryFileFor(layout, parent), path.join(staging, 'memory.layer'), path.join(staging, 'memory.pages'));
     for (const f of ['vmstate', 'disk.qcow2']) await fsyncPath(path.join(staging, f));
-    await fs.chmod(path.join(staging, 'disk.qcow2'), 0o444);
+    await sealForJail(path.join(staging, 'vmstate'), 0o600);
+    await sealForJail(path.join(staging, 'disk.qcow2'), 0o440);
     const vmstateSha = await sha256File(path.join(staging, 'vmstate'));
     const manifest: SnapshotManifest = {
       ...m,
@@ -142,8 +146,9 @@ async function captureLayer(layout: HomeLayout, sb: BranchSource, parent: Snapsh
     };
     // The whole image becomes the assembled cache entry: children map it, no rebuild needed.
     const cached = assembledPath(layout, manifest);
-    await fs.mkdir(path.dirname(cached), { recursive: true });
+    await fs.mkdir(path.dirname(cached), { recursive: true, mode: 0o700 });
     await fsyncPath(full);
+    await sealForJail(full); // the receiver's QEMU owned it; children only read it
     await fs.rename(full, cached);
     await commitStaging(staging, finalDir, manifest).catch(async (e: unknown) => {
       await fs.rm(cached, { force: true });
@@ -181,11 +186,12 @@ async function captureSource(sb: BranchSource, migSock: string, diskOut: string,
       await qmp.execute('stop');
       stopped = true;
     }
-    await qmp.execute('migrate', { uri: `unix:${migSock}` });
+    // The source's jail cannot see the receiver's socket: the stream is connected here and handed over.
+    await migrateThroughFd(sb.vm.fdQmpSocket, { connect: migSock }, 'migrate', 'FORKD_E_SNAPSHOT_FAILED');
     stopped = true;
     await waitForQmpStatus(qmp, { query: 'query-migrate', until: (s) => s === 'pre-switchover', timeoutMs: 120_000, what: 'copying the source to the receiver', failure: 'FORKD_E_SNAPSHOT_FAILED' });
     // vCPUs stopped, disks flushed and still active: this overlay is the disk at the pause instant.
-    await fs.copyFile(sb.vm.diskPath ?? path.join(sb.vm.dir, 'disk.qcow2'), diskOut);
+    await fs.copyFile(sb.vm.diskPath ?? path.join(sb.vm.dir, 'disk.qcow2'), diskOut, fsConstants.COPYFILE_EXCL);
     await qmp.execute('migrate-continue', { state: 'pre-switchover' });
     await waitForQmpStatus(qmp, { query: 'query-migrate', until: (s) => s === 'completed', timeoutMs: 60_000, what: 'completing the switchover', failure: 'FORKD_E_SNAPSHOT_FAILED' });
   } catch (e) {

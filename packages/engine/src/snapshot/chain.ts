@@ -1,4 +1,5 @@
 /** Snapshot chains: ancestry checks (the walks over many snapshots live in catalog.ts). */
+import path from 'node:path';
 import { ForkdError } from '@forkd/protocol';
 import type { HomeLayout } from '../home/paths.js';
 import { readSnapshot, type SnapshotEntry } from './store.js';
@@ -24,4 +25,14 @@ export async function ancestors(layout: HomeLayout, entry: SnapshotEntry): Promi
     p = parent.manifest.parent_tag;
   }
   return out;
+}
+
+/**
+ * Every file a child's disk reads through its overlay: each layer's disk.qcow2 down to the image
+ * (resolved from the root's relative backing path, as QEMU resolves it). The jail binds exactly these.
+ */
+export async function diskChainFiles(layout: HomeLayout, entry: SnapshotEntry): Promise<string[]> {
+  const chain = [...(await ancestors(layout, entry)), entry];
+  const root = chain[0]!;
+  return [...chain.map((e) => path.join(e.dir, 'disk.qcow2')), path.resolve(root.dir, root.manifest.files.disk.backing)];
 }

@@ -1,4 +1,5 @@
 /** Compaction: a layered snapshot flattened into a new self-contained one. */
+import { sealForJail } from '../qemu/jail.js';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { assertValidTag } from '@forkd/protocol';
@@ -34,7 +35,9 @@ export async function compactSnapshot(layout: HomeLayout, from: string, to: stri
     const backing = path.relative(staging, m.image.path);
     await runTool('qemu-img', ['convert', '-q', '-O', 'qcow2', '-o', 'cluster_size=65536', '-B', backing, '-F', 'raw', path.join(src.dir, 'disk.qcow2'), path.join(staging, 'disk.qcow2')], { cwd: staging, timeoutMs: 600_000 });
     for (const f of ['memory.bin', 'vmstate', 'disk.qcow2']) await fsyncPath(path.join(staging, f));
-    await fs.chmod(path.join(staging, 'disk.qcow2'), 0o444);
+    await sealForJail(path.join(staging, 'memory.bin'));
+    await sealForJail(path.join(staging, 'vmstate'), 0o600); // read by the daemon's fd helper only
+    await sealForJail(path.join(staging, 'disk.qcow2'), 0o440);
     const manifest: SnapshotManifest = {
       ...m,
       format_version: MANIFEST_VERSION,

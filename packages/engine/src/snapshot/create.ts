@@ -16,6 +16,7 @@ import { MANIFEST_VERSION, type SnapshotManifest } from './manifest.js';
 import type { SnapshotEntry } from './store.js';
 import type { Platform } from '../platform.js';
 import type { QemuStarter } from '../qemu/start.js';
+import { sealForJail } from '../qemu/jail.js';
 
 export interface CreateSnapshotOptions {
   tag: string;
@@ -81,7 +82,7 @@ export async function createSnapshot(layout: HomeLayout, platform: Platform, opt
       const tSave = nowMs();
       await vm.qmp.execute('stop');
       const vmstatePath = path.join(staging, 'vmstate');
-      await saveDeviceState(vm.qmp, vmstatePath);
+      await saveDeviceState(vm, vmstatePath);
       const saveMs = since(tSave);
       await vm.qmp.execute('quit').catch(() => undefined);
       await vm.kill();
@@ -89,7 +90,10 @@ export async function createSnapshot(layout: HomeLayout, platform: Platform, opt
 
       onProgress({ phase: 'persist', message: 'syncing memory file and disk layer to disk' });
       for (const f of ['memory.bin', 'vmstate', 'disk.qcow2']) await fsyncPath(path.join(staging, f));
-      await fs.chmod(path.join(staging, 'disk.qcow2'), 0o444);
+      // The parent's QEMU owned its RAM file and disk; the snapshot's files are the daemon's, read-only to VMs.
+      await sealForJail(path.join(staging, 'memory.bin'));
+      await sealForJail(path.join(staging, 'vmstate'), 0o600); // read by the daemon's fd helper only
+      await sealForJail(path.join(staging, 'disk.qcow2'), 0o440);
       const manifest: SnapshotManifest = {
         format_version: MANIFEST_VERSION,
         tag,

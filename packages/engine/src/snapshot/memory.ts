@@ -13,6 +13,7 @@ import crypto from 'node:crypto';
 import { ForkdError } from '@forkd/protocol';
 import type { HomeLayout } from '../home/paths.js';
 import { runTool } from '../qemu/tools.js';
+import { sealForJail } from '../qemu/jail.js';
 import { exists, fsyncPath } from '../util/fsx.js';
 import { PAGE_SIZE, isLayer, type SnapshotManifest } from './manifest.js';
 import { readSnapshot, type SnapshotEntry } from './store.js';
@@ -68,7 +69,7 @@ async function assemble(layout: HomeLayout, head: SnapshotEntry, target: string)
     chain.unshift(parent);
     e = parent;
   }
-  await fs.mkdir(path.dirname(target), { recursive: true });
+  await fs.mkdir(path.dirname(target), { recursive: true, mode: 0o700 });
   const tmp = `${target}.${crypto.randomBytes(4).toString('hex')}.tmp`;
   try {
     await runTool('cp', ['--sparse=always', base, tmp]);
@@ -79,6 +80,7 @@ async function assemble(layout: HomeLayout, head: SnapshotEntry, target: string)
     } finally {
       await fh.close();
     }
+    await sealForJail(tmp); // a guest's RAM: the daemon's, readable by VMs through their view, nobody else
     await fs.rename(tmp, target);
     return target;
   } catch (e) {
@@ -130,7 +132,7 @@ export async function writeLayer(full: string, parent: string, layerPath: string
   const bitmap = new Uint8Array(Math.ceil(pages / 8));
   const a = await fs.open(full, 'r');
   const b = await fs.open(parent, 'r');
-  const out = await fs.open(layerPath, 'w', 0o444);
+  const out = await fs.open(layerPath, 'wx', 0o400); // read by the daemon only (assembly)
   const bufA = Buffer.alloc(CHUNK);
   const bufB = Buffer.alloc(CHUNK);
   let changed = 0;
@@ -166,7 +168,7 @@ export async function writeLayer(full: string, parent: string, layerPath: string
   } finally {
     await Promise.all([a.close(), b.close(), out.close()]);
   }
-  await fs.writeFile(pagesPath, bitmap, { mode: 0o444 });
+  await fs.writeFile(pagesPath, bitmap, { mode: 0o400, flag: 'wx' });
   await fsyncPath(pagesPath);
   return { changedPages: changed };
 }

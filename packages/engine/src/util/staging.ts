@@ -44,10 +44,10 @@ export async function inStaging<T>(layout: HomeLayout, tag: string, work: (stagi
 }
 
 async function createStaging(layout: HomeLayout, tag: string): Promise<string> {
-  await fs.mkdir(layout.snapshots, { recursive: true });
+  await ensurePrivateDir(layout.snapshots);
   const staging = path.join(layout.snapshots, `${STAGING_PREFIX}${tag}-${stagingOwnerSuffix()}-${crypto.randomBytes(4).toString('hex')}`);
-  await fs.mkdir(staging);
-  await fs.writeFile(path.join(staging, 'owner.json'), JSON.stringify({ pid: process.pid, started: Date.now() }));
+  await fs.mkdir(staging, { mode: 0o700 });
+  await fs.writeFile(path.join(staging, 'owner.json'), JSON.stringify({ pid: process.pid, started: Date.now() }), { flag: 'wx', mode: 0o600 });
   return staging;
 }
 
@@ -67,4 +67,15 @@ export async function commitStaging(staging: string, finalDir: string, manifest:
     throw e;
   }
   await fsyncPath(path.dirname(finalDir));
+}
+
+/**
+ * The snapshot root holds guest RAM images: only the daemon's user may list or read it (VMs get
+ * their files through their mount view). An existing root with a looser mode is tightened.
+ */
+export async function ensurePrivateDir(dir: string): Promise<void> {
+  await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+  const st = await fs.lstat(dir);
+  if (!st.isDirectory()) throw new ForkdError('FORKD_E_RUN_DIR_UNSAFE', `${dir} is not a directory (a symlink?)`, { dir });
+  if ((st.mode & 0o077) !== 0 && st.uid === process.geteuid?.()) await fs.chmod(dir, st.mode & 0o700);
 }

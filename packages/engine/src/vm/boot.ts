@@ -37,6 +37,7 @@ export async function bootFromImage(env: PlatformEnv, kind: string, o: BootOptio
     memPath: '',
     memShare: o.memShare,
     kernel: { path: env.kernel.path, initrd: env.initramfs.path, append: cmdline },
+    jailReadOnly: [o.imagePath],
     consoleLog: true,
   }, {
     prepare: async (runDir) => {

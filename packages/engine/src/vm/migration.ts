@@ -5,18 +5,32 @@
  */
 import { ForkdError, type ForkdErrorCode } from '@forkd/protocol';
 import type { QmpClient } from '../qmp/client.js';
+import { hostHelper } from '../qemu/host-helpers.js';
+import { QMP_FD_PASSER } from '../qemu/jail-helpers.js';
+import { runTool } from '../qemu/tools.js';
+
+/**
+ * Where a migration stream goes or comes from. QEMU runs under `-sandbox spawn=deny`, so no `exec:`
+ * command: the stream is a descriptor opened here (a file read, a new file, a connected Unix
+ * socket) and handed to QEMU over its second QMP monitor (qemu/jail-helpers.ts forkd-qmp-fd).
+ */
+export type MigrationEnd = { read: string } | { create: string } | { connect: string };
+
+/** Hands QEMU the descriptor and starts `migrate` (outgoing) or `migrate-incoming` on it; returns once QEMU accepted. */
+export async function migrateThroughFd(fdQmpSocket: string, end: MigrationEnd, command: 'migrate' | 'migrate-incoming', failure: ForkdErrorCode): Promise<void> {
+  const helper = await hostHelper(QMP_FD_PASSER);
+  const [mode, target] = 'read' in end ? ['read', end.read] : 'create' in end ? ['create', end.create] : ['connect', end.connect];
+  try {
+    await runTool(helper, [fdQmpSocket, mode, target, command], { timeoutMs: 30_000 });
+  } catch (e) {
+    const detail = e instanceof ForkdError ? String(e.details?.stderr_tail ?? e.message).trim() : String(e);
+    throw new ForkdError(failure, `${command} through a descriptor (${mode} ${target}) failed: ${detail}`, { target }, { cause: e });
+  }
+}
+
 
 /** How often a wait asks QEMU again: migrations of a paused guest finish in milliseconds. */
 const POLL_MS = 2;
-
-/**
- * A path as it stands in an `exec:` migration URI, which QEMU hands to /bin/sh: single-quoted,
- * and only plain path characters, so nothing in it can reach the shell.
- */
-export function quotePathForMigrationUri(p: string): string {
-  if (!/^[A-Za-z0-9_./@%+=:,-]+$/.test(p)) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `unsafe path for a migration URI: ${p}`);
-  return `'${p}'`;
-}
 
 export interface QmpStatusWait {
   /** What is polled: the guest's run state or the migration's status. */
@@ -48,9 +62,16 @@ export async function waitForQmpStatus(qmp: QmpClient, w: QmpStatusWait): Promis
   }
 }
 
-/** Saves a stopped VM's device state to a file; its RAM lives in a shared file and is not copied (x-ignore-shared). */
-export async function saveDeviceState(qmp: QmpClient, file: string, timeoutMs = 60_000): Promise<void> {
+/** What a migration needs of a VM: its QMP channel and its descriptor monitor (vm/vm.ts's Vm is one). */
+export interface MigratableVm {
+  readonly qmp: QmpClient;
+  readonly fdQmpSocket: string;
+}
+
+/** Saves a stopped VM's device state to a new file; its RAM lives in a shared file and is not copied (x-ignore-shared). */
+export async function saveDeviceState(vm: MigratableVm, file: string, timeoutMs = 60_000): Promise<void> {
+  const qmp = vm.qmp;
   await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: true }] });
-  await qmp.execute('migrate', { uri: `exec:cat > ${quotePathForMigrationUri(file)}` });
+  await migrateThroughFd(vm.fdQmpSocket, { create: file }, 'migrate', 'FORKD_E_SNAPSHOT_FAILED');
   await waitForQmpStatus(qmp, { query: 'query-migrate', until: (s) => s === 'completed', timeoutMs, what: 'saving device state', failure: 'FORKD_E_SNAPSHOT_FAILED' });
 }

@@ -1,4 +1,4 @@
-import { promises as fs } from 'node:fs';
+import { promises as fs, constants as fsConstants } from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import { runTool } from '../qemu/tools.js';
@@ -29,6 +29,7 @@ export async function overlayTemplate(snapshotDir: string): Promise<string> {
   return template;
 }
 
+/** A fresh file: never written through a symlink or over a file someone put there. */
 export async function createChildOverlay(template: string, dest: string): Promise<void> {
-  await fs.copyFile(template, dest);
+  await fs.copyFile(template, dest, fsConstants.COPYFILE_EXCL);
 }

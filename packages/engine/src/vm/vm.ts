@@ -10,7 +10,7 @@ import { waitForQmpStatus } from './migration.js';
 import { AgentClient } from '../agent-client/index.js';
 import { createVmDir, openVmDir, type VmDir } from '../runtime/index.js';
 
-export type VmSpecInput = Omit<VmSpec, 'name' | 'agentSocket' | 'qmpSocket' | 'console'> & { consoleLog?: boolean };
+export type VmSpecInput = Omit<VmSpec, 'name' | 'agentSocket' | 'qmpSocket' | 'fdQmpSocket' | 'console'> & { consoleLog?: boolean };
 
 /**
  * One QEMU process with its run directory, QMP channel and agent channel. Owns everything in
@@ -59,6 +59,10 @@ export class Vm {
   get agentSocket(): string {
     return path.join(this.vmDir.dir, 'agent.sock');
   }
+  /** The monitor migration descriptors are handed over (vm/migration.ts). */
+  get fdQmpSocket(): string {
+    return path.join(this.vmDir.dir, 'qmp-fd.sock');
+  }
   get consolePath(): string {
     return path.join(this.vmDir.dir, 'console.log');
   }
@@ -81,6 +85,7 @@ export class Vm {
         name: `forkd-${vmDir.id}`,
         agentSocket: path.join(vmDir.dir, 'agent.sock'),
         qmpSocket: path.join(vmDir.dir, 'qmp.sock'),
+        fdQmpSocket: path.join(vmDir.dir, 'qmp-fd.sock'),
         console: (extra.consoleLog ?? spec.consoleLog) ? { kind: 'file', path: path.join(vmDir.dir, 'console.log') } : { kind: 'null' },
       } as VmSpec;
       delete (full as { consoleLog?: boolean }).consoleLog;
