@@ -18,6 +18,12 @@ export const LIMITS = {
    * timeoutMs closes its connection.
    */
   partialFrames: { totalBytes: 256 * 1024 * 1024, timeoutMs: 60_000 },
+  /**
+   * Host→guest bytes queued on one agent connection (the guest reads its port slower than the
+   * host writes, or not at all): new calls are refused above maxQueuedBytes, and a queue that
+   * has not drained within stallTimeoutMs closes the connection (its bytes are freed).
+   */
+  agentWrites: { maxQueuedBytes: 8 * 1024 * 1024, stallTimeoutMs: 30_000 },
   /** Largest payload for one files.read / files.write call; larger files go in several calls. */
   maxFileChunkBytes: 4 * 1024 * 1024,
   /** Default and maximum of collected (non-streamed) output per stream of one exec. */
