@@ -8,8 +8,8 @@ export const LIMITS = {
   /** One frame on the agent channel: bounds what either side buffers for one message. */
   maxFrameBytes: 16 * 1024 * 1024,
   /**
-   * Header of one frame, except the results of calls that return collected output or listings
-   * (exec, eval, process and file listings), whose header may use the whole frame.
+   * Header of one frame the guest sends, for every method: bulk results (collected output,
+   * listings, eval values) travel in the frame's payload (result-frame.ts).
    */
   maxFrameHeaderBytes: 64 * 1024,
   /**
@@ -57,6 +57,11 @@ export const LIMITS = {
   env: { maxVars: 256, maxNameChars: 256, maxValueChars: 32 * 1024 },
   /** Metadata labels on a sandbox or workspace: small, they are listed and journaled with it. */
   metadata: { maxKeys: 64, maxKeyChars: 128, maxValueChars: 1024 },
+  /**
+   * Nesting of an eval's JSON value passed on to callers; a deeper one is reported as not
+   * serialisable (json_ok false, repr kept): serialisers recurse, and the guest chooses the depth.
+   */
+  maxResultJsonDepth: 256,
   /** A guest's error message as callers, logs and job records see it (the rest is cut). */
   maxErrorMessageChars: 4096,
   /** Streamed file transfers through the daemon. */

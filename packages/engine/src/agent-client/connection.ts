@@ -18,6 +18,7 @@ import {
   EventHeader,
   encodeFrame,
   partialFrameBudget,
+  readResult,
   type AgentMethod,
   type DecodedFrame,
   type FrameProblem,
@@ -68,9 +69,6 @@ interface Pending {
   maxEventBytes: number;
 }
 
-/** Methods whose result carries collected output or a listing in its header. */
-const LARGE_RESULT_METHODS: ReadonlySet<AgentMethod> = new Set<AgentMethod>(['exec', 'proc.wait', 'proc.list', 'eval', 'warmup', 'files.list']);
-
 export class AgentConnection {
   private readonly pending = new Map<number, Pending>();
   /**
@@ -91,7 +89,7 @@ export class AgentConnection {
     this.nextId = opts.firstCallId ?? 1 + crypto.randomInt(2 ** 31);
     this.decoder = new FrameDecoder({
       maxFrameBytes: opts.maxFrameBytes ?? LIMITS.maxFrameBytes,
-      admit: (id, kind) => this.headerCapFor(id, kind),
+      admit: (id) => this.headerCapFor(id),
       budget: partialFrameBudget,
       partialFrameTimeoutMs: opts.partialFrameTimeoutMs ?? LIMITS.partialFrames.timeoutMs,
       onFrame: (f) => this.onFrame(f),
@@ -226,13 +224,11 @@ export class AgentConnection {
   }
 
   /**
-   * Frames are kept only for a pending call (anything else is skipped unread); a header may use
-   * the whole frame only in the result of a call that returns collected output or a listing.
+   * Frames are kept only for a pending call (anything else is skipped unread); every header is
+   * capped at LIMITS.maxFrameHeaderBytes (large results travel in the payload, result-frame.ts).
    */
-  private headerCapFor(id: number | null, kind: string | null): number {
-    const p = id === null ? undefined : this.pending.get(id);
-    if (!p) return 0;
-    return kind === 'res' && LARGE_RESULT_METHODS.has(p.method) ? LIMITS.maxFrameBytes : LIMITS.maxFrameHeaderBytes;
+  private headerCapFor(id: number | null): number {
+    return id !== null && this.pending.has(id) ? LIMITS.maxFrameHeaderBytes : 0;
   }
 
   private onProblem(p: FrameProblem): void {
@@ -264,12 +260,17 @@ export class AgentConnection {
       p.reject(guestError(p.method, h.error));
       return;
     }
-    const result = AGENT_METHODS[p.method].result.safeParse(h.result);
+    const read = readResult(h, frame.payload);
+    if (!read.ok) {
+      p.reject(new ForkdError('FORKD_E_AGENT_PROTOCOL', `agent reply to ${p.method}: ${read.reason}`));
+      return;
+    }
+    const result = AGENT_METHODS[p.method].result.safeParse(read.result);
     if (!result.success) {
       p.reject(new ForkdError('FORKD_E_AGENT_PROTOCOL', `agent reply to ${p.method} does not match the schema: ${result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`));
       return;
     }
-    p.resolve({ result: result.data, payload: frame.payload });
+    p.resolve({ result: result.data, payload: read.payload });
   }
 
   private onEventFrame(frame: DecodedFrame): void {
