@@ -83,3 +83,20 @@ test('the sequence number is journaled before the capture starts', async () => {
   await f.ws.suspend('w');
   assert.deepEqual(seqAtCapture, [1]);
 });
+
+test('two concurrent resumes of one workspace restore one VM; the other is a clean 409', async () => {
+  const f = fixture();
+  await f.ws.create({ name: 'twice', snapshot_tag: 'base' });
+  await f.ws.suspend('twice');
+  const before = f.spawns();
+  const results = await Promise.allSettled([f.ws.resume('twice'), f.ws.resume('twice')]);
+  assert.equal(f.spawns() - before, 1);
+  const refused = results.find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined;
+  assert.ok(refused, 'one resume is refused');
+  assert.equal((refused.reason as ForkdError).code, 'FORKD_E_CONFLICT');
+  assert.equal(f.ws.get('twice').status, 'running');
+  // A delete during a suspend is refused instead of racing it.
+  const [s, d] = await Promise.allSettled([f.ws.suspend('twice'), f.ws.remove('twice')]);
+  assert.equal(s.status, 'fulfilled');
+  assert.equal(((d as PromiseRejectedResult).reason as ForkdError).code, 'FORKD_E_CONFLICT');
+});

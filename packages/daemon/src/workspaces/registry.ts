@@ -111,8 +111,25 @@ export class Workspaces {
   }
 
   private readonly suspending = new Set<string>();
+  /** Workspaces with a suspend, resume or delete under way: a second one at once is a 409, not a race. */
+  private readonly busy = new Map<string, string>();
 
-  async suspend(name: string): Promise<WorkspaceRecord> {
+  private async exclusive<T>(name: string, what: string, fn: () => Promise<T>): Promise<T> {
+    const other = this.busy.get(name);
+    if (other) throw new ForkdError('FORKD_E_CONFLICT', `workspace ${name} is busy: a ${other} is under way`, { name, busy: other });
+    this.busy.set(name, what);
+    try {
+      return await fn();
+    } finally {
+      this.busy.delete(name);
+    }
+  }
+
+  suspend(name: string): Promise<WorkspaceRecord> {
+    return this.exclusive(name, 'suspend', () => this.suspendNow(name));
+  }
+
+  private async suspendNow(name: string): Promise<WorkspaceRecord> {
     const w = this.get(name);
     if (w.status !== 'running') throw new ForkdError('FORKD_E_CONFLICT', `workspace ${name} is not running (it is ${w.status})`, { name });
     const live = this.sandboxes.get(w.sandbox_id);
@@ -142,7 +159,11 @@ export class Workspaces {
     }
   }
 
-  async resume(name: string): Promise<WorkspaceRecord> {
+  resume(name: string): Promise<WorkspaceRecord> {
+    return this.exclusive(name, 'resume', () => this.resumeNow(name));
+  }
+
+  private async resumeNow(name: string): Promise<WorkspaceRecord> {
     const w = this.get(name);
     if (w.status !== 'suspended') throw new ForkdError('FORKD_E_CONFLICT', `workspace ${name} is already running`, { name });
     await this.sandboxes.spawn({ tag: w.state_tag ?? w.snapshot_tag, n: 1, ids: [w.sandbox_id], workspace: name, metadata: w.metadata, envs: w.envs });
@@ -151,7 +172,11 @@ export class Workspaces {
     return next;
   }
 
-  async remove(name: string): Promise<void> {
+  remove(name: string): Promise<void> {
+    return this.exclusive(name, 'delete', () => this.removeNow(name));
+  }
+
+  private async removeNow(name: string): Promise<void> {
     const w = this.get(name);
     if (w.status === 'running') await this.sandboxes.kill(w.sandbox_id).catch(() => undefined);
     // Its state layers, newest first; one someone else built on stays (with its dependents).
