@@ -33,6 +33,11 @@ export const LIMITS = {
   backgroundOutputBytes: 1024 * 1024,
   /** Streamed output is sent in chunks of at most this size. */
   streamChunkBytes: 64 * 1024,
+  /**
+   * One NDJSON line of a streamed exec as clients read it (a chunk JSON-escaped fits many times
+   * over); a longer one is an error, so a client never buffers an endless line.
+   */
+  maxStreamLineBytes: 1024 * 1024,
   /** Longest guest-side timeout of one command or background process: a day. */
   maxExecTimeoutMs: 24 * 60 * 60 * 1000,
   /** The guest's own timeouts when the host names none. */
@@ -64,6 +69,12 @@ export const LIMITS = {
   maxResultJsonDepth: 256,
   /** A guest's error message as callers, logs and job records see it (the rest is cut). */
   maxErrorMessageChars: 4096,
+  /**
+   * Streamed exec output the daemon holds for clients that read slower than the guest writes:
+   * per request and across all requests; a stream whose backlog has not drained within
+   * drainTimeoutMs, or that finds no room, is cut (its call ended, its connection closed).
+   */
+  streamBacklog: { perRequestBytes: 16 * 1024 * 1024, totalBytes: 64 * 1024 * 1024, drainTimeoutMs: 30_000 },
   /** Streamed file transfers through the daemon. */
   maxUploadBytes: 256 * 1024 * 1024,
   maxDownloadBytes: 1024 * 1024 * 1024,
