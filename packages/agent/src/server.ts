@@ -8,6 +8,7 @@ import {
   FrameDecoder,
   FrameHeader,
   encodeFrame,
+  encodeResultFrame,
   LIMITS,
   ForkdError,
   isAgentMethod,
@@ -129,8 +130,8 @@ export class AgentServer implements TransportEvents {
     };
     try {
       const reply = await this.invoke(method, rawParams, ctx);
-      // Encoded once: its size is checked on the bytes that are sent.
-      const frame = encodeFrame({ kind: 'res', id, ok: true, result: reply.result }, reply.payload);
+      // Encoded once: its size is checked on the bytes that are sent. A large result goes in the payload.
+      const frame = encodeResultFrame(id, reply.result, reply.payload);
       if (frame.length > this.maxFrameBytes) {
         this.sendError(id, 'FORKD_E_PAYLOAD_TOO_LARGE', `reply of ${frame.length} bytes exceeds the frame limit`, gen);
       } else {
@@ -150,7 +151,10 @@ export class AgentServer implements TransportEvents {
   }
 
   private sendError(id: number, code: ForkdErrorCode, message: string, gen = this.writer.generation, details?: Record<string, unknown>): void {
-    const error = new ForkdError(code, message, details).toJSON();
-    void this.writer.send({ kind: 'res', id, ok: false, error }, undefined, gen);
+    // The host reads at most LIMITS.maxFrameHeaderBytes of header and LIMITS.maxErrorMessageChars of message.
+    const error = new ForkdError(code, message.slice(0, LIMITS.maxErrorMessageChars), details).toJSON();
+    let frame = encodeFrame({ kind: 'res', id, ok: false, error });
+    if (frame.length > LIMITS.maxFrameHeaderBytes) frame = encodeFrame({ kind: 'res', id, ok: false, error: { code: error.code, message: error.message } });
+    void this.writer.sendEncoded(frame, gen);
   }
 }

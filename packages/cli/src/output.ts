@@ -5,9 +5,22 @@ export interface OutputOptions {
   json?: boolean;
 }
 
-/** Renders rows as an aligned table for humans. */
+/**
+ * A guest- or caller-chosen string made safe for a terminal: control characters (ESC, BEL, C1,
+ * DEL, and line breaks unless kept) are shown as escapes, so no ANSI/OSC sequence reaches the
+ * terminal from a file name, a label or an error message (OSC 52 writes the clipboard).
+ */
+export function escapeControls(s: string, o: { keepLineBreaks?: boolean } = {}): string {
+  return s.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => {
+    if (o.keepLineBreaks && (c === '\n' || c === '\t')) return c;
+    const code = c.charCodeAt(0);
+    return code === 0x1b ? '\\e' : code < 0x100 ? `\\x${code.toString(16).padStart(2, '0')}` : c;
+  });
+}
+
+/** Renders rows as an aligned table for humans (every cell escaped: tables list guest-chosen names). */
 export function table(headers: string[], rows: Array<Array<string | number>>): string {
-  const cells = [headers, ...rows.map((r) => r.map((c) => String(c)))];
+  const cells = [headers, ...rows.map((r) => r.map((c) => escapeControls(String(c))))];
   const widths = headers.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
   return cells.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n');
 }
@@ -64,9 +77,10 @@ export function reportError(err: unknown, opts: OutputOptions): number {
   if (opts.json) {
     process.stdout.write(`${JSON.stringify({ error: { ...fe.toJSON(), ...(status !== undefined ? { status } : {}) } }, null, 2)}\n`);
   } else {
-    process.stderr.write(`forkd: error ${fe.code}${status !== undefined ? ` (HTTP ${status})` : ''}: ${fe.message}\n`);
+    // Messages can carry guest text (its errors, its console): escaped, line breaks kept.
+    process.stderr.write(`forkd: error ${fe.code}${status !== undefined ? ` (HTTP ${status})` : ''}: ${escapeControls(fe.message, { keepLineBreaks: true })}\n`);
     const consoleTail = fe.details?.console;
-    if (typeof consoleTail === 'string' && consoleTail.trim()) process.stderr.write(`--- guest console (tail) ---\n${consoleTail.trim()}\n`);
+    if (typeof consoleTail === 'string' && consoleTail.trim()) process.stderr.write(`--- guest console (tail) ---\n${escapeControls(consoleTail.trim(), { keepLineBreaks: true })}\n`);
   }
   return exitCodeFor(fe);
 }

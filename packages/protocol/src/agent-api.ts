@@ -74,7 +74,7 @@ export const ExecResult = z.object({
   duration_ms: z.number(),
   error: z.string().nullable(),
 });
-export const ExecStarted = z.object({ handle: z.string(), pid: z.number().int() });
+export const ExecStarted = z.object({ handle: ProcessHandle, pid: z.number().int() });
 
 export const ProcListParams = z.object({}).strict();
 export const ProcListResult = z.object({ processes: z.array(ProcessInfo) });
@@ -166,6 +166,8 @@ export const ResponseHeader = z.object({
   id: z.number().int().nonnegative(),
   ok: z.boolean(),
   result: z.unknown().optional(),
+  /** The result is JSON at the head of the payload, this long (result-frame.ts): headers stay small. */
+  result_bytes: z.number().int().nonnegative().max(LIMITS.maxFrameBytes).optional(),
   error: ErrorBody.optional(),
 });
 export const EventHeader = z.object({ kind: z.literal('evt'), id: z.number().int().nonnegative(), event: z.string().max(64), data: z.unknown().optional() });

@@ -31,6 +31,8 @@ export const ERROR_CODES = {
   FORKD_E_IN_USE: 409,
   FORKD_E_PAYLOAD_TOO_LARGE: 413,
   FORKD_E_RATE_LIMITED: 429,
+  /** The guest reads its agent channel slower than calls arrive: the call was not sent; retry shortly. */
+  FORKD_E_AGENT_BACKPRESSURE: 429,
   FORKD_E_INTERNAL: 500,
   FORKD_E_NOT_IMPLEMENTED: 501,
   FORKD_E_KERNEL_NOT_FOUND: 503,

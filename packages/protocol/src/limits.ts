@@ -8,8 +8,8 @@ export const LIMITS = {
   /** One frame on the agent channel: bounds what either side buffers for one message. */
   maxFrameBytes: 16 * 1024 * 1024,
   /**
-   * Header of one frame, except the results of calls that return collected output or listings
-   * (exec, eval, process and file listings), whose header may use the whole frame.
+   * Header of one frame the guest sends, for every method: bulk results (collected output,
+   * listings, eval values) travel in the frame's payload (result-frame.ts).
    */
   maxFrameHeaderBytes: 64 * 1024,
   /**
@@ -18,6 +18,12 @@ export const LIMITS = {
    * timeoutMs closes its connection.
    */
   partialFrames: { totalBytes: 256 * 1024 * 1024, timeoutMs: 60_000 },
+  /**
+   * Host→guest bytes queued on one agent connection (the guest reads its port slower than the
+   * host writes, or not at all): new calls are refused above maxQueuedBytes, and a queue that
+   * has not drained within stallTimeoutMs closes the connection (its bytes are freed).
+   */
+  agentWrites: { maxQueuedBytes: 8 * 1024 * 1024, stallTimeoutMs: 30_000 },
   /** Largest payload for one files.read / files.write call; larger files go in several calls. */
   maxFileChunkBytes: 4 * 1024 * 1024,
   /** Default and maximum of collected (non-streamed) output per stream of one exec. */
@@ -27,6 +33,11 @@ export const LIMITS = {
   backgroundOutputBytes: 1024 * 1024,
   /** Streamed output is sent in chunks of at most this size. */
   streamChunkBytes: 64 * 1024,
+  /**
+   * One NDJSON line of a streamed exec as clients read it (a chunk JSON-escaped fits many times
+   * over); a longer one is an error, so a client never buffers an endless line.
+   */
+  maxStreamLineBytes: 1024 * 1024,
   /** Longest guest-side timeout of one command or background process: a day. */
   maxExecTimeoutMs: 24 * 60 * 60 * 1000,
   /** The guest's own timeouts when the host names none. */
@@ -51,8 +62,19 @@ export const LIMITS = {
   env: { maxVars: 256, maxNameChars: 256, maxValueChars: 32 * 1024 },
   /** Metadata labels on a sandbox or workspace: small, they are listed and journaled with it. */
   metadata: { maxKeys: 64, maxKeyChars: 128, maxValueChars: 1024 },
+  /**
+   * Nesting of an eval's JSON value passed on to callers; a deeper one is reported as not
+   * serialisable (json_ok false, repr kept): serialisers recurse, and the guest chooses the depth.
+   */
+  maxResultJsonDepth: 256,
   /** A guest's error message as callers, logs and job records see it (the rest is cut). */
   maxErrorMessageChars: 4096,
+  /**
+   * Streamed exec output the daemon holds for clients that read slower than the guest writes:
+   * per request and across all requests; a stream whose backlog has not drained within
+   * drainTimeoutMs, or that finds no room, is cut (its call ended, its connection closed).
+   */
+  streamBacklog: { perRequestBytes: 16 * 1024 * 1024, totalBytes: 64 * 1024 * 1024, drainTimeoutMs: 30_000 },
   /** Streamed file transfers through the daemon. */
   maxUploadBytes: 256 * 1024 * 1024,
   maxDownloadBytes: 1024 * 1024 * 1024,

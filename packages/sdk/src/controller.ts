@@ -3,7 +3,7 @@
  * (wire names, snake_case). The E2B-shaped Sandbox (sandbox.ts) is built on it.
  */
 import { Readable } from 'node:stream';
-import { CALL_TIMEOUT_SECS } from '@forkd/protocol';
+import { CALL_TIMEOUT_SECS, LIMITS } from '@forkd/protocol';
 import { routes, routePath, type BodyOf, type QueryOf, type ResponseOf, type RouteName } from '@forkd/api';
 import { errorFor } from './errors.js';
 import { expectOk, readBody, readJson, resolveEndpoint, send, type ConnectionOptions, type Endpoint } from './transport.js';
@@ -102,21 +102,30 @@ export class Controller {
   exec(id: string, body: BodyOf<'exec'>, signal?: AbortSignal) {
     return this.call('exec', { params: { id }, body: { ...body, stream: false }, timeoutMs: (body.timeout_secs ?? CALL_TIMEOUT_SECS.exec) * 1000 + MARGIN_MS, ...(signal ? { signal } : {}) });
   }
-  /** Streams stdout/stderr through the callbacks as the command produces them; resolves with the result. */
+  /**
+   * Streams stdout/stderr through the callbacks as the command produces them; resolves with the
+   * result, whose stdout/stderr keep the first LIMITS.maxOutputBytes characters of each (the
+   * callbacks see everything; *_truncated says when more came).
+   */
   async execStream(id: string, body: BodyOf<'exec'>, cb: StreamCallbacks = {}): Promise<ExecResult> {
     const res = await send(this.endpoint, { method: 'POST', path: routePath(routes.exec.path, { id }), json: { ...body, stream: true }, timeoutMs: (body.timeout_secs ?? CALL_TIMEOUT_SECS.exec) * 1000 + MARGIN_MS, ...(cb.signal ? { signal: cb.signal } : {}) });
     await expectOk(res);
-    const out = { stdout: '', stderr: '' };
+    const out = { stdout: '', stderr: '', stdout_truncated: false, stderr_truncated: false };
+    const keep = (k: 'stdout' | 'stderr', data: string): void => {
+      const room = LIMITS.maxOutputBytes - out[k].length;
+      if (data.length > room) out[`${k}_truncated`] = true;
+      if (room > 0) out[k] += data.length > room ? data.slice(0, room) : data;
+    };
     let exit: { exit_code: number | null; signal: string | null; error: string | null; timed_out: boolean; duration_ms: number } | null = null;
     let buf = '';
     const onLine = (line: string): void => {
       if (!line) return;
       const v = JSON.parse(line) as { type: string; data?: string; error?: { code: string; message: string } } & NonNullable<typeof exit>;
       if (v.type === 'stdout') {
-        out.stdout += v.data ?? '';
+        keep('stdout', v.data ?? '');
         cb.onStdout?.(v.data ?? '');
       } else if (v.type === 'stderr') {
-        out.stderr += v.data ?? '';
+        keep('stderr', v.data ?? '');
         cb.onStderr?.(v.data ?? '');
       } else if (v.type === 'exit') exit = v;
       else if (v.type === 'error') throw errorFor((v.error?.code ?? 'FORKD_E_INTERNAL') as never, v.error?.message ?? 'stream failed');
@@ -129,11 +138,15 @@ export class Controller {
         onLine(buf.slice(0, i));
         buf = buf.slice(i + 1);
       }
+      if (buf.length > LIMITS.maxStreamLineBytes) {
+        res.stream.destroy();
+        throw errorFor('FORKD_E_PAYLOAD_TOO_LARGE', `the exec stream sent a line longer than ${LIMITS.maxStreamLineBytes} bytes`);
+      }
     }
     onLine(buf);
     if (!exit) throw errorFor('FORKD_E_UNAVAILABLE', 'the exec stream ended without a result');
     const e = exit as { exit_code: number | null; signal: string | null; error: string | null; timed_out: boolean; duration_ms: number };
-    return { ...out, exit_code: e.exit_code, signal: e.signal ?? null, error: e.error, timed_out: e.timed_out, duration_ms: e.duration_ms, stdout_truncated: false, stderr_truncated: false };
+    return { ...out, exit_code: e.exit_code, signal: e.signal ?? null, error: e.error, timed_out: e.timed_out, duration_ms: e.duration_ms };
   }
   eval(id: string, body: BodyOf<'eval'>, signal?: AbortSignal) {
     return this.call('eval', { params: { id }, body, timeoutMs: (body.timeout_secs ?? CALL_TIMEOUT_SECS.eval) * 1000 + MARGIN_MS, ...(signal ? { signal } : {}) });

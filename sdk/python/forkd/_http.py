@@ -16,8 +16,8 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
 
-from ._limits import SOCKET_FILE
-from .errors import ForkdError, InternalError, error_for, error_from_response
+from ._limits import LIMITS, SOCKET_FILE
+from .errors import ForkdError, InternalError, PayloadTooLargeError, error_for, error_from_response
 
 #: Per-request timeout in seconds when the caller gives none (long calls pass their own).
 DEFAULT_TIMEOUT = 120.0
@@ -145,10 +145,12 @@ def quote_param(v: str) -> str:
 
 
 class NdjsonSplitter:
-    """Incremental NDJSON parser: feed raw bytes as they arrive, get whole JSON values back."""
+    """Incremental NDJSON parser: feed raw bytes as they arrive, get whole JSON values back.
+    A line longer than ``max_line_bytes`` is an error, so an endless line is never buffered."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_line_bytes: int = LIMITS["max_stream_line_bytes"]) -> None:
         self._buf = bytearray()
+        self._max_line = max_line_bytes
 
     def feed(self, chunk: bytes) -> List[Any]:
         """Values of every complete line in the data so far (blank lines skipped)."""
@@ -165,6 +167,9 @@ class NdjsonSplitter:
             if v is not None:
                 out.append(v)
         del self._buf[:start]
+        if len(self._buf) > self._max_line:
+            self._buf.clear()
+            raise PayloadTooLargeError("FORKD_E_PAYLOAD_TOO_LARGE", f"the stream sent a line longer than {self._max_line} bytes")
         return out
 
     def close(self) -> List[Any]:

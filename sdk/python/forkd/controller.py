@@ -7,7 +7,7 @@ import time
 from typing import IO, Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Union
 
 from ._http import DEFAULT_TIMEOUT, Body, NdjsonSplitter, Response, Transport, quote_param, resolve_endpoint
-from ._limits import CALL_TIMEOUT_SECS
+from ._limits import CALL_TIMEOUT_SECS, LIMITS
 from .errors import ForkdError, error_for
 
 JSON = Dict[str, Any]
@@ -234,9 +234,13 @@ class Controller:
         cwd: Optional[str] = None,
         stdin: Optional[str] = None,
     ) -> JSON:
-        """Like exec_command, calling ``on_stdout``/``on_stderr`` with output as the command produces it."""
+        """Like exec_command, calling ``on_stdout``/``on_stderr`` with output as the command produces it.
+        The result keeps the first ``LIMITS["max_output_bytes"]`` characters of each stream (the
+        callbacks see everything; ``*_truncated`` says when more came)."""
         body = self._exec_body(args, cmd, timeout_secs, envs, cwd, stdin, True)
         out: Dict[str, List[str]] = {"stdout": [], "stderr": []}
+        kept = {"stdout": 0, "stderr": 0}
+        truncated = {"stdout": False, "stderr": False}
         exit_line: Optional[JSON] = None
         splitter = NdjsonSplitter()
         with self.transport.request("POST", f"/v1/sandboxes/{quote_param(sandbox_id)}/exec", json_body=body, timeout=timeout_secs + MARGIN_SECS, accept="application/x-ndjson") as r:
@@ -246,7 +250,12 @@ class Controller:
                 kind = v.get("type") if isinstance(v, dict) else None
                 if kind in ("stdout", "stderr"):
                     data = v.get("data") or ""
-                    out[kind].append(data)
+                    room = LIMITS["max_output_bytes"] - kept[kind]
+                    if len(data) > room:
+                        truncated[kind] = True
+                    if room > 0:
+                        out[kind].append(data[:room])
+                        kept[kind] += min(len(data), room)
                     cb = on_stdout if kind == "stdout" else on_stderr
                     if cb is not None:
                         cb(data)
@@ -271,8 +280,8 @@ class Controller:
             "error": e.get("error"),
             "timed_out": bool(e.get("timed_out")),
             "duration_ms": e.get("duration_ms"),
-            "stdout_truncated": False,
-            "stderr_truncated": False,
+            "stdout_truncated": truncated["stdout"],
+            "stderr_truncated": truncated["stderr"],
         }
 
     def eval_code(self, sandbox_id: str, code: str, *, language: Optional[str] = None, timeout_secs: float = CALL_TIMEOUT_SECS["eval"]) -> JSON:

@@ -88,6 +88,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 return self._chunked([b'{"type":"stdout","data":"a"}\n', b'{"type":"error","error":{"code":"FORKD_E_AGENT_UNAVAILABLE","message":"agent went away"}}\n'])
             if req.get("cmd") == "no-exit":
                 return self._chunked([b'{"type":"stdout","data":"a"}\n'])
+            if req.get("cmd") == "flood":  # 9 MiB of stdout, more than a result keeps
+                line = json.dumps({"type": "stdout", "data": "x" * 65536}).encode() + b"\n"
+                end = json.dumps({"type": "exit", "exit_code": 0, "error": None, "timed_out": False, "duration_ms": 5}).encode()
+                return self._chunked([line] * 144 + [end])
             line1 = json.dumps({"type": "stdout", "data": "h\u00e9llo "}, ensure_ascii=False).encode()
             line2 = json.dumps({"type": "stderr", "data": "warn\n"}).encode()
             line3 = json.dumps({"type": "stdout", "data": "w\u00f6rld\n"}, ensure_ascii=False).encode()

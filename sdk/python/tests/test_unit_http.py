@@ -107,6 +107,13 @@ class NdjsonTest(unittest.TestCase):
         self.assertEqual(s.close(), [{"b": 2}])
         self.assertEqual(s.close(), [])
 
+    def test_a_line_past_the_limit_is_refused_not_buffered(self) -> None:
+        s = forkd.NdjsonSplitter(max_line_bytes=1000)
+        self.assertEqual(s.feed(b'{"a":1}\n' + b"x" * 900), [{"a": 1}])
+        with self.assertRaises(forkd.PayloadTooLargeError):
+            s.feed(b"x" * 200)
+        self.assertEqual(forkd.NdjsonSplitter()._max_line, 1024 * 1024)
+
     def test_garbage_is_an_internal_error(self) -> None:
         s = forkd.NdjsonSplitter()
         with self.assertRaises(forkd.InternalError) as cm:
@@ -173,6 +180,11 @@ class TransportTest(unittest.TestCase):
                 self.assertEqual(cm.exception.code, "FORKD_E_AGENT_UNAVAILABLE")
                 with self.assertRaises(forkd.UnavailableError):
                     c.exec_command_stream("sb-1111111111111111", cmd="no-exit")
+                # The result keeps the first max_output_bytes of a stream; the callback sees it all.
+                got = [0]
+                r = c.exec_command_stream("sb-1111111111111111", cmd="flood", on_stdout=lambda d: got.__setitem__(0, got[0] + len(d)))
+                self.assertEqual(got[0], 144 * 65536)
+                self.assertEqual((len(r["stdout"]), r["stdout_truncated"], r["stderr_truncated"]), (8 * 1024 * 1024, True, False))
 
     def test_uploads_send_length_when_known_and_chunk_otherwise(self) -> None:
         for stub, c in self.each():

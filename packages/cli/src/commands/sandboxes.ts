@@ -4,7 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import { ForkdError } from '@forkd/protocol';
 import type { BodyOf } from '@forkd/api';
 import type { Controller, SandboxInfo } from '@forkd/sdk';
-import { bytes, ms, printJson, progressPrinter, table } from '../output.js';
+import { bytes, escapeControls, ms, printJson, progressPrinter, table } from '../output.js';
 
 function age(unix: number): string {
   const s = Math.max(0, Math.floor(Date.now() / 1000) - unix);
@@ -65,7 +65,7 @@ export async function killCmd(c: Controller, ids: string[], o: { all?: boolean; 
     }
   }));
   if (o.json) printJson(results);
-  else for (const r of results) process.stdout.write(r.killed ? `killed ${r.id}\n` : `${r.id}: ${r.error?.code}: ${r.error?.message}\n`);
+  else for (const r of results) process.stdout.write(r.killed ? `killed ${r.id}\n` : `${r.id}: ${r.error?.code}: ${escapeControls(r.error?.message ?? '')}\n`);
   return results.every((r) => r.killed) ? 0 : 1;
 }
 
@@ -73,7 +73,7 @@ export async function pingCmd(c: Controller, id: string, o: { json?: boolean }):
   const t0 = Date.now();
   const r = await c.pingSandbox(id);
   if (o.json) return printJson({ ...r, round_trip_ms: Date.now() - t0 });
-  process.stdout.write(`pong from ${id} in ${ms(Date.now() - t0)} (agent ${r.agent_version}, warm-up ${r.warmup_ready ? 'done' : 'not done'}, ${r.languages.join('+')})\n`);
+  process.stdout.write(`pong from ${id} in ${ms(Date.now() - t0)} (agent ${escapeControls(r.agent_version)}, warm-up ${r.warmup_ready ? 'done' : 'not done'}, ${r.languages.join('+')})\n`);
 }
 
 /** Streams the command's output and returns the guest's exit code (as forkd's exec does). */
@@ -86,7 +86,7 @@ export async function execCmd(c: Controller, id: string, argv: string[], o: { bo
     return r.exit_code ?? 1;
   }
   const r = await c.execStream(id, body, { onStdout: (d) => process.stdout.write(d), onStderr: (d) => process.stderr.write(d) });
-  if (r.error) process.stderr.write(`forkd: ${r.error}\n`);
+  if (r.error) process.stderr.write(`forkd: ${escapeControls(r.error, { keepLineBreaks: true })}\n`);
   return r.exit_code ?? (r.timed_out ? 124 : 1);
 }
 
@@ -121,7 +121,7 @@ export async function filesGet(c: Controller, id: string, remote: string, local:
   await pipeline(res.stream, createWriteStream(local));
   const size = (await fs.stat(local)).size;
   if (o.json) printJson({ path: remote, local, size });
-  else process.stdout.write(`${remote} -> ${local} (${bytes(size)})\n`);
+  else process.stdout.write(`${escapeControls(remote)} -> ${escapeControls(local)} (${bytes(size)})\n`);
 }
 
 export async function filesPut(c: Controller, id: string, local: string, remote: string, o: { json?: boolean }): Promise<void> {
@@ -129,5 +129,5 @@ export async function filesPut(c: Controller, id: string, local: string, remote:
   if (!st?.isFile()) throw new ForkdError('FORKD_E_FILE_NOT_FOUND', `no such local file: ${local}`);
   const r = await c.writeFile(id, remote, createReadStream(local), { mode: st.mode & 0o777 });
   if (o.json) return printJson(r);
-  process.stdout.write(`${local} -> ${r.path} (${bytes(r.size)})\n`);
+  process.stdout.write(`${escapeControls(local)} -> ${escapeControls(r.path)} (${bytes(r.size)})\n`);
 }

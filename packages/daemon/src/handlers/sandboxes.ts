@@ -3,18 +3,17 @@ import { StringDecoder } from 'node:string_decoder';
 import { ForkdError, toForkdError } from '@forkd/protocol';
 import type { Handlers } from '../http/register.js';
 import type { DaemonServices } from './context.js';
+import { StreamBacklog } from './stream-backlog.js';
 import { evalView, execRequest, execView, sandboxInfo } from './views.js';
 import { quotasOf } from '../quotas/policy.js';
 import { egressRecord, egressRequest } from '../sandboxes/egress.js';
 
-/** Streamed exec output kept in the daemon's send buffer for a slow client before the call is cut. */
-const MAX_STREAM_BACKLOG = 16 * 1024 * 1024;
 /** Total bytes one streamed exec may produce through the API. */
 const MAX_STREAM_BYTES = 256 * 1024 * 1024;
 
 type SandboxRoutes = 'spawn' | 'updateNetwork' | 'listSandboxes' | 'getSandbox' | 'killSandbox' | 'setTimeout' | 'ping' | 'exec' | 'eval';
 
-export function sandboxHandlers(s: DaemonServices): Pick<Handlers, SandboxRoutes> {
+export function sandboxHandlers(s: DaemonServices, backlog = new StreamBacklog()): Pick<Handlers, SandboxRoutes> {
   return {
     async spawn({ body, caller }) {
       s.writes.assertNotWriting(body.snapshot_tag, caller);
@@ -75,13 +74,23 @@ export function sandboxHandlers(s: DaemonServices): Pick<Handlers, SandboxRoutes
       const ac = new AbortController();
       signal.addEventListener('abort', () => ac.abort(signal.reason), { once: true });
       let started = false;
+      // A client too slow for its share of the stream budget: end the call (its slot comes back)
+      // and close the connection, which frees what was waiting for it.
+      const held = backlog.track(() => out.writableLength, (reason) => {
+        ac.abort(new ForkdError('FORKD_E_PAYLOAD_TOO_LARGE', reason));
+        out.destroy();
+      });
+      out.on('drain', () => held.drained());
+      out.once('close', () => held.release());
       const line = (v: unknown): void => {
         if (!started) {
           started = true;
           out.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
         }
-        out.write(`${JSON.stringify(v)}\n`);
-        if (out.writableLength > MAX_STREAM_BACKLOG) ac.abort(new ForkdError('FORKD_E_PAYLOAD_TOO_LARGE', 'client reads the stream too slowly'));
+        if (out.destroyed) return;
+        const text = `${JSON.stringify(v)}\n`;
+        out.write(text);
+        held.update(text.length);
       };
       reply.hijack();
       // Chunks end at arbitrary bytes: a decoder per stream keeps a split UTF-8 character whole.
@@ -110,7 +119,7 @@ export function sandboxHandlers(s: DaemonServices): Pick<Handlers, SandboxRoutes
         line({ type: 'error', error: { code: fe.code, message: fe.message } });
       }
       if (!started) line({ type: 'exit', exit_code: null, signal: null, error: 'no output', timed_out: false, duration_ms: 0 });
-      out.end();
+      if (!out.destroyed) out.end();
       return 'sent';
     },
     async eval({ params, body, signal, caller }) {

@@ -86,3 +86,20 @@ test('the sequence number is journaled before the capture starts', async () => {
   await f.ws.suspend('w', null);
   assert.deepEqual(seqAtCapture, [1]);
 });
+
+test('two concurrent resumes of one workspace restore one VM; the other is a clean 409', async () => {
+  const f = fixture();
+  await f.ws.create({ name: 'twice', snapshot_tag: 'base' }, LOCAL_ADMIN);
+  await f.ws.suspend('twice', null);
+  const before = f.spawns();
+  const results = await Promise.allSettled([f.ws.resume('twice', null), f.ws.resume('twice', null)]);
+  assert.equal(f.spawns() - before, 1);
+  const refused = results.find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined;
+  assert.ok(refused, 'one resume is refused');
+  assert.equal((refused.reason as ForkdError).code, 'FORKD_E_CONFLICT');
+  assert.equal(f.ws.get('twice', null).status, 'running');
+  // A delete during a suspend is refused instead of racing it.
+  const [s, d] = await Promise.allSettled([f.ws.suspend('twice', null), f.ws.remove('twice', null)]);
+  assert.equal(s.status, 'fulfilled');
+  assert.equal(((d as PromiseRejectedResult).reason as ForkdError).code, 'FORKD_E_CONFLICT');
+});

@@ -132,8 +132,26 @@ export class Workspaces {
   }
 
   private readonly suspending = new Set<string>();
+  /** Workspaces with a suspend, resume or delete under way: a second one at once is a 409, not a race. */
+  private readonly busy = new Map<string, string>();
 
-  async suspend(name: string, by: Caller | null): Promise<WorkspaceRecord> {
+  private async exclusive<T>(name: string, what: string, fn: () => Promise<T>): Promise<T> {
+    const other = this.busy.get(name);
+    if (other) throw new ForkdError('FORKD_E_CONFLICT', `workspace ${name} is busy: a ${other} is under way`, { name, busy: other });
+    this.busy.set(name, what);
+    try {
+      return await fn();
+    } finally {
+      this.busy.delete(name);
+    }
+  }
+
+  suspend(name: string, by: Caller | null): Promise<WorkspaceRecord> {
+    this.get(name, by); // another identity's workspace is not found, busy or not
+    return this.exclusive(name, 'suspend', () => this.suspendNow(name, by));
+  }
+
+  private async suspendNow(name: string, by: Caller | null): Promise<WorkspaceRecord> {
     const w = this.get(name, by);
     if (w.status !== 'running') throw new ForkdError('FORKD_E_CONFLICT', `workspace ${name} is not running (it is ${w.status})`, { name });
     const live = this.sandboxes.get(w.sandbox_id, null);
@@ -163,7 +181,12 @@ export class Workspaces {
     }
   }
 
-  async resume(name: string, by: Caller | null): Promise<WorkspaceRecord> {
+  resume(name: string, by: Caller | null): Promise<WorkspaceRecord> {
+    this.get(name, by);
+    return this.exclusive(name, 'resume', () => this.resumeNow(name, by));
+  }
+
+  private async resumeNow(name: string, by: Caller | null): Promise<WorkspaceRecord> {
     const w = this.get(name, by);
     if (w.status !== 'suspended') throw new ForkdError('FORKD_E_CONFLICT', `workspace ${name} is already running`, { name });
     await this.sandboxes.spawn({ tag: w.state_tag ?? w.snapshot_tag, owner: ownerOf(w), n: 1, ids: [w.sandbox_id], workspace: name, metadata: w.metadata, envs: w.envs });
@@ -177,7 +200,12 @@ export class Workspaces {
    * makes (V4): refused while another sandbox runs from a state snapshot or one is being written
    * (a suspend in flight). A state layer someone built on stays, with its dependents.
    */
-  async remove(name: string, by: Caller | null): Promise<void> {
+  remove(name: string, by: Caller | null): Promise<void> {
+    this.get(name, by);
+    return this.exclusive(name, 'delete', () => this.removeNow(name, by));
+  }
+
+  private async removeNow(name: string, by: Caller | null): Promise<void> {
     const w = this.get(name, by);
     const own = (await this.engine.listSnapshots()).map((e) => e.tag).filter((t) => isStateTag(name, t)).sort().reverse();
     if (this.suspending.has(w.sandbox_id)) throw new ForkdError('FORKD_E_IN_USE', `workspace ${name} is being suspended: delete it when that is done`, { name });

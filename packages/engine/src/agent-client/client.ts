@@ -1,6 +1,7 @@
 /** AgentClient: the connection plus typed conveniences for every agent method. */
 import { ForkdError, LIMITS, type ExecResultT, type EvalResultT, type EntryInfoT, type ParamsOf, type ResultOf } from '@forkd/protocol';
 import { AgentConnection, type CallOptions, type ConnectOptions } from './connection.js';
+import { jsonDepthExceeds } from './json-depth.js';
 
 /** Options of the convenience methods (a subset of CallOptions). */
 export interface Opts {
@@ -76,7 +77,10 @@ export class AgentClient extends AgentConnection {
 
   async eval(language: 'python' | 'js', code: string, o: Opts & { evalTimeoutMs?: number } = {}): Promise<EvalResultT> {
     const guest = o.evalTimeoutMs ?? LIMITS.defaultEvalTimeoutMs;
-    return (await this.call('eval', { language, code, timeout_ms: guest }, { timeoutMs: o.timeoutMs ?? guest + GUEST_TIMEOUT_MARGIN_MS, signal: o.signal })).result;
+    const r = (await this.call('eval', { language, code, timeout_ms: guest }, { timeoutMs: o.timeoutMs ?? guest + GUEST_TIMEOUT_MARGIN_MS, signal: o.signal })).result;
+    // A value nested deeper than callers' serialisers go is passed on as its repr only.
+    if (r.json_ok && jsonDepthExceeds(r.json, LIMITS.maxResultJsonDepth)) return { ...r, json: null, json_ok: false };
+    return r;
   }
 
   /** Reads a whole file in chunks. maxBytes (default 256 MiB) bounds what is collected. */

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { encodeFrame } from '@forkd/protocol';
+import { LIMITS, encodeFrame } from '@forkd/protocol';
 import { AgentClient } from './client.js';
 import { startTestAgent, type TestAgent } from './test-agent.js';
 
@@ -200,6 +200,59 @@ describe('agent client against fake sockets', () => {
     await assert.rejects(c.call('ping', {}, { timeoutMs: 5000 }), isCode('FORKD_E_AGENT_PROTOCOL'));
     assert.deepEqual(problems.filter((k) => k !== 'malformed'), []);
     c.close();
+    server.close();
+  });
+
+  it('refuses calls while a guest that stopped reading has a full queue, then closes the wedged connection', async () => {
+    const sock = path.join(dir, 'deaf.sock');
+    const peers: net.Socket[] = [];
+    // A guest that stops reading its port: nothing it was sent is taken off the socket.
+    const server = net.createServer((s) => {
+      s.pause();
+      peers.push(s);
+    });
+    await new Promise<void>((r) => server.listen(sock, r));
+    const c = await AgentClient.connect(sock, { firstCallId: 1, writeStallTimeoutMs: 600 });
+    const chunk = Buffer.alloc(LIMITS.maxFileChunkBytes);
+    const calls = Array.from({ length: 8 }, (_, i) => c.call('files.write', { path: `/f${i}` }, { payload: chunk, timeoutMs: 200 }));
+    const settled = await Promise.allSettled(calls);
+    const codes = settled.map((r) => (r.status === 'rejected' ? (r.reason as { code?: string }).code : 'ok'));
+    // The first calls were queued (and then timed out); the rest were refused without being sent.
+    assert.ok(codes.includes('FORKD_E_AGENT_TIMEOUT'), codes.join());
+    assert.ok(codes.filter((k) => k === 'FORKD_E_AGENT_BACKPRESSURE').length >= 4, codes.join());
+    assert.ok(c.queuedWriteBytes <= LIMITS.agentWrites.maxQueuedBytes + chunk.length + 4096, `${c.queuedWriteBytes} bytes queued`);
+    await assert.rejects(c.ping({ timeoutMs: 5000 }), isCode('FORKD_E_AGENT_BACKPRESSURE'));
+    // Still wedged past the deadline: the connection is closed and the queued bytes freed.
+    await new Promise((r) => setTimeout(r, 800));
+    assert.equal(c.isClosed, true);
+    assert.equal(c.queuedWriteBytes, 0);
+    await assert.rejects(c.ping(), (e: { code?: string; message: string }) => e.code === 'FORKD_E_AGENT_UNAVAILABLE' && /did not read its agent channel/.test(e.message));
+    for (const p of peers) p.destroy();
+    server.close();
+  });
+
+  it('a guest that reads slowly but keeps reading is not cut off', async () => {
+    const sock = path.join(dir, 'slow.sock');
+    const peers: net.Socket[] = [];
+    const server = net.createServer((s) => {
+      peers.push(s);
+      // Takes what it was sent in bursts, like a guest busy between reads, and answers each write.
+      s.pause();
+      const iv = setInterval(() => s.read(65536), 20);
+      s.on('close', () => clearInterval(iv));
+    });
+    await new Promise<void>((r) => server.listen(sock, r));
+    const c = await AgentClient.connect(sock, { firstCallId: 1, writeStallTimeoutMs: 300 });
+    const chunk = Buffer.alloc(LIMITS.maxFileChunkBytes);
+    for (let i = 0; i < 2; i++) void c.call('files.write', { path: `/s${i}` }, { payload: chunk, timeoutMs: 60_000 }).catch(() => undefined);
+    // Draining 8 MiB this way takes several stall periods: progress, not a full drain, keeps it open.
+    const t0 = Date.now();
+    while (c.queuedWriteBytes > 0 && Date.now() - t0 < 30_000) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(Date.now() - t0 > 600, `drained in ${Date.now() - t0} ms: the test did not exercise a slow reader`);
+    assert.equal(c.isClosed, false);
+    assert.equal(c.queuedWriteBytes, 0);
+    c.close();
+    for (const p of peers) p.destroy();
     server.close();
   });
 });

@@ -4,6 +4,8 @@
  * FORKD_E_AGENT_UNAVAILABLE; results are validated with the method's zod schema. The guest is
  * untrusted: frames for no pending call are skipped unread, a kept frame is held in one buffer
  * counted against the process-wide partialFrameBudget, and one that stalls closes the connection.
+ * Writes respect backpressure: a guest that stops reading gets no new calls queued past
+ * LIMITS.agentWrites.maxQueuedBytes, and a queue that stays wedged closes the connection.
  */
 import crypto from 'node:crypto';
 import type net from 'node:net';
@@ -16,6 +18,7 @@ import {
   EventHeader,
   encodeFrame,
   partialFrameBudget,
+  readResult,
   type AgentMethod,
   type DecodedFrame,
   type FrameProblem,
@@ -35,6 +38,10 @@ export interface ConnectOptions {
   partialFrameTimeoutMs?: number;
   /** Called for frames the client could not use (garbage, oversize, malformed, stalled). */
   onProblem?: (problem: FrameProblem) => void;
+  /** Host→guest bytes queued before new calls are refused (default LIMITS.agentWrites.maxQueuedBytes). */
+  maxQueuedWriteBytes?: number;
+  /** Queued writes not drained within this close the connection (default LIMITS.agentWrites.stallTimeoutMs). */
+  writeStallTimeoutMs?: number;
   /** The first call's id (default: random, see nextId); fake agents in tests script replies by id. */
   firstCallId?: number;
 }
@@ -62,9 +69,6 @@ interface Pending {
   maxEventBytes: number;
 }
 
-/** Methods whose result carries collected output or a listing in its header. */
-const LARGE_RESULT_METHODS: ReadonlySet<AgentMethod> = new Set<AgentMethod>(['exec', 'proc.wait', 'proc.list', 'eval', 'warmup', 'files.list']);
-
 export class AgentConnection {
   private readonly pending = new Map<number, Pending>();
   /**
@@ -76,18 +80,23 @@ export class AgentConnection {
   private closed = false;
   private closeReason: string | null = null;
   private readonly decoder: FrameDecoder;
+  /** Armed while written bytes wait in the socket's buffer; cleared on 'drain'. */
+  private writeStall: NodeJS.Timeout | undefined;
+  /** Bytes ever written; minus writableLength, the bytes the guest has taken. */
+  private bytesSent = 0;
 
   protected constructor(private readonly socket: net.Socket, private readonly opts: ConnectOptions) {
     this.nextId = opts.firstCallId ?? 1 + crypto.randomInt(2 ** 31);
     this.decoder = new FrameDecoder({
       maxFrameBytes: opts.maxFrameBytes ?? LIMITS.maxFrameBytes,
-      admit: (id, kind) => this.headerCapFor(id, kind),
+      admit: (id) => this.headerCapFor(id),
       budget: partialFrameBudget,
       partialFrameTimeoutMs: opts.partialFrameTimeoutMs ?? LIMITS.partialFrames.timeoutMs,
       onFrame: (f) => this.onFrame(f),
       onProblem: (p) => this.onProblem(p),
     });
     socket.on('data', (chunk: Buffer) => this.decoder.push(chunk));
+    socket.on('drain', () => this.disarmWriteStall());
     socket.on('error', (err) => this.fail(`agent connection error: ${err.message}`));
     socket.on('close', () => this.fail('agent connection closed'));
   }
@@ -103,9 +112,18 @@ export class AgentConnection {
     return this.closed;
   }
 
+  /** Host→guest bytes written but not yet taken by the guest. */
+  get queuedWriteBytes(): number {
+    return this.socket.writableLength;
+  }
+
   call<M extends AgentMethod>(method: M, params: ParamsOf<M>, opts: CallOptions = {}): Promise<CallReply<M>> {
     if (this.closed) return Promise.reject(new ForkdError('FORKD_E_AGENT_UNAVAILABLE', this.closeReason ?? 'agent connection closed'));
     if (opts.signal?.aborted) return Promise.reject(abortError(opts.signal));
+    const maxQueued = this.opts.maxQueuedWriteBytes ?? LIMITS.agentWrites.maxQueuedBytes;
+    if (this.socket.writableLength >= maxQueued) {
+      return Promise.reject(new ForkdError('FORKD_E_AGENT_BACKPRESSURE', `the guest is not reading its agent channel (${this.socket.writableLength} bytes queued, limit ${maxQueued}); ${method} was not sent, retry shortly`, { method, queued_bytes: this.socket.writableLength }));
+    }
     const id = this.nextId++;
     const timeoutMs = opts.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
     return new Promise<CallReply<M>>((resolve, reject) => {
@@ -134,7 +152,7 @@ export class AgentConnection {
       }, timeoutMs);
       opts.signal?.addEventListener('abort', onAbort, { once: true });
       try {
-        this.socket.write(encodeFrame({ kind: 'req', id, method, params }, opts.payload));
+        this.write(encodeFrame({ kind: 'req', id, method, params }, opts.payload));
       } catch (err) {
         finish(() => reject(new ForkdError('FORKD_E_AGENT_UNAVAILABLE', `could not send to the agent: ${(err as Error).message}`)));
       }
@@ -147,10 +165,48 @@ export class AgentConnection {
     this.socket.destroy();
   }
 
+  /** Writes a frame and, if it had to be queued, watches that the guest keeps taking bytes. */
+  private write(frame: Buffer): void {
+    this.socket.write(frame);
+    this.bytesSent += frame.length;
+    if (this.socket.writableLength > 0 && this.writeStall === undefined && !this.closed) this.armWriteStall();
+  }
+
+  /** Closes the connection when the guest takes no queued byte for a whole stall period. */
+  private armWriteStall(): void {
+    const ms = this.opts.writeStallTimeoutMs ?? LIMITS.agentWrites.stallTimeoutMs;
+    const atArm = this.writeProgress();
+    this.writeStall = setTimeout(() => {
+      this.writeStall = undefined;
+      if (this.closed || this.socket.writableLength === 0) return;
+      const now = this.writeProgress();
+      if (now.done > atArm.done || now.inKernelQueue < atArm.inKernelQueue) return this.armWriteStall(); // slow, but reading
+      // The guest stopped reading: free the queued bytes (timed-out calls' frames among them).
+      this.fail(`the guest did not read its agent channel for ${ms} ms (${this.socket.writableLength} bytes queued)`);
+      this.socket.destroy();
+    }, ms);
+    this.writeStall.unref?.();
+  }
+
+  /**
+   * How far the guest has read: frames written through (done) and what is left of the frame being
+   * written. writableLength counts a frame whole until it is written through, so the progress
+   * inside one large frame is only visible in libuv's write queue (the handle's writeQueueSize).
+   */
+  private writeProgress(): { done: number; inKernelQueue: number } {
+    const handle = (this.socket as unknown as { _handle?: { writeQueueSize?: number } })._handle;
+    return { done: this.bytesSent - this.socket.writableLength, inKernelQueue: handle?.writeQueueSize ?? 0 };
+  }
+
+  private disarmWriteStall(): void {
+    clearTimeout(this.writeStall);
+    this.writeStall = undefined;
+  }
+
   private cancel(id: number): void {
     if (this.closed) return;
     try {
-      this.socket.write(encodeFrame({ kind: 'cancel', id }));
+      this.write(encodeFrame({ kind: 'cancel', id }));
     } catch {
       /* connection is going away anyway */
     }
@@ -160,6 +216,7 @@ export class AgentConnection {
     if (this.closed) return;
     this.closed = true;
     this.closeReason = reason;
+    this.disarmWriteStall();
     this.decoder.reset();
     const err = new ForkdError('FORKD_E_AGENT_UNAVAILABLE', reason);
     for (const p of [...this.pending.values()]) p.reject(err);
@@ -167,13 +224,11 @@ export class AgentConnection {
   }
 
   /**
-   * Frames are kept only for a pending call (anything else is skipped unread); a header may use
-   * the whole frame only in the result of a call that returns collected output or a listing.
+   * Frames are kept only for a pending call (anything else is skipped unread); every header is
+   * capped at LIMITS.maxFrameHeaderBytes (large results travel in the payload, result-frame.ts).
    */
-  private headerCapFor(id: number | null, kind: string | null): number {
-    const p = id === null ? undefined : this.pending.get(id);
-    if (!p) return 0;
-    return kind === 'res' && LARGE_RESULT_METHODS.has(p.method) ? LIMITS.maxFrameBytes : LIMITS.maxFrameHeaderBytes;
+  private headerCapFor(id: number | null): number {
+    return id !== null && this.pending.has(id) ? LIMITS.maxFrameHeaderBytes : 0;
   }
 
   private onProblem(p: FrameProblem): void {
@@ -205,12 +260,17 @@ export class AgentConnection {
       p.reject(guestError(p.method, h.error));
       return;
     }
-    const result = AGENT_METHODS[p.method].result.safeParse(h.result);
+    const read = readResult(h, frame.payload);
+    if (!read.ok) {
+      p.reject(new ForkdError('FORKD_E_AGENT_PROTOCOL', `agent reply to ${p.method}: ${read.reason}`));
+      return;
+    }
+    const result = AGENT_METHODS[p.method].result.safeParse(read.result);
     if (!result.success) {
       p.reject(new ForkdError('FORKD_E_AGENT_PROTOCOL', `agent reply to ${p.method} does not match the schema: ${result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`));
       return;
     }
-    p.resolve({ result: result.data, payload: frame.payload });
+    p.resolve({ result: result.data, payload: read.payload });
   }
 
   private onEventFrame(frame: DecodedFrame): void {
