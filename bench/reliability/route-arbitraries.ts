@@ -55,7 +55,7 @@ export function arbitraryOf(s: JsonSchema, depth = 0): fc.Arbitrary<Json> {
       return fc.oneof(fc.integer({ min: Math.max(min, Number.MIN_SAFE_INTEGER), max: Math.min(max, Number.MAX_SAFE_INTEGER) }), fc.constantFrom(min, max).filter(Number.isSafeInteger));
     }
     case 'number':
-      return fc.double({ min: s.minimum ?? -1e9, max: s.maximum ?? 1e9, noNaN: true });
+      return fc.double({ min: s.minimum ?? (s.exclusiveMinimum !== undefined ? s.exclusiveMinimum + 1e-3 : -1e9), max: s.maximum ?? (s.exclusiveMaximum !== undefined ? s.exclusiveMaximum - 1e-3 : 1e9), noNaN: true });
     case 'string': {
       if (s.pattern) return fc.stringMatching(new RegExp(s.pattern)).filter((v) => v.length >= (s.minLength ?? 0) && v.length <= (s.maxLength ?? Infinity));
       return fc.string({ minLength: s.minLength ?? 0, maxLength: Math.min(s.maxLength ?? 40, 200), unit: 'grapheme' });
@@ -67,9 +67,15 @@ export function arbitraryOf(s: JsonSchema, depth = 0): fc.Arbitrary<Json> {
     case 'object': {
       const props = s.properties ?? {};
       const required = new Set(s.required ?? []);
-      const record: Record<string, fc.Arbitrary<Json>> = {};
-      for (const [k, v] of Object.entries(props)) record[k] = arbitraryOf(v, depth + 1);
-      const known = fc.record(record, { requiredKeys: Object.keys(props).filter((k) => required.has(k)) }) as fc.Arbitrary<Record<string, Json>>;
+      // Optional keys are left out more often than not: zod refinements JSON Schema cannot carry
+      // (e.g. "exactly one of") make objects with many of them set mostly invalid.
+      const ABSENT = Symbol('absent');
+      const entries = Object.entries(props).map(([k, v]) => {
+        const value = GUEST_PATH_KEYS.has(k) && v.type === 'string' && !v.pattern ? guestPath : arbitraryOf(v, depth + 1);
+        const maybe = required.has(k) ? value : fc.oneof({ arbitrary: fc.constant(ABSENT), weight: 3 }, { arbitrary: value, weight: 2 });
+        return maybe.map((x) => [k, x] as const);
+      });
+      const known = fc.tuple(...entries).map((kv) => Object.fromEntries(kv.filter(([, x]) => x !== ABSENT)) as Record<string, Json>);
       const extra = s.additionalProperties;
       if (Object.keys(props).length === 0 && extra && typeof extra === 'object') {
         const key = s.propertyNames ? arbitraryOf(s.propertyNames) as fc.Arbitrary<string> : fc.string({ minLength: 1, maxLength: 12 });
@@ -81,6 +87,13 @@ export function arbitraryOf(s: JsonSchema, depth = 0): fc.Arbitrary<Json> {
       return anyJson;
   }
 }
+
+/** Guest paths are absolute (a zod refinement JSON Schema does not carry): such keys get paths, now and then a relative one. */
+const GUEST_PATH_KEYS = new Set(['path', 'from', 'to', 'cwd']);
+const guestPath: fc.Arbitrary<Json> = fc.oneof(
+  { arbitrary: fc.stringMatching(/^(\/[a-z0-9._-]{1,12}){1,4}$/), weight: 8 },
+  { arbitrary: fc.constantFrom('/', '/tmp', '/proc/self/fd/0', 'relative/x', '../..', '/tmp/../../etc/passwd'), weight: 2 },
+);
 
 const anyJson: fc.Arbitrary<Json> = fc.jsonValue({ maxDepth: 3 }) as fc.Arbitrary<Json>;
 
@@ -164,7 +177,8 @@ export function requestArbitrary(t: Targets): fc.Arbitrary<FuzzRequest> {
       return entries.length ? `?${new URLSearchParams(entries).toString()}` : '';
     });
     const bodySchema = r.body && r.bodyKind !== 'octet' ? toSchema(r.body) : null;
-    const validBody = bodySchema ? arbitraryOf(bodySchema) : anyJson;
+    // Valid means valid: values the route's zod schema accepts (refinements included).
+    const validBody = bodySchema && r.body ? arbitraryOf(bodySchema).filter((v) => r.body!.safeParse(v).success) : anyJson;
     const bodyArb: fc.Arbitrary<{ body: Buffer | null; json: Json | undefined; kind: string }> = r.bodyKind === 'octet'
       ? fc.uint8Array({ maxLength: 64 * 1024 }).map((b) => ({ body: Buffer.from(b), json: undefined, kind: 'octet' }))
       : fc.oneof(
