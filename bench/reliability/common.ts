@@ -58,14 +58,18 @@ export function socketFdCount(pid: number): number {
   return n;
 }
 
-/** The daemon's V8 heap in use (from its own /metrics), MiB. */
-export async function heapMiB(d: TestDaemon): Promise<number> {
+/** The daemon's V8 heap in use and its external memory (Buffers live there, off the V8 heap), from its own /metrics, MiB. */
+export async function daemonMemory(d: TestDaemon): Promise<{ heap: number; external: number }> {
   const { raw } = await import('../../packages/daemon/src/testing/http.js');
   const r = await raw(d, { method: 'GET', path: '/metrics', headers: d.token ? { authorization: `Bearer ${d.token}` } : {} });
-  const m = /^forkd_daemon_nodejs_heap_size_used_bytes (\S+)$/m.exec(r.text);
-  if (!m) throw new Error(`no heap figure in /metrics (HTTP ${r.status})`);
-  return Number(m[1]) / MiB;
+  const figure = (name: string) => {
+    const m = new RegExp(`^forkd_daemon_${name} (\\S+)$`, 'm').exec(r.text);
+    if (!m) throw new Error(`no ${name} in /metrics (HTTP ${r.status})`);
+    return Number(m[1]) / MiB;
+  };
+  return { heap: figure('nodejs_heap_size_used_bytes'), external: figure('nodejs_external_memory_bytes') };
 }
+export const heapMiB = async (d: TestDaemon) => (await daemonMemory(d)).heap;
 
 /**
  * The run directory the benches' daemons use: their own, so that counting what is left there is

@@ -2,14 +2,15 @@
  * R4: a hostile guest while another sandbox is pinged. The hostile sandbox's JS eval runs inside
  * its agent and writes straight to the agent's virtio port (as the security review's probes P1
  * and P5 do): a trickled partial frame, forged replies, a flood of unsolicited 16 MiB frames; then
- * its agent stops reading (SIGSTOP) while the host sends it uploads. Each phase lasts PHASE s;
- * the daemon's heap is sampled throughout and the calm sandbox is pinged back to back, and both
+ * its agent stops reading (SIGSTOP) while the host sends it uploads. Each attack comes from a
+ * sandbox of its own (a trickled frame leaves its channel unusable for the rest of its life).
+ * Each phase lasts 20 s (5 with --quick); the daemon's heap and external memory are sampled throughout and the calm sandbox is pinged back to back, and both
  * are set against a calm phase of the same length in the same run.
  */
 import { Controller } from '@forkd/sdk';
 import { startTestDaemon, type TestDaemon } from '@forkd/daemon/testing';
 import { raw } from '../../packages/daemon/src/testing/http.js';
-import { benchRunDir, heapMiB, rssMiB, sleep, stats, type Scenario } from './common.js';
+import { benchRunDir, daemonMemory, rssMiB, sleep, stats, type Scenario } from './common.js';
 
 /** Finds the agent's port fd and defines __w(buf) (writes it all, retrying on EAGAIN). */
 const PRELUDE = `
@@ -50,13 +51,14 @@ interface Phase {
   pingMs: number[];
   pingErrors: number;
   heapPeak: number;
+  externalPeak: number;
   rssPeak: number;
   note: string;
 }
 
 async function measure(d: TestDaemon, c: Controller, calm: string, name: string, secs: number, during?: () => Promise<string>): Promise<Phase> {
   const end = Date.now() + secs * 1000;
-  const p: Phase = { name, pingMs: [], pingErrors: 0, heapPeak: 0, rssPeak: 0, note: '' };
+  const p: Phase = { name, pingMs: [], pingErrors: 0, heapPeak: 0, externalPeak: 0, rssPeak: 0, note: '' };
   const pinger = (async () => {
     while (Date.now() < end) {
       const t = performance.now();
@@ -70,7 +72,9 @@ async function measure(d: TestDaemon, c: Controller, calm: string, name: string,
   })();
   const sampler = (async () => {
     while (Date.now() < end) {
-      p.heapPeak = Math.max(p.heapPeak, await heapMiB(d).catch(() => 0));
+      const m = await daemonMemory(d).catch(() => ({ heap: 0, external: 0 }));
+      p.heapPeak = Math.max(p.heapPeak, m.heap);
+      p.externalPeak = Math.max(p.externalPeak, m.external);
       p.rssPeak = Math.max(p.rssPeak, rssMiB(d.proc.pid!));
       await sleep(250);
     }
@@ -90,8 +94,10 @@ export const r4: Scenario = {
     const d = await startTestDaemon({ keeperGraceSecs: 5 });
     const c = new Controller({ socketPath: d.socketPath });
     try {
-      const [hostile, calm] = await c.spawnSandboxes({ snapshot_tag: d.tag, n: 2, timeout_ms: 3_600_000 });
-      const h = hostile!.id;
+      const [calm, ...hostiles] = await c.spawnSandboxes({ snapshot_tag: d.tag, n: 5, timeout_ms: 3_600_000 });
+      let h = '';
+      /** The next attack's sandbox. */
+      const nextHostile = () => (h = hostiles.shift()!.id);
       for (let i = 0; i < 20; i++) await c.pingSandbox(calm!.id); // warm the path
       const arm = async (code: string) => {
         try {
@@ -119,15 +125,23 @@ export const r4: Scenario = {
       };
       const phases: Phase[] = [];
       phases.push(await measure(d, c, calm!.id, 'calm', secs));
-      phases.push(await measure(d, c, calm!.id, 'trickled partial frame (1 byte per write)', secs, async () => arm(attacks.trickle(secs))));
+      phases.push(await measure(d, c, calm!.id, 'trickled partial frame (1 byte per write)', secs, async () => {
+        nextHostile();
+        const armed = await arm(attacks.trickle(secs));
+        await sleep(secs * 1000);
+        const n = await c.eval(h, { code: 'globalThis.__trickled', language: 'js', timeout_secs: 5 }).then((r) => `${r.result} bytes trickled`, (e: { code?: string }) => `the sandbox's own replies are lost in the open frame afterwards (${e.code ?? 'error'})`);
+        return `${armed}; ${n}`;
+      }));
       await sleep(1000);
       phases.push(await measure(d, c, calm!.id, 'forged replies (1,000 every 100 ms)', secs, async () => {
+        nextHostile();
         const armed = await arm(attacks.forged(secs));
         await sleep(1000);
         return `${armed}; ${await probeHostile(10)}`;
       }));
       await sleep(1000);
       phases.push(await measure(d, c, calm!.id, 'flood of unsolicited 16 MiB frames', secs, async () => {
+        nextHostile();
         const armed = await arm(attacks.flood(secs));
         await sleep(secs * 1000);
         const n = await c.eval(h, { code: 'globalThis.__flooded', language: 'js', timeout_secs: 30 }).then((r) => `${r.result} frames sent`, (e: Error) => `count unknown (${e.message.slice(0, 80)})`);
@@ -135,6 +149,7 @@ export const r4: Scenario = {
       }));
       await sleep(1000);
       phases.push(await measure(d, c, calm!.id, 'guest stops reading (agent SIGSTOPped), 20 × 4 MiB uploads sent to it', secs, async () => {
+        nextHostile();
         const armed = await arm(attacks.stopReading(secs));
         await sleep(1000);
         const body = Buffer.alloc(4 * 1024 * 1024, 0x62);
@@ -145,23 +160,23 @@ export const r4: Scenario = {
       }));
       await sleep(2000);
       phases.push(await measure(d, c, calm!.id, 'calm again', secs));
-      const hostileAfter = await c.pingSandbox(h).then(() => 'answers ping', (e: { code?: string }) => `does not answer (${e.code ?? 'error'}): the daemon gave up on it`);
+      const hostileAfter = await c.pingSandbox(h).then(() => 'answers ping again', (e: { code?: string }) => `does not answer (${e.code ?? 'error'})`);
 
       const base = phases[0]!;
       const baseHeap = base.heapPeak;
       const baseP99 = stats(base.pingMs).p99;
-      out(`phases of ${secs} s each; the calm sandbox is pinged back to back through REST; heap = the daemon's V8 heap in use (peak of samples every 250 ms)`);
+      out(`phases of ${secs} s each; the calm sandbox is pinged back to back through REST; heap = the daemon's V8 heap in use, external = its memory outside the V8 heap (Buffers), both peaks of samples every 250 ms`);
       out('');
-      out('| phase | heap peak (growth over calm) | RSS peak | calm sandbox ping p50 / p99 / max | p99 vs calm | pings (errors) |');
-      out('|---|---|---|---|---|---|');
+      out('| phase | heap peak (growth over calm) | external peak (growth) | RSS peak | calm sandbox ping p50 / p99 / max | p99 vs calm | pings (errors) |');
+      out('|---|---|---|---|---|---|---|');
       for (const p of phases) {
         const s = stats(p.pingMs);
-        out(`| ${p.name} | ${p.heapPeak.toFixed(0)} MiB (${p === base ? '-' : `${p.heapPeak - baseHeap >= 0 ? '+' : ''}${(p.heapPeak - baseHeap).toFixed(0)}`}) | ${p.rssPeak.toFixed(0)} MiB | ${s.median.toFixed(1)} / ${s.p99.toFixed(1)} / ${s.max.toFixed(1)} ms | ${(s.p99 / baseP99).toFixed(2)}x | ${p.pingMs.length} (${p.pingErrors}) |`);
+        out(`| ${p.name} | ${p.heapPeak.toFixed(0)} MiB (${p === base ? '-' : `${p.heapPeak - baseHeap >= 0 ? '+' : ''}${(p.heapPeak - baseHeap).toFixed(0)}`}) | ${p.externalPeak.toFixed(0)} MiB (${p === base ? '-' : `${p.externalPeak - base.externalPeak >= 0 ? '+' : ''}${(p.externalPeak - base.externalPeak).toFixed(0)}`}) | ${p.rssPeak.toFixed(0)} MiB | ${s.median.toFixed(1)} / ${s.p99.toFixed(1)} / ${s.max.toFixed(1)} ms | ${(s.p99 / baseP99).toFixed(2)}x | ${p.pingMs.length} (${p.pingErrors}) |`);
       }
       out('');
       out('targets: heap growth < 64 MiB, ping p99 ≤ 2x calm');
       for (const p of phases) if (p.note) out(`- ${p.name}: ${p.note}`);
-      out(`- the hostile sandbox afterwards: ${hostileAfter}`);
+      out(`- the sandbox that stopped reading, after SIGCONT: ${hostileAfter}`);
     } finally {
       await d.stop();
     }
