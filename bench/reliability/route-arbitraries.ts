@@ -68,11 +68,14 @@ export function arbitraryOf(s: JsonSchema, depth = 0): fc.Arbitrary<Json> {
       const props = s.properties ?? {};
       const required = new Set(s.required ?? []);
       // Optional keys are left out more often than not: zod refinements JSON Schema cannot carry
-      // (e.g. "exactly one of") make objects with many of them set mostly invalid.
+      // (e.g. "exactly one of", "not supported", egress entry syntax) make objects with many of
+      // them set mostly invalid; with many optional keys, about two are set per object.
       const ABSENT = Symbol('absent');
+      const optional = Object.keys(props).filter((k) => !required.has(k)).length;
+      const absentWeight = Math.max(3, optional);
       const entries = Object.entries(props).map(([k, v]) => {
         const value = GUEST_PATH_KEYS.has(k) && v.type === 'string' && !v.pattern ? guestPath : arbitraryOf(v, depth + 1);
-        const maybe = required.has(k) ? value : fc.oneof({ arbitrary: fc.constant(ABSENT), weight: 3 }, { arbitrary: value, weight: 2 });
+        const maybe = required.has(k) ? value : fc.oneof({ arbitrary: fc.constant(ABSENT), weight: absentWeight }, { arbitrary: value, weight: 2 });
         return maybe.map((x) => [k, x] as const);
       });
       const known = fc.tuple(...entries).map((kv) => Object.fromEntries(kv.filter(([, x]) => x !== ABSENT)) as Record<string, Json>);
