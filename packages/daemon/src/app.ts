@@ -51,7 +51,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   // A peer past the failure limit gets 429 before its token is looked at (A5: no guessing at speed).
   const checkToken = (req: FastifyRequest): Caller => {
     if (!o.tokens.required) return o.tokens.check(undefined);
-    const peer = req.socket.remoteAddress ?? 'unix';
+    const peer = req.raw.socket?.remoteAddress ?? 'unix';
     failures.assertAllowed(peer);
     try {
       return o.tokens.check(req.headers.authorization);
@@ -65,6 +65,8 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   app.addHook('onRequest', async (req, reply) => {
     o.onActivity?.();
     const started = process.hrtime.bigint();
+    // Read now: once a client's connection is destroyed, the request no longer holds its socket.
+    const remote = req.raw.socket?.remoteAddress ?? 'unix';
     reply.raw.once('close', () => {
       const route = req.routeOptions.url ? routeOf.get(`${req.method} ${req.routeOptions.url}`) ?? null : null;
       const status = reply.raw.statusCode;
@@ -80,7 +82,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
         time: new Date().toISOString(),
         caller: caller?.identity ?? 'unauthenticated',
         ...(caller ? { scope: caller.scope } : {}),
-        remote: req.socket.remoteAddress ?? 'unix',
+        remote,
         method: req.method,
         path: req.url.split('?')[0] ?? req.url,
         route,

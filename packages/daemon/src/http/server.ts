@@ -85,8 +85,8 @@ const isLoopbackAddress = (a: string): boolean => a === '::1' || a.startsWith('1
  * --bind and to --allow-host). Unix socket requests are not checked.
  */
 export function checkHost(req: http.IncomingMessage, names: ReadonlySet<string>): void {
-  const socket = req.socket;
-  if (socket.remoteAddress === undefined || socket.localAddress === undefined) return; // Unix socket
+  const socket = req.socket as net.Socket | null; // null once the client's connection is gone
+  if (!socket || socket.remoteAddress === undefined || socket.localAddress === undefined) return; // Unix socket
   const local = socket.localAddress.replace(/^::ffff:(?=\d+\.)/, '');
   const port = socket.localPort;
   const given = req.headers.host ?? '';
