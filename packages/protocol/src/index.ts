@@ -5,4 +5,5 @@ export * from './shapes.js';
 export * from './frame.js';
 export * from './agent-api.js';
 export * from './home.js';
+export * from './network.js';
 export * from './version.js';
