@@ -19,6 +19,7 @@ import { branchSandbox, type BranchMode } from './snapshot/branch.js';
 import { branchProven } from './sandbox/branch-proven.js';
 import { compactSnapshot } from './snapshot/compact.js';
 import { pruneMemoryCache } from './snapshot/memory.js';
+import { ChildNetworks, deleteNetns, sweepStaleNetns, type NetworkConfig } from './network/index.js';
 
 /** What a daemon recorded about a sandbox, enough to take it over after a restart. */
 export interface AdoptRecord {
@@ -44,6 +45,11 @@ export interface EngineOptions {
   snapshotRoot?: string;
   kernel?: string;
   accel?: AccelRequest;
+  /**
+   * Children's networks: the pool and uplink of `network` children. As root every child gets its
+   * own namespace (its ports reachable, nothing else); false: no namespaces, devices without backend.
+   */
+  network?: NetworkConfig | false;
 }
 
 /**
@@ -57,9 +63,12 @@ export class Engine {
   readonly snapshots: SnapshotCatalog;
   /** Set by attachKeeper: VMs then outlive this process for the keeper's grace period. */
   private keeper: KeeperClient | null = null;
+  /** Null when this process cannot make namespaces (not root) or was told not to. */
+  readonly networks: ChildNetworks | null;
 
   constructor(opts: EngineOptions = {}) {
     this.layout = homeLayout(opts.home, opts.snapshotRoot);
+    this.networks = opts.network === false || process.getuid?.() !== 0 ? null : new ChildNetworks(opts.network ?? {});
     this.snapshots = new SnapshotCatalog(this.layout);
     this.platform = new Platform(this.layout, { ...(opts.kernel ? { kernel: opts.kernel } : {}), ...(opts.accel ? { accel: opts.accel } : {}) });
   }
@@ -150,7 +159,7 @@ export class Engine {
   }
 
   spawn(opts: SpawnOptions) {
-    return spawnChildren(this.layout, this.platform, { ...this.starterOpt(), ...opts });
+    return spawnChildren(this.layout, this.platform, { ...this.starterOpt(), ...(this.networks ? { networks: this.networks } : {}), ...opts });
   }
 
   private starterOpt(): { starter?: QemuStarter } {
@@ -177,7 +186,10 @@ export class Engine {
     const proc = this.keeper?.processOf(rec.pid);
     if (!proc) throw new ForkdError('FORKD_E_SANDBOX_NOT_RUNNING', `the keeper holds no VM with pid ${rec.pid}`);
     // Patient: giving up means losing a live sandbox, and a restart often meets a loaded host.
-    const vm = await Vm.adopt(rec.dir, proc, { qmpTimeoutMs: 20_000 });
+    const net = await Vm.recordedNetwork(rec.dir);
+    if (net && !this.networks) throw new ForkdError('FORKD_E_NOT_IMPLEMENTED', `sandbox in ${rec.dir} has a network namespace, and this process has no networking (not root?)`);
+    const network = net ? this.networks!.adopt(net) : null;
+    const vm = await Vm.adopt(rec.dir, proc, { qmpTimeoutMs: 20_000, network });
     try {
       // A ping written while the guest is still closing the old connection's port is lost with it,
       // so waiting long on one connection only delays; short tries on fresh connections, each
@@ -205,6 +217,11 @@ export class Engine {
     if (proc) {
       proc.kill('SIGKILL');
       await proc.exited;
+    }
+    const net = await Vm.recordedNetwork(dir);
+    if (net) {
+      if (this.networks) await this.networks.adopt(net).release().catch(() => undefined);
+      else await deleteNetns(net.netns).catch(() => undefined);
     }
     await this.cleanupDir(dir);
   }
@@ -249,11 +266,14 @@ export class Engine {
    * killed with -9; the cheap part of cleanup, run at the start of every command.
    */
   async sweepDeadOwners(): Promise<string[]> {
-    return (await cleanupStale({ deadOwnersOnly: true })).removed;
+    const removed = (await cleanupStale({ deadOwnersOnly: true })).removed;
+    if (this.networks) removed.push(...(await sweepStaleNetns()));
+    return removed;
   }
 
   async cleanup(opts: { dryRun?: boolean } = {}) {
     const report = await cleanupStale({ dryRun: opts.dryRun ?? false, snapshotsDir: this.layout.snapshots, stagingDirs: [this.layout.images, this.layout.rootfsCache] });
+    if (process.getuid?.() === 0) report.removed.push(...(await sweepStaleNetns({ dryRun: opts.dryRun ?? false })));
     const live = (await this.snapshots.list()).map((e) => e.manifest);
     report.removed.push(...(await pruneMemoryCache(this.layout, live, opts.dryRun ?? false)));
     return report;

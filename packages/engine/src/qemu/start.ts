@@ -39,7 +39,12 @@ export interface QemuStartRequest {
   args: string[];
   cwd: string;
   stderrCapBytes: number;
+  /** Network namespace (a name under /run/netns) QEMU runs in, so it opens the tap there. */
+  netns?: string;
 }
+
+/** Namespaces a starter enters: only a forkd child's (childNetnsName), never an arbitrary path. */
+export const CHILD_NETNS_NAME = /^fk[0-9a-f]{6}-[0-9a-f]{16}$/;
 
 /** The process that owns started VMs: QEMU dies with it (pdeathsig), and cleanup judges orphans by it. */
 export interface VmOwner {
@@ -75,7 +80,15 @@ export const directStarter: QemuStarter = {
 export async function spawnUnderPdeathsig(setpriv: string, req: QemuStartRequest, onOutput?: (d: Buffer) => void): Promise<QemuProcess> {
   const stderr = new TailBuffer(req.stderrCapBytes);
   const thpOff = await thpOffWrapper();
-  const command = thpOff ? [thpOff, req.qemuPath] : [req.qemuPath];
+  // Wrappers compose, each exec'ing the next: pdeathsig (setpriv) -> netns (nsenter) -> no THP -> QEMU.
+  let netnsWrap: string[] = [];
+  if (req.netns !== undefined) {
+    if (!CHILD_NETNS_NAME.test(req.netns)) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `not a forkd child namespace: ${JSON.stringify(req.netns)}`);
+    const nsenter = await which('nsenter');
+    if (!nsenter) throw new ForkdError('FORKD_E_TOOL_MISSING', 'nsenter not found (starts QEMU in the child\'s network namespace): apt-get install util-linux', { tool: 'nsenter' });
+    netnsWrap = [nsenter, `--net=/run/netns/${req.netns}`, '--'];
+  }
+  const command = [...netnsWrap, ...(thpOff ? [thpOff] : []), req.qemuPath];
   const child = spawn(setpriv, ['--pdeathsig', 'KILL', '--', ...command, ...req.args], { cwd: req.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   const onData = (d: Buffer) => {
     stderr.write(d);
@@ -130,6 +143,8 @@ export interface StartOptions {
   /** Who spawns the process (default: this process, under pdeathsig). */
   starter?: QemuStarter;
   qmp?: QmpConnectOptions;
+  /** Network namespace QEMU runs in (where its tap is). */
+  netns?: string;
 }
 
 function exitedAtStart(proc: QemuProcess, ex: QemuExit): ForkdError {
@@ -148,7 +163,7 @@ export async function startQemu(spec: VmSpec, opts: StartOptions): Promise<{ pro
   if (!qemuPath) throw new ForkdError('FORKD_E_QEMU_NOT_INSTALLED', `${binary} not found: apt-get install qemu-system-x86`, { binary });
   // A stale socket from an earlier run would answer nothing; QMP's connect retries until QEMU binds its own.
   await fs.rm(spec.qmpSocket, { force: true });
-  const proc = await (opts.starter ?? directStarter).start({ qemuPath, args, cwd: opts.runDir, stderrCapBytes: opts.stderrCapBytes ?? 16 * 1024 });
+  const proc = await (opts.starter ?? directStarter).start({ qemuPath, args, cwd: opts.runDir, stderrCapBytes: opts.stderrCapBytes ?? 16 * 1024, ...(opts.netns ? { netns: opts.netns } : {}) });
   const connectP = QmpClient.connect(spec.qmpSocket, { timeoutMs: opts.startTimeoutMs ?? 15_000, ...opts.qmp });
   try {
     const qmp = await Promise.race([connectP, proc.exited.then((ex) => Promise.reject(exitedAtStart(proc, ex)))]);

@@ -64,6 +64,21 @@ export class Sandbox {
     return vmOf(this).alive;
   }
 
+  /** The child's network namespace (a name `ip netns exec` takes), or null. */
+  get netns(): string | null {
+    return vmOf(this).net?.netns ?? null;
+  }
+
+  /** The guest's address: from inside `netns` the guest answers there. */
+  get guestAddr(): string | null {
+    return vmOf(this).net?.guestAddr ?? null;
+  }
+
+  /** Whether the child has a way out (a veth to the uplink), not just its own namespace. */
+  get network(): boolean {
+    return Boolean(vmOf(this).net?.vethUplink);
+  }
+
   /** The environment every command gets (under its own env) and the interpreter was given. */
   get envs(): Envs {
     return { ...this.#envs };

@@ -14,6 +14,7 @@ import { Vm } from '../vm/vm.js';
 import type { QemuStarter } from '../qemu/start.js';
 import type { Platform } from '../platform.js';
 import { Sandbox } from './sandbox.js';
+import type { ChildNetworks, EgressPolicy, NetworkLease } from '../network/index.js';
 import { nowMs, since } from '../util/timing.js';
 
 export interface SpawnOptions {
@@ -26,6 +27,14 @@ export interface SpawnOptions {
   starter?: QemuStarter;
   /** Sandbox ids to give the children (sb-<16 hex>, one per child): a resumed workspace keeps its id. */
   ids?: string[];
+  /** Each child gets its own way out (namespace, veth, unique address, NAT) under the egress policy. */
+  network?: boolean;
+  egress?: EgressPolicy;
+  /**
+   * The engine's children networks. Given, every child gets its own namespace (with `network`, a way
+   * out; without, an isolated tap whose ports the host can still reach); absent, no backend at all.
+   */
+  networks?: ChildNetworks;
 }
 
 /** Checks that this host can restore the snapshot exactly as it was saved, and that its chain is whole. */
@@ -63,12 +72,15 @@ export async function spawnChildren(layout: HomeLayout, platform: Platform, opts
   const entry = await readSnapshot(layout, opts.tag);
   await checkRestorable(entry, platform, layout);
   const t0 = nowMs();
+  if (opts.network && !opts.networks) throw new ForkdError('FORKD_E_NOT_IMPLEMENTED', 'sandbox networking is not configured in this process (it needs root)');
+  const networks = opts.networks;
+  const network = networks ? (vmId: string) => networks.create(vmId, { network: opts.network ?? false, policy: opts.egress }) : undefined;
   const template = await overlayTemplate(entry.dir);
   const memPath = await memoryFileFor(layout, entry);
   let ready = 0;
   const results = await Promise.allSettled(
     Array.from({ length: n }, (_, i) =>
-      restoreOne(entry, memPath, template, t0, opts.readyTimeoutMs ?? 60_000, opts.starter, opts.ids?.[i]?.slice(3)).then((sb) => {
+      restoreOne(entry, memPath, template, t0, opts.readyTimeoutMs ?? 60_000, opts.starter, opts.ids?.[i]?.slice(3), network).then((sb) => {
         ready++;
         onProgress({ phase: 'spawn', message: `${ready}/${n} ready`, fraction: ready / n });
         return sb;
@@ -85,7 +97,7 @@ export async function spawnChildren(layout: HomeLayout, platform: Platform, opts
   return ok;
 }
 
-async function restoreOne(entry: SnapshotEntry, memPath: string, template: string, t0: number, readyTimeoutMs: number, starter?: QemuStarter, vmId?: string): Promise<Sandbox> {
+async function restoreOne(entry: SnapshotEntry, memPath: string, template: string, t0: number, readyTimeoutMs: number, starter?: QemuStarter, vmId?: string, network?: (vmId: string) => Promise<NetworkLease>): Promise<Sandbox> {
   const m = entry.manifest;
   const vm = await Vm.start('child', {
     accel: m.accel,
@@ -104,6 +116,7 @@ async function restoreOne(entry: SnapshotEntry, memPath: string, template: strin
     },
     ...(starter ? { starter } : {}),
     ...(vmId ? { id: vmId } : {}),
+    ...(network ? { network } : {}),
   });
   try {
     const launchMs = since(t0);

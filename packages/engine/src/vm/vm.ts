@@ -7,9 +7,13 @@ import { startQemu } from '../qemu/start.js';
 import { QmpClient } from '../qmp/client.js';
 import { waitForQmpStatus } from './migration.js';
 import { AgentClient } from '../agent-client/index.js';
+import type { ChildNetwork, NetworkLease } from '../network/index.js';
 import { createVmDir, openVmDir, type VmDir } from '../runtime/index.js';
 
-export type VmSpecInput = Omit<VmSpec, 'name' | 'agentSocket' | 'qmpSocket' | 'console'> & { consoleLog?: boolean };
+export type VmSpecInput = Omit<VmSpec, 'name' | 'agentSocket' | 'qmpSocket' | 'console' | 'tap'> & { consoleLog?: boolean };
+
+/** A VM's network, recorded in its run dir so a daemon that adopts the VM takes it over. */
+export const NET_FILE = 'net.json';
 
 /**
  * One QEMU process with its run directory, QMP channel and agent channel. Owns everything in
@@ -28,7 +32,13 @@ export class Vm {
     readonly vmDir: VmDir,
     readonly proc: QemuProcess,
     readonly qmp: QmpClient,
+    /** The VM's network namespace (null: its device has no backend). */
+    readonly network: NetworkLease | null = null,
   ) {}
+
+  get net(): ChildNetwork | null {
+    return this.network?.net ?? null;
+  }
 
   get id(): string {
     return this.vmDir.id;
@@ -47,11 +57,17 @@ export class Vm {
   }
 
   /** Creates the run dir (prepare may add files such as the disk overlay), starts QEMU, connects QMP. */
-  static async start(kind: string, spec: VmSpecInput, opts: { prepare?: (dir: string) => Promise<Partial<VmSpecInput>>; qmpTimeoutMs?: number; starter?: QemuStarter; id?: string } = {}): Promise<Vm> {
+  static async start(kind: string, spec: VmSpecInput, opts: { prepare?: (dir: string) => Promise<Partial<VmSpecInput>>; qmpTimeoutMs?: number; starter?: QemuStarter; id?: string; network?: (vmId: string) => Promise<NetworkLease> } = {}): Promise<Vm> {
     const starter = opts.starter ?? directStarter;
     const vmDir = await createVmDir(kind, await starter.owner(), opts.id);
     let proc: QemuProcess | null = null;
+    let network: NetworkLease | null = null;
     try {
+      // The namespace after the run dir (a namespace whose dir is gone is stale: network/netns/sweep.ts).
+      if (opts.network) {
+        network = await opts.network(vmDir.id);
+        await fs.writeFile(path.join(vmDir.dir, NET_FILE), JSON.stringify(network.net));
+      }
       const extra = opts.prepare ? await opts.prepare(vmDir.dir) : {};
       const full: VmSpec = {
         ...spec,
@@ -60,20 +76,31 @@ export class Vm {
         agentSocket: path.join(vmDir.dir, 'agent.sock'),
         qmpSocket: path.join(vmDir.dir, 'qmp.sock'),
         console: (extra.consoleLog ?? spec.consoleLog) ? { kind: 'file', path: path.join(vmDir.dir, 'console.log') } : { kind: 'null' },
+        ...(network ? { tap: network.net.tap } : {}),
       } as VmSpec;
       delete (full as { consoleLog?: boolean }).consoleLog;
       // startQemu waits for QMP's greeting, so any start failure carries QEMU's own stderr.
-      const started = await startQemu(full, { runDir: vmDir.dir, startTimeoutMs: opts.qmpTimeoutMs ?? 15_000, starter });
+      const started = await startQemu(full, { runDir: vmDir.dir, startTimeoutMs: opts.qmpTimeoutMs ?? 15_000, starter, ...(network ? { netns: network.net.netns } : {}) });
       proc = started.proc;
       await vmDir.setQemuPid(proc.pid);
-      return new Vm(vmDir, proc, started.qmp);
+      return new Vm(vmDir, proc, started.qmp, network);
     } catch (e) {
       if (proc) {
         proc.kill('SIGKILL');
         await proc.exited.catch(() => undefined);
       }
+      await network?.release().catch(() => undefined);
       await vmDir.remove();
       throw e;
+    }
+  }
+
+  /** The network an earlier owner recorded in the VM's run dir, if any. */
+  static async recordedNetwork(dir: string): Promise<ChildNetwork | null> {
+    try {
+      return JSON.parse(await fs.readFile(path.join(dir, NET_FILE), 'utf8')) as ChildNetwork;
+    } catch {
+      return null;
     }
   }
 
@@ -82,7 +109,7 @@ export class Vm {
    * held the VM): checks the dir names this pid, reconnects QMP and checks the guest is running.
    * The caller reconnects the agent. On failure nothing is killed: the caller decides.
    */
-  static async adopt(dir: string, proc: QemuProcess, opts: { qmpTimeoutMs?: number } = {}): Promise<Vm> {
+  static async adopt(dir: string, proc: QemuProcess, opts: { qmpTimeoutMs?: number; network?: NetworkLease | null } = {}): Promise<Vm> {
     const vmDir = await openVmDir(dir);
     if (vmDir.owner.qemu_pid !== proc.pid) {
       throw new ForkdError('FORKD_E_SANDBOX_NOT_RUNNING', `VM directory ${dir} records QEMU pid ${vmDir.owner.qemu_pid}, not ${proc.pid}`);
@@ -106,7 +133,7 @@ export class Vm {
       qmp.close();
       throw new ForkdError('FORKD_E_SANDBOX_NOT_RUNNING', `adopted VM ${vmDir.id} is ${st.status ?? 'not answering QMP'}, not running`);
     }
-    return new Vm(vmDir, proc, qmp);
+    return new Vm(vmDir, proc, qmp, opts.network ?? null);
   }
 
   async connectAgent(timeoutMs = 10_000): Promise<AgentClient> {
@@ -154,6 +181,7 @@ export class Vm {
     this.qmp.close();
     this.proc.kill('SIGKILL');
     await this.proc.exited.catch(() => undefined);
+    await this.network?.release().catch(() => undefined);
     await this.vmDir.remove();
   }
 }

@@ -1,0 +1,63 @@
+/**
+ * One engine's children networks: the pool, the uplink (set up once, on first use) and the
+ * namespace of each child. A lease is what a VM holds and gives back when it ends.
+ */
+import { ForkdError } from '@forkd/protocol';
+import type { ChildNetwork, EgressPolicy } from '../types.js';
+import { AddressPool } from '../pool/pool.js';
+import { createChildNetwork, destroyChildNetwork, type Uplink } from './netns.js';
+import { ensureUplink } from './uplink.js';
+
+export interface NetworkConfig {
+  /** IPv4 block the children's unique addresses come from (default NETWORK_DEFAULTS.pool). */
+  pool?: string;
+  /** Namespace the children's veths lead to; null/absent: the host's root namespace (production only). */
+  uplinkNetns?: string | null;
+}
+
+export interface NetworkLease {
+  readonly net: ChildNetwork;
+  /** Removes the namespace and frees the address; call once QEMU has exited. Idempotent. */
+  release(): Promise<void>;
+}
+
+export class ChildNetworks {
+  readonly pool: AddressPool;
+  readonly uplink: Uplink;
+  private uplinkReady: Promise<void> | null = null;
+
+  constructor(cfg: NetworkConfig = {}) {
+    this.pool = new AddressPool(cfg.pool);
+    const netns = cfg.uplinkNetns ?? null;
+    if (netns !== null && !/^[A-Za-z0-9_.-]{1,64}$/.test(netns)) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `invalid uplink namespace name ${JSON.stringify(netns)}`);
+    this.uplink = { netns, pool: this.pool };
+  }
+
+  /** A namespace for VM vmId; with `network`, its way out through the uplink and the egress hook. */
+  async create(vmId: string, opts: { network: boolean; policy?: EgressPolicy }): Promise<NetworkLease> {
+    if (process.getuid?.() !== 0) throw new ForkdError('FORKD_E_NOT_IMPLEMENTED', 'sandbox networking needs a daemon running as root (network namespaces, taps, nftables)');
+    if (opts.network) {
+      this.uplinkReady ??= ensureUplink(this.uplink).catch((e: unknown) => {
+        this.uplinkReady = null;
+        throw e;
+      });
+      await this.uplinkReady;
+    }
+    const net = await createChildNetwork(vmId, { ...(opts.network ? { uplink: this.uplink } : {}), policy: opts.policy });
+    return this.lease(net);
+  }
+
+  /** Takes back the lease of a child a previous owner set up (adoption): its address is ours again. */
+  adopt(net: ChildNetwork): NetworkLease {
+    if (net.hostAddr) this.pool.reserve(net.hostAddr);
+    return this.lease(net);
+  }
+
+  private lease(net: ChildNetwork): NetworkLease {
+    let released: Promise<void> | null = null;
+    return {
+      net,
+      release: () => (released ??= destroyChildNetwork(net, this.pool)),
+    };
+  }
+}
