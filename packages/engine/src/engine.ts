@@ -89,7 +89,7 @@ export class Engine {
 
   async createSnapshot(opts: { tag: string; recipe: string | Recipe; memMib?: number; vcpus?: number; onProgress?: ProgressFn }) {
     const recipe = typeof opts.recipe === 'string' ? await loadRecipe(opts.recipe) : opts.recipe;
-    return createSnapshot(this.layout, this.platform, { ...opts, recipe, ...this.starterOpt() });
+    return createSnapshot(this.layout, this.platform, { ...opts, recipe, ...this.starterOpt(), networks: this.networks });
   }
 
   listSnapshots() {

@@ -6,3 +6,5 @@ export { sweepStaleNetns } from './netns/sweep.js';
 export { childNetnsName, netnsPrefix, CHILD_TAP } from './netns/names.js';
 export { netnsPath } from './tools.js';
 export { ChildNetworks, type NetworkConfig, type NetworkLease } from './netns/manager.js';
+export { PortForwards, type ExposedPort } from './ports/forwarder.js';
+export { nsconnectBinary } from './ports/nsconnect.js';

@@ -74,6 +74,17 @@ export class Sandbox {
     return vmOf(this).net?.guestAddr ?? null;
   }
 
+  /**
+   * A host address (loopback unless the operator named another) whose connections reach the
+   * guest's TCP port: E2B's getHost. The same address on every call; gone with the sandbox.
+   */
+  async exposePort(port: number): Promise<{ host: string; port: number }> {
+    const lease = vmOf(this).network;
+    if (!lease) throw new ForkdError('FORKD_E_NOT_IMPLEMENTED', `sandbox ${this.id} has no network namespace (the daemon runs without root or without networking): its ports cannot be exposed`);
+    const e = await lease.ports.expose(port);
+    return { host: e.host, port: e.port };
+  }
+
   /** Whether the child has a way out (a veth to the uplink), not just its own namespace. */
   get network(): boolean {
     return Boolean(vmOf(this).net?.vethUplink);

@@ -7,16 +7,21 @@ import type { ChildNetwork, EgressPolicy } from '../types.js';
 import { AddressPool } from '../pool/pool.js';
 import { createChildNetwork, destroyChildNetwork, type Uplink } from './netns.js';
 import { ensureUplink } from './uplink.js';
+import { PortForwards } from '../ports/forwarder.js';
 
 export interface NetworkConfig {
   /** IPv4 block the children's unique addresses come from (default NETWORK_DEFAULTS.pool). */
   pool?: string;
   /** Namespace the children's veths lead to; null/absent: the host's root namespace (production only). */
   uplinkNetns?: string | null;
+  /** Host address exposed ports listen on (default loopback). */
+  portHost?: string;
 }
 
 export interface NetworkLease {
   readonly net: ChildNetwork;
+  /** Guest ports exposed on the host (listeners made on demand, closed on release). */
+  readonly ports: PortForwards;
   /** Removes the namespace and frees the address; call once QEMU has exited. Idempotent. */
   release(): Promise<void>;
 }
@@ -25,8 +30,10 @@ export class ChildNetworks {
   readonly pool: AddressPool;
   readonly uplink: Uplink;
   private uplinkReady: Promise<void> | null = null;
+  private readonly portHost: string;
 
   constructor(cfg: NetworkConfig = {}) {
+    this.portHost = cfg.portHost ?? '127.0.0.1';
     this.pool = new AddressPool(cfg.pool);
     const netns = cfg.uplinkNetns ?? null;
     if (netns !== null && !/^[A-Za-z0-9_.-]{1,64}$/.test(netns)) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `invalid uplink namespace name ${JSON.stringify(netns)}`);
@@ -55,9 +62,11 @@ export class ChildNetworks {
 
   private lease(net: ChildNetwork): NetworkLease {
     let released: Promise<void> | null = null;
+    const ports = new PortForwards(net, this.portHost);
     return {
       net,
-      release: () => (released ??= destroyChildNetwork(net, this.pool)),
+      ports,
+      release: () => (released ??= ports.close().then(() => destroyChildNetwork(net, this.pool))),
     };
   }
 }
