@@ -53,6 +53,12 @@ export interface DaemonOptions {
   maxConnectionsPerPeer?: number;
   /** How long VMs survive a crashed daemon, waiting to be adopted. */
   keeperGraceMs?: number;
+  /** IPv4 block networked sandboxes take their unique address from (default NETWORK_DEFAULTS.pool). */
+  netPool?: string;
+  /** Namespace networked sandboxes reach the world through; unset: the host's root namespace. */
+  uplinkNetns?: string;
+  /** Address exposed ports listen on (default 127.0.0.1). */
+  portHost?: string;
   maxSandboxes?: number;
   maxCallsPerSandbox?: number;
   maxSpawnInFlight?: number;
@@ -125,7 +131,7 @@ export class Daemon {
     if (Boolean(o.tlsCert) !== Boolean(o.tlsKey)) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', '--tls-cert and --tls-key go together');
     if (o.tlsCert && !bind) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', '--tls-cert needs --bind (the Unix socket is not encrypted)');
     const tls = o.tlsCert && o.tlsKey ? await readTls(o.tlsCert, o.tlsKey) : null;
-    const engine = new Engine({ ...(o.home ? { home: o.home } : {}), ...(o.snapshotRoot ? { snapshotRoot: o.snapshotRoot } : {}), ...(o.kernel ? { kernel: o.kernel } : {}), ...(o.accel ? { accel: o.accel } : {}) });
+    const engine = new Engine({ ...(o.home ? { home: o.home } : {}), ...(o.snapshotRoot ? { snapshotRoot: o.snapshotRoot } : {}), ...(o.kernel ? { kernel: o.kernel } : {}), ...(o.accel ? { accel: o.accel } : {}), network: { ...(o.netPool ? { pool: o.netPool } : {}), ...(o.uplinkNetns ? { uplinkNetns: o.uplinkNetns } : {}), ...(o.portHost ? { portHost: o.portHost } : {}) } });
     const statePath = path.resolve(o.statePath ?? path.join(engine.layout.root, 'daemon', 'state.jsonl'));
     const socket = o.socket ?? (o.bind ? null : path.join(engine.layout.root, 'forkd.sock'));
     // A second daemon on this state (under any name for it) stops here, naming the holder's pid.

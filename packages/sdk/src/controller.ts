@@ -93,6 +93,8 @@ export class Controller {
   async killSandbox(id: string): Promise<void> { await this.call('killSandbox', { params: { id } }); }
   setSandboxTimeout(id: string, timeoutMs: number) { return this.call('setTimeout', { params: { id }, body: { timeout_ms: timeoutMs } }); }
   pingSandbox(id: string) { return this.call('ping', { params: { id } }); }
+  /** A host address whose connections reach the guest's TCP port (E2B getHost). */
+  exposePort(id: string, port: number) { return this.call('exposePort', { params: { id }, body: { port } }); }
   exec(id: string, body: BodyOf<'exec'>, signal?: AbortSignal) {
     return this.call('exec', { params: { id }, body: { ...body, stream: false }, timeoutMs: (body.timeout_secs ?? CALL_TIMEOUT_SECS.exec) * 1000 + MARGIN_MS, ...(signal ? { signal } : {}) });
   }

@@ -31,7 +31,7 @@ test('paginator: toArray and async iteration give everything; empty list ends at
 });
 
 test('toDetails maps the wire names to E2B names', () => {
-  const d = toDetails({ id: 'sb-0123456789abcdef', snapshot_tag: 'py', status: 'running', pid: 1, created_at_unix: 1000, expires_at_unix_ms: 2_000_000, metadata: { a: 'b' }, ready: { spawn_to_running_ms: 1, spawn_to_ready_ms: 2, clock_skew_ms: 0 }, language: 'python', netns: null, guest_addr: null, memory_limit_mib: null, has_branched: false, branch_count: 0, workspace: null });
+  const d = toDetails({ id: 'sb-0123456789abcdef', snapshot_tag: 'py', status: 'running', pid: 1, created_at_unix: 1000, expires_at_unix_ms: 2_000_000, metadata: { a: 'b' }, ready: { spawn_to_running_ms: 1, spawn_to_ready_ms: 2, clock_skew_ms: 0 }, language: 'python', network: false, netns: null, guest_addr: null, memory_limit_mib: null, has_branched: false, branch_count: 0, workspace: null });
   assert.deepEqual(d, { sandboxId: 'sb-0123456789abcdef', templateId: 'py', metadata: { a: 'b' }, startedAt: new Date(1_000_000), endAt: new Date(2_000_000), state: 'running', language: 'python' });
 });
 

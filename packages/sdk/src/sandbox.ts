@@ -34,6 +34,14 @@ export interface SandboxOpts extends SandboxConnectionOpts {
   /** Environment for every command and eval in the sandbox. */
   envs?: Record<string, string>;
   metadata?: Record<string, string>;
+  /**
+   * Its own network: a namespace with a unique address and a way out under the daemon's egress
+   * policy (default deny). forkd's per_child_netns. Without it the sandbox reaches nothing (its
+   * ports can still be exposed with getHost).
+   */
+  network?: boolean;
+  /** E2B's name: asks for `network` (what may be reached is the egress policy's). */
+  allowInternetAccess?: boolean;
 }
 
 export interface SandboxListOpts extends SandboxConnectionOpts {
@@ -105,6 +113,7 @@ export class Sandbox {
         ...(timeoutMs > 0 ? { timeout_ms: timeoutMs } : {}),
         ...(opts.envs ? { envs: opts.envs } : {}),
         ...(opts.metadata ? { metadata: opts.metadata } : {}),
+        ...(opts.network || opts.allowInternetAccess ? { network: true } : {}),
       });
       return new this(ctl, info!);
     });
@@ -189,6 +198,19 @@ export class Sandbox {
     return guard(async () => {
       await getOrResume(this.controller, this.sandboxId);
       return this;
+    });
+  }
+
+  /**
+   * E2B's getHost: "host:port" on the daemon's host (loopback unless the operator chose another
+   * address) whose connections reach the guest's TCP `port`. Asynchronous here (the daemon opens
+   * the listener on first use); the same address on every call; gone with the sandbox. Works
+   * without `network` and whatever the egress policy.
+   */
+  getHost(port: number): Promise<string> {
+    return guard(async () => {
+      const e = await this.controller.exposePort(this.sandboxId, port);
+      return `${e.host.includes(':') ? `[${e.host}]` : e.host}:${e.port}`;
     });
   }
 

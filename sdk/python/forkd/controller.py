@@ -144,9 +144,13 @@ class Controller:
             metadata = f"{k}={v}"
         return self.call("GET", "/v1/sandboxes", query={"tag": tag, "metadata": metadata})
 
-    def spawn_sandboxes(self, snapshot_tag: str, n: int = 1, *, timeout_ms: Optional[int] = None, metadata: Optional[Mapping[str, str]] = None, envs: Optional[Mapping[str, str]] = None) -> List[JSON]:
-        """Spawns ``n`` children of a snapshot; returns them once their agents answer."""
-        body = _drop_none({"snapshot_tag": snapshot_tag, "n": n, "timeout_ms": timeout_ms, "metadata": dict(metadata) if metadata else None, "envs": dict(envs) if envs else None})
+    def spawn_sandboxes(self, snapshot_tag: str, n: int = 1, *, timeout_ms: Optional[int] = None, metadata: Optional[Mapping[str, str]] = None, envs: Optional[Mapping[str, str]] = None, network: bool = False) -> List[JSON]:
+        """Spawns ``n`` children of a snapshot; returns them once their agents answer.
+
+        ``network``: each gets its own network namespace, unique address and way out under the
+        daemon's egress policy (forkd's per_child_netns).
+        """
+        body = _drop_none({"snapshot_tag": snapshot_tag, "n": n, "timeout_ms": timeout_ms, "metadata": dict(metadata) if metadata else None, "envs": dict(envs) if envs else None, "network": True if network else None})
         return self.call("POST", "/v1/sandboxes", body=body, timeout=600.0)
 
     def get_sandbox(self, sandbox_id: str) -> JSON:
@@ -158,6 +162,10 @@ class Controller:
     def set_sandbox_timeout(self, sandbox_id: str, timeout_ms: int) -> JSON:
         """The daemon kills the sandbox ``timeout_ms`` from now."""
         return self.call("POST", f"/v1/sandboxes/{quote_param(sandbox_id)}/timeout", body={"timeout_ms": int(timeout_ms)})
+
+    def expose_port(self, sandbox_id: str, port: int) -> JSON:
+        """A host address whose connections reach the guest's TCP ``port``: {host, port, guest_port}."""
+        return self.call("POST", f"/v1/sandboxes/{quote_param(sandbox_id)}/ports", body={"port": int(port)})
 
     def ping_sandbox(self, sandbox_id: str) -> JSON:
         return self.call("POST", f"/v1/sandboxes/{quote_param(sandbox_id)}/ping")

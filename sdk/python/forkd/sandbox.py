@@ -507,6 +507,8 @@ class Sandbox:
         timeout_ms: Optional[int] = None,
         envs: Optional[Mapping[str, str]] = None,
         metadata: Optional[Mapping[str, str]] = None,
+        network: bool = False,
+        allow_internet_access: Optional[bool] = None,
         url: Optional[str] = None,
         token: Optional[str] = None,
         request_timeout: Optional[float] = None,
@@ -515,16 +517,26 @@ class Sandbox:
         """Spawns a sandbox from a snapshot (``template``, ``snapshot_tag`` or env FORKD_TAG).
 
         ``timeout`` seconds (default 300 as E2B; 0: none) or ``timeout_ms``: the daemon kills the
-        sandbox then. ``envs`` apply to every command and to the interpreter.
+        sandbox then. ``envs`` apply to every command and to the interpreter. ``network`` (E2B's
+        ``allow_internet_access``): its own network namespace and way out under the daemon's
+        egress policy; without it the sandbox reaches nothing (its ports can still be exposed).
         """
         tag = template or snapshot_tag or os.environ.get("FORKD_TAG")
         if not tag:
             raise error_for("FORKD_E_INVALID_ARGUMENT", "no snapshot to spawn from: pass template= (a snapshot tag) or set FORKD_TAG")
         ctl = _controller(controller, url, token, request_timeout)
-        infos = ctl.spawn_sandboxes(tag, 1, timeout_ms=_lifetime_ms(timeout, timeout_ms), metadata=metadata, envs=envs)
+        infos = ctl.spawn_sandboxes(tag, 1, timeout_ms=_lifetime_ms(timeout, timeout_ms), metadata=metadata, envs=envs, network=bool(network or allow_internet_access))
         if not infos:
             raise error_for("FORKD_E_INTERNAL", "the daemon spawned no sandbox")
         return cls(infos[0]["id"], ctl, infos[0])
+
+    def get_host(self, port: int) -> str:
+        """E2B's get_host: "host:port" on the daemon's host (loopback unless the operator chose
+        another address) whose connections reach the guest's TCP ``port``; the same on every call,
+        gone with the sandbox; works without ``network``."""
+        e = self._ctl.expose_port(self.sandbox_id, port)
+        host = f"[{e['host']}]" if ":" in e["host"] else e["host"]
+        return f"{host}:{e['port']}"
 
     def _connect_instance(self) -> "Sandbox":
         """Resumes this sandbox if it is paused; returns it."""

@@ -111,7 +111,7 @@ class RouteCoverageTest(unittest.TestCase):
             lambda: c.compact_snapshot("py", "flat", wait=False), lambda: c.diff_snapshot("py", "layer", "pip install x", timeout_secs=60, wait=True),
             lambda: c.get_job("job-0123456789abcdef"),
             lambda: c.list_sandboxes(tag="py", metadata={"k": "v"}), lambda: c.spawn_sandboxes("py", 2, timeout_ms=5000, metadata={"a": "b"}, envs={"E": "1"}),
-            lambda: c.get_sandbox(SID), lambda: c.kill_sandbox(SID), lambda: c.set_sandbox_timeout(SID, 2000), lambda: c.ping_sandbox(SID),
+            lambda: c.get_sandbox(SID), lambda: c.kill_sandbox(SID), lambda: c.set_sandbox_timeout(SID, 2000), lambda: c.expose_port(SID, 5432), lambda: c.ping_sandbox(SID),
             lambda: c.exec_command(SID, ["ls", "-l"], timeout_secs=5, envs={"A": "1"}, cwd="/tmp", stdin="in"),
             lambda: c.exec_command_stream(SID, cmd="echo x", on_stdout=lambda d: None),
             lambda: c.eval_code(SID, "1+1", language="python", timeout_secs=5),

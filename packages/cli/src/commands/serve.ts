@@ -24,6 +24,9 @@ export interface ServeFlags {
   maxConnections?: string;
   maxConnectionsPerPeer?: string;
   onStop?: string;
+  netPool?: string;
+  uplinkNetns?: string;
+  portHost?: string;
 }
 
 /** A positive size in GiB (fractions allowed: 0.5 is 512 MiB), as bytes. */
@@ -54,6 +57,9 @@ export async function serve(global: { home?: string; kernel?: string; accel: Acc
     ...(f.tlsCert ? { tlsCert: f.tlsCert } : {}),
     ...(f.tlsKey ? { tlsKey: f.tlsKey } : {}),
     ...(f.maxConnections ? { maxConnections: parseIntStrict('--max-connections', f.maxConnections) } : {}),
+    ...(f.netPool ? { netPool: f.netPool } : {}),
+    ...(f.uplinkNetns ? { uplinkNetns: f.uplinkNetns } : {}),
+    ...(f.portHost ? { portHost: f.portHost } : {}),
     ...(f.maxConnectionsPerPeer ? { maxConnectionsPerPeer: parseIntStrict('--max-connections-per-peer', f.maxConnectionsPerPeer) } : {}),
   };
   if (f.onStop !== undefined) {

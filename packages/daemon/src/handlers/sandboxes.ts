@@ -10,7 +10,7 @@ const MAX_STREAM_BACKLOG = 16 * 1024 * 1024;
 /** Total bytes one streamed exec may produce through the API. */
 const MAX_STREAM_BYTES = 256 * 1024 * 1024;
 
-type SandboxRoutes = 'spawn' | 'listSandboxes' | 'getSandbox' | 'killSandbox' | 'setTimeout' | 'ping' | 'exec' | 'eval';
+type SandboxRoutes = 'spawn' | 'listSandboxes' | 'getSandbox' | 'killSandbox' | 'setTimeout' | 'exposePort' | 'ping' | 'exec' | 'eval';
 
 export function sandboxHandlers(s: DaemonServices): Pick<Handlers, SandboxRoutes> {
   return {
@@ -22,6 +22,7 @@ export function sandboxHandlers(s: DaemonServices): Pick<Handlers, SandboxRoutes
         ...(body.timeout_ms !== undefined ? { timeoutMs: body.timeout_ms } : {}),
         ...(body.metadata ? { metadata: body.metadata } : {}),
         ...(body.envs ? { envs: body.envs } : {}),
+        ...(body.network || body.per_child_netns ? { network: true } : {}),
       });
       return { status: 201, body: entries.map(sandboxInfo) };
     },
@@ -43,6 +44,10 @@ export function sandboxHandlers(s: DaemonServices): Pick<Handlers, SandboxRoutes
     },
     async setTimeout({ params, body }) {
       return { status: 200, body: sandboxInfo(await s.sandboxes.setTimeout(params.id, body.timeout_ms)) };
+    },
+    async exposePort({ params, body }) {
+      const e = await s.sandboxes.withSandbox(params.id, 'exposePort', (sb) => sb.exposePort(body.port));
+      return { status: 200, body: { host: e.host, port: e.port, guest_port: body.port } };
     },
     async ping({ params, signal }) {
       const r = await s.sandboxes.withSandbox(params.id, 'ping', (sb) => sb.ping({ timeoutMs: 10_000, signal }));

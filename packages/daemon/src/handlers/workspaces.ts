@@ -18,7 +18,7 @@ export function workspaceView(w: WorkspaceRecord): z.output<typeof WorkspaceInfo
     suspended_at_unix: w.suspended_at_unix,
     metadata: w.metadata,
     warning: w.warning,
-    per_child_netns: false,
+    per_child_netns: w.network ?? false,
     memory_limit_mib: null,
   };
 }
@@ -30,7 +30,8 @@ export function workspaceHandlers(s: DaemonServices): Pick<Handlers, WsRoutes> {
     },
     async createWorkspace({ body }) {
       if (body.snapshot_tag) s.writes.assertNotWriting(body.snapshot_tag);
-      return { status: 201, body: workspaceView(await s.workspaces.create(body)) };
+      const { per_child_netns: alias, network, ...rest } = body;
+      return { status: 201, body: workspaceView(await s.workspaces.create({ ...rest, network: Boolean(network || alias) })) };
     },
     async getWorkspace({ params }) {
       return { status: 200, body: workspaceView(s.workspaces.get(params.name)) };

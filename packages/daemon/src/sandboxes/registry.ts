@@ -23,6 +23,8 @@ export interface SandboxRecord {
   envs: Record<string, string>;
   branch_count: number;
   workspace: string | null;
+  /** Spawned with its own way out (absent in records of older daemons: false). */
+  network?: boolean;
 }
 
 /** A sandbox the daemon owns: its journaled record, the engine's sandbox, and the daemon's bookkeeping. */
@@ -46,6 +48,8 @@ export interface SpawnRequest {
   workspace?: string | null;
   /** Fixed sandbox ids (a resumed workspace keeps its id). */
   ids?: string[];
+  /** Each child gets its own network (namespace, unique address, egress policy). */
+  network?: boolean;
 }
 
 const KIND = 'sandbox';
@@ -129,7 +133,7 @@ export class SandboxRegistry {
     const t0 = Date.now();
     let sbs: Sandbox[] = [];
     try {
-      sbs = await this.engine.spawn({ tag: req.tag, n: req.n, ...(req.ids ? { ids: req.ids } : {}) });
+      sbs = await this.engine.spawn({ tag: req.tag, n: req.n, ...(req.ids ? { ids: req.ids } : {}), ...(req.network ? { network: true } : {}) });
       const envs = req.envs ?? {};
       await Promise.all(sbs.map((sb) => sb.setEnvs(envs)));
       const now = Date.now();
@@ -146,6 +150,7 @@ export class SandboxRegistry {
         envs,
         branch_count: 0,
         workspace: req.workspace ?? null,
+        network: req.network ?? false,
       }, sb));
       // Acknowledged only once journaled: after a crash the successor knows these VMs are ours.
       await Promise.all(entries.map((entry) => this.journal.put(KIND, entry.rec.id, entry.rec)));

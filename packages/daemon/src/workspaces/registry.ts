@@ -26,6 +26,8 @@ export interface WorkspaceRecord {
   envs: Record<string, string>;
   seq: number;
   warning: string | null;
+  /** Its sandbox has its own network (kept on resume). Absent in older records: false. */
+  network?: boolean;
 }
 
 const KIND = 'workspace';
@@ -65,7 +67,7 @@ export class Workspaces {
   /** Names being created: reserved before the spawn, so two creates of one name cannot both start a VM. */
   private readonly creating = new Set<string>();
 
-  async create(b: { name: string; snapshot_tag?: string; sandbox_id?: string; metadata?: Record<string, string>; envs?: Record<string, string> }): Promise<WorkspaceRecord> {
+  async create(b: { name: string; snapshot_tag?: string; sandbox_id?: string; metadata?: Record<string, string>; envs?: Record<string, string>; network?: boolean }): Promise<WorkspaceRecord> {
     if (this.journal.get(KIND, b.name) || this.creating.has(b.name)) throw new ForkdError('FORKD_E_WORKSPACE_EXISTS', `workspace ${b.name} already exists`, { name: b.name });
     this.creating.add(b.name);
     try {
@@ -75,7 +77,7 @@ export class Workspaces {
     }
   }
 
-  private async createReserved(b: { name: string; snapshot_tag?: string; sandbox_id?: string; metadata?: Record<string, string>; envs?: Record<string, string> }): Promise<WorkspaceRecord> {
+  private async createReserved(b: { name: string; snapshot_tag?: string; sandbox_id?: string; metadata?: Record<string, string>; envs?: Record<string, string>; network?: boolean }): Promise<WorkspaceRecord> {
     let live;
     if (b.sandbox_id) {
       live = this.sandboxes.get(b.sandbox_id);
@@ -83,7 +85,7 @@ export class Workspaces {
       await this.sandboxes.update(live, { workspace: b.name, ...(b.metadata ? { metadata: { ...live.rec.metadata, ...b.metadata } } : {}) });
       await this.sandboxes.setTimeout(live.rec.id, null); // a workspace lives until deleted
     } else {
-      [live] = await this.sandboxes.spawn({ tag: b.snapshot_tag!, n: 1, workspace: b.name, ...(b.metadata ? { metadata: b.metadata } : {}), ...(b.envs ? { envs: b.envs } : {}) });
+      [live] = await this.sandboxes.spawn({ tag: b.snapshot_tag!, n: 1, workspace: b.name, ...(b.metadata ? { metadata: b.metadata } : {}), ...(b.envs ? { envs: b.envs } : {}), ...(b.network ? { network: true } : {}) });
     }
     const w: WorkspaceRecord = {
       name: b.name,
@@ -97,6 +99,7 @@ export class Workspaces {
       envs: live!.rec.envs,
       seq: 0,
       warning: null,
+      network: live!.rec.network ?? false,
     };
     await this.put(w);
     return w;
@@ -145,7 +148,7 @@ export class Workspaces {
   async resume(name: string): Promise<WorkspaceRecord> {
     const w = this.get(name);
     if (w.status !== 'suspended') throw new ForkdError('FORKD_E_CONFLICT', `workspace ${name} is already running`, { name });
-    await this.sandboxes.spawn({ tag: w.state_tag ?? w.snapshot_tag, n: 1, ids: [w.sandbox_id], workspace: name, metadata: w.metadata, envs: w.envs });
+    await this.sandboxes.spawn({ tag: w.state_tag ?? w.snapshot_tag, n: 1, ids: [w.sandbox_id], workspace: name, metadata: w.metadata, envs: w.envs, ...(w.network ? { network: true } : {}) });
     const next: WorkspaceRecord = { ...w, status: 'running', warning: null };
     await this.put(next);
     return next;
