@@ -32,6 +32,8 @@ export interface WorkspaceRecord {
   warning: string | null;
   /** The identity that created it (absent in records from before tenancy: the local admin's). */
   owner?: string;
+  /** Its sandbox has its own network (kept on resume). Absent in older records: false. */
+  network?: boolean;
 }
 
 const KIND = 'workspace';
@@ -42,6 +44,7 @@ export interface CreateRequest {
   sandbox_id?: string;
   metadata?: Record<string, string>;
   envs?: Record<string, string>;
+  network?: boolean;
 }
 const MAX_LAYERS = 3;
 
@@ -102,7 +105,7 @@ export class Workspaces {
       await this.sandboxes.setTimeout(live.rec.id, null, null); // a workspace lives until deleted
     } else {
       this.owners.assertVisible(by, await this.engine.getSnapshot(b.snapshot_tag!));
-      [live] = await this.sandboxes.spawn({ tag: b.snapshot_tag!, owner: by.identity, n: 1, workspace: b.name, ...(b.metadata ? { metadata: b.metadata } : {}), ...(b.envs ? { envs: b.envs } : {}) });
+      [live] = await this.sandboxes.spawn({ tag: b.snapshot_tag!, owner: by.identity, n: 1, workspace: b.name, ...(b.metadata ? { metadata: b.metadata } : {}), ...(b.envs ? { envs: b.envs } : {}), ...(b.network ? { network: true } : {}) });
     }
     const w: WorkspaceRecord = {
       name: b.name,
@@ -118,6 +121,7 @@ export class Workspaces {
       warning: null,
       // A sandbox made into a workspace keeps its owner (an admin may adopt a user's sandbox).
       owner: ownerOf(live!.rec),
+      network: live!.rec.network ?? false,
     };
     await this.put(w);
     return w;
@@ -189,7 +193,7 @@ export class Workspaces {
   private async resumeNow(name: string, by: Caller | null): Promise<WorkspaceRecord> {
     const w = this.get(name, by);
     if (w.status !== 'suspended') throw new ForkdError('FORKD_E_CONFLICT', `workspace ${name} is already running`, { name });
-    await this.sandboxes.spawn({ tag: w.state_tag ?? w.snapshot_tag, owner: ownerOf(w), n: 1, ids: [w.sandbox_id], workspace: name, metadata: w.metadata, envs: w.envs });
+    await this.sandboxes.spawn({ tag: w.state_tag ?? w.snapshot_tag, owner: ownerOf(w), n: 1, ids: [w.sandbox_id], workspace: name, metadata: w.metadata, envs: w.envs, ...(w.network ? { network: true } : {}) });
     const next: WorkspaceRecord = { ...w, status: 'running', warning: null };
     await this.put(next);
     return next;
