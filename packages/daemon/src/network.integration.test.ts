@@ -1,6 +1,6 @@
 /**
  * Networking through the daemon, with real VMs and namespaces this test made (the uplink is a test
- * namespace; egress opened by the stub's test switch): kill -9 of the daemon with 3 networked
+ * namespace; the test host opened by --egress-allow-private and each child's allow_out): kill -9 of the daemon with 3 networked
  * children, adoption with their network intact, clean removal; 50 spawn/kill cycles leave nothing;
  * spawn->ready with and without network, alternated.
  */
@@ -20,8 +20,8 @@ before(async () => {
   lab = await openNetLab();
   d = await startTestDaemon({
     keeperGraceSecs: 120,
-    extraArgs: ['--uplink-netns', lab.uplinkNetns, '--net-pool', lab.pool],
-    env: { FORKD_RUN_DIR: lab.runDir, FORKD_TEST_EGRESS: 'allow-all' },
+    extraArgs: ['--uplink-netns', lab.uplinkNetns, '--net-pool', lab.pool, '--egress-allow-private', lab.testRange],
+    env: { FORKD_RUN_DIR: lab.runDir },
   });
   c = new Controller({ socketPath: d.socketPath });
   prefix = netnsPrefix(lab.runDir);
@@ -55,7 +55,7 @@ function hostGet(hostPort: { host: string; port: number }, pathName: string): Pr
 const testUrl = () => `http://${lab.testHost}:${lab.httpPort}/hello.txt`;
 
 test('kill -9 of the daemon with 3 networked children: the next daemon adopts them with their network; killing them removes everything', async () => {
-  const sbs = await c.spawnSandboxes({ snapshot_tag: d.tag, n: 3, per_child_netns: true });
+  const sbs = await c.spawnSandboxes({ snapshot_tag: d.tag, n: 3, per_child_netns: true, allow_out: [lab.testRange] });
   try {
     await adoptedWithNetwork(sbs);
   } finally {
