@@ -6,7 +6,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 
-const roots = ['packages', 'tests'];
+const roots = ['packages', 'tests', 'bench'];
 const files = [];
 function walk(dir) {
   let entries = [];

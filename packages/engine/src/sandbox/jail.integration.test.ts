@@ -100,8 +100,9 @@ test('a child QEMU runs as its own uid, with no_new_privs, seccomp and no capabi
   assert.notEqual(inView(`: >> '${mem}'`), 0, 'inside the view, the memory image is writable');
   assert.notEqual(inView(`: >> '${path.join(snapDir, 'disk.qcow2')}'`), 0, 'inside the view, the snapshot disk is writable');
   // Another VM's uid cannot open this VM's overlay.
-  assert.notEqual(asUser(jailUid(b!.dir), gid!, ['cat', path.join(a!.dir, 'disk.qcow2')]).status, 0, "one VM's uid read another's overlay");
-  const overlay = await fs.stat(path.join(a!.dir, 'disk.qcow2'));
+  const overlayA = path.join(engine.layout.overlays, `${path.basename(a!.dir)}.qcow2`);
+  assert.notEqual(asUser(jailUid(b!.dir), gid!, ['cat', overlayA]).status, 0, "one VM's uid read another's overlay");
+  const overlay = await fs.stat(overlayA);
   assert.equal(overlay.uid, uidA);
   assert.equal(overlay.mode & 0o777, 0o600);
 
