@@ -62,9 +62,11 @@ export const SandboxInfo = z.object({
   /** How fast this child became ready (agent answered after clock + RNG reset). */
   ready: SandboxTimings,
   language: z.enum(['python', 'js']),
-  /** forkd fields. */
-  netns: z.null(),
-  guest_addr: z.null(),
+  /** Whether the sandbox has its own way out (spawned with `network`). */
+  network: z.boolean(),
+  /** forkd fields: the sandbox's network namespace (a name `ip netns exec` takes), and from inside it the guest's address. */
+  netns: z.string().nullable(),
+  guest_addr: z.string().nullable(),
   memory_limit_mib: QuotaFields.memory_limit_mib.nullable(),
   /** The other limits it runs with. */
   limits: SandboxLimits,
@@ -91,8 +93,14 @@ export const SpawnBody = z.object({
   envs: Envs.optional(),
   /** Egress policy (enforced on children with a network). */
   ...EgressFields,
+  /**
+   * Its own network: a namespace, a unique address and a way out under the egress policy
+   * (default deny). Without it the sandbox reaches nothing; its ports can still be exposed.
+   */
+  network: z.boolean().optional(),
+  /** forkd's name for `network` (the same). */
+  per_child_netns: z.boolean().optional(),
   /** forkd's fields, accepted for compatibility; the features they ask for are not offered here. */
-  per_child_netns: notYet('per_child_netns'),
   prewarm: notYet('prewarm'),
   live_fork: notYet('live_fork'),
   hugepages: notYet('hugepages'),
@@ -113,6 +121,15 @@ export const ListSandboxesQuery = z.object({
 }).strict();
 
 export const SetTimeoutBody = z.object({ timeout_ms: SandboxTimeoutMs }).strict();
+
+/** A guest TCP port to expose on the host (E2B's getHost). */
+export const ExposePortBody = z.object({ port: z.number().int().min(1).max(65535) }).strict();
+export const ExposedPort = z.object({
+  /** Where a host client connects (loopback unless the operator chose another address). */
+  host: z.string(),
+  port: z.number().int(),
+  guest_port: z.number().int(),
+});
 
 export const PingResponse = z.object({
   pong: z.literal(true),

@@ -30,7 +30,10 @@ export const CreateWorkspaceBody = z.object({
   sandbox_id: SandboxId.optional(),
   metadata: Metadata.optional(),
   envs: Envs.optional(),
-  per_child_netns: z.boolean().optional().refine((v) => v !== true, 'per_child_netns is not supported by this forkd'),
+  /** The workspace's sandbox gets its own network, kept across suspend and resume. */
+  network: z.boolean().optional(),
+  /** forkd's name for `network`. */
+  per_child_netns: z.boolean().optional(),
   memory_limit_mib: z.null().optional(),
 }).strict().refine((b) => (b.snapshot_tag === undefined) !== (b.sandbox_id === undefined), 'exactly one of snapshot_tag or sandbox_id is required');
 

@@ -122,14 +122,14 @@ test('a daemon error names its HTTP status next to its code; an error that never
   assert.equal(forkd(['fork', '--tag', tag, '-n', 'abc', '--json']).json!.error.status, undefined);
 });
 
-test("forkd's spellings: snapshot-info --json, spawn --per-child-netns (refused by the daemon, with its reason), snapshot-diff --exec-timeout-secs", () => {
+test("forkd's spellings: snapshot-info --json, spawn --prewarm (refused by the daemon, with its reason), snapshot-diff --exec-timeout-secs", () => {
   const info = forkd(['snapshot-info', tag, '--json']);
   assert.equal(info.status, 0, info.stderr);
   assert.equal(info.json!.tag, tag);
   assert.deepEqual(forkd(['snapshot', 'info', tag, '--json']).json!.ancestors, info.json!.ancestors);
-  const netns = forkd(['spawn', '--tag', tag, '--per-child-netns', '--json']);
-  assert.equal(netns.json!.error.status, 400, netns.stdout);
-  assert.match(netns.json!.error.message, /per_child_netns is not supported/);
+  const prewarm = forkd(['spawn', '--tag', tag, '--prewarm', '--json']);
+  assert.equal(prewarm.json!.error.status, 400, prewarm.stdout);
+  assert.match(prewarm.json!.error.message, /prewarm is not supported/);
   assert.equal(forkd(['snapshot-diff', '--from', tag, '--tag', 'x-diff', '--exec', 'true', '--exec-timeout-secs', '0', '--json']).json!.error.code, 'FORKD_E_OUT_OF_RANGE');
 });
 

@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { Engine, type AccelRequest } from '@forkd/engine';
-import { FORKD_VERSION } from '@forkd/protocol';
+import { FORKD_VERSION, NETWORK_DEFAULTS } from '@forkd/protocol';
 import { printJson, reportError } from './output.js';
 import { daemonClient, refuseTokenOnArgv, type CliContext, type DaemonFlags } from './client.js';
 import { imageBuild, imageList } from './commands/snapshots.js';
@@ -77,6 +77,9 @@ const serveCmd = program.command('serve').description('run the forkd daemon (RES
   .option('--audit-log <file>', "audit log of every request (default <home>/daemon/audit.log; 'none' to disable)")
   .option('--snapshot-root <dir>', 'where snapshots live (default <home>/snapshots)')
   .option('--keeper-grace-secs <n>', 'how long VMs outlive a crashed daemon, waiting to be adopted', '60')
+  .option('--net-pool <cidr>', 'IPv4 block networked sandboxes take a unique /31 from', NETWORK_DEFAULTS.pool)
+  .option('--uplink-netns <name>', "network namespace networked sandboxes reach the world through (default: the host's own)")
+  .option('--port-host <addr>', 'address exposed sandbox ports listen on', '127.0.0.1')
   .option('--on-stop <what>', "at SIGTERM: 'leave' the VMs to the keeper for the next daemon (as after a crash) or 'end' them (workspaces suspended first)", 'leave')
   .option('--idle-exit-secs <n>', 'exit when idle this long (no sandboxes, jobs or requests)')
   .option('--max-sandboxes <n>', 'most live sandboxes', '256')

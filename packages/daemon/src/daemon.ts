@@ -28,7 +28,8 @@ import { buildApp } from './app.js';
 import { createTcpServer, HTTP_LIMITS, type TlsFiles } from './http/server.js';
 import type { DaemonServices } from './handlers/context.js';
 import { NO_QUOTA_POLICY, checkPolicy, type QuotaPolicy } from './quotas/policy.js';
-import { egressSettings, type EgressOptions } from './sandboxes/egress.js';
+import { egressRequest, egressSettings, type EgressOptions } from './sandboxes/egress.js';
+import { LazyEgress, uplinkedNetwork } from './sandboxes/egress-service.js';
 
 export interface DaemonOptions {
   home?: string;
@@ -56,6 +57,12 @@ export interface DaemonOptions {
   maxConnectionsPerPeer?: number;
   /** How long VMs survive a crashed daemon, waiting to be adopted. */
   keeperGraceMs?: number;
+  /** IPv4 block networked sandboxes take their unique address from (default NETWORK_DEFAULTS.pool). */
+  netPool?: string;
+  /** Namespace networked sandboxes reach the world through; unset: the host's root namespace. */
+  uplinkNetns?: string;
+  /** Address exposed ports listen on (default 127.0.0.1). */
+  portHost?: string;
   maxSandboxes?: number;
   maxCallsPerSandbox?: number;
   /** Per-sandbox limits: operator defaults and maxima (wire names, e.g. memory_limit_mib). */
@@ -137,7 +144,7 @@ export class Daemon {
     if (Boolean(o.tlsCert) !== Boolean(o.tlsKey)) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', '--tls-cert and --tls-key go together');
     if (o.tlsCert && !bind) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', '--tls-cert needs --bind (the Unix socket is not encrypted)');
     const tls = o.tlsCert && o.tlsKey ? await readTls(o.tlsCert, o.tlsKey) : null;
-    const engine = new Engine({ ...(o.cgroupBase ? { cgroupBase: o.cgroupBase } : {}), ...(o.home ? { home: o.home } : {}), ...(o.snapshotRoot ? { snapshotRoot: o.snapshotRoot } : {}), ...(o.kernel ? { kernel: o.kernel } : {}), ...(o.accel ? { accel: o.accel } : {}) });
+    const engine = new Engine({ ...(o.cgroupBase ? { cgroupBase: o.cgroupBase } : {}), ...(o.home ? { home: o.home } : {}), ...(o.snapshotRoot ? { snapshotRoot: o.snapshotRoot } : {}), ...(o.kernel ? { kernel: o.kernel } : {}), ...(o.accel ? { accel: o.accel } : {}), network: { ...(o.netPool ? { pool: o.netPool } : {}), ...(o.uplinkNetns ? { uplinkNetns: o.uplinkNetns } : {}), ...(o.portHost ? { portHost: o.portHost } : {}) } });
     const statePath = path.resolve(o.statePath ?? path.join(engine.layout.root, 'daemon', 'state.jsonl'));
     const socket = o.socket ?? (o.bind ? null : path.join(engine.layout.root, 'forkd.sock'));
     // A second daemon on this state (under any name for it) stops here, naming the holder's pid.
@@ -189,15 +196,29 @@ export class Daemon {
       liveSandboxes: () => registry?.count ?? 0,
     });
     registry = new SandboxRegistry(engine, journal, metrics, log, { maxCallsPerSandbox: o.maxCallsPerSandbox ?? 64, quotas: checkPolicy(o.quotas ?? NO_QUOTA_POLICY) }, admission);
+    const egress = egressSettings(o.egress);
+    // Networked children get their egress policy from the proxy + nft service (as root only).
+    const egressService = engine.networks ? new LazyEgress(engine.networks, egress, statePath) : null;
+    engine.networks?.useEgress(egressService);
     const restored = await registry.restore(inherited);
     if (restored.adopted.length || restored.reaped.length) log.info(restored, 'sandboxes from the previous daemon');
+    if (egressService) {
+      const reg = registry;
+      egress.apply = async (id, request) => void (await egressService.applyEgress(uplinkedNetwork(id, reg.get(id, null).sb.net), request));
+      // The proxy's policies lived in the previous daemon's process: adopted children get theirs again.
+      for (const id of restored.adopted) {
+        const entry = registry.get(id, null);
+        if (!entry.sb.net?.hostAddr) continue;
+        await egressService.applyEgress(entry.sb.net, entry.rec.egress ? egressRequest(entry.rec.egress) : {}).catch((e: unknown) => log.error({ sandbox: id, err: String(e) }, 'could not re-apply the egress policy of an adopted sandbox (its nft rules stay; the proxy denies it until a PUT ./network)'));
+      }
+    }
     const owners = new SnapshotOwners(journal);
     const writes = new SnapshotWrites(engine, jobs, admission, owners);
     const workspaces = new Workspaces(engine, journal, registry, writes, owners, log);
     await workspaces.reconcile();
     registry.onEnded = (rec, reason) => workspaces.sandboxEnded(rec.id, reason);
     await engine.cleanup().catch((e: unknown) => log.warn({ err: String(e) }, 'cleanup of stale VM files failed'));
-    const services: DaemonServices = { engine, journal, sandboxes: registry, jobs, metrics, log, writes, admission, workspaces, egress: egressSettings(o.egress), owners };
+    const services: DaemonServices = { engine, journal, sandboxes: registry, jobs, metrics, log, writes, admission, workspaces, egress, owners, ...(egressService ? { egressService } : {}) };
 
     const audit = new AuditLog(o.auditLog === null ? null : path.resolve(o.auditLog ?? path.join(engine.layout.root, 'daemon', 'audit.log')));
     let daemon: Daemon | null = null;
@@ -279,6 +300,7 @@ export class Daemon {
         s.log.info({ sandboxes: s.sandboxes.count }, 'leaving the live VMs to the keeper for the next daemon');
         await s.engine.releaseKeeper({ stopVms: false });
       }
+      await s.egressService?.stop().catch(() => undefined);
       await s.journal.close();
       await this.audit.close();
       if (this.addresses.socket) await fs.rm(this.addresses.socket, { force: true });

@@ -43,7 +43,8 @@ test('bad inputs on every kind of endpoint get a clear 4xx with a stable code', 
   expectError(await post('/v1/sandboxes', { snapshot_tag: d.tag, n: 1.5 }), 400, 'FORKD_E_INVALID_ARGUMENT', 'n fractional');
   expectError(await post('/v1/sandboxes', { snapshot_tag: 'nope' }), 404, 'FORKD_E_SNAPSHOT_NOT_FOUND', 'spawn unknown tag');
   expectError(await post('/v1/sandboxes', { snapshot_tag: d.tag, surprise: 1 }), 400, 'FORKD_E_INVALID_ARGUMENT', 'unknown field');
-  expectError(await post('/v1/sandboxes', { snapshot_tag: d.tag, per_child_netns: true }), 400, 'FORKD_E_INVALID_ARGUMENT', 'unsupported forkd option');
+  expectError(await post('/v1/sandboxes', { snapshot_tag: d.tag, prewarm: true }), 400, 'FORKD_E_INVALID_ARGUMENT', 'unsupported forkd option');
+  expectError(await post('/v1/sandboxes/sb-0123456789abcdef/ports', { port: 0 }), 400, 'FORKD_E_INVALID_ARGUMENT', 'port 0');
   expectError(await post('/v1/sandboxes', '{"snapshot_tag": '), 400, 'FORKD_E_INVALID_ARGUMENT', 'truncated JSON');
   expectError(await raw(d, { method: 'POST', path: '/v1/sandboxes', body: 'x=1', headers: { 'content-type': 'application/x-www-form-urlencoded' } }), 400, 'FORKD_E_INVALID_ARGUMENT', 'form body');
   // The 413 comes from the declared length, before the body is read: send the head of a 9 MiB body

@@ -22,6 +22,7 @@ import { pruneMemoryCache } from './snapshot/memory.js';
 import { cgroupRootName, detectCgroups, sweepCgroups, type CgroupHost } from './quota/cgroup.js';
 import { runtimeDir } from './runtime/index.js';
 import path from 'node:path';
+import { ChildNetworks, deleteNetns, sweepStaleNetns, type NetworkConfig } from './network/index.js';
 
 /** What a daemon recorded about a sandbox, enough to take it over after a restart. */
 export interface AdoptRecord {
@@ -49,6 +50,11 @@ export interface EngineOptions {
   accel?: AccelRequest;
   /** Where the cgroup hierarchy is mounted (default /sys/fs/cgroup): v2 or v1 is detected there. */
   cgroupBase?: string;
+  /**
+   * Children's networks: the pool and uplink of `network` children. As root every child gets its
+   * own namespace (its ports reachable, nothing else); false: no namespaces, devices without backend.
+   */
+  network?: NetworkConfig | false;
 }
 
 /**
@@ -66,9 +72,12 @@ export class Engine {
   private readonly cgroupBase: string;
   /** This engine's root cgroup name: one per home, so daemons (and test runs) never share one. */
   readonly cgroupRoot: string;
+  /** Null when this process cannot make namespaces (not root) or was told not to. */
+  readonly networks: ChildNetworks | null;
 
   constructor(opts: EngineOptions = {}) {
     this.layout = homeLayout(opts.home, opts.snapshotRoot);
+    this.networks = opts.network === false || process.getuid?.() !== 0 ? null : new ChildNetworks(opts.network ?? {});
     this.snapshots = new SnapshotCatalog(this.layout);
     this.cgroupBase = opts.cgroupBase ?? '/sys/fs/cgroup';
     this.cgroupRoot = cgroupRootName(this.layout.root);
@@ -91,7 +100,7 @@ export class Engine {
 
   async createSnapshot(opts: { tag: string; recipe: string | Recipe; memMib?: number; vcpus?: number; onProgress?: ProgressFn }) {
     const recipe = typeof opts.recipe === 'string' ? await loadRecipe(opts.recipe) : opts.recipe;
-    return createSnapshot(this.layout, this.platform, { ...opts, recipe, ...this.starterOpt() });
+    return createSnapshot(this.layout, this.platform, { ...opts, recipe, ...this.starterOpt(), networks: this.networks });
   }
 
   listSnapshots() {
@@ -161,7 +170,7 @@ export class Engine {
   }
 
   spawn(opts: SpawnOptions) {
-    return spawnChildren(this.layout, this.platform, { ...this.starterOpt(), cgroups: { host: () => this.cgroups(), rootName: this.cgroupRoot }, ...opts });
+    return spawnChildren(this.layout, this.platform, { ...this.starterOpt(), cgroups: { host: () => this.cgroups(), rootName: this.cgroupRoot }, ...(this.networks ? { networks: this.networks } : {}), ...opts });
   }
 
   /** The host's cgroup hierarchy (v2, v1 or none) and usable controllers, detected once. */
@@ -203,7 +212,10 @@ export class Engine {
     const proc = this.keeper?.processOf(rec.pid);
     if (!proc) throw new ForkdError('FORKD_E_SANDBOX_NOT_RUNNING', `the keeper holds no VM with pid ${rec.pid}`);
     // Patient: giving up means losing a live sandbox, and a restart often meets a loaded host.
-    const vm = await Vm.adopt(rec.dir, proc, { qmpTimeoutMs: 20_000 });
+    const net = await Vm.recordedNetwork(rec.dir);
+    if (net && !this.networks) throw new ForkdError('FORKD_E_NOT_IMPLEMENTED', `sandbox in ${rec.dir} has a network namespace, and this process has no networking (not root?)`);
+    const network = net ? this.networks!.adopt(net) : null;
+    const vm = await Vm.adopt(rec.dir, proc, { qmpTimeoutMs: 20_000, network });
     try {
       // A ping written while the guest is still closing the old connection's port is lost with it,
       // so waiting long on one connection only delays; short tries on fresh connections, each
@@ -231,6 +243,11 @@ export class Engine {
     if (proc) {
       proc.kill('SIGKILL');
       await proc.exited;
+    }
+    const net = await Vm.recordedNetwork(dir);
+    if (net) {
+      if (this.networks) await this.networks.adopt(net).release().catch(() => undefined);
+      else await deleteNetns(net.netns).catch(() => undefined);
     }
     await this.cleanupDir(dir);
   }
@@ -276,11 +293,14 @@ export class Engine {
    * killed with -9; the cheap part of cleanup, run at the start of every command.
    */
   async sweepDeadOwners(): Promise<string[]> {
-    return (await cleanupStale({ deadOwnersOnly: true })).removed;
+    const removed = (await cleanupStale({ deadOwnersOnly: true })).removed;
+    if (this.networks) removed.push(...(await sweepStaleNetns()));
+    return removed;
   }
 
   async cleanup(opts: { dryRun?: boolean } = {}) {
     const report = await cleanupStale({ dryRun: opts.dryRun ?? false, snapshotsDir: this.layout.snapshots, stagingDirs: [this.layout.images, this.layout.rootfsCache] });
+    if (process.getuid?.() === 0) report.removed.push(...(await sweepStaleNetns({ dryRun: opts.dryRun ?? false })));
     const live = (await this.snapshots.list()).map((e) => e.manifest);
     report.removed.push(...(await pruneMemoryCache(this.layout, live, opts.dryRun ?? false)));
     report.removed.push(...(await this.sweepOrphans(opts.dryRun ?? false)));

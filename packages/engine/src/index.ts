@@ -22,3 +22,5 @@ export type { ChildQuotas } from './quota/quotas.js';
 export type { CgroupHost } from './quota/cgroup.js';
 export * from './network/egress/index.js';
 export type { ChildNetwork } from './network/types.js';
+export type { ChildNetworks, EgressApplier } from './network/index.js';
+export { runtimeDir } from './runtime/index.js';

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import {
-  BranchBody, CreateSnapshotBody, CreateWorkspaceBody, DeleteSnapshotQuery, EvalBody, ExecBody, FileListQuery, FilePathQuery, FileWriteQuery, ForkBody,
+  BranchBody, CreateSnapshotBody, ExposePortBody, CreateWorkspaceBody, DeleteSnapshotQuery, EvalBody, ExecBody, FileListQuery, FilePathQuery, FileWriteQuery, ForkBody,
   GuestPath, JobId, ListSandboxesQuery, MAX_CALL_TIMEOUT_SECS, SandboxId, SpawnBody, Tag, WorkspaceParams,
 } from '@forkd/api';
 
@@ -32,11 +32,12 @@ const encoding = z.enum(['utf8', 'base64']).default('utf8').describe('utf8 text,
 
 export const schemas = {
   list_snapshots: z.object({}).strict(),
-  spawn_sandboxes: z.object(pickShape(SpawnBody.shape, ['snapshot_tag', 'n', 'timeout_ms', 'metadata', 'envs', 'memory_limit_mib', 'cpu_weight', 'cpu_quota', 'pids_max', 'disk_limit_mib', 'io_read_bps', 'io_write_bps'])).strict(),
+  spawn_sandboxes: z.object(pickShape(SpawnBody.shape, ['snapshot_tag', 'n', 'timeout_ms', 'metadata', 'envs', 'memory_limit_mib', 'cpu_weight', 'cpu_quota', 'pids_max', 'disk_limit_mib', 'io_read_bps', 'io_write_bps', 'network', 'allow_internet_access', 'allow_out', 'deny_out'])).strict(),
   list_sandboxes: ListSandboxesQuery,
   get_sandbox: z.object(sandbox).strict(),
   kill_sandbox: z.object(sandbox).strict(),
   ping_sandbox: z.object(sandbox).strict(),
+  expose_port: z.object({ ...sandbox, ...ExposePortBody.shape }).strict(),
   exec_command: z.object({ ...sandbox, ...pickShape(ExecBody.shape, ['args', 'cmd', 'timeout_secs', 'envs', 'cwd', 'stdin']) }).strict()
     .refine(oneOfArgsOrCmd, 'exactly one of args or cmd is required'),
   eval_code: z.object({ ...sandbox, ...EvalBody.shape }).strict(),

@@ -62,6 +62,7 @@ export const tools: AnyTool[] = [
       return { id: a.sandbox_id, killed: true };
     },
   }),
+  def('expose_port', { description: "Expose a sandbox's guest TCP port on the daemon's host (E2B getHost): returns host and port a client there connects to. Works without network access.", run: (a, { ctl }) => ctl.exposePort(a.sandbox_id, a.port) }),
   def('ping_sandbox', { description: "The sandbox agent's health.", readOnly: true, run: (a, { ctl }) => ctl.pingSandbox(a.sandbox_id) }),
   def('exec_command', {
     description: 'Run a command in a sandbox: `cmd` (a shell line: pipes, &&) or `args` (argv, no shell), exactly one. Returns stdout, stderr, exit_code; a non-zero exit is a result, not an error.',

@@ -6,5 +6,6 @@ export * from './frame.js';
 export * from './result-frame.js';
 export * from './agent-api.js';
 export * from './home.js';
+export * from './network.js';
 export * from './version.js';
 export * from './egress.js';

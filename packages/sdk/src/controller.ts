@@ -99,6 +99,8 @@ export class Controller {
   /** Replaces a live sandbox's egress policy (E2B's updateNetwork). */
   updateSandboxNetwork(id: string, body: BodyOf<'updateNetwork'>) { return this.call('updateNetwork', { params: { id }, body }); }
   pingSandbox(id: string) { return this.call('ping', { params: { id } }); }
+  /** A host address whose connections reach the guest's TCP port (E2B getHost). */
+  exposePort(id: string, port: number) { return this.call('exposePort', { params: { id }, body: { port } }); }
   exec(id: string, body: BodyOf<'exec'>, signal?: AbortSignal) {
     return this.call('exec', { params: { id }, body: { ...body, stream: false }, timeoutMs: (body.timeout_secs ?? CALL_TIMEOUT_SECS.exec) * 1000 + MARGIN_MS, ...(signal ? { signal } : {}) });
   }

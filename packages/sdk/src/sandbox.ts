@@ -38,8 +38,14 @@ export interface SandboxOpts extends SandboxConnectionOpts {
   limits?: SandboxLimitOpts;
   /** E2B: true = the public internet (never the host, other children, link-local or private ranges); false = only network.allowOut. Default: the daemon's --default-egress. */
   allowInternetAccess?: boolean;
-  /** E2B's egress lists: IPs, CIDRs, host names, `*.` wildcards, optional `:port`; denyOut wins. */
-  network?: SandboxNetworkOpts;
+  /**
+   * Its own network (forkd's per_child_netns): a namespace with a unique address and a way out
+   * under the egress policy (the daemon's --default-egress, default deny). true: that network under
+   * the default policy; E2B's egress lists (IPs, CIDRs, host names, `*.` wildcards, optional
+   * `:port`; denyOut wins) imply it, as does allowInternetAccess: true. Without it the sandbox
+   * reaches nothing (its ports can still be exposed with getHost).
+   */
+  network?: boolean | SandboxNetworkOpts;
 }
 
 /** Per-sandbox limits in camelCase (REST: memory_limit_mib, cpu_weight, ...). */
@@ -151,7 +157,8 @@ export class Sandbox {
         ...(opts.envs ? { envs: opts.envs } : {}),
         ...(opts.metadata ? { metadata: opts.metadata } : {}),
         ...limitsBody(opts.limits),
-        ...egressBody(opts.allowInternetAccess, opts.network),
+        ...egressBody(opts.allowInternetAccess, typeof opts.network === 'object' ? opts.network : undefined),
+        ...(opts.network || opts.allowInternetAccess ? { network: true } : {}),
       });
       return new this(ctl, info!);
     });
@@ -236,6 +243,19 @@ export class Sandbox {
     return guard(async () => {
       await getOrResume(this.controller, this.sandboxId);
       return this;
+    });
+  }
+
+  /**
+   * E2B's getHost: "host:port" on the daemon's host (loopback unless the operator chose another
+   * address) whose connections reach the guest's TCP `port`. Asynchronous here (the daemon opens
+   * the listener on first use); the same address on every call; gone with the sandbox. Works
+   * without `network` and whatever the egress policy.
+   */
+  getHost(port: number): Promise<string> {
+    return guard(async () => {
+      const e = await this.controller.exposePort(this.sandboxId, port);
+      return `${e.host.includes(':') ? `[${e.host}]` : e.host}:${e.port}`;
     });
   }
 

@@ -176,6 +176,7 @@ class Controller:
         allow_internet_access: Optional[bool] = None,
         allow_out: Optional[Sequence[str]] = None,
         deny_out: Optional[Sequence[str]] = None,
+        network: bool = False,
     ) -> List[JSON]:
         """Spawns ``n`` children of a snapshot; returns them once their agents answer.
 
@@ -184,11 +185,13 @@ class Controller:
         the host cannot enforce fails the spawn (FORKD_E_QUOTA_UNAVAILABLE).
         ``allow_internet_access``, ``allow_out`` and ``deny_out`` are the egress policy (IPs, CIDRs,
         host names, ``*.`` wildcards, optional ``:port``); unset: the daemon's ``--default-egress``.
+        ``network``: each gets its own network namespace, unique address and way out under that
+        policy (forkd's per_child_netns); without it a sandbox reaches nothing.
         """
         unknown = set(limits or {}) - set(QUOTA_FIELDS)
         if unknown:
             raise error_for("FORKD_E_INVALID_ARGUMENT", f"unknown limit(s): {', '.join(sorted(unknown))}; known: {', '.join(QUOTA_FIELDS)}")
-        body = _drop_none({"snapshot_tag": snapshot_tag, "n": n, "timeout_ms": timeout_ms, "metadata": dict(metadata) if metadata else None, "envs": dict(envs) if envs else None, **dict(limits or {})})
+        body = _drop_none({"snapshot_tag": snapshot_tag, "n": n, "timeout_ms": timeout_ms, "metadata": dict(metadata) if metadata else None, "envs": dict(envs) if envs else None, **dict(limits or {}), "network": True if network else None})
         body.update(_egress_body(allow_internet_access, allow_out, deny_out))
         return self.call("POST", "/v1/sandboxes", body=body, timeout=600.0)
 
@@ -206,6 +209,10 @@ class Controller:
         """Replaces a live sandbox's egress policy (applied atomically); nothing given: the daemon's default."""
         body = _egress_body(allow_internet_access, allow_out, deny_out)
         return self.call("PUT", f"/v1/sandboxes/{quote_param(sandbox_id)}/network", body=body)
+
+    def expose_port(self, sandbox_id: str, port: int) -> JSON:
+        """A host address whose connections reach the guest's TCP ``port``: {host, port, guest_port}."""
+        return self.call("POST", f"/v1/sandboxes/{quote_param(sandbox_id)}/ports", body={"port": int(port)})
 
     def ping_sandbox(self, sandbox_id: str) -> JSON:
         return self.call("POST", f"/v1/sandboxes/{quote_param(sandbox_id)}/ping")

@@ -531,7 +531,7 @@ class Sandbox:
         envs: Optional[Mapping[str, str]] = None,
         metadata: Optional[Mapping[str, str]] = None,
         allow_internet_access: Optional[bool] = None,
-        network: Optional[Mapping[str, Sequence[str]]] = None,
+        network: Union[bool, Mapping[str, Sequence[str]], None] = None,
         url: Optional[str] = None,
         token: Optional[str] = None,
         request_timeout: Optional[float] = None,
@@ -544,13 +544,16 @@ class Sandbox:
         sandbox then. ``envs`` apply to every command and to the interpreter. ``limits``: forkd's
         per-sandbox limits by REST name, e.g. ``{"memory_limit_mib": 512, "cpu_quota": 0.5}``. Egress
         (E2B's shape): ``allow_internet_access`` and ``network={"allow_out": [...], "deny_out": [...]}``.
+        ``network`` (True or the lists) or ``allow_internet_access=True`` give the sandbox its own network
+        namespace and way out under that policy; without it the sandbox reaches nothing (its ports
+        can still be exposed with get_host).
         """
         tag = template or snapshot_tag or os.environ.get("FORKD_TAG")
         if not tag:
             raise error_for("FORKD_E_INVALID_ARGUMENT", "no snapshot to spawn from: pass template= (a snapshot tag) or set FORKD_TAG")
         ctl = _controller(controller, url, token, request_timeout)
-        net = _network_opts(network)
-        infos = ctl.spawn_sandboxes(tag, 1, timeout_ms=_lifetime_ms(timeout, timeout_ms), metadata=metadata, envs=envs, limits=limits, allow_internet_access=allow_internet_access, allow_out=net.get("allow_out"), deny_out=net.get("deny_out"))
+        net = _network_opts(network if isinstance(network, Mapping) else None)
+        infos = ctl.spawn_sandboxes(tag, 1, timeout_ms=_lifetime_ms(timeout, timeout_ms), metadata=metadata, envs=envs, limits=limits, allow_internet_access=allow_internet_access, allow_out=net.get("allow_out"), deny_out=net.get("deny_out"), network=bool(network or allow_internet_access))
         if not infos:
             raise error_for("FORKD_E_INTERNAL", "the daemon spawned no sandbox")
         return cls(infos[0]["id"], ctl, infos[0])
@@ -559,6 +562,14 @@ class Sandbox:
         """Replaces this sandbox's egress policy (E2B's updateNetwork); applied atomically."""
         net = _network_opts(network)
         self._info = self._ctl.update_sandbox_network(self.sandbox_id, allow_internet_access=allow_internet_access, allow_out=net.get("allow_out"), deny_out=net.get("deny_out"))
+
+    def get_host(self, port: int) -> str:
+        """E2B's get_host: "host:port" on the daemon's host (loopback unless the operator chose
+        another address) whose connections reach the guest's TCP ``port``; the same on every call,
+        gone with the sandbox; works without ``network``."""
+        e = self._ctl.expose_port(self.sandbox_id, port)
+        host = f"[{e['host']}]" if ":" in e["host"] else e["host"]
+        return f"{host}:{e['port']}"
 
     def _connect_instance(self) -> "Sandbox":
         """Resumes this sandbox if it is paused; returns it."""

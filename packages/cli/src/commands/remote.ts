@@ -5,7 +5,7 @@ import { ForkdError } from '@forkd/protocol';
 import { localFlag, type CliContext } from '../client.js';
 import { parseIntStrict } from '../output.js';
 import { schemaFlags, withFlags } from '../schema-flags.js';
-import { evalCmd, execCmd, filesGet, filesLs, filesPut, killCmd, lsCmd, networkCmd, pingCmd, spawnCmd } from './sandboxes.js';
+import { evalCmd, execCmd, filesGet, filesLs, filesPut, killCmd, lsCmd, networkCmd, pingCmd, portCmd, spawnCmd } from './sandboxes.js';
 import { branchCmd, jobCmd, workspaceCmd } from './branching.js';
 import { printForkReport, runFork, runForkLocal } from './fork.js';
 import { quickstart } from './quickstart.js';
@@ -22,7 +22,7 @@ const egressSpecs = {
   allow_out: { flags: '--allow-out <entry>', description: 'allowed destination: IP, CIDR, host name or *.wildcard, optional :port' },
   deny_out: { flags: '--deny-out <entry>', description: 'denied destination (wins over --allow-out; 0.0.0.0/0 = deny by default)' },
 } as const;
-const notOffered = { per_child_netns: forkdOnly, prewarm: forkdOnly, live_fork: forkdOnly, hugepages: forkdOnly } as const;
+const notOffered = { prewarm: forkdOnly, live_fork: forkdOnly, hugepages: forkdOnly } as const;
 
 export function registerRemoteCommands(program: Command, { run, client, engine }: CliContext): void {
   const spawn = schemaFlags(SpawnBody.shape, {
@@ -31,6 +31,8 @@ export function registerRemoteCommands(program: Command, { run, client, engine }
     timeout_ms: { description: 'kill each sandbox this long after spawn (ms)' },
     envs: { flags: '--env <KEY=VALUE>', description: 'environment for every command' },
     metadata: { flags: '--metadata <KEY=VALUE>', description: 'metadata' },
+    network: { description: 'each sandbox gets its own network namespace and way out (egress policy applies)' },
+    per_child_netns: { description: "forkd's name for --network" },
     ...egressSpecs,
     ...notOffered,
   });
@@ -49,6 +51,8 @@ export function registerRemoteCommands(program: Command, { run, client, engine }
   program.command('kill').description('kill sandboxes').argument('[ids...]').option('--all', 'every sandbox').option('--tag <tag>', 'every sandbox from this snapshot').option('--json', 'JSON output')
     .action(run(async (ids: string[], o: { all?: boolean; tag?: string; json?: boolean }) => killCmd(await client(), ids, o)));
 
+  program.command('port').description('expose a guest TCP port on the host; prints host:port (E2B getHost)').argument('<id>').argument('<port>').option('--json', 'JSON output')
+    .action(run(async (id: string, port: string, o: { json?: boolean }) => portCmd(await client(), id, port, o)));
   program.command('ping').description("check a sandbox's agent").argument('<id>').option('--json', 'JSON output')
     .action(run(async (id: string, o: { json?: boolean }) => pingCmd(await client(), id, o)));
 
@@ -124,7 +128,8 @@ export function registerRemoteCommands(program: Command, { run, client, engine }
     sandbox_id: { flags: '--sandbox <id>', description: 'or adopt this running sandbox' },
     metadata: { flags: '--metadata <KEY=VALUE>', description: 'metadata' },
     envs: { flags: '--env <KEY=VALUE>', description: 'environment for every command' },
-    per_child_netns: forkdOnly,
+    network: { description: 'the workspace\'s sandbox gets its own network, kept across suspend/resume' },
+    per_child_netns: { description: "forkd's name for --network" },
   });
   withFlags(ws.command('create').argument('<name>'), wsCreate).option('--json', 'JSON output')
     .action(run(async (name: string, o: Opts) => {

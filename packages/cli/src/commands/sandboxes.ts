@@ -76,6 +76,14 @@ export async function pingCmd(c: Controller, id: string, o: { json?: boolean }):
   process.stdout.write(`pong from ${id} in ${ms(Date.now() - t0)} (agent ${escapeControls(r.agent_version)}, warm-up ${r.warmup_ready ? 'done' : 'not done'}, ${r.languages.join('+')})\n`);
 }
 
+/** Exposes a guest TCP port on the daemon's host; prints host:port (E2B's getHost). */
+export async function portCmd(c: Controller, id: string, port: string, o: { json?: boolean }): Promise<void> {
+  if (!/^\d{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535) throw new ForkdError('FORKD_E_OUT_OF_RANGE', `port must be 1..65535; got ${JSON.stringify(port)}`, { min: 1, max: 65535 });
+  const r = await c.exposePort(id, Number(port));
+  if (o.json) return printJson(r);
+  process.stdout.write(`${r.host.includes(':') ? `[${r.host}]` : r.host}:${r.port}\n`);
+}
+
 /** Streams the command's output and returns the guest's exit code (as forkd's exec does). */
 export async function execCmd(c: Controller, id: string, argv: string[], o: { body: Partial<BodyOf<'exec'>>; json?: boolean }): Promise<number> {
   if ((argv.length > 0) === (o.body.cmd !== undefined)) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', 'give a command after -- (argv), or a shell line with --sh');

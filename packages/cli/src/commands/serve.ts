@@ -57,6 +57,9 @@ export interface ServeFlags {
   defaultEgress?: string;
   egressAllowPrivate?: string[];
   egressResolver?: string[];
+  netPool?: string;
+  uplinkNetns?: string;
+  portHost?: string;
 }
 
 /** A positive size in GiB (fractions allowed: 0.5 is 512 MiB), as bytes. */
@@ -90,6 +93,9 @@ export async function serve(global: { home?: string; kernel?: string; accel: Acc
     quotas: quotaPolicyFromFlags(f),
     ...(f.cgroupRoot ? { cgroupBase: f.cgroupRoot } : {}),
     egress: { ...(f.defaultEgress ? { defaultEgress: f.defaultEgress } : {}), allowPrivate: f.egressAllowPrivate ?? [], resolvers: f.egressResolver ?? [] },
+    ...(f.netPool ? { netPool: f.netPool } : {}),
+    ...(f.uplinkNetns ? { uplinkNetns: f.uplinkNetns } : {}),
+    ...(f.portHost ? { portHost: f.portHost } : {}),
     ...(f.maxConnectionsPerPeer ? { maxConnectionsPerPeer: parseIntStrict('--max-connections-per-peer', f.maxConnectionsPerPeer) } : {}),
   };
   if (f.onStop !== undefined) {

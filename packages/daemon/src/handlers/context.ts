@@ -9,6 +9,7 @@ import type { Admission } from '../sandboxes/admission.js';
 import type { Workspaces } from '../workspaces/registry.js';
 import type { EgressSettings } from '../sandboxes/egress.js';
 import type { SnapshotOwners } from '../tenancy/snapshot-owners.js';
+import type { LazyEgress } from '../sandboxes/egress-service.js';
 
 /** What handlers may use. They map REST to engine calls: QMP, VM files and the guest agent protocol stay inside the engine. */
 export interface DaemonServices {
@@ -23,4 +24,6 @@ export interface DaemonServices {
   workspaces: Workspaces;
   egress: EgressSettings;
   owners: SnapshotOwners;
+  /** The egress proxy + nft service (as root; started on first networked child). */
+  egressService?: LazyEgress;
 }

@@ -11,7 +11,7 @@ import { egressRecord, egressRequest } from '../sandboxes/egress.js';
 /** Total bytes one streamed exec may produce through the API. */
 const MAX_STREAM_BYTES = 256 * 1024 * 1024;
 
-type SandboxRoutes = 'spawn' | 'updateNetwork' | 'listSandboxes' | 'getSandbox' | 'killSandbox' | 'setTimeout' | 'ping' | 'exec' | 'eval';
+type SandboxRoutes = 'spawn' | 'updateNetwork' | 'listSandboxes' | 'getSandbox' | 'killSandbox' | 'setTimeout' | 'exposePort' | 'ping' | 'exec' | 'eval';
 
 export function sandboxHandlers(s: DaemonServices, backlog = new StreamBacklog()): Pick<Handlers, SandboxRoutes> {
   return {
@@ -28,6 +28,7 @@ export function sandboxHandlers(s: DaemonServices, backlog = new StreamBacklog()
         ...(body.envs ? { envs: body.envs } : {}),
         quotas: quotasOf(body),
         ...(egress ? { egress } : {}),
+        ...(body.network || body.per_child_netns ? { network: true } : {}),
       });
       return { status: 201, body: entries.map(sandboxInfo) };
     },
@@ -57,6 +58,10 @@ export function sandboxHandlers(s: DaemonServices, backlog = new StreamBacklog()
     },
     async setTimeout({ params, body, caller }) {
       return { status: 200, body: sandboxInfo(await s.sandboxes.setTimeout(params.id, caller, body.timeout_ms)) };
+    },
+    async exposePort({ params, body, caller }) {
+      const e = await s.sandboxes.withSandbox(params.id, caller, 'exposePort', (sb) => sb.exposePort(body.port));
+      return { status: 200, body: { host: e.host, port: e.port, guest_port: body.port } };
     },
     async ping({ params, signal, caller }) {
       const r = await s.sandboxes.withSandbox(params.id, caller, 'ping', (sb) => sb.ping({ timeoutMs: 10_000, signal }));

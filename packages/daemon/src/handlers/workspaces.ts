@@ -19,7 +19,7 @@ export function workspaceView(w: WorkspaceRecord): z.output<typeof WorkspaceInfo
     suspended_at_unix: w.suspended_at_unix,
     metadata: w.metadata,
     warning: w.warning,
-    per_child_netns: false,
+    per_child_netns: w.network ?? false,
     memory_limit_mib: null,
     owner: ownerOf(w),
   };
@@ -32,7 +32,8 @@ export function workspaceHandlers(s: DaemonServices): Pick<Handlers, WsRoutes> {
     },
     async createWorkspace({ body, caller }) {
       if (body.snapshot_tag) s.writes.assertNotWriting(body.snapshot_tag, caller);
-      return { status: 201, body: workspaceView(await s.workspaces.create(body, caller)) };
+      const { per_child_netns: alias, network, ...rest } = body;
+      return { status: 201, body: workspaceView(await s.workspaces.create({ ...rest, network: Boolean(network || alias) }, caller)) };
     },
     async getWorkspace({ params, caller }) {
       return { status: 200, body: workspaceView(s.workspaces.get(params.name, caller)) };

@@ -10,7 +10,7 @@ import type { Journal } from '../state/journal.js';
 import type { Metrics } from '../metrics.js';
 import type { Admission } from './admission.js';
 import { NO_QUOTA_POLICY, engineQuotas, resolveQuotas, type QuotaPolicy, type QuotaValues } from '../quotas/policy.js';
-import type { EgressRecord } from './egress.js';
+import { egressRequest, type EgressRecord } from './egress.js';
 import type { Caller } from '../http/auth.js';
 import { canSee, ownerOf } from '../tenancy/access.js';
 
@@ -33,6 +33,8 @@ export interface SandboxRecord {
   egress?: EgressRecord | null;
   /** The identity that spawned it (absent in records from before tenancy: the local admin's). */
   owner?: string;
+  /** Spawned with its own way out (absent in records of older daemons: false). */
+  network?: boolean;
 }
 
 /** A sandbox the daemon owns: its journaled record, the engine's sandbox, and the daemon's bookkeeping. */
@@ -69,6 +71,8 @@ export interface SpawnRequest {
   ids?: string[];
   /** Limits asked for (wire names); the daemon's defaults and maxima apply. */
   quotas?: QuotaValues;
+  /** Each child gets its own network (namespace, unique address, egress policy). */
+  network?: boolean;
 }
 
 const KIND = 'sandbox';
@@ -167,7 +171,7 @@ export class SandboxRegistry {
     const t0 = Date.now();
     let sbs: Sandbox[] = [];
     try {
-      sbs = await this.engine.spawn({ tag: req.tag, n: req.n, ...(req.ids ? { ids: req.ids } : {}), quotas: engineQuotas(quotas) });
+      sbs = await this.engine.spawn({ tag: req.tag, n: req.n, ...(req.ids ? { ids: req.ids } : {}), quotas: engineQuotas(quotas), ...(req.network ? { network: true, ...(req.egress ? { egress: egressRequest(req.egress) } : {}) } : {}) });
       const envs = req.envs ?? {};
       await Promise.all(sbs.map((sb) => sb.setEnvs(envs)));
       const now = Date.now();
@@ -187,6 +191,7 @@ export class SandboxRegistry {
         quotas,
         egress: req.egress ?? null,
         owner: req.owner,
+        network: req.network ?? false,
       }, sb));
       // Acknowledged only once journaled: after a crash the successor knows these VMs are ours.
       await Promise.all(entries.map((entry) => this.journal.put(KIND, entry.rec.id, entry.rec)));

@@ -30,10 +30,12 @@ function fixture() {
     ancestors: async () => [],
   } as unknown as Engine;
   let spawns = 0;
-  const live = { rec: { id: 'sb-1', snapshot_tag: 'base', metadata: {}, envs: {} }, sb: {} };
+  const spawnRequests: unknown[] = [];
+  const live = { rec: { id: 'sb-1', snapshot_tag: 'base', metadata: {}, envs: {} } as Record<string, unknown>, sb: {} };
   const sandboxes = {
-    spawn: async () => {
+    spawn: async (req: unknown) => {
       spawns++;
+      spawnRequests.push(req);
       await new Promise((r) => setTimeout(r, 20));
       return [live];
     },
@@ -50,7 +52,7 @@ function fixture() {
     list: () => [],
   } as unknown as SnapshotWrites;
   const ws = new Workspaces(engine, journal, sandboxes, writes, { assertVisible: (_c: unknown, e: unknown) => e, forget: async () => undefined } as unknown as SnapshotOwners, pino({ level: 'silent' }));
-  return { ws, records, snapshots, branched, spawns: () => spawns };
+  return { ws, records, snapshots, branched, live, spawnRequests, spawns: () => spawns };
 }
 
 test('two concurrent creates of one workspace name start one VM; the other is refused', async () => {
@@ -102,4 +104,18 @@ test('two concurrent resumes of one workspace restore one VM; the other is a cle
   const [s, d] = await Promise.allSettled([f.ws.suspend('twice', null), f.ws.remove('twice', null)]);
   assert.equal(s.status, 'fulfilled');
   assert.equal(((d as PromiseRejectedResult).reason as ForkdError).code, 'FORKD_E_CONFLICT');
+});
+
+test('a networked workspace resumes with its network and the egress policy its sandbox had at suspend', async () => {
+  const f = fixture();
+  f.live.rec.network = true;
+  f.live.rec.egress = { allow_internet_access: false, allow_out: ['10.0.0.0/8'], deny_out: [] };
+  await f.ws.create({ name: 'netws', snapshot_tag: 'base', network: true }, LOCAL_ADMIN);
+  // A PUT …/network changed the live sandbox's policy before the suspend.
+  f.live.rec.egress = { allow_internet_access: false, allow_out: ['pypi.org'], deny_out: [] };
+  await f.ws.suspend('netws', LOCAL_ADMIN);
+  await f.ws.resume('netws', LOCAL_ADMIN);
+  const resumed = f.spawnRequests.at(-1) as { network?: boolean; egress?: { allow_out: string[] } };
+  assert.equal(resumed.network, true);
+  assert.deepEqual(resumed.egress?.allow_out, ['pypi.org']);
 });

@@ -11,6 +11,7 @@ import { ForkdError, toForkdError } from '@forkd/protocol';
 import type { Engine } from '@forkd/engine';
 import type { Journal } from '../state/journal.js';
 import type { SandboxRegistry } from '../sandboxes/registry.js';
+import type { EgressRecord } from '../sandboxes/egress.js';
 import type { SnapshotWrites } from '../snapshots/writes.js';
 import type { Caller } from '../http/auth.js';
 import type { SnapshotOwners } from '../tenancy/snapshot-owners.js';
@@ -32,6 +33,10 @@ export interface WorkspaceRecord {
   warning: string | null;
   /** The identity that created it (absent in records from before tenancy: the local admin's). */
   owner?: string;
+  /** Its sandbox has its own network (kept on resume). Absent in older records: false. */
+  network?: boolean;
+  /** Its sandbox's egress policy as of create or the last suspend (kept on resume). */
+  egress?: EgressRecord | null;
 }
 
 const KIND = 'workspace';
@@ -42,6 +47,7 @@ export interface CreateRequest {
   sandbox_id?: string;
   metadata?: Record<string, string>;
   envs?: Record<string, string>;
+  network?: boolean;
 }
 const MAX_LAYERS = 3;
 
@@ -102,7 +108,7 @@ export class Workspaces {
       await this.sandboxes.setTimeout(live.rec.id, null, null); // a workspace lives until deleted
     } else {
       this.owners.assertVisible(by, await this.engine.getSnapshot(b.snapshot_tag!));
-      [live] = await this.sandboxes.spawn({ tag: b.snapshot_tag!, owner: by.identity, n: 1, workspace: b.name, ...(b.metadata ? { metadata: b.metadata } : {}), ...(b.envs ? { envs: b.envs } : {}) });
+      [live] = await this.sandboxes.spawn({ tag: b.snapshot_tag!, owner: by.identity, n: 1, workspace: b.name, ...(b.metadata ? { metadata: b.metadata } : {}), ...(b.envs ? { envs: b.envs } : {}), ...(b.network ? { network: true } : {}) });
     }
     const w: WorkspaceRecord = {
       name: b.name,
@@ -118,6 +124,8 @@ export class Workspaces {
       warning: null,
       // A sandbox made into a workspace keeps its owner (an admin may adopt a user's sandbox).
       owner: ownerOf(live!.rec),
+      network: live!.rec.network ?? false,
+      egress: live!.rec.egress ?? null,
     };
     await this.put(w);
     return w;
@@ -169,7 +177,7 @@ export class Workspaces {
       this.suspending.delete(live.rec.id);
     }
     tag = await this.maybeCompact(name, tag, seq, ownerOf(w));
-    const next: WorkspaceRecord = { ...w, status: 'suspended', state_tag: tag, suspended_at_unix: Math.floor(Date.now() / 1000), seq, warning: null };
+    const next: WorkspaceRecord = { ...w, status: 'suspended', state_tag: tag, suspended_at_unix: Math.floor(Date.now() / 1000), seq, warning: null, egress: live.rec.egress ?? null };
     await this.put(next);
     return next;
   }
@@ -189,7 +197,7 @@ export class Workspaces {
   private async resumeNow(name: string, by: Caller | null): Promise<WorkspaceRecord> {
     const w = this.get(name, by);
     if (w.status !== 'suspended') throw new ForkdError('FORKD_E_CONFLICT', `workspace ${name} is already running`, { name });
-    await this.sandboxes.spawn({ tag: w.state_tag ?? w.snapshot_tag, owner: ownerOf(w), n: 1, ids: [w.sandbox_id], workspace: name, metadata: w.metadata, envs: w.envs });
+    await this.sandboxes.spawn({ tag: w.state_tag ?? w.snapshot_tag, owner: ownerOf(w), n: 1, ids: [w.sandbox_id], workspace: name, metadata: w.metadata, envs: w.envs, ...(w.network ? { network: true } : {}), ...(w.egress ? { egress: w.egress } : {}) });
     const next: WorkspaceRecord = { ...w, status: 'running', warning: null };
     await this.put(next);
     return next;

@@ -20,13 +20,15 @@ test('builds busybox + virtio modules in load order + /init, then serves it from
   const a = await buildInitramfs(kernel, { cacheDir });
   assert.equal(a.cached, false);
   // Loadable modules of the Debian cloud kernel, dependencies first.
-  assert.deepEqual(a.modules.slice(-3), ['virtio_mmio', 'virtio_blk', 'virtio_console']);
+  assert.deepEqual(a.modules.slice(-6), ['virtio_mmio', 'virtio_blk', 'virtio_console', 'failover', 'net_failover', 'virtio_net']);
   assert.ok(a.modules.indexOf('virtio_ring') < a.modules.indexOf('virtio'));
   const entries = readCpio(zlib.gunzipSync(await fs.readFile(a.path)));
   const byPath = new Map(entries.map((e) => [e.path, e]));
   assert.equal(byPath.get('bin/busybox')!.mode & 0o777, 0o755);
   assert.equal(byPath.get('bin/sh')!.data.toString(), 'busybox');
   assert.equal(byPath.get('init')!.mode & 0o777, 0o755);
+  // The guest's fixed address is set by /init (every child keeps its snapshot's).
+  assert.match(byPath.get('init')!.data.toString(), /ip addr add 172\.16\.0\.2\/30 dev eth0/);
   for (const m of a.modules) assert.equal(byPath.get(`lib/modules/${m}.ko`)!.data.subarray(0, 4).toString('latin1'), '\x7fELF');
   for (const d of ['dev', 'proc', 'sys', 'newroot']) assert.ok(byPath.has(d), d);
   const init = byPath.get('init')!.data.toString();

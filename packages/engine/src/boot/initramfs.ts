@@ -3,7 +3,7 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { ForkdError } from '@forkd/protocol';
+import { ForkdError, GUEST_NETWORK } from '@forkd/protocol';
 import { sha256, sha256File, exists, writeFileAtomic } from '../util/fsx.js';
 import { writeCpio, type CpioEntry } from './cpio.js';
 import { loadModuleIndex, resolveModules } from './modules.js';
@@ -14,8 +14,8 @@ const execFileP = promisify(execFile);
 
 /** Bump when the layout of the initramfs changes. */
 const FORMAT = 1;
-/** Modules the guest needs to reach its disk and agent channel on microvm (virtio-mmio via ACPI). */
-export const GUEST_MODULES = ['virtio_mmio', 'virtio_blk', 'virtio_console'] as const;
+/** Modules the guest needs to reach its disk, agent channel and network on microvm (virtio-mmio via ACPI). */
+export const GUEST_MODULES = ['virtio_mmio', 'virtio_blk', 'virtio_console', 'virtio_net'] as const;
 
 export interface InitramfsInfo {
   path: string;
@@ -66,7 +66,8 @@ export async function buildInitramfs(kernel: KernelInfo, opts: BuildInitramfsOpt
     const data = await moduleBytes(path.join(kernel.modulesDir, m.file));
     return { name: m.name, data, sha: sha256(data) };
   }));
-  const init = initScript(mods.map((m) => m.name));
+  const names0 = mods.map((m) => m.name);
+  const init = initScript(names0, names0.includes('virtio_net') ? { ifname: GUEST_NETWORK.guestIfname, addr: GUEST_NETWORK.guestAddr, prefixLen: GUEST_NETWORK.prefixLen, gateway: GUEST_NETWORK.gatewayAddr } : undefined);
   const key = sha256(JSON.stringify({ format: FORMAT, kernel: kernel.sha256, modules: modData.map((m) => [m.name, m.sha]), init, busybox: busyboxSha, applets: INIT_APPLETS }));
   const out = path.join(opts.cacheDir, `initramfs-${key.slice(0, 32)}.cpio.gz`);
   const names = modData.map((m) => m.name);

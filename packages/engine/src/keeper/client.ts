@@ -85,7 +85,7 @@ export class KeeperClient extends EventEmitter implements QemuStarter {
   }
 
   async start(req: QemuStartRequest): Promise<QemuProcess> {
-    const r = await this.request({ op: 'launch', qemu_path: req.qemuPath, args: req.args, cwd: req.cwd, stderr_cap: req.stderrCapBytes, ...(req.confine ? { confine: req.confine } : {}), ...(req.jail ? { jail: req.jail } : {}) });
+    const r = await this.request({ op: 'launch', qemu_path: req.qemuPath, args: req.args, cwd: req.cwd, stderr_cap: req.stderrCapBytes, ...(req.confine ? { confine: req.confine } : {}), ...(req.jail ? { jail: req.jail } : {}), ...(req.netns ? { netns: req.netns } : {}) });
     return this.track(Number(r.pid), req.args, req.stderrCapBytes).proc;
   }
 

@@ -10,7 +10,8 @@ import path from 'node:path';
 import { promises as fs } from 'node:fs';
 import { LineFramer, readLines } from '../util/line-framer.js';
 import { socketAnswers } from '../util/unix-socket.js';
-import { spawnQemu, type QemuProcess } from '../qemu/start.js';
+import { spawnQemu, CHILD_NETNS_NAME, type QemuProcess } from '../qemu/start.js';
+import { deleteNetns } from '../network/index.js';
 import { which } from '../qemu/which.js';
 import { procStartTime } from '../runtime/proc.js';
 import { ensureRunDir, removeVmDir, runtimeDir, VM_DIR_PREFIX } from '../runtime/dir.js';
@@ -37,6 +38,14 @@ const log = (msg: string) => process.stderr.write(`${new Date().toISOString()} f
 interface Held {
   proc: QemuProcess;
   runDir: string;
+  /** The child's network namespace: removed with its run dir (its veth and rules go with it). */
+  netns?: string;
+}
+
+/** What is left of a VM nobody will come for: its run dir and its namespace. */
+async function removeLeftovers(h: Held): Promise<void> {
+  if (ownedRunDir(h.runDir)) await removeVmDir(h.runDir);
+  if (h.netns) await deleteNetns(h.netns).catch((e: Error) => log(`could not remove namespace ${h.netns}: ${e.message}`));
 }
 const vms = new Map<number, Held>();
 let client: net.Socket | null = null;
@@ -57,7 +66,7 @@ async function killAll(): Promise<void> {
   const held = [...vms.values()];
   for (const h of held) h.proc.kill('SIGKILL');
   await Promise.all(held.map((h) => h.proc.exited));
-  await Promise.all(held.map((h) => (ownedRunDir(h.runDir) ? removeVmDir(h.runDir) : undefined)));
+  await Promise.all(held.map((h) => removeLeftovers(h)));
 }
 
 async function stop(reason: string): Promise<void> {
@@ -82,7 +91,7 @@ async function handle(sock: net.Socket, req: KeeperRequestT): Promise<void> {
       send(sock, { id: req.id, ok: false, error: { code: 'version', message: `keeper speaks protocol ${KEEPER_PROTOCOL}, client ${req.version}` } });
       return;
     }
-    const vmsList = [...vms.entries()].filter(([, h]) => !h.proc.hasExited).map(([pid, h]) => ({ pid, run_dir: h.runDir, args: h.proc.args }));
+    const vmsList = [...vms.entries()].filter(([, h]) => !h.proc.hasExited).map(([pid, h]) => ({ pid, run_dir: h.runDir, args: h.proc.args, ...(h.netns ? { netns: h.netns } : {}) }));
     send(sock, { id: req.id, ok: true, keeper_pid: process.pid, keeper_starttime: (await procStartTime(process.pid)) ?? 0, vms: vmsList });
     return;
   }
@@ -94,7 +103,7 @@ async function handle(sock: net.Socket, req: KeeperRequestT): Promise<void> {
     return;
   }
   // launch: only a QEMU binary, only in a forkd VM dir.
-  if (!/^qemu-system-[a-z0-9_]+$/.test(path.basename(req.qemu_path)) || !path.isAbsolute(req.qemu_path) || !ownedRunDir(req.cwd)) {
+  if (!/^qemu-system-[a-z0-9_]+$/.test(path.basename(req.qemu_path)) || !path.isAbsolute(req.qemu_path) || !ownedRunDir(req.cwd) || (req.netns !== undefined && !CHILD_NETNS_NAME.test(req.netns))) {
     send(sock, { id: req.id, ok: false, error: { code: 'FORKD_E_INVALID_ARGUMENT', message: 'keeper launches only qemu-system-* in a forkd VM directory' } });
     return;
   }
@@ -106,18 +115,18 @@ async function handle(sock: net.Socket, req: KeeperRequestT): Promise<void> {
     let forwarded = 0;
     const pid = { value: 0 }; // known once spawned; output before that is not forwarded
     // The attached daemon gets a bounded copy of QEMU's output (it keeps its own tail).
-    const proc = await spawnQemu({ qemuPath: req.qemu_path, args: req.args, cwd: req.cwd, stderrCapBytes: req.stderr_cap, ...(req.confine ? { confine: req.confine } : {}), ...(req.jail ? { jail: req.jail } : {}) }, (d) => {
+    const proc = await spawnQemu({ qemuPath: req.qemu_path, args: req.args, cwd: req.cwd, stderrCapBytes: req.stderr_cap, ...(req.confine ? { confine: req.confine } : {}), ...(req.jail ? { jail: req.jail } : {}), ...(req.netns ? { netns: req.netns } : {}) }, (d) => {
       if (forwarded >= FORWARDED_STDERR_CAP || !pid.value) return;
       forwarded += d.length;
       send(client, { ev: 'stderr', pid: pid.value, data: d.toString('utf8') });
     });
     pid.value = proc.pid;
-    const held: Held = { proc, runDir: req.cwd };
+    const held: Held = { proc, runDir: req.cwd, ...(req.netns ? { netns: req.netns } : {}) };
     vms.set(proc.pid, held);
     void proc.exited.then(async (ex) => {
       vms.delete(proc.pid);
       if (client) send(client, { ev: 'exit', pid: proc.pid, code: ex.code, signal: ex.signal });
-      else if (ownedRunDir(held.runDir)) await removeVmDir(held.runDir); // nobody will come for it
+      else if (ownedRunDir(held.runDir)) await removeLeftovers(held); // nobody will come for it
     });
     send(sock, { id: req.id, ok: true, pid: proc.pid });
   } catch (e) {

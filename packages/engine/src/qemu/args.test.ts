@@ -70,9 +70,14 @@ test('device order is identical for parent and child (migration needs it)', () =
     return a.flatMap((x, i) => (['-M', '-object', '-drive', '-device', '-smp', '-m', '-accel', '-cpu'].includes(x) ? [`${x} ${a[i + 1]!.replace(/(file|mem-path)=[^,]*/, '$1=*').replace(',share=on', '').replace(',share=off', '')}`] : []));
   };
   assert.deepEqual(devices(parent), devices(child));
-  // Disk first, then virtio-serial: the guest's port numbering depends on it.
+  // Disk first, then virtio-serial: the guest's port numbering depends on it. The network device
+  // last, the same with or without a backend (a child with a tap restores a parent without one).
   const d = valueOf(buildQemuArgs(parent), '-device');
-  assert.deepEqual(d, ['virtio-blk-device,drive=root', 'virtio-serial-device', 'virtserialport,chardev=agent,name=org.forkd.agent']);
+  assert.deepEqual(d, ['virtio-blk-device,drive=root', 'virtio-serial-device', 'virtserialport,chardev=agent,name=org.forkd.agent', 'virtio-net-device,mac=52:54:00:f0:4b:02']);
+  const withTap = buildQemuArgs({ ...child, tap: 'tap0' });
+  assert.deepEqual(valueOf(withTap, '-device').at(-1), 'virtio-net-device,netdev=n0,mac=52:54:00:f0:4b:02');
+  assert.deepEqual(valueOf(withTap, '-netdev'), ['tap,id=n0,ifname=tap0,script=no,downscript=no,vnet_hdr=off']);
+  assert.throws(() => buildQemuArgs({ ...child, tap: 'tap0,script=/bin/sh' }));
 });
 
 test('output is deterministic', () => {

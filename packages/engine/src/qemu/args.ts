@@ -1,4 +1,4 @@
-import { ForkdError } from '@forkd/protocol';
+import { ForkdError, GUEST_NETWORK } from '@forkd/protocol';
 
 export type Accel = 'kvm' | 'tcg';
 
@@ -29,6 +29,11 @@ export interface VmSpec {
   seccomp?: string;
   /** Files outside the run dir the VM reads besides kernel, RAM and disk: the disk's backing chain. */
   jailReadOnly?: string[];
+  /**
+   * The network device's backend: a tap QEMU opens by name (in the namespace QEMU runs in). Absent:
+   * the device exists with no backend (nothing answers), so parents and children keep one device set.
+   */
+  tap?: string;
 }
 
 /** Name of the virtio-serial port the guest agent opens (found via /sys/class/virtio-ports/*\/name). */
@@ -99,6 +104,14 @@ export function buildQemuArgs(spec: VmSpec): string[] {
     '-qmp', `unix:${qemuOptValue(spec.qmpSocket, 'qmpSocket')},server=on,wait=off`,
   );
   if (spec.fdQmpSocket) args.push('-qmp', `unix:${qemuOptValue(spec.fdQmpSocket, 'fdQmpSocket')},server=on,wait=off`);
+  // The device is the same whatever the backend (the backend is not migrated state, the device
+  // is). vnet_hdr=off: with a vnet-header tap virtio-net offers offloads that a backend-less
+  // device does not, and a child must offer every feature its snapshot's guest negotiated.
+  if (spec.tap !== undefined) {
+    if (!/^[A-Za-z0-9_.-]{1,15}$/.test(spec.tap)) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `invalid tap name ${JSON.stringify(spec.tap)}`);
+    args.push('-netdev', `tap,id=n0,ifname=${spec.tap},script=no,downscript=no,vnet_hdr=off`);
+  }
+  args.push('-device', `virtio-net-device,${spec.tap !== undefined ? 'netdev=n0,' : ''}mac=${GUEST_NETWORK.mac}`);
   if (spec.console.kind === 'file') {
     // `-serial file:X` takes X literally, so go through -chardev where ',,' escaping is uniform.
     args.push('-chardev', `file,id=console,path=${qemuOptValue(spec.console.path, 'console path')}`, '-serial', 'chardev:console');

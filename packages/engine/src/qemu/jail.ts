@@ -124,6 +124,7 @@ export async function jailFor(spec: VmSpec, runDir: string): Promise<JailSpec> {
   for (const p of writable) readOnly.delete(p);
   const groups: number[] = [];
   const devices = ['/dev/null', '/dev/zero', '/dev/full', '/dev/random', '/dev/urandom'];
+  if (spec.tap !== undefined) devices.push('/dev/net/tun'); // QEMU opens its tap (owned by this uid) through it
   if (spec.accel === 'kvm') {
     devices.push('/dev/kvm');
     const kvm = await groupId('kvm');

@@ -43,6 +43,8 @@ export interface QemuStartRequest {
   confine?: LaunchConfinement;
   /** The jail to start it in (qemu/jail.ts); absent: no jail. */
   jail?: JailSpec;
+  /** Network namespace (a name under /run/netns) QEMU runs in, so it opens the tap there. */
+  netns?: string;
 }
 
 /**
@@ -74,6 +76,18 @@ export function confinementPrefix(c: LaunchConfinement | undefined, prlimit: str
     out.push(prlimit, `--fsize=${c.fileSizeBytes}:${c.fileSizeBytes}`, '--');
   }
   return out;
+}
+
+/** Namespaces a starter enters: only a forkd child's (childNetnsName), never an arbitrary path. */
+export const CHILD_NETNS_NAME = /^fk[0-9a-f]{6}-[0-9a-f]{16}$/;
+
+/** The words that start the rest of the launch chain inside a child's network namespace; [] for none. */
+async function netnsPrefix(netns: string | undefined): Promise<string[]> {
+  if (netns === undefined) return [];
+  if (!CHILD_NETNS_NAME.test(netns)) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `not a forkd child namespace: ${JSON.stringify(netns)}`);
+  const nsenter = await which('nsenter');
+  if (!nsenter) throw new ForkdError('FORKD_E_TOOL_MISSING', 'nsenter not found (starts QEMU in the child\'s network namespace): apt-get install util-linux', { tool: 'nsenter' });
+  return [nsenter, `--net=/run/netns/${netns}`, '--'];
 }
 
 /** The process that owns started VMs: QEMU dies with it (pdeathsig), and cleanup judges orphans by it. */
@@ -111,9 +125,11 @@ export const directStarter: QemuStarter = {
 export async function spawnQemu(req: QemuStartRequest, onOutput?: (d: Buffer) => void): Promise<QemuProcess> {
   const stderr = new TailBuffer(req.stderrCapBytes);
   // Outermost first: confinement (cgroups joined and the file size capped as root, before any uid drop),
-  // then the jail's wrappers (mount view, setpriv with pdeathsig and the uid drop, THP off), then QEMU.
+  // then the child's network namespace (nsenter, as root: QEMU opens its tap there), then the jail's
+  // wrappers (mount view, setpriv with pdeathsig and the uid drop, THP off), then QEMU.
   const confine = confinementPrefix(req.confine, req.confine?.fileSizeBytes !== undefined ? await which('prlimit') : null);
-  const [program, ...argv] = [...confine, ...(await launchCommand(req.qemuPath, req.args, req.cwd, req.jail))];
+  const netnsWrap = await netnsPrefix(req.netns);
+  const [program, ...argv] = [...confine, ...netnsWrap, ...(await launchCommand(req.qemuPath, req.args, req.cwd, req.jail))];
   const child = spawn(program!, argv, { cwd: req.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   const onData = (d: Buffer) => {
     stderr.write(d);
@@ -169,6 +185,8 @@ export interface StartOptions {
   starter?: QemuStarter;
   confine?: LaunchConfinement;
   qmp?: QmpConnectOptions;
+  /** Network namespace QEMU runs in (where its tap is). */
+  netns?: string;
 }
 
 function exitedAtStart(proc: QemuProcess, ex: QemuExit): ForkdError {
@@ -191,7 +209,7 @@ export async function startQemu(spec: VmSpec, opts: StartOptions): Promise<{ pro
   // A stale socket from an earlier run would answer nothing; QMP's connect retries until QEMU binds its own.
   await fs.rm(spec.qmpSocket, { force: true });
   await prepareJailFiles(jail, opts.runDir);
-  const proc = await (opts.starter ?? directStarter).start({ qemuPath, args, cwd: opts.runDir, stderrCapBytes: opts.stderrCapBytes ?? 16 * 1024, jail, ...(opts.confine ? { confine: opts.confine } : {}) });
+  const proc = await (opts.starter ?? directStarter).start({ qemuPath, args, cwd: opts.runDir, stderrCapBytes: opts.stderrCapBytes ?? 16 * 1024, jail, ...(opts.confine ? { confine: opts.confine } : {}), ...(opts.netns ? { netns: opts.netns } : {}) });
   const connectP = QmpClient.connect(spec.qmpSocket, { timeoutMs: opts.startTimeoutMs ?? 15_000, ...opts.qmp });
   try {
     const qmp = await Promise.race([connectP, proc.exited.then((ex) => Promise.reject(exitedAtStart(proc, ex)))]);

@@ -15,6 +15,11 @@ export const RecipeSchema = z.object({
   default_mem_mib: z.number().int().min(MACHINE_LIMITS.memMib.min).max(MACHINE_LIMITS.memMib.max).default(512),
   min_mem_mib: z.number().int().min(MACHINE_LIMITS.memMib.min).max(MACHINE_LIMITS.memMib.max).default(192),
   language: EvalLanguage.default('js'),
+  /**
+   * Whether the parent may reach the network while it warms up (pip install, model downloads).
+   * Children never inherit it: each gets its own network, or none, at spawn.
+   */
+  warmup_network: z.boolean().default(false),
   warmup: z.object({
     python_modules: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_.]*$/)).max(64).optional(),
     python: z.string().max(1024 * 1024).optional(),

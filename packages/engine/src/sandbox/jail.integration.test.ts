@@ -7,7 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { promises as fs, readFileSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import type { Sandbox } from './sandbox.js';
@@ -73,7 +73,15 @@ test('a child QEMU runs as its own uid, with no_new_privs, seccomp and no capabi
   const top = (await fs.readdir(root)).sort();
   const own = [a!.dir, engine.layout.root, engine.layout.snapshots].map((p) => p.split('/')[1]!);
   for (const name of top) assert.ok(['bin', 'dev', 'etc', 'lib', 'lib64', 'sbin', 'usr', ...own].includes(name), `unexpected /${name} in the view`);
-  assert.deepEqual((await fs.readdir(path.join(root, 'dev'))).sort(), ['full', 'null', 'random', 'urandom', 'zero']);
+  // As root every child has a tap in its own namespace: the view also holds /dev/net/tun (and nothing else there).
+  const hasTap = a!.net !== null;
+  assert.deepEqual((await fs.readdir(path.join(root, 'dev'))).sort(), ['full', ...(hasTap ? ['net'] : []), 'null', 'random', 'urandom', 'zero']);
+  if (hasTap) {
+    assert.deepEqual(await fs.readdir(path.join(root, 'dev', 'net')), ['tun']);
+    // The tap belongs to the VM's uid: the dropped QEMU could open it, no other VM's uid can.
+    const owner = execFileSync('ip', ['netns', 'exec', a!.net!.netns, 'cat', `/sys/class/net/${a!.net!.tap}/owner`], { encoding: 'utf8' }).trim();
+    assert.equal(Number(owner), jailUid(a!.dir));
+  }
   const mem = await memoryFileFor(engine.layout, await engine.getSnapshot(base));
   assert.ok((await fs.stat(path.join(root, mem))).isFile(), 'the snapshot memory is in the view');
   assert.deepEqual((await fs.readdir(path.join(root, path.dirname(b!.dir)))).filter((n) => n.startsWith('vm-')), [path.basename(a!.dir)], 'another VM dir is visible');

@@ -1,3 +1,4 @@
+import type { ChildNetwork } from '../network/index.js';
 import { ForkdError, type EvalResultT, type PingResultT } from '@forkd/protocol';
 import type { AgentClient } from '../agent-client/index.js';
 import { truncateGuestText } from '../agent-client/guest-errors.js';
@@ -72,6 +73,37 @@ export class Sandbox {
 
   get alive(): boolean {
     return vmOf(this).alive;
+  }
+
+  /** The child's network plumbing (namespace, tap, veth, unique address), or null. */
+  get net(): ChildNetwork | null {
+    return vmOf(this).net;
+  }
+
+  /** The child's network namespace (a name `ip netns exec` takes), or null. */
+  get netns(): string | null {
+    return vmOf(this).net?.netns ?? null;
+  }
+
+  /** The guest's address: from inside `netns` the guest answers there. */
+  get guestAddr(): string | null {
+    return vmOf(this).net?.guestAddr ?? null;
+  }
+
+  /**
+   * A host address (loopback unless the operator named another) whose connections reach the
+   * guest's TCP port: E2B's getHost. The same address on every call; gone with the sandbox.
+   */
+  async exposePort(port: number): Promise<{ host: string; port: number }> {
+    const lease = vmOf(this).network;
+    if (!lease) throw new ForkdError('FORKD_E_NOT_IMPLEMENTED', `sandbox ${this.id} has no network namespace (the daemon runs without root or without networking): its ports cannot be exposed`);
+    const e = await lease.ports.expose(port);
+    return { host: e.host, port: e.port };
+  }
+
+  /** Whether the child has a way out (a veth to the uplink), not just its own namespace. */
+  get network(): boolean {
+    return Boolean(vmOf(this).net?.vethUplink);
   }
 
   /** The environment every command gets (under its own env) and the interpreter was given. */

@@ -14,6 +14,8 @@ import { Vm } from '../vm/vm.js';
 import type { QemuStarter } from '../qemu/start.js';
 import type { Platform } from '../platform.js';
 import { Sandbox } from './sandbox.js';
+import type { ChildNetworks, NetworkLease } from '../network/index.js';
+import type { EgressRequest } from '@forkd/protocol';
 import { nowMs, since } from '../util/timing.js';
 import { checkQuotas, hasQuotas, type ChildQuotas } from '../quota/quotas.js';
 import { createChildCgroup, type CgroupHost } from '../quota/cgroup.js';
@@ -33,6 +35,15 @@ export interface SpawnOptions {
   quotas?: ChildQuotas;
   /** Where children's cgroups go (the engine fills it in). */
   cgroups?: { host: () => Promise<CgroupHost>; rootName: string };
+  /** Each child gets its own way out (namespace, veth, unique address, NAT) under the egress policy. */
+  network?: boolean;
+  /** The child's egress request (the daemon's default applies to what it leaves out). */
+  egress?: EgressRequest;
+  /**
+   * The engine's children networks. Given, every child gets its own namespace (with `network`, a way
+   * out; without, an isolated tap whose ports the host can still reach); absent, no backend at all.
+   */
+  networks?: ChildNetworks;
 }
 
 interface ChildPlan {
@@ -80,13 +91,16 @@ export async function spawnChildren(layout: HomeLayout, platform: Platform, opts
   await checkRestorable(entry, platform, layout);
   await fs.mkdir(layout.overlays, { recursive: true, mode: 0o700 });
   const t0 = nowMs();
+  if (opts.network && !opts.networks) throw new ForkdError('FORKD_E_NOT_IMPLEMENTED', 'sandbox networking is not configured in this process (it needs root)');
+  const networks = opts.networks;
+  const network = networks ? (vmId: string, tapOwner?: number) => networks.create(vmId, { network: opts.network ?? false, ...(opts.egress ? { egress: opts.egress } : {}), ...(tapOwner !== undefined ? { tapOwner } : {}) }) : undefined;
   const template = await overlayTemplate(entry.dir);
   const memPath = await memoryFileFor(layout, entry);
   const backing = await diskChainFiles(layout, entry);
   let ready = 0;
   const results = await Promise.allSettled(
     Array.from({ length: n }, (_, i) =>
-      restoreOne(plan, entry, memPath, template, backing, t0, opts.readyTimeoutMs ?? 60_000, opts.starter, opts.ids?.[i]?.slice(3)).then((sb) => {
+      restoreOne(plan, entry, memPath, template, backing, t0, opts.readyTimeoutMs ?? 60_000, opts.starter, opts.ids?.[i]?.slice(3), network).then((sb) => {
         ready++;
         onProgress({ phase: 'spawn', message: `${ready}/${n} ready`, fraction: ready / n });
         return sb;
@@ -103,7 +117,7 @@ export async function spawnChildren(layout: HomeLayout, platform: Platform, opts
   return ok;
 }
 
-async function restoreOne(plan: ChildPlan, entry: SnapshotEntry, memPath: string, template: string, backing: string[], t0: number, readyTimeoutMs: number, starter?: QemuStarter, vmId?: string): Promise<Sandbox> {
+async function restoreOne(plan: ChildPlan, entry: SnapshotEntry, memPath: string, template: string, backing: string[], t0: number, readyTimeoutMs: number, starter?: QemuStarter, vmId?: string, network?: (vmId: string, tapOwner?: number) => Promise<NetworkLease>): Promise<Sandbox> {
   const m = entry.manifest;
   const vm = await Vm.start('child', {
     accel: m.accel,
@@ -139,6 +153,7 @@ async function restoreOne(plan: ChildPlan, entry: SnapshotEntry, memPath: string
     },
     ...(starter ? { starter } : {}),
     ...(vmId ? { id: vmId } : {}),
+    ...(network ? { network } : {}),
   });
   try {
     const launchMs = since(t0);

@@ -17,6 +17,7 @@ import type { SnapshotEntry } from './store.js';
 import type { Platform } from '../platform.js';
 import type { QemuStarter } from '../qemu/start.js';
 import { sealForJail } from '../qemu/jail.js';
+import type { ChildNetworks } from '../network/index.js';
 
 export interface CreateSnapshotOptions {
   tag: string;
@@ -27,6 +28,8 @@ export interface CreateSnapshotOptions {
   warmupTimeoutMs?: number;
   onProgress?: ProgressFn;
   starter?: QemuStarter;
+  /** Needed when the recipe lets the parent reach the network during warm-up. */
+  networks?: ChildNetworks | null;
 }
 
 /** Refuses a machine the recipe or forkd cannot run; callers that queue work check before queueing. */
@@ -54,6 +57,8 @@ export async function createSnapshot(layout: HomeLayout, platform: Platform, opt
   const memMib = opts.memMib ?? recipe.default_mem_mib;
   const vcpus = opts.vcpus ?? 1;
   checkMachineSize(recipe, memMib, vcpus);
+  const networks = opts.networks ?? null;
+  if (recipe.warmup_network && !networks) throw new ForkdError('FORKD_E_NOT_IMPLEMENTED', `recipe ${recipe.name} warms up with network access, which needs networking (a process running as root)`);
   const finalDir = await freeSnapshotDir(layout, tag);
 
   const t0 = nowMs();
@@ -63,7 +68,7 @@ export async function createSnapshot(layout: HomeLayout, platform: Platform, opt
   return inStaging(layout, tag, async (staging) => {
     let vm: Vm | null = null;
     try {
-      const boot = await bootFromImage(env, 'parent', { memMib, vcpus, imagePath: image.path, stateDir: staging, memShare: true, onProgress, ...(opts.starter ? { starter: opts.starter } : {}), ...(opts.bootTimeoutMs ? { bootTimeoutMs: opts.bootTimeoutMs } : {}) });
+      const boot = await bootFromImage(env, 'parent', { memMib, vcpus, imagePath: image.path, stateDir: staging, memShare: true, onProgress, ...(opts.starter ? { starter: opts.starter } : {}), ...(recipe.warmup_network ? { network: (id: string, tapOwner?: number) => networks!.create(id, { network: true, ...(tapOwner !== undefined ? { tapOwner } : {}) }) } : {}), ...(opts.bootTimeoutMs ? { bootTimeoutMs: opts.bootTimeoutMs } : {}) });
       vm = boot.vm;
       const agent = vm.agent!;
       const { ping, cmdline, backing: backingRel } = boot;

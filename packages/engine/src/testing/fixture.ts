@@ -77,3 +77,5 @@ export async function waitFor(cond: () => boolean, ms: number): Promise<boolean>
   while (Date.now() < deadline && !cond()) await new Promise((r) => setTimeout(r, 50));
   return cond();
 }
+export { openNetLab, sh, type NetLab } from './net-lab.js';
+export { netnsPrefix } from '../network/netns/names.js';

@@ -6,6 +6,7 @@ import type { PlatformEnv } from '../platform.js';
 import { type ProgressFn, noProgress } from '../progress.js';
 import { Vm } from './vm.js';
 import type { QemuStarter } from '../qemu/start.js';
+import type { NetworkLease } from '../network/index.js';
 import { nowMs, since } from '../util/timing.js';
 
 export interface BootOptions {
@@ -20,6 +21,8 @@ export interface BootOptions {
   bootTimeoutMs?: number;
   onProgress?: ProgressFn;
   starter?: QemuStarter;
+  /** A network namespace with a way out for this VM (a parent whose recipe warms up online). */
+  network?: (vmId: string, tapOwner?: number) => Promise<NetworkLease>;
 }
 
 /** Boots a fresh VM from an image with the project's kernel + initramfs; resolves once the agent answers. */
@@ -49,6 +52,7 @@ export async function bootFromImage(env: PlatformEnv, kind: string, o: BootOptio
       return { memPath: path.join(dir, 'memory.bin'), disk: { path: diskPath, format: 'qcow2' } };
     },
     ...(o.starter ? { starter: o.starter } : {}),
+    ...(o.network ? { network: o.network } : {}),
   });
   try {
     const agent = await vm.guard(vm.connectAgent(30_000), 'connecting to the agent socket');

@@ -5,12 +5,17 @@ import type { VmSpec } from '../qemu/args.js';
 import { directStarter, type QemuStarter, type QemuProcess, type LaunchConfinement } from '../qemu/start.js';
 import { ChildCgroup } from '../quota/cgroup.js';
 import { startQemu } from '../qemu/start.js';
+import { jailMode, jailUid } from '../qemu/jail.js';
 import { QmpClient } from '../qmp/client.js';
 import { waitForQmpStatus } from './migration.js';
 import { AgentClient } from '../agent-client/index.js';
+import type { ChildNetwork, NetworkLease } from '../network/index.js';
 import { createVmDir, openVmDir, type VmDir } from '../runtime/index.js';
 
-export type VmSpecInput = Omit<VmSpec, 'name' | 'agentSocket' | 'qmpSocket' | 'fdQmpSocket' | 'console'> & { consoleLog?: boolean };
+export type VmSpecInput = Omit<VmSpec, 'name' | 'agentSocket' | 'qmpSocket' | 'fdQmpSocket' | 'console' | 'tap'> & { consoleLog?: boolean };
+
+/** A VM's network, recorded in its run dir so a daemon that adopts the VM takes it over. */
+export const NET_FILE = 'net.json';
 
 /**
  * One QEMU process with its run directory, QMP channel and agent channel. Owns everything in
@@ -38,6 +43,8 @@ export class Vm {
     readonly cgroup: ChildCgroup | null,
     /** The VM's writable disk (its overlay), if it has one. */
     readonly diskPath: string | null,
+    /** The VM's network namespace (null: its device has no backend). */
+    readonly network: NetworkLease | null = null,
   ) {
     this.endCause = proc.exited.then(async () => {
       // Checked even when forkd killed it: a SIGKILL from us never counts as an OOM kill.
@@ -45,6 +52,10 @@ export class Vm {
       return this.killed ? 'killed' : 'exited';
     });
     this.endCause.catch(() => undefined);
+  }
+
+  get net(): ChildNetwork | null {
+    return this.network?.net ?? null;
   }
 
   get id(): string {
@@ -72,11 +83,18 @@ export class Vm {
    * confine (after prepare) may record and create resources outside the run dir (vmDir.addExtras
    * first, so every remover finds them) and returns how QEMU is confined at launch.
    */
-  static async start(kind: string, spec: VmSpecInput, opts: { prepare?: (dir: string, vmDir: VmDir) => Promise<Partial<VmSpecInput>>; confine?: (vmDir: VmDir) => Promise<{ launch?: LaunchConfinement; cgroup?: ChildCgroup | null }>; qmpTimeoutMs?: number; starter?: QemuStarter; id?: string } = {}): Promise<Vm> {
+  static async start(kind: string, spec: VmSpecInput, opts: { prepare?: (dir: string, vmDir: VmDir) => Promise<Partial<VmSpecInput>>; confine?: (vmDir: VmDir) => Promise<{ launch?: LaunchConfinement; cgroup?: ChildCgroup | null }>; qmpTimeoutMs?: number; starter?: QemuStarter; id?: string; network?: (vmId: string, tapOwner?: number) => Promise<NetworkLease> } = {}): Promise<Vm> {
     const starter = opts.starter ?? directStarter;
     const vmDir = await createVmDir(kind, await starter.owner(), opts.id);
     let proc: QemuProcess | null = null;
+    let network: NetworkLease | null = null;
     try {
+      // The namespace after the run dir (a namespace whose dir is gone is stale: network/netns/sweep.ts).
+      if (opts.network) {
+        // A jailed QEMU opens its tap as the VM's uid: the tap is made owned by it.
+        network = await opts.network(vmDir.id, jailMode() === 'full' ? jailUid(vmDir.dir) : undefined);
+        await fs.writeFile(path.join(vmDir.dir, NET_FILE), JSON.stringify(network.net));
+      }
       const extra = opts.prepare ? await opts.prepare(vmDir.dir, vmDir) : {};
       const confined = opts.confine ? await opts.confine(vmDir) : {};
       const full: VmSpec = {
@@ -87,20 +105,31 @@ export class Vm {
         qmpSocket: path.join(vmDir.dir, 'qmp.sock'),
         fdQmpSocket: path.join(vmDir.dir, 'qmp-fd.sock'),
         console: (extra.consoleLog ?? spec.consoleLog) ? { kind: 'file', path: path.join(vmDir.dir, 'console.log') } : { kind: 'null' },
+        ...(network ? { tap: network.net.tap } : {}),
       } as VmSpec;
       delete (full as { consoleLog?: boolean }).consoleLog;
       // startQemu waits for QMP's greeting, so any start failure carries QEMU's own stderr.
-      const started = await startQemu(full, { runDir: vmDir.dir, startTimeoutMs: opts.qmpTimeoutMs ?? 15_000, starter, ...(confined.launch ? { confine: confined.launch } : {}) });
+      const started = await startQemu(full, { runDir: vmDir.dir, startTimeoutMs: opts.qmpTimeoutMs ?? 15_000, starter, ...(confined.launch ? { confine: confined.launch } : {}), ...(network ? { netns: network.net.netns } : {}) });
       proc = started.proc;
       await vmDir.setQemuPid(proc.pid);
-      return new Vm(vmDir, proc, started.qmp, confined.cgroup ?? null, full.disk && !full.disk.readOnly ? full.disk.path : null);
+      return new Vm(vmDir, proc, started.qmp, confined.cgroup ?? null, full.disk && !full.disk.readOnly ? full.disk.path : null, network);
     } catch (e) {
       if (proc) {
         proc.kill('SIGKILL');
         await proc.exited.catch(() => undefined);
       }
+      await network?.release().catch(() => undefined);
       await vmDir.remove();
       throw e;
+    }
+  }
+
+  /** The network an earlier owner recorded in the VM's run dir, if any. */
+  static async recordedNetwork(dir: string): Promise<ChildNetwork | null> {
+    try {
+      return JSON.parse(await fs.readFile(path.join(dir, NET_FILE), 'utf8')) as ChildNetwork;
+    } catch {
+      return null;
     }
   }
 
@@ -109,7 +138,7 @@ export class Vm {
    * held the VM): checks the dir names this pid, reconnects QMP and checks the guest is running.
    * The caller reconnects the agent. On failure nothing is killed: the caller decides.
    */
-  static async adopt(dir: string, proc: QemuProcess, opts: { qmpTimeoutMs?: number } = {}): Promise<Vm> {
+  static async adopt(dir: string, proc: QemuProcess, opts: { qmpTimeoutMs?: number; network?: NetworkLease | null } = {}): Promise<Vm> {
     const vmDir = await openVmDir(dir);
     if (vmDir.owner.qemu_pid !== proc.pid) {
       throw new ForkdError('FORKD_E_SANDBOX_NOT_RUNNING', `VM directory ${dir} records QEMU pid ${vmDir.owner.qemu_pid}, not ${proc.pid}`);
@@ -135,7 +164,7 @@ export class Vm {
     }
     const cgroups = vmDir.owner.extras?.cgroups ?? [];
     const overlay = vmDir.owner.extras?.files.find((f) => f.endsWith('.qcow2')) ?? path.join(dir, 'disk.qcow2');
-    return new Vm(vmDir, proc, qmp, cgroups.length > 0 ? new ChildCgroup(cgroups) : null, overlay);
+    return new Vm(vmDir, proc, qmp, cgroups.length > 0 ? new ChildCgroup(cgroups) : null, overlay, opts.network ?? null);
   }
 
   async connectAgent(timeoutMs = 10_000): Promise<AgentClient> {
@@ -184,6 +213,7 @@ export class Vm {
     this.proc.kill('SIGKILL');
     await this.proc.exited.catch(() => undefined);
     await this.endCause.catch(() => undefined); // reads the cgroup's OOM count before it is removed
+    await this.network?.release().catch(() => undefined);
     await this.vmDir.remove();
   }
 }
