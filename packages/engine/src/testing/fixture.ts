@@ -6,6 +6,7 @@ import { ForkdError } from '@forkd/protocol';
 import { Engine } from '../engine.js';
 import { loadRecipe, parseRecipe, type Recipe } from '../recipe/recipe.js';
 import { imageKey } from '../image/build.js';
+import { machineSignature } from '../snapshot/machine.js';
 
 /** A sandbox's VM and agent connection, for tests and probes that look inside it (never for the daemon). */
 export { vmOf, agentOf } from '../sandbox/sandbox.js';
@@ -36,7 +37,9 @@ export async function ensureFixtureSnapshot(engine: Engine): Promise<string> {
   const { key } = await imageKey(recipe);
   try {
     const s = await engine.getSnapshot(FIXTURE_TAG);
-    if (s.manifest.image.key === key && s.manifest.qemu.version) return FIXTURE_TAG;
+    const m = s.manifest;
+    // Same image, and the machine layout this forkd boots (a device or initramfs change makes it unrestorable).
+    if (m.image.key === key && m.qemu.version && m.machine.signature === machineSignature(m.accel, m.machine.mem_mib, m.machine.vcpus)) return FIXTURE_TAG;
   } catch {
     // missing or unreadable: (re)create it below
   }
