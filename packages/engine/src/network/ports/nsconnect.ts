@@ -4,13 +4,7 @@
  * forwarded connection runs one of these (~2 ms to start): a tiny C program compiled once per host
  * with the system's gcc (as the THP wrapper is) and cached under <home>/cache/bin.
  */
-import { promises as fs } from 'node:fs';
-import path from 'node:path';
-import crypto from 'node:crypto';
-import { ForkdError } from '@forkd/protocol';
-import { forkdHome } from '../../home/paths.js';
-import { runTool } from '../../qemu/tools.js';
-import { which } from '../../qemu/which.js';
+import { hostHelper } from '../../qemu/host-helpers.js';
 
 export const NSCONNECT_SOURCE = `#define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -66,34 +60,8 @@ int main(int argc, char **argv) {
 }
 `;
 
-let cached: Promise<string> | null = null;
 
-/** The helper's path, compiled on first use. */
+/** The helper's path, compiled on first use (qemu/host-helpers: cached by source hash). */
 export function nsconnectBinary(): Promise<string> {
-  cached ??= build().catch((e: unknown) => {
-    cached = null;
-    throw e;
-  });
-  return cached;
-}
-
-async function build(): Promise<string> {
-  const dir = path.join(forkdHome(), 'cache', 'bin');
-  const out = path.join(dir, `forkd-nsconnect-${crypto.createHash('sha256').update(NSCONNECT_SOURCE).digest('hex').slice(0, 12)}`);
-  if (await fs.access(out, fs.constants.X_OK).then(() => true, () => false)) return out;
-  const gcc = (await which('gcc')) ?? (await which('cc'));
-  if (!gcc) throw new ForkdError('FORKD_E_TOOL_MISSING', 'gcc is needed to build forkd-nsconnect (it relays exposed ports into a child\'s namespace): apt-get install gcc libc6-dev', { tool: 'gcc' });
-  await fs.mkdir(dir, { recursive: true });
-  const tag = crypto.randomBytes(4).toString('hex');
-  const src = path.join(dir, `.nsconnect-${tag}.c`);
-  const tmp = `${out}.${tag}.tmp`;
-  try {
-    await fs.writeFile(src, NSCONNECT_SOURCE);
-    await runTool(gcc, ['-O2', '-o', tmp, src], { timeoutMs: 60_000 });
-    await fs.rename(tmp, out);
-    return out;
-  } finally {
-    await fs.rm(src, { force: true });
-    await fs.rm(tmp, { force: true });
-  }
+  return hostHelper({ name: 'forkd-nsconnect', source: NSCONNECT_SOURCE });
 }
