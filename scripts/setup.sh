@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Idempotent set-up for a fresh Debian 12 machine: apt packages, npm ci, build.
+# docker-registry and apache2-utils (htpasswd) are for the OCI tests: they start a registry on loopback.
 # Every step is skipped when already satisfied, so `npm test` and `npm run quickstart` can run it each time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(qemu-system-x86 qemu-utils linux-image-cloud-amd64 debootstrap e2fsprogs zstd util-linux busybox-static gcc libc6-dev iproute2 nftables curl)
+APT_PACKAGES=(qemu-system-x86 qemu-utils linux-image-cloud-amd64 debootstrap e2fsprogs zstd util-linux busybox-static gcc libc6-dev iproute2 nftables curl docker-registry apache2-utils)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

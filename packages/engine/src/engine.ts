@@ -18,6 +18,7 @@ import { ForkdError, assertValidTag } from '@forkd/protocol';
 import { branchSandbox, type BranchMode } from './snapshot/branch.js';
 import { branchProven } from './sandbox/branch-proven.js';
 import { compactSnapshot } from './snapshot/compact.js';
+import { packSnapshot, pullSnapshot, pushSnapshot, unpackSnapshot, type RegistryAccess } from './oci/index.js';
 import { pruneMemoryCache } from './snapshot/memory.js';
 import { cgroupRootName, detectCgroups, sweepCgroups, type CgroupHost } from './quota/cgroup.js';
 import { runtimeDir } from './runtime/index.js';
@@ -167,6 +168,25 @@ export class Engine {
   /** Flattens a snapshot (e.g. a chain head) into a new one with no parent. */
   compactSnapshot(opts: { from: string; to: string; onProgress?: ProgressFn }) {
     return compactSnapshot(this.layout, opts.from, opts.to, opts.onProgress);
+  }
+
+  /** Pushes a snapshot (and every link of its chain the registry lacks) to an OCI registry. */
+  pushSnapshot(opts: RegistryAccess & { tag: string; ref: string; onProgress?: ProgressFn }) {
+    return pushSnapshot(this.layout, opts.tag, opts.ref, opts, opts.onProgress);
+  }
+
+  /** Pulls a snapshot from an OCI registry: only the links this store lacks travel. */
+  pullSnapshot(opts: RegistryAccess & { ref: string; tag?: string; onProgress?: ProgressFn }) {
+    return pullSnapshot(this.layout, this.platform, opts.ref, opts, opts.onProgress);
+  }
+
+  /** Writes a snapshot and its chain as an OCI layout in one tar file. */
+  packSnapshot(opts: { tag: string; file: string; description?: string; onProgress?: ProgressFn }) {
+    return packSnapshot(this.layout, opts.tag, opts.file, opts.description !== undefined ? { description: opts.description } : {}, opts.onProgress);
+  }
+
+  unpackSnapshot(opts: { file: string; tag?: string; force?: boolean; onProgress?: ProgressFn }) {
+    return unpackSnapshot(this.layout, this.platform, opts.file, { ...(opts.tag !== undefined ? { tag: opts.tag } : {}), ...(opts.force ? { force: true } : {}) }, opts.onProgress);
   }
 
   spawn(opts: SpawnOptions) {

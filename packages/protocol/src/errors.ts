@@ -30,6 +30,24 @@ export const ERROR_CODES = {
   FORKD_E_HAS_DEPENDENTS: 409,
   FORKD_E_IN_USE: 409,
   FORKD_E_PAYLOAD_TOO_LARGE: 413,
+  /**
+   * Snapshot artifacts (OCI registries, packs): each way a hostile or damaged artifact is refused
+   * has its own code. Nothing of a refused artifact is left in the store.
+   */
+  FORKD_E_ARTIFACT_INVALID: 400,
+  FORKD_E_ARTIFACT_UNSAFE_PATH: 400,
+  FORKD_E_ARTIFACT_ENTRY_TYPE: 400,
+  FORKD_E_ARTIFACT_DUPLICATE: 400,
+  FORKD_E_ARTIFACT_TRUNCATED: 400,
+  FORKD_E_DIGEST_MISMATCH: 400,
+  FORKD_E_ARTIFACT_TOO_LARGE: 413,
+  FORKD_E_ARTIFACT_RATIO: 413,
+  /** A registry refused the credentials (or gave none that work). */
+  FORKD_E_REGISTRY_AUTH: 502,
+  /** A registry answered with an error or something that is not the distribution API. */
+  FORKD_E_REGISTRY_ERROR: 502,
+  /** The registry has no such repository, tag or digest. */
+  FORKD_E_REF_NOT_FOUND: 404,
   FORKD_E_RATE_LIMITED: 429,
   /** The guest reads its agent channel slower than calls arrive: the call was not sent; retry shortly. */
   FORKD_E_AGENT_BACKPRESSURE: 429,

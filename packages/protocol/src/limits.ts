@@ -149,3 +149,32 @@ export const AUTH_LIMITS = {
    */
   failures: { perWindow: 20, windowMs: 60_000 },
 } as const;
+
+/**
+ * Snapshots as OCI artifacts (push, pull, pack, unpack): what forkd accepts from a registry or a
+ * pack before anything is written, and how it uploads. Sizes an artifact declares are checked
+ * against these before a byte is downloaded; the bytes that arrive are counted against the declared ones.
+ */
+export const OCI_LIMITS = {
+  /** An image manifest or index document. */
+  maxManifestBytes: 4 * 1024 * 1024,
+  /** The snapshot config blob (the snapshot manifest and the image record). */
+  maxConfigBytes: 1024 * 1024,
+  /** Links of one chain a pull or unpack walks. */
+  maxChainDepth: 64,
+  /** One file of a snapshot or image once decompressed (declared and counted). */
+  maxFileBytes: 64 * 1024 * 1024 * 1024,
+  /** Everything one pull or unpack writes, decompressed. */
+  maxTotalBytes: 256 * 1024 * 1024 * 1024,
+  /**
+   * Non-zero bytes written per compressed byte read. Runs of zero pages are written as holes and
+   * cost nothing, so this only bounds data a bomb would really put on disk.
+   */
+  maxDecompressionRatio: 200,
+  /** Entries in a pack's tar. */
+  maxPackEntries: 4096,
+  /** Uploads larger than this go in chunks (POST, PATCH..., PUT) of this size. */
+  uploadChunkBytes: 64 * 1024 * 1024,
+  /** zstd level for blobs: fast enough to stay under the pack/push time budget on 2 cores. */
+  zstdLevel: 3,
+} as const;

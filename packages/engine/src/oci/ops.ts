@@ -1,0 +1,143 @@
+/** push, pull, pack and unpack: the engine's entry points for snapshots as OCI artifacts. */
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import crypto from 'node:crypto';
+import { FORKD_VERSION, assertValidTag } from '@forkd/protocol';
+import type { HomeLayout } from '../home/paths.js';
+import type { Platform } from '../platform.js';
+import { type ProgressFn, noProgress } from '../progress.js';
+import { SnapshotCatalog } from '../snapshot/catalog.js';
+import { readSnapshot } from '../snapshot/store.js';
+import { ensurePrivateDir, stagingOwnerSuffix } from '../util/staging.js';
+import { STAGING_PREFIX } from '../home/paths.js';
+import { dockerConfigCredentials, type Credentials } from './auth.js';
+import { exportChain } from './export.js';
+import { importArtifact, type BlobSource, type ImportResult } from './import.js';
+import { stagePack, writePack } from './layout.js';
+import { parseReference } from './reference.js';
+import { RegistryClient } from './registry.js';
+import type { HostCompat } from './format.js';
+
+export interface RegistryAccess {
+  /** Explicit credentials; otherwise Docker's config.json is consulted; otherwise anonymous. */
+  credentials?: Credentials | null;
+  scheme?: 'http' | 'https';
+}
+
+export interface PushResult {
+  reference: string;
+  digest: string;
+  links: Array<{ tag: string; digest: string }>;
+  /** Bytes uploaded (blobs the registry already had are not sent). */
+  bytes_sent: number;
+  /** Bytes of every blob of the chain (what a push to an empty registry sends). */
+  bytes_total: number;
+  blobs_skipped: number;
+}
+
+export interface PullResult extends ImportResult {
+  reference: string;
+  bytes_received: number;
+}
+
+async function workDir(layout: HomeLayout, kind: string): Promise<string> {
+  await ensurePrivateDir(layout.snapshots);
+  const dir = path.join(layout.snapshots, `${STAGING_PREFIX}${kind}-${stagingOwnerSuffix()}-${crypto.randomBytes(4).toString('hex')}`);
+  await fs.mkdir(dir, { mode: 0o700 });
+  return dir;
+}
+
+async function clientFor(registry: string, access: RegistryAccess): Promise<RegistryClient> {
+  const credentials = access.credentials !== undefined ? access.credentials : await dockerConfigCredentials(registry);
+  return new RegistryClient(registry, { credentials, ...(access.scheme ? { scheme: access.scheme } : {}) });
+}
+
+export async function hostCompat(platform: Platform): Promise<HostCompat> {
+  const env = await platform.resolve();
+  return { qemuVersion: env.qemuVersion, accel: env.accel, kernelSha256: env.kernel.sha256, initramfsSha256: env.initramfs.sha256, agentVersion: FORKD_VERSION, kernelPath: env.kernel.path };
+}
+
+/** Pushes a snapshot and every link under it; the head is tagged with ref's tag, links go by digest. */
+export async function pushSnapshot(layout: HomeLayout, tag: string, refText: string, access: RegistryAccess = {}, onProgress: ProgressFn = noProgress): Promise<PushResult> {
+  assertValidTag(tag);
+  const ref = parseReference(refText);
+  await readSnapshot(layout, tag);
+  const client = await clientFor(ref.registry, access);
+  const dir = await workDir(layout, 'push');
+  try {
+    const links = await exportChain(layout, tag, dir, onProgress);
+    const total = links.reduce((s, l) => s + l.blobs.reduce((t, b) => t + b.size, 0), 0);
+    let skipped = 0;
+    let sent = 0;
+    for (const l of links) {
+      for (const b of l.blobs) {
+        const pushed = await client.pushBlob(ref.repository, b.digest, b.size, b.path, (n) => {
+          sent += n;
+          onProgress({ phase: 'push', message: `${l.tag}: ${(sent / 1048576).toFixed(0)} MiB sent`, fraction: total ? sent / total : 1 });
+        });
+        if (!pushed) skipped++;
+      }
+      const isHead = l === links[links.length - 1];
+      await client.putManifest(ref.repository, isHead && !ref.reference.startsWith('sha256:') ? ref.reference : l.digest, l.manifest);
+    }
+    const head = links[links.length - 1]!;
+    onProgress({ phase: 'done', message: `pushed ${tag} to ${refText} (${head.digest.slice(0, 19)}, ${(client.bytesSent / 1048576).toFixed(1)} MiB sent)`, fraction: 1 });
+    return { reference: refText, digest: head.digest, links: links.map((l) => ({ tag: l.tag, digest: l.digest })), bytes_sent: client.bytesSent, bytes_total: total, blobs_skipped: skipped };
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+}
+
+export async function pullSnapshot(layout: HomeLayout, platform: Platform, refText: string, opts: RegistryAccess & { tag?: string } = {}, onProgress: ProgressFn = noProgress): Promise<PullResult> {
+  const ref = parseReference(refText);
+  if (opts.tag !== undefined) assertValidTag(opts.tag);
+  const client = await clientFor(ref.registry, opts);
+  const source: BlobSource = {
+    describe: `${ref.registry}/${ref.repository}`,
+    manifest: (r) => client.manifest(ref.repository, r),
+    blob: (d) => client.blob(ref.repository, d),
+  };
+  const r = await importArtifact(layout, source, ref.reference, { host: await hostCompat(platform), refText, onProgress, ...(opts.tag !== undefined ? { tag: opts.tag } : {}) });
+  return { ...r, reference: refText, bytes_received: client.bytesReceived };
+}
+
+export async function packSnapshot(layout: HomeLayout, tag: string, file: string, opts: { description?: string } = {}, onProgress: ProgressFn = noProgress): Promise<{ file: string; bytes: number; digest: string }> {
+  assertValidTag(tag);
+  await readSnapshot(layout, tag);
+  const dir = await workDir(layout, 'pack');
+  try {
+    const links = await exportChain(layout, tag, dir, onProgress);
+    onProgress({ phase: 'pack', message: `writing ${file}` });
+    const { bytes } = await writePack(links, tag, file, opts.description);
+    const digest = links[links.length - 1]!.digest;
+    onProgress({ phase: 'done', message: `packed ${tag} into ${file} (${(bytes / 1048576).toFixed(1)} MiB)`, fraction: 1 });
+    return { file, bytes, digest };
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Unpacks a pack. With force, a head tag already taken by another snapshot is removed first, and
+ * only after the pack was read and verified (a pack that fails leaves the old snapshot as it was).
+ */
+export async function unpackSnapshot(layout: HomeLayout, platform: Platform, file: string, opts: { tag?: string; force?: boolean } = {}, onProgress: ProgressFn = noProgress): Promise<ImportResult & { file: string }> {
+  if (opts.tag !== undefined) assertValidTag(opts.tag);
+  onProgress({ phase: 'unpack', message: `reading ${file}` });
+  const stage = await stagePack(layout, file);
+  try {
+    const tag = opts.tag ?? (stage.refName !== null ? assertValidTag(stage.refName, 'pack tag') : undefined);
+    const host = await hostCompat(platform);
+    const run = () => importArtifact(layout, stage.source, stage.headRef, { host, refText: path.basename(file), onProgress, ...(tag !== undefined ? { tag } : {}) });
+    try {
+      return { ...(await run()), file };
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      if (!opts.force || code !== 'FORKD_E_SNAPSHOT_EXISTS' || tag === undefined) throw e;
+      await new SnapshotCatalog(layout).remove(tag);
+      return { ...(await run()), file };
+    }
+  } finally {
+    await fs.rm(stage.dir, { recursive: true, force: true });
+  }
+}
