@@ -107,20 +107,26 @@ export async function importArtifact(layout: HomeLayout, source: BlobSource, ref
     moved += n;
     onProgress({ phase: 'pull', message: `${mib(moved)}/${mib(total)} MiB`, fraction: total ? Math.min(1, moved / total) : 1 });
   };
-  let imageFetched = false;
   const root = plan[0]!;
   let image = await readImageInfo(layout, root.config.image.key);
-  if (root.config.snapshot.parent_tag === null && !image) {
-    image = await importImage(layout, source, root, o.refText, onProgress);
-    imageFetched = true;
+  // A root filesystem this store lacks is staged first and moved into place just before the
+  // root link commits: a refused artifact leaves no image behind either.
+  let stagedImage: StagedImage | null = null;
+  if (!image && root.config.snapshot.parent_tag === null) {
+    stagedImage = await stageImage(layout, source, root, o.refText, onProgress);
+    image = stagedImage.info;
   }
-  if (!image) image = await readImageInfo(layout, root.config.image.key);
   if (!image) throw new ForkdError('FORKD_E_SNAPSHOT_INCOMPATIBLE', `${o.refText} needs image ${root.config.image.key.slice(0, 12)}, which this store lacks`);
   const imported: string[] = [];
-  for (const link of plan) {
-    await importLink(layout, source, link, image, o, progress);
-    imported.push(link.tag);
+  try {
+    for (const link of plan) {
+      await importLink(layout, source, link, image, o, progress, link === root && stagedImage ? stagedImage.commit : null);
+      imported.push(link.tag);
+    }
+  } finally {
+    if (stagedImage) await fs.rm(stagedImage.dir, { recursive: true, force: true });
   }
+  const imageFetched = stagedImage !== null;
   onProgress({ phase: 'done', message: `${o.refText} → ${head.tag} (${imported.length} link(s) fetched${reused ? `, ${reused} reused` : ''})`, fraction: 1 });
   return { tag: head.tag, digest: headDigest, imported, reused, imageFetched };
 }
@@ -137,7 +143,13 @@ async function readSmallBlob(source: BlobSource, digest: string, size: number, w
   return Buffer.concat(parts);
 }
 
-async function importImage(layout: HomeLayout, source: BlobSource, root: PlannedLink, refText: string, onProgress: ProgressFn): Promise<ImageInfo> {
+interface StagedImage {
+  dir: string;
+  info: ImageInfo;
+  commit: () => Promise<void>;
+}
+
+async function stageImage(layout: HomeLayout, source: BlobSource, root: PlannedLink, refText: string, onProgress: ProgressFn): Promise<StagedImage> {
   const rec = root.config.image;
   let dir: string;
   try {
@@ -160,21 +172,23 @@ async function importImage(layout: HomeLayout, source: BlobSource, root: Planned
     await fs.chmod(path.join(staging, ROOTFS_FILE), 0o444);
     const info: ImageInfo = { ...rec, path: path.join(dir, ROOTFS_FILE) };
     await writeFileAtomic(path.join(staging, 'image.json'), JSON.stringify(info, null, 2));
-    try {
-      await fs.rename(staging, dir);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e;
-      await fs.rm(staging, { recursive: true, force: true }); // another pull installed it meanwhile
-    }
-    return info;
+    const commit = async () => {
+      try {
+        await fs.rename(staging, dir);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e;
+        // Another pull installed the same image meanwhile: the caller removes our copy.
+      }
+    };
+    return { dir: staging, info, commit };
   } catch (e) {
     await fs.rm(staging, { recursive: true, force: true });
     throw e;
   }
 }
 
-async function importLink(layout: HomeLayout, source: BlobSource, link: PlannedLink, image: ImageInfo, o: ImportOptions, progress: (n: number) => void): Promise<void> {
+async function importLink(layout: HomeLayout, source: BlobSource, link: PlannedLink, image: ImageInfo, o: ImportOptions, progress: (n: number) => void, beforeCommit: (() => Promise<void>) | null): Promise<void> {
   const finalDir = await freeSnapshotDir(layout, link.tag);
   const snap = link.config.snapshot;
   await inStaging(layout, link.tag, async (staging) => {
@@ -208,6 +222,7 @@ async function importLink(layout: HomeLayout, source: BlobSource, link: PlannedL
         disk: { ...snap.files.disk, backing, physical_bytes: await allocatedBytes(path.join(staging, 'disk.qcow2')) },
       },
     };
+    await beforeCommit?.();
     await commitStaging(staging, finalDir, manifest);
   });
   if (!(await exists(snapshotDir(layout, link.tag)))) throw new ForkdError('FORKD_E_INTERNAL', `snapshot ${link.tag} did not land`);

@@ -122,12 +122,16 @@ export async function packSnapshot(layout: HomeLayout, tag: string, file: string
  * only after the pack was read and verified (a pack that fails leaves the old snapshot as it was).
  */
 export async function unpackSnapshot(layout: HomeLayout, platform: Platform, file: string, opts: { tag?: string; force?: boolean } = {}, onProgress: ProgressFn = noProgress): Promise<ImportResult & { file: string }> {
+  return unpackFor(layout, await hostCompat(platform), file, opts, onProgress);
+}
+
+/** unpackSnapshot against a given host description (tests describe a host without booting one). */
+export async function unpackFor(layout: HomeLayout, host: HostCompat, file: string, opts: { tag?: string; force?: boolean } = {}, onProgress: ProgressFn = noProgress): Promise<ImportResult & { file: string }> {
   if (opts.tag !== undefined) assertValidTag(opts.tag);
   onProgress({ phase: 'unpack', message: `reading ${file}` });
   const stage = await stagePack(layout, file);
   try {
     const tag = opts.tag ?? (stage.refName !== null ? assertValidTag(stage.refName, 'pack tag') : undefined);
-    const host = await hostCompat(platform);
     const run = () => importArtifact(layout, stage.source, stage.headRef, { host, refText: path.basename(file), onProgress, ...(tag !== undefined ? { tag } : {}) });
     try {
       return { ...(await run()), file };
