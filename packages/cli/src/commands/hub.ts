@@ -1,0 +1,120 @@
+/**
+ * Snapshots through OCI registries and packs: push, pull, pack, unpack. They run the engine in
+ * this process (like `image build`): they read and write this host's store and talk to the
+ * registry directly; the daemon sees what lands (it lists the store). Spellings of the original
+ * forkd work too: `pack --tag T --out FILE`, `unpack FILE --tag T --force`, `push --tag T URL`.
+ */
+import type { Command } from 'commander';
+import { ForkdError } from '@forkd/protocol';
+import type { Credentials } from '@forkd/engine';
+import type { CliContext } from '../client.js';
+import { bytes, printJson, progressPrinter } from '../output.js';
+
+interface CredFlags {
+  username?: string;
+  passwordStdin?: boolean;
+  plainHttp?: boolean;
+}
+
+async function readStdin(): Promise<string> {
+  const parts: Buffer[] = [];
+  for await (const c of process.stdin) parts.push(c as Buffer);
+  return Buffer.concat(parts).toString('utf8').replace(/\r?\n$/, '');
+}
+
+/** --username with --password-stdin (never a password on the command line); else Docker's config.json. */
+async function access(o: CredFlags): Promise<{ credentials?: Credentials | null; scheme?: 'http' }> {
+  if (o.passwordStdin && !o.username) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', '--password-stdin needs --username');
+  if (o.username && !o.passwordStdin) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', '--username needs --password-stdin (passwords are never taken on the command line)');
+  const out: { credentials?: Credentials | null; scheme?: 'http' } = {};
+  if (o.username) out.credentials = { username: o.username, password: await readStdin() };
+  if (o.plainHttp) out.scheme = 'http';
+  return out;
+}
+
+function credOptions(cmd: Command): Command {
+  return cmd
+    .option('--username <user>', 'registry user (with --password-stdin); default: Docker config.json, else anonymous')
+    .option('--password-stdin', 'read the registry password from stdin')
+    .option('--plain-http', 'talk http to the registry (loopback registries do by default)')
+    .option('--json', 'JSON output');
+}
+
+function pickTag(positional: string | undefined, flag: string | undefined, what: string): string {
+  const tag = flag ?? positional;
+  if (!tag) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `${what}: which snapshot? (TAG or --tag T)`);
+  if (flag && positional && flag !== positional) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `${what}: TAG ${positional} and --tag ${flag} disagree`);
+  return tag;
+}
+
+function rate(n: number, ms: number): string {
+  return `${bytes(n)} in ${(ms / 1000).toFixed(1)} s (${bytes(ms > 0 ? (n * 1000) / ms : 0)}/s)`;
+}
+
+export function registerHubCommands(program: Command, { run, engine }: CliContext): void {
+  credOptions(program.command('push').argument('[tag]', 'snapshot tag').argument('[ref]', 'registry reference: host[:port]/repo[:tag]').option('--tag <tag>', 'snapshot tag (the original spelling: push --tag T REF)'))
+    .description('push a snapshot and the links of its chain the registry lacks to an OCI registry')
+    .action(run(async (a: string | undefined, b: string | undefined, o: CredFlags & { tag?: string; json?: boolean }) => {
+      // `push --tag T REF`: the one positional is the reference.
+      const [tagArg, ref] = o.tag && b === undefined ? [undefined, a] : [a, b];
+      const tag = pickTag(tagArg, o.tag, 'push');
+      if (!ref) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', 'push: which registry reference? (forkd push TAG host/repo:tag)');
+      const progress = progressPrinter(!o.json);
+      const t0 = Date.now();
+      try {
+        const r = await engine().pushSnapshot({ tag, ref, ...(await access(o)), onProgress: progress.onProgress });
+        progress.done();
+        if (o.json) return printJson({ ...r, seconds: (Date.now() - t0) / 1000 });
+        process.stdout.write(`pushed ${tag} to ${ref}\n  digest ${r.digest}\n  ${r.links.length} link(s); sent ${rate(r.bytes_sent, Date.now() - t0)} of ${bytes(r.bytes_total)} (${r.blobs_skipped} blob(s) already there)\n`);
+      } finally {
+        progress.done();
+      }
+    }));
+
+  credOptions(program.command('pull').argument('<ref>', 'registry reference: host[:port]/repo[:tag|@sha256:...]').option('--tag <tag>', 'store the head under this tag'))
+    .description('pull a snapshot from an OCI registry (only the links this store lacks travel)')
+    .action(run(async (ref: string, o: CredFlags & { tag?: string; json?: boolean }) => {
+      const progress = progressPrinter(!o.json);
+      const t0 = Date.now();
+      try {
+        const r = await engine().pullSnapshot({ ref, ...(o.tag ? { tag: o.tag } : {}), ...(await access(o)), onProgress: progress.onProgress });
+        progress.done();
+        if (o.json) return printJson({ ...r, seconds: (Date.now() - t0) / 1000 });
+        process.stdout.write(`pulled ${ref} as ${r.tag}\n  digest ${r.digest}\n  fetched ${r.imported.length ? r.imported.join(', ') : 'nothing (already here)'}${r.reused ? `; reused ${r.reused}` : ''}${r.imageFetched ? '; image fetched' : ''}\n  received ${rate(r.bytes_received, Date.now() - t0)}\n`);
+      } finally {
+        progress.done();
+      }
+    }));
+
+  program.command('pack').argument('[tag]', 'snapshot tag').option('--tag <tag>', 'snapshot tag (original spelling)').option('-o, --out <file>', 'pack file to write').option('--description <text>', 'a description stored in the pack').option('--json', 'JSON output')
+    .description('write a snapshot and its chain as an OCI image layout in one tar file (blobs zstd-compressed)')
+    .action(run(async (t: string | undefined, o: { tag?: string; out?: string; description?: string; json?: boolean }) => {
+      const tag = pickTag(t, o.tag, 'pack');
+      if (!o.out) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', 'pack: where to? (-o FILE)');
+      const progress = progressPrinter(!o.json);
+      const t0 = Date.now();
+      try {
+        const r = await engine().packSnapshot({ tag, file: o.out, ...(o.description ? { description: o.description } : {}), onProgress: progress.onProgress });
+        progress.done();
+        if (o.json) return printJson({ ...r, seconds: (Date.now() - t0) / 1000 });
+        process.stdout.write(`packed ${tag} into ${r.file}: ${rate(r.bytes, Date.now() - t0)}\n  digest ${r.digest}\n`);
+      } finally {
+        progress.done();
+      }
+    }));
+
+  program.command('unpack').argument('<file>', 'pack file').option('--tag <tag>', 'store the head under this tag (default: the tag in the pack)').option('--force', 'replace a snapshot of the same tag (after the pack was verified)').option('--json', 'JSON output')
+    .description('unpack a pack file into the snapshot store (verified before anything becomes visible)')
+    .action(run(async (file: string, o: { tag?: string; force?: boolean; json?: boolean }) => {
+      const progress = progressPrinter(!o.json);
+      const t0 = Date.now();
+      try {
+        const r = await engine().unpackSnapshot({ file, ...(o.tag ? { tag: o.tag } : {}), ...(o.force ? { force: true } : {}), onProgress: progress.onProgress });
+        progress.done();
+        if (o.json) return printJson({ ...r, seconds: (Date.now() - t0) / 1000 });
+        process.stdout.write(`unpacked ${file} as ${r.tag} in ${((Date.now() - t0) / 1000).toFixed(1)} s (${r.imported.length ? r.imported.join(', ') : 'already here'})\n`);
+      } finally {
+        progress.done();
+      }
+    }));
+}
