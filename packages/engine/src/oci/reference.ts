@@ -66,5 +66,5 @@ export function isDigest(ref: string): boolean {
 /** Loopback registries speak plain HTTP by default (the distribution project's own convention). */
 export function defaultScheme(registry: string): 'http' | 'https' {
   const host = registry.replace(/:[0-9]+$/, '').replace(/^\[|\]$/g, '');
-  return host === 'localhost' || host === '127.0.0.1' || host === '::1' || /^127\./.test(host) ? 'http' : 'https';
+  return host === 'localhost' || host === '127.0.0.1' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host) ? 'http' : 'https';
 }

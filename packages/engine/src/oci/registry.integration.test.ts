@@ -11,6 +11,7 @@ import path from 'node:path';
 import crypto from 'node:crypto';
 import { ForkdError } from '@forkd/protocol';
 import { startRegistry, type TestRegistry } from '../testing/registry.js';
+import { startTokenServer, type TokenServer } from '../testing/token-server.js';
 import { RegistryClient } from './registry.js';
 import { dockerConfigCredentials } from './auth.js';
 import { sha256Digest } from './digest.js';
@@ -18,14 +19,17 @@ import { MEDIA } from './format.js';
 
 let plain: TestRegistry;
 let basic: TestRegistry;
+let bearer: TestRegistry;
+let tokens: TokenServer;
 let tmp: string;
 
 before(async () => {
   tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'forkd-oci-reg-'));
-  [plain, basic] = await Promise.all([startRegistry(), startRegistry({ users: { alice: 's3cret-pass' } })]);
+  tokens = await startTokenServer({ bob: 'token-pass-1' });
+  [plain, basic, bearer] = await Promise.all([startRegistry(), startRegistry({ users: { alice: 's3cret-pass' } }), startRegistry({ token: tokens })]);
 });
 after(async () => {
-  await Promise.all([plain?.stop(), basic?.stop()]);
+  await Promise.all([plain?.stop(), basic?.stop(), bearer?.stop(), tokens?.stop()]);
   await fs.rm(tmp, { recursive: true, force: true });
 });
 
@@ -108,4 +112,15 @@ test("credentials from Docker's config.json (DOCKER_CONFIG) reach the registry",
   assert.equal(await dockerConfigCredentials('other.example:5000', { DOCKER_CONFIG: dir }), null);
   const b = await blobFile(1500);
   assert.equal(await new RegistryClient(basic.host, { credentials: creds }).pushBlob('forkd/b', b.digest, 1500, b.file), true);
+});
+
+test('bearer auth: the challenge sends the client to the token endpoint; anonymous and wrong users are refused', async () => {
+  const b = await blobFile(4000);
+  await assert.rejects(new RegistryClient(bearer.host).pushBlob('forkd/c', b.digest, 4000, b.file), code('FORKD_E_REGISTRY_AUTH'));
+  await assert.rejects(new RegistryClient(bearer.host, { credentials: { username: 'bob', password: 'nope' } }).pushBlob('forkd/c', b.digest, 4000, b.file), code('FORKD_E_REGISTRY_AUTH'));
+  const before = tokens.requests;
+  const ok = new RegistryClient(bearer.host, { credentials: { username: 'bob', password: 'token-pass-1' }, chunkBytes: 1500 });
+  assert.equal(await ok.pushBlob('forkd/c', b.digest, 4000, b.file), true, 'chunked upload under a bearer token');
+  assert.equal(sha256Digest(await readAll(ok.blob('forkd/c', b.digest))), b.digest);
+  assert.ok(tokens.requests > before, 'the token endpoint was asked');
 });
