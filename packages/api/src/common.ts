@@ -32,7 +32,7 @@ export const Version = z.object({ version: z.string(), api: z.literal('v1'), qem
 /** A long-running operation (snapshot creation, branch with wait=false, diff, compact). */
 export const Job = z.object({
   id: JobId,
-  kind: z.enum(['snapshot.create', 'snapshot.branch', 'snapshot.diff', 'snapshot.compact', 'workspace.suspend']),
+  kind: z.enum(['snapshot.create', 'snapshot.branch', 'snapshot.diff', 'snapshot.compact', 'workspace.suspend', 'snapshot.push', 'snapshot.pull']),
   status: z.enum(['queued', 'running', 'succeeded', 'failed']),
   created_at_unix: z.number().int(),
   finished_at_unix: z.number().int().nullable(),

@@ -98,3 +98,40 @@ export interface TreeNodeT {
   children: TreeNodeT[];
 }
 export const SnapshotTree = z.object({ roots: z.array(TreeNode) });
+
+/**
+ * Registry access for push and pull. The password travels in the body (never a query string) and
+ * is never logged or kept in the job record; without one, the daemon's Docker config.json is used.
+ */
+const RegistryAuth = {
+  /** host[:port]/repository[:tag|@sha256:...] (the OCI distribution spec's reference grammar). */
+  ref: z.string().min(1).max(1024),
+  username: z.string().min(1).max(256).optional(),
+  password: z.string().min(1).max(4096).optional(),
+  /** Talk http to a registry that is not on loopback (loopback registries are http already). */
+  plain_http: z.boolean().optional(),
+};
+
+export const PushBody = z.object({ ...RegistryAuth, wait: z.boolean().optional() }).strict();
+export const PullBody = z.object({ ...RegistryAuth, /** The tag the head lands under (default: its own). */ tag: Tag.optional(), wait: z.boolean().optional() }).strict();
+
+export const PushResult = z.object({
+  reference: z.string(),
+  digest: z.string(),
+  links: z.array(z.object({ tag: Tag, digest: z.string() })),
+  bytes_sent: z.number(),
+  bytes_total: z.number(),
+  blobs_skipped: z.number().int(),
+});
+export const PullResult = z.object({
+  reference: z.string(),
+  tag: Tag,
+  digest: z.string(),
+  /** Tags written, root first. */
+  imported: z.array(Tag),
+  /** The ancestor the store already had, where the walk down the chain stopped. */
+  reused: Tag.nullable(),
+  /** Whether the image's root filesystem travelled (false: this store had it). */
+  image_fetched: z.boolean(),
+  bytes_received: z.number(),
+});

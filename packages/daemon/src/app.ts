@@ -18,6 +18,7 @@ import { processHandlers } from './handlers/processes.js';
 import { fileHandlers } from './handlers/files.js';
 import { snapshotHandlers } from './handlers/snapshots.js';
 import { branchingHandlers } from './handlers/branching.js';
+import { registryHandlers } from './handlers/registry.js';
 import { workspaceHandlers } from './handlers/workspaces.js';
 
 /** JSON bodies: code and stdin are capped at 4 MiB by the schemas; this bounds parsing. */
@@ -121,6 +122,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     ...processHandlers(s),
     ...fileHandlers(s),
     ...branchingHandlers(s),
+    ...registryHandlers(s),
     ...workspaceHandlers(s),
   } as Handlers;
   registerRoutes(app, handlers, {

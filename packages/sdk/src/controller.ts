@@ -13,6 +13,8 @@ export type SnapshotInfo = ResponseOf<'getSnapshot'>;
 export type SnapshotInfoDetail = ResponseOf<'snapshotInfo'>;
 export type SandboxInfo = ResponseOf<'getSandbox'>;
 export type Job = ResponseOf<'getJob'>;
+export type PushResult = Extract<ResponseOf<'pushSnapshot'>, { bytes_sent: number }>;
+export type PullResult = Extract<ResponseOf<'pullSnapshot'>, { bytes_received: number }>;
 /** A branch with wait=false: the snapshot in status "writing" and the job writing it. */
 export type SnapshotWriting = Extract<ResponseOf<'branch'>, { job_id: string }>;
 export type ExecResult = ResponseOf<'exec'>;
@@ -76,6 +78,10 @@ export class Controller {
   }
   compactSnapshot(tag: string, body: BodyOf<'compactSnapshot'>) { return this.call('compactSnapshot', { params: { tag }, body, timeoutMs: 3_600_000 }) as Promise<SnapshotInfo | Job>; }
   diffSnapshot(tag: string, body: BodyOf<'diffSnapshot'>) { return this.call('diffSnapshot', { params: { tag }, body, timeoutMs: 3_600_000 }) as Promise<SnapshotInfo | Job>; }
+  /** Admin: push a snapshot (and its chain's missing links) to an OCI registry; 202 Job unless body.wait. */
+  pushSnapshot(tag: string, body: BodyOf<'pushSnapshot'>) { return this.call('pushSnapshot', { params: { tag }, body, timeoutMs: 3_600_000 }) as Promise<PushResult | Job>; }
+  /** Admin: pull a snapshot from an OCI registry (only missing links travel); 202 Job unless body.wait. */
+  pullSnapshot(body: BodyOf<'pullSnapshot'>) { return this.call('pullSnapshot', { body, timeoutMs: 3_600_000 }) as Promise<PullResult | Job>; }
   getJob(id: string) { return this.call('getJob', { params: { id } }); }
   /** Polls a job until it ends; resolves with its result, throws its error. */
   async waitJob(id: string, opts: { onProgress?: (job: Job) => void; pollMs?: number; timeoutMs?: number } = {}): Promise<unknown> {

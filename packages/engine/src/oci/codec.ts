@@ -36,8 +36,20 @@ function collectStderr(child: ChildProcess): () => string {
   return () => s;
 }
 
+/** Writes with backpressure; a stream that closes or fails while full releases the writer (the exit code tells why). */
 async function writeAll(stream: NodeJS.WritableStream, chunk: Uint8Array): Promise<void> {
-  if (!stream.write(chunk)) await Promise.race([once(stream, 'drain'), once(stream, 'close')]);
+  if (stream.write(chunk)) return;
+  await new Promise<void>((resolve) => {
+    const done = () => {
+      stream.off('drain', done);
+      stream.off('close', done);
+      stream.off('error', done);
+      resolve();
+    };
+    stream.on('drain', done);
+    stream.on('close', done);
+    stream.on('error', done);
+  });
 }
 
 export interface CompressedFile {
