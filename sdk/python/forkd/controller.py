@@ -129,6 +129,16 @@ class Controller:
         """Flattens a layered snapshot into ``to``: a SnapshotInfo, or a Job."""
         return self.call("POST", f"/v1/snapshots/{quote_param(tag)}/compact", body=_drop_none({"to": to, "wait": wait}), timeout=LONG_SECS)
 
+    def push_snapshot(self, tag: str, ref: str, *, username: Optional[str] = None, password: Optional[str] = None, plain_http: Optional[bool] = None, wait: Optional[bool] = None) -> JSON:
+        """Admin: pushes ``tag`` (and its chain's links the registry lacks) to OCI reference ``ref``: a Job, or with ``wait`` the result."""
+        body = _drop_none({"ref": ref, "username": username, "password": password, "plain_http": plain_http, "wait": wait})
+        return self.call("POST", f"/v1/snapshots/{quote_param(tag)}/push", body=body, timeout=LONG_SECS)
+
+    def pull_snapshot(self, ref: str, *, tag: Optional[str] = None, username: Optional[str] = None, password: Optional[str] = None, plain_http: Optional[bool] = None, wait: Optional[bool] = None) -> JSON:
+        """Admin: pulls OCI reference ``ref`` (only the links this store lacks travel), the head as ``tag``: a Job, or with ``wait`` the result."""
+        body = _drop_none({"ref": ref, "tag": tag, "username": username, "password": password, "plain_http": plain_http, "wait": wait})
+        return self.call("POST", "/v1/snapshot-pulls", body=body, timeout=LONG_SECS)
+
     def diff_snapshot(self, tag: str, to: str, cmd: str, *, timeout_secs: Optional[float] = None, wait: Optional[bool] = None) -> JSON:
         """Runs ``cmd`` in a child of ``tag`` and keeps the result as layer ``to``."""
         body = _drop_none({"to": to, "cmd": cmd, "timeout_secs": timeout_secs, "wait": wait})

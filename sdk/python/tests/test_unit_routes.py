@@ -110,6 +110,8 @@ class RouteCoverageTest(unittest.TestCase):
             lambda: c.delete_snapshot("py", cascade=True, force=True), lambda: c.delete_snapshot("py"),
             lambda: c.share_snapshot("py"), lambda: c.unshare_snapshot("py"),
             lambda: c.compact_snapshot("py", "flat", wait=False), lambda: c.diff_snapshot("py", "layer", "pip install x", timeout_secs=60, wait=True),
+            lambda: c.push_snapshot("py", "127.0.0.1:5000/forkd/py:v1", username="u", password="p", wait=True),
+            lambda: c.pull_snapshot("127.0.0.1:5000/forkd/py:v1", tag="py9", plain_http=True),
             lambda: c.get_job("job-0123456789abcdef"),
             lambda: c.list_sandboxes(tag="py", metadata={"k": "v"}), lambda: c.spawn_sandboxes("py", 2, timeout_ms=5000, metadata={"a": "b"}, envs={"E": "1"}, limits={"memory_limit_mib": 512, "cpu_quota": 0.5, "pids_max": 64, "disk_limit_mib": 256}, network=True),
             lambda: c.get_sandbox(SID), lambda: c.kill_sandbox(SID), lambda: c.set_sandbox_timeout(SID, 2000), lambda: c.expose_port(SID, 5432), lambda: c.ping_sandbox(SID),
