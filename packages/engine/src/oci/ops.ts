@@ -63,6 +63,7 @@ export async function pushSnapshot(layout: HomeLayout, tag: string, refText: str
   const ref = parseReference(refText);
   await readSnapshot(layout, tag);
   const client = await clientFor(ref.registry, access);
+  await client.checkPushAccess(ref.repository);
   const dir = await workDir(layout, 'push');
   try {
     const links = await exportChain(layout, tag, dir, onProgress);

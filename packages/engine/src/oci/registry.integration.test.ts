@@ -124,3 +124,9 @@ test('bearer auth: the challenge sends the client to the token endpoint; anonymo
   assert.equal(sha256Digest(await readAll(ok.blob('forkd/c', b.digest))), b.digest);
   assert.ok(tokens.requests > before, 'the token endpoint was asked');
 });
+
+test('push access is checked before any work: a read-only or wrong user fails fast, the right one passes', async () => {
+  await assert.rejects(new RegistryClient(basic.host, { credentials: { username: 'alice', password: 'wrong' } }).checkPushAccess('forkd/p'), code('FORKD_E_REGISTRY_AUTH'));
+  await new RegistryClient(basic.host, { credentials: { username: 'alice', password: 's3cret-pass' } }).checkPushAccess('forkd/p');
+  await new RegistryClient(plain.host).checkPushAccess('forkd/p');
+});

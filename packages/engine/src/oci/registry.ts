@@ -108,6 +108,18 @@ export class RegistryClient {
     return true;
   }
 
+  /**
+   * Proves push access before slow work: opens an upload session and cancels it (DELETE), so wrong
+   * credentials are an error in a second, not after compressing gigabytes.
+   */
+  async checkPushAccess(repo: string): Promise<void> {
+    const start = await this.request('POST', `/v2/${repo}/blobs/uploads/`, { repo, actions: 'pull,push', headers: { 'content-length': '0' } });
+    if (start.status !== 202) throw await registryError(start, 'starting an upload');
+    await start.body?.cancel();
+    const r = await this.request('DELETE', '', { repo, actions: 'pull,push', url: this.location(start) }).catch(() => null);
+    await r?.body?.cancel();
+  }
+
   async manifestExists(repo: string, digest: string): Promise<boolean> {
     const r = await this.request('HEAD', `/v2/${repo}/manifests/${digest}`, { repo, actions: 'pull', headers: { accept: MEDIA.manifest } });
     if (r.status === 200) return true;
