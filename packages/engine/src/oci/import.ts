@@ -103,9 +103,15 @@ export async function importArtifact(layout: HomeLayout, source: BlobSource, ref
   }
   const total = plan.reduce((s, l) => s + l.files.reduce((t, f) => t + (f.name === ROOTFS_FILE ? 0 : f.blob.size), 0), 0);
   let moved = 0;
+  const started = Date.now();
+  let lastReport = 0;
   const progress = (n: number) => {
     moved += n;
-    onProgress({ phase: 'pull', message: `${mib(moved)}/${mib(total)} MiB`, fraction: total ? Math.min(1, moved / total) : 1 });
+    const now = Date.now();
+    if (now - lastReport < 250 && moved < total) return;
+    lastReport = now;
+    const rate = moved / 1048576 / Math.max(0.001, (now - started) / 1000);
+    onProgress({ phase: 'pull', message: `${mib(moved)}/${mib(total)} MiB (${rate.toFixed(1)} MiB/s)`, fraction: total ? Math.min(1, moved / total) : 1 });
   };
   const root = plan[0]!;
   let image = await readImageInfo(layout, root.config.image.key);

@@ -70,11 +70,12 @@ export async function pushSnapshot(layout: HomeLayout, tag: string, refText: str
     const total = links.reduce((s, l) => s + l.blobs.reduce((t, b) => t + b.size, 0), 0);
     let skipped = 0;
     let sent = 0;
+    const started = Date.now();
     for (const l of links) {
       for (const b of l.blobs) {
         const pushed = await client.pushBlob(ref.repository, b.digest, b.size, b.path, (n) => {
           sent += n;
-          onProgress({ phase: 'push', message: `${l.tag}: ${(sent / 1048576).toFixed(0)} MiB sent`, fraction: total ? sent / total : 1 });
+          onProgress({ phase: 'push', message: `${l.tag}: ${(sent / 1048576).toFixed(0)} MiB sent (${(sent / 1048576 / Math.max(0.001, (Date.now() - started) / 1000)).toFixed(1)} MiB/s)`, fraction: total ? sent / total : 1 });
         });
         if (!pushed) skipped++;
       }
