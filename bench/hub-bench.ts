@@ -98,19 +98,19 @@ try {
       await engine.branch(src!, { tag: headTag, mode: 'full' });
     } finally {
       await src!.kill();
-  }
-  const baseRef = `${registry.host}/bench/chain:base`;
-  const headRef = `${registry.host}/bench/chain:head`;
-  const pb = await engine.pushSnapshot({ tag: base, ref: baseRef });
-  const ph = await engine.pushSnapshot({ tag: headTag, ref: headRef });
-  const headOwn = ph.bytes_total - pb.bytes_total;
-  const puller = await freshEngine();
-  await puller.pullSnapshot({ ref: baseRef });
-  const t0 = nowMs();
-  const head = await puller.pullSnapshot({ ref: headRef });
-  const headMs = since(t0);
-  await engine.removeSnapshot(headTag).catch(() => undefined);
-  chainLine = `chain head (32 MiB dirtied) pulled onto a store with its base: ${mib(head.bytes_received)} received in ${(headMs / 1000).toFixed(2)} s; the head's own blobs are ${mib(headOwn)}; the whole chain is ${mib(ph.bytes_total)}`;
+    }
+    const baseRef = `${registry.host}/bench/chain:base`;
+    const headRef = `${registry.host}/bench/chain:head`;
+    const pb = await engine.pushSnapshot({ tag: base, ref: baseRef });
+    const ph = await engine.pushSnapshot({ tag: headTag, ref: headRef });
+    const headOwn = ph.bytes_total - pb.bytes_total;
+    const puller = await freshEngine();
+    await puller.pullSnapshot({ ref: baseRef });
+    const t0 = nowMs();
+    const head = await puller.pullSnapshot({ ref: headRef });
+    const headMs = since(t0);
+    await engine.removeSnapshot(headTag).catch(() => undefined);
+    chainLine = `chain head (32 MiB dirtied) pulled onto a store with its base: ${mib(head.bytes_received)} received in ${(headMs / 1000).toFixed(2)} s; the head's own blobs are ${mib(headOwn)}; the whole chain is ${mib(ph.bytes_total)}`;
   }
 
   const s = Object.fromEntries(Object.entries(t).map(([k, v]) => [k, summarize(v)])) as unknown as Record<keyof typeof t, { min: number; median: number; max: number }>;
