@@ -14,6 +14,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { Engine, summarize, nowMs, since } from '@forkd/engine';
 import { ensureFixtureSnapshot, startRegistry } from '@forkd/engine/testing';
 
@@ -115,6 +116,11 @@ try {
 
   const s = Object.fromEntries(Object.entries(t).map(([k, v]) => [k, summarize(v)])) as unknown as Record<keyof typeof t, { min: number; median: number; max: number }>;
   const qemu = env.qemuVersion;
+  const resultsDir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
+  await fs.mkdir(resultsDir, { recursive: true });
+  const resultsFile = path.join(resultsDir, `hub-bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  await fs.writeFile(resultsFile, JSON.stringify({ runs: RUNS, accel: env.accel, qemu, loadavg: os.loadavg(), logical, physical, ms: t, bytes: { baseline: baselineBytes, pack: packBytes, push: pushBytes, pull: pullBytes }, chain: chainLine }, null, 2));
+  log(`raw rounds: ${path.relative(process.cwd(), resultsFile)}`);
   process.stdout.write(
     [
       `## bench:hub — ${new Date().toISOString()}`,
