@@ -250,3 +250,16 @@ test('a snapshot from another host is FORKD_E_SNAPSHOT_INCOMPATIBLE naming both 
   });
   assert.deepEqual(await storeListing(layout), ['images', 'snapshots']);
 });
+
+test('unpack onto a taken tag is FORKD_E_SNAPSHOT_EXISTS; with force the other snapshot is replaced', async () => {
+  const layout = await freshStore();
+  await unpackFor(layout, SYNTH_HOST, await packOf(valid, 'first'), { tag: 'taken' });
+  const other = await synthLink(await synthFiles(path.join(tmp, 'other')));
+  const f = await packOf(other, 'second');
+  await assert.rejects(unpackFor(layout, SYNTH_HOST, f, { tag: 'taken' }), (e: unknown) => e instanceof ForkdError && e.code === 'FORKD_E_SNAPSHOT_EXISTS');
+  const before = (await readSnapshot(layout, 'taken')).manifest.files.vmstate.sha256;
+  const r = await unpackFor(layout, SYNTH_HOST, f, { tag: 'taken', force: true });
+  assert.deepEqual(r.imported, ['taken']);
+  assert.notEqual((await readSnapshot(layout, 'taken')).manifest.files.vmstate.sha256, before);
+  assert.ok(!(await storeListing(layout)).some((p) => p.includes('.staging-')));
+});
