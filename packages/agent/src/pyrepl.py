@@ -170,7 +170,7 @@ def do_run_code(msg):
     import pyrich  # next to this file; loaded on first use (in the parent, by the warm-up)
 
     if rich_runner is None:
-        rich_runner = pyrich.make_runner(user_globals, run_code, format_error)
+        rich_runner = pyrich.make_runner(user_globals, run_code, format_error, describe)
     out, err = CappedIO(), CappedIO()
     saved = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = out, err

@@ -119,8 +119,10 @@ class Runner:
 class IPythonRunner(Runner):
     interpreter = "ipython"
 
-    def __init__(self, user_ns):
+    def __init__(self, user_ns, describe):
         super().__init__()
+        self.describe = describe
+        self.last_value = None
         from IPython.core.displayhook import DisplayHook
         from IPython.core.displaypub import DisplayPublisher
         from IPython.core.interactiveshell import InteractiveShell
@@ -138,6 +140,10 @@ class IPythonRunner(Runner):
                     runner.sink.items.clear()
 
         class Hook(DisplayHook):
+            def __call__(self, result=None):
+                runner.last_value = result
+                return super().__call__(result)
+
             def start_displayhook(self):
                 pass
 
@@ -146,7 +152,7 @@ class IPythonRunner(Runner):
 
             def write_format_data(self, format_dict, md_dict=None):
                 if runner.sink is not None:
-                    runner.sink.add(format_dict, True)
+                    runner.sink.add(with_json(format_dict, runner.last_value, runner.describe), True)
 
             def finish_displayhook(self):
                 pass
@@ -233,11 +239,20 @@ def plain_bundle(obj):
     return data
 
 
+def with_json(data, value, describe):
+    """The main result's JSON when the value is exactly JSON (forkd's eval always gave it), unless displayed with one."""
+    if "application/json" in data or value is None:
+        return data
+    _, j, ok = describe(True, value)
+    return dict(data, **{"application/json": j}) if ok else data
+
+
 class PlainRunner(Runner):
     interpreter = "plain"
 
-    def __init__(self, user_ns, run_code, format_error):
+    def __init__(self, user_ns, run_code, format_error, describe):
         super().__init__()
+        self.describe = describe
         self.user_ns = user_ns
         self.run_code = run_code
         self.format_error = format_error
@@ -263,7 +278,7 @@ class PlainRunner(Runner):
             if has_value and value is not None:
                 if type(value).__name__ == "Figure":
                     sink.shown_figures.add(id(value))
-                sink.add(plain_bundle(value), True)
+                sink.add(with_json(plain_bundle(value), value, self.describe), True)
         except BaseException as e:  # noqa: BLE001
             err = self.format_error(e)
             error = {"name": err["type"], "value": err["message"], "traceback": err["traceback"]}
@@ -272,12 +287,13 @@ class PlainRunner(Runner):
         return error, None
 
 
-def make_runner(user_ns, run_code, format_error):
+def make_runner(user_ns, run_code, format_error, describe):
+    """describe: pyrepl's (has_value, value) -> (repr, json, json_ok), for the main result's JSON."""
     try:
         import IPython  # noqa: F401
     except ImportError:
-        return PlainRunner(user_ns, run_code, format_error)
-    return IPythonRunner(user_ns)
+        return PlainRunner(user_ns, run_code, format_error, describe)
+    return IPythonRunner(user_ns, describe)
 
 
 def run_cell(runner, code, limits, out, err):

@@ -109,7 +109,7 @@ test('REST: the run_code route answers E2B-shaped JSON; bad bodies are 400s', as
   const c = new Controller({ socketPath: d.socketPath });
   const r = await c.runCode(sb.sandboxId, { code: '1 + 1' });
   assert.equal(r.interpreter, 'ipython');
-  assert.deepEqual(r.results, [{ text: '2', is_main_result: true }]);
+  assert.deepEqual(r.results, [{ text: '2', json: 2, is_main_result: true }]);
   await assert.rejects(c.runCode(sb.sandboxId, { code: 'x', language: 'python' } as never), (e: unknown) => (e as { code?: string }).code === 'FORKD_E_INVALID_ARGUMENT');
 });
 

@@ -52,7 +52,7 @@ for (const { name, python, skip } of interpreters) describe(`run_code (${name} i
     const r = await run('import sys\nprint("a")\nprint("b")\nprint("e", file=sys.stderr)\n6 * 7');
     assert.equal(r.interpreter, name);
     assert.equal(r.error, null);
-    assert.deepEqual(r.results, [{ text: '42', is_main_result: true }]);
+    assert.deepEqual(r.results, [{ text: '42', json: 42, is_main_result: true }]);
     if (name === 'ipython') assert.equal(typeof r.execution_count, 'number');
     assert.deepEqual(r.stdout, ['a\n', 'b\n']);
     assert.deepEqual(r.stderr, ['e\n']);
@@ -93,10 +93,10 @@ H()`);
 
   it('shares globals with eval, and a timeout interrupts the cell', async () => {
     await python.eval('shared_value = 5');
-    assert.deepEqual((await run('shared_value + 1')).results, [{ text: '6', is_main_result: true }]);
+    assert.deepEqual((await run('shared_value + 1')).results, [{ text: '6', json: 6, is_main_result: true }]);
     const r = await run('import time\ntime.sleep(30)', 300);
     assert.equal(r.error?.name, 'TimeoutError');
-    assert.deepEqual((await run('shared_value')).results, [{ text: '5', is_main_result: true }], 'state survives the interrupt');
+    assert.deepEqual((await run('shared_value')).results, [{ text: '5', json: 5, is_main_result: true }], 'state survives the interrupt');
   });
 });
 
