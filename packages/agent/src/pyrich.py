@@ -37,12 +37,18 @@ class Sink:
         self.items = []
         self.dropped = []
         self.total = 0
+        self.over = 0
         self.shown_figures = set()
+
+    def notes(self):
+        """What was left out, bounded: one line per dropped format (at most 9 per kept result), one for the rest."""
+        extra = ["%d more results past the cap of %d per cell" % (self.over, self.limits["maxResults"])] if self.over else []
+        return self.dropped + extra
 
     def add(self, data, is_main):
         n = len(self.items)
         if n >= self.limits["maxResults"]:
-            self.dropped.append("result %d: more than %d results in one cell" % (n, self.limits["maxResults"]))
+            self.over += 1  # reported once, in notes()
             return
         out = {"is_main_result": bool(is_main)}
         for mime, value in (data or {}).items():
@@ -50,7 +56,11 @@ class Sink:
             if field is None or value is None:
                 continue
             if field in IMAGE_FIELDS:
-                raw = value if isinstance(value, (bytes, bytearray)) else base64.b64decode(value)
+                try:
+                    raw = bytes(value) if isinstance(value, (bytes, bytearray, memoryview)) else base64.b64decode(value, validate=True)
+                except Exception:  # noqa: BLE001 - a _repr_png_ that returned neither bytes nor base64
+                    self.dropped.append("result %d: %s is neither bytes nor base64" % (n, mime))
+                    continue
                 size, cap = len(raw), self.limits["maxImageBytes"]
                 encoded = base64.b64encode(raw).decode("ascii")
             elif field == "json":
@@ -312,6 +322,6 @@ def run_cell(runner, code, limits, out, err):
         "error": error,
         "execution_count": count,
         "interpreter": runner.interpreter,
-        "dropped": sink.dropped + (["stdout truncated"] if out.truncated else []) + (["stderr truncated"] if err.truncated else []),
+        "dropped": sink.notes() + (["stdout truncated"] if out.truncated else []) + (["stderr truncated"] if err.truncated else []),
         "duration_ms": round((time.perf_counter() - t0) * 1000, 3),
     }

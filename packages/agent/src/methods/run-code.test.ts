@@ -91,6 +91,15 @@ H()`);
     assert.match(r.dropped.join('\n'), /image\/png of \d+ bytes exceeds the cap/);
   });
 
+  it('a _repr_png_ that is not a PNG loses that format (noted), not the call; results past the cap are one note', async () => {
+    const r = await run("class Fake:\n    def _repr_png_(self): return b'not a png'\n    def __repr__(self): return 'Fake'\nFake()");
+    assert.deepEqual(r.results, [{ text: 'Fake', is_main_result: true }]);
+    assert.match(r.dropped.join('\n'), /does not start with the PNG signature/);
+    const many = await run(`for i in range(${LIMITS.richResults.maxResults + 500}):\n    display(i)`);
+    assert.equal(many.results.length, LIMITS.richResults.maxResults);
+    assert.deepEqual(many.dropped, [`500 more results past the cap of ${LIMITS.richResults.maxResults} per cell`]);
+  });
+
   it('shares globals with eval, and a timeout interrupts the cell', async () => {
     await python.eval('shared_value = 5');
     assert.deepEqual((await run('shared_value + 1')).results, [{ text: '6', json: 6, is_main_result: true }]);

@@ -3,7 +3,7 @@
  * interpreter's images arrive base64 over its local pipe; here they are decoded, checked against
  * the limits again and moved into the frame payload (packRichImages), as the wire wants.
  */
-import { ForkdError, LIMITS, packRichImages, RunCodeResult, type ResultOf, type RichImages, type RichResultWireT } from '@forkd/protocol';
+import { ForkdError, JPEG_SIGNATURE, LIMITS, packRichImages, PNG_SIGNATURE, RunCodeResult, type ResultOf, type RichImages, type RichResultWireT } from '@forkd/protocol';
 import type { CallContext, ParamsOut, Reply } from '../handler.js';
 import type { PyReply } from '../python-repl.js';
 import type { Runtime } from '../runtime.js';
@@ -41,6 +41,13 @@ export function toWire(reply: PyReply, o: { interrupted: boolean; killed: boolea
         dropped.push(`result ${i}: image/${kind} of ${bytes.length} bytes exceeds the caps`);
         continue;
       }
+      // The host refuses an image that is not one (a hostile guest's); a user's _repr_png_ that
+      // returns other bytes loses that format here instead of failing the whole call.
+      const signature = kind === 'png' ? PNG_SIGNATURE : JPEG_SIGNATURE;
+      if (!bytes.subarray(0, signature.length).equals(signature)) {
+        dropped.push(`result ${i}: image/${kind} does not start with the ${kind.toUpperCase()} signature`);
+        continue;
+      }
       total += bytes.length;
       images[kind] = bytes;
     }
@@ -50,7 +57,9 @@ export function toWire(reply: PyReply, o: { interrupted: boolean; killed: boolea
   let error = (raw.error as { name: string; value: string; traceback: string } | null) ?? null;
   if (o.interrupted && error?.name === 'KeyboardInterrupt') error = { ...error, name: 'TimeoutError', value: `run_code timed out after ${o.timeoutMs} ms (interrupted with KeyboardInterrupt)` };
   // Validated here too: a reply the host would refuse is this side's bug, reported as such.
-  const parsed = RunCodeResult.safeParse({ ...raw, results, error, dropped });
+  const maxNotes = LIMITS.richResults.maxResults * 10;
+  const notes = dropped.length > maxNotes ? [...dropped.slice(0, maxNotes - 1), `${dropped.length - maxNotes + 1} more left out`] : dropped;
+  const parsed = RunCodeResult.safeParse({ ...raw, results, error, dropped: notes });
   if (!parsed.success) throw new ForkdError('FORKD_E_INTERNAL', `run_code produced an invalid reply: ${parsed.error.issues.slice(0, 3).map((x) => `${x.path.join('.')}: ${x.message}`).join('; ')}`);
   return { result: parsed.data, payload };
 }
