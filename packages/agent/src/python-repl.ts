@@ -154,7 +154,7 @@ export class PythonRepl {
 
   /**
    * run_code (pyrich.py): a cell with rich results. Its raw reply (images base64) is turned into
-   * the wire shape by rich-results.ts; a timeout interrupts it like an eval.
+   * the wire shape by methods/run-code.ts; a timeout interrupts it like an eval.
    */
   runCell(code: string, timeoutMs: number = LIMITS.defaultEvalTimeoutMs, onCancel?: (cb: () => void) => () => void): Promise<{ reply: PyReply; interrupted: boolean; killed: boolean }> {
     return this.queue.run(() => this.interruptible({ op: 'run_code', code, limits: LIMITS.richResults }, timeoutMs, onCancel));
