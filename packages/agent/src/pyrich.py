@@ -57,7 +57,8 @@ class Sink:
                 continue
             if field in IMAGE_FIELDS:
                 try:
-                    raw = bytes(value) if isinstance(value, (bytes, bytearray, memoryview)) else base64.b64decode(value, validate=True)
+                    # IPython's figure formatter gives base64 with a trailing newline (binascii.b2a_base64).
+                    raw = bytes(value) if isinstance(value, (bytes, bytearray, memoryview)) else base64.b64decode("".join(str(value).split()), validate=True)
                 except Exception:  # noqa: BLE001 - a _repr_png_ that returned neither bytes nor base64
                     self.dropped.append("result %d: %s is neither bytes nor base64" % (n, mime))
                     continue

@@ -91,6 +91,13 @@ H()`);
     assert.match(r.dropped.join('\n'), /image\/png of \d+ bytes exceeds the cap/);
   });
 
+  it('a PNG given as base64 text with newlines (what IPython\'s figure formatter returns) is decoded', async () => {
+    const r = await run(`import base64\nclass B:\n    def _repr_png_(self): return base64.encodebytes(base64.b64decode('${PNG_1x1}') * 3).decode()\n    def __repr__(self): return 'B'\nB()`);
+    assert.deepEqual(r.dropped, []);
+    assert.ok(r.images[0]!.png!.subarray(0, 8).equals(PNG_SIGNATURE));
+    assert.equal(r.images[0]!.png!.length, Buffer.from(PNG_1x1, 'base64').length * 3);
+  });
+
   it('a _repr_png_ that is not a PNG loses that format (noted), not the call; results past the cap are one note', async () => {
     const r = await run("class Fake:\n    def _repr_png_(self): return b'not a png'\n    def __repr__(self): return 'Fake'\nFake()");
     assert.deepEqual(r.results, [{ text: 'Fake', is_main_result: true }]);
