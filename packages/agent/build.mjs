@@ -1,5 +1,5 @@
 // Bundles the guest agent for the guest's Node 18: dist/guest/agent.mjs (all deps inlined,
-// zod included) plus the helpers it starts: pyrepl.py, and sys-helper.c, which the image builder
+// zod included) plus the helpers it starts: pyrepl.py (and pyrich.py, which it imports), and sys-helper.c, which the image builder
 // compiles into the guest's forkd-sys, spawn-helper.c (forkd-spawn) and reseed-addon.c
 // (forkd-reseed.node, loaded by the agent), see
 // packages/engine/src/image/guest-helpers.ts.
@@ -27,5 +27,5 @@ await build({
   logLevel: 'warning',
   banner: { js: "import { createRequire as __forkdCreateRequire } from 'node:module'; const require = __forkdCreateRequire(import.meta.url);" },
 });
-for (const f of ['pyrepl.py', 'sys-helper.c', 'spawn-helper.c', 'reseed-addon.c']) fs.copyFileSync(path.join(here, 'src', f), path.join(out, f));
+for (const f of ['pyrepl.py', 'pyrich.py', 'sys-helper.c', 'spawn-helper.c', 'reseed-addon.c']) fs.copyFileSync(path.join(here, 'src', f), path.join(out, f));
 console.log(`guest agent bundle: ${out}`);

@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { MethodTable } from './handler.js';
 import { JsRepl } from './js-repl.js';
 import { makeEval } from './methods/eval.js';
+import { makeRunCode } from './methods/run-code.js';
 import { makeExec } from './methods/exec.js';
 import { fileMethods } from './methods/files.js';
 import { makeProcMethods } from './methods/procs.js';
@@ -78,6 +79,7 @@ export function createAgent(o: AgentOptions): Agent {
     ...makeProcMethods(runtime.procs),
     ...fileMethods,
     eval: makeEval(runtime),
+    run_code: makeRunCode(runtime),
   };
   server = new AgentServer(table);
   return {

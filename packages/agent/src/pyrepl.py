@@ -161,6 +161,29 @@ def do_eval(msg):
     }
 
 
+rich_runner = None
+
+
+def do_run_code(msg):
+    """A cell with rich results (pyrich.py): IPython when the image has it, else the plain fallback."""
+    global busy, rich_runner
+    import pyrich  # next to this file; loaded on first use (in the parent, by the warm-up)
+
+    if rich_runner is None:
+        rich_runner = pyrich.make_runner(user_globals, run_code, format_error, describe)
+    out, err = CappedIO(), CappedIO()
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = out, err
+    try:
+        busy = True
+        try:
+            return pyrich.run_cell(rich_runner, msg["code"], msg["limits"], out, err)
+        finally:
+            busy = False
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
 def do_import(msg):
     for name in msg.get("modules", []):
         importlib.import_module(name)
@@ -215,7 +238,7 @@ def do_reseed(msg):
     return {"reseeded": done}
 
 
-OPS = {"eval": do_eval, "import": do_import, "reseed": do_reseed, "ping": lambda msg: {"pong": True}}
+OPS = {"eval": do_eval, "run_code": do_run_code, "import": do_import, "reseed": do_reseed, "ping": lambda msg: {"pong": True}}
 
 
 def send(obj):

@@ -13,8 +13,14 @@ import { SerialQueue } from './serial-queue.js';
 const INTERRUPT_GRACE_MS = 2000;
 const START_TIMEOUT_MS = 120_000;
 
+export interface PyReply {
+  ok: boolean;
+  result?: unknown;
+  error?: { type: string; message: string; traceback: string };
+}
+
 interface Pending {
-  resolve: (v: { ok: boolean; result?: unknown; error?: { type: string; message: string; traceback: string } }) => void;
+  resolve: (v: PyReply) => void;
 }
 
 export class PythonRepl {
@@ -92,7 +98,7 @@ export class PythonRepl {
     return this.ready;
   }
 
-  private async request(op: Record<string, unknown>): Promise<{ ok: boolean; result?: unknown; error?: { type: string; message: string; traceback: string } }> {
+  private async request(op: Record<string, unknown>): Promise<PyReply> {
     await this.start();
     const id = this.nextId++;
     const proc = this.proc;
@@ -132,6 +138,30 @@ export class PythonRepl {
 
   private async runEval(code: string, timeoutMs: number, onCancel?: (cb: () => void) => () => void): Promise<EvalResultT> {
     const t0 = performance.now();
+    const { reply, interrupted, killed } = await this.interruptible({ op: 'eval', code }, timeoutMs, onCancel);
+    if (reply.ok) {
+      const r = reply.result as EvalResultT;
+      if (interrupted && r.error?.type === 'KeyboardInterrupt') {
+        r.error = { ...r.error, type: 'TimeoutError', message: `eval timed out after ${timeoutMs} ms (interrupted with KeyboardInterrupt)` };
+      }
+      return r;
+    }
+    const error = killed
+      ? { type: 'TimeoutError', message: `eval timed out after ${timeoutMs} ms; the interpreter did not stop on SIGINT and was restarted: its state was lost`, traceback: '' }
+      : reply.error ?? { type: 'Error', message: 'python eval failed', traceback: '' };
+    return { ok: false, repr: null, json: null, json_ok: false, error, stdout: '', stderr: '', duration_ms: performance.now() - t0 };
+  }
+
+  /**
+   * run_code (pyrich.py): a cell with rich results. Its raw reply (images base64) is turned into
+   * the wire shape by methods/run-code.ts; a timeout interrupts it like an eval.
+   */
+  runCell(code: string, timeoutMs: number = LIMITS.defaultEvalTimeoutMs, onCancel?: (cb: () => void) => () => void): Promise<{ reply: PyReply; interrupted: boolean; killed: boolean }> {
+    return this.queue.run(() => this.interruptible({ op: 'run_code', code, limits: LIMITS.richResults }, timeoutMs, onCancel));
+  }
+
+  /** One request that SIGINT interrupts after timeoutMs (or a host cancel), and SIGKILL after a grace. */
+  private async interruptible(op: Record<string, unknown>, timeoutMs: number, onCancel?: (cb: () => void) => () => void): Promise<{ reply: PyReply; interrupted: boolean; killed: boolean }> {
     await this.start();
     const proc = this.proc!;
     let interrupted = false;
@@ -149,18 +179,8 @@ export class PythonRepl {
     const disarm = this.arm(timeoutMs, interrupt);
     const unregister = onCancel?.(interrupt);
     try {
-      const reply = await this.request({ op: 'eval', code });
-      if (reply.ok) {
-        const r = reply.result as EvalResultT;
-        if (interrupted && r.error?.type === 'KeyboardInterrupt') {
-          r.error = { ...r.error, type: 'TimeoutError', message: `eval timed out after ${timeoutMs} ms (interrupted with KeyboardInterrupt)` };
-        }
-        return r;
-      }
-      const error = killed
-        ? { type: 'TimeoutError', message: `eval timed out after ${timeoutMs} ms; the interpreter did not stop on SIGINT and was restarted: its state was lost`, traceback: '' }
-        : reply.error ?? { type: 'Error', message: 'python eval failed', traceback: '' };
-      return { ok: false, repr: null, json: null, json_ok: false, error, stdout: '', stderr: '', duration_ms: performance.now() - t0 };
+      const reply = await this.request(op);
+      return { reply, interrupted, killed };
     } finally {
       disarm();
       clearTimeout(grace);

@@ -200,6 +200,42 @@ export const EvalResponse = z.object({
   duration_ms: z.number(),
 });
 
+export const RunCodeBody = z.object({
+  code: z.string().max(LIMITS.maxCodeBytes),
+  timeout_secs: callTimeoutSecs(CALL_TIMEOUT_SECS.eval),
+}).strict();
+
+const richText = z.string().max(LIMITS.richResults.maxTextChars);
+/** Base64 of at most LIMITS.richResults.maxImageBytes bytes. */
+const richImage = z.string().max(Math.ceil(LIMITS.richResults.maxImageBytes / 3) * 4);
+/** One display result, as E2B's Result (formats it does not have are absent). */
+export const RichResult = z.object({
+  text: richText.optional(),
+  html: richText.optional(),
+  markdown: richText.optional(),
+  svg: richText.optional(),
+  /** PNG file, base64. */
+  png: richImage.optional(),
+  /** JPEG file, base64. */
+  jpeg: richImage.optional(),
+  latex: richText.optional(),
+  json: z.unknown().optional(),
+  javascript: richText.optional(),
+  /** The value of the cell's last expression (E2B isMainResult); display() output is not. */
+  is_main_result: z.boolean(),
+});
+export const RunCodeResponse = z.object({
+  results: z.array(RichResult).max(LIMITS.richResults.maxResults),
+  logs: z.object({ stdout: z.array(z.string()), stderr: z.array(z.string()) }),
+  error: z.object({ name: z.string(), value: z.string(), traceback: z.string() }).nullable(),
+  execution_count: z.number().int().nullable(),
+  /** ipython: the image has IPython (the code-interpreter recipe); plain: forkd's own interpreter (fewer formats, display() of _repr_*_ only). */
+  interpreter: z.enum(['ipython', 'plain']),
+  /** Results or formats left out because of their size (LIMITS.richResults), each with why. */
+  dropped: z.array(z.string()),
+  duration_ms: z.number(),
+});
+
 export const ProcessStartBody = z.object({
   args: Argv.optional(),
   cmd: z.string().min(1).max(LIMITS.maxCodeBytes).optional(),

@@ -40,6 +40,7 @@ export interface AdoptRecord {
 /** A cold-booted VM, as the benchmark sees it. */
 export interface ColdBoot {
   eval: Sandbox['eval'];
+  runCode: Sandbox['runCode'];
   kill(): Promise<void>;
 }
 
@@ -299,6 +300,7 @@ export class Engine {
     const { vm } = await bootFromImage(env, 'cold', { memMib: opts.memMib ?? r.default_mem_mib, vcpus: opts.vcpus ?? 1, imagePath: image.path, memShare: false, ...this.starterOpt() });
     return {
       eval: (language, code, o = {}) => vm.agent!.eval(language, code, { ...(o.timeoutMs !== undefined ? { evalTimeoutMs: o.timeoutMs } : {}) }),
+      runCode: (code, o = {}) => vm.agent!.runCode(code, { ...(o.timeoutMs !== undefined ? { evalTimeoutMs: o.timeoutMs } : {}) }),
       kill: () => vm.kill(),
     };
   }

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import {
-  BranchBody, CreateSnapshotBody, ExposePortBody, CreateWorkspaceBody, DeleteSnapshotQuery, EvalBody, ExecBody, FileListQuery, FilePathQuery, FileWriteQuery, ForkBody,
+  BranchBody, CreateSnapshotBody, ExposePortBody, CreateWorkspaceBody, DeleteSnapshotQuery, EvalBody, RunCodeBody, ExecBody, FileListQuery, FilePathQuery, FileWriteQuery, ForkBody,
   GuestPath, JobId, ListSandboxesQuery, MAX_CALL_TIMEOUT_SECS, SandboxId, SpawnBody, Tag, WorkspaceParams,
 } from '@forkd/api';
 
@@ -41,6 +41,7 @@ export const schemas = {
   exec_command: z.object({ ...sandbox, ...pickShape(ExecBody.shape, ['args', 'cmd', 'timeout_secs', 'envs', 'cwd', 'stdin']) }).strict()
     .refine(oneOfArgsOrCmd, 'exactly one of args or cmd is required'),
   eval_code: z.object({ ...sandbox, ...EvalBody.shape }).strict(),
+  run_code: z.object({ ...sandbox, ...RunCodeBody.shape }).strict(),
   read_file: z.object({
     ...sandbox,
     ...FilePathQuery.shape,

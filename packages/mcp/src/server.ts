@@ -13,7 +13,7 @@ import { Controller, type ConnectionOptions } from '@forkd/sdk';
 import { ensureLocalDaemon } from '@forkd/sdk/local';
 import { schemas, jsonSchemaOf } from './schemas.js';
 import { tools, type ToolDef } from './tools.js';
-import { errorResult, invalidArgsResult, okResult } from './result.js';
+import { errorResult, invalidArgsResult, okResult, ToolAnswer } from './result.js';
 
 export const SERVER_NAME = 'forkd';
 export const SERVER_VERSION = FORKD_VERSION;
@@ -45,7 +45,7 @@ export const DRAIN_MS = 10_000;
 export function createServer(getController: () => Promise<Controller>, inFlight: Set<Promise<unknown>> = new Set()): Server {
   const server = new Server(
     { name: SERVER_NAME, version: SERVER_VERSION },
-    { capabilities: { tools: {} }, instructions: 'forkd: microVM sandboxes forked from warm snapshots. spawn_sandboxes from a snapshot (list_snapshots), then exec_command / eval_code / read_file / write_file in them; kill_sandbox when done. fork_sandbox copies a running sandbox (memory, files) into new ones; branch_sandbox saves it as a snapshot; workspaces (create_workspace, suspend_workspace, resume_workspace) keep one for later.' },
+    { capabilities: { tools: {} }, instructions: 'forkd: microVM sandboxes forked from warm snapshots. spawn_sandboxes from a snapshot (list_snapshots), then exec_command / eval_code / run_code (Python with rich results: plots come back as images) / read_file / write_file in them; kill_sandbox when done. fork_sandbox copies a running sandbox (memory, files) into new ones; branch_sandbox saves it as a snapshot; workspaces (create_workspace, suspend_workspace, resume_workspace) keep one for later.' },
   );
   const byName = new Map<string, ToolDef>(tools.map((t) => [t.name, t as ToolDef]));
   server.setRequestHandler(ListToolsRequestSchema, () => ({
@@ -64,7 +64,8 @@ export function createServer(getController: () => Promise<Controller>, inFlight:
     const call = (async () => {
       try {
         const ctl = await getController();
-        return okResult(await tool.run(parsed.data as never, { ctl, signal: extra.signal }));
+        const v = await tool.run(parsed.data as never, { ctl, signal: extra.signal });
+        return v instanceof ToolAnswer ? v.result : okResult(v);
       } catch (e) {
         return errorResult(e);
       }

@@ -2,6 +2,7 @@
 import type { Controller } from '@forkd/sdk';
 import { schemas, type ArgsOf, type ToolName } from './schemas.js';
 import { waitForText } from './wait-for-text.js';
+import { runCodeResult } from './result.js';
 
 export interface ToolContext {
   ctl: Controller;
@@ -76,6 +77,13 @@ export const tools: AnyTool[] = [
     run: (a, { ctl, signal }) => {
       const { sandbox_id, ...body } = a;
       return ctl.eval(sandbox_id, body, signal);
+    },
+  }),
+  def('run_code', {
+    description: "Run a Python cell in the sandbox's persistent interpreter with rich results, like a notebook (E2B runCode): display() outputs and the last expression as results (text, html, markdown, svg, png, jpeg, latex, json), matplotlib figures as PNG images (returned as image content), logs.stdout/stderr, and error {name, value, traceback}. IPython semantics in the code-interpreter snapshot.",
+    run: async (a, { ctl, signal }) => {
+      const { sandbox_id, ...body } = a;
+      return runCodeResult(await ctl.runCode(sandbox_id, body, signal));
     },
   }),
   def('read_file', {

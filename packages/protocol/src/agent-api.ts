@@ -42,6 +42,8 @@ export const WarmupParams = z.object({
   js: z.string().max(LIMITS.maxCodeBytes).optional(),
   /** Python modules to have imported in the persistent interpreter. */
   python_modules: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_.]*$/)).max(64).optional(),
+  /** A cell run through run_code after `python` (the code-interpreter draws a plot once), so its path is warm in children. */
+  python_cell: z.string().max(LIMITS.maxCodeBytes).optional(),
   timeout_ms: timeoutMs.optional(),
 }).strict();
 export const WarmupResult = z.object({
@@ -126,6 +128,46 @@ export const EvalResult = z.object({
   duration_ms: z.number(),
 });
 
+/**
+ * run_code: a cell in the persistent Python interpreter with IPython's semantics (display(), the
+ * display protocol, the last expression as the main result, open matplotlib figures as PNGs), the
+ * way E2B's runCode answers. PNG and JPEG bytes travel in the frame's payload, concatenated in
+ * result order (png before jpeg within a result); each result says how many bytes are its own.
+ */
+export const RunCodeParams = z.object({
+  code: z.string().max(LIMITS.maxCodeBytes),
+  timeout_ms: timeoutMs.optional(),
+}).strict();
+const richText = z.string().max(LIMITS.richResults.maxTextChars);
+const imageBytes = z.number().int().positive().max(LIMITS.richResults.maxImageBytes);
+export const RichResultWire = z.object({
+  text: richText.optional(),
+  html: richText.optional(),
+  markdown: richText.optional(),
+  svg: richText.optional(),
+  latex: richText.optional(),
+  javascript: richText.optional(),
+  json: z.unknown().optional(),
+  png_bytes: imageBytes.optional(),
+  jpeg_bytes: imageBytes.optional(),
+  is_main_result: z.boolean(),
+}).strict();
+export const RunCodeError = z.object({ name: z.string(), value: z.string(), traceback: z.string() });
+export const RunCodeResult = z.object({
+  results: z.array(RichResultWire).max(LIMITS.richResults.maxResults),
+  /** Output as it was written, chunk by chunk (E2B's logs). */
+  stdout: z.array(z.string()),
+  stderr: z.array(z.string()),
+  error: RunCodeError.nullable(),
+  /** IPython's prompt number of this cell; null in the plain interpreter. */
+  execution_count: z.number().int().nullable(),
+  /** What ran the cell: IPython when the image has it, else forkd's plain interpreter. */
+  interpreter: z.enum(['ipython', 'plain']),
+  /** Results or formats left out because of LIMITS.richResults, each with why. */
+  dropped: z.array(z.string().max(1000)).max(LIMITS.richResults.maxResults * 10),
+  duration_ms: z.number(),
+});
+
 /** Method name -> params and result schemas. */
 export const AGENT_METHODS = {
   ping: { params: PingParams, result: PingResult },
@@ -143,6 +185,7 @@ export const AGENT_METHODS = {
   'files.remove': { params: FilesRemoveParams, result: FilesRemoveResult },
   'files.rename': { params: FilesRenameParams, result: EntryInfo },
   eval: { params: EvalParams, result: EvalResult },
+  run_code: { params: RunCodeParams, result: RunCodeResult },
 } as const;
 
 export type AgentMethod = keyof typeof AGENT_METHODS;
@@ -153,6 +196,8 @@ export type PingResultT = z.output<typeof PingResult>;
 export type ExecParamsT = z.input<typeof ExecParams>;
 export type ExecResultT = z.output<typeof ExecResult>;
 export type EvalResultT = z.output<typeof EvalResult>;
+export type RunCodeResultT = z.output<typeof RunCodeResult>;
+export type RichResultWireT = z.output<typeof RichResultWire>;
 
 export function isAgentMethod(m: unknown): m is AgentMethod {
   return typeof m === 'string' && Object.prototype.hasOwnProperty.call(AGENT_METHODS, m);

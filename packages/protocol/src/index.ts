@@ -9,3 +9,4 @@ export * from './home.js';
 export * from './network.js';
 export * from './version.js';
 export * from './egress.js';
+export * from './rich-results.js';

@@ -78,6 +78,13 @@ export const LIMITS = {
   /** Streamed file transfers through the daemon. */
   maxUploadBytes: 256 * 1024 * 1024,
   maxDownloadBytes: 1024 * 1024 * 1024,
+  /**
+   * run_code's rich results (IPython display data: plots, HTML, ...). An image (PNG/JPEG) bigger
+   * than maxImageBytes, a text format (html, svg, ...) longer than maxTextChars, or anything past
+   * maxTotalBytes for the whole call is dropped and named in the reply's `dropped` list, never
+   * truncated into an invalid file. maxTotalBytes keeps one reply inside one agent frame.
+   */
+  richResults: { maxResults: 64, maxImageBytes: 4 * 1024 * 1024, maxTextChars: 2 * 1024 * 1024, maxTotalBytes: 12 * 1024 * 1024 },
   /** A sandbox's egress policy: entries per list (each becomes an nft rule or a proxy name rule), one entry's length, a DNS name. */
   egress: { maxEntries: 256, maxEntryChars: 300, maxNameChars: 253 },
 } as const;

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { deliver, evalLanguage, splitLines, toExecution, type OutputMessage } from './code.js';
+import { deliver, evalLanguage, fromRunCode, splitLines, toExecution, type OutputMessage } from './code.js';
 import { InvalidArgumentError } from './errors.js';
 
 const wire = { result: null, result_json: null, error: null, error_type: null, traceback: null, exit_code: 0, stdout: '', stderr: '', duration_ms: 1 };
@@ -47,4 +47,25 @@ test('deliver replays output lines, results and the error through the callbacks'
     onError: (x) => got.push(`error:${x.name}`),
   }, 42);
   assert.deepEqual(got, ['out:x\n:false:42', 'err:w\n:true', 'res:3', 'error:E']);
+});
+
+test('run_code answers become E2B Executions: every format kept, main result, logs, error, execution count', () => {
+  const e = fromRunCode({
+    results: [
+      { text: '   a\n0  1', html: '<table></table>', is_main_result: false },
+      { text: '<Figure size 640x480 with 1 Axes>', png: 'iVBORw0KGgo=', is_main_result: false },
+      { text: '42', json: 42, is_main_result: true },
+    ],
+    logs: { stdout: ['hi\n'], stderr: ['warn\n'] },
+    error: null, execution_count: 7, interpreter: 'ipython', dropped: ['result 3: image/png of 9 bytes exceeds the cap of 1'], duration_ms: 3,
+  });
+  assert.deepEqual(e.results.map((r) => r.formats()), [['text', 'html'], ['text', 'png'], ['text', 'json']]);
+  assert.equal(e.results[1]!.png, 'iVBORw0KGgo=');
+  assert.equal(e.text, '42');
+  assert.equal(e.executionCount, 7);
+  assert.deepEqual(e.logs, { stdout: ['hi\n'], stderr: ['warn\n'] });
+  assert.equal(e.dropped.length, 1);
+  assert.deepEqual(JSON.parse(JSON.stringify(e)).results[0], { text: '   a\n0  1', html: '<table></table>', isMainResult: false });
+  const failed = fromRunCode({ results: [], logs: { stdout: [], stderr: [] }, error: { name: 'ZeroDivisionError', value: 'division by zero', traceback: 'tb' }, execution_count: 8, interpreter: 'ipython', dropped: [], duration_ms: 1 });
+  assert.deepEqual(failed.error, { name: 'ZeroDivisionError', value: 'division by zero', traceback: 'tb' });
 });

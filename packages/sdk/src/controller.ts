@@ -19,6 +19,7 @@ export type PullResult = Extract<ResponseOf<'pullSnapshot'>, { bytes_received: n
 export type SnapshotWriting = Extract<ResponseOf<'branch'>, { job_id: string }>;
 export type ExecResult = ResponseOf<'exec'>;
 export type EvalResult = ResponseOf<'eval'>;
+export type RunCodeResponse = ResponseOf<'runCode'>;
 export type ProcessInfo = ResponseOf<'startProcess'>;
 export type EntryInfo = ResponseOf<'statFile'>;
 export type WorkspaceInfo = ResponseOf<'getWorkspace'>;
@@ -156,6 +157,10 @@ export class Controller {
     const e = exit as { exit_code: number | null; signal: string | null; error: string | null; timed_out: boolean; duration_ms: number };
     return { ...out, exit_code: e.exit_code, signal: e.signal ?? null, error: e.error, timed_out: e.timed_out, duration_ms: e.duration_ms };
   }
+  runCode(id: string, body: BodyOf<'runCode'>, signal?: AbortSignal) {
+    return this.call('runCode', { params: { id }, body, timeoutMs: (body.timeout_secs ?? CALL_TIMEOUT_SECS.eval) * 1000 + MARGIN_MS, ...(signal ? { signal } : {}) });
+  }
+
   eval(id: string, body: BodyOf<'eval'>, signal?: AbortSignal) {
     return this.call('eval', { params: { id }, body, timeoutMs: (body.timeout_secs ?? CALL_TIMEOUT_SECS.eval) * 1000 + MARGIN_MS, ...(signal ? { signal } : {}) });
   }

@@ -10,7 +10,7 @@ import { guard } from './guard.js';
 import { timeoutSecs } from './command-result.js';
 import { Commands } from './commands.js';
 import { Filesystem } from './filesystem.js';
-import { deliver, evalLanguage, toExecution, type Execution, type RunCodeLanguage, type RunCodeOpts } from './code.js';
+import { deliver, evalLanguage, fromRunCode, toExecution, type Execution, type RunCodeLanguage, type RunCodeOpts } from './code.js';
 import { SandboxPaginator, matchesMetadata, pausedDetails, toDetails, type SandboxDetails } from './sandbox-list.js';
 import { checkPauseOpts, getOrResume, killSandboxOrPaused, pauseSandbox, pausedWorkspaces } from './pause.js';
 
@@ -134,10 +134,13 @@ export class Sandbox {
   readonly sandboxId: string;
   readonly commands: Commands;
   readonly files: Filesystem;
+  /** The snapshot's language: what runCode and eval run without a language. */
+  readonly language: 'python' | 'js';
 
   /** Use Sandbox.create / Sandbox.connect. `controller` is the whole REST API, for what E2B has no name for. */
   protected constructor(readonly controller: Controller, info: WireSandboxInfo) {
     this.sandboxId = info.id;
+    this.language = info.language;
     this.commands = new Commands(controller, info.id);
     this.files = new Filesystem(controller, info.id);
   }
@@ -296,14 +299,18 @@ export class Sandbox {
   }
 
   /**
-   * Runs code in the persistent interpreter (@e2b/code-interpreter's runCode). Errors in the code
+   * Runs code in the persistent interpreter (@e2b/code-interpreter's runCode): Python through the
+   * run_code route (rich results: plots as PNG, DataFrames as HTML, display()), JavaScript through
+   * eval (text and JSON of the last value). Errors in the code
    * are in `execution.error`, not thrown; only failures to run it throw.
    */
   runCode(code: string, opts: RunCodeOpts = {}): Promise<Execution> {
     return guard(async () => {
-      const language = evalLanguage(opts.language);
-      const r = await this.controller.eval(this.sandboxId, { code, ...(language ? { language } : {}), timeout_secs: timeoutSecs(opts.timeoutMs, CALL_TIMEOUT_SECS.eval * 1000) });
-      const e = toExecution(r);
+      const language = evalLanguage(opts.language) ?? this.language;
+      const timeout_secs = timeoutSecs(opts.timeoutMs, CALL_TIMEOUT_SECS.eval * 1000);
+      const e = language === 'python'
+        ? fromRunCode(await this.controller.runCode(this.sandboxId, { code, timeout_secs }))
+        : toExecution(await this.controller.eval(this.sandboxId, { code, language, timeout_secs }));
       deliver(e, opts);
       return e;
     });

@@ -54,6 +54,12 @@ LIMITS: Dict[str, Any] = {
     },
     "max_upload_bytes": 268435456,
     "max_download_bytes": 1073741824,
+    "rich_results": {
+        "max_results": 64,
+        "max_image_bytes": 4194304,
+        "max_text_chars": 2097152,
+        "max_total_bytes": 12582912,
+    },
     "egress": {
         "max_entries": 256,
         "max_entry_chars": 300,

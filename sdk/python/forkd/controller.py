@@ -306,6 +306,15 @@ class Controller:
         body = _drop_none({"code": code, "language": language, "timeout_secs": timeout_secs})
         return self.call("POST", f"/v1/sandboxes/{quote_param(sandbox_id)}/eval", body=body, timeout=timeout_secs + MARGIN_SECS)
 
+    def run_code(self, sandbox_id: str, code: str, *, timeout_secs: float = CALL_TIMEOUT_SECS["eval"]) -> JSON:
+        """A Python cell with rich results (E2B runCode): {results, logs, error, execution_count, interpreter, dropped, ...}.
+
+        Each result has the formats it was displayed with (text, html, markdown, svg, png and jpeg
+        as base64, latex, json, javascript) and is_main_result.
+        """
+        body = {"code": code, "timeout_secs": timeout_secs}
+        return self.call("POST", f"/v1/sandboxes/{quote_param(sandbox_id)}/run_code", body=body, timeout=timeout_secs + MARGIN_SECS)
+
     def branch_sandbox(self, sandbox_id: str, *, tag: Optional[str] = None, mode: Optional[str] = None, wait: Optional[bool] = None) -> JSON:
         """Captures a running sandbox as a snapshot layer: a SnapshotInfo. With wait=False the
         answer comes at once: the SnapshotInfo in status "writing" plus its ``job_id`` (see

@@ -164,13 +164,31 @@ class WriteInfo:
     type: str = "file"
 
 
+#: Result formats, in E2B's names and order.
+RESULT_FORMATS = ("text", "html", "markdown", "svg", "png", "jpeg", "latex", "json", "javascript")
+
+
 @dataclass
 class Result:
-    """The value of the last expression of run_code (E2B code-interpreter's Result, text and json)."""
+    """One output of run_code (E2B code-interpreter's Result): display() data or the last value.
+
+    png and jpeg are base64 (as E2B gives them); a format the output was not displayed with is None.
+    """
 
     text: Optional[str] = None
+    html: Optional[str] = None
+    markdown: Optional[str] = None
+    svg: Optional[str] = None
+    png: Optional[str] = None
+    jpeg: Optional[str] = None
+    latex: Optional[str] = None
     json: Any = None
+    javascript: Optional[str] = None
     is_main_result: bool = True
+
+    def formats(self) -> List[str]:
+        """The formats present ('text', 'html', 'png', ...)."""
+        return [f for f in RESULT_FORMATS if getattr(self, f) is not None]
 
     def __str__(self) -> str:
         return self.text or ""
@@ -200,6 +218,8 @@ class Execution:
     error: Optional[ExecutionError] = None
     execution_count: Optional[int] = None
     duration_ms: Optional[float] = None
+    #: Results or formats the guest left out because of their size, each with why (forkd's own).
+    dropped: List[str] = field(default_factory=list)
 
     @property
     def text(self) -> Optional[str]:
@@ -673,20 +693,19 @@ class Sandbox:
     ) -> Execution:
         """Runs code in the sandbox's persistent interpreter (globals persist between calls).
 
-        The last expression's value is the main result. An exception in the code is returned in
+        Python goes through the run_code route: IPython's cell semantics where the snapshot has it
+        (the code-interpreter recipe), display() outputs and the last value as results with every
+        format they have (matplotlib figures as PNG, DataFrames as HTML and text). JavaScript goes
+        through eval (the last value's text and JSON). An exception in the code is returned in
         ``Execution.error`` (not raised). Callbacks are called once the code has finished.
         """
         secs = 300.0 if timeout is None else _call_secs(timeout)
-        r = self._ctl.eval_code(self.sandbox_id, code, language=language, timeout_secs=secs)
-        ex = Execution(duration_ms=r.get("duration_ms"))
-        if r.get("stdout"):
-            ex.logs.stdout.append(r["stdout"])
-        if r.get("stderr"):
-            ex.logs.stderr.append(r["stderr"])
-        if r.get("error") is not None or r.get("exit_code", 0) != 0:
-            ex.error = ExecutionError(r.get("error_type") or "Error", r.get("error") or "", r.get("traceback") or "")
-        elif r.get("result") is not None:
-            ex.results.append(Result(text=r["result"], json=r.get("result_json")))
+        lang = "js" if language in ("js", "javascript") else language
+        if lang is None:
+            if self._info is None:
+                self._info = self._ctl.get_sandbox(self.sandbox_id)
+            lang = (self._info or {}).get("language", "python")
+        ex = self._run_python(code, secs) if lang == "python" else self._run_eval(code, lang, secs)
         for s in ex.logs.stdout:
             if on_stdout:
                 on_stdout(s)
@@ -698,6 +717,31 @@ class Sandbox:
                 on_result(res)
         if on_error and ex.error:
             on_error(ex.error)
+        return ex
+
+    def _run_python(self, code: str, secs: float) -> Execution:
+        r = self._ctl.run_code(self.sandbox_id, code, timeout_secs=secs)
+        ex = Execution(duration_ms=r.get("duration_ms"), execution_count=r.get("execution_count"), dropped=list(r.get("dropped") or []))
+        ex.logs.stdout.extend(r.get("logs", {}).get("stdout") or [])
+        ex.logs.stderr.extend(r.get("logs", {}).get("stderr") or [])
+        for res in r.get("results") or []:
+            ex.results.append(Result(is_main_result=bool(res.get("is_main_result")), **{f: res.get(f) for f in RESULT_FORMATS}))
+        e = r.get("error")
+        if e is not None:
+            ex.error = ExecutionError(e.get("name") or "Error", e.get("value") or "", e.get("traceback") or "")
+        return ex
+
+    def _run_eval(self, code: str, language: Optional[str], secs: float) -> Execution:
+        r = self._ctl.eval_code(self.sandbox_id, code, language=language, timeout_secs=secs)
+        ex = Execution(duration_ms=r.get("duration_ms"))
+        if r.get("stdout"):
+            ex.logs.stdout.append(r["stdout"])
+        if r.get("stderr"):
+            ex.logs.stderr.append(r["stderr"])
+        if r.get("error") is not None or r.get("exit_code", 0) != 0:
+            ex.error = ExecutionError(r.get("error_type") or "Error", r.get("error") or "", r.get("traceback") or "")
+        elif r.get("result") is not None:
+            ex.results.append(Result(text=r["result"], json=r.get("result_json")))
         return ex
 
     def eval(self, code: str, language: Optional[str] = None, timeout: Optional[float] = None) -> Any:

@@ -119,6 +119,7 @@ class RouteCoverageTest(unittest.TestCase):
             lambda: c.exec_command(SID, ["ls", "-l"], timeout_secs=5, envs={"A": "1"}, cwd="/tmp", stdin="in"),
             lambda: c.exec_command_stream(SID, cmd="echo x", on_stdout=lambda d: None),
             lambda: c.eval_code(SID, "1+1", language="python", timeout_secs=5),
+            lambda: c.run_code(SID, "1+1", timeout_secs=5),
             lambda: c.branch_sandbox(SID, tag="b1", mode="live", wait=False), lambda: c.fork_sandbox(SID, 3, timeout_ms=60000, mode="full", metadata={"x": "y"}),
             lambda: c.start_process(SID, cmd="sleep 1", envs={"A": "1"}, cwd="/tmp", timeout_secs=10), lambda: c.list_processes(SID),
             lambda: c.wait_process(SID, "p1", 5), lambda: c.kill_process(SID, "p1", "SIGTERM"),

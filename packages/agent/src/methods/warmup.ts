@@ -9,6 +9,7 @@ import vm from 'node:vm';
 import { AGENT_METHODS, FrameHeader, ForkdError, LIMITS, type AgentMethod, type EvalResultT, type ResultOf } from '@forkd/protocol';
 import type { CallContext, InvokeFn, ParamsOut, Reply } from '../handler.js';
 import type { Runtime } from '../runtime.js';
+import type { PyReply } from '../python-repl.js';
 import { reseedUserspace } from './system.js';
 import { PIPE_GRACE_MS } from '../process-runner.js';
 import { sleep } from '../transport.js';
@@ -24,11 +25,12 @@ export function makeWarmup(rt: Runtime, invoke: () => InvokeFn) {
         await rt.python.start();
         await rt.python.importModules(p.python_modules ?? []);
         if (p.python) check('python', await rt.python.eval(p.python, timeout, ctx.onCancel));
-      } else if (p.python || (p.python_modules ?? []).length > 0) {
+        if (p.python_cell) checkCell(await rt.python.runCell(p.python_cell, timeout, ctx.onCancel));
+      } else if (p.python || p.python_cell || (p.python_modules ?? []).length > 0) {
         throw new ForkdError('FORKD_E_TOOL_MISSING', 'warm-up asks for Python but python3 is not installed in the guest');
       }
       if (p.js) check('js', await rt.js.eval(p.js, timeout));
-      await warmCallPaths(rt, invoke(), ctx);
+      await warmCallPaths(rt, invoke(), ctx, p.python_cell !== undefined);
       rt.state.warmup = 'warm';
     } catch (err) {
       rt.state.warmup = 'failed';
@@ -36,6 +38,12 @@ export function makeWarmup(rt: Runtime, invoke: () => InvokeFn) {
     }
     return { result: { duration_ms: Math.round(performance.now() - t0), warmup: rt.state.warmup, error: rt.state.warmupError } };
   };
+}
+
+function checkCell(c: { reply: PyReply }): void {
+  const r = c.reply.result as { error?: { name: string; value: string } | null } | undefined;
+  const e = c.reply.ok ? r?.error : { name: c.reply.error?.type ?? 'Error', value: c.reply.error?.message ?? '' };
+  if (e) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `python_cell warm-up failed: ${e.name}: ${e.value}`);
 }
 
 function check(lang: string, r: EvalResultT): void {
@@ -62,6 +70,7 @@ const PARAM_SAMPLES: { [M in AgentMethod]: unknown } = {
   'files.remove': { path: '/x', recursive: true },
   'files.rename': { from: '/x', to: '/y' },
   eval: { language: 'python', code: '1', timeout_ms: 1000 },
+  run_code: { code: '1', timeout_ms: 1000 },
 };
 
 function warmParamParsers(): void {
@@ -72,7 +81,7 @@ function warmParamParsers(): void {
   FrameHeader.safeParse({ kind: 'req', id: 1, method: 'ping', params: {} });
 }
 
-async function warmCallPaths(rt: Runtime, invoke: InvokeFn, ctx: CallContext): Promise<void> {
+async function warmCallPaths(rt: Runtime, invoke: InvokeFn, ctx: CallContext, warmRunCode: boolean): Promise<void> {
   warmParamParsers();
   const quiet = { ...ctx, payload: Buffer.alloc(0), emit: async () => undefined, warming: true };
   // With output on both streams, plain and streamed: output handlers that never ran here were
@@ -84,6 +93,8 @@ async function warmCallPaths(rt: Runtime, invoke: InvokeFn, ctx: CallContext): P
   await invoke('ping', {}, quiet);
   await invoke('eval', { language: 'js', code: 'void (6 * 7)' }, quiet);
   if (rt.python.available) await invoke('eval', { language: 'python', code: '6 * 7' }, quiet);
+  // run_code only where the recipe asked for it (python_cell): the plain python recipe stays as it was.
+  if (rt.python.available && warmRunCode) await invoke('run_code', { code: '6 * 7' }, quiet);
   // The whole restore path, system calls included, so no function on it is first compiled in a
   // child. Harmless here: the clock is set to the guest's own time, and the bytes mixed into the
   // kernel pool come from that pool (its CRNG is initialised long before, so the credit is moot).

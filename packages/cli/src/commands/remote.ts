@@ -9,6 +9,7 @@ import { evalCmd, execCmd, filesGet, filesLs, filesPut, killCmd, lsCmd, networkC
 import { branchCmd, jobCmd, workspaceCmd } from './branching.js';
 import { printForkReport, runFork, runForkLocal } from './fork.js';
 import { quickstart } from './quickstart.js';
+import { runCodeCmd } from './run-code.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 type Opts = Record<string, unknown> & { json?: boolean };
@@ -73,7 +74,14 @@ export function registerRemoteCommands(program: Command, { run, client, engine }
   });
   withFlags(program.command('eval').description("evaluate code in a sandbox's persistent interpreter").argument('<id>').argument('<code>'), evalFlags)
     .option('--json', 'JSON output')
-    .action(run(async (id: string, code: string, o: Opts) => evalCmd(await client(), id, { code, ...evalFlags.read(o) }, o)));
+    .option('--rich', 'Python with rich results (run_code): display() outputs, DataFrames as HTML, plots as PNG')
+    .option('--out-dir <dir>', 'write PNG/JPEG results to files in DIR (named and printed); implies --rich')
+    .action(run(async (id: string, code: string, o: Opts & { rich?: boolean; outDir?: string }) => {
+      if (!o.rich && o.outDir === undefined) return evalCmd(await client(), id, { code, ...evalFlags.read(o) }, o);
+      const { language, ...rest } = evalFlags.read(o);
+      if (language === 'js') throw new ForkdError('FORKD_E_INVALID_ARGUMENT', '--rich and --out-dir run Python cells (run_code); JavaScript has no rich results');
+      return runCodeCmd(await client(), id, { code, ...rest }, { ...jsonOf(o), ...(o.outDir !== undefined ? { outDir: o.outDir } : {}) });
+    }));
 
   const files = program.command('files').description('files inside a sandbox');
   files.command('ls').argument('<id>').argument('<path>').option('--depth <n>', 'recurse').option('--json', 'JSON output')

@@ -4,14 +4,14 @@ import { ForkdError, toForkdError } from '@forkd/protocol';
 import type { Handlers } from '../http/register.js';
 import type { DaemonServices } from './context.js';
 import { StreamBacklog } from './stream-backlog.js';
-import { evalView, execRequest, execView, sandboxInfo } from './views.js';
+import { evalView, execRequest, execView, runCodeView, sandboxInfo } from './views.js';
 import { quotasOf } from '../quotas/policy.js';
 import { egressRecord, egressRequest } from '../sandboxes/egress.js';
 
 /** Total bytes one streamed exec may produce through the API. */
 const MAX_STREAM_BYTES = 256 * 1024 * 1024;
 
-type SandboxRoutes = 'spawn' | 'updateNetwork' | 'listSandboxes' | 'getSandbox' | 'killSandbox' | 'setTimeout' | 'exposePort' | 'ping' | 'exec' | 'eval';
+type SandboxRoutes = 'spawn' | 'updateNetwork' | 'listSandboxes' | 'getSandbox' | 'killSandbox' | 'setTimeout' | 'exposePort' | 'ping' | 'exec' | 'eval' | 'runCode';
 
 export function sandboxHandlers(s: DaemonServices, backlog = new StreamBacklog()): Pick<Handlers, SandboxRoutes> {
   return {
@@ -130,6 +130,10 @@ export function sandboxHandlers(s: DaemonServices, backlog = new StreamBacklog()
     async eval({ params, body, signal, caller }) {
       const r = await s.sandboxes.withSandbox(params.id, caller, 'eval', (sb) => sb.eval(body.language ?? sb.language, body.code, { timeoutMs: Math.round(body.timeout_secs * 1000), signal }));
       return { status: 200, body: evalView(r) };
+    },
+    async runCode({ params, body, signal, caller }) {
+      const r = await s.sandboxes.withSandbox(params.id, caller, 'runCode', (sb) => sb.runCode(body.code, { timeoutMs: Math.round(body.timeout_secs * 1000), signal }));
+      return { status: 200, body: runCodeView(r) };
     },
   };
 }

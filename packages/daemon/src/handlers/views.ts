@@ -1,7 +1,7 @@
 /** Wire views of daemon and engine records (the API's snake_case shapes), and REST requests as engine requests. */
 import type { z } from 'zod';
-import type { ExecResponse, EvalResponse, SandboxInfo } from '@forkd/api';
-import type { ExecRequest } from '@forkd/engine';
+import type { ExecResponse, EvalResponse, RunCodeResponse, SandboxInfo } from '@forkd/api';
+import type { ExecRequest, RunCodeOutcome } from '@forkd/engine';
 import type { ExecResultT, EvalResultT } from '@forkd/protocol';
 import type { SandboxEntry } from '../sandboxes/registry.js';
 import { ownerOf } from '../tenancy/access.js';
@@ -57,6 +57,23 @@ export function evalView(r: EvalResultT): z.output<typeof EvalResponse> {
     exit_code: r.ok ? 0 : 1,
     stdout: r.stdout,
     stderr: r.stderr,
+    duration_ms: r.duration_ms,
+  };
+}
+
+/** run_code's engine reply as the REST body: images become base64, logs are grouped as E2B's. */
+export function runCodeView(r: RunCodeOutcome): z.output<typeof RunCodeResponse> {
+  return {
+    results: r.results.map(({ png_bytes: _p, jpeg_bytes: _j, ...rest }, i) => ({
+      ...rest,
+      ...(r.images[i]?.png ? { png: r.images[i]!.png!.toString('base64') } : {}),
+      ...(r.images[i]?.jpeg ? { jpeg: r.images[i]!.jpeg!.toString('base64') } : {}),
+    })),
+    logs: { stdout: r.stdout, stderr: r.stderr },
+    error: r.error,
+    execution_count: r.execution_count,
+    interpreter: r.interpreter,
+    dropped: r.dropped,
     duration_ms: r.duration_ms,
   };
 }

@@ -1,5 +1,5 @@
 /** AgentClient: the connection plus typed conveniences for every agent method. */
-import { ForkdError, LIMITS, type ExecResultT, type EvalResultT, type EntryInfoT, type ParamsOf, type ResultOf } from '@forkd/protocol';
+import { ForkdError, LIMITS, unpackRichImages, type ExecResultT, type EvalResultT, type EntryInfoT, type ParamsOf, type ResultOf, type RichImages, type RunCodeResultT } from '@forkd/protocol';
 import { AgentConnection, type CallOptions, type ConnectOptions } from './connection.js';
 import { jsonDepthExceeds } from './json-depth.js';
 
@@ -17,6 +17,9 @@ export interface ExecOptions extends Opts {
   onStderr?: (chunk: Buffer) => void;
   maxStreamBytes?: number;
 }
+
+/** run_code's reply with images[i] holding result i's PNG/JPEG bytes. */
+export type RunCodeOutcome = RunCodeResultT & { images: RichImages[] };
 
 /** Host-side margin on top of a guest-side timeout, so the guest's own timeout answers first. */
 const GUEST_TIMEOUT_MARGIN_MS = 5_000;
@@ -81,6 +84,14 @@ export class AgentClient extends AgentConnection {
     // A value nested deeper than callers' serialisers go is passed on as its repr only.
     if (r.json_ok && jsonDepthExceeds(r.json, LIMITS.maxResultJsonDepth)) return { ...r, json: null, json_ok: false };
     return r;
+  }
+
+  /** A cell with rich results (run_code); each result's PNG/JPEG bytes come back beside it in images. */
+  async runCode(code: string, o: Opts & { evalTimeoutMs?: number } = {}): Promise<RunCodeOutcome> {
+    const guest = o.evalTimeoutMs ?? LIMITS.defaultEvalTimeoutMs;
+    const { result, payload } = await this.call('run_code', { code, timeout_ms: guest }, { timeoutMs: o.timeoutMs ?? guest + GUEST_TIMEOUT_MARGIN_MS, signal: o.signal });
+    const results = result.results.map((r) => (r.json !== undefined && jsonDepthExceeds(r.json, LIMITS.maxResultJsonDepth) ? { ...r, json: undefined } : r));
+    return { ...result, results, images: unpackRichImages(result.results, payload) };
   }
 
   /** Reads a whole file in chunks. maxBytes (default 256 MiB) bounds what is collected. */

@@ -13,6 +13,15 @@ test('the shipped recipes parse: base, python, node', async () => {
   assert.equal((await loadRecipe('node')).language, 'js');
 });
 
+test('the code-interpreter recipe: IPython and the plotting stack, warmed through run_code', async () => {
+  const ci = await loadRecipe('code-interpreter');
+  assert.equal(ci.language, 'python');
+  for (const p of ['python3-numpy', 'python3-pandas', 'python3-matplotlib', 'python3-ipython']) assert.ok(ci.packages.includes(p), p);
+  assert.deepEqual(ci.warmup.python_modules, ['numpy', 'pandas', 'matplotlib']);
+  assert.match(ci.warmup.python ?? '', /matplotlib\.use\('Agg'\)/);
+  assert.match(ci.warmup.python_cell ?? '', /plt\.show\(\)/, 'one plot drawn in the parent');
+});
+
 test('bad recipes are rejected with a recipe error code', async () => {
   const bad = (text: string) => assert.throws(() => parseRecipe(text), (e: unknown) => e instanceof ForkdError && e.code === 'FORKD_E_RECIPE_INVALID', text);
   bad('not json');

@@ -23,6 +23,8 @@ export const RecipeSchema = z.object({
   warmup: z.object({
     python_modules: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_.]*$/)).max(64).optional(),
     python: z.string().max(1024 * 1024).optional(),
+    /** Run through run_code (IPython when the image has it) after `python`: warms the rich-results path. */
+    python_cell: z.string().max(1024 * 1024).optional(),
     js: z.string().max(1024 * 1024).optional(),
   }).strict().default({}),
 }).strict();

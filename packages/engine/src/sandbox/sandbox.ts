@@ -1,6 +1,6 @@
 import type { ChildNetwork } from '../network/index.js';
 import { ForkdError, type EvalResultT, type PingResultT } from '@forkd/protocol';
-import type { AgentClient } from '../agent-client/index.js';
+import type { AgentClient, RunCodeOutcome } from '../agent-client/index.js';
 import { truncateGuestText } from '../agent-client/guest-errors.js';
 import type { Vm } from '../vm/vm.js';
 import type { BranchSource } from '../snapshot/branch.js';
@@ -118,6 +118,11 @@ export class Sandbox {
   /** Evaluates code in the guest's interpreter; timeoutMs is the guest's budget (the host waits a margin longer). */
   eval(language: 'python' | 'js', code: string, o: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<EvalResultT> {
     return agentOf(this).eval(language, code, { ...(o.timeoutMs !== undefined ? { evalTimeoutMs: o.timeoutMs } : {}), ...(o.signal ? { signal: o.signal } : {}) });
+  }
+
+  /** Runs a Python cell with rich results (E2B runCode): PNG/JPEG bytes in images, beside results. */
+  runCode(code: string, o: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<RunCodeOutcome> {
+    return agentOf(this).runCode(code, { ...(o.timeoutMs !== undefined ? { evalTimeoutMs: o.timeoutMs } : {}), ...(o.signal ? { signal: o.signal } : {}) });
   }
 
   /** Adds envs: to the interpreter of the sandbox's language now, and to every later command. */

@@ -12,6 +12,8 @@ import { machineSignature } from '../snapshot/machine.js';
 export { vmOf, agentOf } from '../sandbox/sandbox.js';
 /** A loopback OCI registry (Debian's docker-registry) for OCI tests and bench:hub. */
 export { startRegistry, type TestRegistry } from './registry.js';
+/** Cached snapshots of any recipe (tests and benchmarks). */
+export { ensureRecipeSnapshot, recipeSnapshotTag } from './recipe-snapshot.js';
 
 export const PARENT_MARKER = 424242;
 export const FIXTURE_TAG = 'itest-python';
