@@ -7,6 +7,7 @@ import { makeEval } from './methods/eval.js';
 import { makeExec } from './methods/exec.js';
 import { fileMethods } from './methods/files.js';
 import { makeProcMethods } from './methods/procs.js';
+import { makeServiceMethods } from './methods/services.js';
 import { makeSystemMethods } from './methods/system.js';
 import { makeWarmup } from './methods/warmup.js';
 import { ProcessTable } from './process-table.js';
@@ -71,6 +72,7 @@ export function createAgent(o: AgentOptions): Agent {
     if (runtime.native.loadError) process.stderr.write(`forkd-agent: native reseed unavailable: ${runtime.native.loadError}\n`);
   }
   let server: AgentServer | null = null;
+  const { stopAll: stopServices, ...serviceMethods } = makeServiceMethods(runtime.spawner);
   const table: MethodTable = {
     ...makeSystemMethods(runtime),
     warmup: makeWarmup(runtime, () => (method, params, ctx) => server!.invoke(method, params, ctx)),
@@ -78,6 +80,7 @@ export function createAgent(o: AgentOptions): Agent {
     ...makeProcMethods(runtime.procs),
     ...fileMethods,
     eval: makeEval(runtime),
+    ...serviceMethods,
   };
   server = new AgentServer(table);
   return {
@@ -85,6 +88,7 @@ export function createAgent(o: AgentOptions): Agent {
     runtime,
     shutdown() {
       runtime.procs.killAll();
+      stopServices();
       runtime.python.stop();
       runtime.sys.stop();
       runtime.spawner?.stop();
