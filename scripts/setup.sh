@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(qemu-system-x86 qemu-utils linux-image-cloud-amd64 debootstrap e2fsprogs zstd util-linux busybox-static gcc libc6-dev iproute2 nftables curl)
+# postgresql-client: psql, the host-side client of the postgres-fixture recipe's tests and benchmark.
+APT_PACKAGES=(qemu-system-x86 qemu-utils linux-image-cloud-amd64 debootstrap e2fsprogs zstd util-linux busybox-static gcc libc6-dev iproute2 nftables curl postgresql-client)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
