@@ -10,6 +10,8 @@ import { machineSignature } from '../snapshot/machine.js';
 
 /** A sandbox's VM and agent connection, for tests and probes that look inside it (never for the daemon). */
 export { vmOf, agentOf } from '../sandbox/sandbox.js';
+/** Cached snapshots of any recipe (tests and benchmarks). */
+export { ensureRecipeSnapshot, recipeSnapshotTag } from './recipe-snapshot.js';
 
 export const PARENT_MARKER = 424242;
 export const FIXTURE_TAG = 'itest-python';
