@@ -36,13 +36,14 @@ after(async () => {
 
 const withServices = (name: string, services: unknown[]): Recipe => parseRecipe(JSON.stringify({ ...python, name, warmup: {}, services }));
 
-/** Nothing half-made: no snapshot by that tag, no staging dir, no VM still running in this test's run dir. */
-async function assertNothingLeft(tag: string): Promise<void> {
+const vmDirs = () => new Set(fs.readdirSync(lab.runDir).filter((n) => n.startsWith('vm-')));
+
+/** Nothing half-made: no snapshot by that tag, no staging dir, no VM dir (its QEMU is killed first) beyond those there before. */
+async function assertNothingLeft(tag: string, vmsBefore: Set<string>): Promise<void> {
   await assert.rejects(engine.getSnapshot(tag), (e: unknown) => e instanceof ForkdError && e.code === 'FORKD_E_SNAPSHOT_NOT_FOUND');
   const staged = fs.readdirSync(homeLayout().snapshots).filter((n) => n.includes(tag));
   assert.deepEqual(staged, [], 'no staging directory of the failed snapshot');
-  const vms = fs.readdirSync(lab.runDir).filter((n) => n.startsWith('vm-'));
-  assert.deepEqual(vms, [], 'no VM run dir left');
+  assert.deepEqual([...vmDirs()].filter((n) => !vmsBefore.has(n)), [], 'no VM run dir left');
 }
 
 test('a service started in the parent is running in every child: its port answers through each child\'s exposed port', async () => {
@@ -67,6 +68,7 @@ test('a service started in the parent is running in every child: its port answer
   }
   assert.match(bodies[0]!, /^[0-9a-f-]{36}$/);
   assert.equal(bodies[0], bodies[1]);
+  await Promise.all(kids.map((k) => k.kill()));
 });
 
 test('a service that never becomes ready: FORKD_E_SERVICE_NOT_READY with its output, and nothing left behind', async () => {
@@ -74,6 +76,7 @@ test('a service that never becomes ready: FORKD_E_SERVICE_NOT_READY with its out
     { name: 'sleepy', start: 'echo "sleepy: waiting for a config that never comes"; exec sleep 100000', ready: { port: 9 }, timeout_secs: 5 },
   ]);
   const tag = 'itest-svc-never';
+  const vmsBefore = vmDirs();
   const t0 = Date.now();
   const err = await engine.createSnapshot({ tag, recipe }).then(() => null, (e: unknown) => e);
   assert.ok(err instanceof ForkdError, String(err));
@@ -82,7 +85,7 @@ test('a service that never becomes ready: FORKD_E_SERVICE_NOT_READY with its out
   assert.match(err.message, /waiting for a config that never comes/);
   assert.equal(err.details?.service, 'sleepy');
   console.log(`# not-ready error after ${Date.now() - t0} ms (boot included)`);
-  await assertNothingLeft(tag);
+  await assertNothingLeft(tag, vmsBefore);
 });
 
 test('a start command that exits at once: FORKD_E_SERVICE_EXITED with its exit code and output, and nothing left behind', async () => {
@@ -90,13 +93,14 @@ test('a start command that exits at once: FORKD_E_SERVICE_EXITED with its exit c
     { name: 'oops', start: 'echo "oops: missing /etc/oops.conf" >&2; exit 42', ready: { port: 9 }, timeout_secs: 300 },
   ]);
   const tag = 'itest-svc-exit';
+  const vmsBefore = vmDirs();
   const err = await engine.createSnapshot({ tag, recipe }).then(() => null, (e: unknown) => e);
   assert.ok(err instanceof ForkdError, String(err));
   assert.equal(err.code, 'FORKD_E_SERVICE_EXITED', err.message);
   assert.equal(err.details?.exit_code, 42);
   assert.match(err.message, /oops exited with code 42/);
   assert.match(err.message, /missing \/etc\/oops\.conf/);
-  await assertNothingLeft(tag);
+  await assertNothingLeft(tag, vmsBefore);
 });
 
 test('a recipe with an unknown package: FORKD_E_IMAGE_BUILD_FAILED naming it, and no image or root filesystem left', async () => {
