@@ -23,7 +23,7 @@ before(async () => {
   process.env.FORKD_RUN_DIR = lab.runDir;
   const { Engine } = await import('../engine.js');
   engine = new Engine({ accel: 'auto', network: { pool: lab.pool, uplinkNetns: lab.uplinkNetns } });
-  ({ tag } = await ensureRecipeSnapshot(engine, 'itest-postgres', await loadRecipe('postgres-fixture')));
+  ({ tag } = await ensureRecipeSnapshot(engine, 'postgres-fixture', await loadRecipe('postgres-fixture')));
 });
 after(async () => {
   await Promise.all(live.map((s) => s.kill().catch(() => undefined)));
