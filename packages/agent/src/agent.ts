@@ -8,6 +8,7 @@ import { makeRunCode } from './methods/run-code.js';
 import { makeExec } from './methods/exec.js';
 import { fileMethods } from './methods/files.js';
 import { makeProcMethods } from './methods/procs.js';
+import { makeServiceMethods } from './methods/services.js';
 import { makeSystemMethods } from './methods/system.js';
 import { makeWarmup } from './methods/warmup.js';
 import { ProcessTable } from './process-table.js';
@@ -72,6 +73,7 @@ export function createAgent(o: AgentOptions): Agent {
     if (runtime.native.loadError) process.stderr.write(`forkd-agent: native reseed unavailable: ${runtime.native.loadError}\n`);
   }
   let server: AgentServer | null = null;
+  const { stopAll: stopServices, ...serviceMethods } = makeServiceMethods(runtime.spawner);
   const table: MethodTable = {
     ...makeSystemMethods(runtime),
     warmup: makeWarmup(runtime, () => (method, params, ctx) => server!.invoke(method, params, ctx)),
@@ -80,6 +82,7 @@ export function createAgent(o: AgentOptions): Agent {
     ...fileMethods,
     eval: makeEval(runtime),
     run_code: makeRunCode(runtime),
+    ...serviceMethods,
   };
   server = new AgentServer(table);
   return {
@@ -87,6 +90,7 @@ export function createAgent(o: AgentOptions): Agent {
     runtime,
     shutdown() {
       runtime.procs.killAll();
+      stopServices();
       runtime.python.stop();
       runtime.sys.stop();
       runtime.spawner?.stop();

@@ -2,11 +2,12 @@ import { type HomeLayout, homeLayout } from './home/paths.js';
 import { Platform, type AccelRequest } from './platform.js';
 import { loadRecipe, loadRecipeByName, type Recipe } from './recipe/recipe.js';
 import { ensureImage, listImages } from './image/build.js';
-import { createSnapshot } from './snapshot/create.js';
+import { checkMachineSize, createSnapshot } from './snapshot/create.js';
 import { SnapshotCatalog } from './snapshot/catalog.js';
 import { spawnChildren, type SpawnOptions } from './sandbox/spawn.js';
 import { runDoctor } from './doctor.js';
 import { bootFromImage } from './vm/boot.js';
+import { startServices } from './vm/services.js';
 import { cleanupStale } from './runtime/index.js';
 import type { ProgressFn } from './progress.js';
 import type { QemuStarter } from './qemu/start.js';
@@ -14,7 +15,7 @@ import { KeeperClient, type KeeperAttachOptions, type KeeperVmT } from './keeper
 import { Vm } from './vm/vm.js';
 import { Sandbox, agentOf, branchSourceOf, type SandboxTimings } from './sandbox/sandbox.js';
 import { promises as fs } from 'node:fs';
-import { ForkdError, assertValidTag } from '@forkd/protocol';
+import { ForkdError, assertValidTag, type ServiceStatusT } from '@forkd/protocol';
 import { branchSandbox, type BranchMode } from './snapshot/branch.js';
 import { branchProven } from './sandbox/branch-proven.js';
 import { compactSnapshot } from './snapshot/compact.js';
@@ -42,6 +43,8 @@ export interface ColdBoot {
   eval: Sandbox['eval'];
   runCode: Sandbox['runCode'];
   kill(): Promise<void>;
+  /** The recipe's services, started (each ready) as part of the cold boot. */
+  services: ServiceStatusT[];
 }
 
 export interface EngineOptions {
@@ -295,10 +298,21 @@ export class Engine {
    */
   async bootCold(recipe: string | Recipe, opts: { memMib?: number; vcpus?: number } = {}): Promise<ColdBoot> {
     const r = typeof recipe === 'string' ? await loadRecipe(recipe) : recipe;
+    const memMib = opts.memMib ?? r.default_mem_mib;
+    checkMachineSize(r, memMib, opts.vcpus ?? 1); // before any build or boot: nothing to undo
     const env = await this.platform.resolve();
     const image = await ensureImage(this.layout, r);
-    const { vm } = await bootFromImage(env, 'cold', { memMib: opts.memMib ?? r.default_mem_mib, vcpus: opts.vcpus ?? 1, imagePath: image.path, memShare: false, ...this.starterOpt() });
+    const { vm } = await bootFromImage(env, 'cold', { memMib, vcpus: opts.vcpus ?? 1, imagePath: image.path, memShare: false, ...this.starterOpt() });
+    // A cold start of a recipe includes its services: that is what a child gets for free.
+    let services: ServiceStatusT[];
+    try {
+      services = await vm.guard(startServices(vm.agent!, r.services), 'starting services');
+    } catch (e) {
+      await vm.kill();
+      throw e;
+    }
     return {
+      services,
       eval: (language, code, o = {}) => vm.agent!.eval(language, code, { ...(o.timeoutMs !== undefined ? { evalTimeoutMs: o.timeoutMs } : {}) }),
       runCode: (code, o = {}) => vm.agent!.runCode(code, { ...(o.timeoutMs !== undefined ? { evalTimeoutMs: o.timeoutMs } : {}) }),
       kill: () => vm.kill(),

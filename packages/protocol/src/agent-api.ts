@@ -53,6 +53,57 @@ export const WarmupResult = z.object({
   error: z.string().nullable().optional(),
 });
 
+/**
+ * Recipe services: long-running processes the parent starts before the snapshot, so every child
+ * restores with them already running. Each has one ready check, polled until it passes or the
+ * service's timeout ends (never a fixed sleep).
+ */
+export const ServiceName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'service name: lowercase letters, digits, _ -');
+/** A Unix account name as Debian's adduser accepts it. */
+export const GuestUser = z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'invalid user name');
+const httpUrl = z.string().max(2048).url().refine((u) => /^https?:\/\//.test(u), 'ready url must be http:// or https://');
+/** Exactly one check: a TCP port on the guest's loopback accepts, a URL answers 2xx/3xx, a file exists, a command exits 0. */
+export const ServiceReady = z.union([
+  z.object({ port: z.number().int().min(1).max(65535) }).strict(),
+  z.object({ url: httpUrl }).strict(),
+  z.object({ file: GuestPath }).strict(),
+  z.object({ cmd: z.string().min(1).max(LIMITS.maxArgBytes) }).strict(),
+]);
+export const ServiceSpec = z.object({
+  name: ServiceName,
+  /** argv, or a shell command (run by the guest's shell; `exec` the server to keep its pid). */
+  start: z.union([Argv, z.string().min(1).max(LIMITS.maxArgBytes)]),
+  /** Runs as this guest account (postgres refuses root); default root. */
+  user: GuestUser.optional(),
+  env: MergedEnvMap.optional(),
+  cwd: GuestPath.optional(),
+  ready: ServiceReady,
+  timeout_secs: z.number().int().min(1).max(LIMITS.services.maxTimeoutSecs),
+}).strict();
+export const ServiceList = z.array(ServiceSpec).max(LIMITS.services.maxServices)
+  .refine((l) => new Set(l.map((s) => s.name)).size === l.length, 'service names must be unique');
+export const ServicesStartParams = z.object({ services: ServiceList }).strict();
+/** ready: its check passed; exited: it ended (or never started) first; not_ready: its timeout ran out (it was killed). */
+export const ServiceState = z.enum(['ready', 'exited', 'not_ready']);
+export const ServiceStatus = z.object({
+  name: z.string(),
+  state: ServiceState,
+  pid: z.number().int().nullable(),
+  exit_code: z.number().int().nullable(),
+  signal: z.string().nullable(),
+  /** Why it could not start (spawn error), or why its ready check last failed. */
+  error: z.string().nullable(),
+  /** The service's newest stdout+stderr (interleaved as written). */
+  output: z.string(),
+  output_truncated: z.boolean(),
+  ready_ms: z.number(),
+});
+/** Services are started in order; the first that fails stops the rest from starting. */
+export const ServicesStartResult = z.object({ services: z.array(ServiceStatus) });
+export const ServicesListParams = z.object({}).strict();
+/** Whether each started service's process is alive now (a child checks what it restored). */
+export const ServicesListResult = z.object({ services: z.array(z.object({ name: z.string(), pid: z.number().int().nullable(), running: z.boolean() })) });
+
 export const ExecParams = z.object({
   argv: Argv.optional(),
   shell: z.string().min(1).max(LIMITS.maxCodeBytes).optional(),
@@ -186,6 +237,8 @@ export const AGENT_METHODS = {
   'files.rename': { params: FilesRenameParams, result: EntryInfo },
   eval: { params: EvalParams, result: EvalResult },
   run_code: { params: RunCodeParams, result: RunCodeResult },
+  'services.start': { params: ServicesStartParams, result: ServicesStartResult },
+  'services.list': { params: ServicesListParams, result: ServicesListResult },
 } as const;
 
 export type AgentMethod = keyof typeof AGENT_METHODS;
@@ -198,6 +251,8 @@ export type ExecResultT = z.output<typeof ExecResult>;
 export type EvalResultT = z.output<typeof EvalResult>;
 export type RunCodeResultT = z.output<typeof RunCodeResult>;
 export type RichResultWireT = z.output<typeof RichResultWire>;
+export type ServiceSpecT = z.output<typeof ServiceSpec>;
+export type ServiceStatusT = z.output<typeof ServiceStatus>;
 
 export function isAgentMethod(m: unknown): m is AgentMethod {
   return typeof m === 'string' && Object.prototype.hasOwnProperty.call(AGENT_METHODS, m);

@@ -69,6 +69,10 @@ export const ERROR_CODES = {
   FORKD_E_VM_START_FAILED: 500,
   FORKD_E_RESTORE_FAILED: 500,
   FORKD_E_SNAPSHOT_FAILED: 500,
+  /** A recipe service did not pass its ready check within its timeout (its own output is in details). */
+  FORKD_E_SERVICE_NOT_READY: 500,
+  /** A recipe service exited (or could not start) before it was ready (its exit status and output are in details). */
+  FORKD_E_SERVICE_EXITED: 500,
   FORKD_E_AGENT_UNAVAILABLE: 502,
   FORKD_E_AGENT_PROTOCOL: 502,
   FORKD_E_AGENT_ERROR: 502,

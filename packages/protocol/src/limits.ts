@@ -87,6 +87,12 @@ export const LIMITS = {
   richResults: { maxResults: 64, maxImageBytes: 4 * 1024 * 1024, maxTextChars: 2 * 1024 * 1024, maxTotalBytes: 12 * 1024 * 1024 },
   /** A sandbox's egress policy: entries per list (each becomes an nft rule or a proxy name rule), one entry's length, a DNS name. */
   egress: { maxEntries: 256, maxEntryChars: 300, maxNameChars: 253 },
+  /**
+   * Recipe services (long-running processes started in the parent before the snapshot): how many,
+   * how long one may take to become ready, how often its ready check is polled, and how much of
+   * its own output is kept for the error when it never gets ready (the newest bytes).
+   */
+  services: { maxServices: 16, maxTimeoutSecs: 1800, pollIntervalMs: 100, outputBytes: 64 * 1024, errorOutputChars: 8192 },
 } as const;
 
 /** Limits of the machines and of how many of them one request makes. */

@@ -65,6 +65,13 @@ LIMITS: Dict[str, Any] = {
         "max_entry_chars": 300,
         "max_name_chars": 253,
     },
+    "services": {
+        "max_services": 16,
+        "max_timeout_secs": 1800,
+        "poll_interval_ms": 100,
+        "output_bytes": 65536,
+        "error_output_chars": 8192,
+    },
 }
 
 #: Limits of the machines and of how many of them one request makes.
@@ -157,6 +164,8 @@ ERROR_CODES: Dict[str, int] = {
     "FORKD_E_VM_START_FAILED": 500,
     "FORKD_E_RESTORE_FAILED": 500,
     "FORKD_E_SNAPSHOT_FAILED": 500,
+    "FORKD_E_SERVICE_NOT_READY": 500,
+    "FORKD_E_SERVICE_EXITED": 500,
     "FORKD_E_AGENT_UNAVAILABLE": 502,
     "FORKD_E_AGENT_PROTOCOL": 502,
     "FORKD_E_AGENT_ERROR": 502,

@@ -71,6 +71,8 @@ const PARAM_SAMPLES: { [M in AgentMethod]: unknown } = {
   'files.rename': { from: '/x', to: '/y' },
   eval: { language: 'python', code: '1', timeout_ms: 1000 },
   run_code: { code: '1', timeout_ms: 1000 },
+  'services.start': { services: [{ name: 's', start: ['true'], ready: { port: 1 }, timeout_secs: 1 }] },
+  'services.list': {},
 };
 
 function warmParamParsers(): void {

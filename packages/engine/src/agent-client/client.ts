@@ -42,6 +42,16 @@ export class AgentClient extends AgentConnection {
     return (await this.call('warmup', p, { timeoutMs: (p.timeout_ms ?? 600_000) + GUEST_TIMEOUT_MARGIN_MS, ...o })).result;
   }
 
+  /** Starts recipe services in order, each until its ready check passes (see engine/recipe/services.ts). */
+  async servicesStart(p: ParamsOf<'services.start'>, o: Opts = {}): Promise<ResultOf<'services.start'>> {
+    const budgetMs = p.services.reduce((sum, s) => sum + s.timeout_secs * 1000 + 4_000, 0);
+    return (await this.call('services.start', p, { timeoutMs: budgetMs + GUEST_TIMEOUT_MARGIN_MS, ...o })).result;
+  }
+
+  async servicesList(o: Opts = {}): Promise<ResultOf<'services.list'>> {
+    return (await this.call('services.list', {}, o)).result;
+  }
+
   /** Runs to completion (streaming through the callbacks if given) and returns the result. */
   async exec(p: Omit<ParamsOf<'exec'>, 'background'>, o: ExecOptions = {}): Promise<ExecResultT> {
     const stream = p.stream ?? (o.onStdout !== undefined || o.onStderr !== undefined);

@@ -47,3 +47,37 @@ test('a recipe name from a remote caller is only ever a name: package.json is no
   await assert.rejects(loadRecipeByName('../recipes/python'), (e: unknown) => e instanceof ForkdError && e.code === 'FORKD_E_INVALID_ARGUMENT');
   assert.equal((await loadRecipeByName('python')).language, 'python');
 });
+
+test('postgres-fixture: one service run as postgres with a command ready check, and a memory floor above the base', async () => {
+  const pg = await loadRecipe('postgres-fixture');
+  assert.deepEqual(pg.packages, ['postgresql']);
+  assert.equal(pg.services.length, 1);
+  const svc = pg.services[0]!;
+  assert.equal(svc.user, 'postgres');
+  assert.ok('cmd' in svc.ready && /SELECT 1/.test(svc.ready.cmd));
+  assert.ok(pg.min_mem_mib > (await loadRecipe('base')).min_mem_mib);
+  // The other recipes start no service: their snapshots are made exactly as before.
+  for (const n of ['base', 'python', 'node']) assert.deepEqual((await loadRecipe(n)).services, []);
+});
+
+test('recipe services are validated with the recipe: a bad one is FORKD_E_RECIPE_INVALID naming the field', () => {
+  const svc = { name: 'web', start: ['node', 'server.js'], ready: { port: 8080 }, timeout_secs: 30 };
+  const recipe = (services: unknown) => JSON.stringify({ name: 'x', services });
+  assert.equal(parseRecipe(recipe([svc])).services[0]!.name, 'web');
+  for (const bad of [[{ ...svc, ready: {} }], [{ ...svc, timeout_secs: -1 }], [svc, svc], [{ ...svc, name: 'A B' }], [{ ...svc, start: '' }], [{ ...svc, ready: { sleep: 5 } }]]) {
+    assert.throws(() => parseRecipe(recipe(bad)), (e: unknown) => e instanceof ForkdError && e.code === 'FORKD_E_RECIPE_INVALID' && /services/.test(e.message), JSON.stringify(bad));
+  }
+});
+
+test('less memory than a recipe\'s floor is refused with FORKD_E_MEMORY_TOO_SMALL before anything is built or booted', async () => {
+  const { Engine } = await import('../engine.js');
+  const { checkMachineSize } = await import('../snapshot/create.js');
+  const pg = await loadRecipe('postgres-fixture');
+  const small = (e: unknown) => e instanceof ForkdError && e.code === 'FORKD_E_MEMORY_TOO_SMALL' && e.details?.min_mem_mib === pg.min_mem_mib && /postgres-fixture needs at least/.test(e.message);
+  assert.throws(() => checkMachineSize(pg, pg.min_mem_mib - 1, 1), small);
+  checkMachineSize(pg, pg.min_mem_mib, 1);
+  // A home that does not exist: had it tried to build or boot, the error would be another one.
+  const engine = new Engine({ home: '/nonexistent-forkd-home' });
+  await assert.rejects(engine.createSnapshot({ tag: 'pg-small', recipe: pg, memMib: 256 }), small);
+  await assert.rejects(engine.bootCold(pg, { memMib: 256 }), small);
+});

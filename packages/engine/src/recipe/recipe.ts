@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { ForkdError, EvalLanguage, MACHINE_LIMITS } from '@forkd/protocol';
+import { ForkdError, EvalLanguage, MACHINE_LIMITS, ServiceList } from '@forkd/protocol';
 
 /** A recipe: what goes into the image and what the parent warms before the snapshot. */
 export const RecipeSchema = z.object({
@@ -20,6 +20,11 @@ export const RecipeSchema = z.object({
    * Children never inherit it: each gets its own network, or none, at spawn.
    */
   warmup_network: z.boolean().default(false),
+  /**
+   * Long-running processes the parent starts (in order, each until its ready check passes) before
+   * its warm-up code runs and the snapshot is taken: every child restores with them running.
+   */
+  services: ServiceList.default([]),
   warmup: z.object({
     python_modules: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_.]*$/)).max(64).optional(),
     python: z.string().max(1024 * 1024).optional(),

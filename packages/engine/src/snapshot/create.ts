@@ -10,6 +10,7 @@ import { Vm } from '../vm/vm.js';
 import { commitStaging, freeSnapshotDir, inStaging } from '../util/staging.js';
 import { bootFromImage } from '../vm/boot.js';
 import { saveDeviceState } from '../vm/migration.js';
+import { startServices } from '../vm/services.js';
 import { nowMs, since } from '../util/timing.js';
 import { machineSignature } from './machine.js';
 import { MANIFEST_VERSION, type SnapshotManifest } from './manifest.js';
@@ -74,8 +75,12 @@ export async function createSnapshot(layout: HomeLayout, platform: Platform, opt
       const { ping, cmdline, backing: backingRel } = boot;
       const bootMs = boot.bootMs;
 
-      onProgress({ phase: 'warmup', message: `warming up (${recipe.name})` });
       const tWarm = nowMs();
+      if (recipe.services.length > 0) {
+        onProgress({ phase: 'services', message: `starting ${recipe.services.map((s) => s.name).join(', ')}` });
+        await vm.guard(startServices(agent, recipe.services), 'starting services');
+      }
+      onProgress({ phase: 'warmup', message: `warming up (${recipe.name})` });
       const warm = await vm.guard(agent.warmup({ ...recipe.warmup, timeout_ms: opts.warmupTimeoutMs ?? 600_000 }, { timeoutMs: (opts.warmupTimeoutMs ?? 600_000) + 5_000 }), 'warming up');
       const after = await agent.ping({ timeoutMs: 10_000 });
       if (warm.warmup !== 'warm' || after.warmup !== 'warm') {
