@@ -300,6 +300,8 @@ export class Daemon {
         s.log.info({ sandboxes: s.sandboxes.count }, 'leaving the live VMs to the keeper for the next daemon');
         await s.engine.releaseKeeper({ stopVms: false });
       }
+      // No spawn can race this now; a root still holding a VM's cgroup (left to the keeper) stays.
+      await s.engine.removeCgroupRoot().catch((e: unknown) => s.log.warn({ err: String(e) }, 'could not remove the root cgroup'));
       await s.egressService?.stop().catch(() => undefined);
       await s.journal.close();
       await this.audit.close();

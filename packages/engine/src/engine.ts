@@ -19,7 +19,7 @@ import { branchSandbox, type BranchMode } from './snapshot/branch.js';
 import { branchProven } from './sandbox/branch-proven.js';
 import { compactSnapshot } from './snapshot/compact.js';
 import { pruneMemoryCache } from './snapshot/memory.js';
-import { cgroupRootName, detectCgroups, sweepCgroups, type CgroupHost } from './quota/cgroup.js';
+import { cgroupRootName, detectCgroups, removeCgroupRoot, sweepCgroups, type CgroupHost } from './quota/cgroup.js';
 import { runtimeDir } from './runtime/index.js';
 import path from 'node:path';
 import { ChildNetworks, deleteNetns, sweepStaleNetns, type NetworkConfig } from './network/index.js';
@@ -177,6 +177,14 @@ export class Engine {
   cgroups(): Promise<CgroupHost> {
     this.cgroupsP ??= detectCgroups(this.cgroupBase);
     return this.cgroupsP;
+  }
+
+  /**
+   * Removes this engine's root cgroup(s) if empty: for a daemon that stops (no spawn may race it).
+   * One still holding a VM's cgroup (left to the keeper) stays; the keeper removes it at its end.
+   */
+  async removeCgroupRoot(): Promise<string[]> {
+    return removeCgroupRoot(await this.cgroups(), this.cgroupRoot);
   }
 
   /**
