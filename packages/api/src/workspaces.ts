@@ -1,6 +1,8 @@
 /** Workspaces: named long-lived sandboxes that can be suspended to disk and resumed. */
 import { z } from 'zod';
 import { Tag, SandboxId, WorkspaceName, Metadata, Envs, Identity } from './common.js';
+import { EgressFields, EgressView } from './egress.js';
+import { NetworkFields, QuotaFields, SandboxLimits, SpawnLimitFields } from './sandboxes.js';
 
 export const WorkspaceInfo = z.object({
   name: WorkspaceName,
@@ -17,7 +19,11 @@ export const WorkspaceInfo = z.object({
   warning: z.string().nullable(),
   /** forkd fields. */
   per_child_netns: z.boolean(),
-  memory_limit_mib: z.null(),
+  /** The limits its sandbox runs with (kept across suspend and resume; resume may change them). */
+  memory_limit_mib: QuotaFields.memory_limit_mib.nullable(),
+  limits: SandboxLimits,
+  /** Its sandbox's egress policy (kept across suspend and resume); null when none was given. */
+  egress: EgressView.nullable(),
   /** The identity that created it (its state snapshots are this identity's too). */
   owner: Identity,
 });
@@ -30,13 +36,17 @@ export const CreateWorkspaceBody = z.object({
   sandbox_id: SandboxId.optional(),
   metadata: Metadata.optional(),
   envs: Envs.optional(),
-  /** The workspace's sandbox gets its own network, kept across suspend and resume. */
-  network: z.boolean().optional(),
-  /** forkd's name for `network`. */
-  per_child_netns: z.boolean().optional(),
-  memory_limit_mib: z.null().optional(),
+  /** The workspace's sandbox gets its own network, kept across suspend and resume (spawn's fields). */
+  ...NetworkFields,
+  /** Its egress policy and limits, as spawn takes them (a new sandbox only: not with sandbox_id). */
+  ...EgressFields,
+  ...SpawnLimitFields,
 }).strict().refine((b) => (b.snapshot_tag === undefined) !== (b.sandbox_id === undefined), 'exactly one of snapshot_tag or sandbox_id is required');
 
 export const SuspendBody = z.object({ diff: z.boolean().optional() }).strict();
-export const ResumeBody = z.object({}).strict();
+/**
+ * Resume restores the workspace with its recorded network, egress policy and limits; fields given
+ * here replace them from now on (as spawn takes them; the daemon's maxima apply).
+ */
+export const ResumeBody = z.object({ ...NetworkFields, ...EgressFields, ...SpawnLimitFields }).strict();
 export const WorkspaceParams = z.object({ name: WorkspaceName }).strict();

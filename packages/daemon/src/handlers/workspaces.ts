@@ -4,7 +4,11 @@ import type { WorkspaceInfo } from '@forkd/api';
 import type { Handlers } from '../http/register.js';
 import type { DaemonServices } from './context.js';
 import type { WorkspaceRecord } from '../workspaces/registry.js';
+import { ForkdError } from '@forkd/protocol';
 import { ownerOf } from '../tenancy/access.js';
+import { limitsView } from './views.js';
+import { quotasOf } from '../quotas/policy.js';
+import { egressRecord } from '../sandboxes/egress.js';
 
 type WsRoutes = 'listWorkspaces' | 'createWorkspace' | 'getWorkspace' | 'deleteWorkspace' | 'suspendWorkspace' | 'resumeWorkspace';
 
@@ -20,7 +24,8 @@ export function workspaceView(w: WorkspaceRecord): z.output<typeof WorkspaceInfo
     metadata: w.metadata,
     warning: w.warning,
     per_child_netns: w.network ?? false,
-    memory_limit_mib: null,
+    ...limitsView(w.quotas ?? {}),
+    egress: w.egress ?? null,
     owner: ownerOf(w),
   };
 }
@@ -32,8 +37,15 @@ export function workspaceHandlers(s: DaemonServices): Pick<Handlers, WsRoutes> {
     },
     async createWorkspace({ body, caller }) {
       if (body.snapshot_tag) s.writes.assertNotWriting(body.snapshot_tag, caller);
-      const { per_child_netns: alias, network, ...rest } = body;
-      return { status: 201, body: workspaceView(await s.workspaces.create({ ...rest, network: Boolean(network || alias) }, caller)) };
+      const { name, snapshot_tag, sandbox_id, metadata, envs } = body;
+      const network = Boolean(body.network || body.per_child_netns);
+      const quotas = quotasOf(body);
+      const egress = egressRecord(body, s.egress.defaultEgress);
+      // A running sandbox keeps the network, policy and limits it was spawned with.
+      if (sandbox_id !== undefined && (network || egress || Object.keys(quotas).length > 0)) {
+        throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `network, egress and limit fields apply to a new sandbox (snapshot_tag); sandbox ${sandbox_id} keeps its own (PUT /v1/sandboxes/${sandbox_id}/network changes its policy)`);
+      }
+      return { status: 201, body: workspaceView(await s.workspaces.create({ name, ...(snapshot_tag !== undefined ? { snapshot_tag } : {}), ...(sandbox_id !== undefined ? { sandbox_id } : {}), ...(metadata ? { metadata } : {}), ...(envs ? { envs } : {}), network, quotas, egress }, caller)) };
     },
     async getWorkspace({ params, caller }) {
       return { status: 200, body: workspaceView(s.workspaces.get(params.name, caller)) };
@@ -45,8 +57,12 @@ export function workspaceHandlers(s: DaemonServices): Pick<Handlers, WsRoutes> {
     async suspendWorkspace({ params, caller }) {
       return { status: 200, body: workspaceView(await s.workspaces.suspend(params.name, caller)) };
     },
-    async resumeWorkspace({ params, caller }) {
-      return { status: 200, body: workspaceView(await s.workspaces.resume(params.name, caller)) };
+    async resumeWorkspace({ params, body, caller }) {
+      const network = body.network ?? body.per_child_netns;
+      const egress = egressRecord(body, s.egress.defaultEgress);
+      const quotas = quotasOf(body);
+      const changes = { ...(network !== undefined ? { network } : {}), ...(egress ? { egress } : {}), ...(Object.keys(quotas).length ? { quotas } : {}) };
+      return { status: 200, body: workspaceView(await s.workspaces.resume(params.name, caller, changes)) };
     },
   };
 }
