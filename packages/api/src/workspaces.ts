@@ -28,20 +28,33 @@ export const WorkspaceInfo = z.object({
   owner: Identity,
 });
 
-export const CreateWorkspaceBody = z.object({
+const WorkspaceCommon = {
   name: WorkspaceName,
-  /** Start a new sandbox from this snapshot... */
-  snapshot_tag: Tag.optional(),
-  /** ...or make this running sandbox a workspace (E2B's pause() of any sandbox). */
-  sandbox_id: SandboxId.optional(),
   metadata: Metadata.optional(),
   envs: Envs.optional(),
-  /** The workspace's sandbox gets its own network, kept across suspend and resume (spawn's fields). */
+};
+
+/** A new sandbox from a snapshot, with spawn's network, egress policy and limits (kept across suspend and resume). */
+export const CreateWorkspaceFromSnapshot = z.object({
+  ...WorkspaceCommon,
+  snapshot_tag: Tag,
   ...NetworkFields,
-  /** Its egress policy and limits, as spawn takes them (a new sandbox only: not with sandbox_id). */
   ...EgressFields,
   ...SpawnLimitFields,
-}).strict().refine((b) => (b.snapshot_tag === undefined) !== (b.sandbox_id === undefined), 'exactly one of snapshot_tag or sandbox_id is required');
+}).strict();
+
+/** A running sandbox made a workspace (E2B's pause() of any sandbox): it keeps its own network, policy and limits. */
+export const CreateWorkspaceFromSandbox = z.object({
+  ...WorkspaceCommon,
+  sandbox_id: SandboxId,
+}).strict();
+
+export const CreateWorkspaceBody = z.union([CreateWorkspaceFromSnapshot, CreateWorkspaceFromSandbox], {
+  error: 'exactly one of snapshot_tag or sandbox_id is required; network, egress and limit fields go with snapshot_tag (a running sandbox keeps its own)',
+});
+
+/** Every field of either form, all optional (CLI flags, MCP's tool input); the daemon validates with CreateWorkspaceBody. */
+export const CreateWorkspaceFields = z.object({ ...CreateWorkspaceFromSnapshot.shape, snapshot_tag: Tag.optional(), sandbox_id: SandboxId.optional() });
 
 export const SuspendBody = z.object({ diff: z.boolean().optional() }).strict();
 /**

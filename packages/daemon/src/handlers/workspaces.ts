@@ -4,7 +4,6 @@ import type { WorkspaceInfo } from '@forkd/api';
 import type { Handlers } from '../http/register.js';
 import type { DaemonServices } from './context.js';
 import type { WorkspaceRecord } from '../workspaces/registry.js';
-import { ForkdError } from '@forkd/protocol';
 import { ownerOf } from '../tenancy/access.js';
 import { limitsView } from './views.js';
 import { quotasOf } from '../quotas/policy.js';
@@ -36,16 +35,14 @@ export function workspaceHandlers(s: DaemonServices): Pick<Handlers, WsRoutes> {
       return { status: 200, body: s.workspaces.list(caller).map(workspaceView) };
     },
     async createWorkspace({ body, caller }) {
-      if (body.snapshot_tag) s.writes.assertNotWriting(body.snapshot_tag, caller);
-      const { name, snapshot_tag, sandbox_id, metadata, envs } = body;
-      const network = Boolean(body.network || body.per_child_netns);
-      const quotas = quotasOf(body);
-      const egress = egressRecord(body, s.egress.defaultEgress);
-      // A running sandbox keeps the network, policy and limits it was spawned with.
-      if (sandbox_id !== undefined && (network || egress || Object.keys(quotas).length > 0)) {
-        throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `network, egress and limit fields apply to a new sandbox (snapshot_tag); sandbox ${sandbox_id} keeps its own (PUT /v1/sandboxes/${sandbox_id}/network changes its policy)`);
+      const { name, metadata, envs } = body;
+      if ('sandbox_id' in body) {
+        // A running sandbox keeps the network, policy and limits it was spawned with (the schema has no such fields here).
+        return { status: 201, body: workspaceView(await s.workspaces.create({ name, sandbox_id: body.sandbox_id, ...(metadata ? { metadata } : {}), ...(envs ? { envs } : {}) }, caller)) };
       }
-      return { status: 201, body: workspaceView(await s.workspaces.create({ name, ...(snapshot_tag !== undefined ? { snapshot_tag } : {}), ...(sandbox_id !== undefined ? { sandbox_id } : {}), ...(metadata ? { metadata } : {}), ...(envs ? { envs } : {}), network, quotas, egress }, caller)) };
+      s.writes.assertNotWriting(body.snapshot_tag, caller);
+      const egress = egressRecord(body, s.egress.defaultEgress);
+      return { status: 201, body: workspaceView(await s.workspaces.create({ name, snapshot_tag: body.snapshot_tag, ...(metadata ? { metadata } : {}), ...(envs ? { envs } : {}), network: Boolean(body.network || body.per_child_netns), quotas: quotasOf(body), egress }, caller)) };
     },
     async getWorkspace({ params, caller }) {
       return { status: 200, body: workspaceView(s.workspaces.get(params.name, caller)) };
