@@ -260,6 +260,32 @@ export class Engine {
     await this.cleanupDir(dir);
   }
 
+  /**
+   * For a daemon's start, before it launches anything: VM dirs owned by the attached keeper that it
+   * holds no QEMU for, i.e. children a killed daemon was still making (namespace made, QEMU not yet
+   * started or already gone). Nobody else removes them: their owner, the keeper, is alive. Each is
+   * removed like a reaped VM (its network released, its run dir with cgroups and overlay).
+   */
+  async sweepUnheldKeeperDirs(): Promise<string[]> {
+    const k = this.keeper;
+    if (!k) return [];
+    const { readOwner } = await import('./runtime/dir.js');
+    const owner = await k.owner();
+    const held = new Set([...k.inherited.values()].map((v) => path.resolve(v.run_dir)));
+    const run = runtimeDir();
+    const removed: string[] = [];
+    for (const name of await fs.readdir(run).catch(() => [] as string[])) {
+      if (!/^vm-[0-9a-f]{16}$/.test(name)) continue;
+      const dir = path.join(run, name);
+      const rec = await readOwner(dir);
+      if (!rec || rec.owner_pid !== owner.pid || rec.owner_starttime !== owner.starttime || held.has(dir)) continue;
+      if (rec.qemu_pid !== null && k.processOf(rec.qemu_pid)) continue;
+      await this.reap(-1, dir);
+      removed.push(dir);
+    }
+    return removed;
+  }
+
   private async cleanupDir(dir: string): Promise<void> {
     const { openVmDir } = await import('./runtime/dir.js');
     const handle = await openVmDir(dir).catch(() => null);
