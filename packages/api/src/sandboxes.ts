@@ -82,6 +82,31 @@ export const SandboxInfo = z.object({
   owner: Identity,
 });
 
+/**
+ * The per-request limit fields of a spawn (also taken by workspace create and resume), declared once.
+ * forkd's null memory_limit_mib means "no value given" (the daemon's default).
+ */
+export const SpawnLimitFields = {
+  memory_limit_mib: QuotaFields.memory_limit_mib.nullable().optional(),
+  cpu_weight: QuotaFields.cpu_weight.optional(),
+  cpu_quota: QuotaFields.cpu_quota.optional(),
+  pids_max: QuotaFields.pids_max.optional(),
+  disk_limit_mib: QuotaFields.disk_limit_mib.optional(),
+  io_read_bps: QuotaFields.io_read_bps.optional(),
+  io_write_bps: QuotaFields.io_write_bps.optional(),
+};
+
+/** A sandbox's own network, as spawn takes it (also workspace create and resume). */
+export const NetworkFields = {
+  /**
+   * Its own network: a namespace, a unique address and a way out under the egress policy
+   * (default deny). Without it the sandbox reaches nothing; its ports can still be exposed.
+   */
+  network: z.boolean().optional(),
+  /** forkd's name for `network` (the same). */
+  per_child_netns: z.boolean().optional(),
+};
+
 const notYet = (what: string) => z.boolean().optional().refine((v) => v !== true, `${what} is not supported by this forkd`);
 
 export const SpawnBody = z.object({
@@ -93,25 +118,12 @@ export const SpawnBody = z.object({
   envs: Envs.optional(),
   /** Egress policy (enforced on children with a network). */
   ...EgressFields,
-  /**
-   * Its own network: a namespace, a unique address and a way out under the egress policy
-   * (default deny). Without it the sandbox reaches nothing; its ports can still be exposed.
-   */
-  network: z.boolean().optional(),
-  /** forkd's name for `network` (the same). */
-  per_child_netns: z.boolean().optional(),
+  ...NetworkFields,
   /** forkd's fields, accepted for compatibility; the features they ask for are not offered here. */
   prewarm: notYet('prewarm'),
   live_fork: notYet('live_fork'),
   hugepages: notYet('hugepages'),
-  /** forkd's null means "no value given" (the daemon's default). */
-  memory_limit_mib: QuotaFields.memory_limit_mib.nullable().optional(),
-  cpu_weight: QuotaFields.cpu_weight.optional(),
-  cpu_quota: QuotaFields.cpu_quota.optional(),
-  pids_max: QuotaFields.pids_max.optional(),
-  disk_limit_mib: QuotaFields.disk_limit_mib.optional(),
-  io_read_bps: QuotaFields.io_read_bps.optional(),
-  io_write_bps: QuotaFields.io_write_bps.optional(),
+  ...SpawnLimitFields,
 }).strict();
 
 export const ListSandboxesQuery = z.object({

@@ -1,6 +1,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
 import { Controller, type SnapshotInfo } from '@forkd/sdk';
 import { startTestDaemon, type TestDaemon } from './testing/daemon.js';
 
@@ -145,6 +147,39 @@ test('workspace: suspended, daemon restarted, resumed with the same id, files an
   assert.deepEqual((await c.listSnapshots()).filter((x) => x.tag.startsWith(`ws-${name}-`)), []);
 });
 
+/** The memory limit in QEMU's own memory cgroup (v1 memory.limit_in_bytes or v2 memory.max), in MiB. */
+async function cgroupMemoryMib(pid: number): Promise<number> {
+  const lines = (await fs.readFile(`/proc/${pid}/cgroup`, 'utf8')).split('\n');
+  const v1 = lines.find((l) => l.split(':')[1]?.split(',').includes('memory'));
+  const file = v1 ? path.join('/sys/fs/cgroup/memory', v1.split(':').slice(2).join(':'), 'memory.limit_in_bytes') : path.join('/sys/fs/cgroup', lines.find((l) => l.startsWith('0::'))!.slice(3), 'memory.max');
+  return Number((await fs.readFile(file, 'utf8')).trim()) / (1024 * 1024);
+}
+
+test('workspace limits: created with spawn\'s limit fields, kept across suspend and resume, changed by a resume', async () => {
+  const name = `l${run}`;
+  const w = await c.createWorkspace({ name, snapshot_tag: d.tag, memory_limit_mib: 640, pids_max: 200 });
+  try {
+    assert.equal(w.memory_limit_mib, 640);
+    assert.equal(w.limits.pids_max, 200);
+    const sb = await c.getSandbox(w.sandbox_id);
+    assert.deepEqual([sb.memory_limit_mib, sb.limits.pids_max], [640, 200]);
+    assert.equal(await cgroupMemoryMib(sb.pid!), 640, 'the limit is applied to QEMU');
+    await c.suspendWorkspace(name);
+    const kept = await c.resumeWorkspace(name);
+    assert.deepEqual([kept.memory_limit_mib, kept.limits.pids_max], [640, 200]);
+    assert.equal(await cgroupMemoryMib((await c.getSandbox(w.sandbox_id)).pid!), 640, 'a resumed workspace lost its limit');
+    await c.suspendWorkspace(name);
+    await assert.rejects(c.resumeWorkspace(name, { cpu_quota: 1000 }), (e) => codeOf(e) === 'FORKD_E_INVALID_ARGUMENT');
+    const changed = await c.resumeWorkspace(name, { memory_limit_mib: 768, cpu_quota: 0.5 });
+    assert.deepEqual([changed.memory_limit_mib, changed.limits.pids_max, changed.limits.cpu_quota], [768, 200, 0.5]);
+    const after = await c.getSandbox(w.sandbox_id);
+    assert.deepEqual([after.memory_limit_mib, after.limits.cpu_quota], [768, 0.5]);
+    assert.equal(await cgroupMemoryMib(after.pid!), 768);
+  } finally {
+    await c.deleteWorkspace(name).catch(() => undefined);
+  }
+});
+
 test('workspace bad inputs and adopting a running sandbox', async () => {
   const [sb] = await c.spawnSandboxes({ snapshot_tag: d.tag, n: 1, timeout_ms: 60_000 });
   const name = `a${run}`;
@@ -152,6 +187,9 @@ test('workspace bad inputs and adopting a running sandbox', async () => {
   await assert.rejects(c.createWorkspace({ name: '../x', snapshot_tag: d.tag }), (e) => codeOf(e) === 'FORKD_E_INVALID_ARGUMENT');
   await assert.rejects(c.createWorkspace({ name, snapshot_tag: 'no-such-tag' }), (e) => codeOf(e) === 'FORKD_E_SNAPSHOT_NOT_FOUND');
   await assert.rejects(c.suspendWorkspace('no-such-ws'), (e) => codeOf(e) === 'FORKD_E_WORKSPACE_NOT_FOUND');
+  // A running sandbox keeps the limits and network it was spawned with: none may be asked for here.
+  await assert.rejects(c.createWorkspace({ name, sandbox_id: sb!.id, memory_limit_mib: 512 }), (e) => codeOf(e) === 'FORKD_E_INVALID_ARGUMENT');
+  await assert.rejects(c.createWorkspace({ name, snapshot_tag: d.tag, pids_max: 0 }), (e) => codeOf(e) === 'FORKD_E_INVALID_ARGUMENT');
   const w = await c.createWorkspace({ name, sandbox_id: sb!.id });
   assert.equal(w.sandbox_id, sb!.id);
   assert.equal((await c.getSandbox(sb!.id)).expires_at_unix_ms, null, 'a workspace must not time out');

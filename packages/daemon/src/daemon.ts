@@ -217,6 +217,9 @@ export class Daemon {
     const workspaces = new Workspaces(engine, journal, registry, writes, owners, log);
     await workspaces.reconcile();
     registry.onEnded = (rec, reason) => workspaces.sandboxEnded(rec.id, reason);
+    // Children the previous daemon was still making when it died: the keeper owns their dirs but holds no QEMU.
+    const unheld = await engine.sweepUnheldKeeperDirs().catch((e: unknown) => (log.warn({ err: String(e) }, 'could not remove half-made VMs of the previous daemon'), []));
+    if (unheld.length) log.info({ removed: unheld }, 'removed VMs the previous daemon was still making');
     await engine.cleanup().catch((e: unknown) => log.warn({ err: String(e) }, 'cleanup of stale VM files failed'));
     const services: DaemonServices = { engine, journal, sandboxes: registry, jobs, metrics, log, writes, admission, workspaces, egress, owners, ...(egressService ? { egressService } : {}) };
 
@@ -300,6 +303,8 @@ export class Daemon {
         s.log.info({ sandboxes: s.sandboxes.count }, 'leaving the live VMs to the keeper for the next daemon');
         await s.engine.releaseKeeper({ stopVms: false });
       }
+      // No spawn can race this now; a root still holding a VM's cgroup (left to the keeper) stays.
+      await s.engine.removeCgroupRoot().catch((e: unknown) => s.log.warn({ err: String(e) }, 'could not remove the root cgroup'));
       await s.egressService?.stop().catch(() => undefined);
       await s.journal.close();
       await this.audit.close();

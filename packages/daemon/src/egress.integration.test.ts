@@ -3,7 +3,8 @@
  * are namespaces this test made (net-lab), the test host's private range opened by
  * --egress-allow-private. Default policy: the test host is unreachable; allow_out for its range:
  * reachable; PUT /v1/sandboxes/:id/network changes it on the live child; a name rule reaches the
- * test host by name through the proxy, resolved by the test's DNS (--egress-resolver); a sandbox
+ * test host by name through the proxy, resolved by the guest's own libc (the image's resolv.conf) via
+ * the forwarder and the test's DNS (--egress-resolver), a default-deny child resolves nothing; a sandbox
  * without network has no policy to change (409).
  */
 import { test, before, after } from 'node:test';
@@ -12,6 +13,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Controller } from '@forkd/sdk';
+import { GUEST_NETWORK } from '@forkd/protocol';
 import { netnsPrefix, openNetLab, sh, type NetLab } from '@forkd/engine/testing';
 import { startTestDaemon, type TestDaemon } from './testing/daemon.js';
 
@@ -75,18 +77,35 @@ test('default policy denies the test host, allow_out opens it, PUT /network chan
   assert.deepEqual(sh('ip', ['netns', 'list']).split('\n').filter((l) => l.startsWith(prefix)), []);
 });
 
-test('a name rule reaches the test host by name through the egress proxy, resolved by the test DNS; other names do not resolve', async () => {
+test('DNS in a child: the image\'s resolver answers names its policy allows (guest libc), a default-deny child resolves and reaches nothing', async () => {
   const [named] = await c.spawnSandboxes({ snapshot_tag: d.tag, n: 1, network: true, allow_out: [NAME] });
+  const [denied] = await c.spawnSandboxes({ snapshot_tag: d.tag, n: 1, network: true });
   try {
-    // The guest has no resolver configured: any server will do, its DNS goes to the proxy's forwarder.
-    await c.exec(named!.id, { cmd: 'echo nameserver 192.0.2.53 > /etc/resolv.conf' });
-    const get = async (url: string) => (await c.exec(named!.id, { cmd: `python3 -c "import urllib.request; print(urllib.request.urlopen('${url}', timeout=5).read().decode())" 2>&1 || echo FAILED` })).stdout;
-    assert.match(await get(`http://${NAME}/`), new RegExp(`named-host host=${NAME.replace(/\./g, '\\.')}`));
-    assert.match(await get('http://other.forkd.test/'), /FAILED/);
+    // No resolver is configured by the test: the child's /etc/resolv.conf comes with the snapshot.
+    const resolv = (await c.exec(named!.id, { cmd: 'cat /etc/resolv.conf' })).stdout;
+    assert.match(resolv, new RegExp(`^nameserver ${GUEST_NETWORK.nameserver.replace(/\./g, '\\.')}$`, 'm'));
+    // glibc's resolver (getent: NSS hosts) and Python's getaddrinfo, as a program in the guest would use them.
+    const getent = await c.exec(named!.id, { cmd: `getent hosts ${NAME}` });
+    assert.equal(getent.exit_code, 0, `getent hosts ${NAME} failed: ${getent.stdout}${getent.stderr}`);
+    assert.match(getent.stdout, new RegExp(`^${lab.testHost.replace(/\./g, '\\.')}\\s+${NAME.replace(/\./g, '\\.')}`));
+    const gai = await c.exec(named!.id, { cmd: `python3 -c "import socket; print(socket.getaddrinfo('${NAME}', 80, socket.AF_INET)[0][4][0])"` });
+    assert.equal(gai.stdout.trim(), lab.testHost);
+    const get = async (id: string, url: string) => (await c.exec(id, { cmd: `python3 -c "import urllib.request; print(urllib.request.urlopen('${url}', timeout=5).read().decode())" 2>&1 || echo FAILED` })).stdout;
+    assert.match(await get(named!.id, `http://${NAME}/`), new RegExp(`named-host host=${NAME.replace(/\./g, '\\.')}`));
+    // A name the policy does not allow does not resolve (NXDOMAIN from the forwarder), and is not reached.
+    assert.notEqual((await c.exec(named!.id, { cmd: 'getent hosts other.forkd.test' })).exit_code, 0);
+    assert.match(await get(named!.id, 'http://other.forkd.test/'), /FAILED/);
     // The rule is a name, not the address: the address itself on another port stays closed.
-    assert.match(await get(`http://${lab.testHost}:${lab.httpPort}/hello.txt`), /FAILED/);
+    assert.match(await get(named!.id, `http://${lab.testHost}:${lab.httpPort}/hello.txt`), /FAILED/);
+
+    // Default deny: the same resolver, but nothing answers it; fails fast (refused, not a timeout).
+    const t0 = Date.now();
+    const deniedLookup = await c.exec(denied!.id, { cmd: `getent hosts ${NAME}` });
+    assert.notEqual(deniedLookup.exit_code, 0, `a default-deny child resolved ${NAME}: ${deniedLookup.stdout}`);
+    assert.ok(Date.now() - t0 < 15_000, `a refused lookup took ${Date.now() - t0} ms`);
+    assert.match(await get(denied!.id, `http://${NAME}/`), /FAILED/);
   } finally {
-    await c.killSandbox(named!.id).catch(() => undefined);
+    await Promise.all([named, denied].map((s) => s && c.killSandbox(s.id).catch(() => undefined)));
   }
 });
 

@@ -92,6 +92,36 @@ async function adoptedWithNetwork(sbs: SandboxInfo[]): Promise<void> {
   await assert.rejects(hostGet(again, '/id.txt'));
 }
 
+test('a branch of a networked sandbox: its children each get their own network (namespace, way out, exposed ports)', async () => {
+  const [src] = await c.spawnSandboxes({ snapshot_tag: d.tag, n: 1, network: true, allow_out: [lab.testRange] });
+  const tag = `netbr-${src!.id.slice(0, 8)}`;
+  const kids: SandboxInfo[] = [];
+  try {
+    // A server running at the branch runs in every child of it.
+    await c.exec(src!.id, { cmd: 'mkdir -p /srv && echo source > /srv/id.txt && cd /srv && (setsid python3 -m http.server 8000 >/dev/null 2>&1 &)' });
+    const up = await c.exec(src!.id, { cmd: 'for i in $(seq 100); do python3 -c "import socket; socket.create_connection((\'127.0.0.1\', 8000), 1)" 2>/dev/null && echo up && break; sleep 0.2; done', timeout_secs: 60 });
+    assert.match(up.stdout, /up/);
+    await c.branchSandbox(src!.id, { tag });
+    kids.push(...(await c.spawnSandboxes({ snapshot_tag: tag, n: 2, network: true, allow_out: [lab.testRange] })));
+    const all = [src!, ...kids];
+    assert.equal(new Set(all.map((s) => s.netns)).size, 3, 'a child of the branch shares a namespace');
+    for (const k of kids) {
+      assert.ok(k.netns?.startsWith(prefix), String(k.netns));
+      assert.equal(k.guest_addr, '172.16.0.2');
+      await c.exec(k.id, { cmd: `echo ${k.id} > /srv/id.txt` });
+      assert.match(await guestCurl(k.id, testUrl()), new RegExp(lab.tag), `branch child ${k.id} has no way out`);
+      assert.match(lab.exec(k.netns!, ['curl', '-sf', '--max-time', '10', 'http://172.16.0.2:8000/id.txt']), new RegExp(k.id));
+      assert.match(await hostGet(await c.exposePort(k.id, 8000), '/id.txt'), new RegExp(k.id), 'getHost reached another child');
+    }
+    // The source keeps its own network and answers as itself.
+    assert.match(await hostGet(await c.exposePort(src!.id, 8000), '/id.txt'), /source/);
+  } finally {
+    await Promise.all([src, ...kids].map((s) => s && c.killSandbox(s.id).catch(() => undefined)));
+    await c.deleteSnapshot(tag, { force: true }).catch(() => undefined);
+  }
+  assert.deepEqual(leftovers(), []);
+});
+
 test('50 spawn/kill cycles of networked children leave no namespace, veth or tap', async () => {
   for (let round = 0; round < 10; round++) {
     const sbs = await c.spawnSandboxes({ snapshot_tag: d.tag, n: 5, network: true });

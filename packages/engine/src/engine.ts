@@ -21,7 +21,7 @@ import { branchProven } from './sandbox/branch-proven.js';
 import { compactSnapshot } from './snapshot/compact.js';
 import { packSnapshot, pullSnapshot, pushSnapshot, unpackSnapshot, type RegistryAccess } from './oci/index.js';
 import { pruneMemoryCache } from './snapshot/memory.js';
-import { cgroupRootName, detectCgroups, sweepCgroups, type CgroupHost } from './quota/cgroup.js';
+import { cgroupRootName, detectCgroups, removeCgroupRoot, sweepCgroups, type CgroupHost } from './quota/cgroup.js';
 import { runtimeDir } from './runtime/index.js';
 import path from 'node:path';
 import { ChildNetworks, deleteNetns, sweepStaleNetns, type NetworkConfig } from './network/index.js';
@@ -204,6 +204,14 @@ export class Engine {
   }
 
   /**
+   * Removes this engine's root cgroup(s) if empty: for a daemon that stops (no spawn may race it).
+   * One still holding a VM's cgroup (left to the keeper) stays; the keeper removes it at its end.
+   */
+  async removeCgroupRoot(): Promise<string[]> {
+    return removeCgroupRoot(await this.cgroups(), this.cgroupRoot);
+  }
+
+  /**
    * The keeper while one is attached. Once a keeper was wanted, a lost one is never silently
    * replaced by this process (its VMs would die with the daemon, not outlive it): until the
    * re-attach completes, launches fail with FORKD_E_UNAVAILABLE.
@@ -274,6 +282,32 @@ export class Engine {
       else await deleteNetns(net.netns).catch(() => undefined);
     }
     await this.cleanupDir(dir);
+  }
+
+  /**
+   * For a daemon's start, before it launches anything: VM dirs owned by the attached keeper that it
+   * holds no QEMU for, i.e. children a killed daemon was still making (namespace made, QEMU not yet
+   * started or already gone). Nobody else removes them: their owner, the keeper, is alive. Each is
+   * removed like a reaped VM (its network released, its run dir with cgroups and overlay).
+   */
+  async sweepUnheldKeeperDirs(): Promise<string[]> {
+    const k = this.keeper;
+    if (!k) return [];
+    const { readOwner } = await import('./runtime/dir.js');
+    const owner = await k.owner();
+    const held = new Set([...k.inherited.values()].map((v) => path.resolve(v.run_dir)));
+    const run = runtimeDir();
+    const removed: string[] = [];
+    for (const name of await fs.readdir(run).catch(() => [] as string[])) {
+      if (!/^vm-[0-9a-f]{16}$/.test(name)) continue;
+      const dir = path.join(run, name);
+      const rec = await readOwner(dir);
+      if (!rec || rec.owner_pid !== owner.pid || rec.owner_starttime !== owner.starttime || held.has(dir)) continue;
+      if (rec.qemu_pid !== null && k.processOf(rec.qemu_pid)) continue;
+      await this.reap(-1, dir);
+      removed.push(dir);
+    }
+    return removed;
   }
 
   private async cleanupDir(dir: string): Promise<void> {

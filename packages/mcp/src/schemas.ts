@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import {
-  BranchBody, CreateSnapshotBody, ExposePortBody, CreateWorkspaceBody, DeleteSnapshotQuery, EvalBody, RunCodeBody, ExecBody, FileListQuery, FilePathQuery, FileWriteQuery, ForkBody,
+  BranchBody, CreateSnapshotBody, ExposePortBody, CreateWorkspaceFields, DeleteSnapshotQuery, EvalBody, RunCodeBody, ExecBody, FileListQuery, FilePathQuery, FileWriteQuery, ForkBody,
   GuestPath, JobId, ListSandboxesQuery, MAX_CALL_TIMEOUT_SECS, SandboxId, SpawnBody, Tag, WorkspaceParams,
 } from '@forkd/api';
 
@@ -65,7 +65,7 @@ export const schemas = {
   snapshot_tree: z.object({}).strict(),
   delete_snapshot: z.object({ ...snapshot, ...deleteFlags }).strict(),
   list_workspaces: z.object({}).strict(),
-  create_workspace: z.object(pickShape(CreateWorkspaceBody.shape, ['name', 'snapshot_tag', 'sandbox_id', 'metadata', 'envs'])).strict()
+  create_workspace: z.object(pickShape(CreateWorkspaceFields.shape, ['name', 'snapshot_tag', 'sandbox_id', 'metadata', 'envs'])).strict()
     .refine(oneOfTagOrSandbox, 'exactly one of snapshot_tag or sandbox_id is required'),
   suspend_workspace: WorkspaceParams,
   resume_workspace: WorkspaceParams,

@@ -140,7 +140,8 @@ export const tools: AnyTool[] = [
   def('list_workspaces', { description: 'List workspaces (named long-lived sandboxes): running or suspended, with their sandbox id.', readOnly: true, run: (_a, { ctl }) => ctl.listWorkspaces() }),
   def('create_workspace', {
     description: 'Create a workspace: a new sandbox from snapshot_tag, or make the running sandbox_id one (exactly one). A workspace has no timeout and can be suspended and resumed.',
-    run: (a, { ctl }) => ctl.createWorkspace(a),
+    // Either form's fields are accepted here; the daemon validates which one it is (CreateWorkspaceBody).
+    run: (a, { ctl }) => ctl.createWorkspace(a as Parameters<typeof ctl.createWorkspace>[0]),
   }),
   def('suspend_workspace', {
     description: "Save a running workspace (memory, devices, disk) as a snapshot layer and stop its VM. resume_workspace brings it back with the same sandbox id.",

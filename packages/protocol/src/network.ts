@@ -12,6 +12,12 @@ export const GUEST_NETWORK = {
   /** The host end (the tap in the child's namespace). */
   gatewayAddr: '172.16.0.1',
   prefixLen: 30,
+  /**
+   * The guest's resolver (its /etc/resolv.conf): the gateway. A child whose egress policy allows
+   * names has its DNS (udp/tcp 53 to any address) sent to the egress proxy's forwarder; without
+   * such a policy nothing answers there (the query is refused at once, no timeout).
+   */
+  nameserver: '172.16.0.1',
 } as const;
 
 /** Network defaults of the daemon: the pool every networked child takes a unique address from. */

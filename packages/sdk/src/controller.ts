@@ -201,5 +201,6 @@ export class Controller {
   getWorkspace(name: string) { return this.call('getWorkspace', { params: { name } }); }
   async deleteWorkspace(name: string): Promise<void> { await this.call('deleteWorkspace', { params: { name } }); }
   suspendWorkspace(name: string, body: BodyOf<'suspendWorkspace'> = {}) { return this.call('suspendWorkspace', { params: { name }, body, timeoutMs: 3_600_000 }); }
-  resumeWorkspace(name: string) { return this.call('resumeWorkspace', { params: { name }, body: {}, timeoutMs: 600_000 }); }
+  /** Fields given (network, egress policy, limits) replace the workspace's recorded ones from now on. */
+  resumeWorkspace(name: string, body: BodyOf<'resumeWorkspace'> = {}) { return this.call('resumeWorkspace', { params: { name }, body, timeoutMs: 600_000 }); }
 }

@@ -26,6 +26,14 @@ def _egress_body(allow_internet_access: Optional[bool], allow_out: Optional[Sequ
     return _drop_none({"allow_internet_access": allow_internet_access, "allow_out": list(allow_out) if allow_out is not None else None, "deny_out": list(deny_out) if deny_out is not None else None})
 
 
+def _limits_body(limits: Optional[Mapping[str, float]]) -> JSON:
+    """Per-sandbox limits by REST name (spawn, workspace create and resume); unknown names are refused."""
+    unknown = set(limits or {}) - set(QUOTA_FIELDS)
+    if unknown:
+        raise error_for("FORKD_E_INVALID_ARGUMENT", f"unknown limit(s): {', '.join(sorted(unknown))}; known: {', '.join(QUOTA_FIELDS)}")
+    return dict(limits or {})
+
+
 def _drop_none(d: Mapping[str, Any]) -> JSON:
     return {k: v for k, v in d.items() if v is not None}
 
@@ -198,10 +206,7 @@ class Controller:
         ``network``: each gets its own network namespace, unique address and way out under that
         policy (forkd's per_child_netns); without it a sandbox reaches nothing.
         """
-        unknown = set(limits or {}) - set(QUOTA_FIELDS)
-        if unknown:
-            raise error_for("FORKD_E_INVALID_ARGUMENT", f"unknown limit(s): {', '.join(sorted(unknown))}; known: {', '.join(QUOTA_FIELDS)}")
-        body = _drop_none({"snapshot_tag": snapshot_tag, "n": n, "timeout_ms": timeout_ms, "metadata": dict(metadata) if metadata else None, "envs": dict(envs) if envs else None, **dict(limits or {}), "network": True if network else None})
+        body = _drop_none({"snapshot_tag": snapshot_tag, "n": n, "timeout_ms": timeout_ms, "metadata": dict(metadata) if metadata else None, "envs": dict(envs) if envs else None, **_limits_body(limits), "network": True if network else None})
         body.update(_egress_body(allow_internet_access, allow_out, deny_out))
         return self.call("POST", "/v1/sandboxes", body=body, timeout=600.0)
 
@@ -401,14 +406,29 @@ class Controller:
     def list_workspaces(self) -> List[JSON]:
         return self.call("GET", "/v1/workspaces")
 
-    def create_workspace(self, name: str, snapshot_tag: Optional[str] = None, *, sandbox_id: Optional[str] = None, metadata: Optional[Mapping[str, str]] = None, envs: Optional[Mapping[str, str]] = None) -> JSON:
+    def create_workspace(
+        self,
+        name: str,
+        snapshot_tag: Optional[str] = None,
+        *,
+        sandbox_id: Optional[str] = None,
+        metadata: Optional[Mapping[str, str]] = None,
+        envs: Optional[Mapping[str, str]] = None,
+        limits: Optional[Mapping[str, float]] = None,
+        allow_internet_access: Optional[bool] = None,
+        allow_out: Optional[Sequence[str]] = None,
+        deny_out: Optional[Sequence[str]] = None,
+        network: bool = False,
+    ) -> JSON:
         """A named long-lived sandbox: a new one from ``snapshot_tag``, or the running ``sandbox_id`` (exactly one).
 
-        A workspace has no timeout; ``envs`` only apply to a new sandbox.
+        A workspace has no timeout; ``envs``, ``limits``, ``network`` and the egress policy take
+        spawn's meanings and only apply to a new sandbox; they are kept across suspend and resume.
         """
         if (snapshot_tag is None) == (sandbox_id is None):
             raise error_for("FORKD_E_INVALID_ARGUMENT", "exactly one of snapshot_tag or sandbox_id is required")
-        body = _drop_none({"name": name, "snapshot_tag": snapshot_tag, "sandbox_id": sandbox_id, "metadata": dict(metadata) if metadata else None, "envs": dict(envs) if envs else None})
+        body = _drop_none({"name": name, "snapshot_tag": snapshot_tag, "sandbox_id": sandbox_id, "metadata": dict(metadata) if metadata else None, "envs": dict(envs) if envs else None, **_limits_body(limits), "network": True if network else None})
+        body.update(_egress_body(allow_internet_access, allow_out, deny_out))
         return self.call("POST", "/v1/workspaces", body=body, timeout=600.0)
 
     def get_workspace(self, name: str) -> JSON:
@@ -422,9 +442,23 @@ class Controller:
         """Saves the workspace (memory, devices, disk) and stops its VM."""
         return self.call("POST", f"/v1/workspaces/{quote_param(name)}/suspend", body=_drop_none({"diff": diff}), timeout=LONG_SECS)
 
-    def resume_workspace(self, name: str) -> JSON:
-        """Restores a suspended workspace: the same sandbox id, envs and metadata."""
-        return self.call("POST", f"/v1/workspaces/{quote_param(name)}/resume", body={}, timeout=600.0)
+    def resume_workspace(
+        self,
+        name: str,
+        *,
+        limits: Optional[Mapping[str, float]] = None,
+        allow_internet_access: Optional[bool] = None,
+        allow_out: Optional[Sequence[str]] = None,
+        deny_out: Optional[Sequence[str]] = None,
+        network: Optional[bool] = None,
+    ) -> JSON:
+        """Restores a suspended workspace: the same sandbox id, envs, metadata, network, policy and limits.
+
+        Any of ``limits``, ``network`` and the egress policy given replace the recorded ones from now on.
+        """
+        body = _drop_none({**_limits_body(limits), "network": network})
+        body.update(_egress_body(allow_internet_access, allow_out, deny_out))
+        return self.call("POST", f"/v1/workspaces/{quote_param(name)}/resume", body=body, timeout=600.0)
 
 
 __all__ = ["Controller", "ForkdError", "MARGIN_SECS"]

@@ -126,8 +126,8 @@ class RouteCoverageTest(unittest.TestCase):
             lambda: c.read_file(SID, "/tmp/a"), lambda: list(c.iter_file(SID, "/tmp/a")), lambda: c.write_file(SID, "/tmp/a", b"x", mode=0o755),
             lambda: c.list_files(SID, "/tmp", depth=2), lambda: c.stat_file(SID, "/tmp/a"), lambda: c.make_dir(SID, "/tmp/d"),
             lambda: c.remove_file(SID, "/tmp/d", recursive=True), lambda: c.rename_file(SID, "/tmp/a", "/tmp/b"),
-            lambda: c.list_workspaces(), lambda: c.create_workspace("ws", "py", metadata={"a": "b"}, envs={"E": "1"}), lambda: c.create_workspace("ws2", sandbox_id=SID), lambda: c.get_workspace("ws"),
-            lambda: c.delete_workspace("ws"), lambda: c.suspend_workspace("ws", diff=True), lambda: c.resume_workspace("ws"),
+            lambda: c.list_workspaces(), lambda: c.create_workspace("ws", "py", metadata={"a": "b"}, envs={"E": "1"}, limits={"memory_limit_mib": 512, "pids_max": 64}, network=True, allow_out=["10.0.0.0/8"]), lambda: c.create_workspace("ws2", sandbox_id=SID), lambda: c.get_workspace("ws"),
+            lambda: c.delete_workspace("ws"), lambda: c.suspend_workspace("ws", diff=True), lambda: c.resume_workspace("ws"), lambda: c.resume_workspace("ws", limits={"cpu_quota": 0.5}, network=False, deny_out=["10.0.0.0/8"]),
         ]
         for f in calls:
             f()

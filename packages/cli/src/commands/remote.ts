@@ -1,6 +1,6 @@
 /** The sandbox verbs (spawn, ls, exec, eval, files, fork, branch, workspaces, jobs), through the daemon. */
 import { Option, type Command } from 'commander';
-import { BranchBody, CreateWorkspaceBody, EvalBody, ExecBody, NetworkPolicyBody, SpawnBody, SuspendBody } from '@forkd/api';
+import { BranchBody, CreateWorkspaceFields, EvalBody, ExecBody, NetworkPolicyBody, SpawnBody, SuspendBody } from '@forkd/api';
 import { ForkdError } from '@forkd/protocol';
 import { localFlag, type CliContext } from '../client.js';
 import { parseIntStrict } from '../output.js';
@@ -131,7 +131,7 @@ export function registerRemoteCommands(program: Command, { run, client, engine }
     .action(run(async (id: string, o: { wait?: boolean; json?: boolean }) => jobCmd(await client(), id, o)));
 
   const ws = program.command('workspace').description('named long-lived sandboxes that suspend to disk and resume');
-  const wsCreate = schemaFlags(CreateWorkspaceBody.shape, {
+  const wsCreate = schemaFlags(CreateWorkspaceFields.shape, {
     snapshot_tag: { flags: '--snapshot <tag>', description: 'start from this snapshot' },
     sandbox_id: { flags: '--sandbox <id>', description: 'or adopt this running sandbox' },
     metadata: { flags: '--metadata <KEY=VALUE>', description: 'metadata' },

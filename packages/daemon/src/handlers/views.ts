@@ -5,6 +5,15 @@ import type { ExecRequest, RunCodeOutcome } from '@forkd/engine';
 import type { ExecResultT, EvalResultT } from '@forkd/protocol';
 import type { SandboxEntry } from '../sandboxes/registry.js';
 import { ownerOf } from '../tenancy/access.js';
+import type { QuotaValues } from '../quotas/policy.js';
+
+/** memory_limit_mib and the other limits as SandboxInfo and WorkspaceInfo show them (null: none). */
+export function limitsView(q: QuotaValues): Pick<z.output<typeof SandboxInfo>, 'memory_limit_mib' | 'limits'> {
+  return {
+    memory_limit_mib: q.memory_limit_mib ?? null,
+    limits: { cpu_weight: q.cpu_weight ?? null, cpu_quota: q.cpu_quota ?? null, pids_max: q.pids_max ?? null, disk_limit_mib: q.disk_limit_mib ?? null, io_read_bps: q.io_read_bps ?? null, io_write_bps: q.io_write_bps ?? null },
+  };
+}
 
 export function sandboxInfo(entry: SandboxEntry): z.output<typeof SandboxInfo> {
   const r = entry.rec;
@@ -22,8 +31,7 @@ export function sandboxInfo(entry: SandboxEntry): z.output<typeof SandboxInfo> {
     network: entry.sb.network,
     netns: entry.sb.netns,
     guest_addr: entry.sb.guestAddr,
-    memory_limit_mib: q.memory_limit_mib ?? null,
-    limits: { cpu_weight: q.cpu_weight ?? null, cpu_quota: q.cpu_quota ?? null, pids_max: q.pids_max ?? null, disk_limit_mib: q.disk_limit_mib ?? null, io_read_bps: q.io_read_bps ?? null, io_write_bps: q.io_write_bps ?? null },
+    ...limitsView(q),
     end_reason: entry.endReason,
     egress: r.egress ?? null,
     has_branched: r.branch_count > 0,

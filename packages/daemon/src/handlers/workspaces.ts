@@ -5,6 +5,9 @@ import type { Handlers } from '../http/register.js';
 import type { DaemonServices } from './context.js';
 import type { WorkspaceRecord } from '../workspaces/registry.js';
 import { ownerOf } from '../tenancy/access.js';
+import { limitsView } from './views.js';
+import { quotasOf } from '../quotas/policy.js';
+import { egressRecord } from '../sandboxes/egress.js';
 
 type WsRoutes = 'listWorkspaces' | 'createWorkspace' | 'getWorkspace' | 'deleteWorkspace' | 'suspendWorkspace' | 'resumeWorkspace';
 
@@ -20,7 +23,8 @@ export function workspaceView(w: WorkspaceRecord): z.output<typeof WorkspaceInfo
     metadata: w.metadata,
     warning: w.warning,
     per_child_netns: w.network ?? false,
-    memory_limit_mib: null,
+    ...limitsView(w.quotas ?? {}),
+    egress: w.egress ?? null,
     owner: ownerOf(w),
   };
 }
@@ -31,9 +35,14 @@ export function workspaceHandlers(s: DaemonServices): Pick<Handlers, WsRoutes> {
       return { status: 200, body: s.workspaces.list(caller).map(workspaceView) };
     },
     async createWorkspace({ body, caller }) {
-      if (body.snapshot_tag) s.writes.assertNotWriting(body.snapshot_tag, caller);
-      const { per_child_netns: alias, network, ...rest } = body;
-      return { status: 201, body: workspaceView(await s.workspaces.create({ ...rest, network: Boolean(network || alias) }, caller)) };
+      const { name, metadata, envs } = body;
+      if ('sandbox_id' in body) {
+        // A running sandbox keeps the network, policy and limits it was spawned with (the schema has no such fields here).
+        return { status: 201, body: workspaceView(await s.workspaces.create({ name, sandbox_id: body.sandbox_id, ...(metadata ? { metadata } : {}), ...(envs ? { envs } : {}) }, caller)) };
+      }
+      s.writes.assertNotWriting(body.snapshot_tag, caller);
+      const egress = egressRecord(body, s.egress.defaultEgress);
+      return { status: 201, body: workspaceView(await s.workspaces.create({ name, snapshot_tag: body.snapshot_tag, ...(metadata ? { metadata } : {}), ...(envs ? { envs } : {}), network: Boolean(body.network || body.per_child_netns), quotas: quotasOf(body), egress }, caller)) };
     },
     async getWorkspace({ params, caller }) {
       return { status: 200, body: workspaceView(s.workspaces.get(params.name, caller)) };
@@ -45,8 +54,12 @@ export function workspaceHandlers(s: DaemonServices): Pick<Handlers, WsRoutes> {
     async suspendWorkspace({ params, caller }) {
       return { status: 200, body: workspaceView(await s.workspaces.suspend(params.name, caller)) };
     },
-    async resumeWorkspace({ params, caller }) {
-      return { status: 200, body: workspaceView(await s.workspaces.resume(params.name, caller)) };
+    async resumeWorkspace({ params, body, caller }) {
+      const network = body.network ?? body.per_child_netns;
+      const egress = egressRecord(body, s.egress.defaultEgress);
+      const quotas = quotasOf(body);
+      const changes = { ...(network !== undefined ? { network } : {}), ...(egress ? { egress } : {}), ...(Object.keys(quotas).length ? { quotas } : {}) };
+      return { status: 200, body: workspaceView(await s.workspaces.resume(params.name, caller, changes)) };
     },
   };
 }

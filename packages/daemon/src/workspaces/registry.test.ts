@@ -119,3 +119,38 @@ test('a networked workspace resumes with its network and the egress policy its s
   assert.equal(resumed.network, true);
   assert.deepEqual(resumed.egress?.allow_out, ['pypi.org']);
 });
+
+test('limits: a workspace is created with spawn\'s limits and egress, resumes with them, and a resume may change them', async () => {
+  const f = fixture();
+  const egress = { allow_internet_access: false, allow_out: ['10.0.0.0/8'], deny_out: [] };
+  // The registry resolves the request against the daemon's policy; the fake's sandbox runs with what was asked plus a default.
+  f.live.rec.quotas = { memory_limit_mib: 512, pids_max: 64, cpu_weight: 100 };
+  f.live.rec.network = true;
+  f.live.rec.egress = egress;
+  const w = await f.ws.create({ name: 'lim', snapshot_tag: 'base', network: true, quotas: { memory_limit_mib: 512, pids_max: 64 }, egress }, LOCAL_ADMIN);
+  const created = f.spawnRequests.at(-1) as { quotas?: object; egress?: object; network?: boolean };
+  assert.deepEqual(created.quotas, { memory_limit_mib: 512, pids_max: 64 });
+  assert.deepEqual(created.egress, egress);
+  assert.equal(created.network, true);
+  assert.deepEqual(w.quotas, { memory_limit_mib: 512, pids_max: 64, cpu_weight: 100 }, 'the record keeps what the sandbox runs with');
+
+  await f.ws.suspend('lim', null);
+  await f.ws.resume('lim', null);
+  const resumed = f.spawnRequests.at(-1) as { quotas?: object; egress?: object; network?: boolean };
+  assert.deepEqual(resumed.quotas, { memory_limit_mib: 512, pids_max: 64, cpu_weight: 100 }, 'a plain resume keeps the limits');
+  assert.deepEqual(resumed.egress, egress);
+  assert.equal(resumed.network, true);
+
+  await f.ws.suspend('lim', null);
+  f.live.rec.quotas = { memory_limit_mib: 1024, pids_max: 64, cpu_weight: 100, cpu_quota: 0.5 };
+  const changed = await f.ws.resume('lim', null, { quotas: { memory_limit_mib: 1024, cpu_quota: 0.5 }, network: false });
+  const req = f.spawnRequests.at(-1) as { quotas?: object; network?: boolean };
+  assert.deepEqual(req.quotas, { memory_limit_mib: 1024, pids_max: 64, cpu_weight: 100, cpu_quota: 0.5 }, 'changes are merged over the recorded limits');
+  assert.equal(req.network, undefined);
+  assert.equal(changed.network, false);
+  assert.deepEqual(changed.quotas, { memory_limit_mib: 1024, pids_max: 64, cpu_weight: 100, cpu_quota: 0.5 });
+  // The next plain resume keeps the changed values.
+  await f.ws.suspend('lim', null);
+  await f.ws.resume('lim', null);
+  assert.deepEqual((f.spawnRequests.at(-1) as { quotas?: object }).quotas, { memory_limit_mib: 1024, pids_max: 64, cpu_weight: 100, cpu_quota: 0.5 });
+});

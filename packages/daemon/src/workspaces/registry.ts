@@ -12,6 +12,7 @@ import type { Engine } from '@forkd/engine';
 import type { Journal } from '../state/journal.js';
 import type { SandboxRegistry } from '../sandboxes/registry.js';
 import type { EgressRecord } from '../sandboxes/egress.js';
+import type { QuotaValues } from '../quotas/policy.js';
 import type { SnapshotWrites } from '../snapshots/writes.js';
 import type { Caller } from '../http/auth.js';
 import type { SnapshotOwners } from '../tenancy/snapshot-owners.js';
@@ -37,6 +38,8 @@ export interface WorkspaceRecord {
   network?: boolean;
   /** Its sandbox's egress policy as of create or the last suspend (kept on resume). */
   egress?: EgressRecord | null;
+  /** The limits its sandbox runs with (resolved, wire names), kept on resume. Absent in older records: none. */
+  quotas?: QuotaValues;
 }
 
 const KIND = 'workspace';
@@ -48,6 +51,17 @@ export interface CreateRequest {
   metadata?: Record<string, string>;
   envs?: Record<string, string>;
   network?: boolean;
+  /** A new sandbox's limits (wire names; the daemon's defaults and maxima apply) and egress policy. */
+  quotas?: QuotaValues;
+  egress?: EgressRecord | null;
+}
+
+/** What a resume may change: the network, egress policy and limits the workspace runs with from now on. */
+export interface ResumeChanges {
+  network?: boolean;
+  egress?: EgressRecord;
+  /** Merged over the recorded limits. */
+  quotas?: QuotaValues;
 }
 const MAX_LAYERS = 3;
 
@@ -108,7 +122,7 @@ export class Workspaces {
       await this.sandboxes.setTimeout(live.rec.id, null, null); // a workspace lives until deleted
     } else {
       this.owners.assertVisible(by, await this.engine.getSnapshot(b.snapshot_tag!));
-      [live] = await this.sandboxes.spawn({ tag: b.snapshot_tag!, owner: by.identity, n: 1, workspace: b.name, ...(b.metadata ? { metadata: b.metadata } : {}), ...(b.envs ? { envs: b.envs } : {}), ...(b.network ? { network: true } : {}) });
+      [live] = await this.sandboxes.spawn({ tag: b.snapshot_tag!, owner: by.identity, n: 1, workspace: b.name, ...(b.metadata ? { metadata: b.metadata } : {}), ...(b.envs ? { envs: b.envs } : {}), ...(b.network ? { network: true } : {}), ...(b.quotas ? { quotas: b.quotas } : {}), ...(b.egress ? { egress: b.egress } : {}) });
     }
     const w: WorkspaceRecord = {
       name: b.name,
@@ -126,6 +140,7 @@ export class Workspaces {
       owner: ownerOf(live!.rec),
       network: live!.rec.network ?? false,
       egress: live!.rec.egress ?? null,
+      quotas: live!.rec.quotas ?? {},
     };
     await this.put(w);
     return w;
@@ -189,16 +204,19 @@ export class Workspaces {
     }
   }
 
-  resume(name: string, by: Caller | null): Promise<WorkspaceRecord> {
+  resume(name: string, by: Caller | null, changes: ResumeChanges = {}): Promise<WorkspaceRecord> {
     this.get(name, by);
-    return this.exclusive(name, 'resume', () => this.resumeNow(name, by));
+    return this.exclusive(name, 'resume', () => this.resumeNow(name, by, changes));
   }
 
-  private async resumeNow(name: string, by: Caller | null): Promise<WorkspaceRecord> {
+  private async resumeNow(name: string, by: Caller | null, changes: ResumeChanges): Promise<WorkspaceRecord> {
     const w = this.get(name, by);
     if (w.status !== 'suspended') throw new ForkdError('FORKD_E_CONFLICT', `workspace ${name} is already running`, { name });
-    await this.sandboxes.spawn({ tag: w.state_tag ?? w.snapshot_tag, owner: ownerOf(w), n: 1, ids: [w.sandbox_id], workspace: name, metadata: w.metadata, envs: w.envs, ...(w.network ? { network: true } : {}), ...(w.egress ? { egress: w.egress } : {}) });
-    const next: WorkspaceRecord = { ...w, status: 'running', warning: null };
+    const network = changes.network ?? w.network ?? false;
+    const egress = changes.egress ?? w.egress ?? null;
+    const quotas = { ...(w.quotas ?? {}), ...(changes.quotas ?? {}) };
+    const [live] = await this.sandboxes.spawn({ tag: w.state_tag ?? w.snapshot_tag, owner: ownerOf(w), n: 1, ids: [w.sandbox_id], workspace: name, metadata: w.metadata, envs: w.envs, quotas, ...(network ? { network: true } : {}), ...(egress ? { egress } : {}) });
+    const next: WorkspaceRecord = { ...w, status: 'running', warning: null, network, egress, quotas: live!.rec.quotas ?? quotas };
     await this.put(next);
     return next;
   }

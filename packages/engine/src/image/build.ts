@@ -11,7 +11,7 @@ import { exists, sha256, writeFileAtomic } from '../util/fsx.js';
 import { stagingOwnerSuffix } from '../util/staging.js';
 import { runTool } from '../qemu/tools.js';
 import { debootstrap } from './debootstrap.js';
-import { GUEST_HOSTS, GUEST_INIT_SCRIPT } from './guest-init.js';
+import { GUEST_HOSTS, GUEST_INIT_SCRIPT, GUEST_RESOLV_CONF } from './guest-init.js';
 import { compileGuestHelpers, GUEST_HELPERS } from './guest-helpers.js';
 
 /** Bump when the way images are assembled changes, so old cached images are not reused. */
@@ -50,7 +50,7 @@ export async function imageKey(recipe: Recipe): Promise<{ key: string; agentSha:
   const files = await agentFiles();
   const agentSha = sha256(JSON.stringify(files.map((f) => [f.name, sha256(f.data)])));
   const packages = packageList(recipe);
-  const key = sha256(JSON.stringify({ v: BUILDER_VERSION, suite: recipe.suite, packages, disk: recipe.disk_mib, agentSha, init: GUEST_INIT_SCRIPT, hosts: GUEST_HOSTS, helpers: GUEST_HELPERS }));
+  const key = sha256(JSON.stringify({ v: BUILDER_VERSION, suite: recipe.suite, packages, disk: recipe.disk_mib, agentSha, init: GUEST_INIT_SCRIPT, hosts: GUEST_HOSTS, resolv: GUEST_RESOLV_CONF, helpers: GUEST_HELPERS }));
   return { key, agentSha, packages };
 }
 
@@ -131,6 +131,9 @@ async function installAgent(tree: string): Promise<void> {
   await fs.writeFile(path.join(tree, 'sbin', 'forkd-init'), GUEST_INIT_SCRIPT, { mode: 0o755 });
   await fs.writeFile(path.join(tree, 'etc', 'hostname'), 'forkd\n');
   await fs.writeFile(path.join(tree, 'etc', 'hosts'), GUEST_HOSTS);
+  // Replaces whatever debootstrap left (a copy of the build host's, or a dangling symlink).
+  await fs.rm(path.join(tree, 'etc', 'resolv.conf'), { force: true });
+  await fs.writeFile(path.join(tree, 'etc', 'resolv.conf'), GUEST_RESOLV_CONF);
 }
 
 /** debootstrap output for a package set, cached: only agent changes then need just copy + mkfs. */

@@ -1,3 +1,5 @@
+import { GUEST_NETWORK } from '@forkd/protocol';
+
 /**
  * /sbin/forkd-init: PID 1 after the initramfs switches root. Mounts the basics and runs the
  * agent under tini (which reaps orphaned processes). Kept tiny: it runs once, in the parent.
@@ -18,3 +20,10 @@ exec /usr/bin/tini -s -- /usr/bin/node --max-semi-space-size=1 --no-lazy-feedbac
 `;
 
 export const GUEST_HOSTS = '127.0.0.1 localhost\n127.0.1.1 forkd\n::1 localhost ip6-localhost ip6-loopback\n';
+
+/**
+ * /etc/resolv.conf, in the image so the parent and every child restored from it have it. Short
+ * timeouts: a child denied names gets its queries refused (ICMP), and the forwarder answers a
+ * refused name with NXDOMAIN at once, so nothing waits on the glibc defaults (5 s x 2).
+ */
+export const GUEST_RESOLV_CONF = `# written by forkd: DNS goes to the child's egress forwarder (when its policy allows names)\nnameserver ${GUEST_NETWORK.nameserver}\noptions timeout:2 attempts:2\n`;

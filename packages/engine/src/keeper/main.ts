@@ -14,7 +14,7 @@ import { spawnQemu, CHILD_NETNS_NAME, type QemuProcess } from '../qemu/start.js'
 import { deleteNetns } from '../network/index.js';
 import { which } from '../qemu/which.js';
 import { procStartTime } from '../runtime/proc.js';
-import { ensureRunDir, removeVmDir, runtimeDir, VM_DIR_PREFIX } from '../runtime/dir.js';
+import { ensureRunDir, removeEmptyCgroupRoots, removeVmDir, runtimeDir, VM_DIR_PREFIX } from '../runtime/dir.js';
 import { KEEPER_PROTOCOL, KeeperRequest, MAX_KEEPER_LINE, type KeeperRequestT } from './protocol.js';
 
 const FORWARDED_STDERR_CAP = 64 * 1024;
@@ -42,9 +42,12 @@ interface Held {
   netns?: string;
 }
 
-/** What is left of a VM nobody will come for: its run dir and its namespace. */
+/** Cgroups of VMs the keeper removed: their daemon's root cgroup is removed (if empty) when the keeper ends. */
+const removedCgroups = new Set<string>();
+
+/** What is left of a VM nobody will come for: its run dir (with its cgroups and overlay) and its namespace. */
 async function removeLeftovers(h: Held): Promise<void> {
-  if (ownedRunDir(h.runDir)) await removeVmDir(h.runDir);
+  if (ownedRunDir(h.runDir)) for (const c of await removeVmDir(h.runDir)) removedCgroups.add(c);
   if (h.netns) await deleteNetns(h.netns).catch((e: Error) => log(`could not remove namespace ${h.netns}: ${e.message}`));
 }
 const vms = new Map<number, Held>();
@@ -74,6 +77,8 @@ async function stop(reason: string): Promise<void> {
   stopping = true;
   log(`stopping: ${reason} (${vms.size} VMs)`);
   await killAll();
+  // No daemon is attached any more: the root cgroup of the VMs it removed goes too, if now empty.
+  await removeEmptyCgroupRoots([...removedCgroups]);
   server.close();
   await fs.rm(socketPath!, { force: true });
   await fs.rm(socketPath!.replace(/\.sock$/, '.log'), { force: true }); // a clean exit leaves nothing behind

@@ -2,7 +2,10 @@ import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { ForkdError } from '@forkd/protocol';
 import { buildQemuArgs, type VmSpec } from './args.js';
-import { SECCOMP_ARG, jailFor, jailUid, launchCommand } from './jail.js';
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { SECCOMP_ARG, claimJailUid, jailFor, jailUid, launchCommand, pickJailUid } from './jail.js';
 
 const env = { ...process.env };
 afterEach(() => {
@@ -72,4 +75,44 @@ test('a snapshot parent writes its RAM file and disk in staging; no read-only sh
   assert.deepEqual(jail.writable!.sort(), ['/snap/.staging-x/disk.qcow2', '/snap/.staging-x/memory.bin']);
   assert.deepEqual(jail.readOnly, ['/img/rootfs.ext4']);
   assert.equal(jail.roRam, undefined);
+});
+
+test('pickJailUid: the preferred uid when free, else the next free one (wrapping); an exhausted range is refused', () => {
+  assert.equal(pickJailUid(105, new Set(), 100, 10), 105);
+  assert.equal(pickJailUid(105, new Set([105, 106]), 100, 10), 107);
+  assert.equal(pickJailUid(109, new Set([109]), 100, 10), 100, 'wraps to the start of the range');
+  const all = new Set(Array.from({ length: 10 }, (_, i) => 100 + i));
+  assert.throws(() => pickJailUid(103, all, 100, 10), (e: unknown) => e instanceof ForkdError && e.code === 'FORKD_E_JAIL_UNAVAILABLE');
+});
+
+test('claimJailUid: two live VMs never share a uid (a run dir or a process already has it: another is picked); a claim is kept', { skip: process.getuid?.() !== 0 && 'chown needs root' }, async () => {
+  process.env.FORKD_JAIL_UID_BASE = '2000000';
+  const run = await fs.mkdtemp(path.join(os.tmpdir(), 'jail-uid-'));
+  const fakeProc = await fs.mkdtemp(path.join(os.tmpdir(), 'jail-proc-'));
+  try {
+    const [a, b, c] = ['vm-00000000000000aa', 'vm-00000000000000bb', 'vm-00000000000000cc'].map((n) => path.join(run, n)) as [string, string, string];
+    for (const d of [a, b, c]) await fs.mkdir(d, { mode: 0o700 });
+    // VM a already runs with the uid b would prefer (a hash collision).
+    await fs.chown(a, jailUid(b), 0);
+    const ub = await claimJailUid(b, { procDir: fakeProc });
+    assert.notEqual(ub, jailUid(b));
+    assert.equal((await fs.stat(b)).uid, ub, 'the claim is recorded as the run dir owner');
+    assert.equal(await claimJailUid(b, { procDir: fakeProc }), ub, 'a claimed run dir keeps its uid');
+    // A running process (a VM of another run dir) holds the uid c would prefer.
+    await fs.mkdir(path.join(fakeProc, '4242'));
+    await fs.chown(path.join(fakeProc, '4242'), jailUid(c), 0);
+    const uc = await claimJailUid(c, { procDir: fakeProc });
+    assert.notEqual(uc, jailUid(c));
+    assert.ok(![jailUid(b), ub].includes(uc));
+    // Concurrent claims in one process are serialized: all distinct.
+    const many = await Promise.all(Array.from({ length: 20 }, async (_, i) => {
+      const d = path.join(run, `vm-${(0x100 + i).toString(16).padStart(16, '0')}`);
+      await fs.mkdir(d, { mode: 0o700 });
+      return claimJailUid(d, { procDir: fakeProc });
+    }));
+    assert.equal(new Set([...many, ub, uc, jailUid(b)]).size, 23);
+  } finally {
+    await fs.rm(run, { recursive: true, force: true });
+    await fs.rm(fakeProc, { recursive: true, force: true });
+  }
 });

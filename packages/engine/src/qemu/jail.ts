@@ -6,7 +6,7 @@
  *   namespace whose root is a small tmpfs with /usr, the loader cache, a few devices, its run
  *   directory (writable) and the files of its snapshot chain (read-only binds), then pivots into it;
  * - its own uid, derived from its run directory (FORKD_JAIL_UID_BASE + 24 bits of a hash, no passwd
- *   entry), and the group forkd-vm, which may read snapshot files (0640 root:forkd-vm), never write
+ *   entry; the next free one if a live VM has it: claimJailUid), and the group forkd-vm, which may read snapshot files (0640 root:forkd-vm), never write
  *   them: `setpriv --reuid --regid --clear-groups --no-new-privs --inh-caps=-all --bounding-set=-all`;
  * - QEMU's seccomp policy with spawn and elevation denied (SECCOMP_ARG), so migration streams are
  *   descriptors handed over QMP (vm/migration.ts), not `exec:` commands.
@@ -17,7 +17,7 @@
  * then setpriv (which also sets pdeathsig, after the uid change that would clear it), then QEMU.
  * Another wrapper (a cgroup placement, say) slots into `launchCommand`.
  */
-import { promises as fs, constants as fsc } from 'node:fs';
+import { promises as fs, constants as fsc, lstatSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import { ForkdError } from '@forkd/protocol';
@@ -62,6 +62,64 @@ export function jailMode(): JailMode {
 /** The uid a VM's QEMU runs as: a pure function of its run directory, so an adopted VM needs no record. */
 export function jailUid(runDir: string): number {
   return jailUidBase() + (crypto.createHash('sha256').update(path.resolve(runDir)).digest().readUInt32BE(0) % UID_SPAN);
+}
+
+/**
+ * The uid to claim: `preferred` unless a live VM already has it, then the next free one in the range
+ * (wrapping). Two live VMs never share a uid; FORKD_E_JAIL_UNAVAILABLE if the range is exhausted.
+ */
+export function pickJailUid(preferred: number, inUse: ReadonlySet<number>, base = jailUidBase(), span = UID_SPAN): number {
+  for (let i = 0; i < span && i <= inUse.size; i++) {
+    const uid = base + ((preferred - base + i) % span);
+    if (!inUse.has(uid)) return uid;
+  }
+  throw new ForkdError('FORKD_E_JAIL_UNAVAILABLE', `every jail uid from ${base} (${span}) is in use`, { base, span });
+}
+
+/**
+ * uids of live jailed VMs: owners of the other VM run dirs beside this one (claimed, maybe not yet
+ * started) and of running processes in the range (VMs of other run dirs or daemons).
+ */
+function jailUidsInUse(runDir: string, procDir: string): Set<number> {
+  const base = jailUidBase();
+  const used = new Set<number>();
+  const add = (uid: number | undefined) => {
+    if (uid !== undefined && uid >= base && uid < base + UID_SPAN) used.add(uid);
+  };
+  const list = (dir: string) => { try { return readdirSync(dir); } catch { return [] as string[]; } };
+  // Synchronous on purpose: a few hundred lstat calls take ~1-2 ms so, ~20 ms as promises.
+  const parent = path.dirname(runDir);
+  const self = path.basename(runDir);
+  for (const n of list(parent)) if (n !== self && /^\.?vm-/.test(n)) add(lstatSync(path.join(parent, n), { throwIfNoEntry: false })?.uid);
+  // A process's euid is the owner of /proc/<pid> (QEMU is dumpable again after its exec as the jail uid).
+  for (const n of list(procDir)) if (/^\d+$/.test(n)) add(lstatSync(path.join(procDir, n), { throwIfNoEntry: false })?.uid);
+  return used;
+}
+
+let claiming: Promise<unknown> = Promise.resolve();
+
+/**
+ * Claims the uid a VM's QEMU runs as by owning its run dir with it (the run dir's owner is the
+ * record: an adopted VM needs no other). jailUid(runDir) unless a live VM has that uid (24 bits of a
+ * hash collide at a few thousand VMs), then the next free one. Claims in this process are serialized,
+ * so two concurrent spawns cannot both take one uid; a run dir already owned by a jail uid keeps it.
+ * A run dir that does not exist yet (a spec built ahead, in tests) claims nothing: its preferred uid.
+ */
+export function claimJailUid(runDir: string, opts: { procDir?: string } = {}): Promise<number> {
+  const next = claiming.then(async () => {
+    const base = jailUidBase();
+    const st = await fs.lstat(runDir).catch((e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT') return null;
+      throw e;
+    });
+    if (!st) return jailUid(runDir);
+    if (st.uid >= base && st.uid < base + UID_SPAN) return st.uid;
+    const uid = pickJailUid(jailUid(runDir), jailUidsInUse(runDir, opts.procDir ?? '/proc'), base);
+    await fs.chown(runDir, uid, -1);
+    return uid;
+  });
+  claiming = next.catch(() => undefined);
+  return next;
 }
 
 /** The first uid of the range (FORKD_JAIL_UID_BASE, checked). */
@@ -132,7 +190,7 @@ export async function jailFor(spec: VmSpec, runDir: string): Promise<JailSpec> {
   }
   return {
     mode,
-    uid: jailUid(runDir),
+    uid: await claimJailUid(runDir),
     gid: await jailGid(),
     groups,
     root: path.join(runDir, '.jail'),

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { ForkdError } from '@forkd/protocol';
-import { createChildCgroup, detectCgroups, cgroupRootName, ChildCgroup, type CgroupHost } from './cgroup.js';
+import { createChildCgroup, detectCgroups, cgroupRootName, cgroupRootDirs, removeCgroupRoot, ChildCgroup, type CgroupHost } from './cgroup.js';
 import { checkQuotas } from './quotas.js';
 import { confinementPrefix } from '../qemu/start.js';
 
@@ -53,6 +53,26 @@ test('fail closed: a missing controller or an unwritable root is FORKD_E_QUOTA_U
   await assert.rejects(createChildCgroup({ host: v1, rootName: 'forkd-000000000000', name: 'vm-0123456789abcdef', quotas: { memoryMib: 128 }, diskDir: empty }), code('FORKD_E_QUOTA_UNAVAILABLE'));
   assert.equal(await createChildCgroup({ host: none, rootName: 'x', name: 'y', quotas: { diskMib: 64 }, diskDir: empty }), null, 'a disk cap needs no cgroup');
   await fs.rm(empty, { recursive: true });
+});
+
+test('the root cgroup is removed when empty (v1: in every controller), kept while it holds a child', async () => {
+  const base = await fs.mkdtemp(path.join(os.tmpdir(), 'forkd-cg-v1-'));
+  try {
+    const host: CgroupHost = { version: 1, base, controllers: ['memory', 'cpu', 'pids', 'io'], note: '' };
+    const root = cgroupRootName('/some/home');
+    const dirs = cgroupRootDirs(host, root);
+    assert.deepEqual(dirs.map((d) => path.relative(base, d)), ['memory', 'cpu', 'pids', 'blkio'].map((c) => `${c}/${root}`));
+    for (const d of dirs) await fs.mkdir(d, { recursive: true });
+    await fs.mkdir(path.join(dirs[0]!, 'vm-0123456789abcdef'));
+    assert.deepEqual(await removeCgroupRoot(host, root), dirs.slice(1), 'removed the empty ones only');
+    assert.ok(await fs.stat(dirs[0]!).then(() => true), 'a root holding a child stays');
+    await fs.rmdir(path.join(dirs[0]!, 'vm-0123456789abcdef'));
+    assert.deepEqual(await removeCgroupRoot(host, root), [dirs[0]]);
+    assert.deepEqual(await removeCgroupRoot(host, root), [], 'idempotent');
+    assert.deepEqual(await removeCgroupRoot({ ...host, version: null }, root), []);
+  } finally {
+    await fs.rm(base, { recursive: true, force: true });
+  }
 });
 
 test('quota ranges are checked with the field named', () => {

@@ -233,12 +233,40 @@ async function writeV1(c: Controller, dir: string, q: ChildQuotas, device: strin
   }
 }
 
+/** The daemon's root cgroup directories: one in v2, one per controller hierarchy in v1. */
+export function cgroupRootDirs(host: CgroupHost, rootName: string): string[] {
+  return host.version === 2 ? [path.join(host.base, rootName)] : host.version === 1 ? ALL.map((c) => path.join(host.base, V1[c].dir, rootName)) : [];
+}
+
+/**
+ * Removes the daemon's root cgroup(s) where empty (a daemon that stops leaves no empty directory in
+ * the host's hierarchy). One still holding a child (a VM left to the keeper) stays: the keeper removes
+ * it when it ends its last VM. Only called when no spawn can race it (the daemon is stopping).
+ */
+export async function removeCgroupRoot(host: CgroupHost, rootName: string): Promise<string[]> {
+  const removed: string[] = [];
+  for (const d of cgroupRootDirs(host, rootName)) if (await rmdirIfEmpty(d)) removed.push(d);
+  return removed;
+}
+
+/** rmdir of a cgroup that may hold children or not exist: true when it was removed. */
+export async function rmdirIfEmpty(dir: string): Promise<boolean> {
+  try {
+    await fs.rmdir(dir);
+    return true;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'EBUSY' || code === 'ENOTEMPTY') return false;
+    throw e;
+  }
+}
+
 /**
  * Removes the empty per-child cgroups under this daemon's root whose VM is gone (a daemon and its
  * keeper both killed): names are vm-<id>, and `alive(id)` says whether that VM's run dir still exists.
  */
 export async function sweepCgroups(host: CgroupHost, rootName: string, alive: (vmName: string) => Promise<boolean>): Promise<string[]> {
-  const roots = host.version === 2 ? [path.join(host.base, rootName)] : host.version === 1 ? ALL.map((c) => path.join(host.base, V1[c].dir, rootName)) : [];
+  const roots = cgroupRootDirs(host, rootName);
   const removed: string[] = [];
   for (const root of roots) {
     const names = await fs.readdir(root).catch(() => [] as string[]);

@@ -165,14 +165,26 @@ const EXTRA_FILE = /^\/[^\0]*\/vm-[0-9a-f]{16}\.qcow2$/;
 /**
  * Removes a VM's run dir and what its owner.json says it owns elsewhere (its cgroups, which must be
  * empty by now, and its overlay on disk). Every remover (the VM's owner, the keeper, cleanup) uses it.
+ * Returns the cgroup dirs it removed (the keeper removes their emptied root when it ends).
  */
-export async function removeVmDir(dir: string): Promise<void> {
+export async function removeVmDir(dir: string): Promise<string[]> {
   const extras = (await readOwner(dir))?.extras;
+  const cgroups = extras ? extras.cgroups.filter((c) => EXTRA_CGROUP.test(c) && !c.split('/').includes('..')) : [];
   if (extras) {
     await Promise.all(extras.files.filter((f) => EXTRA_FILE.test(f) && !f.split('/').includes('..')).map((f) => fs.rm(f, { force: true })));
-    await Promise.all(extras.cgroups.filter((c) => EXTRA_CGROUP.test(c) && !c.split('/').includes('..')).map(rmdirCgroup));
+    await Promise.all(cgroups.map(rmdirCgroup));
   }
   await fs.rm(dir, { recursive: true, force: true });
+  return cgroups;
+}
+
+/**
+ * rmdir of the forkd-<hex> roots above these VM cgroups, where now empty: for the keeper's last act
+ * (no daemon is attached, so no spawn races it). One that still has a child stays.
+ */
+export async function removeEmptyCgroupRoots(vmCgroups: string[]): Promise<void> {
+  const roots = new Set(vmCgroups.filter((c) => EXTRA_CGROUP.test(c) && !c.split('/').includes('..')).map((c) => path.dirname(c)));
+  await Promise.all([...roots].map((r) => fs.rmdir(r).catch(() => undefined)));
 }
 
 /** rmdir, retrying briefly while the kernel detaches a process that has just exited. */

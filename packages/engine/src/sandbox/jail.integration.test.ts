@@ -12,7 +12,7 @@ import path from 'node:path';
 import crypto from 'node:crypto';
 import type { Sandbox } from './sandbox.js';
 import { ensureFixtureSnapshot, testEngine, vmOf } from '../testing/fixture.js';
-import { JAIL_GROUP, groupId, jailUid } from '../qemu/jail.js';
+import { JAIL_GROUP, groupId } from '../qemu/jail.js';
 import { assembledPath, memoryFileFor } from '../snapshot/memory.js';
 
 const engine = testEngine();
@@ -54,9 +54,12 @@ test('a child QEMU runs as its own uid, with no_new_privs, seccomp and no capabi
   const gid = await groupId(JAIL_GROUP);
   for (const vm of [a!, b!]) {
     const st = status(vm.pid);
-    const uid = jailUid(vm.dir);
+    // The uid claimed for the VM is its run dir's owner (jailUid(dir) unless a live VM had it).
+    const uid = (await fs.stat(vm.dir)).uid;
     assert.notEqual(uid, 0);
     assert.equal(st.Uid, `${uid}\t${uid}\t${uid}\t${uid}`);
+    // claimJailUid finds other VMs' uids as owners of /proc/<pid>: true once QEMU exec'd as its uid.
+    assert.equal((await fs.stat(`/proc/${vm.pid}`)).uid, uid);
     assert.equal(st.Gid, `${gid}\t${gid}\t${gid}\t${gid}`);
     assert.equal(st.Groups, '');
     assert.equal(st.NoNewPrivs, '1');
@@ -66,7 +69,7 @@ test('a child QEMU runs as its own uid, with no_new_privs, seccomp and no capabi
     assert.equal(st.CapBnd, '0000000000000000');
     assert.match(readFileSync(`/proc/${vm.pid}/cmdline`, 'utf8'), /-sandbox\0on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny/);
   }
-  assert.notEqual(jailUid(a!.dir), jailUid(b!.dir), 'two VMs share a uid');
+  assert.notEqual((await fs.stat(a!.dir)).uid, (await fs.stat(b!.dir)).uid, 'two VMs share a uid');
 
   // The mount view: /proc/<pid>/root is QEMU's root. Only the system dirs, its run dir and its snapshot's files.
   const root = `/proc/${a!.pid}/root`;
@@ -80,7 +83,7 @@ test('a child QEMU runs as its own uid, with no_new_privs, seccomp and no capabi
     assert.deepEqual(await fs.readdir(path.join(root, 'dev', 'net')), ['tun']);
     // The tap belongs to the VM's uid: the dropped QEMU could open it, no other VM's uid can.
     const owner = execFileSync('ip', ['netns', 'exec', a!.net!.netns, 'cat', `/sys/class/net/${a!.net!.tap}/owner`], { encoding: 'utf8' }).trim();
-    assert.equal(Number(owner), jailUid(a!.dir));
+    assert.equal(Number(owner), (await fs.stat(a!.dir)).uid);
   }
   const mem = await memoryFileFor(engine.layout, await engine.getSnapshot(base));
   assert.ok((await fs.stat(path.join(root, mem))).isFile(), 'the snapshot memory is in the view');
@@ -91,7 +94,7 @@ test('a child QEMU runs as its own uid, with no_new_privs, seccomp and no capabi
   assert.ok(memMount?.split(' ')[5]?.split(',').includes('ro'), `memory image not mounted read-only: ${memMount}`);
 
   // QEMU's uid can read the snapshot's files but write none of them.
-  const uidA = jailUid(a!.dir);
+  const uidA = (await fs.stat(a!.dir)).uid;
   const snapDir = (await engine.getSnapshot(base)).dir;
   const inView = (cmd: string) => spawnSync('nsenter', ['-t', String(a!.pid), '-m', 'setpriv', '--reuid', String(uidA), '--regid', String(gid), '--clear-groups', '--', 'sh', '-c', cmd]).status;
   assert.equal(inView(`head -c 1 '${mem}' > /dev/null`), 0, 'in its view the VM uid cannot even read the memory image (the checks below would prove nothing)');
@@ -101,7 +104,7 @@ test('a child QEMU runs as its own uid, with no_new_privs, seccomp and no capabi
   assert.notEqual(inView(`: >> '${path.join(snapDir, 'disk.qcow2')}'`), 0, 'inside the view, the snapshot disk is writable');
   // Another VM's uid cannot open this VM's overlay.
   const overlayA = path.join(engine.layout.overlays, `${path.basename(a!.dir)}.qcow2`);
-  assert.notEqual(asUser(jailUid(b!.dir), gid!, ['cat', overlayA]).status, 0, "one VM's uid read another's overlay");
+  assert.notEqual(asUser((await fs.stat(b!.dir)).uid, gid!, ['cat', overlayA]).status, 0, "one VM's uid read another's overlay");
   const overlay = await fs.stat(overlayA);
   assert.equal(overlay.uid, uidA);
   assert.equal(overlay.mode & 0o777, 0o600);

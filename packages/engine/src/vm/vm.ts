@@ -5,7 +5,7 @@ import type { VmSpec } from '../qemu/args.js';
 import { directStarter, type QemuStarter, type QemuProcess, type LaunchConfinement } from '../qemu/start.js';
 import { ChildCgroup } from '../quota/cgroup.js';
 import { startQemu } from '../qemu/start.js';
-import { jailMode, jailUid } from '../qemu/jail.js';
+import { claimJailUid, jailMode } from '../qemu/jail.js';
 import { QmpClient } from '../qmp/client.js';
 import { waitForQmpStatus } from './migration.js';
 import { AgentClient } from '../agent-client/index.js';
@@ -92,7 +92,7 @@ export class Vm {
       // The namespace after the run dir (a namespace whose dir is gone is stale: network/netns/sweep.ts).
       if (opts.network) {
         // A jailed QEMU opens its tap as the VM's uid: the tap is made owned by it.
-        network = await opts.network(vmDir.id, jailMode() === 'full' ? jailUid(vmDir.dir) : undefined);
+        network = await opts.network(vmDir.id, jailMode() === 'full' ? await claimJailUid(vmDir.dir) : undefined);
         await fs.writeFile(path.join(vmDir.dir, NET_FILE), JSON.stringify(network.net));
       }
       const extra = opts.prepare ? await opts.prepare(vmDir.dir, vmDir) : {};
