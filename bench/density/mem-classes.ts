@@ -4,9 +4,9 @@
  * shows). Variants run one after the other in one process (one VM-lock hold), each a set of
  * environment changes that reach the next QEMUs started (the engine reads them per spawn). The
  * experiments of issue 11 §3 were made with it; the figures are in bench/README.md ("Density").
- *   flock /tmp/forkd-vm.lock node --conditions=source --import tsx bench/density/mem-classes.ts 20 100
- * Env: VARIANTS (comma list of names below, default "default"), BENCH_TAG (default: the test
- *      fixture snapshot), BATCH (25 children per spawn call), SETTLE_MS (5000), KSM_WAIT_MS (30000).
+ *   flock /tmp/forkd-vm.lock node --conditions=source --import tsx bench/density/mem-classes.ts default:20,100 ksm:100 tb24:20
+ * (VARIANT:COUNTS, run in the order given.) Env: BENCH_TAG (default: the test fixture snapshot),
+ *      BATCH (10 children per spawn call; a failed batch is retried twice), SETTLE_MS (5000), KSM_WAIT_MS (30000).
  * The ksm variant turns the host's ksmd on (/sys/kernel/mm/ksm/run=1) for its duration and puts
  * the previous settings back after; it reports ksmd's CPU time.
  */
@@ -25,12 +25,14 @@ const VARIANT_ENV: Record<string, Record<string, string>> = {
   malloc: { MALLOC_ARENA_MAX: '1', MALLOC_MMAP_THRESHOLD_: '131072', MALLOC_TRIM_THRESHOLD_: '131072' },
   ksm: { FORKD_QEMU_KSM: 'on' },
 };
-const counts = process.argv.slice(2).map(Number).filter((n) => n > 0);
-const variants = (process.env.VARIANTS ?? 'default').split(',');
-for (const v of variants) if (!VARIANT_ENV[v]) throw new Error(`unknown variant ${v}; known: ${Object.keys(VARIANT_ENV).join(', ')}`);
+const plan = process.argv.slice(2).map((a) => {
+  const [variant, list] = a.split(':');
+  if (!variant || !VARIANT_ENV[variant] || !list) throw new Error(`bad argument ${a}: VARIANT:N[,N...] with VARIANT one of ${Object.keys(VARIANT_ENV).join(', ')}`);
+  return { variant, counts: list.split(',').map(Number).filter((n) => n > 0) };
+});
 const SETTLE_MS = Number(process.env.SETTLE_MS ?? 5000);
 const KSM_WAIT_MS = Number(process.env.KSM_WAIT_MS ?? 30_000);
-const BATCH = Number(process.env.BATCH ?? 25);
+const BATCH = Number(process.env.BATCH ?? 10);
 const engine: Engine = testEngine();
 const tag = process.env.BENCH_TAG ?? (await ensureFixtureSnapshot(engine));
 const load = () => os.loadavg().map((x) => x.toFixed(2)).join(' ');
@@ -62,10 +64,10 @@ let live: Sandbox[] = [];
 const cleanup = () => Promise.all(live.map((s) => s.kill())).then(ksmRestore);
 process.once('SIGINT', () => void cleanup().finally(() => process.exit(130)));
 process.once('SIGTERM', () => void cleanup().finally(() => process.exit(143)));
-console.log(`tag ${tag}; variants ${variants.join(',')}; counts ${counts.join(',')}; load ${load()}`);
+console.log(`tag ${tag}; plan ${process.argv.slice(2).join(' ')}; load ${load()}`);
 const baseEnv = { ...process.env };
 try {
-  for (const variant of variants) {
+  for (const { variant, counts } of plan) {
     for (const k of Object.values(VARIANT_ENV).flatMap(Object.keys)) {
       if (baseEnv[k] === undefined) delete process.env[k];
       else process.env[k] = baseEnv[k];
@@ -77,7 +79,17 @@ try {
     for (const n of counts) {
       const t0 = nowMs();
       // In batches: on a loaded 2-core machine 100 QEMUs started at once miss the spawn's deadlines.
-      for (let left = n; left > 0; left -= BATCH) live.push(...(await engine.spawn({ tag, n: Math.min(BATCH, left) })));
+      for (let left = n; left > 0; left -= BATCH) {
+        for (let attempt = 1; ; attempt++) {
+          try {
+            live.push(...(await engine.spawn({ tag, n: Math.min(BATCH, left) })));
+            break;
+          } catch (e) {
+            console.log(`[${variant}] a batch failed at ${live.length} alive (attempt ${attempt}): ${(e as Error).message}; load ${load()}`);
+            if (attempt === 3) throw e;
+          }
+        }
+      }
       const readyMs = since(t0);
       const pids = live.map((s) => s.pid);
       const k0 = ksmd ? await cpuMs(ksmd) : 0;
