@@ -39,3 +39,10 @@ test('an empty or garbled smaps gives zeros, not a throw', () => {
   assert.equal(totalPssKib(classifySmaps('', 'memory.bin')), 0);
   assert.equal(totalPssKib(classifySmaps('not smaps\nat all', 'memory.bin')), 0);
 });
+
+test('KSM-merged copies (anonymous but shared) never make the shared part negative', () => {
+  const b = classifySmaps(block('7f0000000000-7f0020000000 rw-p 00000000 00:1a 99  /s/memory.bin', { Pss: 2000, Private_Dirty: 1000, Anonymous: 3000 }), 'memory.bin');
+  assert.equal(b.guestCow.pssKib, 2000);
+  assert.equal(b.guestShared.pssKib, 0);
+  assert.equal(totalPssKib(b), 2000);
+});

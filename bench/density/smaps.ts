@@ -45,11 +45,13 @@ export function classifySmaps(text: string, guestMemFile: string): Breakdown {
     const pd = field(block, 'Private_Dirty');
     const anonKib = field(block, 'Anonymous');
     if (name !== '' && (name === guestMemFile || name.endsWith(`/${guestMemFile}`))) {
-      // Copied-on-write pages of a private file mapping are anonymous and private: their PSS is their size.
-      out.guestCow.pssKib += anonKib;
-      out.guestCow.privateDirtyKib += anonKib;
-      out.guestShared.pssKib += pss - anonKib;
-      out.guestShared.privateDirtyKib += pd - anonKib;
+      // Copied-on-write pages of a private file mapping are anonymous, private unless KSM merged
+      // them (then their PSS is less than their size: counted here at most at the mapping's PSS).
+      const cow = Math.min(anonKib, pss);
+      out.guestCow.pssKib += cow;
+      out.guestCow.privateDirtyKib += Math.min(anonKib, pd);
+      out.guestShared.pssKib += pss - cow;
+      out.guestShared.privateDirtyKib += pd - Math.min(anonKib, pd);
       continue;
     }
     const cls: MemClass = name === ''
