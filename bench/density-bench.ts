@@ -95,7 +95,7 @@ async function activeP50(active: Sb[]): Promise<{ p50: number; p99: number }> {
 interface Step { idle: number; activeP50Ms: number; activeP99Ms: number; ratio: number; idleCpuMsPerChildPerS: number; mem: MemSummary; memAvailableMib: number; load: string }
 interface Round {
   singleP50Ms: number;
-  n100: { n: number; allReadyMs: number; allAnsweredMs: number; memAfterEval: MemSummary };
+  n100: { n: number; allReadyMs: number; allAnsweredMs: number; memAfterEval: MemSummary; error: string | null };
   emptyActiveP50Ms: number;
   steps: Step[];
   stoppedBy: string;
@@ -114,15 +114,28 @@ async function round(r: number): Promise<Round> {
   log(`  single child eval p50 ${singleP50Ms.toFixed(1)} ms`);
 
   // 2. N children in one request, then a first eval in each
+  // A batch that fails (on an overloaded machine children miss the restore's deadlines) is a
+  // result, not the end of the run: recorded as NaN with its error.
+  let allReadyMs = NaN;
+  let allAnsweredMs = NaN;
+  let memAfterEval = summarizeMem([]);
+  let n100Error: string | null = null;
   const t0 = nowMs();
-  const many = await spawn(N100);
-  const allReadyMs = since(t0);
-  await Promise.all(many.map((s) => evalMs(s.id)));
-  const allAnsweredMs = since(t0);
-  await new Promise((res) => setTimeout(res, SETTLE_MS));
-  const memAfterEval = summarizeMem(await breakdowns(many.map((s) => s.pid)));
-  await killAll(many);
-  log(`  N=${N100}: all ready ${allReadyMs.toFixed(0)} ms, all answered ${allAnsweredMs.toFixed(0)} ms; PSS/child after one eval ${memAfterEval.pssMib.toFixed(1)} MiB`);
+  try {
+    const many = await spawn(N100);
+    allReadyMs = since(t0);
+    try {
+      await Promise.all(many.map((s) => evalMs(s.id)));
+      allAnsweredMs = since(t0);
+      await new Promise((res) => setTimeout(res, SETTLE_MS));
+      memAfterEval = summarizeMem(await breakdowns(many.map((s) => s.pid)));
+    } finally {
+      await killAll(many);
+    }
+  } catch (e) {
+    n100Error = `${(e as { code?: string }).code ?? ''} ${(e as Error).message}`;
+  }
+  log(`  N=${N100}: all ready ${allReadyMs.toFixed(0)} ms, all answered ${allAnsweredMs.toFixed(0)} ms; PSS/child after one eval ${memAfterEval.pssMib.toFixed(1)} MiB${n100Error ? `; failed: ${n100Error}` : ''}`);
 
   // 3. active children on an empty machine
   const active = await spawn(ACTIVE);
@@ -141,7 +154,7 @@ async function round(r: number): Promise<Round> {
         idle.push(...(await spawn(Math.min(STEP, MAX - idle.length))));
       } catch (e) {
         const err = e as { code?: string; message?: string };
-        stoppedBy = `spawn refused at ${idle.length} idle: ${err.code ?? ''} ${err.message ?? String(e)}`;
+        stoppedBy = `spawn refused or failed at ${idle.length} idle: ${err.code ?? ''} ${err.message ?? String(e)}`;
         break;
       }
       await new Promise((res) => setTimeout(res, SETTLE_MS));
@@ -166,7 +179,7 @@ async function round(r: number): Promise<Round> {
   const kept = steps.filter((s) => s.ratio <= 2);
   const maxIdleWithin2x = steps.findIndex((s) => s.ratio > 2) === 0 ? 0 : (kept.length ? kept[kept.length - 1]!.idle : 0);
   log(`  stopped: ${stoppedBy}; density ${maxIdleWithin2x}`);
-  return { singleP50Ms, n100: { n: N100, allReadyMs, allAnsweredMs, memAfterEval }, emptyActiveP50Ms: empty.p50, steps, stoppedBy, maxIdleWithin2x };
+  return { singleP50Ms, n100: { n: N100, allReadyMs, allAnsweredMs, memAfterEval, error: n100Error }, emptyActiveP50Ms: empty.p50, steps, stoppedBy, maxIdleWithin2x };
 }
 
 const speedBefore = speedProbeMs();
@@ -179,7 +192,7 @@ try {
 const speedAfter = speedProbeMs();
 
 const mmm = (v: number[], digits = 1) => {
-  const s = summarize(v);
+  const s = summarize(v.filter(Number.isFinite)); // a failed phase is NaN: left out, its error is in the JSON
   return `${s.min.toFixed(digits)} / ${s.median.toFixed(digits)} / ${s.max.toFixed(digits)}`;
 };
 /** A step's figure at a given idle count, across rounds (rounds that reached it). */
