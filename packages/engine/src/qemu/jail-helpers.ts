@@ -28,7 +28,7 @@ export const JAIL_LAUNCHER: HostHelper = {
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-/* forkd-jail --root DIR [--ro P|--rw P|--dev P|--link P|--env K=V|--cwd D|--thp-off]... -- PROG ARGS */
+/* forkd-jail --root DIR [--ro P|--rw P|--dev P|--link P|--env K=V|--cwd D|--thp-off|--ksm]... -- PROG ARGS */
 static void die(const char *what, const char *arg) {
   fprintf(stderr, "forkd-jail: %s %s: %s\n", what, arg ? arg : "", strerror(errno));
   exit(126);
@@ -64,7 +64,7 @@ static void bind(const char *root, const char *src, char kind) {
 }
 int main(int argc, char **argv) {
   const char *root = NULL, *cwd = "/";
-  int i, thp_off = 0;
+  int i, thp_off = 0, ksm = 0;
   for (i = 1; i < argc && strcmp(argv[i], "--"); i++)
     if (!strcmp(argv[i], "--root") && i + 1 < argc) root = argv[++i];
   if (!root || i >= argc - 1) { fprintf(stderr, "usage: forkd-jail --root DIR [...] -- PROG ARGS\n"); return 2; }
@@ -78,6 +78,7 @@ int main(int argc, char **argv) {
     const char *o = argv[i], *v = argv[i + 1];
     if (!strcmp(o, "--root")) { i++; continue; }
     if (!strcmp(o, "--thp-off")) { thp_off = 1; continue; }
+    if (!strcmp(o, "--ksm")) { ksm = 1; continue; }
     i++;
     if (!strcmp(o, "--ro")) bind(root, v, 'r');
     else if (!strcmp(o, "--rw")) bind(root, v, 'w');
@@ -105,6 +106,7 @@ int main(int argc, char **argv) {
   if (chdir(cwd)) die("chdir", cwd);
   umask(077); /* what QEMU creates (sockets, console log) is its own */
   if (thp_off && prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0)) perror("prctl(PR_SET_THP_DISABLE)");
+  if (ksm && prctl(67 /* PR_SET_MEMORY_MERGE, Linux 6.4 */, 1, 0, 0, 0)) perror("prctl(PR_SET_MEMORY_MERGE)");
   execv(argv[i + 1], argv + i + 1);
   die("exec", argv[i + 1]);
   return 127;

@@ -116,3 +116,23 @@ test('claimJailUid: two live VMs never share a uid (a run dir or a process alrea
     await fs.rm(fakeProc, { recursive: true, force: true });
   }
 });
+
+test('FORKD_QEMU_KSM=on: the launch marks QEMU mergeable (jail flag, or the THP wrapper\'s --ksm); unset: neither', { skip: process.getuid?.() !== 0 && 'the full jail needs root' }, async () => {
+  const saved = process.env.FORKD_QEMU_KSM;
+  try {
+    delete process.env.FORKD_JAIL;
+    const jail = await jailFor(child, '/run/forkd/vm-1');
+    process.env.FORKD_QEMU_KSM = 'on';
+    const on = await launchCommand('/usr/bin/qemu-system-x86_64', ['-name', 'x'], '/run/forkd/vm-1', jail);
+    assert.ok(on.slice(0, on.indexOf('--')).includes('--ksm'));
+    const seccompOn = await launchCommand('/usr/bin/qemu-system-x86_64', ['-name', 'x'], '/run/forkd/vm-1', { mode: 'seccomp' });
+    const wrapper = seccompOn.findIndex((a) => /forkd-thp-off-/.test(a));
+    if (wrapper >= 0) assert.equal(seccompOn[wrapper + 1], '--ksm');
+    delete process.env.FORKD_QEMU_KSM;
+    const off = await launchCommand('/usr/bin/qemu-system-x86_64', ['-name', 'x'], '/run/forkd/vm-1', jail);
+    assert.ok(!off.includes('--ksm'));
+  } finally {
+    if (saved === undefined) delete process.env.FORKD_QEMU_KSM;
+    else process.env.FORKD_QEMU_KSM = saved;
+  }
+});

@@ -24,7 +24,7 @@ import { ForkdError } from '@forkd/protocol';
 import type { VmSpec } from './args.js';
 import { hostHelper } from './host-helpers.js';
 import { JAIL_LAUNCHER, RO_RAM_SHIM } from './jail-helpers.js';
-import { thpOffWrapper } from './thp.js';
+import { thpOffWrapper, ksmWanted } from './thp.js';
 import { which } from './which.js';
 
 /** QEMU's own seccomp filter: no exec, no set*id, no obsolete calls, no scheduler/resource changes. */
@@ -252,8 +252,9 @@ export async function launchCommand(qemuPath: string, args: string[], cwd: strin
   const setpriv = await which('setpriv');
   if (!setpriv) throw new ForkdError('FORKD_E_TOOL_MISSING', 'setpriv not found (QEMU dies with its owner and drops privileges through it): apt-get install util-linux', { tool: 'setpriv' });
   const thpOff = await thpOffWrapper();
-  if (!jail || jail.mode === 'off') return [setpriv, '--pdeathsig', 'KILL', '--', ...(thpOff ? [thpOff] : []), qemuPath, ...args];
-  if (jail.mode === 'seccomp') return [setpriv, '--pdeathsig', 'KILL', '--no-new-privs', '--', ...(thpOff ? [thpOff] : []), qemuPath, ...args];
+  const wrap = thpOff ? [thpOff, ...(ksmWanted() ? ['--ksm'] : [])] : [];
+  if (!jail || jail.mode === 'off') return [setpriv, '--pdeathsig', 'KILL', '--', ...wrap, qemuPath, ...args];
+  if (jail.mode === 'seccomp') return [setpriv, '--pdeathsig', 'KILL', '--no-new-privs', '--', ...wrap, qemuPath, ...args];
   const launcher = await hostHelper(JAIL_LAUNCHER);
   const view = ['--root', jail.root!, '--cwd', cwd, '--rw', cwd, ...(await systemView())];
   if (!inside(qemuPath, '/usr')) view.push('--prog', qemuPath);
@@ -265,6 +266,7 @@ export async function launchCommand(qemuPath: string, args: string[], cwd: strin
     view.push('--prog', shim, '--env', `LD_PRELOAD=${shim}`, '--env', `FORKD_RO_RAM=${jail.roRam}`);
   }
   if (thpOff) view.push('--thp-off'); // the mount view does it: the THP wrapper is not in the view
+  if (ksmWanted()) view.push('--ksm');
   const groups = jail.groups?.length ? ['--groups', jail.groups.join(',')] : ['--clear-groups'];
   const drop = [setpriv, '--pdeathsig', 'KILL', '--reuid', String(jail.uid), '--regid', String(jail.gid), ...groups, '--no-new-privs', '--inh-caps=-all', '--bounding-set=-all', '--'];
   return [launcher, ...view, '--', ...drop, qemuPath, ...args];

@@ -16,17 +16,34 @@ import { which } from './which.js';
 const SOURCE = `#include <stdio.h>
 #include <sys/prctl.h>
 #include <unistd.h>
-/* forkd: run argv[1..] with transparent huge pages disabled (inherited across execve). */
+#include <string.h>
+/* forkd: run argv[1..] with transparent huge pages disabled (inherited across execve);
+   a leading --ksm also marks all its memory mergeable by KSM (PR_SET_MEMORY_MERGE, Linux 6.4). */
 int main(int argc, char **argv) {
-  if (argc < 2) return 127;
+  int a = 1;
+  if (argc > 1 && !strcmp(argv[1], "--ksm")) {
+    a = 2;
+    if (prctl(67, 1, 0, 0, 0) != 0) perror("prctl(PR_SET_MEMORY_MERGE)");
+  }
+  if (argc <= a) return 127;
   if (prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) != 0) perror("prctl(PR_SET_THP_DISABLE)");
-  execv(argv[1], argv + 1);
+  execv(argv[a], argv + a);
   perror("execv");
   return 127;
 }
 `;
 
 let cached: Promise<string | null> | null = null;
+
+/**
+ * FORKD_QEMU_KSM=on: QEMU's whole memory is marked mergeable (KSM, Linux 6.4+), so identical pages
+ * of children (the softmmu TLB tables, zeroed heap, identical translated code) can be shared once
+ * the host runs ksmd (/sys/kernel/mm/ksm/run=1, the operator's choice: ksmd costs CPU). Opt-in
+ * (figures: bench/README.md#density).
+ */
+export function ksmWanted(): boolean {
+  return process.env.FORKD_QEMU_KSM === 'on';
+}
 
 /** The wrapper's path, or null when it cannot be had (no gcc, or turned off). */
 export function thpOffWrapper(): Promise<string | null> {
