@@ -1,6 +1,7 @@
 import path from 'node:path';
 import type { PingResultT } from '@forkd/protocol';
 import { kernelCmdline } from '../qemu/args.js';
+import { hostTscKhz } from '../qemu/host-tsc.js';
 import { runTool } from '../qemu/tools.js';
 import type { PlatformEnv } from '../platform.js';
 import { type ProgressFn, noProgress } from '../progress.js';
@@ -28,7 +29,7 @@ export interface BootOptions {
 /** Boots a fresh VM from an image with the project's kernel + initramfs; resolves once the agent answers. */
 export async function bootFromImage(env: PlatformEnv, kind: string, o: BootOptions): Promise<{ vm: Vm; bootMs: number; ping: PingResultT; cmdline: string; diskPath: string; backing: string }> {
   const onProgress = o.onProgress ?? noProgress;
-  const cmdline = kernelCmdline(env.accel, []);
+  const cmdline = kernelCmdline(env.accel, [], env.accel === 'tcg' ? { tscKhz: await hostTscKhz() } : {});
   const t0 = nowMs();
   let diskPath = '';
   let backing = '';
