@@ -6,7 +6,10 @@
  * timer, calibrated against that TSC, fires early, so every guest timer takes two interrupts
  * (two host wake-ups) instead of one (bench/README.md#idle-cost).
  */
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
 import { ForkdError } from '@forkd/protocol';
+import { forkdHome } from '../home/paths.js';
 import { hostHelper } from './host-helpers.js';
 import { runTool } from './tools.js';
 
@@ -35,12 +38,28 @@ int main(void) {
 
 let measured: Promise<number> | null = null;
 
-/** The host TSC rate in kHz, measured once per process (~150 ms). */
+/**
+ * The host TSC rate in kHz, measured once per host boot (~150 ms) and kept in <home>/cache: the same
+ * host gives the same kernel line, so a snapshot's recorded line stays comparable across processes.
+ */
 export function hostTscKhz(): Promise<number> {
   if (process.arch !== 'x64') return Promise.resolve(FALLBACK_TSC_KHZ);
-  measured ??= measure();
+  measured ??= cachedPerBoot();
   measured.catch(() => (measured = null));
   return measured;
+}
+
+async function cachedPerBoot(): Promise<number> {
+  const bootId = (await fs.readFile('/proc/sys/kernel/random/boot_id', 'utf8')).trim();
+  const file = path.join(forkdHome(), 'cache', 'host-tsc-khz');
+  const m = /^(\S+) (\d+)\n?$/.exec(await fs.readFile(file, 'utf8').catch(() => ''));
+  if (m && m[1] === bootId) return Number(m[2]);
+  const khz = await measure();
+  await fs.mkdir(path.dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  await fs.writeFile(tmp, `${bootId} ${khz}\n`);
+  await fs.rename(tmp, file);
+  return khz;
 }
 
 async function measure(): Promise<number> {
