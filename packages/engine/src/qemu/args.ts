@@ -124,13 +124,30 @@ export function buildQemuArgs(spec: VmSpec): string[] {
   return args;
 }
 
+/** Settings that make an idle guest quiet; FORKD_IDLE_TUNING=off leaves them out (a bench baseline). */
+export function idleTuning(): boolean {
+  return process.env.FORKD_IDLE_TUNING !== 'off';
+}
+
+/**
+ * Kernel arguments that stop an idle guest waking its host (bench/README.md#idle-cost): each guest
+ * wake-up is a wake-up of QEMU's main and vCPU threads, and under TCG a run of translated code.
+ * - tsc=reliable: no clocksource watchdog (a timer every 0.5 s checking the TSC against jiffies;
+ *   the host TSC under TCG, or kvm-clock under KVM, is what the guest must trust anyway).
+ * - nowatchdog: no soft/hard lockup detector (an hrtimer every 4 s); the host kills stuck guests.
+ */
+const IDLE_KERNEL_ARGS = ['tsc=reliable', 'nowatchdog'];
+
 /**
  * The guest kernel command line. Under TCG the 6.1 kernel hangs calibrating the TSC on microvm
  * (no port 0x61) unless it is told the TSC and loop rates, and runs without address randomisation.
+ * tscKhz: the host's TSC rate (qemu/host-tsc.ts), which TCG guests read as theirs.
  */
-export function kernelCmdline(accel: Accel, extra: string[] = []): string {
+export function kernelCmdline(accel: Accel, extra: string[] = [], o: { tscKhz?: number } = {}): string {
   const parts = ['console=ttyS0', 'quiet', 'panic=-1', 'reboot=t'];
-  if (accel === 'tcg') parts.push('tsc_early_khz=2000000', 'lpj=4000000');
+  const tune = idleTuning();
+  if (accel === 'tcg') parts.push(`tsc_early_khz=${tune && o.tscKhz !== undefined ? checkInt(o.tscKhz, 100_000, 20_000_000, 'tscKhz') : 2000000}`, 'lpj=4000000');
+  if (tune) parts.push(...IDLE_KERNEL_ARGS);
   // QEMU 7.2's TCG keys translated code by virtual address, so with ASLR every new process
   // re-translates its libraries at their new addresses: each exec costs several times more
   // (bench/README.md#guest-aslr-off-under-tcg). TCG does not speculate, and the guest's processes

@@ -7,6 +7,7 @@ import { Engine } from '../engine.js';
 import { loadRecipe, parseRecipe, type Recipe } from '../recipe/recipe.js';
 import { imageKey } from '../image/build.js';
 import { machineSignature } from '../snapshot/machine.js';
+import { guestCmdline } from '../vm/boot.js';
 
 /** A sandbox's VM and agent connection, for tests and probes that look inside it (never for the daemon). */
 export { vmOf, agentOf } from '../sandbox/sandbox.js';
@@ -42,8 +43,10 @@ export async function ensureFixtureSnapshot(engine: Engine): Promise<string> {
   try {
     const s = await engine.getSnapshot(FIXTURE_TAG);
     const m = s.manifest;
-    // Same image, and the machine layout this forkd boots (a device or initramfs change makes it unrestorable).
-    if (m.image.key === key && m.qemu.version && m.machine.signature === machineSignature(m.accel, m.machine.mem_mib, m.machine.vcpus)) return FIXTURE_TAG;
+    // Same image, and the machine layout this forkd boots (a device or initramfs change makes it
+    // unrestorable), and the guest kernel line it boots (a snapshot keeps the one it booted with:
+    // tests must run the current one, e.g. its timer and clock settings).
+    if (m.image.key === key && m.qemu.version && m.machine.signature === machineSignature(m.accel, m.machine.mem_mib, m.machine.vcpus) && m.kernel.cmdline === (await guestCmdline(m.accel))) return FIXTURE_TAG;
   } catch {
     // missing or unreadable: (re)create it below
   }

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import type { PingResultT } from '@forkd/protocol';
 import { kernelCmdline } from '../qemu/args.js';
+import { hostTscKhz } from '../qemu/host-tsc.js';
 import { runTool } from '../qemu/tools.js';
 import type { PlatformEnv } from '../platform.js';
 import { type ProgressFn, noProgress } from '../progress.js';
@@ -25,10 +26,15 @@ export interface BootOptions {
   network?: (vmId: string, tapOwner?: number) => Promise<NetworkLease>;
 }
 
+/** The kernel command line a cold boot under `accel` gets now (the snapshot carries the one it booted with). */
+export async function guestCmdline(accel: 'kvm' | 'tcg'): Promise<string> {
+  return kernelCmdline(accel, [], accel === 'tcg' ? { tscKhz: await hostTscKhz() } : {});
+}
+
 /** Boots a fresh VM from an image with the project's kernel + initramfs; resolves once the agent answers. */
 export async function bootFromImage(env: PlatformEnv, kind: string, o: BootOptions): Promise<{ vm: Vm; bootMs: number; ping: PingResultT; cmdline: string; diskPath: string; backing: string }> {
   const onProgress = o.onProgress ?? noProgress;
-  const cmdline = kernelCmdline(env.accel, []);
+  const cmdline = await guestCmdline(env.accel);
   const t0 = nowMs();
   let diskPath = '';
   let backing = '';
