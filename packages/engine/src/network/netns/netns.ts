@@ -115,8 +115,8 @@ function setUpScript(net: ChildNetwork, slot: PoolSlot | null, tapOwner: number 
   }
   lines.push(...batch(inside, net.netns));
   if (slot) lines.push(...batch([`addr add ${slot.uplinkAddr}/31 dev ${net.vethUplink}`, `link set ${net.vethUplink} up`], net.uplinkNetns));
-  const nft = slot ? 'echo 1 > /proc/sys/net/ipv4/ip_forward && exec nft -f -' : 'exec nft -f -';
-  lines.push(`exec nsenter --net=${net.netnsPath} -- sh -c '${nft}'`);
+  // A child without uplink forwards nothing: nft alone, one program fewer (each is tens of ms on a loaded host).
+  lines.push(slot ? `exec nsenter --net=${net.netnsPath} -- sh -c 'echo 1 > /proc/sys/net/ipv4/ip_forward && exec nft -f -'` : `exec nsenter --net=${net.netnsPath} -- nft -f -`);
   return `${lines.join('\n')}\n`;
 }
 
