@@ -38,6 +38,7 @@ export async function createChildNetwork(vmId: string, opts: { uplink?: Uplink; 
   // Both go into a shell script: only the shapes this module makes are accepted.
   if (!/^[0-9a-f]{16}$/.test(vmId)) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `not a VM id: ${JSON.stringify(vmId)}`);
   if (opts.uplink?.netns != null && !/^[A-Za-z0-9_.-]{1,64}$/.test(opts.uplink.netns)) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `invalid uplink namespace name ${JSON.stringify(opts.uplink.netns)}`);
+  if (opts.tapOwner !== undefined && !(Number.isInteger(opts.tapOwner) && opts.tapOwner >= 0)) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `bad tap owner uid ${opts.tapOwner}`);
   await requireNetworkTools();
   const netns = childNetnsName(vmId);
   const slot: PoolSlot | null = opts.uplink ? opts.uplink.pool.allocate() : null;
@@ -52,7 +53,6 @@ export async function createChildNetwork(vmId: string, opts: { uplink?: Uplink; 
     hostAddr: slot?.hostAddr ?? '',
     uplinkNetns: opts.uplink?.netns ?? null,
   };
-  if (opts.tapOwner !== undefined && !(Number.isInteger(opts.tapOwner) && opts.tapOwner >= 0)) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `bad tap owner uid ${opts.tapOwner}`);
   let ruleset: string;
   try {
     ruleset = await (opts.egress ?? denyAllRuleset)(net);
@@ -85,6 +85,9 @@ function natRuleset(net: ChildNetwork): string {
 `;
 }
 
+/** The set-up script's exit code when the namespace itself could not be made (e.g. it exists). */
+const NETNS_ADD_FAILED = 97;
+
 /**
  * The shell script that makes a child's namespace: the namespace, then its inside (lo, tap and, with
  * an uplink, the veth made there with its peer sent to the uplink, address and default route) in one
@@ -93,9 +96,6 @@ function natRuleset(net: ChildNetwork): string {
  * name or address this module made (hex ids, pool addresses, a checked uid); `set -e` stops at the
  * first failure, whose stderr names it.
  */
-/** The set-up script's exit code when the namespace itself could not be made (e.g. it exists). */
-const NETNS_ADD_FAILED = 97;
-
 function setUpScript(net: ChildNetwork, slot: PoolSlot | null, tapOwner: number | undefined): string {
   const inside = [
     'link set lo up',
