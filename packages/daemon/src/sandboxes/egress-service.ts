@@ -41,6 +41,10 @@ export class LazyEgress implements EgressApplier {
     return (await this.started()).applyEgress(net, request);
   }
 
+  async prepareEgress(net: ChildNetwork, request: EgressRequest): Promise<{ ruleset: string }> {
+    return (await this.started()).prepareEgress(net, request);
+  }
+
   async removeEgress(net: ChildNetwork): Promise<unknown> {
     return this.service ? (await this.service).removeEgress(net) : false;
   }

@@ -1,6 +1,7 @@
 /** The host tools the network plumbing shells out to, each with a typed error naming its package. */
 import { ForkdError } from '@forkd/protocol';
 import { runTool, type RunToolResult } from '../qemu/tools.js';
+import { which } from '../qemu/which.js';
 
 const PACKAGE_OF: Record<string, string> = { ip: 'iproute2', nft: 'nftables', nsenter: 'util-linux' };
 
@@ -20,22 +21,35 @@ export function ip(args: string[], netns?: string | null): Promise<RunToolResult
   return tool('ip', netns ? ['-n', netns, ...args] : args);
 }
 
-/** `ip -batch -` : many commands, one process (each fork+exec costs milliseconds). */
-export function ipBatch(lines: string[], netns?: string | null): Promise<RunToolResult> {
-  return tool('ip', [...(netns ? ['-n', netns] : []), '-batch', '-'], `${lines.join('\n')}\n`);
-}
-
 /** The path nsenter/setns take for a named namespace. */
 export function netnsPath(name: string): string {
   return `/run/netns/${name}`;
 }
 
-/** Loads an nft ruleset (nft -f -) inside a namespace, or in the root namespace for null. */
-export function nftInNetns(netns: string | null, ruleset: string): Promise<RunToolResult> {
-  return netns ? tool('nsenter', [`--net=${netnsPath(netns)}`, '--', 'nft', '-f', '-'], ruleset) : tool('nft', ['-f', '-'], ruleset);
-}
-
 /** A command run inside a namespace (sysctl, nft list...). */
 export function inNetns(netns: string | null, cmd: string, args: string[]): Promise<RunToolResult> {
   return netns ? tool('nsenter', [`--net=${netnsPath(netns)}`, '--', cmd, ...args]) : tool(cmd, args);
+}
+
+let checked: Promise<void> | null = null;
+
+/** ip, nft and nsenter are on PATH (looked up once): a missing one is FORKD_E_TOOL_MISSING naming its package. */
+export function requireNetworkTools(): Promise<void> {
+  checked ??= (async () => {
+    for (const cmd of ['ip', 'nft', 'nsenter']) {
+      if (!(await which(cmd))) {
+        checked = null;
+        throw new ForkdError('FORKD_E_TOOL_MISSING', `${cmd} is needed for sandbox networking: apt-get install ${PACKAGE_OF[cmd] ?? cmd}`, { tool: cmd });
+      }
+    }
+  })();
+  return checked;
+}
+
+/**
+ * A `sh` script run as one process (its tools fork from a small shell, not from this large one),
+ * with `input` on its stdin. Callers build scripts only from names and addresses they made.
+ */
+export function runScript(script: string, input?: string): Promise<RunToolResult> {
+  return tool('sh', ['-c', script], input);
 }

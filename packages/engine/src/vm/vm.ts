@@ -87,16 +87,29 @@ export class Vm {
     const starter = opts.starter ?? directStarter;
     const vmDir = await createVmDir(kind, await starter.owner(), opts.id);
     let proc: QemuProcess | null = null;
-    let network: NetworkLease | null = null;
+    let network = null as NetworkLease | null; // set inside networkP (a cast: TS would narrow it to null)
     try {
       // The namespace after the run dir (a namespace whose dir is gone is stale: network/netns/sweep.ts).
-      if (opts.network) {
-        // A jailed QEMU opens its tap as the VM's uid: the tap is made owned by it.
-        network = await opts.network(vmDir.id, jailMode() === 'full' ? await claimJailUid(vmDir.dir) : undefined);
-        await fs.writeFile(path.join(vmDir.dir, NET_FILE), JSON.stringify(network.net));
-      }
-      const extra = opts.prepare ? await opts.prepare(vmDir.dir, vmDir) : {};
-      const confined = opts.confine ? await opts.confine(vmDir) : {};
+      // It is made while prepare/confine make the disk and cgroups: neither needs the other, and the
+      // namespace's tools are most of a networked spawn's extra time (bench/README.md#isolation).
+      const networkP = opts.network
+        ? (async () => {
+            // A jailed QEMU opens its tap as the VM's uid: the tap is made owned by it.
+            const lease = await opts.network!(vmDir.id, jailMode() === 'full' ? await claimJailUid(vmDir.dir) : undefined);
+            network = lease;
+            await fs.writeFile(path.join(vmDir.dir, NET_FILE), JSON.stringify(lease.net));
+          })()
+        : Promise.resolve();
+      const localP = (async () => {
+        const extra = opts.prepare ? await opts.prepare(vmDir.dir, vmDir) : {};
+        const confined = opts.confine ? await opts.confine(vmDir) : {};
+        return { extra, confined };
+      })();
+      // Both settle before anything is judged, so a failure of one never leaves the other running on.
+      const [netR, localR] = await Promise.allSettled([networkP, localP]);
+      if (netR.status === 'rejected') throw netR.reason;
+      if (localR.status === 'rejected') throw localR.reason;
+      const { extra, confined } = localR.value;
       const full: VmSpec = {
         ...spec,
         ...extra,

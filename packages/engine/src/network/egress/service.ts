@@ -1,8 +1,8 @@
 /**
  * The daemon's side of egress: starts the proxy process in the uplink namespace, gives the proxy
  * address to the uplink's loopback, and applies a child's policy (its nft table plus the proxy's
- * entry for its host-side address). N1's spawn path calls applyEgress once the child's namespace is
- * ready and before QEMU runs guest code; updateNetwork calls it again (atomic replacement);
+ * entry for its host-side address). The spawn path calls prepareEgress and loads the ruleset with
+ * the child's namespace, before QEMU runs guest code; updateNetwork calls it again (atomic replacement);
  * removeEgress forgets the child when it ends (its nft table goes with its namespace).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -99,10 +99,19 @@ export class EgressService {
    * redirect finds it; then the nft table is swapped in one transaction.
    */
   async applyEgress(net: ChildNetwork, request: EgressRequest): Promise<EgressPolicy> {
+    const { policy, ruleset } = await this.prepareEgress(net, request);
+    await loadRuleset(net, ruleset);
+    return policy;
+  }
+
+  /**
+   * A new child's policy: the proxy learns it, and the nft ruleset comes back for the caller to load
+   * with the rest of the namespace in one transaction (netns/netns.ts: one process, not two).
+   */
+  async prepareEgress(net: ChildNetwork, request: EgressRequest): Promise<{ policy: EgressPolicy; ruleset: string }> {
     const policy = this.resolve(request);
     await this.call({ op: 'set', hostAddr: net.hostAddr, policy });
-    await loadRuleset(net, renderEgressRuleset(net, policy, this.config));
-    return policy;
+    return { policy, ruleset: renderEgressRuleset(net, policy, this.config) };
   }
 
   /** Forgets a child (its namespace, and with it its nft table, is removed by the network code). */

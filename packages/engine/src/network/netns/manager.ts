@@ -29,6 +29,8 @@ export interface NetworkLease {
 /** The egress policy service a daemon attaches (network/egress/service.ts EgressService). */
 export interface EgressApplier {
   applyEgress(net: ChildNetwork, request: EgressRequest): Promise<unknown>;
+  /** For a child being set up: the proxy learns the policy; the nft ruleset is returned, loaded with the namespace. */
+  prepareEgress(net: ChildNetwork, request: EgressRequest): Promise<{ ruleset: string }>;
   removeEgress(net: ChildNetwork): Promise<unknown>;
 }
 
@@ -76,12 +78,19 @@ export class ChildNetworks {
     if (process.getuid?.() !== 0) throw new ForkdError('FORKD_E_NOT_IMPLEMENTED', 'sandbox networking needs a daemon running as root (network namespaces, taps, nftables)');
     if (opts.network) await this.ready();
     const egress = opts.network ? this.egress : null;
-    const net = await createChildNetwork(vmId, {
-      ...(opts.network ? { uplink: this.uplink } : {}),
-      ...(opts.tapOwner !== undefined ? { tapOwner: opts.tapOwner } : {}),
-      ...(egress ? { egress: async (n: ChildNetwork) => void (await egress.applyEgress(n, opts.egress ?? {})) } : {}),
-    });
-    return this.lease(net);
+    let told: ChildNetwork | null = null;
+    try {
+      const net = await createChildNetwork(vmId, {
+        ...(opts.network ? { uplink: this.uplink } : {}),
+        ...(opts.tapOwner !== undefined ? { tapOwner: opts.tapOwner } : {}),
+        ...(egress ? { egress: async (n: ChildNetwork) => { told = n; return (await egress.prepareEgress(n, opts.egress ?? {})).ruleset; } } : {}),
+      });
+      return this.lease(net);
+    } catch (e) {
+      // The proxy learnt a policy for an address that goes back to the pool: forget it.
+      if (told && egress) await egress.removeEgress(told).catch(() => undefined);
+      throw e;
+    }
   }
 
   /** Takes back the lease of a child a previous owner set up (adoption): its address is ours again. */

@@ -59,3 +59,25 @@ test('an isolated child namespace has the tap and no way out; stale namespaces (
   assert.deepEqual(removed, [`netns:${c.net.netns}`]);
   assert.doesNotMatch(sh('ip', ['netns', 'list']), new RegExp(mod.netnsPrefix()));
 });
+
+test('a set-up that fails leaves nothing behind, and never removes a namespace it did not make', async () => {
+  const nets = new mod.ChildNetworks({ pool: lab.pool, uplinkNetns: lab.uplinkNetns });
+  const a = await nets.create(id(4), { network: true });
+  try {
+    // The same VM id again: its namespace exists, so the set-up stops there and leaves a alone.
+    await assert.rejects(nets.create(id(4), { network: true }), (e: Error & { code?: string }) => e.code === 'FORKD_E_TOOL_FAILED' && /namespace/.test(e.message));
+    assert.match(lab.exec(a.net.netns, ['ip', '-o', 'link']), /veth0/);
+    assert.equal(nets.pool.inUse, 1);
+    // A ruleset nft rejects (an egress policy gone wrong): the namespace and veth made before it go.
+    const bad = { prepareEgress: async () => ({ ruleset: 'table inet forkd_egress { nonsense }\n' }), applyEgress: async () => undefined, removeEgress: async () => true };
+    nets.useEgress(bad);
+    await assert.rejects(nets.create(id(5), { network: true }), (e: Error & { code?: string }) => e.code === 'FORKD_E_TOOL_FAILED');
+    assert.doesNotMatch(sh('ip', ['netns', 'list']), new RegExp(mod.childNetnsName(id(5))));
+    assert.doesNotMatch(sh('ip', ['-n', lab.uplinkNetns, '-o', 'link']), new RegExp(id(5).slice(0, 12)));
+    assert.equal(nets.pool.inUse, 1);
+  } finally {
+    await a.release();
+  }
+  assert.doesNotMatch(sh('ip', ['netns', 'list']), new RegExp(mod.netnsPrefix()));
+  assert.equal(nets.pool.inUse, 0);
+});
