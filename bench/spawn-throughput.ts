@@ -77,6 +77,8 @@ interface Sample {
   firstEvalMs: number;
   /** Per child: ms from request to its own ready (the daemon's spawn_to_ready). */
   childReadyMs: number[];
+  /** Per child: request → guest running (`cont` returned): the host's share; the rest is the guest's resume + agent. */
+  childRunningMs: number[];
   /** Per child: QEMU CPU ms at ready; for pooled children the part used while pooled. */
   cpuAtReadyMs: number[];
   cpuPooledMs: number[];
@@ -99,10 +101,11 @@ async function measure(d: TestDaemon, pool: boolean): Promise<Sample> {
   }));
   const firstEvalMs = since(t);
   const childReadyMs = list.map((s) => s.ready?.spawn_to_ready_ms ?? NaN);
+  const childRunningMs = list.map((s) => s.ready?.spawn_to_running_ms ?? NaN);
   const cpuPooledMs = list.flatMap((s) => (before.has(s.pid!) ? [before.get(s.pid!)!] : []));
   await Promise.all(list.map((s) => c.killSandbox(s.id)));
   const refillMs = pool ? await waitPool(c, d.tag, N) : null;
-  return { pool, readyMs, firstEvalMs, childReadyMs, cpuAtReadyMs, cpuPooledMs, fromPool: cpuPooledMs.length, refillMs, load };
+  return { pool, readyMs, firstEvalMs, childReadyMs, childRunningMs, cpuAtReadyMs, cpuPooledMs, fromPool: cpuPooledMs.length, refillMs, load };
 }
 
 const speedBefore = speedProbeMs();
@@ -144,6 +147,7 @@ const lines = [
   `| ${N} children: request → all ready | ${fmt(of(false).map((s) => s.readyMs))} | ${fmt(of(true).map((s) => s.readyMs))} | ${(summarize(of(true).map((s) => s.readyMs)).median / summarize(of(false).map((s) => s.readyMs)).median).toFixed(2)}x | ≤ 8 s |`,
   `| ${N} children: request → first eval answered in all | ${fmt(of(false).map((s) => s.firstEvalMs))} | ${fmt(of(true).map((s) => s.firstEvalMs))} | ${(summarize(of(true).map((s) => s.firstEvalMs)).median / summarize(of(false).map((s) => s.firstEvalMs)).median).toFixed(2)}x | ≤ 12 s |`,
   `| per child: request → its ready, median of children (per round) | ${fmt(of(false).map((s) => summarize(s.childReadyMs).median))} | ${fmt(of(true).map((s) => summarize(s.childReadyMs).median))} | | |`,
+  `| per child: request → guest running (cont), median (per round) | ${fmt(of(false).map((s) => summarize(s.childRunningMs).median))} | ${fmt(of(true).map((s) => summarize(s.childRunningMs).median))} | | |`,
   `| QEMU CPU per child at ready, median (per round) | ${fmt(of(false).map((s) => summarize(s.cpuAtReadyMs).median), 'ms', 1, 0)} | ${fmt(of(true).map((s) => summarize(s.cpuAtReadyMs).median), 'ms', 1, 0)} | | |`,
   `| … of which used while pooled (before the request) | | ${fmt(of(true).map((s) => (s.cpuPooledMs.length ? summarize(s.cpuPooledMs).median : NaN)), 'ms', 1, 0)} | | |`,
   `| children taken from the pool | | ${of(true).map((s) => s.fromPool).join(', ')} of ${N} | | |`,
