@@ -98,12 +98,17 @@ describe('warm pool', () => {
     assert.equal(made.length, 4, 'closed: nothing more starts');
   });
 
-  it('fills only while the owner has room', async () => {
+  it('fills only while the owner has room, and looks again when room may have come back', async () => {
     let room = 1;
     const { pool } = harness({ hasRoom: () => room-- > 0 });
     pool.configure('a', 3);
     await pool.settled();
     assert.equal(pool.size, 1);
+    room = 5; // sandboxes ended: nobody tells the pool
+    const deadline = Date.now() + 5000;
+    while (pool.size < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(pool.size, 3);
+    await pool.close();
   });
 
   it('a pooled child that dies leaves the pool', async () => {

@@ -51,6 +51,9 @@ export interface WarmPoolSettings {
   failureBackoffMs: number;
 }
 
+/** How often a pool below target looks for room again while the owner's caps are full. */
+const ROOM_POLL_MS = 1000;
+
 export const DEFAULT_POOL_SETTINGS: WarmPoolSettings = { demandMax: 0, demandWindowMs: 60_000, failureBackoffMs: 30_000 };
 
 export interface WarmPoolTagState {
@@ -233,11 +236,15 @@ export class WarmPool {
     if (this.retry || this.closed) return;
     const waiting = [...this.tags.entries()].filter(([tag, p]) => p.ready.length + p.starting < this.target(tag, p) && this.now() - p.failedAt < this.settings.failureBackoffMs);
     if (waiting.length === 0) return;
-    const wait = Math.min(...waiting.map(([, p]) => p.failedAt + this.settings.failureBackoffMs - this.now()));
+    this.retryIn(Math.min(...waiting.map(([, p]) => p.failedAt + this.settings.failureBackoffMs - this.now())));
+  }
+
+  private retryIn(ms: number): void {
+    if (this.retry || this.closed) return;
     this.retry = setTimeout(() => {
       this.retry = null;
       this.kick();
-    }, Math.max(10, wait));
+    }, Math.max(10, ms));
     this.retry.unref();
   }
   private retry: NodeJS.Timeout | null = null;
@@ -255,7 +262,11 @@ export class WarmPool {
   private async fillLoop(): Promise<void> {
     for (;;) {
       if (this.closed || this.spawning > 0) return;
-      if (this.deps.hasRoom && !this.deps.hasRoom()) return;
+      if (this.deps.hasRoom && !this.deps.hasRoom()) {
+        // Room comes back when sandboxes end, which nobody tells the pool: look again shortly.
+        if (this.nextTag() !== null) this.retryIn(ROOM_POLL_MS);
+        return;
+      }
       const tag = this.nextTag();
       if (tag === null) {
         this.retryLater();
