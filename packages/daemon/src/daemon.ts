@@ -11,7 +11,7 @@ import path from 'node:path';
 import { promises as fs } from 'node:fs';
 import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
-import { ForkdError } from '@forkd/protocol';
+import { ForkdError, toForkdError } from '@forkd/protocol';
 import { Engine, socketAnswers, type AccelRequest, type KeeperVmT } from '@forkd/engine';
 import { Journal } from './state/journal.js';
 import { StateLock } from './state/lock.js';
@@ -84,6 +84,10 @@ export interface DaemonOptions {
   onStop?: OnStop;
   /** Egress policy settings: --default-egress, --egress-allow-private, --egress-resolver. */
   egress?: EgressOptions;
+  /** Children kept started ahead per snapshot tag (--warm-pool TAG=N): spawns take them first. */
+  warmPool?: Record<string, number>;
+  /** Demand sizing: a tag's pool also refills to the children spawned from it in the last minute, at most this many (0/unset: off). */
+  warmPoolDemandMax?: number;
   logger?: Logger;
 }
 
@@ -144,7 +148,7 @@ export class Daemon {
     if (Boolean(o.tlsCert) !== Boolean(o.tlsKey)) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', '--tls-cert and --tls-key go together');
     if (o.tlsCert && !bind) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', '--tls-cert needs --bind (the Unix socket is not encrypted)');
     const tls = o.tlsCert && o.tlsKey ? await readTls(o.tlsCert, o.tlsKey) : null;
-    const engine = new Engine({ ...(o.cgroupBase ? { cgroupBase: o.cgroupBase } : {}), ...(o.home ? { home: o.home } : {}), ...(o.snapshotRoot ? { snapshotRoot: o.snapshotRoot } : {}), ...(o.kernel ? { kernel: o.kernel } : {}), ...(o.accel ? { accel: o.accel } : {}), network: { ...(o.netPool ? { pool: o.netPool } : {}), ...(o.uplinkNetns ? { uplinkNetns: o.uplinkNetns } : {}), ...(o.portHost ? { portHost: o.portHost } : {}) } });
+    const engine = new Engine({ ...(o.cgroupBase ? { cgroupBase: o.cgroupBase } : {}), ...(o.home ? { home: o.home } : {}), ...(o.snapshotRoot ? { snapshotRoot: o.snapshotRoot } : {}), ...(o.kernel ? { kernel: o.kernel } : {}), ...(o.accel ? { accel: o.accel } : {}), network: { ...(o.netPool ? { pool: o.netPool } : {}), ...(o.uplinkNetns ? { uplinkNetns: o.uplinkNetns } : {}), ...(o.portHost ? { portHost: o.portHost } : {}) }, ...(o.warmPoolDemandMax ? { pool: { demandMax: o.warmPoolDemandMax } } : {}) });
     const statePath = path.resolve(o.statePath ?? path.join(engine.layout.root, 'daemon', 'state.jsonl'));
     const socket = o.socket ?? (o.bind ? null : path.join(engine.layout.root, 'forkd.sock'));
     // A second daemon on this state (under any name for it) stops here, naming the holder's pid.
@@ -185,6 +189,7 @@ export class Daemon {
     let registry: SandboxRegistry | null = null;
     const metrics = new Metrics({
       sandboxes: () => registry?.count ?? 0,
+      pool: () => engine.pool.state(),
       snapshots: async () => (await engine.listSnapshots()).length,
       jobsRunning: () => jobs.active.length,
     });
@@ -193,7 +198,9 @@ export class Daemon {
       host: linuxHost,
       storeDir: engine.layout.snapshots,
       storeBytes: () => storeBytes(engine),
-      liveSandboxes: () => registry?.count ?? 0,
+      // Pooled children are VMs too: they count against max-sandboxes, and give way to real work.
+      liveSandboxes: () => (registry?.count ?? 0) + engine.pool.size,
+      reclaim: (n, tag) => engine.pool.reclaim(n, tag),
     });
     registry = new SandboxRegistry(engine, journal, metrics, log, { maxCallsPerSandbox: o.maxCallsPerSandbox ?? 64, quotas: checkPolicy(o.quotas ?? NO_QUOTA_POLICY) }, admission);
     const egress = egressSettings(o.egress);
@@ -221,6 +228,10 @@ export class Daemon {
     const unheld = await engine.sweepUnheldKeeperDirs().catch((e: unknown) => (log.warn({ err: String(e) }, 'could not remove half-made VMs of the previous daemon'), []));
     if (unheld.length) log.info({ removed: unheld }, 'removed VMs the previous daemon was still making');
     await engine.cleanup().catch((e: unknown) => log.warn({ err: String(e) }, 'cleanup of stale VM files failed'));
+    engine.poolRoom = () => admission.hasRoom(1);
+    engine.onPoolError = (tag, err) => log.warn({ tag, err: toForkdError(err).message }, 'warm pool: could not start a child (retried in 30 s)');
+    // After cleanup (it would not touch them, but nothing is started before the state is settled).
+    for (const [tag, n] of Object.entries(o.warmPool ?? {})) engine.configurePool(tag, n);
     const services: DaemonServices = { engine, journal, sandboxes: registry, jobs, metrics, log, writes, admission, workspaces, egress, owners, ...(egressService ? { egressService } : {}) };
 
     const audit = new AuditLog(o.auditLog === null ? null : path.resolve(o.auditLog ?? path.join(engine.layout.root, 'daemon', 'audit.log')));
@@ -295,6 +306,7 @@ export class Daemon {
       const closed = this.app.close();
       const deadline = new Promise((r) => setTimeout(r, 30_000).unref());
       await Promise.race([closed, deadline]);
+      await s.engine.pool.close(); // pooled children wait for nobody: never left to the keeper
       if ((this.opts.onStop ?? 'leave') === 'end') {
         await s.workspaces.suspendAll();
         await s.sandboxes.killAll('shutdown');

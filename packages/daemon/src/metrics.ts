@@ -1,5 +1,6 @@
 /** Prometheus metrics: counters and histograms of what users feel, plus live gauges. */
 import client from 'prom-client';
+import type { WarmPoolTagState } from '@forkd/engine';
 
 export class Metrics {
   readonly registry = new client.Registry();
@@ -13,7 +14,7 @@ export class Metrics {
   readonly sandboxesEnded: client.Counter<'reason'>;
   readonly branchPause: client.Histogram<'mode'>;
 
-  constructor(gauges: { sandboxes: () => number; snapshots: () => Promise<number>; jobsRunning: () => number }) {
+  constructor(gauges: { sandboxes: () => number; snapshots: () => Promise<number>; jobsRunning: () => number; pool?: () => WarmPoolTagState[] }) {
     const r = [this.registry];
     client.collectDefaultMetrics({ register: this.registry, prefix: 'forkd_daemon_' });
     const latency = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
@@ -28,6 +29,10 @@ export class Metrics {
     this.branchPause = new client.Histogram({ name: 'forkd_branch_pause_seconds', help: 'How long a branched sandbox was paused', labelNames: ['mode'], buckets: latency, registers: r });
     new client.Gauge({ name: 'forkd_sandboxes_active', help: 'Live sandboxes', registers: r, collect() { this.set(gauges.sandboxes()); } });
     new client.Gauge({ name: 'forkd_snapshots', help: 'Bootable snapshots', registers: r, async collect() { this.set(await gauges.snapshots()); } });
+    const pool = gauges.pool ?? (() => []);
+    new client.Gauge({ name: 'forkd_warm_pool_ready', help: 'Warm-pool children started ahead and waiting, by snapshot tag', labelNames: ['tag'], registers: r, collect() { this.reset(); for (const t of pool()) this.set({ tag: t.tag }, t.ready); } });
+    new client.Gauge({ name: 'forkd_warm_pool_target', help: 'What the warm pool refills to (configured or recent demand), by snapshot tag', labelNames: ['tag'], registers: r, collect() { this.reset(); for (const t of pool()) this.set({ tag: t.tag }, t.target); } });
+    new client.Gauge({ name: 'forkd_warm_pool_takes', help: 'Children spawned from the warm pool (hit) or started for lack of one (miss), by snapshot tag', labelNames: ['tag', 'result'], registers: r, collect() { this.reset(); for (const t of pool()) { this.set({ tag: t.tag, result: 'hit' }, t.hits); this.set({ tag: t.tag, result: 'miss' }, t.misses); } } });
     new client.Gauge({ name: 'forkd_jobs_running', help: 'Jobs queued or running', registers: r, collect() { this.set(gauges.jobsRunning()); } });
   }
 }

@@ -4,7 +4,9 @@ import { loadRecipe, loadRecipeByName, type Recipe } from './recipe/recipe.js';
 import { ensureImage, listImages } from './image/build.js';
 import { checkMachineSize, createSnapshot } from './snapshot/create.js';
 import { SnapshotCatalog } from './snapshot/catalog.js';
-import { spawnChildren, type SpawnOptions } from './sandbox/spawn.js';
+import { poolKey, spawnChildren, startPooledChild, type SpawnOptions } from './sandbox/spawn.js';
+import { WarmPool, type WarmPoolSettings } from './sandbox/warm-pool.js';
+import { readSnapshot } from './snapshot/store.js';
 import { runDoctor } from './doctor.js';
 import { bootFromImage } from './vm/boot.js';
 import { startServices } from './vm/services.js';
@@ -60,6 +62,8 @@ export interface EngineOptions {
    * own namespace (its ports reachable, nothing else); false: no namespaces, devices without backend.
    */
   network?: NetworkConfig | false;
+  /** Warm pool settings (demand sizing); sizes per tag are set with configurePool. */
+  pool?: Partial<WarmPoolSettings>;
 }
 
 /**
@@ -79,6 +83,12 @@ export class Engine {
   readonly cgroupRoot: string;
   /** Null when this process cannot make namespaces (not root) or was told not to. */
   readonly networks: ChildNetworks | null;
+  /** Children started ahead for spawns (sandbox/warm-pool.ts); empty until configurePool or demand. */
+  readonly pool: WarmPool;
+  /** Whether one more VM fits (the daemon's admission sets it); the pool fills only then. */
+  poolRoom: () => boolean = () => true;
+  /** Told when a pool fill fails. */
+  onPoolError: (tag: string, err: unknown) => void = () => undefined;
 
   constructor(opts: EngineOptions = {}) {
     this.layout = homeLayout(opts.home, opts.snapshotRoot);
@@ -87,6 +97,18 @@ export class Engine {
     this.cgroupBase = opts.cgroupBase ?? '/sys/fs/cgroup';
     this.cgroupRoot = cgroupRootName(this.layout.root);
     this.platform = new Platform(this.layout, { ...(opts.kernel ? { kernel: opts.kernel } : {}), ...(opts.accel ? { accel: opts.accel } : {}) });
+    this.pool = new WarmPool({
+      fill: (tag) => startPooledChild(this.layout, this.platform, { tag, ...this.starterOpt(), ...(this.networks ? { networks: this.networks } : {}) }),
+      currentKey: async (tag) => poolKey(await readSnapshot(this.layout, tag)),
+      hasRoom: () => this.poolRoom(),
+      onError: (tag, err) => this.onPoolError(tag, err),
+    }, opts.pool);
+  }
+
+  /** Keeps n children of tag started ahead (0: none beyond demand). Filled in the background. */
+  configurePool(tag: string, n: number): void {
+    assertValidTag(tag);
+    this.pool.configure(tag, n);
   }
 
   /** A recipe by name only (never a path): what the daemon resolves for REST callers. */
@@ -117,8 +139,16 @@ export class Engine {
   }
 
   /** Removes a snapshot; one with layers on it only with cascade (they go first, leaves first). */
-  removeSnapshot(tag: string, opts: { cascade?: boolean } = {}): Promise<string[]> {
-    return this.snapshots.remove(tag, opts);
+  async removeSnapshot(tag: string, opts: { cascade?: boolean } = {}): Promise<string[]> {
+    // Its pooled children map its files: they go first (and a layer's, with cascade).
+    const dependents = opts.cascade ? await this.snapshots.dependents(tag).catch(() => [] as string[]) : [];
+    const drain = () => Promise.all([tag, ...dependents].map((t) => this.pool.drain(t)));
+    await drain();
+    try {
+      return await this.snapshots.remove(tag, opts);
+    } finally {
+      await drain(); // a fill that finished meanwhile
+    }
   }
 
   /** Snapshots layered on tag (directly or not), leaves first. */
@@ -194,7 +224,7 @@ export class Engine {
   }
 
   spawn(opts: SpawnOptions) {
-    return spawnChildren(this.layout, this.platform, { ...this.starterOpt(), cgroups: { host: () => this.cgroups(), rootName: this.cgroupRoot }, ...(this.networks ? { networks: this.networks } : {}), ...opts });
+    return spawnChildren(this.layout, this.platform, { ...this.starterOpt(), cgroups: { host: () => this.cgroups(), rootName: this.cgroupRoot }, ...(this.networks ? { networks: this.networks } : {}), pool: this.pool, ...opts });
   }
 
   /** The host's cgroup hierarchy (v2, v1 or none) and usable controllers, detected once. */

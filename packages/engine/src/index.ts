@@ -2,6 +2,7 @@ export { Engine, type ColdBoot, type EngineOptions, type AdoptRecord } from './e
 export type { KeeperVmT } from './keeper/index.js';
 export { Sandbox, type SandboxTimings } from './sandbox/sandbox.js';
 export type { RunCodeOutcome } from './agent-client/index.js';
+export type { WarmPool, WarmPoolTagState, WarmPoolSettings } from './sandbox/warm-pool.js';
 export type { SandboxCommands, ExecRequest, ExecOptions, StartResult, ProcessSignal, Envs } from './sandbox/commands.js';
 export type { SandboxFiles, ReadStream } from './sandbox/files.js';
 export { checkMachineSize } from './snapshot/create.js';

@@ -1,5 +1,5 @@
 import { Daemon, HTTP_LIMITS, ON_STOP, type DaemonOptions, type OnStop } from '@forkd/daemon';
-import { ForkdError } from '@forkd/protocol';
+import { ForkdError, assertValidTag } from '@forkd/protocol';
 import type { AccelRequest } from '@forkd/engine';
 import { parseIntStrict } from '../output.js';
 import { QUOTA_FIELDS, QuotaFields, type QuotaField } from '@forkd/api';
@@ -60,6 +60,20 @@ export interface ServeFlags {
   netPool?: string;
   uplinkNetns?: string;
   portHost?: string;
+  warmPool?: string[];
+  warmPoolDemandMax?: string;
+}
+
+/** `--warm-pool TAG=N` (repeatable) as sizes per tag; a tag given twice keeps the last size. */
+export function warmPoolFromFlags(values: string[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const v of values) {
+    const m = /^([^=\s]+)=(\d{1,4})$/.exec(v.trim());
+    if (!m) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `--warm-pool must be TAG=N (e.g. quickstart-python=8); got ${JSON.stringify(v)}`);
+    assertValidTag(m[1]!);
+    out[m[1]!] = Number(m[2]);
+  }
+  return out;
 }
 
 /** A positive size in GiB (fractions allowed: 0.5 is 512 MiB), as bytes. */
@@ -96,6 +110,8 @@ export async function serve(global: { home?: string; kernel?: string; accel: Acc
     ...(f.netPool ? { netPool: f.netPool } : {}),
     ...(f.uplinkNetns ? { uplinkNetns: f.uplinkNetns } : {}),
     ...(f.portHost ? { portHost: f.portHost } : {}),
+    ...(f.warmPool?.length ? { warmPool: warmPoolFromFlags(f.warmPool) } : {}),
+    ...(f.warmPoolDemandMax ? { warmPoolDemandMax: parseIntStrict('--warm-pool-demand-max', f.warmPoolDemandMax) } : {}),
     ...(f.maxConnectionsPerPeer ? { maxConnectionsPerPeer: parseIntStrict('--max-connections-per-peer', f.maxConnectionsPerPeer) } : {}),
   };
   if (f.onStop !== undefined) {

@@ -73,3 +73,27 @@ test('store cap: what the store holds plus writes in flight plus this write must
   host.storeBytes = 2 * GIB;
   (await a.admit({ what: 'spawn', spawns: 1 })).release();
 });
+
+test('warm-pool children count as live VMs but give way: a spawn past the cap reclaims them, and the pool fills only into room', async () => {
+  const host = roomy();
+  let pooled = 3;
+  const asked: Array<[number, string | undefined]> = [];
+  const a = testAdmission({ maxSandboxes: 4 }, host, (n, tag) => {
+    asked.push([n, tag]);
+    const freed = Math.min(n, pooled);
+    pooled -= freed;
+    host.liveSandboxes -= freed;
+    return freed;
+  });
+  host.liveSandboxes = 1 + pooled; // one sandbox and three pooled children
+  assert.equal(a.hasRoom(1), false);
+  const t = await a.admit({ what: 'spawn', spawns: 2, tag: 'py' });
+  assert.deepEqual(asked, [[2, 'py']]);
+  assert.equal(pooled, 1);
+  assert.equal(a.hasRoom(1), false, 'the two starting children hold the room');
+  t.release();
+  // Nothing to reclaim left beyond the cap: refused as before.
+  host.liveSandboxes = 4;
+  pooled = 0;
+  await assert.rejects(a.admit({ what: 'spawn', spawns: 1 }), code('FORKD_E_CAPACITY'));
+});

@@ -52,14 +52,21 @@ export interface AdmissionSetup {
   storeDir: string;
   /** Bytes the snapshot store holds now. */
   storeBytes: () => Promise<number>;
-  /** VMs the daemon runs now outside this admission's reservations (the registry's sandboxes). */
+  /** VMs the daemon runs now outside this admission's reservations (the registry's sandboxes and the warm pool's). */
   liveSandboxes: () => number;
+  /**
+   * Frees up to n VMs that only wait for work (the warm pool), preferring other tags than `tag`;
+   * returns how many went. Pooled VMs count against the caps but never keep real work out.
+   */
+  reclaim?: (n: number, tag?: string) => number;
 }
 
 /** What a job is about to start. */
 export interface Ask {
   /** For messages: "spawn", "branch", "diff", ... */
   what: string;
+  /** The snapshot a spawn restores (its pooled children are reclaimed last). */
+  tag?: string;
   /** Children restored from a snapshot (counted as starting spawns). */
   spawns?: number;
   /** Other VMs the job runs (a diff's child, a capture's receiver, a creation's parent). */
@@ -100,6 +107,11 @@ export class Admission {
     }
   }
 
+  /** Whether n more VMs fit under max-sandboxes now (the warm pool asks before each fill). */
+  hasRoom(n: number): boolean {
+    return this.o.liveSandboxes() + this.starting + this.jobVms + n <= this.o.limits.maxSandboxes;
+  }
+
   /** Reserves what the job asks for, or throws (400 never fits, 503/429 not now, 507 no disk) having reserved nothing. */
   async admit(ask: Ask): Promise<Ticket> {
     const spawns = ask.spawns ?? 0;
@@ -108,7 +120,9 @@ export class Admission {
     const diskBytes = ask.diskBytes ?? 0;
     const { maxSandboxes, maxSpawnInFlight, maxConcurrentCaptures } = this.o.limits;
     this.assertSatisfiable(spawns + vms);
-    const live = this.o.liveSandboxes();
+    let live = this.o.liveSandboxes();
+    const excess = live + this.starting + this.jobVms + spawns + vms - maxSandboxes;
+    if (excess > 0 && this.o.reclaim && this.o.reclaim(excess, ask.tag) > 0) live = this.o.liveSandboxes();
     if (live + this.starting + this.jobVms + spawns + vms > maxSandboxes) {
       throw new ForkdError('FORKD_E_CAPACITY', `this daemon runs at most ${maxSandboxes} VMs (${live} sandboxes, ${this.starting} starting, ${this.jobVms} in snapshot jobs); kill some first`, { max: maxSandboxes });
     }

@@ -167,7 +167,7 @@ export class SandboxRegistry {
 
   async spawn(req: SpawnRequest): Promise<SandboxEntry[]> {
     const quotas = resolveQuotas(this.limits.quotas ?? NO_QUOTA_POLICY, req.quotas ?? {});
-    const ticket = await this.admission.admit({ what: 'spawn', spawns: req.n });
+    const ticket = await this.admission.admit({ what: 'spawn', spawns: req.n, tag: req.tag });
     const t0 = Date.now();
     let sbs: Sandbox[] = [];
     try {

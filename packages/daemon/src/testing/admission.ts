@@ -12,13 +12,14 @@ export function fakeHost(state: FakeHostState): HostProbe {
   return { memAvailableBytes: async () => state.memAvailableBytes, diskFreeBytes: async () => state.diskFreeBytes };
 }
 
-export function testAdmission(limits: Partial<AdmissionLimits>, state: FakeHostState): Admission {
+export function testAdmission(limits: Partial<AdmissionLimits>, state: FakeHostState, reclaim?: (n: number, tag?: string) => number): Admission {
   return new Admission({
     limits: { maxSandboxes: 256, maxSpawnInFlight: 128, maxConcurrentCaptures: 2, storeMaxBytes: null, ...limits },
     host: fakeHost(state),
     storeDir: '/nonexistent',
     storeBytes: async () => state.storeBytes,
     liveSandboxes: () => state.liveSandboxes,
+    ...(reclaim ? { reclaim } : {}),
   });
 }
 

@@ -26,7 +26,7 @@ const JailWire = z.object({
 
 export const KeeperRequest = z.discriminatedUnion('op', [
   z.object({ id: z.number().int(), op: z.literal('hello'), version: z.number().int(), client_pid: z.number().int() }),
-  z.object({ id: z.number().int(), op: z.literal('launch'), qemu_path: z.string().max(4096), args: z.array(z.string().max(64 * 1024)).max(512), cwd: z.string().max(4096), stderr_cap: z.number().int().positive().max(1 << 20), confine: z.object({ cgroupProcs: z.array(z.string().max(4096)).max(8).optional(), fileSizeBytes: z.number().int().positive().optional() }).strict().optional(), jail: JailWire.optional(), netns: z.string().max(64).optional() }),
+  z.object({ id: z.number().int(), op: z.literal('launch'), qemu_path: z.string().max(4096), args: z.array(z.string().max(64 * 1024)).max(512), cwd: z.string().max(4096), stderr_cap: z.number().int().positive().max(1 << 20), confine: z.object({ cgroupProcs: z.array(z.string().max(4096)).max(8).optional(), fileSizeBytes: z.number().int().positive().optional(), nice: z.number().int().min(0).max(19).optional() }).strict().optional(), jail: JailWire.optional(), netns: z.string().max(64).optional() }),
   z.object({ id: z.number().int(), op: z.literal('shutdown') }),
 ]);
 export type KeeperRequestT = z.output<typeof KeeperRequest>;

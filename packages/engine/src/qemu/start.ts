@@ -56,6 +56,8 @@ export interface QemuStartRequest {
 export interface LaunchConfinement {
   cgroupProcs?: string[];
   fileSizeBytes?: number;
+  /** Niceness QEMU starts with (a warm-pool child, reniced to 0 by whoever takes it). */
+  nice?: number;
 }
 
 /** Marks the wrapper's own failures in QEMU's stderr (startQemu turns them into FORKD_E_QUOTA_UNAVAILABLE). */
@@ -64,8 +66,9 @@ const JOIN_SCRIPT = `trap '' XFSZ; while [ "$1" != -- ]; do echo $$ 2>/dev/null 
 const CGROUP_PROCS = /^\/[^\0]*\/cgroup\.procs$/;
 
 /** The command words placed before QEMU (and its other wrappers) for a confinement; [] for none. */
-export function confinementPrefix(c: LaunchConfinement | undefined, prlimit: string | null): string[] {
-  if (!c || ((c.cgroupProcs?.length ?? 0) === 0 && c.fileSizeBytes === undefined)) return [];
+export function confinementPrefix(c: LaunchConfinement | undefined, prlimit: string | null, nice: string | null = null): string[] {
+  const niceWords = niceWrap(c?.nice, nice);
+  if (!c || ((c.cgroupProcs?.length ?? 0) === 0 && c.fileSizeBytes === undefined)) return niceWords;
   for (const f of c.cgroupProcs ?? []) {
     if (!CGROUP_PROCS.test(f) || f.split('/').includes('..')) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `not a cgroup.procs path: ${JSON.stringify(f)}`);
   }
@@ -75,7 +78,14 @@ export function confinementPrefix(c: LaunchConfinement | undefined, prlimit: str
     if (!prlimit) throw new ForkdError('FORKD_E_QUOTA_UNAVAILABLE', 'cannot apply disk_limit_mib: prlimit not found (apt-get install util-linux)', { tool: 'prlimit' });
     out.push(prlimit, `--fsize=${c.fileSizeBytes}:${c.fileSizeBytes}`, '--');
   }
-  return out;
+  return [...out, ...niceWords];
+}
+
+function niceWrap(n: number | undefined, nice: string | null): string[] {
+  if (n === undefined) return [];
+  if (!Number.isInteger(n) || n < 0 || n > 19) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `bad niceness ${n} (0 to 19)`);
+  if (!nice) throw new ForkdError('FORKD_E_TOOL_MISSING', 'nice not found (starts warm-pool children at low priority): apt-get install coreutils', { tool: 'nice' });
+  return [nice, '-n', String(n), '--'];
 }
 
 /** Namespaces a starter enters: only a forkd child's (childNetnsName), never an arbitrary path. */
@@ -127,7 +137,7 @@ export async function spawnQemu(req: QemuStartRequest, onOutput?: (d: Buffer) =>
   // Outermost first: confinement (cgroups joined and the file size capped as root, before any uid drop),
   // then the child's network namespace (nsenter, as root: QEMU opens its tap there), then the jail's
   // wrappers (mount view, setpriv with pdeathsig and the uid drop, THP off), then QEMU.
-  const confine = confinementPrefix(req.confine, req.confine?.fileSizeBytes !== undefined ? await which('prlimit') : null);
+  const confine = confinementPrefix(req.confine, req.confine?.fileSizeBytes !== undefined ? await which('prlimit') : null, req.confine?.nice !== undefined ? await which('nice') : null);
   const netnsWrap = await netnsPrefix(req.netns);
   const [program, ...argv] = [...confine, ...netnsWrap, ...(await launchCommand(req.qemuPath, req.args, req.cwd, req.jail))];
   const child = spawn(program!, argv, { cwd: req.cwd, stdio: ['ignore', 'pipe', 'pipe'] });

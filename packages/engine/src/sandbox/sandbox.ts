@@ -16,6 +16,8 @@ export interface SandboxTimings {
   phases: { launch_ms: number; migrate_ms: number; cont_ms: number; agent_wait_ms?: number; restore_ms: number };
   /** Guest clock minus host clock before the agent corrected it. */
   clock_skew_ms: number;
+  /** Taken from the warm pool (started and loaded ahead: launch and migrate are 0). */
+  from_pool?: boolean;
 }
 
 /** Guest budget for setting envs in an interpreter (the host waits a margin longer). */

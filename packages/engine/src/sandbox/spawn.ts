@@ -20,6 +20,8 @@ import { nowMs, since } from '../util/timing.js';
 import { checkQuotas, hasQuotas, type ChildQuotas } from '../quota/quotas.js';
 import { createChildCgroup, type CgroupHost } from '../quota/cgroup.js';
 import { promises as fs } from 'node:fs';
+import type { AgentClient } from '../agent-client/index.js';
+import { poolNice, reniceProcess, type PooledChild, type WarmPool } from './warm-pool.js';
 
 export interface SpawnOptions {
   tag: string;
@@ -44,9 +46,11 @@ export interface SpawnOptions {
    * out; without, an isolated tap whose ports the host can still reach); absent, no backend at all.
    */
   networks?: ChildNetworks;
+  /** Warm pool to take default-settings children from (sandbox/warm-pool.ts). */
+  pool?: WarmPool;
 }
 
-interface ChildPlan {
+export interface ChildPlan {
   quotas: ChildQuotas | null;
   cgroups: { host: CgroupHost; rootName: string } | null;
   overlaysDir: string;
@@ -97,16 +101,28 @@ export async function spawnChildren(layout: HomeLayout, platform: Platform, opts
   const template = await overlayTemplate(entry.dir);
   const memPath = await memoryFileFor(layout, entry);
   const backing = await diskChainFiles(layout, entry);
+  // Only default-settings children come from the pool: limits, a way out and fixed ids are decided at QEMU start.
+  const poolable = opts.pool && !quotas && !opts.network && !opts.egress && !opts.ids;
+  const claim = poolable ? opts.pool!.begin(opts.tag, poolKey(entry), n) : opts.pool ? { taken: [], done: opts.pool.busy() } : null;
+  const takes: PooledChild[] = claim?.taken ?? [];
   let ready = 0;
-  const results = await Promise.allSettled(
-    Array.from({ length: n }, (_, i) =>
-      restoreOne(plan, entry, memPath, template, backing, t0, opts.readyTimeoutMs ?? 60_000, opts.starter, opts.ids?.[i]?.slice(3), network).then((sb) => {
-        ready++;
-        onProgress({ phase: 'spawn', message: `${ready}/${n} ready`, fraction: ready / n });
-        return sb;
-      }),
-    ),
-  );
+  try {
+    const results = await Promise.allSettled(
+      Array.from({ length: n }, (_, i) =>
+        restoreOne({ plan, entry, memPath, template, backing, ...(opts.starter ? { starter: opts.starter } : {}), ...(opts.ids?.[i] ? { vmId: opts.ids[i]!.slice(3) } : {}), ...(network ? { network } : {}) }, t0, opts.readyTimeoutMs ?? 60_000, takes[i] ?? null).then((sb) => {
+          ready++;
+          onProgress({ phase: 'spawn', message: `${ready}/${n} ready`, fraction: ready / n });
+          return sb;
+        }),
+      ),
+    );
+    return await settle(results, n);
+  } finally {
+    claim?.done();
+  }
+}
+
+async function settle(results: PromiseSettledResult<Sandbox>[], n: number): Promise<Sandbox[]> {
   const ok = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
   const failed = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
   if (failed.length > 0) {
@@ -117,16 +133,35 @@ export async function spawnChildren(layout: HomeLayout, platform: Platform, opts
   return ok;
 }
 
-async function restoreOne(plan: ChildPlan, entry: SnapshotEntry, memPath: string, template: string, backing: string[], t0: number, readyTimeoutMs: number, starter?: QemuStarter, vmId?: string, network?: (vmId: string, tapOwner?: number) => Promise<NetworkLease>): Promise<Sandbox> {
+/** How one child's QEMU is started: the plan's limits, the snapshot's files, who starts it, its id and network. */
+export interface ChildLaunch {
+  plan: ChildPlan;
+  entry: SnapshotEntry;
+  memPath: string;
+  template: string;
+  backing: string[];
+  starter?: QemuStarter;
+  vmId?: string;
+  network?: (vmId: string, tapOwner?: number) => Promise<NetworkLease>;
+  /** -S: the guest stays paused after its state is loaded (a pooled child waits for its taker's `cont`). */
+  startPaused?: boolean;
+  /** Launch niceness (a pooled child starts at low priority; its taker renices it). */
+  nice?: number;
+}
+
+/** Starts a child's QEMU waiting for its incoming state (`-incoming defer`): run dir, overlay, cgroups, network. */
+export async function launchChild(l: ChildLaunch): Promise<Vm> {
+  const { plan, entry } = l;
   const m = entry.manifest;
-  const vm = await Vm.start('child', {
+  return Vm.start('child', {
     accel: m.accel,
     vcpus: m.machine.vcpus,
     memMib: m.machine.mem_mib,
-    memPath,
+    memPath: l.memPath,
     memShare: false,
     incoming: true,
-    jailReadOnly: backing,
+    ...(l.startPaused ? { startPaused: true } : {}),
+    jailReadOnly: l.backing,
     ...(tbSize() ? { tcgTbSizeMib: tbSize() } : {}),
     consoleLog: process.env.FORKD_CHILD_CONSOLE === '1',
   }, {
@@ -134,12 +169,13 @@ async function restoreOne(plan: ChildPlan, entry: SnapshotEntry, memPath: string
       // On the home's disk, recorded in the run dir first so whoever removes the VM removes it too.
       const overlay = path.join(plan.overlaysDir, `vm-${vmDir.id}.qcow2`);
       await vmDir.addExtras({ files: [overlay] });
-      await createChildOverlay(template, overlay);
+      await createChildOverlay(l.template, overlay);
       return { disk: { path: overlay, format: 'qcow2' } };
     },
     confine: async (vmDir) => {
       const q = plan.quotas;
-      if (!q) return {};
+      const nice = l.nice !== undefined ? { nice: l.nice } : {};
+      if (!q) return { launch: nice };
       let cgroup = null;
       if (q.memoryMib !== undefined || q.cpuWeight !== undefined || q.cpuQuota !== undefined || q.pidsMax !== undefined || q.ioReadBps !== undefined || q.ioWriteBps !== undefined) {
         if (!plan.cgroups) throw new ForkdError('FORKD_E_QUOTA_UNAVAILABLE', 'cannot apply per-sandbox limits: no cgroup hierarchy is configured for this engine');
@@ -149,47 +185,76 @@ async function restoreOne(plan: ChildPlan, entry: SnapshotEntry, memPath: string
         await vmDir.addExtras({ cgroups: dirs }); // before they exist: a crash now still leaves them findable
         cgroup = await createChildCgroup({ host, rootName, name, quotas: q, diskDir: plan.overlaysDir });
       }
-      return { cgroup, launch: { ...(cgroup ? { cgroupProcs: cgroup.procsFiles } : {}), ...(q.diskMib !== undefined ? { fileSizeBytes: q.diskMib * 1024 * 1024 } : {}) } };
+      return { cgroup, launch: { ...nice, ...(cgroup ? { cgroupProcs: cgroup.procsFiles } : {}), ...(q.diskMib !== undefined ? { fileSizeBytes: q.diskMib * 1024 * 1024 } : {}) } };
     },
-    ...(starter ? { starter } : {}),
-    ...(vmId ? { id: vmId } : {}),
-    ...(network ? { network } : {}),
+    ...(l.starter ? { starter: l.starter } : {}),
+    ...(l.vmId ? { id: l.vmId } : {}),
+    ...(l.network ? { network: l.network } : {}),
   });
+}
+
+/** Loads the snapshot's device state into a launched child (its RAM is the mapped memory file); the guest is then paused, or running without -S. */
+export async function loadChildState(vm: Vm, entry: SnapshotEntry, timeoutMs: number): Promise<void> {
+  await vm.qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: true }] });
+  await migrateThroughFd(vm.fdQmpSocket, { read: path.join(entry.dir, 'vmstate') }, 'migrate-incoming', 'FORKD_E_RESTORE_FAILED');
+  const loaded = (s: string) => s === 'paused' || s === 'running' || s === 'postmigrate';
+  await vm.guard(waitForQmpStatus(vm.qmp, { query: 'query-status', until: loaded, timeoutMs, what: 'restoring device state', failure: 'FORKD_E_RESTORE_FAILED' }), 'restoring device state');
+}
+
+/** Runs a loaded child and waits for its agent to answer with the clock set and the RNG reseeded. */
+async function resumeChild(vm: Vm, entry: SnapshotEntry, t0: number, readyTimeoutMs: number, agentP: Promise<AgentClient>, pre: { launchMs: number; migrateMs: number; fromPool?: boolean }): Promise<Sandbox> {
+  const m = entry.manifest;
+  const tCont = nowMs();
+  await vm.qmp.execute('cont');
+  const contMs = since(tCont);
+  const running = since(t0);
+  const tAgent = nowMs();
+  const agent = await agentP;
+  const agentWaitMs = since(tAgent);
+  const tRestore = nowMs();
+  const restored = await vm.guard(
+    agent.restore({ now_ms: Date.now(), entropy_b64: crypto.randomBytes(LIMITS.restoreEntropyBytes).toString('base64') }, { timeoutMs: readyTimeoutMs }),
+    'waiting for the agent after restore',
+  );
+  return new Sandbox(vm, m.tag, {
+    spawn_to_running_ms: running,
+    spawn_to_ready_ms: since(t0),
+    phases: { launch_ms: pre.launchMs, migrate_ms: pre.migrateMs, cont_ms: contMs, agent_wait_ms: agentWaitMs, restore_ms: since(tRestore) },
+    clock_skew_ms: restored.skew_ms,
+    ...(pre.fromPool ? { from_pool: true } : {}),
+  }, m.language);
+}
+
+async function failChild(vm: Vm, plan: ChildPlan, e: unknown): Promise<never> {
+  await vm.kill();
+  if ((await vm.endCause) === 'oom') {
+    throw new ForkdError('FORKD_E_MEMORY_TOO_SMALL', `memory_limit_mib=${plan.quotas?.memoryMib} is too small for this child: QEMU was killed by its memory limit while restoring`, { memory_limit_mib: plan.quotas?.memoryMib });
+  }
+  throw e;
+}
+
+async function restoreOne(l: ChildLaunch, t0: number, readyTimeoutMs: number, pooled: PooledChild | null): Promise<Sandbox> {
+  if (pooled) {
+    try {
+      // Started and loaded ahead (paused): only the guest's own restore work remains.
+      await pooled.claim();
+      return await resumeChild(pooled.vm, l.entry, t0, readyTimeoutMs, pooled.agent, { launchMs: 0, migrateMs: 0, fromPool: true });
+    } catch {
+      // A pooled child that fails on take is discarded; this child starts the normal way instead.
+      await pooled.vm.kill().catch(() => undefined);
+    }
+  }
+  const vm = await launchChild(l);
   try {
     const launchMs = since(t0);
     // Connect the agent channel while the migration runs; the guest sees it after `cont`.
     const agentP = vm.connectAgent(readyTimeoutMs);
     agentP.catch(() => undefined);
     const tMig = nowMs();
-    await vm.qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: true }] });
-    await migrateThroughFd(vm.fdQmpSocket, { read: path.join(entry.dir, 'vmstate') }, 'migrate-incoming', 'FORKD_E_RESTORE_FAILED');
-    const loaded = (s: string) => s === 'paused' || s === 'running' || s === 'postmigrate';
-    await vm.guard(waitForQmpStatus(vm.qmp, { query: 'query-status', until: loaded, timeoutMs: readyTimeoutMs, what: 'restoring device state', failure: 'FORKD_E_RESTORE_FAILED' }), 'restoring device state');
-    const migrateMs = since(tMig);
-    const tCont = nowMs();
-    await vm.qmp.execute('cont');
-    const contMs = since(tCont);
-    const running = since(t0);
-    const tAgent = nowMs();
-    const agent = await agentP;
-    const agentWaitMs = since(tAgent);
-    const tRestore = nowMs();
-    const restored = await vm.guard(
-      agent.restore({ now_ms: Date.now(), entropy_b64: crypto.randomBytes(LIMITS.restoreEntropyBytes).toString('base64') }, { timeoutMs: readyTimeoutMs }),
-      'waiting for the agent after restore',
-    );
-    return new Sandbox(vm, m.tag, {
-      spawn_to_running_ms: running,
-      spawn_to_ready_ms: since(t0),
-      phases: { launch_ms: launchMs, migrate_ms: migrateMs, cont_ms: contMs, agent_wait_ms: agentWaitMs, restore_ms: since(tRestore) },
-      clock_skew_ms: restored.skew_ms,
-    }, m.language);
+    await loadChildState(vm, l.entry, readyTimeoutMs);
+    return await resumeChild(vm, l.entry, t0, readyTimeoutMs, agentP, { launchMs, migrateMs: since(tMig) });
   } catch (e) {
-    await vm.kill();
-    if ((await vm.endCause) === 'oom') {
-      throw new ForkdError('FORKD_E_MEMORY_TOO_SMALL', `memory_limit_mib=${plan.quotas?.memoryMib} is too small for this child: QEMU was killed by its memory limit while restoring`, { memory_limit_mib: plan.quotas?.memoryMib });
-    }
-    throw e;
+    return failChild(vm, l.plan, e);
   }
 }
 
@@ -204,4 +269,62 @@ function tbSize(): number {
   const raw = process.env.FORKD_TCG_TB_SIZE;
   const v = raw === undefined || raw === '' ? DEFAULT_CHILD_TB_MIB : Number(raw);
   return Number.isInteger(v) && v > 0 ? v : 0;
+}
+
+/** What identifies a snapshot's content for the pool: its manifest (machine, files, times) and where it lives. */
+export function poolKey(entry: SnapshotEntry): string {
+  return crypto.createHash('sha256').update(entry.dir).update('\0').update(JSON.stringify(entry.manifest)).digest('hex').slice(0, 32);
+}
+
+export interface PooledChildOptions {
+  tag: string;
+  starter?: QemuStarter;
+  networks?: ChildNetworks;
+  /** Budget for starting QEMU and loading its state. */
+  timeoutMs?: number;
+}
+
+/**
+ * Starts one child for the warm pool: the same launch as a default-settings spawn (no limits, an
+ * isolated network namespace when the engine has networks), its state loaded and the guest held
+ * paused (-S) with the agent channel connected. Started at low priority when it can be raised
+ * back at take time.
+ */
+export async function startPooledChild(layout: HomeLayout, platform: Platform, o: PooledChildOptions): Promise<PooledChild> {
+  const entry = await readSnapshot(layout, o.tag);
+  await checkRestorable(entry, platform, layout);
+  await fs.mkdir(layout.overlays, { recursive: true, mode: 0o700 });
+  const networks = o.networks;
+  const nice = poolNice();
+  const vm = await launchChild({
+    plan: { quotas: null, cgroups: null, overlaysDir: layout.overlays },
+    entry,
+    memPath: await memoryFileFor(layout, entry),
+    template: await overlayTemplate(entry.dir),
+    backing: await diskChainFiles(layout, entry),
+    ...(o.starter ? { starter: o.starter } : {}),
+    ...(networks ? { network: (vmId: string, tapOwner?: number) => networks.create(vmId, { network: false, ...(tapOwner !== undefined ? { tapOwner } : {}) }) } : {}),
+    startPaused: true,
+    ...(nice !== undefined ? { nice } : {}),
+  });
+  try {
+    const timeoutMs = o.timeoutMs ?? 60_000;
+    const agent = vm.connectAgent(timeoutMs);
+    agent.catch(() => undefined);
+    await loadChildState(vm, entry, timeoutMs);
+    await vm.guard(agent, 'connecting the pooled child\'s agent channel');
+    return {
+      vm,
+      tag: o.tag,
+      key: poolKey(entry),
+      agent,
+      startedAt: Date.now(),
+      claim: async () => {
+        if (nice !== undefined) await reniceProcess(vm.pid, 0);
+      },
+    };
+  } catch (e) {
+    await vm.kill();
+    throw e;
+  }
 }
