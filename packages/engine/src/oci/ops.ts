@@ -140,7 +140,6 @@ export async function pullFor(layout: HomeLayout, host: () => Promise<HostCompat
   const policy = policyFile !== null ? await loadTrustPolicy(policyFile) : null;
   const rule = policy ? ruleFor(policy, ref.registry, ref.repository) : null;
   const client = await clientFor(ref.registry, opts);
-  onProgress({ phase: 'resolve', message: `resolving ${refText}` });
   const head = await client.manifest(ref.repository, ref.reference);
   let verification: Verification = { status: 'not-required', signers: [], scope: rule?.scope ?? null, policy: policyFile };
   if (rule && rule.require !== 'none') {
