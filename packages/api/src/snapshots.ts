@@ -20,6 +20,8 @@ export const SnapshotInfo = z.object({
   parent_tag: Tag.nullable(),
   /** forkd: where it came from: "recipe:<name>", "sandbox:<id>" (branch), "diff:<tag>", "compact:<tag>". */
   branched_from: z.string().nullable(),
+  /** Where a pulled or unpacked snapshot came from (null: made on this host). signers: key ids whose valid signatures the trust policy checked. */
+  pulled_from: z.object({ ref: z.string(), digest: z.string(), verification: z.enum(['verified', 'not-required', 'skipped', 'unsigned-pack']), signers: z.array(z.string()) }).nullable(),
   /** How long the source sandbox was paused (branches only). */
   pause_ms: z.number().nullable(),
   memory_physical_bytes: z.number(),

@@ -157,7 +157,7 @@ export async function pullFor(layout: HomeLayout, host: () => Promise<HostCompat
     manifest: (r) => client.manifest(ref.repository, r),
     blob: (d) => client.blob(ref.repository, d),
   };
-  const r = await importArtifact(layout, source, head.digest, { host: await host(), refText, onProgress, ...(opts.tag !== undefined ? { tag: opts.tag } : {}) });
+  const r = await importArtifact(layout, source, head.digest, { host: await host(), refText, onProgress, verification, ...(opts.tag !== undefined ? { tag: opts.tag } : {}) });
   return { ...r, reference: refText, bytes_received: client.bytesReceived, verification };
 }
 

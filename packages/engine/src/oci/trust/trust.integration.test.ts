@@ -15,7 +15,7 @@ import { homeLayout, type HomeLayout } from '../../home/paths.js';
 import { readSnapshot } from '../../snapshot/store.js';
 import { startRegistry, type TestRegistry } from '../../testing/registry.js';
 import { SYNTH_HOST, synthFiles, synthLink } from '../../testing/oci-artifact.js';
-import type { ExportedLink } from '../export.js';
+import { exportChain, type ExportedLink } from '../export.js';
 import { RegistryClient } from '../registry.js';
 import { MEDIA } from '../format.js';
 import { pullFor } from '../ops.js';
@@ -118,7 +118,30 @@ test('present and right: signed by the required key, pulled and verified; the fa
   assert.equal(r.verification.status, 'verified');
   assert.deepEqual(r.verification.signers, [alice.keyId]);
   assert.equal(r.verification.scope, `${reg.host}/forkd/signed`);
-  assert.equal((await readSnapshot(store, r.tag)).tag, r.tag);
+  const m = (await readSnapshot(store, r.tag)).manifest;
+  assert.deepEqual({ ...m.pulled_from, at: undefined }, { ref: `${reg.host}/forkd/signed:v1`, digest: link.digest, verification: 'verified', signers: [alice.keyId], at: undefined }, 'the snapshot records where it came from and who signed');
+});
+
+test("provenance is this store's: an artifact's own pulled_from claim is ignored, and a re-export carries none", async () => {
+  const forged = await synthLink(await synthFiles(path.join(tmp, 'forged-src'), 'forged'), {
+    config: (c) => {
+      (c.snapshot as Record<string, unknown>).pulled_from = { ref: 'trusted.example/official:v1', digest: `sha256:${'0'.repeat(64)}`, verification: 'verified', signers: ['sha256:someone'], at: '2020-01-01T00:00:00Z' };
+    },
+  });
+  const c = new RegistryClient(reg.host);
+  for (const b of forged.blobs) await c.pushBlob('forkd/forged', b.digest, b.size, b.path);
+  await c.putManifest('forkd/forged', 'v1', forged.manifest);
+  const store = await freshStore();
+  const r = await pullFor(store, async () => SYNTH_HOST, `${reg.host}/forkd/forged:v1`, {});
+  const m = (await readSnapshot(store, r.tag)).manifest;
+  assert.equal(m.pulled_from?.ref, `${reg.host}/forkd/forged:v1`);
+  assert.equal(m.pulled_from?.verification, 'not-required');
+  assert.deepEqual(m.pulled_from?.signers, []);
+  const work = path.join(tmp, 'reexport');
+  await fs.mkdir(work);
+  const [again] = await exportChain(store, r.tag, work);
+  const config = JSON.parse(await fs.readFile(again!.blobs.find((b) => b.digest === JSON.parse(again!.manifest.toString()).config.digest)!.path, 'utf8'));
+  assert.equal('pulled_from' in config.snapshot, false);
 });
 
 test('require all: one of two required keys is not enough; require any: one is', async () => {
