@@ -179,6 +179,8 @@ export const OCI_LIMITS = {
   maxSignatures: 32,
   /** One signature blob (a small JSON document). */
   maxSignatureBytes: 64 * 1024,
+  /** A hub index (registry.json) read from a file or URL. */
+  maxHubIndexBytes: 4 * 1024 * 1024,
   /** The trust policy file. */
   maxTrustPolicyBytes: 1024 * 1024,
   /** zstd level for blobs: fast enough to stay under the pack/push time budget on 2 cores. */

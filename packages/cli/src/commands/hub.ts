@@ -89,17 +89,19 @@ export function registerHubCommands(program: Command, { run, engine }: CliContex
       }
     }));
 
-  credOptions(program.command('pull').argument('<ref>', 'registry reference: host[:port]/repo[:tag|@sha256:...]').option('--tag <tag>', 'store the head under this tag')
+  credOptions(program.command('pull').argument('<ref>', 'registry reference host[:port]/repo[:tag|@sha256:...], or owner/name[@version] with --hub').option('--tag <tag>', 'store the head under this tag')
+    .option('--hub <index>', 'hub index (registry.json: a file or URL) for owner/name[@version] (default: FORKD_HUB)')
     .option('--trust-policy <file>', 'trust policy file (default: FORKD_TRUST_POLICY, else FORKD_HOME/trust-policy.json)')
     .option('--insecure-skip-verify', 'DANGEROUS: pull even when the signatures the trust policy requires are missing or wrong'))
     .description('pull a snapshot from an OCI registry (signatures checked first; only the links this store lacks travel)')
-    .action(run(async (ref: string, o: CredFlags & { tag?: string; trustPolicy?: string; insecureSkipVerify?: boolean; json?: boolean }) => {
+    .action(run(async (ref: string, o: CredFlags & { tag?: string; hub?: string; trustPolicy?: string; insecureSkipVerify?: boolean; json?: boolean }) => {
+      const hub = o.hub ?? process.env.FORKD_HUB;
       // Loud even with --json: the warning goes to stderr, where no JSON consumer reads it away.
       if (o.insecureSkipVerify) process.stderr.write(`${SKIP_WARNING}\n`);
       const progress = progressPrinter(!o.json);
       const t0 = Date.now();
       try {
-        const r = await engine().pullSnapshot({ ref, ...(o.tag ? { tag: o.tag } : {}), ...(o.trustPolicy ? { trustPolicy: o.trustPolicy } : {}), ...(o.insecureSkipVerify ? { insecureSkipVerify: true } : {}), ...(await access(o)), onProgress: progress.onProgress });
+        const r = await engine().pullSnapshot({ ref, ...(o.tag ? { tag: o.tag } : {}), ...(o.trustPolicy ? { trustPolicy: o.trustPolicy } : {}), ...(hub ? { hub } : {}), ...(o.insecureSkipVerify ? { insecureSkipVerify: true } : {}), ...(await access(o)), onProgress: progress.onProgress });
         progress.done();
         if (o.json) return printJson({ ...r, seconds: (Date.now() - t0) / 1000 });
         const v = r.verification;

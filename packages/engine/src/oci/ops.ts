@@ -18,6 +18,7 @@ import { parseReference } from './reference.js';
 import { RegistryClient } from './registry.js';
 import type { HostCompat } from './format.js';
 import { loadPrivateKey } from './trust/keys.js';
+import { isHubName, resolveHubName } from './hub.js';
 import { defaultPolicyFile, loadTrustPolicy, ruleFor } from './trust/policy.js';
 import { attachSignature, verifySignatures, type Attached } from './trust/signature.js';
 
@@ -57,12 +58,16 @@ export interface PullOptions extends RegistryAccess {
   trustPolicy?: string;
   /** Pull even when the policy's signatures are missing or wrong (warned about loudly). */
   insecureSkipVerify?: boolean;
+  /** A hub index (registry.json, file or URL): `owner/name[@version]` references resolve through it. */
+  hub?: string;
 }
 
 export interface PullResult extends ImportResult {
   reference: string;
   bytes_received: number;
   verification: Verification;
+  /** The hub name the reference was resolved from (owner/name@version), if any. */
+  hub_name?: string;
 }
 
 async function workDir(layout: HomeLayout, kind: string): Promise<string> {
@@ -133,7 +138,15 @@ export async function pullSnapshot(layout: HomeLayout, platform: Platform, refTe
  * import then fetches by that digest, so what was verified is what lands (a tag moved meanwhile
  * changes nothing).
  */
-export async function pullFor(layout: HomeLayout, host: () => Promise<HostCompat>, refText: string, opts: PullOptions = {}, onProgress: ProgressFn = noProgress): Promise<PullResult> {
+export async function pullFor(layout: HomeLayout, host: () => Promise<HostCompat>, target: string, opts: PullOptions = {}, onProgress: ProgressFn = noProgress): Promise<PullResult> {
+  let refText = target;
+  let hubName: string | undefined;
+  if (opts.hub !== undefined && isHubName(target)) {
+    const h = await resolveHubName(target, opts.hub);
+    refText = h.ref;
+    hubName = `${h.name}@${h.version}`;
+    onProgress({ phase: 'resolve', message: `${hubName} is ${refText}` });
+  }
   const ref = parseReference(refText);
   if (opts.tag !== undefined) assertValidTag(opts.tag);
   const policyFile = opts.trustPolicy ?? (await defaultPolicyFile(layout.root));
@@ -158,7 +171,7 @@ export async function pullFor(layout: HomeLayout, host: () => Promise<HostCompat
     blob: (d) => client.blob(ref.repository, d),
   };
   const r = await importArtifact(layout, source, head.digest, { host: await host(), refText, onProgress, verification, ...(opts.tag !== undefined ? { tag: opts.tag } : {}) });
-  return { ...r, reference: refText, bytes_received: client.bytesReceived, verification };
+  return { ...r, reference: refText, bytes_received: client.bytesReceived, verification, ...(hubName ? { hub_name: hubName } : {}) };
 }
 
 export async function packSnapshot(layout: HomeLayout, tag: string, file: string, opts: { description?: string } = {}, onProgress: ProgressFn = noProgress): Promise<{ file: string; bytes: number; digest: string }> {

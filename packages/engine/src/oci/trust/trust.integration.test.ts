@@ -3,12 +3,14 @@
  * referrers API: the sha256-<hex> tag fallback is what is exercised). A synthetic snapshot link
  * (no VM) is pushed; a trust policy requiring a key refuses it unsigned (FORKD_E_SIGNATURE_MISSING)
  * and signed by another key (FORKD_E_SIGNATURE_INVALID), with nothing left in the store, and pulls
- * it signed by the right key. No VMs (no lock needed).
+ * it signed by the right key. Also: provenance (pulled_from) and owner/name[@version] resolution
+ * through a hub index, which share this registry and artifact. No VMs (no lock needed).
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
+import http from 'node:http';
 import path from 'node:path';
 import { ForkdError } from '@forkd/protocol';
 import { homeLayout, type HomeLayout } from '../../home/paths.js';
@@ -178,4 +180,28 @@ test('the store\'s own trust-policy.json applies when no file is named; a malfor
     await fs.writeFile(f, bad);
     await assert.rejects(pullFor(await freshStore(), async () => SYNTH_HOST, `${reg.host}/forkd/home:v1`, { trustPolicy: f }), code('FORKD_E_TRUST_POLICY_INVALID'), bad);
   }
+});
+
+test('owner/name[@version] resolves through a hub index (file or loopback URL), pinned by digest; bad names and entries are clear errors', async () => {
+  await pushLink('forkd/hubbed', 'v7');
+  const index = { schema_version: 1, packages: { 'forkd/hubbed': { description: 'synthetic', versions: { latest: { ref: `${reg.host}/forkd/hubbed:v7`, digest: link.digest }, old: { url: 'https://example.invalid/x.tar.zst', sha256: 'ab' } } } } };
+  const file = path.join(tmp, 'registry.json');
+  await fs.writeFile(file, JSON.stringify(index));
+  const r = await pullFor(await freshStore(), async () => SYNTH_HOST, 'forkd/hubbed', { hub: file });
+  assert.equal(r.reference, `${reg.host}/forkd/hubbed@${link.digest}`);
+  assert.equal(r.hub_name, 'forkd/hubbed@latest');
+  const server = http.createServer((_req, res) => res.end(JSON.stringify(index)));
+  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+  try {
+    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/registry.json`;
+    const r2 = await pullFor(await freshStore(), async () => SYNTH_HOST, 'forkd/hubbed@latest', { hub: url });
+    assert.equal(r2.digest, link.digest);
+  } finally {
+    server.close();
+  }
+  await assert.rejects(pullFor(await freshStore(), async () => SYNTH_HOST, 'forkd/hubbed@nope', { hub: file }), code('FORKD_E_REF_NOT_FOUND'));
+  await assert.rejects(pullFor(await freshStore(), async () => SYNTH_HOST, 'forkd/missing', { hub: file }), code('FORKD_E_REF_NOT_FOUND'));
+  await assert.rejects(pullFor(await freshStore(), async () => SYNTH_HOST, 'forkd/hubbed@old', { hub: file }), code('FORKD_E_NOT_IMPLEMENTED'));
+  await fs.writeFile(file, JSON.stringify({ schema_version: 2, packages: {} }));
+  await assert.rejects(pullFor(await freshStore(), async () => SYNTH_HOST, 'forkd/hubbed', { hub: file }), code('FORKD_E_ARTIFACT_INVALID'));
 });
