@@ -65,15 +65,16 @@ export interface CompressedFile {
  */
 export async function compressFile(src: string, dst: string, onBytes?: (n: number) => void): Promise<CompressedFile> {
   const size = (await fs.stat(src)).size;
-  // `--` first: a path starting with '-' is a file, not an option.
+  const out = await fs.open(dst, 'wx', 0o600);
+  // `--` first: a path starting with '-' is a file, not an option. zstd may finish a small file at
+  // once: its stdout is consumed from this tick on (no await between spawn and the drain), or a
+  // fast exit could leave an empty blob.
   const child = zstd(['-q', `-${OCI_LIMITS.zstdLevel}`, '-T0', '-c', '--', src]);
   const stderr = collectStderr(child);
   child.stdin!.end();
   const blobHash = crypto.createHash('sha256');
   let blobSize = 0;
-  const out = await fs.open(dst, 'wx', 0o600);
   try {
-    const hashing = hashFile(src, onBytes);
     const drain = (async () => {
       for await (const c of child.stdout! as AsyncIterable<Buffer>) {
         blobHash.update(c);
@@ -81,10 +82,12 @@ export async function compressFile(src: string, dst: string, onBytes?: (n: numbe
         await out.write(c);
       }
     })();
-    const [file] = await Promise.all([hashing, drain]);
+    const [file] = await Promise.all([hashFile(src, onBytes), drain]);
     await exitOf(child, stderr);
     // A file that changed while being read would give a blob that does not match its digest.
     if (file.size !== size || (await fs.stat(src)).size !== size) throw new ForkdError('FORKD_E_INTERNAL', `${src} changed size while being packed`);
+    // A zstd frame is never empty: an empty blob means its output was lost, never push that.
+    if (blobSize === 0) throw new ForkdError('FORKD_E_INTERNAL', `zstd produced no output for ${src}`);
     await out.sync();
     return { blob: { digest: `sha256:${blobHash.digest('hex')}`, size: blobSize }, file };
   } catch (e) {
