@@ -20,6 +20,8 @@ export const SnapshotInfo = z.object({
   parent_tag: Tag.nullable(),
   /** forkd: where it came from: "recipe:<name>", "sandbox:<id>" (branch), "diff:<tag>", "compact:<tag>". */
   branched_from: z.string().nullable(),
+  /** Where a pulled or unpacked snapshot came from (null: made on this host). signers: key ids whose valid signatures the trust policy checked. */
+  pulled_from: z.object({ ref: z.string(), digest: z.string(), verification: z.enum(['verified', 'not-required', 'skipped', 'unsigned-pack']), signers: z.array(z.string()) }).nullable(),
   /** How long the source sandbox was paused (branches only). */
   pause_ms: z.number().nullable(),
   memory_physical_bytes: z.number(),
@@ -113,6 +115,10 @@ const RegistryAuth = {
 };
 
 export const PushBody = z.object({ ...RegistryAuth, wait: z.boolean().optional() }).strict();
+/**
+ * No trust options here on purpose: which signatures a pull needs is the operator's choice (the
+ * daemon's trust policy file), and a caller can neither name another policy nor skip verification.
+ */
 export const PullBody = z.object({ ...RegistryAuth, /** The tag the head lands under (default: its own). */ tag: Tag.optional(), wait: z.boolean().optional() }).strict();
 
 export const PushResult = z.object({
@@ -122,6 +128,8 @@ export const PushResult = z.object({
   bytes_sent: z.number(),
   bytes_total: z.number(),
   blobs_skipped: z.number().int(),
+  /** The signature attached to the head (CLI push --sign; keys stay on the client's machine). */
+  signature: z.object({ digest: z.string(), key_id: z.string(), via: z.enum(['referrers', 'tag']) }).optional(),
 });
 export const PullResult = z.object({
   reference: z.string(),
@@ -134,4 +142,13 @@ export const PullResult = z.object({
   /** Whether the image's root filesystem travelled (false: this store had it). */
   image_fetched: z.boolean(),
   bytes_received: z.number(),
+  /** What was checked before anything became visible, under the daemon's trust policy. */
+  verification: z.object({
+    /** verified: the policy's keys signed it; not-required: no policy rule asks; skipped: the CLI's --insecure-skip-verify. */
+    status: z.enum(['verified', 'not-required', 'skipped']),
+    /** Key ids (sha256 of the public key) whose valid signatures were found. */
+    signers: z.array(z.string()),
+    /** The policy scope that applied. */
+    scope: z.string().nullable(),
+  }),
 });

@@ -6,6 +6,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
+import crypto from 'node:crypto';
+import os from 'node:os';
+import path from 'node:path';
 import { startTestDaemon, type TestDaemon } from './testing/daemon.js';
 import { raw, errorCode } from './testing/http.js';
 import { startRegistry, type TestRegistry } from '@forkd/engine/testing';
@@ -14,15 +17,21 @@ let d: TestDaemon;
 let reg: TestRegistry;
 const PASSWORD = 'reg-pass-never-logged-7f3a';
 const pulledTag = `rest-pulled-${process.pid}`;
+let policyDir = '';
 
 before(async () => {
   reg = await startRegistry({ users: { carol: PASSWORD } });
-  d = await startTestDaemon({ tcp: true, identities: [{ identity: 'root', scope: 'admin' }, { identity: 'dev', scope: 'user' }] });
+  // The operator's trust policy: forkd/guarded needs a key nobody signed with; other repositories need nothing.
+  policyDir = await fs.mkdtemp(path.join(os.tmpdir(), 'forkd-rest-trust-'));
+  const pub = crypto.generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }) as string;
+  await fs.writeFile(path.join(policyDir, 'policy.json'), JSON.stringify({ version: 1, scopes: { [`${reg.host}/forkd/guarded`]: { keys: [pub] } } }));
+  d = await startTestDaemon({ tcp: true, identities: [{ identity: 'root', scope: 'admin' }, { identity: 'dev', scope: 'user' }], env: { FORKD_TRUST_POLICY: path.join(policyDir, 'policy.json') } });
 });
 after(async () => {
   if (d) await raw(d, { method: 'DELETE', path: `/v1/snapshots/${pulledTag}`, headers: { authorization: `Bearer ${d.tokens.root}` }, tcp: true }).catch(() => undefined);
   await d?.stop();
   await reg?.stop();
+  if (policyDir) await fs.rm(policyDir, { recursive: true, force: true });
 });
 
 const as = (who: string) => ({ authorization: `Bearer ${d.tokens[who]}`, 'content-type': 'application/json' });
@@ -66,8 +75,9 @@ test('push as a job, then pull it back under another tag; the password is in no 
 
   const p = await raw(d, { method: 'POST', path: '/v1/snapshot-pulls', headers: as('root'), body: JSON.stringify({ ref: `${reg.host}/forkd/rest:v1`, tag: pulledTag, username: 'carol', password: PASSWORD, wait: true }), tcp: true, timeoutMs: 600_000 });
   assert.equal(p.status, 201, p.text);
-  const pulled = JSON.parse(p.text) as { tag: string; digest: string; image_fetched: boolean; imported: string[] };
+  const pulled = JSON.parse(p.text) as { tag: string; digest: string; image_fetched: boolean; imported: string[]; verification: { status: string } };
   assert.equal(pulled.tag, pulledTag);
+  assert.equal(pulled.verification.status, 'not-required', 'the operator policy has no rule for forkd/rest');
   assert.equal(pulled.digest, result.digest);
   assert.equal(pulled.image_fetched, false, 'the store has the image');
   assert.deepEqual(pulled.imported, [pulledTag]);
@@ -78,4 +88,20 @@ test('push as a job, then pull it back under another tag; the password is in no 
   assert.ok(!(await fs.readFile(d.auditPath, 'utf8').catch(() => '')).includes(PASSWORD), 'audit log');
   assert.ok(!(await fs.readFile(d.statePath, 'utf8')).includes(PASSWORD), 'journal (job records)');
   assert.ok(!d.log().includes(PASSWORD), 'daemon log');
+});
+
+test("a pull follows the daemon's trust policy: unsigned under a requiring scope fails the job; a client can neither skip nor name a policy", async () => {
+  const r = await raw(d, { method: 'POST', path: `/v1/snapshots/${d.tag}/push`, headers: as('root'), body: JSON.stringify({ ref: `${reg.host}/forkd/guarded:v1`, username: 'carol', password: PASSWORD, wait: true }), tcp: true, timeoutMs: 600_000 });
+  assert.equal(r.status, 200, r.text);
+  const p = await raw(d, { method: 'POST', path: '/v1/snapshot-pulls', headers: as('root'), body: JSON.stringify({ ref: `${reg.host}/forkd/guarded:v1`, tag: `${pulledTag}-guarded`, username: 'carol', password: PASSWORD }), tcp: true });
+  assert.equal(p.status, 202, p.text);
+  const j = await waitJob(JSON.parse(p.text).id);
+  assert.equal(j.status, 'failed');
+  assert.equal(j.error?.code, 'FORKD_E_SIGNATURE_MISSING');
+  const got = await raw(d, { method: 'GET', path: `/v1/snapshots/${pulledTag}-guarded`, headers: as('root'), tcp: true });
+  assert.equal(got.status, 404, 'nothing became visible');
+  for (const extra of [{ insecure_skip_verify: true }, { trust_policy: '/dev/null' }]) {
+    const bad = await raw(d, { method: 'POST', path: '/v1/snapshot-pulls', headers: as('root'), body: JSON.stringify({ ref: `${reg.host}/forkd/guarded:v1`, wait: true, ...extra }), tcp: true });
+    assert.equal(bad.status, 400, bad.text);
+  }
 });

@@ -21,7 +21,7 @@ import { ForkdError, assertValidTag, type ServiceStatusT } from '@forkd/protocol
 import { branchSandbox, type BranchMode } from './snapshot/branch.js';
 import { branchProven } from './sandbox/branch-proven.js';
 import { compactSnapshot } from './snapshot/compact.js';
-import { packSnapshot, pullSnapshot, pushSnapshot, unpackSnapshot, type RegistryAccess } from './oci/index.js';
+import { packSnapshot, pullSnapshot, pushSnapshot, unpackSnapshot, type PullOptions, type RegistryAccess } from './oci/index.js';
 import { pruneMemoryCache } from './snapshot/memory.js';
 import { cgroupRootName, detectCgroups, removeCgroupRoot, sweepCgroups, type CgroupHost } from './quota/cgroup.js';
 import { runtimeDir } from './runtime/index.js';
@@ -205,12 +205,12 @@ export class Engine {
   }
 
   /** Pushes a snapshot (and every link of its chain the registry lacks) to an OCI registry. */
-  pushSnapshot(opts: RegistryAccess & { tag: string; ref: string; onProgress?: ProgressFn }) {
+  pushSnapshot(opts: RegistryAccess & { tag: string; ref: string; sign?: string; onProgress?: ProgressFn }) {
     return pushSnapshot(this.layout, opts.tag, opts.ref, opts, opts.onProgress);
   }
 
   /** Pulls a snapshot from an OCI registry: only the links this store lacks travel. */
-  pullSnapshot(opts: RegistryAccess & { ref: string; tag?: string; onProgress?: ProgressFn }) {
+  pullSnapshot(opts: PullOptions & { ref: string; onProgress?: ProgressFn }) {
     return pullSnapshot(this.layout, this.platform, opts.ref, opts, opts.onProgress);
   }
 

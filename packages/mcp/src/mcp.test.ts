@@ -27,7 +27,7 @@ test('every schema has a tool and every tool is listed with an object JSON schem
   assert.deepEqual(tools.map((t) => t.name).sort(), Object.keys(schemas).sort());
   const { client } = await connected();
   const listed = (await client.listTools()).tools;
-  assert.equal(listed.length, 26);
+  assert.equal(listed.length, 28);
   for (const t of listed) assert.equal(t.inputSchema.type, 'object', t.name);
   const exec = listed.find((t) => t.name === 'exec_command')!;
   assert.deepEqual(Object.keys(exec.inputSchema.properties ?? {}).sort(), ['args', 'cmd', 'cwd', 'envs', 'sandbox_id', 'stdin', 'timeout_secs']);
@@ -39,6 +39,12 @@ test('every schema has a tool and every tool is listed with an object JSON schem
   assert.equal(del.annotations?.destructiveHint, true);
   const fork = listed.find((t) => t.name === 'fork_sandbox')!;
   assert.match(JSON.stringify(fork.inputSchema), /"maximum":100\b/, 'count keeps the API limit');
+  // Registry passwords would sit in the agent's transcript: push and pull take none.
+  for (const name of ['push_snapshot', 'pull_snapshot']) {
+    const t = listed.find((x) => x.name === name)!;
+    const props = Object.keys(t.inputSchema.properties ?? {});
+    assert.ok(props.includes('ref') && !props.includes('password') && !props.includes('username'), `${name}: ${props.join(',')}`);
+  }
 });
 
 test('invalid arguments are tool errors starting with FORKD_E_INVALID_ARGUMENT, before any daemon call', async () => {

@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import {
   BranchBody, CreateSnapshotBody, ExposePortBody, CreateWorkspaceFields, DeleteSnapshotQuery, EvalBody, RunCodeBody, ExecBody, FileListQuery, FilePathQuery, FileWriteQuery, ForkBody,
-  GuestPath, JobId, ListSandboxesQuery, MAX_CALL_TIMEOUT_SECS, SandboxId, SpawnBody, Tag, WorkspaceParams,
+  GuestPath, JobId, ListSandboxesQuery, MAX_CALL_TIMEOUT_SECS, PullBody, PushBody, SandboxId, SpawnBody, Tag, WorkspaceParams,
 } from '@forkd/api';
 
 /** The named fields of an API object's shape (zod's .pick() refuses objects with refinements, like ExecBody). */
@@ -59,6 +59,12 @@ export const schemas = {
   }).strict(),
   create_snapshot: z.object(pickShape(CreateSnapshotBody.shape, ['tag', 'recipe', 'mem_mib', 'vcpus'])).strict(),
   get_job: z.object({ job_id: JobId }).strict(),
+  /*
+   * Registry credentials are not tool arguments (they would sit in the agent's transcript): the
+   * daemon uses its own Docker config.json for the registry.
+   */
+  push_snapshot: z.object({ ...snapshot, ...pickShape(PushBody.shape, ['ref', 'plain_http']) }).strict(),
+  pull_snapshot: z.object(pickShape(PullBody.shape, ['ref', 'tag', 'plain_http'])).strict(),
   branch_sandbox: z.object({ ...sandbox, ...BranchBody.shape }).strict(),
   fork_sandbox: z.object({ ...sandbox, ...ForkBody.shape }).strict(),
   snapshot_info: z.object(snapshot).strict(),

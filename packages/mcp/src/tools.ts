@@ -109,6 +109,17 @@ export const tools: AnyTool[] = [
     run: (a, { ctl }) => ctl.createSnapshot({ ...a, wait: false }),
   }),
   def('get_job', { description: 'A long-running job (snapshot creation, branch with wait=false): status, progress, result or error.', readOnly: true, run: (a, { ctl }) => ctl.getJob(a.job_id) }),
+  def('push_snapshot', {
+    description: 'Push a snapshot (and the links of its chain the registry lacks) to an OCI registry reference host[:port]/repo[:tag] (admin). Returns a job; poll get_job for digest and bytes sent. Credentials: the daemon\'s Docker config.json.',
+    run: (a, { ctl }) => {
+      const { tag, ...body } = a;
+      return ctl.pushSnapshot(tag, { ...body, wait: false });
+    },
+  }),
+  def('pull_snapshot', {
+    description: "Pull a snapshot from an OCI registry reference (admin), the head stored as tag (default: its own). Signatures are checked against the daemon's trust policy before anything lands (FORKD_E_SIGNATURE_MISSING / FORKD_E_SIGNATURE_INVALID). Returns a job; poll get_job: the result has verification (status, signers).",
+    run: (a, { ctl }) => ctl.pullSnapshot({ ...a, wait: false }),
+  }),
   def('branch_sandbox', {
     description: 'Capture a running sandbox (memory, devices, disk) as a new snapshot layer on its snapshot; the sandbox keeps running. Returns the snapshot (with pause_ms), or with wait=false the snapshot in status "writing" and its job_id (poll get_job). Spawn from its tag to continue from that instant.',
     run: (a, { ctl }) => {

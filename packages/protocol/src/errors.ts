@@ -42,6 +42,12 @@ export const ERROR_CODES = {
   FORKD_E_DIGEST_MISMATCH: 400,
   FORKD_E_ARTIFACT_TOO_LARGE: 413,
   FORKD_E_ARTIFACT_RATIO: 413,
+  /** The trust policy requires a signature and the artifact has none. */
+  FORKD_E_SIGNATURE_MISSING: 403,
+  /** The trust policy requires a key's signature and none present verifies with it (wrong key, tampered). */
+  FORKD_E_SIGNATURE_INVALID: 403,
+  /** The trust policy file is unreadable or malformed (an operator's configuration error). */
+  FORKD_E_TRUST_POLICY_INVALID: 500,
   /** A registry refused the credentials (or gave none that work). */
   FORKD_E_REGISTRY_AUTH: 502,
   /** A registry answered with an error or something that is not the distribution API. */

@@ -188,6 +188,14 @@ export const OCI_LIMITS = {
   maxPackEntries: 4096,
   /** Uploads larger than this go in chunks (POST, PATCH..., PUT) of this size. */
   uploadChunkBytes: 64 * 1024 * 1024,
+  /** Signature artifacts a pull looks at for one manifest (more are ignored: a registry could list thousands). */
+  maxSignatures: 32,
+  /** One signature blob (a small JSON document). */
+  maxSignatureBytes: 64 * 1024,
+  /** A hub index (registry.json) read from a file or URL. */
+  maxHubIndexBytes: 4 * 1024 * 1024,
+  /** The trust policy file. */
+  maxTrustPolicyBytes: 1024 * 1024,
   /** zstd level for blobs: fast enough to stay under the pack/push time budget on 2 cores. */
   zstdLevel: 3,
 } as const;

@@ -143,7 +143,7 @@ class Controller:
         return self.call("POST", f"/v1/snapshots/{quote_param(tag)}/push", body=body, timeout=LONG_SECS)
 
     def pull_snapshot(self, ref: str, *, tag: Optional[str] = None, username: Optional[str] = None, password: Optional[str] = None, plain_http: Optional[bool] = None, wait: Optional[bool] = None) -> JSON:
-        """Admin: pulls OCI reference ``ref`` (only the links this store lacks travel), the head as ``tag``: a Job, or with ``wait`` the result."""
+        """Admin: pulls OCI reference ``ref`` (only the links this store lacks travel), the head as ``tag``: a Job, or with ``wait`` the result. The daemon's own trust policy is applied first; the result's ``verification`` says what it checked."""
         body = _drop_none({"ref": ref, "tag": tag, "username": username, "password": password, "plain_http": plain_http, "wait": wait})
         return self.call("POST", "/v1/snapshot-pulls", body=body, timeout=LONG_SECS)
 

@@ -3,10 +3,12 @@
  * this process (like `image build`): they read and write this host's store and talk to the
  * registry directly; the daemon sees what lands (it lists the store). Spellings of the original
  * forkd work too: `pack --tag T --out FILE`, `unpack FILE --tag T --force`, `push --tag T URL`.
+ * Trust: `keygen`, `push --sign KEY`, and `pull` checked against the trust policy
+ * (--trust-policy, FORKD_TRUST_POLICY or FORKD_HOME/trust-policy.json); docs/oci-format.md.
  */
 import type { Command } from 'commander';
 import { ForkdError } from '@forkd/protocol';
-import type { Credentials } from '@forkd/engine';
+import { generateKeyFiles, type Credentials } from '@forkd/engine';
 import type { CliContext } from '../client.js';
 import { bytes, printJson, progressPrinter } from '../output.js';
 
@@ -51,10 +53,25 @@ function rate(n: number, ms: number): string {
   return `${bytes(n)} in ${(ms / 1000).toFixed(1)} s (${bytes(ms > 0 ? (n * 1000) / ms : 0)}/s)`;
 }
 
+const SKIP_WARNING = [
+  '',
+  '!!! WARNING: --insecure-skip-verify: signatures are NOT checked.',
+  '!!! The trust policy\'s required signatures are ignored for this pull: what lands may be anyone\'s.',
+  '',
+].join('\n');
+
 export function registerHubCommands(program: Command, { run, engine }: CliContext): void {
-  credOptions(program.command('push').argument('[tag]', 'snapshot tag').argument('[ref]', 'registry reference: host[:port]/repo[:tag]').option('--tag <tag>', 'snapshot tag (the original spelling: push --tag T REF)'))
+  program.command('keygen').argument('<file>', 'private key file to create (0600); the public key goes to FILE.pub').option('--json', 'JSON output')
+    .description('create an ed25519 key pair for signing pushed snapshots (push --sign FILE)')
+    .action(run(async (file: string, o: { json?: boolean }) => {
+      const k = await generateKeyFiles(file);
+      if (o.json) return printJson({ private_key_file: k.privateKeyFile, public_key_file: k.publicKeyFile, key_id: k.keyId });
+      process.stdout.write(`private key ${k.privateKeyFile} (mode 600: keep it secret)\npublic key  ${k.publicKeyFile} (list it in a trust policy)\nkey id      ${k.keyId}\n`);
+    }));
+
+  credOptions(program.command('push').argument('[tag]', 'snapshot tag').argument('[ref]', 'registry reference: host[:port]/repo[:tag]').option('--tag <tag>', 'snapshot tag (the original spelling: push --tag T REF)').option('--sign <keyfile>', 'sign the pushed manifest with this ed25519 private key (forkd keygen)'))
     .description('push a snapshot and the links of its chain the registry lacks to an OCI registry')
-    .action(run(async (a: string | undefined, b: string | undefined, o: CredFlags & { tag?: string; json?: boolean }) => {
+    .action(run(async (a: string | undefined, b: string | undefined, o: CredFlags & { tag?: string; sign?: string; json?: boolean }) => {
       // `push --tag T REF`: the one positional is the reference.
       const [tagArg, ref] = o.tag && b === undefined ? [undefined, a] : [a, b];
       const tag = pickTag(tagArg, o.tag, 'push');
@@ -62,25 +79,33 @@ export function registerHubCommands(program: Command, { run, engine }: CliContex
       const progress = progressPrinter(!o.json);
       const t0 = Date.now();
       try {
-        const r = await engine().pushSnapshot({ tag, ref, ...(await access(o)), onProgress: progress.onProgress });
+        const r = await engine().pushSnapshot({ tag, ref, ...(await access(o)), ...(o.sign !== undefined ? { sign: o.sign } : {}), onProgress: progress.onProgress });
         progress.done();
         if (o.json) return printJson({ ...r, seconds: (Date.now() - t0) / 1000 });
         process.stdout.write(`pushed ${tag} to ${ref}\n  digest ${r.digest}\n  ${r.links.length} link(s); sent ${rate(r.bytes_sent, Date.now() - t0)} of ${bytes(r.bytes_total)} (${r.blobs_skipped} blob(s) already there)\n`);
+        if (r.signature) process.stdout.write(`  signed by ${r.signature.key_id} (${r.signature.via === 'tag' ? 'tag fallback' : 'referrers API'})\n`);
       } finally {
         progress.done();
       }
     }));
 
-  credOptions(program.command('pull').argument('<ref>', 'registry reference: host[:port]/repo[:tag|@sha256:...]').option('--tag <tag>', 'store the head under this tag'))
-    .description('pull a snapshot from an OCI registry (only the links this store lacks travel)')
-    .action(run(async (ref: string, o: CredFlags & { tag?: string; json?: boolean }) => {
+  credOptions(program.command('pull').argument('<ref>', 'registry reference host[:port]/repo[:tag|@sha256:...], or owner/name[@version] with --hub').option('--tag <tag>', 'store the head under this tag')
+    .option('--hub <index>', 'hub index (registry.json: a file or URL) for owner/name[@version] (default: FORKD_HUB)')
+    .option('--trust-policy <file>', 'trust policy file (default: FORKD_TRUST_POLICY, else FORKD_HOME/trust-policy.json)')
+    .option('--insecure-skip-verify', 'DANGEROUS: pull even when the signatures the trust policy requires are missing or wrong'))
+    .description('pull a snapshot from an OCI registry (signatures checked first; only the links this store lacks travel)')
+    .action(run(async (ref: string, o: CredFlags & { tag?: string; hub?: string; trustPolicy?: string; insecureSkipVerify?: boolean; json?: boolean }) => {
+      const hub = o.hub ?? process.env.FORKD_HUB;
+      // Loud even with --json: the warning goes to stderr, where no JSON consumer reads it away.
+      if (o.insecureSkipVerify) process.stderr.write(`${SKIP_WARNING}\n`);
       const progress = progressPrinter(!o.json);
       const t0 = Date.now();
       try {
-        const r = await engine().pullSnapshot({ ref, ...(o.tag ? { tag: o.tag } : {}), ...(await access(o)), onProgress: progress.onProgress });
+        const r = await engine().pullSnapshot({ ref, ...(o.tag ? { tag: o.tag } : {}), ...(o.trustPolicy ? { trustPolicy: o.trustPolicy } : {}), ...(hub ? { hub } : {}), ...(o.insecureSkipVerify ? { insecureSkipVerify: true } : {}), ...(await access(o)), onProgress: progress.onProgress });
         progress.done();
         if (o.json) return printJson({ ...r, seconds: (Date.now() - t0) / 1000 });
-        process.stdout.write(`pulled ${ref} as ${r.tag}\n  digest ${r.digest}\n  fetched ${r.imported.length ? r.imported.join(', ') : 'nothing (already here)'}${r.reused ? `; reused ${r.reused}` : ''}${r.imageFetched ? '; image fetched' : ''}\n  received ${rate(r.bytes_received, Date.now() - t0)}\n`);
+        const v = r.verification;
+        process.stdout.write(`pulled ${ref} as ${r.tag}\n  digest ${r.digest}\n  signature: ${v.status === 'verified' ? `verified (${v.signers.join(', ')}; policy scope ${v.scope})` : v.status === 'skipped' ? 'NOT VERIFIED (--insecure-skip-verify)' : 'not required by the trust policy'}\n  fetched ${r.imported.length ? r.imported.join(', ') : 'nothing (already here)'}${r.reused ? `; reused ${r.reused}` : ''}${r.imageFetched ? '; image fetched' : ''}\n  received ${rate(r.bytes_received, Date.now() - t0)}\n`);
       } finally {
         progress.done();
       }

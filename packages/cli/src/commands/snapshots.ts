@@ -59,6 +59,19 @@ export async function snapshotCreate(c: Controller, o: CreateSnapshotFields & { 
 interface SnapshotRow {
   tag: string; created_at: string; recipe: string | null; accel: string; mem_mib: number; vcpus: number;
   memory_physical_bytes: number; disk_physical_bytes: number; qemu: string | null; language: string;
+  /** Where a pulled or unpacked snapshot came from (ref, digest, signers); null: made here. */
+  pulled_from: { ref: string; digest: string; verification: string; signers: string[] } | null;
+}
+
+function pulledFrom(p: SnapshotRow['pulled_from'] | undefined): SnapshotRow['pulled_from'] {
+  return p ? { ref: p.ref, digest: p.digest, verification: p.verification, signers: p.signers } : null;
+}
+
+/** The SOURCE column: the reference, a short digest and who signed (or why nobody had to). */
+function sourceText(p: SnapshotRow['pulled_from']): string {
+  if (!p) return '-';
+  const who = p.verification === 'verified' ? `signed ${p.signers.map((k) => k.slice(7, 19)).join(',')}` : p.verification === 'skipped' ? 'UNVERIFIED' : 'unsigned';
+  return `${p.ref}@${p.digest.slice(7, 19)} (${who})`;
 }
 
 export async function snapshotRowsLocal(engine: Engine): Promise<SnapshotRow[]> {
@@ -73,6 +86,7 @@ export async function snapshotRowsLocal(engine: Engine): Promise<SnapshotRow[]> 
     disk_physical_bytes: s.manifest.files.disk.physical_bytes,
     qemu: s.manifest.qemu.version,
     language: s.manifest.language,
+    pulled_from: pulledFrom(s.manifest.pulled_from),
   }));
 }
 
@@ -91,6 +105,7 @@ export async function snapshotRows(c: Controller): Promise<SnapshotRow[]> {
     disk_physical_bytes: s.disk_physical_bytes,
     qemu: qemu[i] ?? null,
     language: s.language,
+    pulled_from: pulledFrom(s.pulled_from),
   }));
 }
 
@@ -101,8 +116,8 @@ export function printSnapshots(list: SnapshotRow[], o: { json?: boolean }): void
     process.stdout.write('no snapshots (create one: forkd snapshot create --tag py --recipe python)\n');
     return;
   }
-  const rows = list.map((s) => [s.tag, s.recipe ?? '-', s.accel, `${s.mem_mib} MiB`, bytes(s.memory_physical_bytes), bytes(s.disk_physical_bytes), s.created_at.replace('T', ' ').slice(0, 19)]);
-  process.stdout.write(`${table(['TAG', 'RECIPE', 'ACCEL', 'MEMORY', 'MEM ON DISK', 'DISK LAYER', 'CREATED'], rows)}\n`);
+  const rows = list.map((s) => [s.tag, s.recipe ?? '-', s.accel, `${s.mem_mib} MiB`, bytes(s.memory_physical_bytes), bytes(s.disk_physical_bytes), s.created_at.replace('T', ' ').slice(0, 19), sourceText(s.pulled_from)]);
+  process.stdout.write(`${table(['TAG', 'RECIPE', 'ACCEL', 'MEMORY', 'MEM ON DISK', 'DISK LAYER', 'CREATED', 'SOURCE'], rows)}\n`);
 }
 
 export async function imageBuild(engine: Engine, recipe: string, o: { json?: boolean; rebuild?: boolean }): Promise<void> {

@@ -2,6 +2,8 @@
  * Push and pull through OCI registries, as jobs. Admin only: the daemon opens connections to the
  * address a caller names (a registry), and a pull writes snapshots other identities could be
  * given. The password is handed to the engine and kept nowhere else (not in the job record).
+ * A pull is checked against the daemon's own trust policy (FORKD_TRUST_POLICY or
+ * FORKD_HOME/trust-policy.json, read by the engine): a caller cannot name another or skip it.
  */
 import type { Handlers } from '../http/register.js';
 import type { DaemonServices } from './context.js';
@@ -31,8 +33,9 @@ export function registryHandlers(s: DaemonServices): Pick<Handlers, RegistryRout
       const work = async (progress: Parameters<typeof s.engine.pullSnapshot>[0]['onProgress']) => {
         const r = await s.engine.pullSnapshot({ ref: body.ref, ...(body.tag !== undefined ? { tag: body.tag } : {}), ...access(body), ...(progress ? { onProgress: progress } : {}) });
         for (const t of r.imported) await s.owners.record(await s.engine.getSnapshot(t), caller.identity);
-        const { imageFetched, ...rest } = r;
-        return { ...rest, image_fetched: imageFetched };
+        const { imageFetched, verification, ...rest } = r;
+        // The policy file's path is the operator's business: only what was checked is reported.
+        return { ...rest, image_fetched: imageFetched, verification: { status: verification.status, signers: verification.signers, scope: verification.scope } };
       };
       if (body.wait === true) return { status: 201, body: await work(undefined) };
       const { job, done } = await s.jobs.start('snapshot.pull', caller.identity, (progress) => work(progress));

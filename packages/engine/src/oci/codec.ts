@@ -13,6 +13,7 @@ import { ForkdError, OCI_LIMITS } from '@forkd/protocol';
 import { DigestCounter } from './digest.js';
 
 const READ_CHUNK = 1024 * 1024;
+const HASH_CHUNK = 4 * 1024 * 1024;
 const PAGE = 4096;
 
 function zstd(args: string[]): ChildProcess {
@@ -57,35 +58,23 @@ export interface CompressedFile {
   file: { digest: string; size: number };
 }
 
-/** Compresses src into dst (created, never overwritten). */
+/**
+ * Compresses src into dst (created, never overwritten). zstd reads the file itself (no copy of every
+ * byte through Node and a pipe: holes come back from the kernel as zeros at memory speed), while
+ * Node hashes the same file on the other core; the two run side by side.
+ */
 export async function compressFile(src: string, dst: string, onBytes?: (n: number) => void): Promise<CompressedFile> {
-  const child = zstd(['-q', `-${OCI_LIMITS.zstdLevel}`, '-T0', '-c']);
-  const stderr = collectStderr(child);
-  child.stdin!.on('error', () => undefined); // a dead zstd is reported by its exit code
-  const fileHash = crypto.createHash('sha256');
-  const blobHash = crypto.createHash('sha256');
-  let fileSize = 0;
-  let blobSize = 0;
+  const size = (await fs.stat(src)).size;
   const out = await fs.open(dst, 'wx', 0o600);
+  // `--` first: a path starting with '-' is a file, not an option. zstd may finish a small file at
+  // once: its stdout is consumed from this tick on (no await between spawn and the drain), or a
+  // fast exit could leave an empty blob.
+  const child = zstd(['-q', `-${OCI_LIMITS.zstdLevel}`, '-T0', '-c', '--', src]);
+  const stderr = collectStderr(child);
+  child.stdin!.end();
+  const blobHash = crypto.createHash('sha256');
+  let blobSize = 0;
   try {
-    const feed = (async () => {
-      const fh = await fs.open(src, 'r');
-      const buf = Buffer.alloc(READ_CHUNK);
-      try {
-        for (;;) {
-          const { bytesRead } = await fh.read(buf, 0, READ_CHUNK, null);
-          if (bytesRead === 0) break;
-          const c = Buffer.from(buf.subarray(0, bytesRead));
-          fileHash.update(c);
-          fileSize += bytesRead;
-          onBytes?.(bytesRead);
-          await writeAll(child.stdin!, c);
-        }
-      } finally {
-        await fh.close();
-        child.stdin!.end();
-      }
-    })();
     const drain = (async () => {
       for await (const c of child.stdout! as AsyncIterable<Buffer>) {
         blobHash.update(c);
@@ -93,16 +82,40 @@ export async function compressFile(src: string, dst: string, onBytes?: (n: numbe
         await out.write(c);
       }
     })();
-    await Promise.all([feed, drain]);
+    const [file] = await Promise.all([hashFile(src, onBytes), drain]);
     await exitOf(child, stderr);
+    // A file that changed while being read would give a blob that does not match its digest.
+    if (file.size !== size || (await fs.stat(src)).size !== size) throw new ForkdError('FORKD_E_INTERNAL', `${src} changed size while being packed`);
+    // A zstd frame is never empty: an empty blob means its output was lost, never push that.
+    if (blobSize === 0) throw new ForkdError('FORKD_E_INTERNAL', `zstd produced no output for ${src}`);
     await out.sync();
+    return { blob: { digest: `sha256:${blobHash.digest('hex')}`, size: blobSize }, file };
   } catch (e) {
     child.kill('SIGKILL');
     throw e;
   } finally {
     await out.close();
   }
-  return { blob: { digest: `sha256:${blobHash.digest('hex')}`, size: blobSize }, file: { digest: `sha256:${fileHash.digest('hex')}`, size: fileSize } };
+}
+
+/** sha256 and size of a file, read in large chunks (holes read as zeros, no disk I/O). */
+async function hashFile(src: string, onBytes?: (n: number) => void): Promise<{ digest: string; size: number }> {
+  const h = crypto.createHash('sha256');
+  const fh = await fs.open(src, 'r');
+  const buf = Buffer.alloc(HASH_CHUNK);
+  let size = 0;
+  try {
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, HASH_CHUNK, null);
+      if (bytesRead === 0) break;
+      h.update(buf.subarray(0, bytesRead));
+      size += bytesRead;
+      onBytes?.(bytesRead);
+    }
+  } finally {
+    await fh.close();
+  }
+  return { digest: `sha256:${h.digest('hex')}`, size };
 }
 
 export interface DecompressTarget {

@@ -10,7 +10,7 @@ import crypto from 'node:crypto';
 import { ForkdError } from '@forkd/protocol';
 import { type HomeLayout } from '../home/paths.js';
 import { readImageInfo } from '../image/build.js';
-import { requiredFiles } from '../snapshot/manifest.js';
+import { requiredFiles, type SnapshotManifest } from '../snapshot/manifest.js';
 import { ancestors } from '../snapshot/chain.js';
 import { readSnapshot, type SnapshotEntry } from '../snapshot/store.js';
 import { type ProgressFn, noProgress } from '../progress.js';
@@ -54,7 +54,7 @@ async function exportLink(layout: HomeLayout, entry: SnapshotEntry, parentDigest
   // Host paths stay home: the receiving host sets its own.
   const config: SnapshotConfig = {
     forkd_oci_format: OCI_FORMAT_VERSION,
-    snapshot: { ...m, kernel: { ...m.kernel, path: path.basename(m.kernel.path) }, image: { ...m.image, path: ROOTFS_FILE } },
+    snapshot: { ...withoutProvenance(m), kernel: { ...m.kernel, path: path.basename(m.kernel.path) }, image: { ...m.image, path: ROOTFS_FILE } },
     image: imageRecord,
   };
   const configBytes = Buffer.from(JSON.stringify(config));
@@ -106,3 +106,9 @@ async function writeBlob(workDir: string, data: Buffer): Promise<BlobFile> {
   return { digest, size: data.length, path: p };
 }
 
+
+/** Where this store got a snapshot from is this store's business, not the artifact's. */
+function withoutProvenance(m: SnapshotManifest): SnapshotManifest {
+  const { pulled_from: _ignored, ...rest } = m;
+  return rest;
+}

@@ -37,6 +37,8 @@ export interface ImportOptions {
   onProgress?: ProgressFn;
   /** Recorded in the progress messages and errors. */
   refText: string;
+  /** What the pull's trust check found (recorded in each imported snapshot's pulled_from). */
+  verification?: { status: 'verified' | 'not-required' | 'skipped' | 'unsigned-pack'; signers: string[] };
 }
 
 export interface ImportResult {
@@ -217,9 +219,11 @@ async function importLink(layout: HomeLayout, source: BlobSource, link: PlannedL
     else for (const n of ['memory.layer', 'memory.pages']) await fs.chmod(path.join(staging, n), 0o400);
     await sealForJail(path.join(staging, 'vmstate'), 0o600);
     await sealForJail(path.join(staging, 'disk.qcow2'), 0o440);
+    const { pulled_from: _theirs, ...ownFields } = snap; // an incoming claim of provenance is ignored
     const manifest: SnapshotManifest = {
-      ...snap,
+      ...ownFields,
       tag: link.tag,
+      pulled_from: { ref: o.refText, digest: link.digest, verification: o.verification?.status ?? 'unsigned-pack', signers: o.verification?.signers ?? [], at: new Date().toISOString() },
       kernel: { ...snap.kernel, path: o.host.kernelPath },
       image: { ...snap.image, path: image.path },
       files: {

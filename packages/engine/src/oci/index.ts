@@ -1,4 +1,6 @@
-export { pushSnapshot, pullSnapshot, packSnapshot, unpackSnapshot, hostCompat, type PushResult, type PullResult, type RegistryAccess } from './ops.js';
+export { pushSnapshot, pullSnapshot, packSnapshot, unpackSnapshot, hostCompat, type PushResult, type PullResult, type PullOptions, type Verification, type RegistryAccess } from './ops.js';
+export { generateKeyFiles, keyIdOf, type KeyFiles } from './trust/keys.js';
+export { loadTrustPolicy, defaultPolicyFile, POLICY_FILE } from './trust/policy.js';
 export { parseReference, type OciReference } from './reference.js';
 export { RegistryClient } from './registry.js';
 export { dockerConfigCredentials, parseChallenge, type Credentials } from './auth.js';

@@ -108,6 +108,20 @@ export class RegistryClient {
     return true;
   }
 
+  /** Uploads a small in-memory blob (monolithic) unless the registry has it. */
+  async pushBytes(repo: string, data: Buffer): Promise<string> {
+    const digest = sha256Digest(data);
+    if (await this.blobExists(repo, digest)) return digest;
+    const start = await this.request('POST', `/v2/${repo}/blobs/uploads/`, { repo, actions: 'pull,push', headers: { 'content-length': '0' } });
+    if (start.status !== 202) throw await registryError(start, 'starting an upload');
+    await start.body?.cancel();
+    const r = await this.request('PUT', '', { repo, actions: 'pull,push', url: withDigest(this.location(start), digest), headers: { 'content-type': 'application/octet-stream' }, body: () => new Uint8Array(data) });
+    if (r.status !== 201) throw await registryError(r, `uploading ${digest}`);
+    await r.body?.cancel();
+    this.bytesSent += data.length;
+    return digest;
+  }
+
   /**
    * Proves push access before slow work: opens an upload session and cancels it (DELETE), so wrong
    * credentials are an error in a second, not after compressing gigabytes.
@@ -141,11 +155,51 @@ export class RegistryClient {
     return { bytes, digest, mediaType: (r.headers.get('content-type') ?? '').split(';')[0]!.trim() };
   }
 
-  async putManifest(repo: string, reference: string, bytes: Buffer): Promise<string> {
-    const r = await this.request('PUT', `/v2/${repo}/manifests/${reference}`, { repo, actions: 'pull,push', headers: { 'content-type': MEDIA.manifest }, body: () => new Uint8Array(bytes) });
+  async putManifest(repo: string, reference: string, bytes: Buffer, mediaType: string = MEDIA.manifest): Promise<string> {
+    return (await this.putManifestDetailed(repo, reference, bytes, mediaType)).digest;
+  }
+
+  /**
+   * Puts a manifest and says whether the registry took note of its `subject` (it answers with an
+   * `OCI-Subject` header when it keeps referrers itself; otherwise the tag fallback is the client's job).
+   */
+  async putManifestDetailed(repo: string, reference: string, bytes: Buffer, mediaType: string = MEDIA.manifest): Promise<{ digest: string; subjectKept: boolean }> {
+    const r = await this.request('PUT', `/v2/${repo}/manifests/${reference}`, { repo, actions: 'pull,push', headers: { 'content-type': mediaType }, body: () => new Uint8Array(bytes) });
     if (r.status !== 201) throw await registryError(r, `PUT manifest ${reference}`);
+    await r.body?.cancel();
     this.bytesSent += bytes.length;
-    return sha256Digest(bytes);
+    return { digest: sha256Digest(bytes), subjectKept: r.headers.get('oci-subject') !== null };
+  }
+
+  /**
+   * The referrers API (`GET /v2/<repo>/referrers/<digest>`): the index of manifests whose subject
+   * is digest, or null when the registry does not implement it (404/405/400 on that route).
+   */
+  async referrers(repo: string, digest: string): Promise<Buffer | null> {
+    const r = await this.request('GET', `/v2/${repo}/referrers/${digest}`, { repo, actions: 'pull', headers: { accept: MEDIA.layoutIndex } });
+    if (r.status === 404 || r.status === 405 || r.status === 400) {
+      await r.body?.cancel();
+      return null;
+    }
+    if (r.status !== 200) throw await registryError(r, `GET referrers of ${digest}`);
+    const bytes = await readCapped(r, OCI_LIMITS.maxManifestBytes, `referrers of ${digest}`);
+    this.bytesReceived += bytes.length;
+    return bytes;
+  }
+
+  /** A small blob read whole (size-capped, digest verified): signatures, configs. */
+  async smallBlob(repo: string, digest: string, cap: number): Promise<Buffer> {
+    const parts: Buffer[] = [];
+    let n = 0;
+    for await (const c of this.blob(repo, digest)) {
+      n += c.length;
+      if (n > cap) throw new ForkdError('FORKD_E_ARTIFACT_TOO_LARGE', `blob ${digest} is larger than ${cap} bytes`);
+      parts.push(Buffer.from(c));
+    }
+    const bytes = Buffer.concat(parts);
+    const got = sha256Digest(bytes);
+    if (got !== digest) throw new ForkdError('FORKD_E_DIGEST_MISMATCH', `blob ${digest} arrived with digest ${got}`, { expected: digest, got });
+    return bytes;
   }
 
   private location(r: Response): string {

@@ -16,6 +16,18 @@ export const SnapshotManifestSchema = z.object({
   created_at: z.string(),
   /** Where this snapshot came from: a recipe boot, a branch of a sandbox, a diff or a compaction. */
   origin: z.object({ kind: z.enum(['recipe', 'branch', 'diff', 'compact']), recipe: z.string().optional(), source: z.string().optional() }),
+  /**
+   * Set where a pull or unpack wrote this snapshot: the reference (or pack file), the manifest
+   * digest of this link, what the trust policy checked and who signed. Local to this store: never
+   * exported (a pushed config carries none, an incoming one is ignored).
+   */
+  pulled_from: z.object({
+    ref: z.string().max(1024),
+    digest: z.string().max(100),
+    verification: z.enum(['verified', 'not-required', 'skipped', 'unsigned-pack']),
+    signers: z.array(z.string().max(100)).max(32),
+    at: z.string(),
+  }).optional(),
   /** The snapshot this one is a layer on (its memory pages and disk blocks are relative to it). */
   parent_tag: z.string().nullable(),
   /** The parent instance (its vmstate hash): a layer never attaches to a re-created parent of the same tag. */
