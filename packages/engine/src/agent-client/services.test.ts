@@ -124,10 +124,20 @@ for (const mode of ['node-spawn', 'forkd-spawn'] as const) {
     });
 
     it('runs a service as another account (setpriv), with its HOME and USER', async () => {
-      const st = await startServices(c, [{ name: 'as-nobody', user: 'nobody', start: 'echo "uid=$(id -u) user=$USER"; exec sleep 600', ready: { cmd: 'test "$(id -un)" = nobody' }, timeout_secs: 20 }]);
-      started.push(st[0]!.pid!);
-      const nobody = execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' }).trim();
-      assert.match(st[0]!.output, new RegExp(`uid=${nobody} user=nobody`));
+      // The service reports itself in a file it writes (its piped output may still be in flight when the
+      // ready check passes); the ready check is that file.
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'svc-nobody-'));
+      fs.chmodSync(dir, 0o777);
+      const report = path.join(dir, 'who');
+      try {
+        const st = await startServices(c, [{ name: 'as-nobody', user: 'nobody', start: `echo "uid=$(id -u) user=$USER home=$HOME" > ${report}.tmp && mv ${report}.tmp ${report}; exec sleep 600`, ready: { file: report }, timeout_secs: 20 }]);
+        started.push(st[0]!.pid!);
+        const nobody = execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' }).trim();
+        const home = execFileSync('sh', ['-c', 'getent passwd nobody | cut -d: -f6'], { encoding: 'utf8' }).trim();
+        assert.equal(fs.readFileSync(report, 'utf8').trim(), `uid=${nobody} user=nobody home=${home}`);
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
     });
 
     it('all or nothing: when a later service fails, the earlier ones are stopped', async () => {
