@@ -81,40 +81,34 @@ function invalid(message: string, details?: Record<string, unknown>): ForkdError
   return new ForkdError('FORKD_E_ARTIFACT_INVALID', message, details);
 }
 
-export function parseArtifactManifest(bytes: Buffer, what: string): ArtifactManifest {
-  if (bytes.length > OCI_LIMITS.maxManifestBytes) throw new ForkdError('FORKD_E_ARTIFACT_TOO_LARGE', `${what} is ${bytes.length} bytes (limit ${OCI_LIMITS.maxManifestBytes})`);
+/** JSON from an artifact, size-capped before it is parsed and checked against its schema. */
+function parseCapped<T extends z.ZodTypeAny>(bytes: Buffer, limit: number, schema: T, what: string, isNot: string): z.output<T> {
+  if (bytes.length > limit) throw new ForkdError('FORKD_E_ARTIFACT_TOO_LARGE', `${what} is ${bytes.length} bytes (limit ${limit})`);
   let json: unknown;
   try {
     json = JSON.parse(bytes.toString('utf8'));
   } catch {
     throw invalid(`${what} is not JSON`);
   }
-  const r = ArtifactManifestSchema.safeParse(json);
+  const r = schema.safeParse(json);
   if (!r.success) {
     const i = r.error.issues[0];
-    throw invalid(`${what} is not a forkd snapshot artifact (format ${OCI_FORMAT_VERSION}): ${i?.path.join('.') ?? ''} ${i?.message ?? ''}`.trim());
+    throw invalid(`${what} is not ${isNot}: ${i?.path.join('.') ?? ''} ${i?.message ?? ''}`.trim());
   }
-  const fmt = r.data.annotations[ANNOTATION.format];
-  if (fmt !== String(OCI_FORMAT_VERSION)) throw invalid(`${what} has forkd artifact format ${JSON.stringify(fmt)}; this forkd reads format ${OCI_FORMAT_VERSION}`);
-  const parent = r.data.annotations[ANNOTATION.parent];
-  if (parent !== undefined && !DIGEST.test(parent)) throw invalid(`${what}: parent annotation is not a digest`);
   return r.data;
 }
 
+export function parseArtifactManifest(bytes: Buffer, what: string): ArtifactManifest {
+  const m: ArtifactManifest = parseCapped(bytes, OCI_LIMITS.maxManifestBytes, ArtifactManifestSchema, what, `a forkd snapshot artifact (format ${OCI_FORMAT_VERSION})`);
+  const fmt = m.annotations[ANNOTATION.format];
+  if (fmt !== String(OCI_FORMAT_VERSION)) throw invalid(`${what} has forkd artifact format ${JSON.stringify(fmt)}; this forkd reads format ${OCI_FORMAT_VERSION}`);
+  const parent = m.annotations[ANNOTATION.parent];
+  if (parent !== undefined && !DIGEST.test(parent)) throw invalid(`${what}: parent annotation is not a digest`);
+  return m;
+}
+
 export function parseSnapshotConfig(bytes: Buffer, what: string): SnapshotConfig {
-  if (bytes.length > OCI_LIMITS.maxConfigBytes) throw new ForkdError('FORKD_E_ARTIFACT_TOO_LARGE', `${what} is ${bytes.length} bytes (limit ${OCI_LIMITS.maxConfigBytes})`);
-  let json: unknown;
-  try {
-    json = JSON.parse(bytes.toString('utf8'));
-  } catch {
-    throw invalid(`${what} is not JSON`);
-  }
-  const r = SnapshotConfigSchema.safeParse(json);
-  if (!r.success) {
-    const i = r.error.issues[0];
-    throw invalid(`${what} is not a forkd snapshot config: ${i?.path.join('.') ?? ''} ${i?.message ?? ''}`.trim());
-  }
-  return r.data;
+  return parseCapped(bytes, OCI_LIMITS.maxConfigBytes, SnapshotConfigSchema, what, 'a forkd snapshot config');
 }
 
 /**
