@@ -46,7 +46,6 @@ before(async () => {
 after(async () => {
   await d?.stop();
   servers?.kill('SIGKILL');
-  for (const n of sh('ip', ['netns', 'list']).split('\n').map((l) => l.split(' ')[0]!).filter((n) => prefix && n.startsWith(prefix))) sh('ip', ['netns', 'del', n]);
   await lab?.close();
 });
 

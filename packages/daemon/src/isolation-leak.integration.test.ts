@@ -40,7 +40,6 @@ before(async () => {
 });
 after(async () => {
   await d?.stop();
-  for (const n of sh('ip', ['netns', 'list']).split('\n').map((l) => l.split(' ')[0]!).filter((n) => prefix && n.startsWith(prefix))) sh('ip', ['netns', 'del', n]);
   await lab?.close();
 });
 

@@ -28,8 +28,6 @@ before(async () => {
 });
 after(async () => {
   await d?.stop();
-  // Whatever a failure left: our namespaces only (prefix of our run dir), then the lab.
-  for (const n of sh('ip', ['netns', 'list']).split('\n').map((l) => l.split(' ')[0]!).filter((n) => prefix && n.startsWith(prefix))) sh('ip', ['netns', 'del', n]);
   await lab?.close();
 });
 

@@ -3,13 +3,14 @@
  * host namespace (reached through a veth, as a real destination is: not an address of the uplink,
  * which the egress policy always denies) with an HTTP server, and a run dir of its own so the namespaces its children get
  * are named apart from every other run's. Everything is prefixed with the run's tag and removed by
- * close(), also after a failure.
+ * close(), also after a failure, together with any child namespace named after the lab's run dir.
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import crypto from 'node:crypto';
+import { netnsPrefix } from '../network/netns/names.js';
 
 export interface NetLab {
   tag: string;
@@ -44,7 +45,10 @@ export async function openNetLab(): Promise<NetLab> {
   const exec = (netns: string, cmd: string[], timeoutMs = 20_000) => sh('ip', ['netns', 'exec', netns, ...cmd], timeoutMs);
   const close = async () => {
     server?.kill('SIGKILL');
-    for (const ns of [testHostNetns, uplinkNetns]) try { sh('ip', ['netns', 'del', ns]); } catch { /* gone */ }
+    // Whatever a failure left of the children's namespaces (named after this lab's run dir), then the lab's own.
+    const prefix = netnsPrefix(runDir);
+    const children = sh('ip', ['netns', 'list']).split('\n').map((l) => l.split(' ')[0]!).filter((n) => n.startsWith(prefix));
+    for (const ns of [...children, testHostNetns, uplinkNetns]) try { sh('ip', ['netns', 'del', ns]); } catch { /* gone */ }
     await fs.rm(runDir, { recursive: true, force: true });
     await fs.rm(path.join(os.tmpdir(), `${tag}-www`), { recursive: true, force: true });
   };
