@@ -16,7 +16,7 @@
  * Ctrl-C / SIGTERM end the daemon, which ends every VM it started (--on-stop end).
  */
 import { promises as fs } from 'node:fs';
-import os from 'node:os';
+import { cpuModel, loadAverage, hostLine } from './host.js';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { summarize, nowMs, since } from '@forkd/engine';
@@ -38,7 +38,7 @@ const SETTLE_MS = num('SETTLE_MS', 5000, 3000);
 const CPU_WINDOW_MS = num('CPU_WINDOW_MS', 10_000, 5000);
 const SPAWN_BATCH = 100; // under the daemon's --max-spawn-in-flight (128)
 const log = (s: string) => process.stderr.write(`${s}\n`);
-const load = () => os.loadavg().map((x) => x.toFixed(2)).join(' ');
+const load = loadAverage;
 
 let d: TestDaemon | null = null;
 let stopping = false;
@@ -198,10 +198,9 @@ const mmm = (v: number[], digits = 1) => {
 /** A step's figure at a given idle count, across rounds (rounds that reached it). */
 const at = (n: number, f: (s: Step) => number) => rounds.map((r) => r.steps.find((s) => s.idle === n)).filter((s): s is Step => !!s).map(f);
 const lastKept = (r: Round) => r.steps.filter((s) => s.ratio <= 2).at(-1);
-const cpu = os.cpus()[0]?.model ?? 'unknown';
 const lines = [
   `command: npm run bench:density${quick ? ' -- --quick' : ''} (ROUNDS=${ROUNDS} STEP=${STEP} MAX=${MAX} N100=${N100} ACTIVE=${ACTIVE})`,
-  `machine: ${cpu}, ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB; TCG (no usable KVM here); FORKD_TCG_TB_SIZE=${process.env.FORKD_TCG_TB_SIZE ?? '(default)'}; KSM ${JSON.stringify(await ksmPages())}`,
+  `machine: ${hostLine()}; TCG (no usable KVM here); FORKD_TCG_TB_SIZE=${process.env.FORKD_TCG_TB_SIZE ?? '(default)'}; KSM ${JSON.stringify(await ksmPages())}`,
   `speed probe ${speedBefore} ms before, ${speedAfter} ms after; load average at the end ${load()}`,
   '',
   '| figure (min / median / max over rounds) | value |',
@@ -233,4 +232,4 @@ if (nb) {
 process.stdout.write(`${lines.join('\n')}\n`);
 const outDir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
 await fs.mkdir(outDir, { recursive: true });
-await fs.writeFile(path.join(outDir, `density-${new Date().toISOString().replace(/[:.]/g, '-')}.json`), JSON.stringify({ env: { cpu, speedProbeMs: [speedBefore, speedAfter], tb: process.env.FORKD_TCG_TB_SIZE ?? null, quick }, ROUNDS, STEP, MAX, N100, ACTIVE, rounds }, null, 2));
+await fs.writeFile(path.join(outDir, `density-${new Date().toISOString().replace(/[:.]/g, '-')}.json`), JSON.stringify({ env: { cpu: cpuModel(), speedProbeMs: [speedBefore, speedAfter], tb: process.env.FORKD_TCG_TB_SIZE ?? null, quick }, ROUNDS, STEP, MAX, N100, ACTIVE, rounds }, null, 2));

@@ -13,6 +13,7 @@
  *      WINDOW_S (60), WINDOWS (3), SETTLE_S (15), BENCH_TAG (idle-python), TRACE (1).
  */
 import os from 'node:os';
+import { loadAverage } from './host.js';
 import { promises as fs } from 'node:fs';
 import { Engine, summarize, type Sandbox } from '@forkd/engine';
 import { agentOf } from '@forkd/engine/testing';
@@ -28,7 +29,7 @@ const MODES = (process.env.MODES ?? 'old,new').split(',') as Array<'old' | 'new'
 const TRACE = process.env.TRACE !== '0';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const f2 = (s: { min: number; median: number; max: number }) => `${s.min.toFixed(2)} / ${s.median.toFixed(2)} / ${s.max.toFixed(2)}`;
-const load = () => os.loadavg().map((l) => l.toFixed(2)).join(' ');
+const load = loadAverage;
 
 async function guestSh(sb: Sandbox, shell: string): Promise<string> {
   const r = await agentOf(sb).exec({ shell, timeout_ms: 30_000 });

@@ -12,6 +12,7 @@
  */
 import { promises as fs, readFileSync, readdirSync } from 'node:fs';
 import os from 'node:os';
+import { cpuModel, hostLine } from './host.js';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Engine, summarize, nowMs, since } from '@forkd/engine';
@@ -136,9 +137,8 @@ const fmt = (xs: number[], unit = 's', div = 1000, dgt = 2) => {
   const s = summarize(xs);
   return `${(s.min / div).toFixed(dgt)} / ${(s.median / div).toFixed(dgt)} / ${(s.max / div).toFixed(dgt)} ${unit}`;
 };
-const cpu = os.cpus()[0]?.model ?? 'unknown';
 const lines = [
-  `machine: ${cpu}, ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB; accel ${env.accel}; QEMU ${env.qemuVersion}`,
+  `machine: ${hostLine()}; accel ${env.accel}; QEMU ${env.qemuVersion}`,
   `command: ROUNDS=${ROUNDS} N=${N} npm run bench:spawn   (snapshot ${plain.tag}; two daemons, one with --warm-pool ${plain.tag}=${N}); min / median / max over ${ROUNDS} rounds, alternated`,
   `machine speed probe (fixed host work; lower is faster): ${speedBefore} ms before, ${speedAfter} ms after; load average at each spawn: ${samples.map((s) => s.load[0]!.toFixed(1)).join(', ')}`,
   '',
@@ -156,4 +156,4 @@ const lines = [
 process.stdout.write(`${lines.join('\n')}\n`);
 const outDir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
 await fs.mkdir(outDir, { recursive: true });
-await fs.writeFile(path.join(outDir, `spawn-throughput-${new Date().toISOString().replace(/[:.]/g, '-')}.json`), JSON.stringify({ env: { cpu, accel: env.accel, qemu: env.qemuVersion, speedProbeMs: [speedBefore, speedAfter] }, ROUNDS, N, samples }, null, 2));
+await fs.writeFile(path.join(outDir, `spawn-throughput-${new Date().toISOString().replace(/[:.]/g, '-')}.json`), JSON.stringify({ env: { cpu: cpuModel(), accel: env.accel, qemu: env.qemuVersion, speedProbeMs: [speedBefore, speedAfter] }, ROUNDS, N, samples }, null, 2));

@@ -11,7 +11,7 @@
  * the previous settings back after; it reports ksmd's CPU time.
  */
 import { promises as fs } from 'node:fs';
-import os from 'node:os';
+import { loadAverage } from '../host.js';
 import { Engine, nowMs, since, summarize, type Sandbox } from '@forkd/engine';
 import { ensureFixtureSnapshot, testEngine } from '@forkd/engine/testing';
 import { breakdowns, summarizeMem, totalCpuMs, cpuMs, ksmPages, type MemSummary } from './probe.js';
@@ -35,7 +35,7 @@ const KSM_WAIT_MS = Number(process.env.KSM_WAIT_MS ?? 30_000);
 const BATCH = Number(process.env.BATCH ?? 10);
 const engine: Engine = testEngine();
 const tag = process.env.BENCH_TAG ?? (await ensureFixtureSnapshot(engine));
-const load = () => os.loadavg().map((x) => x.toFixed(2)).join(' ');
+const load = loadAverage;
 const fmt = (m: MemSummary) => {
   const b = m.byClassMib;
   return `PSS/child median ${m.pssMib.toFixed(1)} (max ${m.pssMaxMib.toFixed(1)}, KVM-equivalent ${m.kvmEquivalentPssMib.toFixed(1)}) MiB; by class: guestShared ${b.guestShared.toFixed(1)} guestCow ${b.guestCow.toFixed(1)} tcgBuffer ${b.tcgBuffer.toFixed(1)} heap ${b.heap.toFixed(1)} anon ${b.anon.toFixed(1)} libs ${b.libs.toFixed(1)} other ${b.other.toFixed(1)}; sum ${(m.sumPssMib / 1024).toFixed(2)} GiB`;

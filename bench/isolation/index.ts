@@ -14,6 +14,7 @@
 import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
+import { cpuModel, loadAverage, hostLine } from '../host.js';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import { fileURLToPath } from 'node:url';
@@ -31,7 +32,7 @@ const SINGLES = Number(process.env.SINGLES ?? 5);
 const DL_MB = Number(process.env.DL_MB ?? 32);
 const QUOTAS = { memoryMib: 512, pidsMax: 256, cpuWeight: 50 };
 const log = (s: string) => process.stderr.write(`${s}\n`);
-const load = () => os.loadavg().map((l) => l.toFixed(2)).join(' ');
+const load = loadAverage;
 const fmt = (xs: number[], d = 0) => { const s = summarize(xs); return `${s.min.toFixed(d)} / ${s.median.toFixed(d)} / ${s.max.toFixed(d)}`; };
 const med = (xs: number[]) => summarize(xs).median;
 
@@ -163,9 +164,8 @@ try {
   log('host set-up profile (no VM)');
   const profile = await profileSetup(log, { lab, egress });
   const speedAfter = speedProbeMs();
-  const cpu = os.cpus()[0]?.model ?? 'unknown';
   const lines = [
-    `machine: ${cpu}, ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB; accel ${env.accel}; QEMU ${env.qemuVersion}; kernel ${env.kernel.version}`,
+    `machine: ${hostLine()}; accel ${env.accel}; QEMU ${env.qemuVersion}; kernel ${env.kernel.version}`,
     `command: ROUNDS=${ROUNDS} N=${N} SINGLES=${SINGLES} DL_MB=${DL_MB} npm run bench:isolation   (fixture snapshot; quotas memory_limit_mib=${QUOTAS.memoryMib} pids_max=${QUOTAS.pidsMax} cpu_weight=${QUOTAS.cpuWeight}; egress allow ${lab.testHost}/32)`,
     `load average before: ${loadBefore}; after: ${load()}; speed probe ${speedBefore} ms before, ${speedAfter} ms after (lower is faster)`,
     '',
@@ -186,7 +186,7 @@ try {
   process.stdout.write(`${lines.join('\n')}\n`);
   const outDir = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'results');
   await fs.mkdir(outDir, { recursive: true });
-  await fs.writeFile(path.join(outDir, `isolation-bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`), JSON.stringify({ env: { cpu, accel: env.accel, qemu: env.qemuVersion, load: [loadBefore, load()], speedProbeMs: [speedBefore, speedAfter] }, ROUNDS, N, SINGLES, DL_MB, batch, single, batchDiff, singleDiff, viaHost, inNetns, dl, dlHost, report: lines }, null, 2));
+  await fs.writeFile(path.join(outDir, `isolation-bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`), JSON.stringify({ env: { cpu: cpuModel(), accel: env.accel, qemu: env.qemuVersion, load: [loadBefore, load()], speedProbeMs: [speedBefore, speedAfter] }, ROUNDS, N, SINGLES, DL_MB, batch, single, batchDiff, singleDiff, viaHost, inNetns, dl, dlHost, report: lines }, null, 2));
 } finally {
   await Promise.all([...live].map((s) => s.kill().catch(() => undefined)));
   await egress?.stop().catch(() => undefined);

@@ -5,6 +5,7 @@
 import { promises as fs, readdirSync, readlinkSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { hostLine } from '../host.js';
 import type { TestDaemon } from '@forkd/daemon/testing';
 
 export interface ScenarioOptions {
@@ -131,5 +132,5 @@ export async function settle(f: () => boolean | Promise<boolean>, ms: number): P
 /** One line about the host, for the figures: cores, memory, load (other helpers share it). */
 export function machineLine(): string {
   const [l1, l5] = os.loadavg();
-  return `${os.cpus()[0]?.model ?? 'cpu'}, ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}, load average ${l1!.toFixed(2)} (1 min) ${l5!.toFixed(2)} (5 min)`;
+  return `${hostLine()}, node ${process.version}, load average ${l1!.toFixed(2)} (1 min) ${l5!.toFixed(2)} (5 min)`;
 }

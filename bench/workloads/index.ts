@@ -7,7 +7,7 @@
  * raw numbers to bench/results/workloads-<time>.json.
  */
 import { promises as fs } from 'node:fs';
-import os from 'node:os';
+import { loadAverage, hostLine } from '../host.js';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Engine } from '@forkd/engine';
@@ -25,9 +25,9 @@ for (const w of wanted) if (!available.includes(w)) throw new Error(`unknown par
 
 const engine = new Engine({ accel: (process.env.FORKD_ACCEL as 'auto' | 'kvm' | 'tcg' | undefined) ?? 'auto' });
 const env = await engine.platform.resolve();
-const load = () => os.loadavg().map((l) => l.toFixed(2)).join(' ');
+const load = loadAverage;
 const header = [
-  `machine: ${os.cpus()[0]?.model ?? 'unknown'}, ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB; accel ${env.accel}; QEMU ${env.qemuVersion}`,
+  `machine: ${hostLine()}; accel ${env.accel}; QEMU ${env.qemuVersion}`,
   `command: ${process.env.PARTS ? `PARTS=${process.env.PARTS} ` : ''}ROUNDS=${ROUNDS} npm run bench:workloads; figures are min / median / max over ${ROUNDS} rounds`,
   `load average before: ${load()}; machine speed probe (fixed host work, lower is faster): ${speedProbeMs()} ms before`,
 ];
