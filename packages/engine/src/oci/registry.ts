@@ -178,8 +178,8 @@ export class RegistryClient {
   }
 
   /** A manifest's bytes (size-capped while reading) and digest; a digest reference is verified. */
-  async manifest(repo: string, reference: string): Promise<{ bytes: Buffer; digest: string; mediaType: string }> {
-    const r = await this.request('GET', `/v2/${repo}/manifests/${reference}`, { repo, actions: 'pull', headers: { accept: `${MEDIA.manifest}, ${MEDIA.layoutIndex};q=0.5` } });
+  async manifest(repo: string, reference: string, accept = `${MEDIA.manifest}, ${MEDIA.layoutIndex};q=0.5`): Promise<{ bytes: Buffer; digest: string; mediaType: string }> {
+    const r = await this.request('GET', `/v2/${repo}/manifests/${reference}`, { repo, actions: 'pull', headers: { accept } });
     if (r.status === 404) throw new ForkdError('FORKD_E_REF_NOT_FOUND', `${this.registry}/${repo} has no manifest ${reference}`, { reference });
     if (r.status !== 200) throw await registryError(r, `GET manifest ${reference}`);
     const declared = Number(r.headers.get('content-length') ?? '0');
