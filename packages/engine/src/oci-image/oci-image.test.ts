@@ -12,6 +12,7 @@ import { readLayerTar } from './layer-tar.js';
 import { RootfsTree, nameComponents } from './rootfs-tree.js';
 import { resolveImage, layoutDirSource, dockerArchiveSource } from './source.js';
 import { runtimeConfigOf } from './build.js';
+import { realpathInRoot } from './runtime.js';
 import { tarOf, imageOf, writeLayoutDir, type TestEntry } from '../testing/oci-image.js';
 import { sha256Digest } from '../oci/digest.js';
 
@@ -134,4 +135,22 @@ test('a docker save archive (manifest.json + layer.tar) reads as an image whose 
 
 test('image config: Env becomes a map, WorkingDir must be absolute', () => {
   assert.deepEqual(runtimeConfigOf(['PATH=/bin:/usr/bin', 'X=a=b', 'bad-name=1', 'NOEQ'], 'rel/dir', 'app'), { env: { PATH: '/bin:/usr/bin', X: 'a=b' }, workdir: null, user: 'app' });
+});
+
+test('runtime libraries: absolute and relative symlinks of the Debian root resolve inside it', async () => {
+  const root = await fs.mkdtemp(path.join(os.tmpdir(), 'forkd-root-'));
+  try {
+    await fs.mkdir(path.join(root, 'lib/x86_64-linux-gnu'), { recursive: true });
+    await fs.mkdir(path.join(root, 'lib64'));
+    await fs.writeFile(path.join(root, 'lib/x86_64-linux-gnu/ld-2.so'), 'x');
+    await fs.symlink('ld-2.so', path.join(root, 'lib/x86_64-linux-gnu/ld-linux-x86-64.so.2'));
+    await fs.symlink('/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2', path.join(root, 'lib64/ld-linux-x86-64.so.2'));
+    assert.equal(await realpathInRoot(root, '/lib64/ld-linux-x86-64.so.2'), path.join(root, 'lib/x86_64-linux-gnu/ld-2.so'));
+    await fs.symlink('/../../../etc/passwd', path.join(root, 'lib64/escape'));
+    await assert.rejects(realpathInRoot(root, '/lib64/escape'), /ENOENT/);
+    await fs.symlink('loop', path.join(root, 'lib64/loop'));
+    await assert.rejects(realpathInRoot(root, '/lib64/loop'), /too many symlinks/);
+  } finally {
+    await fs.rm(root, { recursive: true, force: true });
+  }
 });

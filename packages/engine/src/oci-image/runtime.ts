@@ -68,6 +68,27 @@ async function libraryClosure(rootfs: string, binary: string): Promise<string[]>
   return libs;
 }
 
+/**
+ * A path of the Debian root filesystem with its symlinks followed inside it (an absolute link
+ * such as /lib64/ld-linux-x86-64.so.2 -> /lib/x86_64-linux-gnu/... names the root's own file).
+ */
+export async function realpathInRoot(root: string, p: string, hops = 0): Promise<string> {
+  const parts = p.split('/').filter((c) => c && c !== '.');
+  let current = '/';
+  for (let i = 0; i < parts.length; i++) {
+    const part = parts[i]!;
+    if (part === '..') { current = path.posix.dirname(current); continue; }
+    const next = path.posix.join(current, part);
+    const stat = await fs.lstat(path.join(root, next));
+    if (!stat.isSymbolicLink()) { current = next; continue; }
+    if (++hops > 40) throw new ForkdError('FORKD_E_IMAGE_BUILD_FAILED', `too many symlinks resolving ${p}`);
+    const target = await fs.readlink(path.join(root, next));
+    const base = target.startsWith('/') ? target : path.posix.join(current, target);
+    return realpathInRoot(root, path.posix.join(base, ...parts.slice(i + 1)), hops);
+  }
+  return path.join(root, current);
+}
+
 /** Writes the runtime into tree/.forkd from a Debian root filesystem that has the agent's packages. */
 export async function installRuntime(tree: string, debianRootfs: string, agentFiles: Array<{ name: string; data: Buffer }>): Promise<void> {
   const dir = path.join(tree, RUNTIME_DIR);
@@ -78,9 +99,7 @@ export async function installRuntime(tree: string, debianRootfs: string, agentFi
   const inRoot = (p: string) => path.join(debianRootfs, p);
   await fs.copyFile(inRoot('/usr/bin/node'), path.join(bin, 'node'));
   for (const l of await libraryClosure(debianRootfs, '/usr/bin/node')) {
-    const real = await fs.realpath(inRoot(l));
-    if (!real.startsWith(debianRootfs + path.sep)) throw new ForkdError('FORKD_E_IMAGE_BUILD_FAILED', `library ${l} resolves outside the root filesystem`);
-    await fs.copyFile(real, path.join(lib, path.basename(l)));
+    await fs.copyFile(await realpathInRoot(debianRootfs, l), path.join(lib, path.basename(l)));
   }
   await fs.copyFile(inRoot('/usr/bin/tini-static'), path.join(bin, 'tini'));
   await fs.copyFile('/bin/busybox', path.join(bin, 'busybox'));
