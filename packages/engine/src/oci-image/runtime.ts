@@ -89,6 +89,37 @@ export async function realpathInRoot(root: string, p: string, hops = 0): Promise
   return path.join(root, current);
 }
 
+/**
+ * Debian's libnode loads some builtins (cjs-module-lexer, undici, acorn) from absolute paths under
+ * /usr/share/nodejs compiled into it. The image may have no such files (or other ones), so the
+ * paths are rewritten in place to a directory of the same length inside the runtime and the
+ * files copied there.
+ */
+const DEBIAN_BUILTINS = '/usr/share/nodejs/';
+const RUNTIME_BUILTINS = `${RUNTIME_DIR}/share/njs/`;
+async function relocateSharedBuiltins(debianRootfs: string, lib: string, runtimeDir: string): Promise<void> {
+  if (DEBIAN_BUILTINS.length !== RUNTIME_BUILTINS.length) throw new Error('builtin paths must keep their length');
+  for (const name of await fs.readdir(lib)) {
+    if (!name.startsWith('libnode')) continue;
+    const file = path.join(lib, name);
+    const data = await fs.readFile(file);
+    const from = Buffer.from(DEBIAN_BUILTINS);
+    const files = new Set<string>();
+    for (let at = data.indexOf(from); at >= 0; at = data.indexOf(from, at + from.length)) {
+      const end = data.indexOf(0, at);
+      const m = /^[\w./-]+?\.js/.exec(data.subarray(at + from.length, end).toString('latin1'));
+      if (m && !m[0].includes('..')) files.add(m[0]);
+      Buffer.from(RUNTIME_BUILTINS).copy(data, at);
+    }
+    await fs.writeFile(file, data);
+    for (const f of files) {
+      const target = path.join(runtimeDir, 'share', 'njs', f);
+      await fs.mkdir(path.dirname(target), { recursive: true });
+      await fs.copyFile(await realpathInRoot(debianRootfs, DEBIAN_BUILTINS + f), target);
+    }
+  }
+}
+
 /** Writes the runtime into tree/.forkd from a Debian root filesystem that has the agent's packages. */
 export async function installRuntime(tree: string, debianRootfs: string, agentFiles: Array<{ name: string; data: Buffer }>): Promise<void> {
   const dir = path.join(tree, RUNTIME_DIR);
@@ -101,6 +132,7 @@ export async function installRuntime(tree: string, debianRootfs: string, agentFi
   for (const l of await libraryClosure(debianRootfs, '/usr/bin/node')) {
     await fs.copyFile(await realpathInRoot(debianRootfs, l), path.join(lib, path.basename(l)));
   }
+  await relocateSharedBuiltins(debianRootfs, lib, dir);
   await fs.copyFile(inRoot('/usr/bin/tini-static'), path.join(bin, 'tini'));
   await fs.copyFile('/bin/busybox', path.join(bin, 'busybox'));
   const loader = `${RUNTIME_DIR}/lib/ld-linux-x86-64.so.2`;
