@@ -106,7 +106,7 @@ export const SnapshotTree = z.object({ roots: z.array(TreeNode) });
  * is never logged or kept in the job record; without one, the daemon's Docker config.json is used.
  */
 const RegistryAuth = {
-  /** host[:port]/repository[:tag|@sha256:...] (the OCI distribution spec's reference grammar). */
+  /** host[:port]/repository[:tag|@sha256:...] (the OCI distribution spec's reference grammar); for a pull also owner/name[@version] when the daemon runs with FORKD_HUB. */
   ref: z.string().min(1).max(1024),
   username: z.string().min(1).max(256).optional(),
   password: z.string().min(1).max(4096).optional(),

@@ -2,6 +2,7 @@
  * Push and pull through OCI registries, as jobs. Admin only: the daemon opens connections to the
  * address a caller names (a registry), and a pull writes snapshots other identities could be
  * given. The password is handed to the engine and kept nowhere else (not in the job record).
+ * owner/name[@version] resolves through the operator's FORKD_HUB (a caller cannot name an index).
  * A pull is checked against the daemon's own trust policy (FORKD_TRUST_POLICY or
  * FORKD_HOME/trust-policy.json, read by the engine): a caller cannot name another or skip it.
  */

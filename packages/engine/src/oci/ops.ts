@@ -141,8 +141,11 @@ export async function pullSnapshot(layout: HomeLayout, platform: Platform, refTe
 export async function pullFor(layout: HomeLayout, host: () => Promise<HostCompat>, target: string, opts: PullOptions = {}, onProgress: ProgressFn = noProgress): Promise<PullResult> {
   let refText = target;
   let hubName: string | undefined;
-  if (opts.hub !== undefined && isHubName(target)) {
-    const h = await resolveHubName(target, opts.hub);
+  // The operator's FORKD_HUB is the default: the daemon resolves hub names through it, and a REST
+  // caller cannot name another index (a file path or URL the daemon would read for them).
+  const hub = opts.hub ?? process.env.FORKD_HUB;
+  if (hub !== undefined && isHubName(target)) {
+    const h = await resolveHubName(target, hub);
     refText = h.ref;
     hubName = `${h.name}@${h.version}`;
     onProgress({ phase: 'resolve', message: `${hubName} is ${refText}` });

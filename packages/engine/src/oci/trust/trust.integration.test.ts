@@ -190,6 +190,14 @@ test('owner/name[@version] resolves through a hub index (file or loopback URL), 
   const r = await pullFor(await freshStore(), async () => SYNTH_HOST, 'forkd/hubbed', { hub: file });
   assert.equal(r.reference, `${reg.host}/forkd/hubbed@${link.digest}`);
   assert.equal(r.hub_name, 'forkd/hubbed@latest');
+  // Without --hub the operator's FORKD_HUB applies (what the daemon's REST pull uses).
+  process.env.FORKD_HUB = file;
+  try {
+    const viaEnv = await pullFor(await freshStore(), async () => SYNTH_HOST, 'forkd/hubbed');
+    assert.equal(viaEnv.hub_name, 'forkd/hubbed@latest');
+  } finally {
+    delete process.env.FORKD_HUB;
+  }
   const server = http.createServer((_req, res) => res.end(JSON.stringify(index)));
   await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
   try {
