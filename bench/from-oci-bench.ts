@@ -47,6 +47,7 @@ try {
   log(`image: 2 layers, ${(unpacked / 2 ** 20).toFixed(1)} MiB of tar, ${(compressed / 2 ** 20).toFixed(1)} MiB gzip, on ${registry.host}`);
 
   const ours: number[] = [];
+  const phases: Record<string, number[]> = {};
   const base: number[] = [];
   for (let i = 0; i < RUNS; i++) {
     let t0 = nowMs();
@@ -59,7 +60,16 @@ try {
     await fs.rm(path.join(work, `baseline-${i}.ext4`), { force: true });
 
     t0 = nowMs();
-    const info = await engine.imageFromOci(`${registry.host}/bench/gcc:v1`, { name: `bench-from-oci-${process.pid}-${i}`, diskMib: DISK_MIB });
+    let phaseStart = t0;
+    let phase = 'resolve';
+    const onProgress = (p: { phase: string; message: string }) => {
+      const name = p.message.startsWith('layer') ? 'layers (fetch, verify, apply)' : p.message.startsWith('adding') ? 'agent runtime' : p.message.startsWith('mkfs') ? 'mkfs.ext4' : p.message.startsWith('image ') && p.message.includes('built') ? 'done' : phase;
+      if (name === phase) return;
+      (phases[phase] ??= []).push(nowMs() - phaseStart);
+      phase = name;
+      phaseStart = nowMs();
+    };
+    const info = await engine.imageFromOci(`${registry.host}/bench/gcc:v1`, { name: `bench-from-oci-${process.pid}-${i}`, diskMib: DISK_MIB, onProgress });
     ours.push(since(t0));
     if (info.cached) throw new Error('a bench run hit the cache');
     await fs.rm(path.dirname(info.path), { recursive: true, force: true });
@@ -76,6 +86,7 @@ try {
     `| baseline: tar -xzf each layer + mkfs.ext4 -d | ${fmt(b)} |`,
     `| forkd image from-oci (registry, digests, whiteouts, runtime, mkfs) | ${fmt(o)} |`,
     `| ratio (median) | ${(o.median / b.median).toFixed(2)}x |`,
+    ...Object.entries(phases).map(([name, ms]) => `| from-oci phase: ${name} | ${fmt(summarize(ms))} |`),
     '',
   ].join('\n'));
 } finally {

@@ -405,7 +405,7 @@ export class Engine {
   }
 
   async cleanup(opts: { dryRun?: boolean } = {}) {
-    const report = await cleanupStale({ dryRun: opts.dryRun ?? false, snapshotsDir: this.layout.snapshots, stagingDirs: [this.layout.images, this.layout.rootfsCache] });
+    const report = await cleanupStale({ dryRun: opts.dryRun ?? false, snapshotsDir: this.layout.snapshots, stagingDirs: [this.layout.images, this.layout.rootfsCache, this.layout.runtimeCache] });
     if (process.getuid?.() === 0) report.removed.push(...(await sweepStaleNetns({ dryRun: opts.dryRun ?? false })));
     const live = (await this.snapshots.list()).map((e) => e.manifest);
     report.removed.push(...(await pruneMemoryCache(this.layout, live, opts.dryRun ?? false)));

@@ -14,6 +14,8 @@ export interface HomeLayout {
   cache: string;
   debCache: string;
   rootfsCache: string;
+  /** The agent runtime OCI images get (/.forkd), built once per agent and Debian root. */
+  runtimeCache: string;
   accelCache: string;
   /** Children's disk overlays: on the home's disk, not the run dir's tmpfs (security review I3). */
   overlays: string;
@@ -27,6 +29,7 @@ export function homeLayout(root = forkdHome(), snapshotRoot?: string): HomeLayou
     cache: path.join(root, 'cache'),
     debCache: path.join(root, 'cache', 'debs'),
     rootfsCache: path.join(root, 'cache', 'rootfs'),
+    runtimeCache: path.join(root, 'cache', 'oci-runtime'),
     accelCache: path.join(root, 'cache', 'accel.json'),
     overlays: path.join(root, 'overlays'),
   };

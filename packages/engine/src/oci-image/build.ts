@@ -23,7 +23,7 @@ import { GUEST_HOSTS, GUEST_RESOLV_CONF } from '../image/guest-init.js';
 import { GUEST_HELPERS } from '../image/guest-helpers.js';
 import { readLayerTar } from './layer-tar.js';
 import { RootfsTree } from './rootfs-tree.js';
-import { installRuntime, runtimeInitScript, IMAGE_CONFIG_FILE } from './runtime.js';
+import { cachedRuntime, runtimeInitScript, IMAGE_CONFIG_FILE, RUNTIME_DIR } from './runtime.js';
 import { resolveImage, type BlobDescriptor, type ImageSource } from './source.js';
 
 /** Bump when the way OCI images are assembled changes. */
@@ -147,7 +147,10 @@ export async function imageFromOci(layout: HomeLayout, src: ImageSource, referen
       await readLayerTar(tar, (e, data) => tree.apply(e, data));
     }
     onProgress({ phase: 'image', message: 'adding the agent runtime (/.forkd)' });
-    await installRuntime(treeDir, debianRootfs, files);
+    const runtime = await cachedRuntime(layout.runtimeCache, debianRootfs, files);
+    // Whatever the image has at /.forkd (a directory, or a link leading out) gives way to ours.
+    await fs.rm(path.join(treeDir, RUNTIME_DIR), { recursive: true, force: true });
+    await runTool('cp', ['-a', '--reflink=auto', path.join(runtime, RUNTIME_DIR), treeDir]);
     const runtimeConfig = runtimeConfigOf(cfg.config?.Env, cfg.config?.WorkingDir, cfg.config?.User);
     await fs.writeFile(path.join(treeDir, IMAGE_CONFIG_FILE), JSON.stringify(runtimeConfig), { mode: 0o644 });
     await tree.writeFile(['etc', 'hosts'], GUEST_HOSTS);

@@ -42,6 +42,8 @@ async function layers(): Promise<TestEntry[][]> {
     { name: 'usr/', type: 'dir' },
     { name: 'usr/lib', type: 'symlink', target: '/opt' },
     { name: 'home/app/owned', type: 'file', data: 'mine', uid: 1000, gid: 1000, mode: 0o600 },
+    // an image's own /.forkd (here a link out to /etc) gives way to the agent's runtime
+    { name: '.forkd', type: 'symlink', target: '/etc' },
   ];
   const top: TestEntry[] = [
     { name: 'etc/.wh.gone', type: 'file', data: '' },
@@ -87,6 +89,7 @@ test('an OCI image without Node.js becomes a forkd image; children exec, move fi
   };
   assert.equal(await sh(a, 'test ! -e /usr/bin/node && test ! -e /usr/bin/python3 && echo none'), 'none', 'the image has no Node.js or Python of its own');
   assert.equal(await sh(a, 'cat /etc/motd'), 'layer two');
+  assert.equal(await sh(a, 'test -d /.forkd && test ! -L /.forkd && test ! -e /etc/init && test ! -e /etc/agent && echo replaced'), 'replaced');
   assert.equal(await sh(a, 'test -e /etc/gone || echo whited-out'), 'whited-out');
   assert.equal(await sh(a, 'ls /opt/app'), 'new', 'the opaque directory shows only the upper layer');
   assert.equal(await sh(a, 'cat /opt/via-link'), 'through a symlink');

@@ -9,7 +9,11 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { ForkdError } from '@forkd/protocol';
 import { runTool } from '../qemu/tools.js';
+import crypto from 'node:crypto';
 import { compileGuestHelpers } from '../image/guest-helpers.js';
+import { STAGING_PREFIX } from '../home/paths.js';
+import { exists, sha256 } from '../util/fsx.js';
+import { stagingOwnerSuffix } from '../util/staging.js';
 
 /** Where the runtime lives in the guest (the initramfs hands over to RUNTIME_INIT when it exists). */
 export const RUNTIME_DIR = '/.forkd';
@@ -118,6 +122,28 @@ async function relocateSharedBuiltins(debianRootfs: string, lib: string, runtime
       await fs.copyFile(await realpathInRoot(debianRootfs, DEBIAN_BUILTINS + f), target);
     }
   }
+}
+
+/**
+ * The runtime, built once per (Debian root, agent bundle) in cacheDir and copied into each image:
+ * building it (relinking Node, compiling the helpers) takes far longer than the image's own layers.
+ * Returns the directory that holds `.forkd`.
+ */
+export async function cachedRuntime(cacheDir: string, debianRootfs: string, agentFiles: Array<{ name: string; data: Buffer }>): Promise<string> {
+  const key = sha256(JSON.stringify({ v: 1, rootfs: path.basename(debianRootfs), agent: agentFiles.map((f) => [f.name, sha256(f.data)]), init: runtimeInitScript(), setuid: SETUID_HELPER_C, builtins: RUNTIME_BUILTINS }));
+  const dir = path.join(cacheDir, key);
+  if (await exists(path.join(dir, RUNTIME_INIT))) return dir;
+  await fs.mkdir(cacheDir, { recursive: true, mode: 0o700 });
+  const staging = path.join(cacheDir, `${STAGING_PREFIX}rt-${key.slice(0, 16)}-${stagingOwnerSuffix()}-${crypto.randomBytes(4).toString('hex')}`);
+  try {
+    await fs.mkdir(staging, { mode: 0o755 });
+    await installRuntime(staging, debianRootfs, agentFiles);
+    await fs.rm(dir, { recursive: true, force: true });
+    await fs.rename(staging, dir);
+  } finally {
+    await fs.rm(staging, { recursive: true, force: true });
+  }
+  return dir;
 }
 
 /** Writes the runtime into tree/.forkd from a Debian root filesystem that has the agent's packages. */
