@@ -38,8 +38,14 @@ export function tarHeader(name: string, size: number, type: 'file' | 'dir', mtim
   h.write(Math.floor(mtime).toString(8).padStart(11, '0') + '\0', 136, 'ascii');
   h.write('        ', 148, 'ascii');
   h.write(type === 'dir' ? '5' : '0', 156, 'ascii');
+  return sealUstarHeader(h);
+}
+
+/** Marks a header ustar and writes its checksum (the sum of its bytes, the checksum field as spaces). */
+export function sealUstarHeader(h: Buffer): Buffer {
   h.write('ustar\0', 257, 'ascii');
   h.write('00', 263, 'ascii');
+  h.write('        ', 148, 'ascii');
   let sum = 0;
   for (const b of h) sum += b;
   h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 'ascii');

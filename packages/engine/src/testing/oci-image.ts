@@ -7,6 +7,7 @@ import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { sha256Digest } from '../oci/digest.js';
 import { RegistryClient } from '../oci/registry.js';
+import { sealUstarHeader } from '../oci/tar.js';
 
 export type TestEntry =
   | { name: string; type: 'file'; data: Buffer | string; mode?: number; uid?: number; gid?: number }
@@ -21,15 +22,9 @@ function header(name: string, flag: string, size: number, mode: number, link = '
   h.write(gid.toString(8).padStart(7, '0') + '\0', 116, 'ascii');
   h.write(size.toString(8).padStart(11, '0') + '\0', 124, 'ascii');
   h.write('00000000000\0', 136, 'ascii');
-  h.write('        ', 148, 'ascii');
   h.write(flag, 156, 'ascii');
   h.write(link, 157, 100, 'utf8');
-  h.write('ustar\0', 257, 'ascii');
-  h.write('00', 263, 'ascii');
-  let sum = 0;
-  for (const b of h) sum += b;
-  h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 'ascii');
-  return h;
+  return sealUstarHeader(h);
 }
 
 export function tarOf(entries: TestEntry[]): Buffer {
