@@ -12,6 +12,8 @@ import path from 'node:path';
 import crypto from 'node:crypto';
 import type { Sandbox } from '../sandbox/sandbox.js';
 import { testEngine } from '../testing/fixture.js';
+import { Engine } from '../engine.js';
+import { runTool } from '../qemu/tools.js';
 import { startRegistry, type TestRegistry } from '../testing/registry.js';
 import { imageOf, pushImage, type TestEntry } from '../testing/oci-image.js';
 import { parseRecipe } from '../recipe/recipe.js';
@@ -22,6 +24,7 @@ const tag = `it-from-oci-${run}`;
 let registry: TestRegistry;
 let tmp = '';
 const live: Sandbox[] = [];
+const homes: string[] = [];
 
 const APPLETS = ['sh', 'cat', 'echo', 'ls', 'pwd', 'env', 'test', 'stat', 'id'];
 
@@ -68,6 +71,7 @@ after(async () => {
   await engine.removeSnapshot(tag).catch(() => undefined);
   await registry?.stop();
   await fs.rm(tmp, { recursive: true, force: true });
+  for (const h of homes) await fs.rm(h, { recursive: true, force: true });
 });
 
 test('an OCI image without Node.js becomes a forkd image; children exec, move files and eval JS', async () => {
@@ -105,4 +109,21 @@ test('an OCI image without Node.js becomes a forkd image; children exec, move fi
   const r = await b.eval('js', 'globalThis.n = (globalThis.n ?? 40) + 2; n');
   assert.equal(r.ok, true, JSON.stringify(r.error));
   assert.match(JSON.stringify(r), /42/);
+  await Promise.all(children.map((c) => c.kill()));
+
+  // The image carries its runtime, so its snapshot travels like any other: push, pull onto a
+  // store that has neither the image nor the snapshot, fork there.
+  const pushed = await engine.pushSnapshot({ tag, ref: `${registry.host}/forkd/tiny-snap:v1` });
+  const home = `${engine.layout.root}-from-oci-${run}`;
+  homes.push(home);
+  await fs.mkdir(home, { recursive: true });
+  await runTool('cp', ['-al', engine.layout.cache, path.join(home, 'cache')]);
+  const other = new Engine({ home, accel: (process.env.FORKD_ACCEL as 'auto' | 'kvm' | 'tcg' | undefined) ?? 'auto', network: false });
+  const pulled = await other.pullSnapshot({ ref: `${registry.host}/forkd/tiny-snap@${pushed.digest}` });
+  assert.equal(pulled.imageFetched, true);
+  const [kid] = await other.spawn({ tag, n: 1 });
+  live.push(kid!);
+  assert.equal(await sh(kid!, 'cat /etc/motd; echo $GREETING'), 'layer two\nhello-from-oci');
+  const kidEval = await kid!.eval('js', 'globalThis.n = (globalThis.n ?? 40) + 2; n');
+  assert.match(JSON.stringify(kidEval), /42/);
 });
