@@ -9,6 +9,7 @@ import * as Sb from './sandboxes.js';
 import * as F from './files.js';
 import * as W from './workspaces.js';
 import * as Eg from './egress.js';
+import * as Ui from './ui.js';
 
 export type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
 export type ResponseKind = z.ZodType | 'octet' | 'ndjson' | 'text' | 'empty';
@@ -20,6 +21,8 @@ export interface RouteDef {
   auth: boolean;
   /** Only admin tokens may call it (403 FORKD_E_FORBIDDEN otherwise). read-only tokens call GET routes only. */
   admin?: boolean;
+  /** A POST a read-only token may call too: it changes no resource (a web view login code). */
+  readOnlyAllowed?: boolean;
   params?: z.ZodType;
   query?: z.ZodType;
   body?: z.ZodType;
@@ -43,6 +46,10 @@ export const routes = {
   version: { method: 'GET', path: '/version', summary: 'Daemon and API version', auth: true, responses: { 200: C.Version } },
   metrics: { method: 'GET', path: '/metrics', summary: 'Prometheus metrics', auth: true, responses: { 200: 'text' } },
   openapi: { method: 'GET', path: '/v1/openapi.json', summary: 'This API as OpenAPI 3.1', auth: true, responses: { 200: z.record(z.string(), z.unknown()) } },
+
+  createUiCode: { method: 'POST', path: '/v1/ui/codes', summary: 'A one-time login code for the web view (forkd ui): open login_path on this address within seconds', auth: true, readOnlyAllowed: true, responses: { 201: Ui.UiCode } },
+  openUiSession: { method: 'POST', path: '/v1/ui/session', summary: 'Trade a web view login code for an HttpOnly session cookie (with the caller\'s identity and scope)', auth: false, readOnlyAllowed: true, body: Ui.UiSessionBody, responses: { 204: 'empty', 400: E, 401: E, 403: E, 429: E } },
+  closeUiSession: { method: 'DELETE', path: '/v1/ui/session', summary: 'End the web view session of this cookie', auth: true, responses: { 204: 'empty' } },
 
   listSnapshots: { method: 'GET', path: '/v1/snapshots', summary: 'List snapshots', auth: true, responses: { 200: z.array(Sn.SnapshotInfo) } },
   createSnapshot: { method: 'POST', path: '/v1/snapshots', summary: 'Create a snapshot from a recipe (a job to poll unless wait=true)', auth: true, body: Sn.CreateSnapshotBody, responses: { 201: Sn.SnapshotInfo, 202: C.Job, 400: E, 404: E, 409: E, 503: E } },

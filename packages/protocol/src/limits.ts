@@ -164,6 +164,22 @@ export const AUTH_LIMITS = {
 } as const;
 
 /**
+ * The web view's login (`forkd ui`): a token holder asks for a one-time code, the browser trades it
+ * by POST for an HttpOnly cookie. The code lives seconds (it travels in a URL fragment the user
+ * opens at once); the cookie's session lives hours and dies with the daemon (kept in memory only).
+ */
+export const UI_LIMITS = {
+  codeTtlMs: 60_000,
+  /** Outstanding codes at once (the oldest is dropped past it). */
+  maxCodes: 256,
+  sessionTtlMs: 12 * 3600_000,
+  /** Live sessions at once (the oldest is dropped past it). */
+  maxSessions: 1024,
+  /** Random bytes in a code and in a session id (hex on the wire). */
+  secretBytes: 32,
+} as const;
+
+/**
  * Snapshots as OCI artifacts (push, pull, pack, unpack): what forkd accepts from a registry or a
  * pack before anything is written, and how it uploads. Sizes an artifact declares are checked
  * against these before a byte is downloaded; the bytes that arrive are counted against the declared ones.
