@@ -20,6 +20,7 @@ import { snapshotHandlers } from './handlers/snapshots.js';
 import { branchingHandlers } from './handlers/branching.js';
 import { registryHandlers } from './handlers/registry.js';
 import { workspaceHandlers } from './handlers/workspaces.js';
+import { eventHandlers } from './events/stream.js';
 
 /** JSON bodies: code and stdin are capped at 4 MiB by the schemas; this bounds parsing. */
 export const JSON_BODY_LIMIT = 8 * 1024 * 1024;
@@ -124,6 +125,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     ...branchingHandlers(s),
     ...registryHandlers(s),
     ...workspaceHandlers(s),
+    ...eventHandlers(s.events),
   } as Handlers;
   registerRoutes(app, handlers, {
     authenticate: (req) => (req as AuthedRequest).caller ?? checkToken(req),
