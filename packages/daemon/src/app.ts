@@ -24,6 +24,7 @@ import { uiHandlers } from './handlers/ui.js';
 import { UiSessions } from './http/ui-sessions.js';
 import { assertNotCrossSite, cookieValue } from './http/ui-auth.js';
 import { OPEN_UI_PATHS, registerUiAssets } from './http/ui-static.js';
+import { eventHandlers } from './events/stream.js';
 
 /** JSON bodies: code and stdin are capped at 4 MiB by the schemas; this bounds parsing. */
 export const JSON_BODY_LIMIT = 8 * 1024 * 1024;
@@ -141,6 +142,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     ...registryHandlers(s),
     ...workspaceHandlers(s),
     ...uiHandlers(ui, failures),
+    ...eventHandlers(s.events),
   } as Handlers;
   registerRoutes(app, handlers, {
     authenticate: (req) => (req as AuthedRequest).caller ?? checkToken(req),
