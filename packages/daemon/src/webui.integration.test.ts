@@ -90,9 +90,12 @@ test('a branch made through REST appears without a reload; a click shows a sandb
   const { ctx, page } = await signedIn(alice);
   try {
     await page.waitForSelector(sandboxNode(t.e), { timeout: 15_000 });
+    // Live through the event stream (the page stops polling once it is open), not a refresh timer.
+    await page.waitForSelector('#live.on', { timeout: 15_000 });
     await page.evaluate(() => { (window as unknown as { sameDocument: boolean }).sameDocument = true; });
     const b3 = ((await alice.branchSandbox(t.e, { tag: tag('b3') })) as SnapshotInfo).tag;
     await page.waitForSelector(snapshotNode(b3), { timeout: 20_000 });
+    assert.match(await page.locator('#last-event').textContent() ?? '', /branched|snapshot_created/);
     assert.equal(await page.evaluate(() => (window as unknown as { sameDocument?: boolean }).sameDocument), true, 'the page was reloaded');
 
     await page.click(sandboxNode(t.c));

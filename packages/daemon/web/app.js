@@ -71,6 +71,7 @@ async function refresh() {
         state.fresh = known ? new Set([...now].filter((k) => !known.has(k))) : new Set();
         state.seen = now;
         render();
+        state.fresh = new Set(); // highlighted once, when they first appear
         if (!$('notice').textContent.startsWith('Your web view session')) notice(null);
       } catch (e) {
         if (!(e instanceof ApiError && e.status === 401)) notice(`Could not load the tree: ${e.message}`);
@@ -225,7 +226,8 @@ async function snapshotDetail(tag) {
 }
 
 // Live updates: each event makes one reload of the lists (the page keeps no second copy of the state).
-const EVENT_KINDS = ['created', 'killed', 'timed_out', 'branched', 'forked', 'paused', 'resumed', 'oom', 'snapshot_created', 'snapshot_deleted'];
+// The kinds of GET /v1/events (api/src/events.ts); the stream names each event by its kind.
+const EVENT_KINDS = ['created', 'killed', 'timed_out', 'oom', 'exited', 'lost', 'branched', 'forked', 'paused', 'resumed', 'snapshot_created', 'snapshot_deleted'];
 let poller = null;
 function setLive(on, text) {
   const l = $('live');
@@ -239,10 +241,17 @@ function poll() {
 }
 function live() {
   if (typeof EventSource === 'undefined') return poll();
-  const es = new EventSource('/v1/events', { withCredentials: true });
+  // No since: the stream starts at now (the lists just loaded cover the past); on a reconnect the
+  // browser sends Last-Event-ID, so nothing in between is missed.
+  const es = new EventSource('/v1/events');
   let opened = false;
-  const onEvent = () => refresh();
-  es.addEventListener('message', onEvent);
+  const onEvent = (m) => {
+    try {
+      const e = JSON.parse(m.data);
+      $('last-event').textContent = `${e.kind} ${e.sandbox_id ?? ''}${e.snapshot_tag ? ` ${e.snapshot_tag}` : ''} · ${new Date(e.time_unix_ms).toLocaleTimeString()}`;
+    } catch { /* a frame without JSON: refresh all the same */ }
+    refresh();
+  };
   for (const k of EVENT_KINDS) es.addEventListener(k, onEvent);
   es.addEventListener('open', () => {
     opened = true;
@@ -252,6 +261,7 @@ function live() {
   });
   es.addEventListener('error', () => {
     // A refused stream (no such route, or the session ended) is closed for good: fall back to polling.
+    // A dropped one (the daemon restarting, a slow reader cut off) reconnects by itself.
     if (es.readyState === EventSource.CLOSED) { es.close(); poll(); }
     else if (opened) setLive(false, 'reconnecting…');
   });

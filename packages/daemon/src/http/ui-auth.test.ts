@@ -47,7 +47,7 @@ async function cookieFor(who: string): Promise<string> {
 }
 
 test('without the cookie nothing is served but the login page, which holds no data', async () => {
-  for (const p of ['/ui', '/ui/app.js', '/ui/tree-layout.js', '/ui/app.css', '/v1/snapshots/tree', '/v1/sandboxes']) {
+  for (const p of ['/ui', '/ui/app.js', '/ui/tree-layout.js', '/ui/app.css', '/v1/snapshots/tree', '/v1/sandboxes', '/v1/events', '/v1/events?follow=false']) {
     const r = await raw(d, { method: 'GET', path: p });
     assert.equal(r.status, 401, `${p}: ${r.status}`);
     assert.equal(errorCode(r), 'FORKD_E_UNAUTHORIZED');
@@ -86,6 +86,10 @@ test('the cookie admits the page and the REST routes as its token would, and cha
   assert.match(String(page.headers['content-security-policy']), /script-src 'self'/);
   assert.equal(page.headers['x-frame-options'], 'DENY');
   assert.equal((await raw(d, { method: 'GET', path: '/v1/snapshots/tree', headers: { cookie } })).status, 200);
+  // The event stream the page follows takes the cookie too (here its JSON page form).
+  const events = await raw(d, { method: 'GET', path: '/v1/events?follow=false', headers: { cookie } });
+  assert.equal(events.status, 200, events.text);
+  assert.ok(Array.isArray((events.json as { events: unknown[] }).events));
   // A mutating call with the cookie alone is what a cross-site request looks like: refused.
   const kill = await raw(d, { method: 'DELETE', path: '/v1/sandboxes/sb-0123456789abcdef', headers: { cookie } });
   assert.equal(kill.status, 403, kill.text);

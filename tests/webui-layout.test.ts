@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { layoutForest, sourceSandbox, bytes, age, type LayoutNode } from '../../web/tree-layout.js';
+import { layoutForest, sourceSandbox, bytes, age, type LayoutNode } from '../packages/daemon/web/tree-layout.js';
 
 const node = (tag: string, sandboxes: string[] = [], children: LayoutNode[] = []): LayoutNode => ({ tag, kind: 'branch', created_at_unix: 0, sandboxes, children });
 
