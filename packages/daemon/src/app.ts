@@ -23,7 +23,7 @@ import { workspaceHandlers } from './handlers/workspaces.js';
 import { uiHandlers } from './handlers/ui.js';
 import { UiSessions } from './http/ui-sessions.js';
 import { assertNotCrossSite, cookieValue } from './http/ui-auth.js';
-import { OPEN_UI_PATHS, registerUiAssets } from './http/ui-static.js';
+import { OPEN_UI_PATHS, UI_PATHS, registerUiAssets } from './http/ui-static.js';
 import { eventHandlers } from './events/stream.js';
 
 /** JSON bodies: code and stdin are capped at 4 MiB by the schemas; this bounds parsing. */
@@ -78,7 +78,8 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     if (sid !== undefined) assertNotCrossSite(req.raw);
     return caller;
   };
-  const routeOf = new Map(Object.values(routes).map((r) => [`${r.method} ${r.path}`, r.path]));
+  const routeOf = new Map<string, string>(Object.values(routes).map((r) => [`${r.method} ${r.path}`, r.path]));
+  for (const p of UI_PATHS) routeOf.set(`GET ${p}`, p);
 
   app.addHook('onRequest', async (req, reply) => {
     o.onActivity?.();

@@ -29,6 +29,9 @@ const ASSETS: Asset[] = [
   { url: '/ui/login.js', file: 'login.js', type: 'text/javascript; charset=utf-8', open: true },
 ];
 
+/** Every path of the web view's files (named in metrics and audit lines like API routes). */
+export const UI_PATHS: readonly string[] = ASSETS.map((a) => a.url);
+
 /** The paths served without auth (the app's auth hook looks them up). */
 export const OPEN_UI_PATHS: ReadonlySet<string> = new Set(ASSETS.filter((a) => a.open).map((a) => a.url));
 
