@@ -10,6 +10,7 @@ import path from 'node:path';
 import type { ExecResultT } from '@forkd/protocol';
 import type { OutputCollector } from './output-buffer.js';
 import type { Launched, RunHandle, SpawnHelper } from './spawn-helper.js';
+import { asImageUser, imageDefaults } from './image-config.js';
 
 export type StreamName = 'stdout' | 'stderr';
 
@@ -100,6 +101,8 @@ export class RunningProcess {
   private paused = 0;
   private pendingKill: NodeJS.Signals | null = null;
   private runHandle: RunHandle | null = null;
+  /** The caller's working directory, else the image's (an OCI image's WorkingDir). */
+  private cwd: string | undefined;
   /** Settles once the process has a pid (or failed to start). */
   readonly started: Promise<void>;
   readonly done: Promise<ExecResultT>;
@@ -122,8 +125,10 @@ export class RunningProcess {
 
   private async start(finish: () => void): Promise<void> {
     const o = this.o;
-    const [file, args] = o.shell !== undefined ? [defaultShell(), ['-c', o.shell]] : [o.argv![0]!, o.argv!.slice(1)];
-    const env = { ...defaultEnv(), ...(o.env ?? {}) };
+    const [file, args, userEnv] = o.shell !== undefined ? asImageUser(defaultShell(), ['-c', o.shell]) : asImageUser(o.argv![0]!, o.argv!.slice(1));
+    const image = imageDefaults();
+    const env = { ...defaultEnv(), ...image.env, ...userEnv, ...(o.env ?? {}) };
+    this.cwd = o.cwd ?? image.workdir;
     const failed = (message: string): void => {
       this.error = message;
       this.running = false;
@@ -135,10 +140,10 @@ export class RunningProcess {
     if (o.launcher) {
       const stdinPath = this.stdinPathForHelper();
       try {
-        child = await o.launcher.launch({ file, args, env, cwd: o.cwd, stdinPath });
+        child = await o.launcher.launch({ file, args, env, cwd: this.cwd, stdinPath });
       } catch (err) {
         const e = err as NodeJS.ErrnoException;
-        if (e.code !== 'EHELPER' && e.code !== 'ETIMEDOUT') return failed(spawnError(e, o.cwd));
+        if (e.code !== 'EHELPER' && e.code !== 'ETIMEDOUT') return failed(spawnError(e, this.cwd));
       } finally {
         if (stdinPath) fs.rmSync(stdinPath, { force: true });
       }
@@ -149,7 +154,7 @@ export class RunningProcess {
         // stdin is a file (or /dev/null), never a socket: bash sources ~/.bashrc when its stdin is
         // a socket (the "run by rshd" heuristic), and node's 'pipe' is a socketpair.
         stdinFd = o.stdin && o.stdin.length > 0 ? openUnlinked(stdinFile(o.stdin)) : null;
-        child = spawn(file, args, { cwd: o.cwd, env, detached: true, stdio: [stdinFd ?? 'ignore', 'pipe', 'pipe'] }) as ChildProcess;
+        child = spawn(file, args, { cwd: this.cwd, env, detached: true, stdio: [stdinFd ?? 'ignore', 'pipe', 'pipe'] }) as ChildProcess;
       } catch (err) {
         // Synchronous spawn failures (bad argument types) are reported like a missing binary.
         return failed((err as Error).message);
@@ -167,7 +172,7 @@ export class RunningProcess {
   private runInHelper(file: string, args: string[], env: Record<string, string>, launcher: SpawnHelper, cap: number, finish: () => void): boolean {
     const o = this.o;
     const stdinPath = this.stdinPathForHelper();
-    const h = launcher.run({ file, args, env, cwd: o.cwd, stdinPath, cap });
+    const h = launcher.run({ file, args, env, cwd: this.cwd, stdinPath, cap });
     if (!h) {
       if (stdinPath) fs.rmSync(stdinPath, { force: true });
       return false;
@@ -190,7 +195,7 @@ export class RunningProcess {
       if (r.stderrTruncated) o.stderr.markTruncated();
       end();
     }, (err: NodeJS.ErrnoException) => {
-      this.error = spawnError(err, o.cwd);
+      this.error = spawnError(err, this.cwd);
       end();
     });
     return true;
@@ -216,7 +221,7 @@ export class RunningProcess {
       finish();
     };
     child.on('error', (err: NodeJS.ErrnoException) => {
-      this.error ??= spawnError(err, o.cwd);
+      this.error ??= spawnError(err, this.cwd);
       if (child.pid === undefined) {
         exited = true;
         closed = true;

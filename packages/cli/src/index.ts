@@ -8,7 +8,7 @@ import { cleanup, doctor } from './commands/host.js';
 import { serve, SERVE_LIMITS, QUOTA_FLAGS, quotaFlagName, type ServeFlags } from './commands/serve.js';
 import { registerRemoteCommands } from './commands/remote.js';
 import { registerSnapshotVerbs } from './commands/snapshot-verbs.js';
-import { registerHubCommands } from './commands/hub.js';
+import { registerFromOci, registerHubCommands } from './commands/hub.js';
 import { registerUiCommand } from './commands/ui.js';
 
 const program = new Command();
@@ -62,6 +62,7 @@ const context: CliContext = { run, engine, client: () => daemonClient(program.op
 registerSnapshotVerbs(program, context);
 registerRemoteCommands(program, context);
 registerHubCommands(program, context);
+registerFromOci(image, context);
 registerUiCommand(program, context);
 
 program.command('cleanup').description('kill VMs and remove files left behind by crashed forkd processes').option('--dry-run', 'only report').option('--json', 'JSON output')

@@ -2,6 +2,7 @@ import { type HomeLayout, homeLayout } from './home/paths.js';
 import { Platform, type AccelRequest } from './platform.js';
 import { loadRecipe, loadRecipeByName, type Recipe } from './recipe/recipe.js';
 import { ensureImage, listImages } from './image/build.js';
+import { buildImageFromOci } from './oci-image/index.js';
 import { checkMachineSize, createSnapshot } from './snapshot/create.js';
 import { SnapshotCatalog } from './snapshot/catalog.js';
 import { poolKey, spawnChildren, startPooledChild, type SpawnOptions } from './sandbox/spawn.js';
@@ -119,6 +120,11 @@ export class Engine {
   async buildImage(recipe: string | Recipe, opts: { onProgress?: ProgressFn; rebuild?: boolean } = {}) {
     const r = typeof recipe === 'string' ? await loadRecipe(recipe) : recipe;
     return ensureImage(this.layout, r, opts);
+  }
+
+  /** `forkd image from-oci`: an OCI image (layout dir, docker save archive or registry reference) as a forkd image. */
+  async imageFromOci(source: string, o: Parameters<typeof buildImageFromOci>[2]) {
+    return buildImageFromOci(this.layout, source, o);
   }
 
   listImages() {

@@ -27,3 +27,4 @@ export type { ChildNetwork } from './network/types.js';
 export type { ChildNetworks, EgressApplier } from './network/index.js';
 export { runtimeDir } from './runtime/index.js';
 export { parseReference, dockerConfigCredentials, OCI_FORMAT_VERSION, generateKeyFiles, loadTrustPolicy, type Credentials, type PushResult, type PullResult, type PullOptions, type Verification, type RegistryAccess, type ImportResult, type KeyFiles } from './oci/index.js';
+export { IMAGE_NAME, RUNTIME_DIR, type OciSourceKind } from './oci-image/index.js';

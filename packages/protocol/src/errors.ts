@@ -42,6 +42,10 @@ export const ERROR_CODES = {
   FORKD_E_DIGEST_MISMATCH: 400,
   FORKD_E_ARTIFACT_TOO_LARGE: 413,
   FORKD_E_ARTIFACT_RATIO: 413,
+  /** An OCI image has no linux/amd64 variant (forkd guests are linux/amd64). */
+  FORKD_E_IMAGE_PLATFORM: 400,
+  /** An image's files do not fit the disk asked for. */
+  FORKD_E_IMAGE_TOO_LARGE: 413,
   /** The trust policy requires a signature and the artifact has none. */
   FORKD_E_SIGNATURE_MISSING: 403,
   /** The trust policy requires a key's signature and none present verifies with it (wrong key, tampered). */

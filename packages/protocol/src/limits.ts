@@ -210,6 +210,8 @@ export const OCI_LIMITS = {
   maxSignatureBytes: 64 * 1024,
   /** A hub index (registry.json) read from a file or URL. */
   maxHubIndexBytes: 4 * 1024 * 1024,
+  /** Times one blob download continues (a Range request from the last byte received) after its connection drops. */
+  maxBlobResumes: 5,
   /** The trust policy file. */
   maxTrustPolicyBytes: 1024 * 1024,
   /** zstd level for blobs: fast enough to stay under the pack/push time budget on 2 cores. */

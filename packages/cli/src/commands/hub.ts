@@ -143,3 +143,24 @@ export function registerHubCommands(program: Command, { run, engine }: CliContex
       }
     }));
 }
+
+/** `forkd image from-oci SOURCE --name N`: an OCI image (registry, layout dir, docker save archive) as a forkd image. */
+export function registerFromOci(image: Command, ctx: CliContext): void {
+  credOptions(image.command('from-oci').argument('<source>', 'registry reference host[:port]/repo[:tag|@digest], an OCI layout directory, or a `docker save` archive')
+    .requiredOption('--name <name>', 'the image name recipes use (`"from": NAME`)').option('--disk-mib <mib>', 'disk size (the image must fit)', '1024'))
+    .description('build a forkd image from an OCI image without Docker; the agent brings its own runtime (/.forkd)')
+    .action(ctx.run(async (source: string, o: CredFlags & { name: string; diskMib: string; json?: boolean }) => {
+      const diskMib = Number(o.diskMib);
+      if (!Number.isInteger(diskMib) || diskMib < 64 || diskMib > 65536) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', '--disk-mib is an integer from 64 to 65536');
+      const progress = progressPrinter(!o.json);
+      try {
+        const info = await ctx.engine().imageFromOci(source, { name: o.name, diskMib, registry: await access(o), onProgress: progress.onProgress });
+        progress.done();
+        if (o.json) return printJson(info);
+        process.stdout.write(`image ${info.recipe} (${info.key.slice(0, 12)}) from ${info.oci?.ref ?? source}${info.cached ? ' (cached)' : ` built in ${(info.build_ms / 1000).toFixed(1)} s`}\n  ${info.oci?.layers ?? 0} layers, ${info.disk_mib} MiB disk; use it in a recipe with "from": "${info.recipe}"\n`);
+      } finally {
+        progress.done();
+      }
+    }));
+}
+

@@ -17,7 +17,7 @@ export interface InitNetwork {
 /**
  * /init of the initramfs (busybox sh). Loads the virtio modules in dependency order, then either
  * answers the acceleration probe (kernel argument forkd.probe=1) or mounts /dev/vda as the root
- * and hands over to /sbin/forkd-init. Any failure is printed on the console and powers off, so
+ * and hands over to /.forkd/init (OCI images) or /sbin/forkd-init. Any failure is printed on the console and powers off, so
  * QEMU exits (-no-reboot) instead of hanging.
  */
 export function initScript(moduleNames: string[], net?: InitNetwork): string {
@@ -57,10 +57,13 @@ while [ ! -b /dev/vda ]; do
   sleep 0.05
 done
 mount -t ext4 -o rw,noatime /dev/vda /newroot || fail "cannot mount /dev/vda (ext4) on /newroot"
-[ -x /newroot/sbin/forkd-init ] || fail "the root disk has no executable /sbin/forkd-init"
+# An image made from an OCI image brings the agent's own runtime at /.forkd; a Debian image has /sbin/forkd-init.
+next=/sbin/forkd-init
+[ -x /newroot/.forkd/init ] && next=/.forkd/init
+[ -x /newroot$next ] || fail "the root disk has no executable /sbin/forkd-init or /.forkd/init"
 umount /proc /sys
 mount --move /dev /newroot/dev || fail "cannot move /dev into the new root (does it have /dev?)"
-exec switch_root /newroot /sbin/forkd-init
+exec switch_root /newroot $next
 fail "switch_root failed"
 `;
 }

@@ -50,7 +50,8 @@ test('the init script mounts devtmpfs before redirecting to the console, and rej
   const s = initScript(['virtio_ring', 'virtio']);
   assert.ok(s.startsWith('#!/bin/busybox sh\n'));
   assert.ok(s.indexOf('mount -t devtmpfs') < s.indexOf('exec </dev/console'));
-  assert.ok(s.includes('exec switch_root /newroot /sbin/forkd-init'));
+  assert.ok(s.includes('next=/sbin/forkd-init') && s.includes('[ -x /newroot/.forkd/init ] && next=/.forkd/init'), 'Debian images hand over to /sbin/forkd-init, OCI images to their /.forkd/init');
+  assert.ok(s.includes('exec switch_root /newroot $next'));
   assert.ok(s.includes('mount --move /dev /newroot/dev'));
   assert.throws(() => initScript(['x; reboot']));
 });

@@ -27,10 +27,12 @@ export const ImageInfoSchema = z.object({
   created_at: z.string(),
   path: z.string(),
   build_ms: z.number(),
+  /** Images made from an OCI image (`forkd image from-oci`): where from. */
+  oci: z.object({ ref: z.string(), manifest_digest: z.string(), layers: z.number().int(), skipped_devices: z.number().int(), xattrs_skipped: z.number().int() }).optional(),
 });
 export type ImageInfo = z.output<typeof ImageInfoSchema>;
 
-async function agentFiles(): Promise<Array<{ name: string; data: Buffer }>> {
+export async function agentFiles(): Promise<Array<{ name: string; data: Buffer }>> {
   let names: string[];
   try {
     names = (await fs.readdir(GUEST_DIR)).sort();
@@ -73,9 +75,25 @@ export async function listImages(layout: HomeLayout): Promise<ImageInfo[]> {
   return infos.filter((i): i is ImageInfo => i !== null);
 }
 
+/** The newest image made from an OCI image under this name (what a recipe's `from` names). */
+export async function findOciImage(layout: HomeLayout, name: string): Promise<ImageInfo> {
+  const found = (await listImages(layout)).filter((i) => i.oci && i.recipe === name).sort((a, b) => b.created_at.localeCompare(a.created_at))[0];
+  if (!found) throw new ForkdError('FORKD_E_NOT_FOUND', `no image named ${JSON.stringify(name)} (make one with \`forkd image from-oci REF --name ${name}\`)`, { image: name });
+  return found;
+}
+
+/** The Debian root filesystem with only the agent's packages: where OCI images get the agent's runtime from. */
+export async function agentRootfs(layout: HomeLayout, onProgress: ProgressFn = noProgress): Promise<string> {
+  return ensureRootfs(layout, 'bookworm', [...AGENT_PACKAGES].sort(), onProgress);
+}
+
 /** Builds (or finds cached) the root filesystem image for a recipe. */
 export async function ensureImage(layout: HomeLayout, recipe: Recipe, opts: { onProgress?: ProgressFn; rebuild?: boolean } = {}): Promise<ImageInfo & { cached: boolean }> {
   const onProgress = opts.onProgress ?? noProgress;
+  if (recipe.from !== undefined) {
+    if (recipe.packages.length > 0) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `recipe ${recipe.name} starts from the OCI image ${recipe.from}: it cannot add Debian packages`);
+    return { ...(await findOciImage(layout, recipe.from)), cached: true };
+  }
   const { key, agentSha, packages } = await imageKey(recipe);
   const dir = imageDir(layout, key);
   if (!opts.rebuild) {

@@ -9,6 +9,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import crypto from 'node:crypto';
+import http from 'node:http';
 import { ForkdError } from '@forkd/protocol';
 import { startRegistry, type TestRegistry } from '../testing/registry.js';
 import { startTokenServer, type TokenServer } from '../testing/token-server.js';
@@ -129,4 +130,82 @@ test('push access is checked before any work: a read-only or wrong user fails fa
   await assert.rejects(new RegistryClient(basic.host, { credentials: { username: 'alice', password: 'wrong' } }).checkPushAccess('forkd/p'), code('FORKD_E_REGISTRY_AUTH'));
   await new RegistryClient(basic.host, { credentials: { username: 'alice', password: 's3cret-pass' } }).checkPushAccess('forkd/p');
   await new RegistryClient(plain.host).checkPushAccess('forkd/p');
+});
+
+/**
+ * A loopback proxy in front of the real registry that drops the connection of the first blob
+ * download after `cutAfter` body bytes; with `ignoreRange` it also strips Range (a registry or
+ * CDN that always sends the whole blob). Counts the body bytes it relayed.
+ */
+async function cuttingProxy(target: string, cutAfter: number, ignoreRange = false): Promise<{ host: string; relayed: number; ranges: string[]; stop(): Promise<void> }> {
+  const state = { relayed: 0, ranges: [] as string[], cut: false };
+  const server = http.createServer(async (req, res) => {
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(req.headers)) if (typeof v === 'string' && k !== 'host') headers[k] = v;
+    if (headers.range) state.ranges.push(headers.range);
+    if (ignoreRange) delete headers.range;
+    const up = await fetch(`http://${target}${req.url}`, { method: req.method, headers });
+    const out: Record<string, string> = {};
+    up.headers.forEach((v, k) => { if (k !== 'content-encoding' && k !== 'transfer-encoding') out[k] = v; });
+    res.writeHead(up.status, out);
+    const isBlob = req.method === 'GET' && /\/blobs\/sha256:/.test(req.url ?? '');
+    const cutThis = isBlob && !state.cut;
+    let sent = 0;
+    for await (const c of (up.body ?? []) as AsyncIterable<Uint8Array>) {
+      let chunk = Buffer.from(c);
+      if (cutThis && sent + chunk.length > cutAfter) {
+        chunk = chunk.subarray(0, cutAfter - sent);
+        res.write(chunk);
+        state.relayed += chunk.length;
+        state.cut = true;
+        await new Promise((r) => setTimeout(r, 50));
+        res.socket?.destroy();
+        return;
+      }
+      sent += chunk.length;
+      state.relayed += chunk.length;
+      if (!res.write(chunk)) await new Promise((r) => res.once('drain', r));
+    }
+    res.end();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as import('node:net').AddressInfo).port;
+  return {
+    host: `127.0.0.1:${port}`,
+    get relayed() { return state.relayed; },
+    ranges: state.ranges,
+    stop: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }),
+  };
+}
+
+test('a download whose connection drops continues from the last byte (Range), not from zero', async () => {
+  const b = await blobFile(3_000_000);
+  await new RegistryClient(plain.host).pushBlob('forkd/resume', b.digest, 3_000_000, b.file);
+  const proxy = await cuttingProxy(plain.host, 1_000_000);
+  try {
+    const c = new RegistryClient(proxy.host);
+    const got = await readAll(c.blob('forkd/resume', b.digest));
+    assert.equal(sha256Digest(got), b.digest, 'the bytes are whole and right');
+    assert.equal(c.resumes, 1);
+    assert.deepEqual(proxy.ranges, [`bytes=${proxy.ranges[0]?.slice(6)}`]);
+    assert.ok(Number(/bytes=(\d+)-/.exec(proxy.ranges[0] ?? '')?.[1]) > 0, 'the second request asked for the rest only');
+    assert.ok(c.bytesReceived < 3_300_000, `received ${c.bytesReceived} bytes for a 3,000,000-byte blob`);
+  } finally {
+    await proxy.stop();
+  }
+});
+
+test('a resumed download from a server that ignores Range skips what it already has', async () => {
+  const b = await blobFile(2_000_000);
+  await new RegistryClient(plain.host).pushBlob('forkd/resume2', b.digest, 2_000_000, b.file);
+  const proxy = await cuttingProxy(plain.host, 700_000, true);
+  try {
+    const c = new RegistryClient(proxy.host);
+    const got = await readAll(c.blob('forkd/resume2', b.digest));
+    assert.equal(got.length, 2_000_000);
+    assert.equal(sha256Digest(got), b.digest);
+    assert.equal(c.resumes, 1);
+  } finally {
+    await proxy.stop();
+  }
 });

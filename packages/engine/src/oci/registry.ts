@@ -38,6 +38,8 @@ export class RegistryClient {
   readonly base: string;
   bytesSent = 0;
   bytesReceived = 0;
+  /** Blob downloads continued after a dropped connection (for progress and tests). */
+  resumes = 0;
   private readonly tokens = new Map<string, string>();
   private basic: string | null = null;
 
@@ -55,15 +57,49 @@ export class RegistryClient {
     throw await registryError(r, `HEAD blob ${digest}`);
   }
 
-  /** The blob's bytes as they arrive (counted); the caller verifies the digest while consuming. */
+  /**
+   * The blob's bytes as they arrive (counted); the caller verifies the digest while consuming.
+   * A dropped connection does not restart the pull: the download continues from the last byte
+   * received with a Range request (a registry that ignores Range sends the whole blob again and
+   * the bytes already yielded are skipped), up to OCI_LIMITS.maxBlobResumes times.
+   */
   async *blob(repo: string, digest: string): AsyncGenerator<Uint8Array> {
-    const r = await this.request('GET', `/v2/${repo}/blobs/${digest}`, { repo, actions: 'pull', streaming: true });
-    if (r.status === 404) throw new ForkdError('FORKD_E_REF_NOT_FOUND', `${this.registry}/${repo} has no blob ${digest}`, { digest });
-    if (r.status !== 200) throw await registryError(r, `GET blob ${digest}`);
-    if (!r.body) return;
-    for await (const c of r.body as unknown as AsyncIterable<Uint8Array>) {
-      this.bytesReceived += c.length;
-      yield c;
+    let received = 0;
+    for (let resumes = 0; ; resumes++) {
+      const headers: Record<string, string> = received > 0 ? { range: `bytes=${received}-` } : {};
+      const r = await this.request('GET', `/v2/${repo}/blobs/${digest}`, { repo, actions: 'pull', streaming: true, headers });
+      if (r.status === 404) throw new ForkdError('FORKD_E_REF_NOT_FOUND', `${this.registry}/${repo} has no blob ${digest}`, { digest });
+      let skip = 0;
+      if (received > 0 && r.status === 206) {
+        const start = /^bytes (\d+)-/.exec(r.headers.get('content-range') ?? '');
+        if (!start || Number(start[1]) !== received) {
+          await r.body?.cancel();
+          throw new ForkdError('FORKD_E_REGISTRY_ERROR', `${this.registry} resumed blob ${digest} at the wrong offset (${r.headers.get('content-range')}, asked ${received})`, { digest });
+        }
+      } else if (r.status === 200) {
+        skip = received;
+      } else {
+        throw await registryError(r, `GET blob ${digest}`);
+      }
+      if (!r.body) return;
+      try {
+        for await (const c of r.body as unknown as AsyncIterable<Uint8Array>) {
+          this.bytesReceived += c.length;
+          if (skip >= c.length) { skip -= c.length; continue; }
+          const fresh = skip > 0 ? c.subarray(skip) : c;
+          skip = 0;
+          received += fresh.length;
+          yield fresh;
+        }
+        if (skip > 0) throw new ForkdError('FORKD_E_REGISTRY_ERROR', `${this.registry} sent blob ${digest} shorter on a resumed download`, { digest });
+        return;
+      } catch (e) {
+        if (e instanceof ForkdError || resumes >= OCI_LIMITS.maxBlobResumes) {
+          if (e instanceof ForkdError) throw e;
+          throw new ForkdError('FORKD_E_REGISTRY_ERROR', `${this.registry}: blob ${digest} download dropped ${resumes + 1} times (${(e as Error).message})`, { digest }, { cause: e });
+        }
+        this.resumes++;
+      }
     }
   }
 
@@ -142,8 +178,8 @@ export class RegistryClient {
   }
 
   /** A manifest's bytes (size-capped while reading) and digest; a digest reference is verified. */
-  async manifest(repo: string, reference: string): Promise<{ bytes: Buffer; digest: string; mediaType: string }> {
-    const r = await this.request('GET', `/v2/${repo}/manifests/${reference}`, { repo, actions: 'pull', headers: { accept: `${MEDIA.manifest}, ${MEDIA.layoutIndex};q=0.5` } });
+  async manifest(repo: string, reference: string, accept = `${MEDIA.manifest}, ${MEDIA.layoutIndex};q=0.5`): Promise<{ bytes: Buffer; digest: string; mediaType: string }> {
+    const r = await this.request('GET', `/v2/${repo}/manifests/${reference}`, { repo, actions: 'pull', headers: { accept } });
     if (r.status === 404) throw new ForkdError('FORKD_E_REF_NOT_FOUND', `${this.registry}/${repo} has no manifest ${reference}`, { reference });
     if (r.status !== 200) throw await registryError(r, `GET manifest ${reference}`);
     const declared = Number(r.headers.get('content-length') ?? '0');

@@ -9,6 +9,8 @@ export const RecipeSchema = z.object({
   name: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'recipe name: lowercase letters, digits, . _ -'),
   description: z.string().max(1000).default(''),
   suite: z.enum(['bookworm']).default('bookworm'),
+  /** Start from an image made by `forkd image from-oci REF --name NAME` instead of Debian (then no packages). */
+  from: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'image name: lowercase letters, digits, . _ -').optional(),
   /** Extra Debian packages; the agent's own (nodejs, tini, iproute2) are always added. */
   packages: z.array(z.string().regex(/^[a-z0-9][a-z0-9.+-]+$/, 'invalid Debian package name')).max(200).default([]),
   disk_mib: z.number().int().min(512).max(65536).default(1024),

@@ -13,6 +13,8 @@ import { guestCmdline } from '../vm/boot.js';
 export { vmOf, agentOf } from '../sandbox/sandbox.js';
 /** A loopback OCI registry (Debian's docker-registry) for OCI tests and bench:hub. */
 export { startRegistry, type TestRegistry } from './registry.js';
+export { RegistryClient } from '../oci/registry.js';
+export { sha256Digest } from '../oci/digest.js';
 /** Cached snapshots of any recipe (tests and benchmarks). */
 export { ensureRecipeSnapshot, recipeSnapshotTag } from './recipe-snapshot.js';
 
