@@ -124,6 +124,13 @@ class Controller:
         """End the web view session of this client's cookie (a no-op for a bearer token)."""
         return self.call("DELETE", "/v1/ui/session")
 
+    def events_page(self, since: int | None = None, sandbox_ids: list[str] | None = None, kinds: list[str] | None = None, limit: int | None = None) -> JSON:
+        """One page of lifecycle events (GET /v1/events with follow=false): ``{"events", "next_since", "oldest"}``; pass ``next_since`` back as ``since`` for the next page."""
+        return self.call("GET", "/v1/events", query={
+            "follow": False, "since": since, "limit": limit,
+            "sandbox_id": ",".join(sandbox_ids) if sandbox_ids else None, "kinds": ",".join(kinds) if kinds else None,
+        })
+
     def snapshot_tree(self) -> JSON:
         """The forest of snapshots and the sandboxes running from each."""
         return self.call("GET", "/v1/snapshots/tree")
