@@ -106,8 +106,9 @@ function snapshotNode(b) {
   const g = el('g', { class: `node snap kind-${kind} status-${s?.status ?? 'ready'}${selectedClass('snapshot', b.tag)}${state.fresh.has(b.tag) ? ' fresh' : ''}`, 'data-tag': b.tag, transform: `translate(${b.x},${b.y})` });
   g.append(el('title', {}, `${b.tag} (${kind})`));
   g.append(el('rect', { width: b.w, height: b.h, rx: 6 }));
-  g.append(el('text', { x: 8, y: 16, class: 'title' }, clip(b.tag, 28)));
-  const sizes = s ? `mem ${bytes(s.memory_physical_bytes)} · disk ${bytes(s.disk_physical_bytes)}` : '';
+  g.append(el('text', { x: 8, y: 16, class: 'title' }, clip(b.tag, 32)));
+  // A layer (depth > 0) stores only what changed over its parent: its sizes are its own, not the chain's.
+  const sizes = s ? `${b.depth ? `layer ${b.depth} · ` : ''}mem ${bytes(s.memory_physical_bytes)} · disk ${bytes(s.disk_physical_bytes)}` : '';
   const pause = s?.pause_ms != null ? ` · paused ${Math.round(s.pause_ms)} ms` : '';
   g.append(el('text', { x: 8, y: 33, class: 'sub' }, `${kind} · ${age(b.node.created_at_unix)} old${pause}`));
   g.append(el('text', { x: 8, y: 50, class: 'sub' }, sizes));
@@ -121,7 +122,7 @@ function sandboxNode(p) {
   g.append(el('title', {}, p.id));
   g.append(el('rect', { width: p.w, height: p.h, rx: 10 }));
   const branches = s?.branch_count ? ` · ${s.branch_count} branch${s.branch_count === 1 ? '' : 'es'}` : '';
-  g.append(el('text', { x: 10, y: 14 }, `● ${p.id.slice(0, 11)}… ${s ? age(s.created_at_unix) : ''}${branches}`));
+  g.append(el('text', { x: 10, y: 14 }, `● ${p.id.slice(0, 10)}… ${s ? age(s.created_at_unix) : ''}${branches}`));
   g.addEventListener('click', (ev) => { ev.stopPropagation(); select('sandbox', p.id); });
   return g;
 }
@@ -182,9 +183,9 @@ async function sandboxDetail(id) {
     killBtn.disabled = true;
     try {
       await api('DELETE', `/v1/sandboxes/${encodeURIComponent(id)}`);
-      msg.className = 'msg';
-      msg.textContent = `Killed ${id}.`;
       state.selected = null;
+      // Its info is gone with it: the panel keeps only the outcome.
+      $('detail').replaceChildren(h('h2', {}, id), h('p', { class: 'msg', 'data-killed': id }, `Killed ${id}.`));
       await refresh();
     } catch (e) {
       msg.className = 'msg err';
@@ -197,17 +198,28 @@ async function sandboxDetail(id) {
   return out;
 }
 
-/** The sandbox's metrics from GET /v1/sandboxes/:id/metrics, when the daemon offers that route. */
+/**
+ * The sandbox's metrics from GET /v1/sandboxes/:id/metrics ({ sandbox_id, samples: [...] }, the newest
+ * last; the host's view nested under `host`), when the daemon offers that route. A daemon without it
+ * answers 404 "no route": the panel then shows the info only and says so.
+ */
 async function metricsBlock(id) {
   const box = h('div', { 'data-metrics': id }, h('h2', {}, 'Metrics'));
   try {
     const m = await api('GET', `/v1/sandboxes/${encodeURIComponent(id)}/metrics`);
-    const samples = Array.isArray(m) ? m : Array.isArray(m?.samples) ? m.samples : [m];
-    const last = samples[samples.length - 1] ?? {};
-    box.append(rows(Object.entries(last).filter(([, v]) => typeof v !== 'object').map(([k, v]) => [k, /mem|disk|bytes/i.test(k) && typeof v === 'number' ? bytes(v) : v])));
+    const samples = Array.isArray(m?.samples) ? m.samples : [];
+    const last = samples[samples.length - 1];
+    if (!last) {
+      box.append(h('p', { class: 'hint' }, 'No samples yet.'));
+      return box;
+    }
+    const flat = { ...last, ...Object.fromEntries(Object.entries(last.host ?? {}).map(([k, v]) => [`host ${k}`, v])) };
+    const shown = Object.entries(flat).filter(([k, v]) => k !== 'host' && k !== 'timestamp_unix_ms' && (typeof v !== 'object' || v === null));
+    box.append(rows(shown.map(([k, v]) => [k.replace(/_/g, ' '), typeof v === 'number' && /mem|disk|bytes|rss/i.test(k) ? bytes(v) : typeof v === 'number' && /pct/.test(k) ? `${v.toFixed(1)} %` : v])));
     if (samples.length > 1) box.append(h('p', { class: 'hint' }, `latest of ${samples.length} samples`));
   } catch (e) {
-    box.append(h('p', { class: 'hint' }, e.status === 404 && /no route/.test(e.message) ? 'This daemon has no metrics route.' : `Metrics unavailable: ${e.message}`));
+    const missing = e.status === 404 && e.code === 'FORKD_E_NOT_FOUND' && /no route/.test(e.message);
+    box.append(h('p', { class: 'hint', 'data-metrics-state': missing ? 'no-route' : 'error' }, missing ? 'This daemon has no metrics route (GET /v1/sandboxes/:id/metrics): info only.' : `Metrics unavailable: ${e.message}`));
   }
   return box;
 }

@@ -2,7 +2,7 @@
 // plane: each snapshot is a box with its sandboxes stacked under it; a snapshot's layers sit one row
 // lower, side by side under it. Pure (no DOM), so it is tested without a browser.
 
-export const SIZES = { boxW: 214, boxH: 62, pillH: 20, pillGap: 4, hGap: 26, vGap: 48, margin: 12 };
+export const SIZES = { boxW: 240, boxH: 62, pillH: 20, pillGap: 4, hGap: 26, vGap: 48, margin: 12 };
 
 /** "sandbox:sb-…" (a branch or fork of that sandbox) → the sandbox id, else null. */
 export function sourceSandbox(branchedFrom) {
