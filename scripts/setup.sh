@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 
 # postgresql-client: psql, the host-side client of the postgres-fixture recipe's tests and benchmark.
 # docker-registry, apache2-utils (htpasswd): the loopback OCI registry of the OCI tests and bench:hub.
+# chromium, fonts-dejavu-core: the headless browser (driven by playwright-core) of the web view's test.
 # patchelf, attr (setfattr): `forkd image from-oci` relinks the agent's runtime and keeps layers' xattrs.
-APT_PACKAGES=(qemu-system-x86 qemu-utils linux-image-cloud-amd64 debootstrap e2fsprogs zstd util-linux busybox-static gcc libc6-dev iproute2 nftables curl docker-registry apache2-utils postgresql-client patchelf attr)
+APT_PACKAGES=(qemu-system-x86 qemu-utils linux-image-cloud-amd64 debootstrap e2fsprogs zstd util-linux busybox-static gcc libc6-dev iproute2 nftables curl docker-registry apache2-utils postgresql-client patchelf attr chromium fonts-dejavu-core)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

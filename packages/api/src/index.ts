@@ -6,3 +6,5 @@ export * from './workspaces.js';
 export * from './routes.js';
 export { openApiDocument } from './openapi.js';
 export * from './egress.js';
+export * from './ui.js';
+export * from './events.js';

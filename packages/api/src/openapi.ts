@@ -9,12 +9,13 @@ import * as Sn from './snapshots.js';
 import * as Sb from './sandboxes.js';
 import * as F from './files.js';
 import * as W from './workspaces.js';
+import * as Ev from './events.js';
 
 const COMPONENTS = '#/components/schemas/';
 
 function registry(): z.core.$ZodRegistry<{ id: string }> {
   const reg = z.registry<{ id: string }>();
-  for (const mod of [C, Sn, Sb, F, W]) {
+  for (const mod of [C, Sn, Sb, F, W, Ev]) {
     for (const [name, v] of Object.entries(mod)) {
       if (v instanceof z.ZodType && /^[A-Z]/.test(name) && !reg.has(v)) reg.add(v, { id: name });
     }
@@ -63,6 +64,10 @@ export function openApiDocument(version: string): Record<string, unknown> {
     if (r.stream === 'ndjson') {
       const ok = responses['200'] as { content: Record<string, unknown> };
       ok.content['application/x-ndjson'] = { schema: schema(Sb.ExecStreamLine), description: 'with stream=true: one JSON object per line' };
+    }
+    if (r.stream === 'sse') {
+      const ok = responses['200'] as { content: Record<string, unknown> };
+      ok.content['text/event-stream'] = { schema: schema(Ev.ForkdEvent), description: 'unless follow=false: `id: <offset>`, `event: <kind>`, `data: <ForkdEvent JSON>` per event; `: ping` comments; a final `event: error` (EventStreamError) when the daemon ends the stream' };
     }
     const op: Record<string, unknown> = { operationId: name, summary: r.summary, responses };
     if (parameters.length) op.parameters = parameters;

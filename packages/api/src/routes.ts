@@ -9,6 +9,8 @@ import * as Sb from './sandboxes.js';
 import * as F from './files.js';
 import * as W from './workspaces.js';
 import * as Eg from './egress.js';
+import * as Ui from './ui.js';
+import * as Ev from './events.js';
 
 export type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
 export type ResponseKind = z.ZodType | 'octet' | 'ndjson' | 'text' | 'empty';
@@ -20,14 +22,16 @@ export interface RouteDef {
   auth: boolean;
   /** Only admin tokens may call it (403 FORKD_E_FORBIDDEN otherwise). read-only tokens call GET routes only. */
   admin?: boolean;
+  /** A POST a read-only token may call too: it changes no resource (a web view login code). */
+  readOnlyAllowed?: boolean;
   params?: z.ZodType;
   query?: z.ZodType;
   body?: z.ZodType;
   /** 'json' (default) or 'octet' (raw bytes, streamed). */
   bodyKind?: 'json' | 'octet';
   responses: Record<number, ResponseKind>;
-  /** A second success shape when the request asks for streaming (exec with stream=true). */
-  stream?: 'ndjson';
+  /** A second success shape when the request asks for streaming (exec with stream=true; events unless follow=false). */
+  stream?: 'ndjson' | 'sse';
 }
 
 const TagParams = z.object({ tag: C.Tag }).strict();
@@ -44,6 +48,10 @@ export const routes = {
   metrics: { method: 'GET', path: '/metrics', summary: 'Prometheus metrics', auth: true, responses: { 200: 'text' } },
   openapi: { method: 'GET', path: '/v1/openapi.json', summary: 'This API as OpenAPI 3.1', auth: true, responses: { 200: z.record(z.string(), z.unknown()) } },
 
+  createUiCode: { method: 'POST', path: '/v1/ui/codes', summary: 'A one-time login code for the web view (forkd ui): open login_path on this address within seconds', auth: true, readOnlyAllowed: true, responses: { 201: Ui.UiCode } },
+  openUiSession: { method: 'POST', path: '/v1/ui/session', summary: 'Trade a web view login code for an HttpOnly session cookie (with the caller\'s identity and scope)', auth: false, readOnlyAllowed: true, body: Ui.UiSessionBody, responses: { 204: 'empty', 400: E, 401: E, 403: E, 429: E } },
+  closeUiSession: { method: 'DELETE', path: '/v1/ui/session', summary: 'End the web view session of this cookie', auth: true, responses: { 204: 'empty' } },
+
   listSnapshots: { method: 'GET', path: '/v1/snapshots', summary: 'List snapshots', auth: true, responses: { 200: z.array(Sn.SnapshotInfo) } },
   createSnapshot: { method: 'POST', path: '/v1/snapshots', summary: 'Create a snapshot from a recipe (a job to poll unless wait=true)', auth: true, body: Sn.CreateSnapshotBody, responses: { 201: Sn.SnapshotInfo, 202: C.Job, 400: E, 404: E, 409: E, 503: E } },
   snapshotTree: { method: 'GET', path: '/v1/snapshots/tree', summary: 'The forest of snapshots, layers and the sandboxes running from each', auth: true, responses: { 200: Sn.SnapshotTree } },
@@ -56,6 +64,7 @@ export const routes = {
   diffSnapshot: { method: 'POST', path: '/v1/snapshots/:tag/diff', summary: 'Run a command in a child of the snapshot and keep the result as a layer that stores only what changed', auth: true, params: TagParams, body: Sn.DiffBody, responses: { 201: Sn.SnapshotInfo, 202: C.Job, 400: E, 404: E, 409: E } },
   pushSnapshot: { method: 'POST', path: '/v1/snapshots/:tag/push', summary: 'Push a snapshot and the links of its chain the registry lacks to an OCI registry (admin; a job unless wait=true)', auth: true, admin: true, params: TagParams, body: Sn.PushBody, responses: { 200: Sn.PushResult, 202: C.Job, 400: E, 403: E, 404: E, 502: E } },
   pullSnapshot: { method: 'POST', path: '/v1/snapshot-pulls', summary: 'Pull a snapshot from an OCI registry; only the links this store lacks travel (admin; a job unless wait=true)', auth: true, admin: true, body: Sn.PullBody, responses: { 201: Sn.PullResult, 202: C.Job, 400: E, 403: E, 404: E, 409: E, 413: E, 502: E } },
+  events: { method: 'GET', path: '/v1/events', summary: 'Lifecycle events (created, killed, timed_out, oom, branched, forked, paused, resumed, ...) of the caller\'s resources (an admin: all) as server-sent events, resuming after Last-Event-ID or since; follow=false answers one JSON page', auth: true, query: Ev.EventsQuery, stream: 'sse', responses: { 200: Ev.EventsPage, 400: E } },
   getJob: { method: 'GET', path: '/v1/jobs/:id', summary: 'A long-running job with progress', auth: true, params: JobParams, responses: { 200: C.Job, 400: E, 404: E } },
 
   listSandboxes: { method: 'GET', path: '/v1/sandboxes', summary: 'List live sandboxes', auth: true, query: Sb.ListSandboxesQuery, responses: { 200: z.array(Sb.SandboxInfo), 400: E } },

@@ -9,6 +9,7 @@ import { serve, SERVE_LIMITS, QUOTA_FLAGS, quotaFlagName, type ServeFlags } from
 import { registerRemoteCommands } from './commands/remote.js';
 import { registerSnapshotVerbs } from './commands/snapshot-verbs.js';
 import { registerFromOci, registerHubCommands } from './commands/hub.js';
+import { registerUiCommand } from './commands/ui.js';
 
 const program = new Command();
 program
@@ -62,6 +63,7 @@ registerSnapshotVerbs(program, context);
 registerRemoteCommands(program, context);
 registerHubCommands(program, context);
 registerFromOci(image, context);
+registerUiCommand(program, context);
 
 program.command('cleanup').description('kill VMs and remove files left behind by crashed forkd processes').option('--dry-run', 'only report').option('--json', 'JSON output')
   .action(run(async (o: { json?: boolean; dryRun?: boolean }) => cleanup(engine(), o)));
@@ -92,7 +94,9 @@ const serveCmd = program.command('serve').description('run the forkd daemon (RES
   .option('--snapshot-store-max-gib <n>', 'most the snapshot store may hold (a write past it is refused with FORKD_E_INSUFFICIENT_STORAGE); default: free disk only')
   .option('--cgroup-root <dir>', 'where the cgroup hierarchy is mounted (default /sys/fs/cgroup; v2 or v1 detected there)')
   .option('--warm-pool <tag=n>', 'keep n children of snapshot tag started ahead (loaded, paused): spawns with default settings take them first (repeatable)', (v: string, acc: string[] = []) => [...acc, v])
-  .option('--warm-pool-demand-max <n>', "also refill each snapshot's pool to the children spawned from it in the last minute, at most n (default 0: off)");
+  .option('--warm-pool-demand-max <n>', "also refill each snapshot's pool to the children spawned from it in the last minute, at most n (default 0: off)")
+  .option('--events-retention <duration>', 'how long lifecycle events are kept for GET /v1/events (e.g. 90m, 24h, 7d; at most 30d)', '24h')
+  .option('--events-max-mib <n>', 'size cap of the event journal: the oldest events go first past it', '64');
 for (const { field, flag } of QUOTA_FLAGS) {
   serveCmd.option(quotaFlagName('default', flag), `default ${field} of a spawn that gives none`);
   serveCmd.option(quotaFlagName('max', flag), `most ${field} a spawn may ask for (also applied when none is given)`);

@@ -20,6 +20,11 @@ import { snapshotHandlers } from './handlers/snapshots.js';
 import { branchingHandlers } from './handlers/branching.js';
 import { registryHandlers } from './handlers/registry.js';
 import { workspaceHandlers } from './handlers/workspaces.js';
+import { uiHandlers } from './handlers/ui.js';
+import { UiSessions } from './http/ui-sessions.js';
+import { assertNotCrossSite, cookieValue } from './http/ui-auth.js';
+import { OPEN_UI_PATHS, UI_PATHS, registerUiAssets } from './http/ui-static.js';
+import { eventHandlers } from './events/stream.js';
 
 /** JSON bodies: code and stdin are capped at 4 MiB by the schemas; this bounds parsing. */
 export const JSON_BODY_LIMIT = 8 * 1024 * 1024;
@@ -48,20 +53,33 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   const hostNames = o.hostNames ?? new Set<string>();
   // Uploads: the raw stream goes to the handler, which counts and caps it.
   app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));
+  for (const p of OPEN_UI_PATHS) authRequired.set(`GET ${p}`, false);
   const failures = new AuthFailures();
+  const ui = new UiSessions();
   // A peer past the failure limit gets 429 before its token is looked at (A5: no guessing at speed).
+  // Without an Authorization header, the web view's session cookie may stand in for the token.
   const checkToken = (req: FastifyRequest): Caller => {
     if (!o.tokens.required) return o.tokens.check(undefined);
     const peer = req.raw.socket?.remoteAddress ?? 'unix';
     failures.assertAllowed(peer);
+    const sid = req.headers.authorization === undefined ? cookieValue(req.headers.cookie) : undefined;
+    let caller: Caller | null;
     try {
-      return o.tokens.check(req.headers.authorization);
+      caller = sid !== undefined ? ui.caller(sid) : o.tokens.check(req.headers.authorization);
     } catch (e) {
       failures.failed(peer);
+      if (req.url.startsWith('/ui') && e instanceof ForkdError && e.code === 'FORKD_E_UNAUTHORIZED') throw new ForkdError('FORKD_E_UNAUTHORIZED', 'the web view needs a session: open it with `forkd ui`');
       throw e;
     }
+    if (caller === null) {
+      failures.failed(peer);
+      throw new ForkdError('FORKD_E_UNAUTHORIZED', 'the web view session is unknown or expired: run `forkd ui` again');
+    }
+    if (sid !== undefined) assertNotCrossSite(req.raw);
+    return caller;
   };
-  const routeOf = new Map(Object.values(routes).map((r) => [`${r.method} ${r.path}`, r.path]));
+  const routeOf = new Map<string, string>(Object.values(routes).map((r) => [`${r.method} ${r.path}`, r.path]));
+  for (const p of UI_PATHS) routeOf.set(`GET ${p}`, p);
 
   app.addHook('onRequest', async (req, reply) => {
     o.onActivity?.();
@@ -124,11 +142,14 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     ...branchingHandlers(s),
     ...registryHandlers(s),
     ...workspaceHandlers(s),
+    ...uiHandlers(ui, failures),
+    ...eventHandlers(s.events),
   } as Handlers;
   registerRoutes(app, handlers, {
     authenticate: (req) => (req as AuthedRequest).caller ?? checkToken(req),
     onResponseMismatch: (route, issues) => s.log.error({ route, issues }, 'response does not match its schema'),
   });
+  registerUiAssets(app);
   await app.ready();
   return app;
 }

@@ -22,6 +22,7 @@ import { Admission, linuxHost } from './sandboxes/admission.js';
 import { Workspaces } from './workspaces/registry.js';
 import { SnapshotOwners } from './tenancy/snapshot-owners.js';
 import { Metrics } from './metrics.js';
+import { EventLog } from './events/log.js';
 import { AuditLog } from './audit.js';
 import { TokenSet } from './http/auth.js';
 import { buildApp } from './app.js';
@@ -88,6 +89,9 @@ export interface DaemonOptions {
   warmPool?: Record<string, number>;
   /** Demand sizing: a tag's pool also refills to the children spawned from it in the last minute, at most this many (0/unset: off). */
   warmPoolDemandMax?: number;
+  /** How long lifecycle events are kept (--events-retention) and the size cap of their journal (--events-max-bytes). */
+  eventsRetentionMs?: number;
+  eventsMaxBytes?: number;
   logger?: Logger;
 }
 
@@ -185,6 +189,9 @@ export class Daemon {
     const { journal, replay } = await Journal.open(statePath, { lock });
     if (replay.tornTail) log.warn({ state: journal.file }, 'dropped a partial last line of the journal (a crash mid-write: it was never acknowledged)');
     if (replay.badLines > 0) log.error({ state: journal.file, bad_lines: replay.badLines, kept_aside: replay.keptAside }, `skipped ${replay.badLines} corrupt journal line(s) (checksum or JSON failure): the records they held are lost; the original journal is kept at ${replay.keptAside}`);
+    const { log: events, badLines: badEvents } = await EventLog.open(eventsDir(statePath), { ...(o.eventsRetentionMs ? { retentionMs: o.eventsRetentionMs } : {}), ...(o.eventsMaxBytes ? { maxBytes: o.eventsMaxBytes } : {}) });
+    events.onError = (e: unknown) => log.error({ err: toForkdError(e).message }, 'an event could not be journaled (it is lost)');
+    if (badEvents > 0) log.warn({ dir: events.dir, bad_lines: badEvents }, 'skipped corrupt event journal lines');
     const jobs = new Jobs(journal);
     let registry: SandboxRegistry | null = null;
     const metrics = new Metrics({
@@ -203,6 +210,7 @@ export class Daemon {
       reclaim: (n, tag) => engine.pool.reclaim(n, tag),
     });
     registry = new SandboxRegistry(engine, journal, metrics, log, { maxCallsPerSandbox: o.maxCallsPerSandbox ?? 64, quotas: checkPolicy(o.quotas ?? NO_QUOTA_POLICY) }, admission);
+    registry.events = events;
     const egress = egressSettings(o.egress);
     // Networked children get their egress policy from the proxy + nft service (as root only).
     const egressService = engine.networks ? new LazyEgress(engine.networks, egress, statePath) : null;
@@ -221,7 +229,9 @@ export class Daemon {
     }
     const owners = new SnapshotOwners(journal);
     const writes = new SnapshotWrites(engine, jobs, admission, owners);
+    writes.events = events;
     const workspaces = new Workspaces(engine, journal, registry, writes, owners, log);
+    workspaces.events = events;
     await workspaces.reconcile();
     registry.onEnded = (rec, reason) => workspaces.sandboxEnded(rec.id, reason);
     // Children the previous daemon was still making when it died: the keeper owns their dirs but holds no QEMU.
@@ -232,7 +242,7 @@ export class Daemon {
     engine.onPoolError = (tag, err) => log.warn({ tag, err: toForkdError(err).message }, 'warm pool: could not start a child (retried in 30 s)');
     // After cleanup (it would not touch them, but nothing is started before the state is settled).
     for (const [tag, n] of Object.entries(o.warmPool ?? {})) engine.configurePool(tag, n);
-    const services: DaemonServices = { engine, journal, sandboxes: registry, jobs, metrics, log, writes, admission, workspaces, egress, owners, ...(egressService ? { egressService } : {}) };
+    const services: DaemonServices = { engine, journal, sandboxes: registry, jobs, metrics, log, writes, admission, workspaces, egress, owners, events, ...(egressService ? { egressService } : {}) };
 
     const audit = new AuditLog(o.auditLog === null ? null : path.resolve(o.auditLog ?? path.join(engine.layout.root, 'daemon', 'audit.log')));
     let daemon: Daemon | null = null;
@@ -268,6 +278,7 @@ export class Daemon {
       // Not serving after all: close what we opened but leave the sandboxes to the keeper.
       daemon.extraServer?.close();
       await app.close();
+      await events.close();
       await journal.close();
       await audit.close();
       throw e;
@@ -303,6 +314,7 @@ export class Daemon {
       const s = this.services;
       this.extraServer?.close();
       this.extraServer?.closeAllConnections();
+      s.events.endStreams(); // open event streams would hold the server open
       const closed = this.app.close();
       const deadline = new Promise((r) => setTimeout(r, 30_000).unref());
       await Promise.race([closed, deadline]);
@@ -318,6 +330,7 @@ export class Daemon {
       // No spawn can race this now; a root still holding a VM's cgroup (left to the keeper) stays.
       await s.engine.removeCgroupRoot().catch((e: unknown) => s.log.warn({ err: String(e) }, 'could not remove the root cgroup'));
       await s.egressService?.stop().catch(() => undefined);
+      await s.events.close();
       await s.journal.close();
       await this.audit.close();
       if (this.addresses.socket) await fs.rm(this.addresses.socket, { force: true });
@@ -325,6 +338,11 @@ export class Daemon {
     })();
     return this.stopping;
   }
+}
+
+/** The event journal's directory, beside the state journal (state.jsonl -> state-events/). */
+export function eventsDir(statePath: string): string {
+  return path.join(path.dirname(statePath), `${path.basename(statePath).replace(/\.jsonl$/, '')}-events`);
 }
 
 async function readTls(certFile: string, keyFile: string): Promise<TlsFiles> {

@@ -164,6 +164,22 @@ export const AUTH_LIMITS = {
 } as const;
 
 /**
+ * The web view's login (`forkd ui`): a token holder asks for a one-time code, the browser trades it
+ * by POST for an HttpOnly cookie. The code lives seconds (it travels in a URL fragment the user
+ * opens at once); the cookie's session lives hours and dies with the daemon (kept in memory only).
+ */
+export const UI_LIMITS = {
+  codeTtlMs: 60_000,
+  /** Outstanding codes at once (the oldest is dropped past it). */
+  maxCodes: 256,
+  sessionTtlMs: 12 * 3600_000,
+  /** Live sessions at once (the oldest is dropped past it). */
+  maxSessions: 1024,
+  /** Random bytes in a code and in a session id (hex on the wire). */
+  secretBytes: 32,
+} as const;
+
+/**
  * Snapshots as OCI artifacts (push, pull, pack, unpack): what forkd accepts from a registry or a
  * pack before anything is written, and how it uploads. Sizes an artifact declares are checked
  * against these before a byte is downloaded; the bytes that arrive are counted against the declared ones.
@@ -200,4 +216,43 @@ export const OCI_LIMITS = {
   maxTrustPolicyBytes: 1024 * 1024,
   /** zstd level for blobs: fast enough to stay under the pack/push time budget on 2 cores. */
   zstdLevel: 3,
+} as const;
+
+/**
+ * Lifecycle events (GET /v1/events, webhooks) and sandbox metrics (GET /v1/sandboxes/:id/metrics):
+ * how long and how much the daemon keeps, and what one slow reader may hold.
+ */
+export const EVENT_LIMITS = {
+  /** Events are kept this long by default (forkd serve --events-retention), and at most maxRetentionMs. */
+  defaultRetentionMs: 24 * 60 * 60 * 1000,
+  maxRetentionMs: 30 * 24 * 60 * 60 * 1000,
+  /** The event journal's size on disk (--events-max-bytes): the oldest segments go first past it. */
+  defaultMaxBytes: 64 * 1024 * 1024,
+  minMaxBytes: 64 * 1024,
+  /** One event's details (JSON) are cut to this. */
+  maxDetailsBytes: 4096,
+  /** Events kept in memory for readers that resume from a recent offset (older ones are read from disk). */
+  memoryTail: 4096,
+  /** A stream's comment line every this many ms, so proxies and clients see the connection alive. */
+  heartbeatMs: 15_000,
+  /** Bytes waiting in one stream's buffer for a slow reader: past this the stream ends with an error event. */
+  maxStreamBacklogBytes: 1024 * 1024,
+  /** Events one non-following read (or one catch-up step of a stream) returns. */
+  maxPage: 1000,
+  /** Kinds one filter may name, sandbox ids one filter may name. */
+  maxFilterKinds: 32,
+  maxFilterSandboxes: 64,
+  /** Webhooks: per identity and from the operator, and how a delivery is retried. */
+  webhooks: { maxPerOwner: 8, maxUrlChars: 2048, minSecretChars: 16, maxSecretChars: 256, timeoutMs: 10_000, maxAttempts: 8, baseBackoffMs: 1000, maxBackoffMs: 5 * 60 * 1000, maxPending: 10_000 },
+} as const;
+
+/** Sandbox metrics: the samples kept per sandbox and how often they are taken while someone watches. */
+export const METRICS_LIMITS = {
+  /** Samples kept per sandbox (a ring): at sampleIntervalMs, about 40 minutes. */
+  ringSamples: 480,
+  /** A sample every this many ms while metrics were asked for in the last watchMs. */
+  sampleIntervalMs: 5_000,
+  watchMs: 5 * 60 * 1000,
+  /** Sandboxes sampled in the background at once (the rest are sampled when asked). */
+  maxWatched: 256,
 } as const;

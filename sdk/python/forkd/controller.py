@@ -112,6 +112,25 @@ class Controller:
         """Detail: sizes, chain (ancestors, dependents), versions, timings."""
         return self.call("GET", f"/v1/snapshots/{quote_param(tag)}/info")
 
+    def ui_code(self) -> JSON:
+        """A one-time web view login code (what ``forkd ui`` does): open ``login_path`` on the daemon's address within seconds."""
+        return self.call("POST", "/v1/ui/codes", body={})
+
+    def open_ui_session(self, code: str) -> JSON:
+        """Trade a web view login code for a session cookie (the login page does this; the cookie is in the reply's Set-Cookie)."""
+        return self.call("POST", "/v1/ui/session", body={"code": code})
+
+    def close_ui_session(self) -> JSON:
+        """End the web view session of this client's cookie (a no-op for a bearer token)."""
+        return self.call("DELETE", "/v1/ui/session")
+
+    def events_page(self, since: int | None = None, sandbox_ids: list[str] | None = None, kinds: list[str] | None = None, limit: int | None = None) -> JSON:
+        """One page of lifecycle events (GET /v1/events with follow=false): ``{"events", "next_since", "oldest"}``; pass ``next_since`` back as ``since`` for the next page."""
+        return self.call("GET", "/v1/events", query={
+            "follow": False, "since": since, "limit": limit,
+            "sandbox_id": ",".join(sandbox_ids) if sandbox_ids else None, "kinds": ",".join(kinds) if kinds else None,
+        })
+
     def snapshot_tree(self) -> JSON:
         """The forest of snapshots and the sandboxes running from each."""
         return self.call("GET", "/v1/snapshots/tree")

@@ -106,6 +106,7 @@ class RouteCoverageTest(unittest.TestCase):
         calls = [
             lambda: c.health(), lambda: c.version(), lambda: c.metrics(), lambda: c.openapi(),
             lambda: c.list_snapshots(), lambda: c.get_snapshot("py"), lambda: c.snapshot_info("py"), lambda: c.snapshot_tree(),
+            lambda: c.ui_code(), lambda: c.open_ui_session("ab" * 32), lambda: c.close_ui_session(), lambda: c.events_page(since=3, sandbox_ids=[SID], kinds=["created", "branched"], limit=10),
             lambda: c.create_snapshot("py2", "python", mem_mib=512, vcpus=1, wait=True), lambda: c.create_snapshot("py3", "python"),
             lambda: c.delete_snapshot("py", cascade=True, force=True), lambda: c.delete_snapshot("py"),
             lambda: c.share_snapshot("py"), lambda: c.unshare_snapshot("py"),

@@ -62,6 +62,16 @@ export interface ServeFlags {
   portHost?: string;
   warmPool?: string[];
   warmPoolDemandMax?: string;
+  eventsRetention?: string;
+  eventsMaxMib?: string;
+}
+
+/** `90s`, `90m`, `24h`, `7d` (a bare number is seconds) as ms. */
+export function parseDuration(flag: string, v: string): number {
+  const m = /^(\d{1,9})(s|m|h|d)?$/.exec(v.trim());
+  const unit = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[(m?.[2] ?? 's') as 's' | 'm' | 'h' | 'd'];
+  if (!m || Number(m[1]) <= 0) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `${flag} must be a positive duration like 90m, 24h or 7d; got ${JSON.stringify(v)}`);
+  return Number(m[1]) * unit;
 }
 
 /** `--warm-pool TAG=N` (repeatable) as sizes per tag; a tag given twice keeps the last size. */
@@ -112,6 +122,8 @@ export async function serve(global: { home?: string; kernel?: string; accel: Acc
     ...(f.portHost ? { portHost: f.portHost } : {}),
     ...(f.warmPool?.length ? { warmPool: warmPoolFromFlags(f.warmPool) } : {}),
     ...(f.warmPoolDemandMax ? { warmPoolDemandMax: parseIntStrict('--warm-pool-demand-max', f.warmPoolDemandMax) } : {}),
+    ...(f.eventsRetention ? { eventsRetentionMs: parseDuration('--events-retention', f.eventsRetention) } : {}),
+    ...(f.eventsMaxMib ? { eventsMaxBytes: parseIntStrict('--events-max-mib', f.eventsMaxMib) * 1024 * 1024 } : {}),
     ...(f.maxConnectionsPerPeer ? { maxConnectionsPerPeer: parseIntStrict('--max-connections-per-peer', f.maxConnectionsPerPeer) } : {}),
   };
   if (f.onStop !== undefined) {

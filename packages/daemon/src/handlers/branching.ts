@@ -10,6 +10,7 @@ import { snapshotView, writingView } from './snapshots.js';
 import { sandboxInfo } from './views.js';
 import type { SandboxEntry } from '../sandboxes/registry.js';
 import { assertCallerTag } from './tags.js';
+import { ownerOf } from '../tenancy/access.js';
 
 type BranchRoutes = 'branch' | 'fork' | 'diffSnapshot' | 'compactSnapshot';
 
@@ -24,6 +25,7 @@ export function branchingHandlers(s: DaemonServices): Pick<Handlers, BranchRoute
     await s.sandboxes.update(live, { branch_count: live.rec.branch_count + 1 });
     if (r.liveCaptureFailed) s.log.warn({ sandbox: live.rec.id, tag, cause: r.liveCaptureFailed }, 'a live capture did not restore; it was redone with the sandbox stopped');
     s.metrics.branchPause.observe({ mode: r.mode }, r.pauseMs / 1000);
+    s.events.emit({ owner: ownerOf(live.rec), kind: 'branched', sandbox_id: live.rec.id, snapshot_tag: tag, details: { source_snapshot: live.rec.snapshot_tag, mode: r.mode, pause_ms: r.pauseMs } });
     return r;
   }
 
@@ -51,11 +53,13 @@ export function branchingHandlers(s: DaemonServices): Pick<Handlers, BranchRoute
         ...(body.timeout_ms !== undefined ? { timeoutMs: body.timeout_ms } : {}),
         metadata: { ...live.rec.metadata, ...(body.metadata ?? {}) },
         envs: live.rec.envs,
+        cause: { kind: 'fork', from: live.rec.id },
       }).catch(async (e: unknown) => {
         // All or nothing: without its children the fork's capture is an orphan.
         await s.engine.removeSnapshot(tag).then(() => s.owners.forget(tag)).catch(() => undefined);
         throw e;
       });
+      s.events.emit({ owner: ownerOf(live.rec), kind: 'forked', sandbox_id: live.rec.id, snapshot_tag: tag, details: { children: kids.map((k) => k.rec.id), pause_ms: r.result.pauseMs } });
       return { status: 201, body: { snapshot_tag: tag, pause_ms: r.result.pauseMs, sandboxes: kids.map(sandboxInfo) } };
     },
     async diffSnapshot({ params, body, caller }) {

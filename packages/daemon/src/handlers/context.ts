@@ -10,6 +10,7 @@ import type { Workspaces } from '../workspaces/registry.js';
 import type { EgressSettings } from '../sandboxes/egress.js';
 import type { SnapshotOwners } from '../tenancy/snapshot-owners.js';
 import type { LazyEgress } from '../sandboxes/egress-service.js';
+import type { EventLog } from '../events/log.js';
 
 /** What handlers may use. They map REST to engine calls: QMP, VM files and the guest agent protocol stay inside the engine. */
 export interface DaemonServices {
@@ -24,6 +25,8 @@ export interface DaemonServices {
   workspaces: Workspaces;
   egress: EgressSettings;
   owners: SnapshotOwners;
+  /** Lifecycle events: the stream, its journal and (through it) webhooks. */
+  events: EventLog;
   /** The egress proxy + nft service (as root; started on first networked child). */
   egressService?: LazyEgress;
 }

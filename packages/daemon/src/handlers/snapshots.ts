@@ -138,8 +138,12 @@ export function snapshotHandlers(s: DaemonServices): Pick<Handlers, SnapshotRout
       }
       const doomed = [...dependents, params.tag];
       assertDeletable(s.sandboxes, s.writes, { doomed, force: query.force ?? false, by: caller });
+      const ownerOfTag = await Promise.all(doomed.map((t) => s.engine.getSnapshot(t).then((x) => s.owners.of(x).owner, () => caller.identity)));
       await s.engine.removeSnapshot(params.tag, { cascade: query.cascade ?? false });
-      for (const t of doomed) await s.owners.forget(t);
+      for (const [i, t] of doomed.entries()) {
+        await s.owners.forget(t);
+        s.events.emit({ owner: ownerOfTag[i]!, kind: 'snapshot_deleted', snapshot_tag: t, details: { cascade_of: t === params.tag ? null : params.tag } });
+      }
       return { status: 204 };
     },
     async shareSnapshot({ params, caller }) {

@@ -52,7 +52,7 @@ export function registerRoutes(app: FastifyInstance, handlers: Handlers, opts: R
       ...(def.bodyKind === 'octet' ? { bodyLimit: Number.MAX_SAFE_INTEGER } : {}),
       handler: async (req, reply) => {
         const caller: Caller = def.auth ? opts.authenticate(req) : { identity: 'anonymous', scope: 'read-only' };
-        assertScope(caller, def.method, { name, admin: def.admin === true });
+        assertScope(caller, def.method, { name, admin: def.admin === true, readOnlyAllowed: def.readOnlyAllowed === true });
         const params = parse(def.params, req.params, 'params');
         const query = parse(def.query, def.query ? req.query : undefined, 'query');
         const body = def.bodyKind === 'octet' ? req.body : parse(def.body, req.body, 'body');

@@ -13,6 +13,7 @@ import { NO_QUOTA_POLICY, engineQuotas, resolveQuotas, type QuotaPolicy, type Qu
 import { egressRequest, type EgressRecord } from './egress.js';
 import type { Caller } from '../http/auth.js';
 import { canSee, ownerOf } from '../tenancy/access.js';
+import { NO_EVENTS, type EventSink } from '../events/log.js';
 
 export interface SandboxRecord {
   id: string;
@@ -73,11 +74,15 @@ export interface SpawnRequest {
   quotas?: QuotaValues;
   /** Each child gets its own network (namespace, unique address, egress policy). */
   network?: boolean;
+  /** Why it was spawned, for its `created` event (fork, resume, workspace). */
+  cause?: { kind: 'fork' | 'resume' | 'workspace'; from?: string };
 }
 
 const KIND = 'sandbox';
 
 export type EndReason = 'killed' | 'timeout' | 'exited' | 'oom' | 'shutdown';
+/** Why a request killed a sandbox, as its `killed` event says. */
+export type KillReason = 'request' | 'suspend' | 'workspace_deleted' | 'shutdown';
 
 export class SandboxRegistry {
   private readonly entries = new Map<string, SandboxEntry>();
@@ -85,6 +90,8 @@ export class SandboxRegistry {
   private readonly ended = new Map<string, { entry: SandboxEntry; at: number }>();
   /** Told whenever a sandbox ends (workspaces fall back to their saved state). */
   onEnded: ((rec: SandboxRecord, reason: EndReason) => Promise<void>) | null = null;
+  /** Lifecycle events: created, and how each sandbox ended. */
+  events: EventSink = NO_EVENTS;
 
   constructor(
     private readonly engine: Engine,
@@ -127,6 +134,7 @@ export class SandboxRegistry {
       await this.engine.reap(rec.pid, rec.dir).catch(() => undefined);
       reaped.push(rec.id);
       this.metrics.sandboxesEnded.inc({ reason: 'lost' });
+      this.events.emit({ owner: ownerOf(rec), kind: 'lost', sandbox_id: rec.id, snapshot_tag: rec.snapshot_tag, details: { reason: 'the VM was gone when the daemon restarted' } });
       await this.journal.delete(KIND, rec.id);
     }));
     // VMs nobody recorded (spawned but never acknowledged before a crash).
@@ -198,6 +206,7 @@ export class SandboxRegistry {
       for (const entry of entries) {
         this.track(entry);
         this.metrics.spawnReady.observe(entry.rec.timings.spawn_to_ready_ms / 1000);
+        this.events.emit({ owner: req.owner, kind: 'created', sandbox_id: entry.rec.id, snapshot_tag: req.tag, details: { spawn_to_ready_ms: entry.rec.timings.spawn_to_ready_ms, from_pool: entry.rec.timings.from_pool ?? false, workspace: entry.rec.workspace, ...(req.cause ? { cause: req.cause } : {}) } });
       }
       this.metrics.sandboxesSpawned.inc(entries.length);
       this.metrics.spawnRequest.observe((Date.now() - t0) / 1000);
@@ -254,11 +263,11 @@ export class SandboxRegistry {
     await this.journal.put(KIND, entry.rec.id, entry.rec);
   }
 
-  async kill(id: string, by: Caller | null): Promise<void> {
-    await this.end(this.get(id, by), 'killed');
+  async kill(id: string, by: Caller | null, why: KillReason = 'request'): Promise<void> {
+    await this.end(this.get(id, by), 'killed', why);
   }
 
-  private async end(entry: SandboxEntry, reason: EndReason): Promise<void> {
+  private async end(entry: SandboxEntry, reason: EndReason, why: KillReason = reason === 'shutdown' ? 'shutdown' : 'request'): Promise<void> {
     if (entry.ending) return;
     entry.ending = true;
     if (entry.timer) clearTimeout(entry.timer);
@@ -267,6 +276,9 @@ export class SandboxRegistry {
     this.metrics.sandboxesEnded.inc({ reason });
     await this.journal.delete(KIND, entry.rec.id).catch((e: unknown) => this.log.error({ err: String(e) }, 'journal write failed'));
     if (reason !== 'killed') this.log.info({ sandbox: entry.rec.id, reason }, 'sandbox ended');
+    const kind = reason === 'timeout' ? 'timed_out' : reason === 'shutdown' ? 'killed' : reason;
+    const lived = Date.now() - entry.rec.created_at_unix * 1000;
+    this.events.emit({ owner: ownerOf(entry.rec), kind, sandbox_id: entry.rec.id, snapshot_tag: entry.rec.snapshot_tag, details: { ...(kind === 'killed' ? { reason: why } : {}), ...(reason === 'oom' ? { memory_limit_mib: entry.rec.quotas?.memory_limit_mib ?? null } : {}), lifetime_ms: lived, workspace: entry.rec.workspace } });
     if (reason !== 'shutdown') await this.onEnded?.(entry.rec, reason).catch((e: unknown) => this.log.error({ err: String(e) }, 'onEnded failed'));
   }
 

@@ -15,6 +15,7 @@ import { CHILD_START_BYTES, type Admission, type Ask } from '../sandboxes/admiss
 import type { Caller } from '../http/auth.js';
 import { canSee } from '../tenancy/access.js';
 import { notFound, type SnapshotOwners } from '../tenancy/snapshot-owners.js';
+import { NO_EVENTS, type EventSink } from '../events/log.js';
 
 export type WriteKind = 'create' | 'branch' | 'diff' | 'compact';
 
@@ -53,6 +54,8 @@ const KEEP_FAILED = 100;
 
 export class SnapshotWrites {
   private readonly writing = new Map<string, Writing>();
+  /** snapshot_created, once a write is recorded with its owner. */
+  events: EventSink = NO_EVENTS;
 
   constructor(private readonly engine: Engine, private readonly jobs: Jobs, private readonly admission: Admission, private readonly owners: SnapshotOwners) {}
 
@@ -74,6 +77,7 @@ export class SnapshotWrites {
         // Owned before it is answered for: until then it is the local admin's (invisible to users).
         await this.owners.record(await this.engine.getSnapshot(req.tag), req.owner);
         this.drop(w);
+        this.events.emit({ owner: req.owner, kind: 'snapshot_created', sandbox_id: req.sandbox ?? null, snapshot_tag: req.tag, details: { how: req.kind, source: req.source } });
         return r;
       } catch (e) {
         if (req.wait) this.drop(w);

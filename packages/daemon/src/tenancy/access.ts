@@ -22,8 +22,8 @@ export function canChange(c: Caller, owner: string): boolean {
 }
 
 /** Route-level scope rules: read-only writes nothing, admin-only routes need an admin. */
-export function assertScope(c: Caller, method: string, route: { admin?: boolean; name: string }): void {
-  if (c.scope === 'read-only' && method !== 'GET' && method !== 'HEAD') {
+export function assertScope(c: Caller, method: string, route: { admin?: boolean; readOnlyAllowed?: boolean; name: string }): void {
+  if (c.scope === 'read-only' && method !== 'GET' && method !== 'HEAD' && route.readOnlyAllowed !== true) {
     throw new ForkdError('FORKD_E_FORBIDDEN', `a read-only token cannot call ${route.name} (${method}): it may use GET routes only`, { scope: c.scope });
   }
   if (route.admin && !isAdmin(c)) throw new ForkdError('FORKD_E_FORBIDDEN', `${route.name} needs an admin token`, { scope: c.scope });

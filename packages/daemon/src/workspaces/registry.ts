@@ -15,6 +15,7 @@ import type { EgressRecord } from '../sandboxes/egress.js';
 import type { QuotaValues } from '../quotas/policy.js';
 import type { SnapshotWrites } from '../snapshots/writes.js';
 import type { Caller } from '../http/auth.js';
+import { NO_EVENTS, type EventSink } from '../events/log.js';
 import type { SnapshotOwners } from '../tenancy/snapshot-owners.js';
 import { canSee, ownerOf } from '../tenancy/access.js';
 import { assertDeletable } from '../snapshots/deletion.js';
@@ -66,6 +67,9 @@ export interface ResumeChanges {
 const MAX_LAYERS = 3;
 
 export class Workspaces {
+  /** paused / resumed events (the sandbox's own created / killed come from the registry). */
+  events: EventSink = NO_EVENTS;
+
   constructor(
     private readonly engine: Engine,
     private readonly journal: Journal,
@@ -187,13 +191,14 @@ export class Workspaces {
     await this.writes.produce({ tag, kind: 'branch', source: live.rec.snapshot_tag, sandbox: live.rec.id, owner: ownerOf(w), wait: true }, () => this.engine.branch(live.sb, { tag, mode: 'full' }));
     this.suspending.add(live.rec.id);
     try {
-      await this.sandboxes.kill(live.rec.id, null);
+      await this.sandboxes.kill(live.rec.id, null, 'suspend');
     } finally {
       this.suspending.delete(live.rec.id);
     }
     tag = await this.maybeCompact(name, tag, seq, ownerOf(w));
     const next: WorkspaceRecord = { ...w, status: 'suspended', state_tag: tag, suspended_at_unix: Math.floor(Date.now() / 1000), seq, warning: null, egress: live.rec.egress ?? null };
     await this.put(next);
+    this.events.emit({ owner: ownerOf(w), kind: 'paused', sandbox_id: w.sandbox_id, snapshot_tag: tag, details: { workspace: name } });
     return next;
   }
 
@@ -215,9 +220,10 @@ export class Workspaces {
     const network = changes.network ?? w.network ?? false;
     const egress = changes.egress ?? w.egress ?? null;
     const quotas = { ...(w.quotas ?? {}), ...(changes.quotas ?? {}) };
-    const [live] = await this.sandboxes.spawn({ tag: w.state_tag ?? w.snapshot_tag, owner: ownerOf(w), n: 1, ids: [w.sandbox_id], workspace: name, metadata: w.metadata, envs: w.envs, quotas, ...(network ? { network: true } : {}), ...(egress ? { egress } : {}) });
+    const [live] = await this.sandboxes.spawn({ tag: w.state_tag ?? w.snapshot_tag, owner: ownerOf(w), n: 1, ids: [w.sandbox_id], workspace: name, cause: { kind: 'resume', from: w.state_tag ?? w.snapshot_tag }, metadata: w.metadata, envs: w.envs, quotas, ...(network ? { network: true } : {}), ...(egress ? { egress } : {}) });
     const next: WorkspaceRecord = { ...w, status: 'running', warning: null, network, egress, quotas: live!.rec.quotas ?? quotas };
     await this.put(next);
+    this.events.emit({ owner: ownerOf(w), kind: 'resumed', sandbox_id: w.sandbox_id, snapshot_tag: w.state_tag ?? w.snapshot_tag, details: { workspace: name, spawn_to_ready_ms: live!.rec.timings.spawn_to_ready_ms } });
     return next;
   }
 
@@ -236,7 +242,7 @@ export class Workspaces {
     const own = (await this.engine.listSnapshots()).map((e) => e.tag).filter((t) => isStateTag(name, t)).sort().reverse();
     if (this.suspending.has(w.sandbox_id)) throw new ForkdError('FORKD_E_IN_USE', `workspace ${name} is being suspended: delete it when that is done`, { name });
     assertDeletable(this.sandboxes, this.writes, { doomed: own, force: false, by, ignore: [w.sandbox_id] });
-    if (w.status === 'running') await this.sandboxes.kill(w.sandbox_id, null).catch(() => undefined);
+    if (w.status === 'running') await this.sandboxes.kill(w.sandbox_id, null, 'workspace_deleted').catch(() => undefined);
     for (const t of own) {
       await this.engine.removeSnapshot(t).then(() => this.owners.forget(t), (e: unknown) => this.log.warn({ workspace: name, tag: t, err: toForkdError(e).message }, 'kept a workspace state snapshot'));
     }
