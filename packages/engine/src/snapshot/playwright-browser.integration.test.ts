@@ -55,6 +55,11 @@ test('each child restores with the browser running and Playwright connected; a p
   // The context and page were opened in the parent: the child drives the same objects across evals.
   assert.equal(await value(a, 'return page.url()'), 'http://127.0.0.1:8000/index.html');
   assert.equal(await value(a, 'return context.pages().length'), 1);
+  // What the guest really uses with the page loaded (the recipe's min_mem_mib is measured against it).
+  const mem = await a.commands.exec({ argv: ['sh', '-c', "awk '/^MemTotal:/{t=$2} /^MemAvailable:/{a=$2} END{print int((t-a)/1024)}' /proc/meminfo; for p in $(pgrep -f /usr/lib/chromium/chromium-headless-shell); do cat /proc/$p/smaps_rollup; done | awk '/^Pss:/{s+=$2} END{print int(s/1024)}'"] });
+  const [usedMib, chromiumPssMib] = mem.stdout.trim().split('\n').map(Number);
+  process.stderr.write(`# guest memory in use with the page loaded: ${usedMib} MiB (Chromium's processes: ${chromiumPssMib} MiB PSS)\n`);
+  assert.ok(usedMib! > 0 && chromiumPssMib! > 0, mem.stdout + mem.stderr);
 });
 
 test('a screenshot is a PNG rich result and, with path, a file the files API reads', async () => {
@@ -84,15 +89,16 @@ test('cookies set in one child are absent in its sibling; they stay in their own
 });
 
 test('a page that never loads fails with TimeoutError naming page.goto; the child stays usable', async () => {
-  // A server inside the guest that accepts connections and never answers.
-  const started = await a.commands.start({ argv: ['python3', '-c', "import socket,time\ns=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1', 8001)); s.listen(8)\nc=[]\nwhile True: c.append(s.accept())"] });
+  // A server inside the guest that accepts connections and never answers; it marks a file once it listens.
+  const started = await a.commands.start({ argv: ['python3', '-c', "import socket\ns=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1', 8001)); s.listen(8)\nopen('/tmp/hang-listening', 'w').close()\nc=[]\nwhile True: c.append(s.accept())"] });
   assert.ok('handle' in started, JSON.stringify(started));
-  await value(a, "for (let i = 0; i < 100; i++) { try { await page.request.fetch('http://127.0.0.1:8001/', { timeout: 200 }); } catch (e) { if (!/ECONNREFUSED/.test(String(e))) return; } await new Promise((r) => setTimeout(r, 100)); }");
+  const listening = await a.commands.exec({ argv: ['sh', '-c', 'for i in $(seq 300); do [ -e /tmp/hang-listening ] && exit 0; sleep 0.1; done; exit 1'] });
+  assert.equal(listening.exit_code, 0, 'the hanging server listens');
   const t0 = performance.now();
   const r = await browser(a, "await page.goto('http://127.0.0.1:8001/never')", 6_000);
   const ms = performance.now() - t0;
   assert.equal(r.ok, false);
-  assert.equal(r.error?.type, 'TimeoutError');
+  assert.equal(r.error?.type, 'TimeoutError', `${r.error?.type}: ${r.error?.message}`);
   assert.match(r.error?.message ?? '', /page\.goto: Timeout 5000ms exceeded/);
   assert.doesNotMatch(r.error?.message ?? '', /\u001b\[/, 'no terminal colours in the message');
   assert.ok(ms < 15_000, `answered at Playwright's timeout, not later (${ms.toFixed(0)} ms)`);
