@@ -130,7 +130,7 @@ export class BrowserRepl {
     } catch (e) {
       // Playwright colours its call log for a terminal; the wire carries plain text.
       const d = describeError(e);
-      error = { type: d.type, message: stripAnsi(d.message), traceback: stripAnsi(d.traceback) };
+      error = { type: errorType(e, d.type), message: stripAnsi(d.message), traceback: stripAnsi(d.traceback) };
     } finally {
       this.sink.current = null;
     }
@@ -167,6 +167,16 @@ function pngRepr(png: Buffer): string {
 
 // eslint-disable-next-line no-control-regex
 const ANSI = /\u001b\[[0-9;]*m/g;
+/**
+ * Playwright's own bundle defines its errors as class expressions (`TimeoutError2 = class ...`), so
+ * their constructor name is the bundler's; the name a client matches on is the one Playwright sets
+ * on the instance (`this.name = 'TimeoutError'`). A plain `Error` name keeps the class name.
+ */
+export function errorType(e: unknown, fallback: string): string {
+  const name = e instanceof Error ? e.name : undefined;
+  return typeof name === 'string' && name !== '' && name !== 'Error' ? name : fallback;
+}
+
 function stripAnsi(s: string): string {
   return s.replace(ANSI, '');
 }
