@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { MethodTable } from './handler.js';
+import { BrowserRepl } from './browser-repl.js';
 import { JsRepl } from './js-repl.js';
 import { makeEval } from './methods/eval.js';
 import { makeRunCode } from './methods/run-code.js';
@@ -55,6 +56,7 @@ export function createAgent(o: AgentOptions): Agent {
     state: new AgentState(),
     js: new JsRepl(),
     python: new PythonRepl(o.python === undefined ? findExecutable('python3') : o.python, path.join(o.helpersDir, 'pyrepl.py')),
+    browser: new BrowserRepl(o.helpersDir),
     sys: new SysHelper(path.join(o.helpersDir, 'forkd-sys')),
     procs: new ProcessTable(),
     native: new NativeReseed(),

@@ -1,4 +1,5 @@
 /** Everything the methods share: state, the persistent interpreters, helpers, processes. */
+import type { BrowserRepl } from './browser-repl.js';
 import type { JsRepl } from './js-repl.js';
 import type { ProcessTable } from './process-table.js';
 import type { PythonRepl } from './python-repl.js';
@@ -11,6 +12,8 @@ export interface Runtime {
   state: AgentState;
   js: JsRepl;
   python: PythonRepl;
+  /** Playwright over CDP to a recipe's Chromium; connected by the warm-up when the recipe asks. */
+  browser: BrowserRepl;
   sys: SysHelper;
   /** Starts commands without forking the agent; null = Node's spawn (tests outside an image). */
   spawner: SpawnHelper | null;

@@ -1,6 +1,6 @@
 /** Sandboxes: spawn, lifecycle, agent calls (ping, exec, eval), background processes, branch. */
 import { z } from 'zod';
-import { Argv, CALL_TIMEOUT_SECS, LIMITS, MACHINE_LIMITS, QUOTA_LIMITS, Signal } from '@forkd/protocol';
+import { Argv, CALL_TIMEOUT_SECS, EvalLanguage, LIMITS, MACHINE_LIMITS, QUOTA_LIMITS, RunCodeLanguage, Signal } from '@forkd/protocol';
 import { Tag, SandboxId, Metadata, Envs, GuestPath, Identity } from './common.js';
 import { EgressFields, EgressView } from './egress.js';
 
@@ -61,7 +61,7 @@ export const SandboxInfo = z.object({
   metadata: z.record(z.string(), z.string()),
   /** How fast this child became ready (agent answered after clock + RNG reset). */
   ready: SandboxTimings,
-  language: z.enum(['python', 'js']),
+  language: EvalLanguage,
   /** Whether the sandbox has its own way out (spawned with `network`). */
   network: z.boolean(),
   /** forkd fields: the sandbox's network namespace (a name `ip netns exec` takes), and from inside it the guest's address. */
@@ -148,7 +148,7 @@ export const PingResponse = z.object({
   warmup_ready: z.boolean(),
   agent_version: z.string(),
   uptime_ms: z.number(),
-  languages: z.array(z.enum(['python', 'js'])),
+  languages: z.array(EvalLanguage),
 });
 
 /** The longest single call (seconds); also what a client's 0 ("no timeout") becomes. */
@@ -194,7 +194,7 @@ export const ExecStreamLine = z.discriminatedUnion('type', [
 export const EvalBody = z.object({
   code: z.string().max(LIMITS.maxCodeBytes),
   /** Default: the snapshot's language. */
-  language: z.enum(['python', 'js']).optional(),
+  language: EvalLanguage.optional(),
   timeout_secs: callTimeoutSecs(CALL_TIMEOUT_SECS.eval),
 }).strict();
 
@@ -214,6 +214,8 @@ export const EvalResponse = z.object({
 
 export const RunCodeBody = z.object({
   code: z.string().max(LIMITS.maxCodeBytes),
+  /** python: a cell in the persistent interpreter; browser: browser code whose PNG value (page.screenshot()) is a PNG result. Default: browser for a browser snapshot, else python. */
+  language: RunCodeLanguage.optional(),
   timeout_secs: callTimeoutSecs(CALL_TIMEOUT_SECS.eval),
 }).strict();
 
@@ -242,7 +244,7 @@ export const RunCodeResponse = z.object({
   error: z.object({ name: z.string(), value: z.string(), traceback: z.string() }).nullable(),
   execution_count: z.number().int().nullable(),
   /** ipython: the image has IPython (the code-interpreter recipe); plain: forkd's own interpreter (fewer formats, display() of _repr_*_ only). */
-  interpreter: z.enum(['ipython', 'plain']),
+  interpreter: z.enum(['ipython', 'plain', 'browser']),
   /** Results or formats left out because of their size (LIMITS.richResults), each with why. */
   dropped: z.array(z.string()),
   duration_ms: z.number(),

@@ -1,6 +1,6 @@
 /** Snapshots: creation from recipes, listing, detail, deletion, chains (diff, compact), the tree. */
 import { z } from 'zod';
-import { CALL_TIMEOUT_SECS, LIMITS, MACHINE_LIMITS } from '@forkd/protocol';
+import { CALL_TIMEOUT_SECS, EvalLanguage, LIMITS, MACHINE_LIMITS } from '@forkd/protocol';
 import { Tag, RecipeName, QueryBool, SandboxId, JobId, Identity } from './common.js';
 
 const { memMib, vcpus } = MACHINE_LIMITS;
@@ -12,7 +12,7 @@ export const SnapshotInfo = z.object({
   status: z.enum(['writing', 'ready', 'failed']),
   bootable: z.boolean(),
   recipe: z.string().nullable(),
-  language: z.enum(['python', 'js']),
+  language: EvalLanguage,
   accel: z.enum(['kvm', 'tcg']),
   mem_mib: z.number().int(),
   vcpus: z.number().int(),

@@ -18,7 +18,7 @@ import { KeeperClient, type KeeperAttachOptions, type KeeperVmT } from './keeper
 import { Vm } from './vm/vm.js';
 import { Sandbox, agentOf, branchSourceOf, type SandboxTimings } from './sandbox/sandbox.js';
 import { promises as fs } from 'node:fs';
-import { ForkdError, assertValidTag, type ServiceStatusT } from '@forkd/protocol';
+import { ForkdError, assertValidTag, type ServiceStatusT, type EvalLanguageT } from '@forkd/protocol';
 import { branchSandbox, type BranchMode } from './snapshot/branch.js';
 import { branchProven } from './sandbox/branch-proven.js';
 import { compactSnapshot } from './snapshot/compact.js';
@@ -34,7 +34,7 @@ export interface AdoptRecord {
   dir: string;
   pid: number;
   tag: string;
-  language: 'python' | 'js';
+  language: EvalLanguageT;
   timings: SandboxTimings;
   createdAt: Date;
   /** The envs the guest was given (setEnvs); later commands get them too. */

@@ -80,7 +80,7 @@ export const tools: AnyTool[] = [
     },
   }),
   def('run_code', {
-    description: "Run a Python cell in the sandbox's persistent interpreter with rich results, like a notebook (E2B runCode): display() outputs and the last expression as results (text, html, markdown, svg, png, jpeg, latex, json), matplotlib figures as PNG images (returned as image content), logs.stdout/stderr, and error {name, value, traceback}. IPython semantics in the code-interpreter snapshot.",
+    description: "Run a Python cell in the sandbox's persistent interpreter with rich results, like a notebook (E2B runCode): display() outputs and the last expression as results (text, html, markdown, svg, png, jpeg, latex, json), matplotlib figures as PNG images (returned as image content), logs.stdout/stderr, and error {name, value, traceback}. IPython semantics in the code-interpreter snapshot. In a playwright-browser sandbox (language browser) the code is the body of an async function with Playwright's browser, context and page: return await page.screenshot() comes back as a PNG image.",
     run: async (a, { ctl, signal }) => {
       const { sandbox_id, ...body } = a;
       return runCodeResult(await ctl.runCode(sandbox_id, body, signal));

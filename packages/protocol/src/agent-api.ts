@@ -8,6 +8,13 @@ import { Argv, EntryInfo, GuestPath, MergedEnvMap, ProcessHandle, ProcessInfo, S
 
 export const PROTOCOL_VERSION = 1;
 
+/**
+ * What eval runs: the persistent Python interpreter, the persistent JS context, or the guest's
+ * warm browser (the playwright-browser recipe): the code is the body of an async function with
+ * Playwright's browser, context and page in scope.
+ */
+export const EvalLanguage = z.enum(['python', 'js', 'browser']);
+
 const timeoutMs = z.number().int().positive().max(LIMITS.maxExecTimeoutMs);
 
 export const PingParams = z.object({}).strict();
@@ -18,7 +25,7 @@ export const PingResult = z.object({
   agent_version: z.string(),
   warmup: WarmupState,
   warmup_error: z.string().nullable(),
-  languages: z.array(z.enum(['python', 'js'])),
+  languages: z.array(EvalLanguage),
   pid: z.number().int(),
   uptime_ms: z.number(),
   restores: z.number().int(),
@@ -37,6 +44,10 @@ export const RestoreResult = z.object({
   phases_ms: z.object({ validate: z.number(), system: z.number(), userspace: z.number(), total: z.number() }).optional(),
 });
 
+export const BrowserWarmup = z.object({
+  cdp_port: z.number().int().min(1).max(65535),
+  code: z.string().max(LIMITS.maxCodeBytes).optional(),
+}).strict();
 export const WarmupParams = z.object({
   python: z.string().max(LIMITS.maxCodeBytes).optional(),
   js: z.string().max(LIMITS.maxCodeBytes).optional(),
@@ -44,6 +55,8 @@ export const WarmupParams = z.object({
   python_modules: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_.]*$/)).max(64).optional(),
   /** A cell run through run_code after `python` (the code-interpreter draws a plot once), so its path is warm in children. */
   python_cell: z.string().max(LIMITS.maxCodeBytes).optional(),
+  /** Connect Playwright to the browser a recipe service started (its DevTools port on the guest's loopback), open a context and a page, then run `code` as a browser eval. */
+  browser: BrowserWarmup.optional(),
   timeout_ms: timeoutMs.optional(),
 }).strict();
 export const WarmupResult = z.object({
@@ -159,7 +172,6 @@ export const FilesRemoveParams = z.object({ path: GuestPath, recursive: z.boolea
 export const FilesRemoveResult = z.object({ removed: z.boolean() });
 export const FilesRenameParams = z.object({ from: GuestPath, to: GuestPath }).strict();
 
-export const EvalLanguage = z.enum(['python', 'js']);
 export const EvalParams = z.object({
   language: EvalLanguage,
   code: z.string().max(LIMITS.maxCodeBytes),
@@ -185,8 +197,11 @@ export const EvalResult = z.object({
  * way E2B's runCode answers. PNG and JPEG bytes travel in the frame's payload, concatenated in
  * result order (png before jpeg within a result); each result says how many bytes are its own.
  */
+/** run_code's languages: a Python cell, or browser code whose PNG value (page.screenshot()) is a PNG result. */
+export const RunCodeLanguage = z.enum(['python', 'browser']);
 export const RunCodeParams = z.object({
   code: z.string().max(LIMITS.maxCodeBytes),
+  language: RunCodeLanguage.optional(),
   timeout_ms: timeoutMs.optional(),
 }).strict();
 const richText = z.string().max(LIMITS.richResults.maxTextChars);
@@ -213,7 +228,7 @@ export const RunCodeResult = z.object({
   /** IPython's prompt number of this cell; null in the plain interpreter. */
   execution_count: z.number().int().nullable(),
   /** What ran the cell: IPython when the image has it, else forkd's plain interpreter. */
-  interpreter: z.enum(['ipython', 'plain']),
+  interpreter: z.enum(['ipython', 'plain', 'browser']),
   /** Results or formats left out because of LIMITS.richResults, each with why. */
   dropped: z.array(z.string().max(1000)).max(LIMITS.richResults.maxResults * 10),
   duration_ms: z.number(),
@@ -249,6 +264,8 @@ export type PingResultT = z.output<typeof PingResult>;
 export type ExecParamsT = z.input<typeof ExecParams>;
 export type ExecResultT = z.output<typeof ExecResult>;
 export type EvalResultT = z.output<typeof EvalResult>;
+export type EvalLanguageT = z.output<typeof EvalLanguage>;
+export type RunCodeLanguageT = z.output<typeof RunCodeLanguage>;
 export type RunCodeResultT = z.output<typeof RunCodeResult>;
 export type RichResultWireT = z.output<typeof RichResultWire>;
 export type ServiceSpecT = z.output<typeof ServiceSpec>;

@@ -92,6 +92,13 @@ export const LIMITS = {
    * how long one may take to become ready, how often its ready check is polled, and how much of
    * its own output is kept for the error when it never gets ready (the newest bytes).
    */
+  /**
+   * The browser language: how long connecting Playwright to the guest's Chromium may take (in the
+   * parent, under TCG: measured 10-40 s), and how much sooner than the eval's own deadline
+   * Playwright's actions (goto, click, waitFor...) time out, so a page that never loads fails with
+   * Playwright's TimeoutError naming the action instead of the bare eval deadline.
+   */
+  browser: { connectTimeoutMs: 300_000, actionMarginMs: 1000, minActionTimeoutMs: 100 },
   services: { maxServices: 16, maxTimeoutSecs: 1800, pollIntervalMs: 100, outputBytes: 64 * 1024, errorOutputChars: 8192 },
 } as const;
 

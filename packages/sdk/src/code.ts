@@ -7,7 +7,7 @@
 import type { EvalResult, RunCodeResponse } from './controller.js';
 import { errorFor } from './errors.js';
 
-export type RunCodeLanguage = 'python' | 'javascript' | 'js';
+export type RunCodeLanguage = 'python' | 'javascript' | 'js' | 'browser';
 
 /** E2B's OutputMessage. timestamp: microseconds since the epoch, as E2B. */
 export interface OutputMessage {
@@ -103,10 +103,10 @@ export class Execution {
 }
 
 /** The wire language for an E2B language name. */
-export function evalLanguage(l: RunCodeLanguage | undefined): 'python' | 'js' | undefined {
-  if (l === undefined || l === 'python') return l;
+export function evalLanguage(l: RunCodeLanguage | undefined): 'python' | 'js' | 'browser' | undefined {
+  if (l === undefined || l === 'python' || l === 'browser') return l;
   if (l === 'javascript' || l === 'js') return 'js';
-  throw errorFor('FORKD_E_INVALID_ARGUMENT', `language ${JSON.stringify(l)} is not offered; use 'python' or 'javascript'`);
+  throw errorFor('FORKD_E_INVALID_ARGUMENT', `language ${JSON.stringify(l)} is not offered; use 'python', 'javascript' or 'browser'`);
 }
 
 /** "a\nb\n" -> ["a\n", "b\n"]; a last line without a newline is kept as it is. */

@@ -18,7 +18,7 @@ export interface SandboxDetails {
   endAt: Date | null;
   /** 'paused': saved by pause(), resumed by Sandbox.connect(sandboxId). */
   state: 'running' | 'killed' | 'paused';
-  language: 'python' | 'js';
+  language: 'python' | 'js' | 'browser';
   /** forkd: why it ended ('oom': killed by its memory limit), null while running. */
   endReason: 'oom' | 'exited' | null;
   /** forkd: its memory limit (MiB), null for none. */
@@ -43,7 +43,7 @@ export function toDetails(s: WireSandboxInfo): SandboxDetails {
 }
 
 /** A paused sandbox (a suspended workspace): templateId is the snapshot it was first created from. */
-export function pausedDetails(w: WorkspaceInfo, language: 'python' | 'js'): SandboxDetails {
+export function pausedDetails(w: WorkspaceInfo, language: 'python' | 'js' | 'browser'): SandboxDetails {
   return {
     sandboxId: w.sandbox_id,
     templateId: w.snapshot_tag,

@@ -135,7 +135,7 @@ export class Sandbox {
   readonly commands: Commands;
   readonly files: Filesystem;
   /** The snapshot's language: what runCode and eval run without a language. */
-  readonly language: 'python' | 'js';
+  readonly language: 'python' | 'js' | 'browser';
 
   /** Use Sandbox.create / Sandbox.connect. `controller` is the whole REST API, for what E2B has no name for. */
   protected constructor(readonly controller: Controller, info: WireSandboxInfo) {
@@ -194,7 +194,7 @@ export class Sandbox {
       if (states.includes('paused')) {
         const paused = (await pausedWorkspaces(ctl)).filter((w) => matchesMetadata(w.metadata, want) && (!opts.template || w.snapshot_tag === opts.template));
         // A workspace does not say its language: its snapshot does.
-        const lang = paused.length ? new Map((await ctl.listSnapshots()).map((s) => [s.tag, s.language])) : new Map<string, 'python' | 'js'>();
+        const lang = paused.length ? new Map((await ctl.listSnapshots()).map((s) => [s.tag, s.language])) : new Map<string, 'python' | 'js' | 'browser'>();
         out.push(...paused.map((w) => pausedDetails(w, lang.get(w.state_tag ?? w.snapshot_tag) ?? lang.get(w.snapshot_tag) ?? 'python')));
       }
       return out;
@@ -300,16 +300,17 @@ export class Sandbox {
 
   /**
    * Runs code in the persistent interpreter (@e2b/code-interpreter's runCode): Python through the
-   * run_code route (rich results: plots as PNG, DataFrames as HTML, display()), JavaScript through
-   * eval (text and JSON of the last value). Errors in the code
+   * run_code route (rich results: plots as PNG, DataFrames as HTML, display()), browser code the
+   * same way (a returned page.screenshot() is a PNG result), JavaScript through eval (text and
+   * JSON of the last value). Errors in the code
    * are in `execution.error`, not thrown; only failures to run it throw.
    */
   runCode(code: string, opts: RunCodeOpts = {}): Promise<Execution> {
     return guard(async () => {
       const language = evalLanguage(opts.language) ?? this.language;
       const timeout_secs = timeoutSecs(opts.timeoutMs, CALL_TIMEOUT_SECS.eval * 1000);
-      const e = language === 'python'
-        ? fromRunCode(await this.controller.runCode(this.sandboxId, { code, timeout_secs }))
+      const e = language === 'python' || language === 'browser'
+        ? fromRunCode(await this.controller.runCode(this.sandboxId, { code, language, timeout_secs }))
         : toExecution(await this.controller.eval(this.sandboxId, { code, language, timeout_secs }));
       deliver(e, opts);
       return e;

@@ -65,6 +65,11 @@ LIMITS: Dict[str, Any] = {
         "max_entry_chars": 300,
         "max_name_chars": 253,
     },
+    "browser": {
+        "connect_timeout_ms": 300000,
+        "action_margin_ms": 1000,
+        "min_action_timeout_ms": 100,
+    },
     "services": {
         "max_services": 16,
         "max_timeout_secs": 1800,

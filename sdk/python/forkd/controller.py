@@ -330,13 +330,14 @@ class Controller:
         body = _drop_none({"code": code, "language": language, "timeout_secs": timeout_secs})
         return self.call("POST", f"/v1/sandboxes/{quote_param(sandbox_id)}/eval", body=body, timeout=timeout_secs + MARGIN_SECS)
 
-    def run_code(self, sandbox_id: str, code: str, *, timeout_secs: float = CALL_TIMEOUT_SECS["eval"]) -> JSON:
-        """A Python cell with rich results (E2B runCode): {results, logs, error, execution_count, interpreter, dropped, ...}.
+    def run_code(self, sandbox_id: str, code: str, *, language: Optional[str] = None, timeout_secs: float = CALL_TIMEOUT_SECS["eval"]) -> JSON:
+        """A Python (or browser) cell with rich results (E2B runCode): {results, logs, error, execution_count, interpreter, dropped, ...}.
 
         Each result has the formats it was displayed with (text, html, markdown, svg, png and jpeg
-        as base64, latex, json, javascript) and is_main_result.
+        as base64, latex, json, javascript) and is_main_result. language "browser" runs browser
+        code (a returned page.screenshot() is a PNG result); default: the snapshot's.
         """
-        body = {"code": code, "timeout_secs": timeout_secs}
+        body = _drop_none({"code": code, "language": language, "timeout_secs": timeout_secs})
         return self.call("POST", f"/v1/sandboxes/{quote_param(sandbox_id)}/run_code", body=body, timeout=timeout_secs + MARGIN_SECS)
 
     def branch_sandbox(self, sandbox_id: str, *, tag: Optional[str] = None, mode: Optional[str] = None, wait: Optional[bool] = None) -> JSON:

@@ -695,7 +695,8 @@ class Sandbox:
 
         Python goes through the run_code route: IPython's cell semantics where the snapshot has it
         (the code-interpreter recipe), display() outputs and the last value as results with every
-        format they have (matplotlib figures as PNG, DataFrames as HTML and text). JavaScript goes
+        format they have (matplotlib figures as PNG, DataFrames as HTML and text). Browser code (the
+        playwright-browser recipe) too: a returned ``page.screenshot()`` is a PNG result. JavaScript goes
         through eval (the last value's text and JSON). An exception in the code is returned in
         ``Execution.error`` (not raised). Callbacks are called once the code has finished.
         """
@@ -705,7 +706,7 @@ class Sandbox:
             if self._info is None:
                 self._info = self._ctl.get_sandbox(self.sandbox_id)
             lang = (self._info or {}).get("language", "python")
-        ex = self._run_python(code, secs) if lang == "python" else self._run_eval(code, lang, secs)
+        ex = self._run_cell(code, lang, secs) if lang in ("python", "browser") else self._run_eval(code, lang, secs)
         for s in ex.logs.stdout:
             if on_stdout:
                 on_stdout(s)
@@ -719,8 +720,8 @@ class Sandbox:
             on_error(ex.error)
         return ex
 
-    def _run_python(self, code: str, secs: float) -> Execution:
-        r = self._ctl.run_code(self.sandbox_id, code, timeout_secs=secs)
+    def _run_cell(self, code: str, language: str, secs: float) -> Execution:
+        r = self._ctl.run_code(self.sandbox_id, code, language=language, timeout_secs=secs)
         ex = Execution(duration_ms=r.get("duration_ms"), execution_count=r.get("execution_count"), dropped=list(r.get("dropped") or []))
         ex.logs.stdout.extend(r.get("logs", {}).get("stdout") or [])
         ex.logs.stderr.extend(r.get("logs", {}).get("stderr") or [])

@@ -16,8 +16,8 @@ class _FakeController:
         self.calls.append(("get_sandbox", {}))
         return {"id": sandbox_id, "language": self.language}
 
-    def run_code(self, sandbox_id: str, code: str, *, timeout_secs: float) -> Dict[str, Any]:
-        self.calls.append(("run_code", {"code": code}))
+    def run_code(self, sandbox_id: str, code: str, *, language: Any = None, timeout_secs: float) -> Dict[str, Any]:
+        self.calls.append(("run_code", {"code": code, "language": language}))
         return {
             "results": [
                 {"text": "<Figure size 640x480 with 1 Axes>", "png": "iVBORw0KGgo=", "is_main_result": False},
@@ -59,6 +59,13 @@ class RunCodeMapping(unittest.TestCase):
         self.assertEqual(ex.text, "2")
         sb.run_code("1 + 1", language="javascript")
         self.assertEqual(ctl.calls[-1], ("eval_code", {"code": "1 + 1", "language": "js"}))
+
+    def test_browser_sandboxes_go_through_run_code_as_browser(self) -> None:
+        ctl = _FakeController("browser")
+        sb = Sandbox("sb-0123456789abcdef", ctl, None)  # type: ignore[arg-type]
+        ex = sb.run_code("return await page.screenshot()")
+        self.assertEqual(ctl.calls[-1], ("run_code", {"code": "return await page.screenshot()", "language": "browser"}))
+        self.assertEqual(ex.results[0].png, "iVBORw0KGgo=")
 
 
 if __name__ == "__main__":

@@ -126,3 +126,36 @@ describe('run_code reply checks (toWire)', () => {
     assert.deepEqual(r.result.error, { name: 'InterpreterDied', value: 'gone', traceback: '' });
   });
 });
+
+describe('run_code with the language browser', () => {
+  const png = Buffer.concat([PNG_SIGNATURE, Buffer.alloc(8), Buffer.from([0, 0, 5, 0, 0, 0, 2, 0xd0]), Buffer.alloc(40)]);
+  const rtWith = (result: Record<string, unknown>, bytes: Buffer | null) => ({
+    browser: { eval: async () => ({ result: { ok: true, repr: null, json: null, json_ok: false, error: null, stdout: '', stderr: '', duration_ms: 1, ...result }, png: bytes }) },
+  }) as unknown as Runtime;
+
+  it('a PNG value is the main result with its bytes in the payload', async () => {
+    const { result, payload } = await makeRunCode(rtWith({ repr: '<PNG image 1280x720, 64 bytes>' }, png))({ code: 'return await page.screenshot()', language: 'browser' }, ctx);
+    assert.equal(result.interpreter, 'browser');
+    assert.deepEqual(result.results, [{ text: '<PNG image 1280x720, 64 bytes>', png_bytes: png.length, is_main_result: true }]);
+    const [images] = unpackRichImages(result.results, Buffer.from(payload!));
+    assert.ok(images!.png!.equals(png));
+    assert.ok(RunCodeResult.safeParse(result).success);
+  });
+
+  it('a JSON value is text and json; an error is E2B-shaped; no value, no result', async () => {
+    const ok = await makeRunCode(rtWith({ repr: "'t'", json: 't', json_ok: true, stdout: 'log\n' }, null))({ code: 'return "t"', language: 'browser' }, ctx);
+    assert.deepEqual(ok.result.results, [{ text: "'t'", json: 't', is_main_result: true }]);
+    assert.deepEqual(ok.result.stdout, ['log\n']);
+    const err = await makeRunCode(rtWith({ ok: false, error: { type: 'TimeoutError', message: 'page.goto: Timeout 5000ms exceeded.', traceback: 'tb' } }, null))({ code: 'x', language: 'browser' }, ctx);
+    assert.deepEqual(err.result.error, { name: 'TimeoutError', value: 'page.goto: Timeout 5000ms exceeded.', traceback: 'tb' });
+    assert.deepEqual(err.result.results, []);
+  });
+
+  it('a PNG over the image cap is dropped with a note, not sent', async () => {
+    const huge = Buffer.concat([PNG_SIGNATURE, Buffer.alloc(LIMITS.richResults.maxImageBytes)]);
+    const { result, payload } = await makeRunCode(rtWith({ repr: '<PNG>' }, huge))({ code: 'x', language: 'browser' }, ctx);
+    assert.equal(result.results[0]!.png_bytes, undefined);
+    assert.equal(payload!.length, 0);
+    assert.match(result.dropped[0]!, /exceeds the caps/);
+  });
+});

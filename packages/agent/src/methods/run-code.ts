@@ -12,12 +12,31 @@ type RawResult = Omit<RichResultWireT, 'png_bytes' | 'jpeg_bytes'> & { png_b64?:
 
 export function makeRunCode(rt: Runtime) {
   return async function runCode(p: ParamsOut<'run_code'>, ctx: CallContext): Promise<Reply<ResultOf<'run_code'>>> {
+    if (p.language === 'browser') return browserCell(rt, p.code, p.timeout_ms ?? LIMITS.defaultEvalTimeoutMs);
     if (!rt.python.available) throw new ForkdError('FORKD_E_TOOL_MISSING', 'run_code needs Python, and python3 is not installed in the guest');
     const timeout = p.timeout_ms ?? LIMITS.defaultEvalTimeoutMs;
     const t0 = performance.now();
     const { reply, interrupted, killed } = await rt.python.runCell(p.code, timeout, ctx.onCancel);
     return toWire(reply, { interrupted, killed, timeoutMs: timeout, durationMs: performance.now() - t0 });
   };
+}
+
+/**
+ * A browser cell: the value is the main result (its repr as text, JSON when it has one), and a PNG
+ * value (`return await page.screenshot()`) is that result's PNG, the way a plot is in a Python cell.
+ */
+async function browserCell(rt: Runtime, code: string, timeoutMs: number): Promise<Reply<ResultOf<'run_code'>>> {
+  const { result: r, png } = await rt.browser.eval(code, timeoutMs);
+  const dropped: string[] = [];
+  const images: RichImages = {};
+  if (png && png.length > LIMITS.richResults.maxImageBytes) dropped.push(`result 0: image/png of ${png.length} bytes exceeds the caps`);
+  else if (png) images.png = png;
+  const text = r.repr === null ? undefined : r.repr.slice(0, LIMITS.richResults.maxTextChars);
+  const main = r.repr !== null || png ? [{ result: { ...(text !== undefined ? { text } : {}), ...(r.json_ok ? { json: r.json } : {}), is_main_result: true }, images }] : [];
+  const { results, payload } = packRichImages(main);
+  const error = r.error ? { name: r.error.type, value: r.error.message, traceback: r.error.traceback } : null;
+  const chunks = (s: string) => (s ? [s] : []);
+  return { result: { results, stdout: chunks(r.stdout), stderr: chunks(r.stderr), error, execution_count: null, interpreter: 'browser', dropped, duration_ms: r.duration_ms }, payload };
 }
 
 /** The interpreter's reply as the wire's result and payload (exported for unit tests). */

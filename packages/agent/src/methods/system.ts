@@ -17,7 +17,7 @@ export function makeSystemMethods(rt: Runtime) {
         agent_version: AGENT_VERSION,
         warmup: rt.state.warmup,
         warmup_error: rt.state.warmupError,
-        languages: rt.python.available ? ['python', 'js'] : ['js'],
+        languages: [...(rt.python.available ? ['python' as const] : []), 'js' as const, ...(rt.browser.connected ? ['browser' as const] : [])],
         pid: process.pid,
         uptime_ms: Math.round(performance.now() - rt.state.startedMono),
         restores: rt.state.restores,

@@ -30,6 +30,10 @@ export function makeWarmup(rt: Runtime, invoke: () => InvokeFn) {
         throw new ForkdError('FORKD_E_TOOL_MISSING', 'warm-up asks for Python but python3 is not installed in the guest');
       }
       if (p.js) check('js', await rt.js.eval(p.js, timeout));
+      if (p.browser) {
+        await rt.browser.connect(p.browser.cdp_port);
+        if (p.browser.code) check('browser', (await rt.browser.eval(p.browser.code, timeout)).result);
+      }
       await warmCallPaths(rt, invoke(), ctx, p.python_cell !== undefined);
       rt.state.warmup = 'warm';
     } catch (err) {
@@ -70,7 +74,7 @@ const PARAM_SAMPLES: { [M in AgentMethod]: unknown } = {
   'files.remove': { path: '/x', recursive: true },
   'files.rename': { from: '/x', to: '/y' },
   eval: { language: 'python', code: '1', timeout_ms: 1000 },
-  run_code: { code: '1', timeout_ms: 1000 },
+  run_code: { code: '1', language: 'python', timeout_ms: 1000 },
   'services.start': { services: [{ name: 's', start: ['true'], ready: { port: 1 }, timeout_secs: 1 }] },
   'services.list': {},
 };
@@ -97,6 +101,12 @@ async function warmCallPaths(rt: Runtime, invoke: InvokeFn, ctx: CallContext, wa
   if (rt.python.available) await invoke('eval', { language: 'python', code: '6 * 7' }, quiet);
   // run_code only where the recipe asked for it (python_cell): the plain python recipe stays as it was.
   if (rt.python.available && warmRunCode) await invoke('run_code', { code: '6 * 7' }, quiet);
+  // Both browser paths, a screenshot included: Playwright's and Chromium's code for them then runs
+  // first in the parent, not in every child's first call.
+  if (rt.browser.connected) {
+    await invoke('eval', { language: 'browser', code: "await page.goto('about:blank'); return await page.title()" }, quiet);
+    await invoke('run_code', { language: 'browser', code: 'return await page.screenshot()' }, quiet);
+  }
   // The whole restore path, system calls included, so no function on it is first compiled in a
   // child. Harmless here: the clock is set to the guest's own time, and the bytes mixed into the
   // kernel pool come from that pool (its CRNG is initialised long before, so the credit is moot).

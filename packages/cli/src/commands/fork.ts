@@ -8,7 +8,7 @@ export interface ForkOptions {
   n: number;
   exec?: string;
   eval?: string;
-  lang?: 'python' | 'js';
+  lang?: 'python' | 'js' | 'browser';
   json?: boolean;
   /** forkd's spawn flags for features not offered here, sent so the daemon's refusal shows. */
   spawnFlags?: Record<string, unknown>;

@@ -74,13 +74,13 @@ export function registerRemoteCommands(program: Command, { run, client, engine }
   });
   withFlags(program.command('eval').description("evaluate code in a sandbox's persistent interpreter").argument('<id>').argument('<code>'), evalFlags)
     .option('--json', 'JSON output')
-    .option('--rich', 'Python with rich results (run_code): display() outputs, DataFrames as HTML, plots as PNG')
+    .option('--rich', 'rich results (run_code): Python display() outputs, DataFrames as HTML, plots as PNG; with --lang browser a returned page.screenshot() as PNG')
     .option('--out-dir <dir>', 'write PNG/JPEG results to files in DIR (named and printed); implies --rich')
     .action(run(async (id: string, code: string, o: Opts & { rich?: boolean; outDir?: string }) => {
       if (!o.rich && o.outDir === undefined) return evalCmd(await client(), id, { code, ...evalFlags.read(o) }, o);
       const { language, ...rest } = evalFlags.read(o);
-      if (language === 'js') throw new ForkdError('FORKD_E_INVALID_ARGUMENT', '--rich and --out-dir run Python cells (run_code); JavaScript has no rich results');
-      return runCodeCmd(await client(), id, { code, ...rest }, { ...jsonOf(o), ...(o.outDir !== undefined ? { outDir: o.outDir } : {}) });
+      if (language === 'js') throw new ForkdError('FORKD_E_INVALID_ARGUMENT', '--rich and --out-dir run Python or browser cells (run_code); JavaScript has no rich results');
+      return runCodeCmd(await client(), id, { code, ...rest, ...(language ? { language } : {}) }, { ...jsonOf(o), ...(o.outDir !== undefined ? { outDir: o.outDir } : {}) });
     }));
 
   const files = program.command('files').description('files inside a sandbox');
@@ -94,9 +94,9 @@ export function registerRemoteCommands(program: Command, { run, client, engine }
   const forkSpawn = schemaFlags(SpawnBody.shape, { snapshot_tag: { flags: '--tag <tag>', required: true }, n: { flags: '-n, --count <n>', description: 'number of children' }, ...notOffered });
   localFlag(withFlags(program.command('fork').description('fork N children from a snapshot, run a command or code in each, report timings, tear down'), forkSpawn))
     .option('--exec <cmd>', 'shell command line to run in each child').option('--eval <code>', "code in the snapshot's language")
-    .addOption(new Option('--lang <language>', 'language for --eval').choices(['python', 'js']))
+    .addOption(new Option('--lang <language>', 'language for --eval').choices(['python', 'js', 'browser']))
     .option('--timeout-ms <ms>', 'per-call timeout (default: the exec and eval routes\')').option('--json', 'JSON output')
-    .action(run(async (o: Opts & { exec?: string; eval?: string; lang?: 'python' | 'js'; timeoutMs?: string; local?: boolean }) => {
+    .action(run(async (o: Opts & { exec?: string; eval?: string; lang?: 'python' | 'js' | 'browser'; timeoutMs?: string; local?: boolean }) => {
       if (o.exec !== undefined && o.eval !== undefined) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', '--exec and --eval are exclusive');
       const { snapshot_tag: tag, n, ...unoffered } = forkSpawn.read(o) as { snapshot_tag: string; n: number };
       const opts = {

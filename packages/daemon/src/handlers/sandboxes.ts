@@ -132,7 +132,7 @@ export function sandboxHandlers(s: DaemonServices, backlog = new StreamBacklog()
       return { status: 200, body: evalView(r) };
     },
     async runCode({ params, body, signal, caller }) {
-      const r = await s.sandboxes.withSandbox(params.id, caller, 'runCode', (sb) => sb.runCode(body.code, { timeoutMs: Math.round(body.timeout_secs * 1000), signal }));
+      const r = await s.sandboxes.withSandbox(params.id, caller, 'runCode', (sb) => sb.runCode(body.code, { timeoutMs: Math.round(body.timeout_secs * 1000), signal, language: body.language ?? (sb.language === 'browser' ? 'browser' : 'python') }));
       return { status: 200, body: runCodeView(r) };
     },
   };

@@ -4,7 +4,7 @@
  * owned: those the keeper still holds are adopted (agent reconnected), the rest are reaped.
  */
 import type { Logger } from 'pino';
-import { ForkdError, toForkdError } from '@forkd/protocol';
+import { ForkdError, toForkdError, type EvalLanguageT } from '@forkd/protocol';
 import type { Engine, KeeperVmT, Sandbox, SandboxTimings } from '@forkd/engine';
 import type { Journal } from '../state/journal.js';
 import type { Metrics } from '../metrics.js';
@@ -20,7 +20,7 @@ export interface SandboxRecord {
   snapshot_tag: string;
   pid: number;
   dir: string;
-  language: 'python' | 'js';
+  language: EvalLanguageT;
   timings: SandboxTimings;
   created_at_unix: number;
   expires_at_unix_ms: number | null;

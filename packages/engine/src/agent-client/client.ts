@@ -1,5 +1,5 @@
 /** AgentClient: the connection plus typed conveniences for every agent method. */
-import { ForkdError, LIMITS, unpackRichImages, type ExecResultT, type EvalResultT, type EntryInfoT, type ParamsOf, type ResultOf, type RichImages, type RunCodeResultT } from '@forkd/protocol';
+import { ForkdError, LIMITS, unpackRichImages, type ExecResultT, type EvalResultT, type EntryInfoT, type ParamsOf, type ResultOf, type RichImages, type RunCodeResultT, type EvalLanguageT, type RunCodeLanguageT } from '@forkd/protocol';
 import { AgentConnection, type CallOptions, type ConnectOptions } from './connection.js';
 import { jsonDepthExceeds } from './json-depth.js';
 
@@ -88,7 +88,7 @@ export class AgentClient extends AgentConnection {
     return (await this.call('proc.kill', signal ? { handle, signal } : { handle }, o)).result.killed;
   }
 
-  async eval(language: 'python' | 'js', code: string, o: Opts & { evalTimeoutMs?: number } = {}): Promise<EvalResultT> {
+  async eval(language: EvalLanguageT, code: string, o: Opts & { evalTimeoutMs?: number } = {}): Promise<EvalResultT> {
     const guest = o.evalTimeoutMs ?? LIMITS.defaultEvalTimeoutMs;
     const r = (await this.call('eval', { language, code, timeout_ms: guest }, { timeoutMs: o.timeoutMs ?? guest + GUEST_TIMEOUT_MARGIN_MS, signal: o.signal })).result;
     // A value nested deeper than callers' serialisers go is passed on as its repr only.
@@ -97,9 +97,9 @@ export class AgentClient extends AgentConnection {
   }
 
   /** A cell with rich results (run_code); each result's PNG/JPEG bytes come back beside it in images. */
-  async runCode(code: string, o: Opts & { evalTimeoutMs?: number } = {}): Promise<RunCodeOutcome> {
+  async runCode(code: string, o: Opts & { evalTimeoutMs?: number; language?: RunCodeLanguageT } = {}): Promise<RunCodeOutcome> {
     const guest = o.evalTimeoutMs ?? LIMITS.defaultEvalTimeoutMs;
-    const { result, payload } = await this.call('run_code', { code, timeout_ms: guest }, { timeoutMs: o.timeoutMs ?? guest + GUEST_TIMEOUT_MARGIN_MS, signal: o.signal });
+    const { result, payload } = await this.call('run_code', { code, timeout_ms: guest, ...(o.language ? { language: o.language } : {}) }, { timeoutMs: o.timeoutMs ?? guest + GUEST_TIMEOUT_MARGIN_MS, signal: o.signal });
     const results = result.results.map((r) => (r.json !== undefined && jsonDepthExceeds(r.json, LIMITS.maxResultJsonDepth) ? { ...r, json: undefined } : r));
     return { ...result, results, images: unpackRichImages(result.results, payload) };
   }

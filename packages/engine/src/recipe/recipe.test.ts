@@ -81,3 +81,20 @@ test('less memory than a recipe\'s floor is refused with FORKD_E_MEMORY_TOO_SMAL
   await assert.rejects(engine.createSnapshot({ tag: 'pg-small', recipe: pg, memMib: 256 }), small);
   await assert.rejects(engine.bootCold(pg, { memMib: 256 }), small);
 });
+
+test('the playwright-browser recipe: Chromium as a non-root service with a DevTools ready check, ≥ 2 GiB, the browser language', async () => {
+  const r = await loadRecipe('playwright-browser');
+  assert.equal(r.language, 'browser');
+  assert.ok(r.min_mem_mib >= 2048, `min_mem_mib ${r.min_mem_mib}`);
+  const chromium = r.services.find((s) => s.name === 'chromium');
+  assert.ok(chromium, 'a chromium service');
+  assert.equal(chromium.user, 'nobody', 'not root, so no --no-sandbox');
+  assert.doesNotMatch(String(chromium.start), /--no-sandbox/);
+  assert.deepEqual(chromium.ready, { url: 'http://127.0.0.1:9222/json/version' });
+  assert.deepEqual(r.warmup.browser, { cdp_port: 9222 });
+});
+
+test('language browser without warmup.browser is refused (nothing would connect Playwright)', () => {
+  assert.throws(() => parseRecipe('{"name":"x","language":"browser"}'), (e: unknown) => e instanceof ForkdError && e.code === 'FORKD_E_RECIPE_INVALID' && /warmup\.browser/.test(e.message));
+  assert.throws(() => parseRecipe('{"name":"x","warmup":{"browser":{"cdp_port":0}}}'), (e: unknown) => e instanceof ForkdError && e.code === 'FORKD_E_RECIPE_INVALID');
+});

@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { ForkdError, EvalLanguage, MACHINE_LIMITS, ServiceList } from '@forkd/protocol';
+import { BrowserWarmup, ForkdError, EvalLanguage, MACHINE_LIMITS, ServiceList } from '@forkd/protocol';
 
 /** A recipe: what goes into the image and what the parent warms before the snapshot. */
 export const RecipeSchema = z.object({
@@ -33,6 +33,8 @@ export const RecipeSchema = z.object({
     /** Run through run_code (IPython when the image has it) after `python`: warms the rich-results path. */
     python_cell: z.string().max(1024 * 1024).optional(),
     js: z.string().max(1024 * 1024).optional(),
+    /** Playwright connects to the Chromium a service started (its DevTools port) and opens a context and a page: the browser language. */
+    browser: BrowserWarmup.optional(),
   }).strict().default({}),
 }).strict();
 export type Recipe = z.output<typeof RecipeSchema>;
@@ -86,6 +88,9 @@ export function parseRecipe(text: string, source = 'recipe'): Recipe {
   if (!parsed.success) {
     const msg = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
     throw new ForkdError('FORKD_E_RECIPE_INVALID', `${source}: ${msg}`);
+  }
+  if (parsed.data.language === 'browser' && !parsed.data.warmup.browser) {
+    throw new ForkdError('FORKD_E_RECIPE_INVALID', `${source}: language browser needs warmup.browser (the DevTools port of the Chromium a service starts)`);
   }
   if (parsed.data.min_mem_mib > parsed.data.default_mem_mib) {
     throw new ForkdError('FORKD_E_RECIPE_INVALID', `${source}: min_mem_mib exceeds default_mem_mib`);

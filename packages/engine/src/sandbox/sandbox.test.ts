@@ -4,7 +4,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { LIMITS } from '@forkd/protocol';
+import { LIMITS, type EvalLanguageT } from '@forkd/protocol';
 import { AgentClient } from '../agent-client/index.js';
 import { startTestAgent, type TestAgent } from '../agent-client/test-agent.js';
 import { Sandbox } from './sandbox.js';
@@ -14,7 +14,7 @@ const isCode = (code: string) => (e: { code?: string }) => e.code === code;
 const timings = { spawn_to_running_ms: 0, spawn_to_ready_ms: 0, phases: { launch_ms: 0, migrate_ms: 0, cont_ms: 0, restore_ms: 0 }, clock_skew_ms: 0 };
 
 /** A Sandbox over a real agent (run on the host) instead of a VM: only the agent is reached. */
-function sandboxOn(agent: AgentClient, language: 'python' | 'js', id: string, envs: Record<string, string> = {}): Sandbox {
+function sandboxOn(agent: AgentClient, language: EvalLanguageT, id: string, envs: Record<string, string> = {}): Sandbox {
   const vm = { id, agent, pid: 0, dir: '', alive: true } as unknown as Vm;
   return new Sandbox(vm, 'test', timings, language, new Date(), envs);
 }

@@ -1,5 +1,5 @@
 import type { ChildNetwork } from '../network/index.js';
-import { ForkdError, type EvalResultT, type PingResultT } from '@forkd/protocol';
+import { ForkdError, type EvalResultT, type PingResultT, type EvalLanguageT, type RunCodeLanguageT } from '@forkd/protocol';
 import type { AgentClient, RunCodeOutcome } from '../agent-client/index.js';
 import { truncateGuestText } from '../agent-client/guest-errors.js';
 import type { Vm } from '../vm/vm.js';
@@ -38,7 +38,7 @@ export class Sandbox {
     vm: Vm,
     readonly tag: string,
     readonly timings: SandboxTimings,
-    readonly language: 'python' | 'js',
+    readonly language: EvalLanguageT,
     readonly createdAt = new Date(),
     envs: Envs = {},
   ) {
@@ -118,13 +118,13 @@ export class Sandbox {
   }
 
   /** Evaluates code in the guest's interpreter; timeoutMs is the guest's budget (the host waits a margin longer). */
-  eval(language: 'python' | 'js', code: string, o: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<EvalResultT> {
+  eval(language: EvalLanguageT, code: string, o: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<EvalResultT> {
     return agentOf(this).eval(language, code, { ...(o.timeoutMs !== undefined ? { evalTimeoutMs: o.timeoutMs } : {}), ...(o.signal ? { signal: o.signal } : {}) });
   }
 
-  /** Runs a Python cell with rich results (E2B runCode): PNG/JPEG bytes in images, beside results. */
-  runCode(code: string, o: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<RunCodeOutcome> {
-    return agentOf(this).runCode(code, { ...(o.timeoutMs !== undefined ? { evalTimeoutMs: o.timeoutMs } : {}), ...(o.signal ? { signal: o.signal } : {}) });
+  /** Runs a Python (or browser) cell with rich results (E2B runCode): PNG/JPEG bytes in images, beside results. */
+  runCode(code: string, o: { timeoutMs?: number; signal?: AbortSignal; language?: RunCodeLanguageT } = {}): Promise<RunCodeOutcome> {
+    return agentOf(this).runCode(code, { ...(o.timeoutMs !== undefined ? { evalTimeoutMs: o.timeoutMs } : {}), ...(o.signal ? { signal: o.signal } : {}), ...(o.language ? { language: o.language } : {}) });
   }
 
   /** Adds envs: to the interpreter of the sandbox's language now, and to every later command. */
@@ -134,7 +134,8 @@ export class Sandbox {
     const code = this.language === 'python'
       ? `import os as _forkd_os, json as _forkd_json\n_forkd_os.environ.update(_forkd_json.loads(${JSON.stringify(json)}))`
       : `Object.assign(process.env, ${json}); undefined`;
-    const r = await this.eval(this.language, code, { timeoutMs: SET_ENVS_TIMEOUT_MS });
+    // A browser sandbox's agent process is a JS one: its env is what later commands inherit.
+    const r = await this.eval(this.language === 'python' ? 'python' : 'js', code, { timeoutMs: SET_ENVS_TIMEOUT_MS });
     if (!r.ok) throw new ForkdError('FORKD_E_AGENT_ERROR', `could not set envs in sandbox ${this.id}: ${truncateGuestText(r.error?.message ?? '')}`);
     this.#envs = { ...this.#envs, ...envs };
   }
