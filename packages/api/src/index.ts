@@ -7,3 +7,4 @@ export * from './routes.js';
 export { openApiDocument } from './openapi.js';
 export * from './egress.js';
 export * from './events.js';
+export * from './metrics.js';

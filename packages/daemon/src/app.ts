@@ -21,6 +21,7 @@ import { branchingHandlers } from './handlers/branching.js';
 import { registryHandlers } from './handlers/registry.js';
 import { workspaceHandlers } from './handlers/workspaces.js';
 import { eventHandlers } from './events/stream.js';
+import { sandboxMetricsHandlers } from './handlers/sandbox-metrics.js';
 
 /** JSON bodies: code and stdin are capped at 4 MiB by the schemas; this bounds parsing. */
 export const JSON_BODY_LIMIT = 8 * 1024 * 1024;
@@ -126,6 +127,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     ...registryHandlers(s),
     ...workspaceHandlers(s),
     ...eventHandlers(s.events),
+    ...sandboxMetricsHandlers(s),
   } as Handlers;
   registerRoutes(app, handlers, {
     authenticate: (req) => (req as AuthedRequest).caller ?? checkToken(req),

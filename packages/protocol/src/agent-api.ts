@@ -219,6 +219,24 @@ export const RunCodeResult = z.object({
   duration_ms: z.number(),
 });
 
+/**
+ * stats: the guest's own view for sandbox metrics. cpu_* are /proc/stat's aggregate jiffies (the
+ * host turns two samples into a percentage); memory from /proc/meminfo (used = total - available);
+ * disk from statfs of / (used = blocks - free, of what non-root users see as total).
+ */
+export const StatsParams = z.object({}).strict();
+export const StatsResult = z.object({
+  cpu_count: z.number().int().nonnegative(),
+  cpu_busy_ticks: z.number().nonnegative(),
+  cpu_total_ticks: z.number().nonnegative(),
+  mem_total_bytes: z.number().nonnegative(),
+  mem_used_bytes: z.number().nonnegative(),
+  disk_total_bytes: z.number().nonnegative(),
+  disk_used_bytes: z.number().nonnegative(),
+  /** Guest clock when sampled (unix ms). */
+  time_unix_ms: z.number(),
+});
+
 /** Method name -> params and result schemas. */
 export const AGENT_METHODS = {
   ping: { params: PingParams, result: PingResult },
@@ -239,6 +257,7 @@ export const AGENT_METHODS = {
   run_code: { params: RunCodeParams, result: RunCodeResult },
   'services.start': { params: ServicesStartParams, result: ServicesStartResult },
   'services.list': { params: ServicesListParams, result: ServicesListResult },
+  stats: { params: StatsParams, result: StatsResult },
 } as const;
 
 export type AgentMethod = keyof typeof AGENT_METHODS;
@@ -246,6 +265,7 @@ export type ParamsOf<M extends AgentMethod> = z.input<(typeof AGENT_METHODS)[M][
 export type ResultOf<M extends AgentMethod> = z.output<(typeof AGENT_METHODS)[M]['result']>;
 
 export type PingResultT = z.output<typeof PingResult>;
+export type StatsResultT = z.output<typeof StatsResult>;
 export type ExecParamsT = z.input<typeof ExecParams>;
 export type ExecResultT = z.output<typeof ExecResult>;
 export type EvalResultT = z.output<typeof EvalResult>;

@@ -73,6 +73,7 @@ const PARAM_SAMPLES: { [M in AgentMethod]: unknown } = {
   run_code: { code: '1', timeout_ms: 1000 },
   'services.start': { services: [{ name: 's', start: ['true'], ready: { port: 1 }, timeout_secs: 1 }] },
   'services.list': {},
+  stats: {},
 };
 
 function warmParamParsers(): void {
@@ -93,6 +94,7 @@ async function warmCallPaths(rt: Runtime, invoke: InvokeFn, ctx: CallContext, wa
   await invoke('files.stat', { path: '/' }, quiet);
   await invoke('files.list', { path: '/' }, quiet);
   await invoke('ping', {}, quiet);
+  await invoke('stats', {}, quiet);
   await invoke('eval', { language: 'js', code: 'void (6 * 7)' }, quiet);
   if (rt.python.available) await invoke('eval', { language: 'python', code: '6 * 7' }, quiet);
   // run_code only where the recipe asked for it (python_cell): the plain python recipe stays as it was.
