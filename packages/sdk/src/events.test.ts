@@ -13,3 +13,11 @@ test('SSE frames: a frame that never ends is refused past the cap, not buffered 
   const p = new SseParser();
   assert.throws(() => { for (let i = 0; i < 2000; i++) p.push(`data: ${'x'.repeat(1000)}\n`); }, /longer than/);
 });
+
+test('SSE comments reach onComment (the daemon opens with where the stream starts)', () => {
+  const p = new SseParser();
+  const seen: string[] = [];
+  p.onComment = (t) => seen.push(t);
+  p.push(': forkd events from 42\nretry: 2000\n\n: ping\n\n');
+  assert.deepEqual(seen, ['forkd events from 42', 'ping']);
+});

@@ -32,6 +32,8 @@ const MAX_FRAME_CHARS = 1024 * 1024;
 /** Splits SSE text into frames; feed chunks, get whole frames back (the rest is kept). */
 export class SseParser {
   private buf = '';
+  /** Comment lines (without the colon), e.g. the daemon's `forkd events from N` opening. */
+  onComment: ((text: string) => void) | null = null;
   push(chunk: string): SseFrame[] {
     this.buf += chunk.replace(/\r\n?/g, '\n');
     const out: SseFrame[] = [];
@@ -40,6 +42,7 @@ export class SseParser {
       this.buf = this.buf.slice(i + 2);
       const f: SseFrame = {};
       for (const line of block.split('\n')) {
+        if (line.startsWith(':')) this.onComment?.(line.slice(1).trim());
         if (line === '' || line.startsWith(':')) continue;
         const c = line.indexOf(':');
         const field = c < 0 ? line : line.slice(0, c);
@@ -81,6 +84,12 @@ export async function* followEvents(ep: Endpoint, o: EventsOpts = {}): AsyncGene
       const res = await send(ep, { method: 'GET', path: routes.events.path, query: query(o, since, true), timeoutMs: 30_000, ...(o.signal ? { signal: o.signal } : {}) });
       await expectOk(res);
       const parser = new SseParser();
+      // Only new events were asked for: the daemon's opening comment says where it started, so a
+      // reconnect resumes there instead of skipping what happened in between.
+      if (since === undefined) parser.onComment = (t) => {
+        const m = /^forkd events from (-?\d+)$/.exec(t);
+        if (m && since === undefined) since = Number(m[1]) - 1;
+      };
       res.stream.setEncoding('utf8');
       // An idle stream still gets a comment every heartbeatMs: silence past three of them is a dead connection.
       const idle = EVENT_LIMITS.heartbeatMs * 3;

@@ -4,6 +4,7 @@ connection drops, so a caller sees every event once, in offset order, until it s
 Also sandbox metrics in E2B's shape (SandboxMetrics)."""
 import datetime
 import json
+import re
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterator, List, Optional
@@ -22,6 +23,8 @@ class SseParser:
 
     def __init__(self) -> None:
         self._buf = ""
+        #: Comment lines (without the colon), e.g. the daemon's ``forkd events from N`` opening.
+        self.comments: List[str] = []
 
     def push(self, chunk: str) -> List[Dict[str, str]]:
         self._buf += chunk.replace("\r\n", "\n").replace("\r", "\n")
@@ -33,6 +36,9 @@ class SseParser:
             block, self._buf = self._buf[:i], self._buf[i + 2 :]
             frame: Dict[str, str] = {}
             for line in block.split("\n"):
+                if line.startswith(":"):
+                    self.comments.append(line[1:].strip())
+                    del self.comments[:-8]
                 if line == "" or line.startswith(":"):
                     continue
                 field, _, value = line.partition(":")
@@ -77,7 +83,14 @@ def follow_events(open_stream: Callable[[JSON], Any], since: Optional[int], sand
             with open_stream(events_query(since, sandbox_ids, kinds, True)) as r:
                 parser = SseParser()
                 for chunk in r.iter_chunks(partial=True):
-                    for f in parser.push(chunk.decode("utf-8", errors="replace")):
+                    frames = parser.push(chunk.decode("utf-8", errors="replace"))
+                    # Only new events were asked for: the daemon's opening comment says where it
+                    # started, so a reconnect resumes there instead of skipping what happened between.
+                    for c in parser.comments if since is None else ():
+                        m = re.match(r"^forkd events from (-?\d+)$", c)
+                        if m:
+                            since = int(m.group(1)) - 1
+                    for f in frames:
                         if f.get("event") == "error":
                             ended = json.loads(f.get("data") or "{}")
                             continue
