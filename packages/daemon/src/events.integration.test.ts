@@ -44,14 +44,18 @@ before(async () => {
   await ctl('root').shareSnapshot(d.tag);
 });
 after(async () => {
+  for (const ac of open) ac.abort();
   await d?.stop();
   receiver?.closeAllConnections();
   receiver?.close();
 });
 
+/** Streams still open (a failed test leaves them: after() aborts them before the daemon goes). */
+const open: AbortController[] = [];
 /** Collects a stream's events in the background until stopped. */
 function follow(c: Controller, opts: Parameters<Controller['events']>[0] = {}) {
   const ac = new AbortController();
+  open.push(ac);
   const got: ForkdEvent[] = [];
   const waker: { wake: (() => void) | null } = { wake: null };
   const done = (async () => {
@@ -111,7 +115,7 @@ test('spawn, fork, pause, resume, time out: the owner sees the events in order w
   await alice.createWorkspace({ name: `ev-${id.slice(3, 11)}`, sandbox_id: id });
   await alice.suspendWorkspace(`ev-${id.slice(3, 11)}`);
   await alice.resumeWorkspace(`ev-${id.slice(3, 11)}`);
-  await alice.setSandboxTimeout(child, 200); // the child ends by its timeout: timed_out, not killed
+  await alice.setSandboxTimeout(child, 1000); // the child ends by its timeout: timed_out, not killed
 
   const kinds = (evs: ForkdEvent[], sid: string) => evs.filter((e) => e.sandbox_id === sid).map((e) => e.kind);
   await aliceStream.until((evs) => kinds(evs, child).includes('timed_out') && kinds(evs, id).includes('resumed'));
