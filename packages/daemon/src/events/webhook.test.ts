@@ -227,3 +227,32 @@ test('events that aged out of retention before delivery are reported skipped, no
   await log.close();
   await rx.close();
 });
+
+test('an event numbered but not yet on disk is waited for, never skipped (a slow fsync)', async () => {
+  const dir = await tmp();
+  let release: () => void = () => undefined;
+  let slow = false;
+  const { log } = await EventLog.open(dir, { datasync: async (fh) => { if (slow) await new Promise<void>((r) => (release = r)); await fh.datasync(); } });
+  const rx = await receiver();
+  const wh = new WebhookDelivery(log, { url: rx.url, secret: SECRET }, FAST);
+  await wh.start();
+  await log.append({ owner: 'alice', kind: 'created', sandbox_id: sb(1) });
+  await until(() => wh.delivered === 0);
+  slow = true;
+  const pending = log.append({ owner: 'alice', kind: 'killed', sandbox_id: sb(1) }); // numbered 1, held before disk
+  await new Promise((r) => setTimeout(r, 50));
+  slow = false;
+  const queued = log.append({ owner: 'alice', kind: 'created', sandbox_id: sb(2) }); // queued behind it
+  // Poke the loop while event 1 is numbered but not durable (what a new event's wake-up does).
+  (wh as unknown as { wake: (() => void) | null }).wake?.();
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(wh.delivered, 0, 'nothing skipped while event 1 is not on disk');
+  release();
+  await pending;
+  await queued;
+  await until(() => wh.delivered === 2);
+  assert.deepEqual(rx.got.map((g) => (JSON.parse(g.body) as { id: number }).id), [0, 1, 2]);
+  await wh.stop();
+  await log.close();
+  await rx.close();
+});

@@ -143,7 +143,7 @@ export class WebhookDelivery {
 
   async start(): Promise<void> {
     const saved = await fs.readFile(this.file, 'utf8').then((t) => Number(t.trim()), () => null);
-    this.cursor = saved !== null && Number.isInteger(saved) && saved >= -1 ? saved : this.log.lastId;
+    this.cursor = saved !== null && Number.isInteger(saved) && saved >= -1 ? saved : this.log.durableId;
     if (saved === null) await this.save();
     this.unsubscribe = this.log.subscribe(() => this.wake?.());
     // A failure here (the cursor file cannot be written) stops deliveries, never the daemon.
@@ -167,7 +167,9 @@ export class WebhookDelivery {
         this.cursor = oldest - 1;
         await this.save();
       }
-      const last = this.log.lastId; // before the read: later events have higher offsets
+      // Durable, not merely numbered: an event still on its way to disk is not readable yet, and an
+      // empty read must not skip it. Taken before the read: later events have higher offsets.
+      const last = this.log.durableId;
       if (this.cursor >= last) {
         await this.idle(60_000);
         continue;
