@@ -11,6 +11,7 @@ import { fileMethods } from './methods/files.js';
 import { makeProcMethods } from './methods/procs.js';
 import { makeServiceMethods } from './methods/services.js';
 import { makeSystemMethods } from './methods/system.js';
+import { makeStatsMethods } from './methods/stats.js';
 import { makeWarmup } from './methods/warmup.js';
 import { ProcessTable } from './process-table.js';
 import { PythonRepl } from './python-repl.js';
@@ -95,6 +96,7 @@ export function createAgent(o: AgentOptions): Agent {
     run_code: makeRunCode(runtime),
     ...serviceMethods,
     ...makeVaryMethods(runtime, broker),
+    ...makeStatsMethods(),
   };
   server = new AgentServer(table);
   return {

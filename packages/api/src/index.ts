@@ -8,3 +8,4 @@ export { openApiDocument } from './openapi.js';
 export * from './egress.js';
 export * from './ui.js';
 export * from './events.js';
+export * from './metrics.js';

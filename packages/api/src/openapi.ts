@@ -10,12 +10,13 @@ import * as Sb from './sandboxes.js';
 import * as F from './files.js';
 import * as W from './workspaces.js';
 import * as Ev from './events.js';
+import * as Mt from './metrics.js';
 
 const COMPONENTS = '#/components/schemas/';
 
 function registry(): z.core.$ZodRegistry<{ id: string }> {
   const reg = z.registry<{ id: string }>();
-  for (const mod of [C, Sn, Sb, F, W, Ev]) {
+  for (const mod of [C, Sn, Sb, F, W, Ev, Mt]) {
     for (const [name, v] of Object.entries(mod)) {
       if (v instanceof z.ZodType && /^[A-Z]/.test(name) && !reg.has(v)) reg.add(v, { id: name });
     }

@@ -11,6 +11,7 @@ import * as W from './workspaces.js';
 import * as Eg from './egress.js';
 import * as Ui from './ui.js';
 import * as Ev from './events.js';
+import * as Mt from './metrics.js';
 
 export type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
 export type ResponseKind = z.ZodType | 'octet' | 'ndjson' | 'text' | 'empty';
@@ -73,6 +74,7 @@ export const routes = {
   killSandbox: { method: 'DELETE', path: '/v1/sandboxes/:id', summary: 'Kill a sandbox', auth: true, params: IdParams, responses: { 204: 'empty', 400: E, 404: E } },
   setTimeout: { method: 'POST', path: '/v1/sandboxes/:id/timeout', summary: 'Kill the sandbox timeout_ms from now (E2B setTimeout)', auth: true, params: IdParams, body: Sb.SetTimeoutBody, responses: { 200: Sb.SandboxInfo, 400: E, 404: E } },
   exposePort: { method: 'POST', path: '/v1/sandboxes/:id/ports', summary: 'Expose a guest TCP port on the host (E2B getHost): connections to host:port reach the guest\'s port', auth: true, params: IdParams, body: Sb.ExposePortBody, responses: { 200: Sb.ExposedPort, ...sbErr, 501: E } },
+  getMetrics: { method: 'GET', path: '/v1/sandboxes/:id/metrics', summary: 'CPU, memory and disk of a sandbox from the guest and the host (E2B getMetrics), the samples between start and end', auth: true, params: IdParams, query: Mt.MetricsQuery, responses: { 200: Mt.MetricsResponse, ...sbErr } },
   ping: { method: 'POST', path: '/v1/sandboxes/:id/ping', summary: 'Agent health', auth: true, params: IdParams, responses: { 200: Sb.PingResponse, ...sbErr } },
   exec: { method: 'POST', path: '/v1/sandboxes/:id/exec', summary: 'Run a command (argv or shell line); stream=true answers NDJSON as output is produced', auth: true, params: IdParams, body: Sb.ExecBody, stream: 'ndjson', responses: { 200: Sb.ExecResponse, ...sbErr } },
   eval: { method: 'POST', path: '/v1/sandboxes/:id/eval', summary: 'Evaluate code in the persistent interpreter', auth: true, params: IdParams, body: Sb.EvalBody, responses: { 200: Sb.EvalResponse, ...sbErr } },

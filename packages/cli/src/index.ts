@@ -10,6 +10,8 @@ import { registerRemoteCommands } from './commands/remote.js';
 import { registerSnapshotVerbs } from './commands/snapshot-verbs.js';
 import { registerFromOci, registerHubCommands } from './commands/hub.js';
 import { registerUiCommand } from './commands/ui.js';
+import { registerEventsCommand } from './commands/events.js';
+import { registerMetricsCommand } from './commands/metrics.js';
 
 const program = new Command();
 program
@@ -64,6 +66,8 @@ registerRemoteCommands(program, context);
 registerHubCommands(program, context);
 registerFromOci(image, context);
 registerUiCommand(program, context);
+registerEventsCommand(program, context);
+registerMetricsCommand(program, context);
 
 program.command('cleanup').description('kill VMs and remove files left behind by crashed forkd processes').option('--dry-run', 'only report').option('--json', 'JSON output')
   .action(run(async (o: { json?: boolean; dryRun?: boolean }) => cleanup(engine(), o)));
@@ -96,7 +100,11 @@ const serveCmd = program.command('serve').description('run the forkd daemon (RES
   .option('--warm-pool <tag=n>', 'keep n children of snapshot tag started ahead (loaded, paused): spawns with default settings take them first (repeatable)', (v: string, acc: string[] = []) => [...acc, v])
   .option('--warm-pool-demand-max <n>', "also refill each snapshot's pool to the children spawned from it in the last minute, at most n (default 0: off)")
   .option('--events-retention <duration>', 'how long lifecycle events are kept for GET /v1/events (e.g. 90m, 24h, 7d; at most 30d)', '24h')
-  .option('--events-max-mib <n>', 'size cap of the event journal: the oldest events go first past it', '64');
+  .option('--events-max-mib <n>', 'size cap of the event journal: the oldest events go first past it', '64')
+  .option('--webhook <url>', 'POST every lifecycle event (JSON, signed x-forkd-signature: sha256=<HMAC of the body>) to this URL, retried with backoff; loopback only unless --webhook-allow-remote')
+  .option('--webhook-secret-file <file>', 'the HMAC secret for --webhook (a 0600 file, 16-256 characters)')
+  .option('--webhook-allow-remote', 'allow a --webhook host that is not loopback (the daemon then makes requests from its network position: SSRF, opt in knowingly)')
+  .option('--webhook-kinds <k1,k2>', 'only these event kinds to the webhook (default: all)');
 for (const { field, flag } of QUOTA_FLAGS) {
   serveCmd.option(quotaFlagName('default', flag), `default ${field} of a spawn that gives none`);
   serveCmd.option(quotaFlagName('max', flag), `most ${field} a spawn may ask for (also applied when none is given)`);

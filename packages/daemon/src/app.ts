@@ -25,6 +25,7 @@ import { UiSessions } from './http/ui-sessions.js';
 import { assertNotCrossSite, cookieValue } from './http/ui-auth.js';
 import { OPEN_UI_PATHS, UI_PATHS, registerUiAssets } from './http/ui-static.js';
 import { eventHandlers } from './events/stream.js';
+import { sandboxMetricsHandlers } from './handlers/sandbox-metrics.js';
 
 /** JSON bodies: code and stdin are capped at 4 MiB by the schemas; this bounds parsing. */
 export const JSON_BODY_LIMIT = 8 * 1024 * 1024;
@@ -144,6 +145,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     ...workspaceHandlers(s),
     ...uiHandlers(ui, failures),
     ...eventHandlers(s.events),
+    ...sandboxMetricsHandlers(s),
   } as Handlers;
   registerRoutes(app, handlers, {
     authenticate: (req) => (req as AuthedRequest).caller ?? checkToken(req),

@@ -23,6 +23,8 @@ import { Workspaces } from './workspaces/registry.js';
 import { SnapshotOwners } from './tenancy/snapshot-owners.js';
 import { Metrics } from './metrics.js';
 import { EventLog } from './events/log.js';
+import { readWebhookSecret, validateWebhookConfig, WebhookDelivery } from './events/webhook.js';
+import { MetricsSampler } from './sandboxes/metrics-sampler.js';
 import { AuditLog } from './audit.js';
 import { TokenSet } from './http/auth.js';
 import { buildApp } from './app.js';
@@ -93,6 +95,8 @@ export interface DaemonOptions {
   /** How long lifecycle events are kept (--events-retention) and the size cap of their journal (--events-max-bytes). */
   eventsRetentionMs?: number;
   eventsMaxBytes?: number;
+  /** The operator's webhook (--webhook, --webhook-secret-file): every event POSTed, signed, retried. */
+  webhook?: { url: string; secretFile: string; allowRemote?: boolean; kinds?: string[] };
   logger?: Logger;
 }
 
@@ -190,6 +194,9 @@ export class Daemon {
     const { journal, replay } = await Journal.open(statePath, { lock });
     if (replay.tornTail) log.warn({ state: journal.file }, 'dropped a partial last line of the journal (a crash mid-write: it was never acknowledged)');
     if (replay.badLines > 0) log.error({ state: journal.file, bad_lines: replay.badLines, kept_aside: replay.keptAside }, `skipped ${replay.badLines} corrupt journal line(s) (checksum or JSON failure): the records they held are lost; the original journal is kept at ${replay.keptAside}`);
+    // The webhook is checked before anything starts: a bad URL or secret file refuses to serve.
+    const hookConfig = o.webhook ? { url: o.webhook.url, secret: await readWebhookSecret(o.webhook.secretFile), ...(o.webhook.allowRemote ? { allowRemote: true } : {}), ...(o.webhook.kinds ? { kinds: o.webhook.kinds } : {}) } : null;
+    if (hookConfig) validateWebhookConfig(hookConfig);
     const { log: events, badLines: badEvents } = await EventLog.open(eventsDir(statePath), { ...(o.eventsRetentionMs ? { retentionMs: o.eventsRetentionMs } : {}), ...(o.eventsMaxBytes ? { maxBytes: o.eventsMaxBytes } : {}) });
     events.onError = (e: unknown) => log.error({ err: toForkdError(e).message }, 'an event could not be journaled (it is lost)');
     if (badEvents > 0) log.warn({ dir: events.dir, bad_lines: badEvents }, 'skipped corrupt event journal lines');
@@ -243,7 +250,30 @@ export class Daemon {
     engine.onPoolError = (tag, err) => log.warn({ tag, err: toForkdError(err).message }, 'warm pool: could not start a child (retried in 30 s)');
     // After cleanup (it would not touch them, but nothing is started before the state is settled).
     for (const [tag, n] of Object.entries(o.warmPool ?? {})) engine.configurePool(tag, n);
-    const services: DaemonServices = { engine, journal, sandboxes: registry, jobs, metrics, log, writes, admission, workspaces, egress, owners, events, ...(egressService ? { egressService } : {}) };
+    const reg = registry;
+    const sampler = new MetricsSampler({
+      read: async (id) => {
+        const sb = reg.get(id, null).sb;
+        const [guest, host] = await Promise.all([sb.guestStats({ timeoutMs: 10_000 }), sb.hostStats()]);
+        return { guest, host };
+      },
+      live: (id) => reg.list().some((e) => e.rec.id === id),
+      onError: (id, e) => log.debug({ sandbox: id, err: toForkdError(e).message }, 'metrics sample failed'),
+    });
+    let webhook: WebhookDelivery | undefined;
+    if (hookConfig) {
+      const hook = new WebhookDelivery(events, hookConfig);
+      const where = new URL(hookConfig.url).origin; // never the path or query: they may carry a token
+      hook.onReport = (r) => {
+        metrics.webhookDeliveries.inc({ result: r.ok ? 'ok' : r.gaveUp ? 'gave_up' : 'retry' });
+        if (r.gaveUp) log.error({ webhook: where, event: r.event, attempts: r.attempt, status: r.status, err: r.error }, 'webhook: gave up on an event');
+        else if (!r.ok) log.warn({ webhook: where, event: r.event, attempt: r.attempt, status: r.status, err: r.error }, 'webhook: delivery failed (retried)');
+      };
+      hook.onSkipped = (from, to) => log.warn({ webhook: where, from, to }, 'webhook: events dropped by retention before they could be delivered');
+      await hook.start();
+      webhook = hook;
+    }
+    const services: DaemonServices = { engine, journal, sandboxes: registry, jobs, metrics, log, writes, admission, workspaces, egress, owners, events, sampler, ...(webhook ? { webhook } : {}), ...(egressService ? { egressService } : {}) };
     watchGuestForkSandboxes(services);
 
     const audit = new AuditLog(o.auditLog === null ? null : path.resolve(o.auditLog ?? path.join(engine.layout.root, 'daemon', 'audit.log')));
@@ -280,6 +310,7 @@ export class Daemon {
       // Not serving after all: close what we opened but leave the sandboxes to the keeper.
       daemon.extraServer?.close();
       await app.close();
+      await webhook?.stop();
       await events.close();
       await journal.close();
       await audit.close();
@@ -332,6 +363,8 @@ export class Daemon {
       // No spawn can race this now; a root still holding a VM's cgroup (left to the keeper) stays.
       await s.engine.removeCgroupRoot().catch((e: unknown) => s.log.warn({ err: String(e) }, 'could not remove the root cgroup'));
       await s.egressService?.stop().catch(() => undefined);
+      s.sampler.stop();
+      await s.webhook?.stop(); // pending deliveries stay journaled (the cursor) for the next start
       await s.events.close();
       await s.journal.close();
       await this.audit.close();

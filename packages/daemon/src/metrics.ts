@@ -13,6 +13,7 @@ export class Metrics {
   readonly sandboxesSpawned: client.Counter;
   readonly sandboxesEnded: client.Counter<'reason'>;
   readonly branchPause: client.Histogram<'mode'>;
+  readonly webhookDeliveries: client.Counter<'result'>;
 
   constructor(gauges: { sandboxes: () => number; snapshots: () => Promise<number>; jobsRunning: () => number; pool?: () => WarmPoolTagState[] }) {
     const r = [this.registry];
@@ -27,6 +28,7 @@ export class Metrics {
     this.sandboxesSpawned = new client.Counter({ name: 'forkd_sandboxes_spawned_total', help: 'Sandboxes spawned', registers: r });
     this.sandboxesEnded = new client.Counter({ name: 'forkd_sandboxes_ended_total', help: 'Sandboxes ended, by reason (killed, timeout, exited, lost)', labelNames: ['reason'], registers: r });
     this.branchPause = new client.Histogram({ name: 'forkd_branch_pause_seconds', help: 'How long a branched sandbox was paused', labelNames: ['mode'], buckets: latency, registers: r });
+    this.webhookDeliveries = new client.Counter({ name: 'forkd_webhook_deliveries_total', help: 'Webhook delivery attempts by result (ok, retry, gave_up)', labelNames: ['result'], registers: r });
     new client.Gauge({ name: 'forkd_sandboxes_active', help: 'Live sandboxes', registers: r, collect() { this.set(gauges.sandboxes()); } });
     new client.Gauge({ name: 'forkd_snapshots', help: 'Bootable snapshots', registers: r, async collect() { this.set(await gauges.snapshots()); } });
     const pool = gauges.pool ?? (() => []);

@@ -7,6 +7,7 @@ export type { RunCodeOutcome } from './agent-client/index.js';
 export type { WarmPool, WarmPoolTagState, WarmPoolSettings } from './sandbox/warm-pool.js';
 export type { SandboxCommands, ExecRequest, ExecOptions, StartResult, ProcessSignal, Envs } from './sandbox/commands.js';
 export type { SandboxFiles, ReadStream } from './sandbox/files.js';
+export type { HostStats } from './sandbox/host-stats.js';
 export { checkMachineSize } from './snapshot/create.js';
 export { summarize, nowMs, since } from './util/timing.js';
 export type { SnapshotManifest } from './snapshot/manifest.js';

@@ -27,7 +27,7 @@ test('every schema has a tool and every tool is listed with an object JSON schem
   assert.deepEqual(tools.map((t) => t.name).sort(), Object.keys(schemas).sort());
   const { client } = await connected();
   const listed = (await client.listTools()).tools;
-  assert.equal(listed.length, 28);
+  assert.equal(listed.length, 30);
   for (const t of listed) assert.equal(t.inputSchema.type, 'object', t.name);
   const exec = listed.find((t) => t.name === 'exec_command')!;
   assert.deepEqual(Object.keys(exec.inputSchema.properties ?? {}).sort(), ['args', 'cmd', 'cwd', 'envs', 'sandbox_id', 'stdin', 'timeout_secs']);

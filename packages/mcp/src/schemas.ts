@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import {
   BranchBody, CreateSnapshotBody, ExposePortBody, CreateWorkspaceFields, DeleteSnapshotQuery, EvalBody, RunCodeBody, ExecBody, FileListQuery, FilePathQuery, FileWriteQuery, ForkBody,
-  GuestPath, JobId, ListSandboxesQuery, MAX_CALL_TIMEOUT_SECS, PullBody, PushBody, SandboxId, SpawnBody, Tag, WorkspaceParams,
+  EventKind, GuestPath, JobId, ListSandboxesQuery, MAX_CALL_TIMEOUT_SECS, PullBody, PushBody, SandboxId, SpawnBody, Tag, WorkspaceParams,
 } from '@forkd/api';
 
 /** The named fields of an API object's shape (zod's .pick() refuses objects with refinements, like ExecBody). */
@@ -37,6 +37,13 @@ export const schemas = {
   get_sandbox: z.object(sandbox).strict(),
   kill_sandbox: z.object(sandbox).strict(),
   ping_sandbox: z.object(sandbox).strict(),
+  get_sandbox_metrics: z.object(sandbox).strict(),
+  recent_events: z.object({
+    since: z.number().int().min(-1).default(-1).describe('events after this offset (-1: from the oldest kept); pass the last next_since to page on'),
+    sandbox_ids: z.array(SandboxId).max(64).optional().describe('only these sandboxes'),
+    kinds: z.array(EventKind).max(32).optional().describe('only these kinds'),
+    limit: z.number().int().min(1).max(200).default(50),
+  }).strict(),
   expose_port: z.object({ ...sandbox, ...ExposePortBody.shape }).strict(),
   exec_command: z.object({ ...sandbox, ...pickShape(ExecBody.shape, ['args', 'cmd', 'timeout_secs', 'envs', 'cwd', 'stdin']) }).strict()
     .refine(oneOfArgsOrCmd, 'exactly one of args or cmd is required'),

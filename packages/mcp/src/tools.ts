@@ -65,6 +65,12 @@ export const tools: AnyTool[] = [
   }),
   def('expose_port', { description: "Expose a sandbox's guest TCP port on the daemon's host (E2B getHost): returns host and port a client there connects to. Works without network access.", run: (a, { ctl }) => ctl.exposePort(a.sandbox_id, a.port) }),
   def('ping_sandbox', { description: "The sandbox agent's health.", readOnly: true, run: (a, { ctl }) => ctl.pingSandbox(a.sandbox_id) }),
+  def('get_sandbox_metrics', { description: "A sandbox's CPU %, memory and disk (used/total bytes) as its guest sees them, plus the host's view (QEMU CPU and RSS, cgroup memory); a fresh sample and the recent ones.", readOnly: true, run: (a, { ctl }) => ctl.getSandboxMetrics(a.sandbox_id) }),
+  def('recent_events', {
+    description: 'Lifecycle events of your sandboxes and snapshots (created, killed with reason, timed_out, oom, branched, forked, paused, resumed...), oldest first, one bounded page; page on with since=next_since.',
+    readOnly: true,
+    run: (a, { ctl, signal }) => ctl.eventsPage({ since: a.since, limit: a.limit, ...(a.sandbox_ids ? { sandboxIds: a.sandbox_ids } : {}), ...(a.kinds ? { kinds: a.kinds } : {}), ...(signal ? { signal } : {}) }),
+  }),
   def('exec_command', {
     description: 'Run a command in a sandbox: `cmd` (a shell line: pipes, &&) or `args` (argv, no shell), exactly one. Returns stdout, stderr, exit_code; a non-zero exit is a result, not an error.',
     run: (a, { ctl, signal }) => {

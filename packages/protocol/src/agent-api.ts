@@ -282,6 +282,24 @@ export const GuestForkResolveParams = z.object({
 }).strict().refine((p) => (p.children === undefined) !== (p.error === undefined), 'exactly one of children or error');
 export const GuestForkResolveResult = z.object({ delivered: z.boolean() });
 
+/**
+ * stats: the guest's own view for sandbox metrics. cpu_* are /proc/stat's aggregate jiffies (the
+ * host turns two samples into a percentage); memory from /proc/meminfo (used = total - available);
+ * disk from statfs of / (used = blocks - free, of what non-root users see as total).
+ */
+export const StatsParams = z.object({}).strict();
+export const StatsResult = z.object({
+  cpu_count: z.number().int().nonnegative(),
+  cpu_busy_ticks: z.number().nonnegative(),
+  cpu_total_ticks: z.number().nonnegative(),
+  mem_total_bytes: z.number().nonnegative(),
+  mem_used_bytes: z.number().nonnegative(),
+  disk_total_bytes: z.number().nonnegative(),
+  disk_used_bytes: z.number().nonnegative(),
+  /** Guest clock when sampled (unix ms). */
+  time_unix_ms: z.number(),
+});
+
 /** Method name -> params and result schemas. */
 export const AGENT_METHODS = {
   ping: { params: PingParams, result: PingResult },
@@ -305,6 +323,7 @@ export const AGENT_METHODS = {
   vary: { params: VaryParams, result: VaryResult },
   'guest_fork.wait': { params: GuestForkWaitParams, result: GuestForkWaitResult },
   'guest_fork.resolve': { params: GuestForkResolveParams, result: GuestForkResolveResult },
+  stats: { params: StatsParams, result: StatsResult },
 } as const;
 
 export type AgentMethod = keyof typeof AGENT_METHODS;
@@ -312,6 +331,7 @@ export type ParamsOf<M extends AgentMethod> = z.input<(typeof AGENT_METHODS)[M][
 export type ResultOf<M extends AgentMethod> = z.output<(typeof AGENT_METHODS)[M]['result']>;
 
 export type PingResultT = z.output<typeof PingResult>;
+export type StatsResultT = z.output<typeof StatsResult>;
 export type ExecParamsT = z.input<typeof ExecParams>;
 export type ExecResultT = z.output<typeof ExecResult>;
 export type EvalResultT = z.output<typeof EvalResult>;

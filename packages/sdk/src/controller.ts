@@ -7,6 +7,7 @@ import { CALL_TIMEOUT_SECS, LIMITS } from '@forkd/protocol';
 import { routes, routePath, type BodyOf, type QueryOf, type ResponseOf, type RouteName } from '@forkd/api';
 import { errorFor } from './errors.js';
 import { expectOk, readBody, readJson, resolveEndpoint, send, type ConnectionOptions, type Endpoint } from './transport.js';
+import { eventsPage, followEvents, type EventsOpts, type ForkdEvent } from './events.js';
 
 export type { ConnectionOptions } from './transport.js';
 export type SnapshotInfo = ResponseOf<'getSnapshot'>;
@@ -24,6 +25,7 @@ export type ProcessInfo = ResponseOf<'startProcess'>;
 export type EntryInfo = ResponseOf<'statFile'>;
 export type WorkspaceInfo = ResponseOf<'getWorkspace'>;
 export type SnapshotTree = ResponseOf<'snapshotTree'>;
+export type SandboxMetricsResponse = ResponseOf<'getMetrics'>;
 
 export interface StreamCallbacks {
   onStdout?: (data: string) => void;
@@ -56,6 +58,16 @@ export class Controller {
   }
 
   health() { return this.call('healthz'); }
+
+  /** A sandbox's metric samples between start and end (unix ms), after a fresh one. */
+  getSandboxMetrics(id: string, window: { start?: number; end?: number } = {}) {
+    return this.call('getMetrics', { params: { id }, query: { ...(window.start !== undefined ? { start: String(window.start) } : {}), ...(window.end !== undefined ? { end: String(window.end) } : {}) } as QueryOf<'getMetrics'> });
+  }
+
+  /** Lifecycle events of the caller's resources (an admin: all), followed live; see EventsOpts. */
+  events(opts: EventsOpts = {}): AsyncGenerator<ForkdEvent> { return followEvents(this.endpoint, opts); }
+  /** One page of past events after opts.since (default: from the oldest kept). */
+  eventsPage(opts: EventsOpts & { limit?: number } = {}) { return eventsPage(this.endpoint, opts); }
   version() { return this.call('version'); }
   async metrics(): Promise<string> {
     const res = await send(this.endpoint, { method: 'GET', path: '/metrics' });

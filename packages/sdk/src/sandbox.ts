@@ -4,6 +4,8 @@
  * typed SDK errors (ForkdSdkError subclasses with a FORKD_E_* code).
  */
 import { CALL_TIMEOUT_SECS, CLIENT_DEFAULTS } from '@forkd/protocol';
+import type { EventsOpts, ForkdEvent } from './events.js';
+import { metricsWindow, toMetrics, type SandboxMetrics } from './metrics.js';
 import { Controller, type EvalResult, type SandboxInfo as WireSandboxInfo, type SnapshotInfo } from './controller.js';
 import { ForkdSdkError, errorFor, meansSandboxGone } from './errors.js';
 import { guard } from './guard.js';
@@ -315,6 +317,27 @@ export class Sandbox {
 
   getInfo(): Promise<SandboxDetails> {
     return guard(async () => toDetails(await this.controller.getSandbox(this.sandboxId)));
+  }
+
+  /**
+   * CPU, memory and disk samples (E2B's getMetrics): the guest's view, plus `host` (QEMU's CPU and
+   * memory, the cgroup's charge, the disk overlay). Takes a fresh sample; start/end bound the window.
+   */
+  getMetrics(opts: { start?: Date | number; end?: Date | number } = {}): Promise<SandboxMetrics[]> {
+    return guard(async () => toMetrics(await this.controller.getSandboxMetrics(this.sandboxId, metricsWindow(opts))));
+  }
+
+  static getMetrics(sandboxId: string, opts: SandboxConnectionOpts & { start?: Date | number; end?: Date | number } = {}): Promise<SandboxMetrics[]> {
+    return guard(async () => toMetrics(await controllerFor(opts).getSandboxMetrics(sandboxId, metricsWindow(opts))));
+  }
+
+  /**
+   * This sandbox's lifecycle events (created, branched, forked, paused, resumed, killed, timed_out,
+   * oom...) followed live, as an async iterator; `since: -1` starts from the oldest kept. Break out
+   * of the loop (or abort opts.signal) to stop.
+   */
+  events(opts: Omit<EventsOpts, 'sandboxIds'> = {}): AsyncGenerator<ForkdEvent> {
+    return this.controller.events({ ...opts, sandboxIds: [this.sandboxId] });
   }
 
   /** The agent's health (forkd's ping). */

@@ -5,6 +5,7 @@ run_code) and talks to the daemon over its Unix socket or TCP (FORKD_URL, FORKD_
 """
 from ._limits import FORKD_VERSION
 from ._http import Endpoint, NdjsonSplitter, default_socket_path, resolve_endpoint
+from ._events import SandboxMetrics, SseParser
 from .controller import Controller
 from .errors import (
     ERROR_CODES,
@@ -47,6 +48,8 @@ __version__ = FORKD_VERSION
 
 __all__ = [
     "Controller",
+    "SandboxMetrics",
+    "SseParser",
     "Sandbox",
     "SandboxInfo",
     "SnapshotInfo",

@@ -8,6 +8,7 @@ from typing import IO, Any, Callable, Dict, Iterator, List, Mapping, Optional, S
 
 from ._http import DEFAULT_TIMEOUT, Body, NdjsonSplitter, Response, Transport, quote_param, resolve_endpoint
 from ._limits import CALL_TIMEOUT_SECS, LIMITS
+from ._events import IDLE_SECS, events_query, follow_events, to_unix_ms
 from .errors import ForkdError, error_for
 
 JSON = Dict[str, Any]
@@ -253,6 +254,25 @@ class Controller:
 
     def ping_sandbox(self, sandbox_id: str) -> JSON:
         return self.call("POST", f"/v1/sandboxes/{quote_param(sandbox_id)}/ping")
+
+    def get_sandbox_metrics(self, sandbox_id: str, *, start: Any = None, end: Any = None) -> JSON:
+        """{sandbox_id, samples}: CPU, memory and disk from the guest and the host, after a fresh
+        sample; ``start``/``end`` (datetime or unix ms) bound the kept samples returned."""
+        return self.call("GET", f"/v1/sandboxes/{quote_param(sandbox_id)}/metrics", query=_drop_none({"start": to_unix_ms(start), "end": to_unix_ms(end)}))
+
+    # -- lifecycle events ---------------------------------------------------------------------
+
+    def events_page(self, *, since: int = -1, sandbox_ids: Optional[Sequence[str]] = None, kinds: Optional[Sequence[str]] = None, limit: Optional[int] = None) -> JSON:
+        """{events, next_since, oldest}: past events after ``since`` (-1: from the oldest kept)."""
+        return self.call("GET", "/v1/events", query=events_query(since, list(sandbox_ids or []), list(kinds or []), False, limit))
+
+    def events(self, *, since: Optional[int] = None, sandbox_ids: Optional[Sequence[str]] = None, kinds: Optional[Sequence[str]] = None, reconnect: bool = True, max_reconnects: int = 10) -> Iterator[JSON]:
+        """Lifecycle events of the caller's resources (an admin: all) followed live, as a generator of
+        dicts (wire names: id, time, owner, kind, sandbox_id, snapshot_tag, details). ``since``: after
+        this offset (-1: from the oldest kept; default: only new ones). Resumes by itself after a
+        daemon restart or a dropped connection; stop iterating (or close the generator) to end it."""
+        open_stream = lambda q: self.transport.request("GET", "/v1/events", query=q, accept="text/event-stream", timeout=IDLE_SECS)  # noqa: E731
+        return follow_events(open_stream, since, list(sandbox_ids or []), list(kinds or []), reconnect, max_reconnects)
 
     def _exec_body(self, args: Union[None, str, Sequence[str]], cmd: Optional[str], timeout_secs: float, envs: Optional[Mapping[str, str]], cwd: Optional[str], stdin: Optional[str], stream: bool) -> JSON:
         body = _argv_or_cmd(args, cmd)

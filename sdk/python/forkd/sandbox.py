@@ -16,6 +16,7 @@ from typing import IO, Any, Callable, Dict, Iterator, List, Literal, Mapping, Op
 from ._http import Body
 from ._limits import CALL_TIMEOUT_SECS, CLIENT_DEFAULTS
 from ._pause import get_or_resume, kill_sandbox_or_paused, pause_sandbox, paused_workspaces
+from ._events import SandboxMetrics
 from .controller import JSON, Controller, OutputCallback
 from .errors import CommandExitError, EvalError, ForkdError, NotFoundError, error_for, means_sandbox_gone
 
@@ -685,6 +686,19 @@ class Sandbox:
     def ping(self) -> JSON:
         """The agent's ping answer (version, uptime, warm-up state)."""
         return self._ctl.ping_sandbox(self.sandbox_id)
+
+    def get_metrics(self, start: Any = None, end: Any = None) -> List[SandboxMetrics]:
+        """CPU, memory and disk samples (E2B's get_metrics), after a fresh one: the guest's view, and
+        ``host`` (QEMU's CPU and memory, the cgroup's charge, the disk overlay). ``start``/``end``:
+        datetime or unix ms. The daemon samples every 5 s for 5 minutes after each ask."""
+        r = self._ctl.get_sandbox_metrics(self.sandbox_id, start=start, end=end)
+        return [SandboxMetrics.from_wire(x) for x in r["samples"]]
+
+    def events(self, since: Optional[int] = None, kinds: Optional[Sequence[str]] = None) -> Iterator[JSON]:
+        """This sandbox's lifecycle events (created, branched, forked, paused, resumed, killed,
+        timed_out, oom...) followed live, as a generator; ``since=-1`` starts from the oldest kept.
+        Break out of the loop to stop."""
+        return self._ctl.events(since=since, sandbox_ids=[self.sandbox_id], kinds=kinds)
 
     # -- code ---------------------------------------------------------------------------------
 

@@ -132,12 +132,25 @@ class LifecycleTest(unittest.TestCase):
             assert end_at is not None
             self.assertAlmostEqual(end_at.timestamp() - time.time(), 2, delta=1.5)
             self.assertTrue(sb.is_running())
+            m = sb.get_metrics()[-1]
+            self.assertTrue(m.cpu_count >= 1 and 0 < m.mem_used < m.mem_total and m.disk_total > 0, m)
+            self.assertGreater(m.host["rss_bytes"], 0)
             deadline = time.monotonic() + 20
             while sb.is_running() and time.monotonic() < deadline:
                 time.sleep(0.25)
             self.assertFalse(sb.is_running(), "the daemon killed it at the timeout")
             with self.assertRaises(forkd.NotFoundError):
                 forkd.Sandbox.connect(sb.sandbox_id)
+            # Its lifecycle events: the live generator (catching up from the oldest kept; the end's
+            # event is journaled just after the sandbox is gone from the list), then a page.
+            seen = []
+            for e in sb.events(since=-1):
+                seen.append(e["kind"])
+                if e["kind"] == "timed_out":
+                    break
+            self.assertEqual(seen, ["created", "timed_out"])
+            kinds = [e["kind"] for e in sb.controller.events_page(since=-1, sandbox_ids=[sb.sandbox_id])["events"]]
+            self.assertEqual(kinds, ["created", "timed_out"])
         finally:
             sb.kill()
 

@@ -116,6 +116,7 @@ class RouteCoverageTest(unittest.TestCase):
             lambda: c.get_job("job-0123456789abcdef"),
             lambda: c.list_sandboxes(tag="py", metadata={"k": "v"}), lambda: c.spawn_sandboxes("py", 2, timeout_ms=5000, metadata={"a": "b"}, envs={"E": "1"}, limits={"memory_limit_mib": 512, "cpu_quota": 0.5, "pids_max": 64, "disk_limit_mib": 256}, network=True),
             lambda: c.get_sandbox(SID), lambda: c.kill_sandbox(SID), lambda: c.set_sandbox_timeout(SID, 2000), lambda: c.expose_port(SID, 5432), lambda: c.ping_sandbox(SID),
+            lambda: c.get_sandbox_metrics(SID, start=1700000000000, end=1700000060000), lambda: c.events_page(since=5, sandbox_ids=[SID], kinds=["created", "oom"], limit=10),
             lambda: c.update_sandbox_network(SID, allow_internet_access=False, allow_out=["pypi.org:443"], deny_out=["10.0.0.0/8"]),
             lambda: c.exec_command(SID, ["ls", "-l"], timeout_secs=5, envs={"A": "1"}, cwd="/tmp", stdin="in"),
             lambda: c.exec_command_stream(SID, cmd="echo x", on_stdout=lambda d: None),

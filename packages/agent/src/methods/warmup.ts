@@ -80,6 +80,7 @@ const PARAM_SAMPLES: { [M in AgentMethod]: unknown } = {
   vary: { index: 0, values: { a: 'b', n: 1, f: true }, seed: 1, guest_fork: { request_id: 'gf-0000000000000000' }, watch_guest_forks: true },
   'guest_fork.wait': {},
   'guest_fork.resolve': { request_id: 'gf-0000000000000000', children: ['sb-0000000000000000'], timings: { pause_ms: 1, fork_ms: 1 } },
+  stats: {},
 };
 
 function warmParamParsers(): void {
@@ -100,6 +101,7 @@ async function warmCallPaths(rt: Runtime, invoke: InvokeFn, ctx: CallContext, wa
   await invoke('files.stat', { path: '/' }, quiet);
   await invoke('files.list', { path: '/' }, quiet);
   await invoke('ping', {}, quiet);
+  await invoke('stats', {}, quiet);
   await invoke('eval', { language: 'js', code: 'void (6 * 7)' }, quiet);
   if (rt.python.available) await invoke('eval', { language: 'python', code: '6 * 7' }, quiet);
   // run_code only where the recipe asked for it (python_cell): the plain python recipe stays as it was.

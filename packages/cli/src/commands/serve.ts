@@ -2,7 +2,7 @@ import { Daemon, HTTP_LIMITS, ON_STOP, type DaemonOptions, type OnStop } from '@
 import { ForkdError, assertValidTag } from '@forkd/protocol';
 import type { AccelRequest } from '@forkd/engine';
 import { parseIntStrict } from '../output.js';
-import { QUOTA_FIELDS, QuotaFields, type QuotaField } from '@forkd/api';
+import { EVENT_KINDS, QUOTA_FIELDS, QuotaFields, type QuotaField } from '@forkd/api';
 
 /** `--default-memory-limit-mib` / `--max-memory-limit-mib` ... one pair per quota field of the spawn body. */
 export const QUOTA_FLAGS = QUOTA_FIELDS.map((field) => ({ field, flag: field.replaceAll('_', '-'), key: field.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase()) }));
@@ -64,6 +64,22 @@ export interface ServeFlags {
   warmPoolDemandMax?: string;
   eventsRetention?: string;
   eventsMaxMib?: string;
+  webhook?: string;
+  webhookSecretFile?: string;
+  webhookAllowRemote?: boolean;
+  webhookKinds?: string;
+}
+
+/** --webhook and its companions as the daemon's option (a secret file is required with a URL). */
+export function webhookFromFlags(f: Pick<ServeFlags, 'webhook' | 'webhookSecretFile' | 'webhookAllowRemote' | 'webhookKinds'>): DaemonOptions['webhook'] | undefined {
+  if (!f.webhook) {
+    if (f.webhookSecretFile || f.webhookAllowRemote || f.webhookKinds) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', '--webhook-secret-file, --webhook-allow-remote and --webhook-kinds need --webhook <url>');
+    return undefined;
+  }
+  if (!f.webhookSecretFile) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', '--webhook needs --webhook-secret-file <file> (deliveries are signed with it)');
+  const kinds = f.webhookKinds?.split(',').map((k) => k.trim()).filter(Boolean);
+  for (const k of kinds ?? []) if (!(EVENT_KINDS as readonly string[]).includes(k)) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `--webhook-kinds: unknown kind ${JSON.stringify(k)} (one of ${EVENT_KINDS.join(', ')})`);
+  return { url: f.webhook, secretFile: f.webhookSecretFile, ...(f.webhookAllowRemote ? { allowRemote: true } : {}), ...(kinds?.length ? { kinds } : {}) };
 }
 
 /** `90s`, `90m`, `24h`, `7d` (a bare number is seconds) as ms. */
@@ -124,6 +140,7 @@ export async function serve(global: { home?: string; kernel?: string; accel: Acc
     ...(f.warmPoolDemandMax ? { warmPoolDemandMax: parseIntStrict('--warm-pool-demand-max', f.warmPoolDemandMax) } : {}),
     ...(f.eventsRetention ? { eventsRetentionMs: parseDuration('--events-retention', f.eventsRetention) } : {}),
     ...(f.eventsMaxMib ? { eventsMaxBytes: parseIntStrict('--events-max-mib', f.eventsMaxMib) * 1024 * 1024 } : {}),
+    ...(webhookFromFlags(f) ? { webhook: webhookFromFlags(f)! } : {}),
     ...(f.maxConnectionsPerPeer ? { maxConnectionsPerPeer: parseIntStrict('--max-connections-per-peer', f.maxConnectionsPerPeer) } : {}),
   };
   if (f.onStop !== undefined) {

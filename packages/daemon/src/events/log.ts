@@ -78,6 +78,7 @@ export class EventLog implements EventSink {
   private segments: Segment[] = [];
   private fh: fs.FileHandle | null = null;
   private nextId = 0;
+  private durable = -1;
   private tail: ForkdEventT[] = [];
   private queue: Array<{ event: ForkdEventT; line: Buffer; resolve: (e: ForkdEventT) => void; reject: (e: unknown) => void }> = [];
   private draining: Promise<void> | null = null;
@@ -127,6 +128,7 @@ export class EventLog implements EventSink {
       badLines += r.badLines;
       tornTail = r.tornTail;
       log.nextId = Math.max(log.nextId, seg.first);
+      log.durable = log.nextId - 1;
       log.segments.push(seg);
     }
     // Appending after a torn line would glue the next event to it: start a fresh segment instead.
@@ -138,9 +140,14 @@ export class EventLog implements EventSink {
     return { log, badLines, tornTail };
   }
 
-  /** The last offset given out (-1: none yet). */
+  /** The last offset given out (-1: none yet); it may still be on its way to disk. */
   get lastId(): number {
     return this.nextId - 1;
+  }
+
+  /** The last offset on disk and shown to readers (-1: none). */
+  get durableId(): number {
+    return this.durable;
   }
 
   /** The oldest offset still readable, or null when the log holds none in the window. */
@@ -264,6 +271,7 @@ export class EventLog implements EventSink {
         continue;
       }
       for (const p of batch) {
+        this.durable = p.event.id;
         this.remember(p.event);
         for (const fn of this.subscribers) fn(p.event);
         p.resolve(p.event);

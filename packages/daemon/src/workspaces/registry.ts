@@ -223,7 +223,7 @@ export class Workspaces {
     const [live] = await this.sandboxes.spawn({ tag: w.state_tag ?? w.snapshot_tag, owner: ownerOf(w), n: 1, ids: [w.sandbox_id], workspace: name, cause: { kind: 'resume', from: w.state_tag ?? w.snapshot_tag }, metadata: w.metadata, envs: w.envs, quotas, ...(network ? { network: true } : {}), ...(egress ? { egress } : {}) });
     const next: WorkspaceRecord = { ...w, status: 'running', warning: null, network, egress, quotas: live!.rec.quotas ?? quotas };
     await this.put(next);
-    this.events.emit({ owner: ownerOf(w), kind: 'resumed', sandbox_id: w.sandbox_id, snapshot_tag: w.state_tag ?? w.snapshot_tag, details: { workspace: name, spawn_to_ready_ms: live!.rec.timings.spawn_to_ready_ms } });
+    this.events.emit({ owner: ownerOf(w), kind: 'resumed', sandbox_id: w.sandbox_id, snapshot_tag: w.state_tag ?? w.snapshot_tag, details: { workspace: name, spawn_to_ready_ms: live!.rec.timings?.spawn_to_ready_ms ?? null } }); // an event never fails a resume: a record without timings gives null
     return next;
   }
 

@@ -34,6 +34,11 @@ export class AgentClient extends AgentConnection {
     return (await this.call('ping', {}, o)).result;
   }
 
+  /** The guest's CPU ticks, memory and root-disk usage (sandbox metrics). */
+  async stats(o: Opts = {}): Promise<ResultOf<'stats'>> {
+    return (await this.call('stats', {}, o)).result;
+  }
+
   async restore(p: ParamsOf<'restore'>, o: Opts = {}): Promise<ResultOf<'restore'>> {
     return (await this.call('restore', p, o)).result;
   }

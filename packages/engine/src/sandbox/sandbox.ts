@@ -6,6 +6,9 @@ import type { Vm } from '../vm/vm.js';
 import type { BranchSource } from '../snapshot/branch.js';
 import { SandboxCommands, type Envs } from './commands.js';
 import { SandboxFiles } from './files.js';
+import os from 'node:os';
+import { readHostStats, type HostStats } from './host-stats.js';
+import type { StatsResultT } from '@forkd/protocol';
 
 export interface SandboxTimings {
   /** From the spawn request to `cont` returning: the guest is running. */
@@ -72,6 +75,17 @@ export class Sandbox {
   /** Memory charged to this child's cgroup now (bytes), or null without a memory limit. */
   async memoryChargedBytes(): Promise<number | null> {
     return (await vmOf(this).cgroup?.memoryBytes().catch(() => null)) ?? null;
+  }
+
+  /** The host's view: QEMU's CPU time and memory, its cgroup's charge, its disk overlay's blocks. */
+  hostStats(): Promise<HostStats> {
+    const vm = vmOf(this);
+    return readHostStats({ pid: vm.pid, cgroupMemory: async () => (await vm.cgroup?.memoryBytes()) ?? null, diskPath: vm.diskPath, hostCpus: os.cpus().length });
+  }
+
+  /** The guest's view (its agent): CPU ticks, memory and root-disk usage. */
+  guestStats(o: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<StatsResultT> {
+    return agentOf(this).stats(o);
   }
 
   /** Resolves when the VM process has exited, for whatever reason. */
