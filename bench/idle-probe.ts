@@ -8,7 +8,8 @@
  *   flock /tmp/forkd-vm.lock npm run bench:idle
  * Modes (MODES, default "old,new"): each has its own snapshot (BENCH_TAG-old / -new, created here
  * from the python recipe with FORKD_IDLE_TUNING=off / on: the idle settings live in the guest
- * kernel's command line, so the snapshot carries them), measured one after the other in one run.
+ * kernel's command line, which the snapshot carries, and in QEMU's machine arguments, which its
+ * children must repeat, so each mode spawns under its own setting), measured one after the other.
  * Env: NS (child counts, largest first, default "100,20": children are killed down to each count),
  *      WINDOW_S (60), WINDOWS (3), SETTLE_S (15), BENCH_TAG (idle-python), TRACE (1).
  */
@@ -119,6 +120,8 @@ const summary: string[] = [];
 for (const mode of MODES) {
   const cmdline = (await engine.getSnapshot(tagOf(mode))).manifest.kernel.cmdline;
   console.log(`\n== mode ${mode}: snapshot ${tagOf(mode)}, guest cmdline: ${cmdline}`);
+  // The machine arguments depend on it too (pit=off), and children must repeat their snapshot's.
+  process.env.FORKD_IDLE_TUNING = mode === 'old' ? 'off' : 'on';
   let sbs = await engine.spawn({ tag: tagOf(mode), n: NS[0]! });
   try {
     for (const n of NS) {
