@@ -40,14 +40,15 @@ async function guestSh(sb: Sandbox, shell: string): Promise<string> {
 
 const GUEST_COUNTERS = 'cat /proc/interrupts; echo ==; cat /proc/softirqs';
 const TRACEFS = '/sys/kernel/tracing';
-const TRACE_EVENTS = ['timer/timer_expire_entry', 'timer/hrtimer_expire_entry', 'sched/sched_wakeup', 'irq_vectors/local_timer_entry'];
+const TRACE_EVENTS = ['timer/timer_expire_entry', 'timer/hrtimer_expire_entry', 'sched/sched_wakeup', 'irq_vectors/local_timer_entry', 'workqueue/workqueue_execute_start'];
 const setEvents = (v: 0 | 1) => TRACE_EVENTS.map((e) => `echo ${v} > events/${e}/enable`).join(' && ');
 const TRACE_ON = `mountpoint -q ${TRACEFS} || mount -t tracefs nodev ${TRACEFS}; cd ${TRACEFS} && echo 4096 > buffer_size_kb && echo > trace && ${setEvents(1)} && echo 1 > tracing_on`;
 const TRACE_OFF = `cd ${TRACEFS} && echo 0 > tracing_on && ${setEvents(0)} && cat trace && echo > trace`;
 
 /**
  * From an ftrace text dump, per second: expired timers by function (and the task they interrupted),
- * tasks woken (sched_wakeup, by name: who runs while the guest is idle), local timer interrupts.
+ * tasks woken (sched_wakeup, by name: who runs while the guest is idle), work items run (by
+ * function: what the kworkers do), local timer interrupts.
  */
 function timerProfile(trace: string, seconds: number): string[] {
   const counts = new Map<string, number>();
@@ -58,6 +59,8 @@ function timerProfile(trace: string, seconds: number): string[] {
     const w = /\bsched_wakeup: comm=(\S+)/.exec(line);
     if (w) bump(`wake-up of task ${w[1]}`);
     if (/\blocal_timer_entry:/.test(line)) bump('local timer interrupt');
+    const q = /\bworkqueue_execute_start:.*function (\S+)/.exec(line);
+    if (q) bump(`work item ${q[1]}`);
   }
   return [...counts].sort((a, b) => b[1] - a[1]).slice(0, 25).map(([k, n]) => `${(n / seconds).toFixed(2)}/s  ${k}`);
 }
@@ -87,7 +90,8 @@ async function measureWindow(sbs: Sandbox[], probe: Sandbox, trace: boolean): Pr
     if (!p) continue;
     const d = { cpuMs: t.cpuMs - p.cpuMs, vol: t.vol - p.vol, invol: t.invol - p.invol };
     cpuMs += d.cpuMs;
-    const kind = t.comm.replace(/\d+/g, 'N');
+    // QEMU's threads share its name: the main loop is the thread whose id is the process's.
+    const kind = t.tid === t.pid ? 'main loop' : `other ${t.comm.replace(/\d+/g, 'N')}`;
     const acc = byThread.get(kind) ?? { cpuMs: 0, vol: 0, invol: 0 };
     byThread.set(kind, { cpuMs: acc.cpuMs + d.cpuMs, vol: acc.vol + d.vol, invol: acc.invol + d.invol });
   }

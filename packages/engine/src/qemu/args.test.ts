@@ -111,8 +111,8 @@ test('control characters, bad numbers and kernel+incoming are rejected', () => {
 });
 
 test('kernelCmdline adds the TSC hints and norandmaps only under TCG and validates extras', () => {
-  assert.equal(kernelCmdline('kvm'), 'console=ttyS0 quiet panic=-1 reboot=t tsc=reliable nowatchdog');
-  assert.equal(kernelCmdline('tcg', ['forkd.probe=1']), 'console=ttyS0 quiet panic=-1 reboot=t tsc_early_khz=2000000 lpj=4000000 tsc=reliable nowatchdog norandmaps forkd.probe=1');
+  assert.equal(kernelCmdline('kvm'), 'console=ttyS0 quiet panic=-1 reboot=t tsc=reliable nowatchdog sysctl.vm.compaction_proactiveness=0');
+  assert.equal(kernelCmdline('tcg', ['forkd.probe=1']), 'console=ttyS0 quiet panic=-1 reboot=t tsc_early_khz=2000000 lpj=4000000 tsc=reliable nowatchdog sysctl.vm.compaction_proactiveness=0 norandmaps forkd.probe=1');
   assert.throws(() => kernelCmdline('tcg', ['a b']), ForkdError);
   assert.throws(() => kernelCmdline('tcg', ['x;reboot']), ForkdError);
 });
@@ -130,8 +130,8 @@ test('FORKD_IDLE_TUNING=off gives the machine with its PIT (a bench baseline), a
 });
 
 test('kernelCmdline tells a TCG guest the host TSC rate it reads; FORKD_IDLE_TUNING=off gives the old line', () => {
-  assert.match(kernelCmdline('tcg', [], { tscKhz: 2095995 }), / tsc_early_khz=2095995 lpj=4000000 tsc=reliable nowatchdog /);
-  assert.equal(kernelCmdline('kvm', [], { tscKhz: 2095995 }), 'console=ttyS0 quiet panic=-1 reboot=t tsc=reliable nowatchdog');
+  assert.match(kernelCmdline('tcg', [], { tscKhz: 2095995 }), / tsc_early_khz=2095995 lpj=4000000 tsc=reliable nowatchdog sysctl.vm.compaction_proactiveness=0 /);
+  assert.equal(kernelCmdline('kvm', [], { tscKhz: 2095995 }), 'console=ttyS0 quiet panic=-1 reboot=t tsc=reliable nowatchdog sysctl.vm.compaction_proactiveness=0');
   assert.throws(() => kernelCmdline('tcg', [], { tscKhz: 12 }), ForkdError);
   assert.throws(() => kernelCmdline('tcg', [], { tscKhz: 2e6 + 0.5 }), ForkdError);
   process.env.FORKD_IDLE_TUNING = 'off';

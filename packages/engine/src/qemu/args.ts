@@ -144,8 +144,10 @@ export function idleTuning(): boolean {
  * - tsc=reliable: no clocksource watchdog (a timer every 0.5 s checking the TSC against jiffies;
  *   the host TSC under TCG, or kvm-clock under KVM, is what the guest must trust anyway).
  * - nowatchdog: no soft/hard lockup detector (an hrtimer every 4 s); the host kills stuck guests.
+ * - vm.compaction_proactiveness=0: kcompactd stops waking every 500 ms to score fragmentation for
+ *   proactive compaction (it still compacts on demand); a sandbox has no use for huge pages.
  */
-const IDLE_KERNEL_ARGS = ['tsc=reliable', 'nowatchdog'];
+const IDLE_KERNEL_ARGS = ['tsc=reliable', 'nowatchdog', 'sysctl.vm.compaction_proactiveness=0'];
 
 /**
  * The guest kernel command line. Under TCG the 6.1 kernel hangs calibrating the TSC on microvm
