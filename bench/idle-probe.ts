@@ -13,7 +13,8 @@
  * Env: NS (child counts, largest first, default "100,20": children are killed down to each count),
  *      WINDOW_S (60), WINDOWS (3), SETTLE_S (15), BENCH_TAG (idle-python), TRACE (1),
  *      BATCH (10: children spawned per request; 100 at once on a loaded 2-core TCG host miss the
- *      agent's 60 s restore deadline, and only idle children are measured here, not the spawn).
+ *      agent's 60 s restore deadline, so do 10 at load 16-19: each gets 300 s here, since only
+ *      idle children are measured, not the spawn).
  */
 import os from 'node:os';
 import { loadAverage } from './host.js';
@@ -131,7 +132,7 @@ for (const mode of MODES) {
   process.env.FORKD_IDLE_TUNING = mode === 'old' ? 'off' : 'on';
   let sbs: Sandbox[] = [];
   try {
-    while (sbs.length < NS[0]!) sbs.push(...await engine.spawn({ tag: tagOf(mode), n: Math.min(BATCH, NS[0]! - sbs.length) }));
+    while (sbs.length < NS[0]!) sbs.push(...await engine.spawn({ tag: tagOf(mode), n: Math.min(BATCH, NS[0]! - sbs.length), readyTimeoutMs: 300_000 }));
     console.log(`${mode}: ${sbs.length} children up; load ${load()}`);
     for (const n of NS) {
       const extra = sbs.slice(n);
