@@ -3,15 +3,26 @@
  * pipe handle, so reads wake the main thread through epoll and writes go out non-blocking. (Blocking
  * fs.read/fs.write on the threadpool cost two thread hand-offs per request, and under TCG every
  * hand-off is guest kernel and libuv code that a restored child runs, and translates, afresh.)
- * While no host is connected the port reads EOF: the port is closed, and reopened ~20 ms later
- * (it admits one opener at a time); a new host (a restored child's QEMU) may connect at any time.
+ * While no host is connected the port reads EOF: the port is closed, and reopened later (it admits
+ * one opener at a time); a new host (a restored child's QEMU) may connect at any time.
  */
 import fs from 'node:fs';
 import net from 'node:net';
 import { pumpWithGate, socketSink, type Transport, type TransportEvents } from './transport.js';
 
-const EOF_RETRY_MS = 20;
 const ERROR_RETRY_MS = 100;
+
+/**
+ * How long to wait before reopening a port that read EOF (no host), given how long it has been
+ * without one. The port gives no event when a host connects (poll reports HUP until then), so the
+ * agent polls: every 20 ms for the first 2 s, which covers a restored child whose host connects
+ * right after `cont` (its first answer must not wait), then once a second, so a child nobody is
+ * connected to (its daemon down, waiting to be adopted) does not wake its vCPU 50 times a second
+ * (bench/README.md#idle-cost). A host that connects later waits up to a second for its first answer.
+ */
+export function eofRetryMs(hostlessMs: number): number {
+  return hostlessMs < 2_000 ? 20 : 1_000;
+}
 
 interface PipeHandle {
   open(fd: number): number;
@@ -40,6 +51,8 @@ export class PortTransport implements Transport {
   private sock: net.Socket | null = null;
   private retry: NodeJS.Timeout | null = null;
   private closed = false;
+  /** When the port last read EOF with no data since (null: a host is connected or may be). */
+  private hostlessSince: number | null = null;
 
   constructor(private readonly portPath: string) {}
 
@@ -76,9 +89,14 @@ export class PortTransport implements Transport {
     ev.onConnect(socketSink(sock, 'port closed'));
     sock.on('data', (chunk: Buffer) => {
       hadData = true;
+      this.hostlessSince = null;
       pumpWithGate(sock, ev, chunk);
     });
-    sock.on('end', () => finish(EOF_RETRY_MS));
+    sock.on('end', () => {
+      const now = performance.now();
+      if (hadData || this.hostlessSince === null) this.hostlessSince = now;
+      finish(eofRetryMs(now - this.hostlessSince));
+    });
     sock.on('error', (err) => {
       if (!this.closed) process.stderr.write(`forkd-agent: port error: ${err.message}\n`);
       finish(ERROR_RETRY_MS);

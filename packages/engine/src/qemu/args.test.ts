@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ForkdError } from '@forkd/protocol';
 import { buildQemuArgs, kernelCmdline, qemuOptValue, type VmSpec } from './args.js';
+import { machineSignature } from '../snapshot/machine.js';
 
 const parent: VmSpec = {
   name: 'p',
@@ -35,7 +36,7 @@ function valueOf(args: string[], flag: string): string[] {
 
 test('parent command line matches the proven microvm layout', () => {
   const a = buildQemuArgs(parent);
-  assert.deepEqual(valueOf(a, '-M'), ['microvm,x-option-roms=off,rtc=on,memory-backend=mem']);
+  assert.deepEqual(valueOf(a, '-M'), ['microvm,x-option-roms=off,rtc=on,pit=off,memory-backend=mem']);
   assert.deepEqual(valueOf(a, '-accel'), ['tcg']);
   assert.deepEqual(valueOf(a, '-cpu'), ['max']);
   assert.deepEqual(valueOf(a, '-smp'), ['2']);
@@ -110,15 +111,27 @@ test('control characters, bad numbers and kernel+incoming are rejected', () => {
 });
 
 test('kernelCmdline adds the TSC hints and norandmaps only under TCG and validates extras', () => {
-  assert.equal(kernelCmdline('kvm'), 'console=ttyS0 quiet panic=-1 reboot=t tsc=reliable nowatchdog');
-  assert.equal(kernelCmdline('tcg', ['forkd.probe=1']), 'console=ttyS0 quiet panic=-1 reboot=t tsc_early_khz=2000000 lpj=4000000 tsc=reliable nowatchdog norandmaps forkd.probe=1');
+  assert.equal(kernelCmdline('kvm'), 'console=ttyS0 quiet panic=-1 reboot=t tsc=reliable nowatchdog sysctl.vm.compaction_proactiveness=0');
+  assert.equal(kernelCmdline('tcg', ['forkd.probe=1']), 'console=ttyS0 quiet panic=-1 reboot=t tsc_early_khz=2000000 lpj=4000000 tsc=reliable nowatchdog sysctl.vm.compaction_proactiveness=0 norandmaps forkd.probe=1');
   assert.throws(() => kernelCmdline('tcg', ['a b']), ForkdError);
   assert.throws(() => kernelCmdline('tcg', ['x;reboot']), ForkdError);
 });
 
+test('FORKD_IDLE_TUNING=off gives the machine with its PIT (a bench baseline), and another machine signature', () => {
+  const tuned = machineSignature('tcg', 512, 1);
+  process.env.FORKD_IDLE_TUNING = 'off';
+  try {
+    assert.deepEqual(valueOf(buildQemuArgs(child), '-M'), ['microvm,x-option-roms=off,rtc=on,memory-backend=mem']);
+    assert.notEqual(machineSignature('tcg', 512, 1), tuned);
+  } finally {
+    delete process.env.FORKD_IDLE_TUNING;
+  }
+  assert.equal(machineSignature('tcg', 512, 1), tuned);
+});
+
 test('kernelCmdline tells a TCG guest the host TSC rate it reads; FORKD_IDLE_TUNING=off gives the old line', () => {
-  assert.match(kernelCmdline('tcg', [], { tscKhz: 2095995 }), / tsc_early_khz=2095995 lpj=4000000 tsc=reliable nowatchdog /);
-  assert.equal(kernelCmdline('kvm', [], { tscKhz: 2095995 }), 'console=ttyS0 quiet panic=-1 reboot=t tsc=reliable nowatchdog');
+  assert.match(kernelCmdline('tcg', [], { tscKhz: 2095995 }), / tsc_early_khz=2095995 lpj=4000000 tsc=reliable nowatchdog sysctl.vm.compaction_proactiveness=0 /);
+  assert.equal(kernelCmdline('kvm', [], { tscKhz: 2095995 }), 'console=ttyS0 quiet panic=-1 reboot=t tsc=reliable nowatchdog sysctl.vm.compaction_proactiveness=0');
   assert.throws(() => kernelCmdline('tcg', [], { tscKhz: 12 }), ForkdError);
   assert.throws(() => kernelCmdline('tcg', [], { tscKhz: 2e6 + 0.5 }), ForkdError);
   process.env.FORKD_IDLE_TUNING = 'off';

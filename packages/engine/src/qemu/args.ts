@@ -77,7 +77,7 @@ export function buildQemuArgs(spec: VmSpec): string[] {
   if (spec.incoming && spec.kernel) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', 'a VM restored with -incoming must not be given a kernel');
   const args: string[] = [
     '-name', `guest=${qemuOptValue(spec.name, 'name')}`,
-    '-M', 'microvm,x-option-roms=off,rtc=on,memory-backend=mem',
+    '-M', `microvm,x-option-roms=off,rtc=on${idleTuning() ? ',pit=off' : ''},memory-backend=mem`,
     ...(spec.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', spec.tcgTbSizeMib ? `tcg,tb-size=${spec.tcgTbSizeMib}` : 'tcg', '-cpu', 'max']),
     '-smp', String(vcpus),
     '-m', `${mem}M`,
@@ -124,7 +124,16 @@ export function buildQemuArgs(spec: VmSpec): string[] {
   return args;
 }
 
-/** Settings that make an idle guest quiet; FORKD_IDLE_TUNING=off leaves them out (a bench baseline). */
+/**
+ * Settings that make an idle guest quiet; FORKD_IDLE_TUNING=off leaves them out (a bench baseline).
+ * Machine side, pit=off (bench/README.md#idle-cost): microvm's i8254 PIT keeps the square wave of
+ * its reset state running (a QEMU timer toggling its output every 27.5 ms, ~36 main-loop wake-ups a
+ * second) whether or not the guest listens. The guest needs no PIT: its TSC rate comes from
+ * tsc_early_khz (TCG) or kvm-clock (KVM), its timer from the LAPIC. The RTC stays (rtc=on): its
+ * update timer sleeps until the next alarm (once a day) once nobody reads register C, and the
+ * guest kernel reads the wall clock from it at boot. The machine arguments are part of a
+ * snapshot's machine signature, so a snapshot restores only under the setting it was made with.
+ */
 export function idleTuning(): boolean {
   return process.env.FORKD_IDLE_TUNING !== 'off';
 }
@@ -135,8 +144,10 @@ export function idleTuning(): boolean {
  * - tsc=reliable: no clocksource watchdog (a timer every 0.5 s checking the TSC against jiffies;
  *   the host TSC under TCG, or kvm-clock under KVM, is what the guest must trust anyway).
  * - nowatchdog: no soft/hard lockup detector (an hrtimer every 4 s); the host kills stuck guests.
+ * - vm.compaction_proactiveness=0: kcompactd stops waking every 500 ms to score fragmentation for
+ *   proactive compaction (it still compacts on demand); a sandbox has no use for huge pages.
  */
-const IDLE_KERNEL_ARGS = ['tsc=reliable', 'nowatchdog'];
+const IDLE_KERNEL_ARGS = ['tsc=reliable', 'nowatchdog', 'sysctl.vm.compaction_proactiveness=0'];
 
 /**
  * The guest kernel command line. Under TCG the 6.1 kernel hangs calibrating the TSC on microvm

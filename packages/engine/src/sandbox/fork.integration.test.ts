@@ -86,6 +86,15 @@ test('children get fresh randomness and a correct clock', async () => {
     const guestMs = Number(r.stdout.trim()) / 1e6;
     assert.ok(guestMs > before - 2000 && guestMs < after + 2000, `guest clock ${guestMs} vs host ${before}..${after}`);
   }
+  // Guest timers still fire on time without the PIT (idle tuning): the agent's own exec timeout
+  // (a Node timer in the guest) stops a sleep, and a guest sleep of 1 s takes ~1 s of host time.
+  const t0 = Date.now();
+  const stopped = await sbs[0]!.commands.exec({ shell: 'sleep 30', timeout_ms: 1000 });
+  assert.equal(stopped.timed_out, true);
+  assert.ok(Date.now() - t0 < 10_000, `exec timeout of 1 s took ${Date.now() - t0} ms`);
+  const t1 = Date.now();
+  await sh(sbs[0]!, 'sleep 1');
+  assert.ok(Date.now() - t1 >= 1000 && Date.now() - t1 < 6000, `guest sleep 1 took ${Date.now() - t1} ms of host time`);
 });
 
 test('each child has its own pid, disk overlay and agent channel', async () => {
