@@ -199,3 +199,15 @@ export const OCI_LIMITS = {
   /** zstd level for blobs: fast enough to stay under the pack/push time budget on 2 cores. */
   zstdLevel: 3,
 } as const;
+
+/** `forkd test` (parallel pytest): what a project upload and a run may be. */
+export const PYTEST_LIMITS = {
+  /** Files uploaded from the project directory (caches, .git and virtualenvs skipped). */
+  maxProjectFiles: 2000,
+  /** Their total size, bytes. */
+  maxProjectBytes: 64 * 1024 * 1024,
+  /** Children one run fans out over. */
+  maxChildren: 32,
+  /** Tests one run collects. */
+  maxTests: 20_000,
+} as const;

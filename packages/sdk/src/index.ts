@@ -8,3 +8,7 @@ export { CommandExitError, DEFAULT_COMMAND_TIMEOUT_MS, type CommandResult } from
 export { Filesystem, type EntryInfo as FileEntryInfo, type WriteInfo, type WriteData, type WriteEntry } from './filesystem.js';
 export { Execution, type Result, type ExecutionError, type Logs, type OutputMessage, type RunCodeOpts, type RunCodeLanguage } from './code.js';
 export { toSdkError } from './guard.js';
+export { PYTEST_RUNNER_SOURCE } from './pytest/runner-source.js';
+export { runParallelPytest, projectFiles, summary as pytestSummary, type ParallelPytestOpts, type ParallelPytestResult, type ShardRun } from './pytest/run.js';
+export { shardTests, type ShardMode, type CollectedTest } from './pytest/shard.js';
+export { toJunitXml, totalsOf, type TestResult, type ShardResult, type Totals, type TestOutcome } from './pytest/junit.js';
