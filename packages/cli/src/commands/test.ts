@@ -88,7 +88,7 @@ function printFailures(r: ParallelPytestResult): void {
   const bad = r.tests.filter((t) => t.outcome === 'failed' || t.outcome === 'error');
   for (const t of bad) {
     const label = t.outcome === 'failed' ? 'FAILED' : `ERROR (${t.phase ?? 'run'})`;
-    process.stdout.write(`${label} ${escapeControls(t.nodeid)} - ${escapeControls(t.message ?? '')}\n`);
+    process.stdout.write(`${label} ${escapeControls(t.nodeid)} - ${escapeControls((t.message ?? '').split('\n')[0]!)}\n`);
     const tail = (t.details ?? '').trimEnd().split('\n').slice(-DETAIL_LINES);
     if (tail.length && tail.join('') !== '') process.stdout.write(`${tail.map((l) => `    ${escapeControls(l)}`).join('\n')}\n`);
   }
