@@ -71,7 +71,7 @@ test('a failing repository, branched mid-task: three fixes in three children, ap
   const [parent] = await engine.spawn({ tag, n: 1 });
   live.push(parent!);
   // The workbench: every tool the recipe promises, and a C build.
-  const tools = await ok(parent!, 'set -e; git --version; gcc --version | head -n 1; make --version | head -n 1; python3 -m pytest --version 2>&1; pip3 --version; python3 -m venv --without-pip /tmp/venv && /tmp/venv/bin/python -c "import sys; print(sys.prefix)"; node -e "console.log(6 * 7)"; npm --version; printf "int main(void){return 7;}\\n" > /tmp/t.c && printf "t: t.c\\n\\tgcc -o t t.c\\n" > /tmp/Makefile && make -s -C /tmp t && (/tmp/t; echo "c-exit $?")');
+  const tools = await ok(parent!, 'set -e; git --version; gcc --version | head -n 1; make --version | head -n 1; python3 -m pytest --version 2>&1; pip3 --version; python3 -m venv --without-pip /tmp/venv && /tmp/venv/bin/python -c "import sys; print(sys.prefix)"; node -e "console.log(6 * 7)"; npm --version; printf "int main(void){return 7;}\\n" > /tmp/t.c && printf "t: t.c\\n\\tgcc -o t t.c\\n" > /tmp/Makefile && make -s -C /tmp t && { /tmp/t || echo "c-exit $?"; }');
   assert.match(tools, /git version 2\./);
   assert.match(tools, /pytest 7\./);
   assert.match(tools, /\/tmp\/venv\n42\n\d+\.\d+/);
@@ -133,6 +133,9 @@ test('a failing repository, branched mid-task: three fixes in three children, ap
   assert.ok(layer.disk.physical_bytes >= DATA_MIB * MIB, `the branch's disk layer holds the data: ${line(layer.disk.physical_bytes)}`);
   for (const r of results) {
     assert.ok(r.diskBytes < 8 * MIB, `${r.fix.name}'s disk overlay ${line(r.diskBytes)}`);
-    assert.ok(r.ramBytes < DATA_MIB * MIB / 2, `${r.fix.name}'s copied guest RAM ${line(r.ramBytes)}`);
+    // Each child read all 50 MiB (sha256sum) from the page cache it inherited: had that been copied
+    // (or re-read from disk into new pages), this would be over 50 MiB. What a child does copy is
+    // its own work: a git commit and a new python3 running pytest dirty ~25-30 MiB (measured 26-29 MiB under TCG).
+    assert.ok(r.ramBytes < DATA_MIB * MIB * 0.8, `${r.fix.name}'s copied guest RAM ${line(r.ramBytes)}`);
   }
 });
