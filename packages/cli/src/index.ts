@@ -12,6 +12,7 @@ import { registerFromOci, registerHubCommands } from './commands/hub.js';
 import { registerUiCommand } from './commands/ui.js';
 import { registerEventsCommand } from './commands/events.js';
 import { registerMetricsCommand } from './commands/metrics.js';
+import { registerTestCommand } from './commands/test.js';
 
 const program = new Command();
 program
@@ -68,6 +69,7 @@ registerFromOci(image, context);
 registerUiCommand(program, context);
 registerEventsCommand(program, context);
 registerMetricsCommand(program, context);
+registerTestCommand(program, context);
 
 program.command('cleanup').description('kill VMs and remove files left behind by crashed forkd processes').option('--dry-run', 'only report').option('--json', 'JSON output')
   .action(run(async (o: { json?: boolean; dryRun?: boolean }) => cleanup(engine(), o)));

@@ -87,6 +87,8 @@ export const ERROR_CODES = {
   FORKD_E_SERVICE_NOT_READY: 500,
   /** A recipe service exited (or could not start) before it was ready (its exit status and output are in details). */
   FORKD_E_SERVICE_EXITED: 500,
+  /** `forkd test`: pytest could not run the suite (a usage or internal error, the runner failed in the guest); pytest's output is in the message. Failing tests are results, not this. */
+  FORKD_E_TEST_RUN_FAILED: 500,
   FORKD_E_AGENT_UNAVAILABLE: 502,
   FORKD_E_AGENT_PROTOCOL: 502,
   FORKD_E_AGENT_ERROR: 502,

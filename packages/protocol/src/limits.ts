@@ -275,3 +275,15 @@ export const METRICS_LIMITS = {
   /** Sandboxes sampled in the background at once (the rest are sampled when asked). */
   maxWatched: 256,
 } as const;
+
+/** `forkd test` (parallel pytest): what a project upload and a run may be. */
+export const PYTEST_LIMITS = {
+  /** Files uploaded from the project directory (caches, .git and virtualenvs skipped). */
+  maxProjectFiles: 2000,
+  /** Their total size, bytes. */
+  maxProjectBytes: 64 * 1024 * 1024,
+  /** Children one run fans out over. */
+  maxChildren: 32,
+  /** Tests one run collects. */
+  maxTests: 20_000,
+} as const;

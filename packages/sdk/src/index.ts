@@ -10,3 +10,7 @@ export { Execution, type Result, type ExecutionError, type Logs, type OutputMess
 export { toSdkError } from './guard.js';
 export { SseParser, type ForkdEvent, type EventsOpts } from './events.js';
 export type { SandboxMetrics } from './metrics.js';
+export { PYTEST_RUNNER_SOURCE } from './pytest/runner-source.js';
+export { runParallelPytest, projectFiles, summary as pytestSummary, type ParallelPytestOpts, type ParallelPytestResult, type ShardRun } from './pytest/run.js';
+export { shardTests, type ShardMode, type CollectedTest } from './pytest/shard.js';
+export { toJunitXml, totalsOf, type TestResult, type ShardResult, type Totals, type TestOutcome } from './pytest/junit.js';

@@ -73,8 +73,27 @@ export interface RawResponse {
   stream: http.IncomingMessage;
 }
 
-/** Sends a request; resolves with the response stream for any status (see readJson/expectOk). */
-export function send(ep: Endpoint, r: RawRequest): Promise<RawResponse> {
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS']);
+
+/**
+ * Sends a request; resolves with the response stream for any status (see readJson/expectOk).
+ * Node keeps idle connections for reuse; when the daemon has closed one (its keep-alive timeout)
+ * before this process noticed (e.g. its event loop was busy), the request fails on that socket with
+ * ECONNRESET or EPIPE before any answer. An idempotent request with a replayable body is then sent
+ * once more on a fresh connection (Node's documented pattern, `request.reusedSocket`).
+ */
+export async function send(ep: Endpoint, r: RawRequest): Promise<RawResponse> {
+  try {
+    return await sendOnce(ep, r);
+  } catch (e) {
+    if (!(e instanceof StaleSocketError)) throw e;
+    return sendOnce(ep, r, false);
+  }
+}
+
+class StaleSocketError extends Error {}
+
+function sendOnce(ep: Endpoint, r: RawRequest, mayRetry = true): Promise<RawResponse> {
   const qs = new URLSearchParams();
   for (const [k, v] of Object.entries(r.query ?? {})) if (v !== undefined) qs.set(k, String(v));
   const pathWithQuery = `${r.path}${qs.size ? `?${qs.toString()}` : ''}`;
@@ -104,7 +123,9 @@ export function send(ep: Endpoint, r: RawRequest): Promise<RawResponse> {
     r.signal?.addEventListener('abort', onAbort, { once: true });
     req.on('error', (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      if (e.code === 'ENOENT' || e.code === 'ECONNREFUSED') {
+      if (mayRetry && req.reusedSocket && (e.code === 'ECONNRESET' || e.code === 'EPIPE') && IDEMPOTENT.has(r.method.toUpperCase()) && !(payload && !Buffer.isBuffer(payload))) {
+        reject(new StaleSocketError(e.message));
+      } else if (e.code === 'ENOENT' || e.code === 'ECONNREFUSED') {
         reject(errorFor('FORKD_E_UNAVAILABLE', `no forkd daemon at ${ep.socketPath ?? ep.base?.href} (${e.code}): start one with \`forkd serve\``, { endpoint: ep.socketPath ?? ep.base?.href }));
       } else reject(e instanceof Error && 'code' in e && String(e.code).startsWith('FORKD_E_') ? e : errorFor('FORKD_E_UNAVAILABLE', `request to the forkd daemon failed: ${e.message}`));
     });
