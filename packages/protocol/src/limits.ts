@@ -93,6 +93,12 @@ export const LIMITS = {
    * its own output is kept for the error when it never gets ready (the newest bytes).
    */
   services: { maxServices: 16, maxTimeoutSecs: 1800, pollIntervalMs: 100, outputBytes: 64 * 1024, errorOutputChars: 8192 },
+  /**
+   * Templates (recipes with ordered build steps): how many steps, packages per install step, files
+   * one copy step carries and how big one may be (it travels to the guest through the agent's files
+   * API), how long one step may run, and how much of a failed step's output its error keeps.
+   */
+  templates: { maxSteps: 64, maxPackagesPerStep: 200, maxCopyFiles: 256, maxCopyFileBytes: 256 * 1024 * 1024, maxStepTimeoutSecs: 3600, defaultStepTimeoutSecs: 900, errorOutputChars: 8192, maxFromDepth: 8 },
 } as const;
 
 /** Limits of the machines and of how many of them one request makes. */
