@@ -6,3 +6,4 @@ export * from './workspaces.js';
 export * from './routes.js';
 export { openApiDocument } from './openapi.js';
 export * from './egress.js';
+export * from './templates.js';

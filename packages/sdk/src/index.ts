@@ -8,3 +8,4 @@ export { CommandExitError, DEFAULT_COMMAND_TIMEOUT_MS, type CommandResult } from
 export { Filesystem, type EntryInfo as FileEntryInfo, type WriteInfo, type WriteData, type WriteEntry } from './filesystem.js';
 export { Execution, type Result, type ExecutionError, type Logs, type OutputMessage, type RunCodeOpts, type RunCodeLanguage } from './code.js';
 export { toSdkError } from './guard.js';
+export { Template, buildRecipe, resolveCopySources, waitForPort, waitForURL, waitForFile, waitForProcess, waitForTimeout, type ReadyCheck, type TemplateBuildOpts, type TemplateBuildResult } from './template.js';
