@@ -109,7 +109,7 @@ export type ResponseOf<K extends RouteName> = Infer<R[K]['responses'][SuccessKey
 
 /** Fills a route's path parameters (URL-encoded). */
 export function routePath(path: string, params: Record<string, string> = {}): string {
-  return path.replace(/:([a-z]+)/g, (_, k: string) => {
+  return path.replace(/:([a-z][a-z0-9_]*)/g, (_, k: string) => {
     const v = params[k];
     if (v === undefined) throw new Error(`missing path parameter ${k}`);
     return encodeURIComponent(v);

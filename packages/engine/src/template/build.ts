@@ -33,7 +33,7 @@ import type { ChildNetworks } from '../network/index.js';
 import { bootFromImage } from '../vm/boot.js';
 import type { Vm } from '../vm/vm.js';
 import { describeStep, planTemplate, stepContext, stepNeedsNetwork, type PlannedStep } from './plan.js';
-import { readTemplateFile } from './files.js';
+import { readTemplateFile, templateFileBytes } from './files.js';
 
 export interface StepReport {
   index: number;
@@ -154,6 +154,19 @@ async function runSteps(layout: HomeLayout, env: PlatformEnv, recipe: Recipe, st
     throw new ForkdError('FORKD_E_NOT_IMPLEMENTED', `step ${p.index + 1} (${describeStep(p.step)}) needs the network in the build VM, which needs networking (a daemon running as root); put apt packages first (they join the base image) or copy a local wheel/tarball and install with network: false`, { step_index: p.index });
   }
   const networks = opts.networks ?? null;
+  // Every copied file must be here, and all of them within the build's limit, before a VM boots:
+  // a missing file or too many bytes fail now, not after the steps before them ran.
+  let copyBytes = 0;
+  for (const p of steps) {
+    if (p.step.type !== 'copy') continue;
+    for (const f of p.step.files) {
+      const bytes = await templateFileBytes(layout, f.sha256);
+      if (bytes === null) throw new ForkdError('FORKD_E_TEMPLATE_FILE_MISSING', `step ${p.index + 1} copies file ${f.sha256} to ${f.dest}, which was never uploaded (PUT /v1/template-files/${f.sha256})`, { step_index: p.index, step_type: 'copy', sha256: f.sha256 });
+      copyBytes += bytes;
+      const max = LIMITS.templates.maxCopyTotalBytes;
+      if (copyBytes > max) throw new ForkdError('FORKD_E_PAYLOAD_TOO_LARGE', `step ${p.index + 1} (copy to ${f.dest}) brings the template's copied files over ${max} bytes; copy less, or build the data into an earlier template`, { step_index: p.index, step_type: 'copy', max_bytes: max });
+    }
+  }
   await fs.mkdir(templateLayersDir(layout), { recursive: true });
   onProgress({ phase: 'template', message: `starting the build VM for steps ${steps[0]!.index + 1}-${steps[steps.length - 1]!.index + 1} of ${total}${wantsNet ? ' (with network)' : ''}` });
   const boot = await bootFromImage(env, 'template-build', {

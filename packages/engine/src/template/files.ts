@@ -25,6 +25,11 @@ export async function hasTemplateFile(layout: HomeLayout, digest: string): Promi
   return fs.access(fileOf(layout, digest)).then(() => true, () => false);
 }
 
+/** A stored file's size, or null when it was never uploaded. */
+export async function templateFileBytes(layout: HomeLayout, digest: string): Promise<number | null> {
+  return fs.stat(fileOf(layout, digest)).then((s) => s.size, () => null);
+}
+
 /**
  * Stores bytes under their digest. The caller's claimed digest must match what arrived
  * (FORKD_E_INVALID_ARGUMENT otherwise, nothing kept); over maxCopyFileBytes: FORKD_E_PAYLOAD_TOO_LARGE.
