@@ -22,10 +22,22 @@ export const InstallArg = z.string().min(1).max(512).regex(/^[A-Za-z0-9@/_.][A-Z
 export const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'sha256: 64 lowercase hex digits');
 const stepTimeout = z.number().int().min(1).max(T.maxStepTimeoutSecs);
 
+/** Kernel filesystems a template may not write into: a copy or workdir there is never a file of the image. */
+const KERNEL_DIRS = ['/proc', '/sys', '/dev'];
+/**
+ * A path a template writes (a copied file, a working directory): absolute and already normal (no
+ * `.`, `..` or empty segment, no trailing `/`), so the path in the recipe is the path in the image
+ * and its cache key; never `/` itself nor under /proc, /sys or /dev.
+ */
+export const TemplatePath = GuestPath
+  .refine((p) => p !== '/' && !p.endsWith('/'), 'a template path names a file or directory: not / and no trailing /')
+  .refine((p) => p.split('/').slice(1).every((seg) => seg !== '' && seg !== '.' && seg !== '..'), 'a template path must be normal: no ., .. or empty segment')
+  .refine((p) => !KERNEL_DIRS.some((d) => p === d || p.startsWith(`${d}/`)), `a template path may not be under ${KERNEL_DIRS.join(', ')} (kernel filesystems, not the image)`);
+
 /** One file a copy step puts in the image: its content by digest (uploaded first), where, and its mode. */
 export const TemplateCopyFile = z.object({
   sha256: Sha256Hex,
-  dest: GuestPath,
+  dest: TemplatePath,
   mode: z.number().int().min(0).max(0o7777).optional(),
 }).strict();
 
@@ -42,7 +54,7 @@ export const TemplateStep = z.discriminatedUnion('type', [
   /** Envs for every later step, the services and every child's commands. */
   z.object({ type: z.literal('env'), envs: EnvMap }).strict(),
   /** Working directory (made if missing) of later steps and of the services. */
-  z.object({ type: z.literal('workdir'), path: GuestPath }).strict(),
+  z.object({ type: z.literal('workdir'), path: TemplatePath }).strict(),
 ]);
 export type TemplateStepT = z.output<typeof TemplateStep>;
 

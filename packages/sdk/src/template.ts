@@ -12,7 +12,7 @@ import { promises as fs } from 'node:fs';
 import crypto from 'node:crypto';
 import path from 'node:path';
 import { routes, routePath, TemplateBuildResult as TemplateBuildResultSchema } from '@forkd/api';
-import type { RecipeInputT, TemplateStepT } from '@forkd/protocol';
+import { LIMITS, type RecipeInputT, type TemplateStepT } from '@forkd/protocol';
 import type { z } from 'zod';
 import { Controller, type Job } from './controller.js';
 import { send, readJson } from './transport.js';
@@ -219,7 +219,8 @@ export async function resolveCopySources(raw: unknown, baseDir: string): Promise
         out.push(f);
         continue;
       }
-      const entries = await expandCopy({ kind: 'pending', src: path.resolve(baseDir, f.src), dest: String(f.dest), ...(typeof f.mode === 'number' ? { mode: f.mode } : {}) });
+      const src = await confined(baseDir, f.src);
+      const entries = await expandCopy({ kind: 'pending', src, dest: String(f.dest), ...(typeof f.mode === 'number' ? { mode: f.mode } : {}) });
       for (const e of entries) {
         files.set(e.sha256, e.data);
         out.push({ sha256: e.sha256, dest: e.dest, ...(e.mode !== undefined ? { mode: e.mode } : {}) });
@@ -228,6 +229,22 @@ export async function resolveCopySources(raw: unknown, baseDir: string): Promise
     steps.push({ ...st, files: out });
   }
   return { recipe: { ...(raw as object), steps }, files };
+}
+
+/**
+ * A template file's `src`, resolved against its directory and kept inside it (links followed): a
+ * template from someone else cannot copy ~/.ssh or /etc into an image by naming `../../`.
+ */
+async function confined(baseDir: string, src: string): Promise<string> {
+  const root = await fs.realpath(baseDir);
+  const full = path.resolve(root, src);
+  const real = await fs.realpath(full).catch(() => {
+    throw errorFor('FORKD_E_INVALID_ARGUMENT', `copy: no such host file ${full}`);
+  });
+  if (path.isAbsolute(src) || (real !== root && !real.startsWith(root + path.sep))) {
+    throw errorFor('FORKD_E_INVALID_ARGUMENT', `copy: src ${JSON.stringify(src)} leaves the template's directory ${root}; a template file copies only what is under it`);
+  }
+  return real;
 }
 
 /** Uploads the files whose digests the daemon does not have (content-addressed: an unchanged file never travels twice). */
@@ -241,9 +258,21 @@ async function uploadMissing(ctl: Controller, files: Map<string, Uint8Array>): P
   }
 }
 
-async function expandCopy(c: CopySource): Promise<Array<{ sha256: string; dest: string; mode?: number; data: Uint8Array }>> {
+type CopyEntry = { sha256: string; dest: string; mode?: number; data: Uint8Array };
+
+/**
+ * A copy's files with their digests. Refused before anything is read or sent: a file over
+ * maxCopyFileBytes (FORKD_E_PAYLOAD_TOO_LARGE), a tree over maxCopyFiles, and a link that leads
+ * out of the copied tree (it would put a host file the tree does not hold into the image).
+ */
+async function expandCopy(c: CopySource): Promise<CopyEntry[]> {
   const digest = (d: Uint8Array) => crypto.createHash('sha256').update(d).digest('hex');
-  if (typeof c.src !== 'string') return [{ sha256: digest(c.src), dest: c.dest, ...(c.mode !== undefined ? { mode: c.mode } : {}), data: c.src }];
+  const { maxCopyFileBytes, maxCopyFiles } = LIMITS.templates;
+  const tooBig = (what: string, bytes: number) => errorFor('FORKD_E_PAYLOAD_TOO_LARGE', `copy: ${what} holds ${bytes} bytes; a template file may hold at most ${maxCopyFileBytes}`, { max_bytes: maxCopyFileBytes });
+  if (typeof c.src !== 'string') {
+    if (c.src.byteLength > maxCopyFileBytes) throw tooBig(`the bytes for ${c.dest}`, c.src.byteLength);
+    return [{ sha256: digest(c.src), dest: c.dest, ...(c.mode !== undefined ? { mode: c.mode } : {}), data: c.src }];
+  }
   let st;
   try {
     st = await fs.stat(c.src);
@@ -251,16 +280,22 @@ async function expandCopy(c: CopySource): Promise<Array<{ sha256: string; dest: 
     throw errorFor('FORKD_E_INVALID_ARGUMENT', `copy: no such host file ${c.src}`);
   }
   if (st.isFile()) {
+    if (st.size > maxCopyFileBytes) throw tooBig(c.src, st.size);
     const data = await fs.readFile(c.src);
     return [{ sha256: digest(data), dest: c.dest, mode: c.mode ?? st.mode & 0o777, data }];
   }
   if (!st.isDirectory()) throw errorFor('FORKD_E_INVALID_ARGUMENT', `copy: ${c.src} is neither a file nor a directory`);
-  const out: Array<{ sha256: string; dest: string; mode?: number; data: Uint8Array }> = [];
-  for (const rel of (await fs.readdir(c.src, { recursive: true })).sort()) {
-    const full = path.join(c.src, rel);
-    const s = await fs.stat(full);
+  const root = await fs.realpath(c.src);
+  const out: CopyEntry[] = [];
+  for (const rel of (await fs.readdir(root, { recursive: true })).sort()) {
+    const full = path.join(root, rel);
+    const real = await fs.realpath(full);
+    if (real !== root && !real.startsWith(root + path.sep)) throw errorFor('FORKD_E_INVALID_ARGUMENT', `copy: ${full} is a link out of ${root} (to ${real}); copy the target itself if it is meant`);
+    const s = await fs.stat(real);
     if (!s.isFile()) continue;
-    const data = await fs.readFile(full);
+    if (out.length >= maxCopyFiles) throw errorFor('FORKD_E_INVALID_ARGUMENT', `copy: ${c.src} holds more than ${maxCopyFiles} files (one copy step's limit)`, { max_files: maxCopyFiles });
+    if (s.size > maxCopyFileBytes) throw tooBig(full, s.size);
+    const data = await fs.readFile(real);
     out.push({ sha256: digest(data), dest: path.posix.join(c.dest, rel.split(path.sep).join('/')), mode: s.mode & 0o777, data });
   }
   if (out.length === 0) throw errorFor('FORKD_E_INVALID_ARGUMENT', `copy: directory ${c.src} holds no files`);
