@@ -79,7 +79,7 @@ export const RecipeSchema = z.object({
    * Children never inherit it: each gets its own network, or none, at spawn.
    */
   warmup_network: z.boolean().default(false),
-  /** Build steps run in order in a build VM on the image (cached per step, see docs/templates.md). */
+  /** Build steps run in order in a build VM on the image (cached per step, see README.md, Templates from the SDK). */
   steps: z.array(TemplateStep).max(T.maxSteps).default([]),
   /**
    * Long-running processes the parent starts (in order, each until its ready check passes) before
