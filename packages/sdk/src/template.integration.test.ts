@@ -5,7 +5,9 @@
  * are there. Building it again uploads nothing and reports every step and the snapshot cached.
  * Bad input is refused with its code before any VM: an invalid template, too little memory, a copy of
  * a file never uploaded, an upload whose bytes do not match its digest.
- * One build VM and one parent boot (the base is the python recipe's image, a leading apt step).
+ * A failing step (one build VM on the cached layers) and a start command that exits (one parent boot on
+ * the cached image) report their codes, the step and the output, and leave no snapshot.
+ * Two build VMs and two parent boots in all (the base is the python recipe's image, a leading apt step).
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -91,6 +93,29 @@ test('bad templates are refused with their code before any VM', async () => {
   const { missing } = await ctl.call('templateFilesMissing', { body: { sha256: [ghost] } });
   assert.deepEqual(missing, [ghost], 'a refused upload keeps nothing');
   assert.ok(!(await ctl.listSnapshots()).some((s) => s.tag.startsWith(`${name}-`) && s.status === 'ready'), 'no snapshot of a refused template');
+});
+
+test('a failing step and a start command that exits report their code, step and output, and leave no snapshot', async () => {
+  const failing = template().runCmd('echo about-to-fail; echo why >&2; exit 7');
+  await assert.rejects(Template.build(failing, `${name}-fail`, conn()), (e) => {
+    const err = e as ForkdSdkError;
+    assert.equal(err.code, 'FORKD_E_TEMPLATE_STEP_FAILED');
+    assert.equal(err.details?.step_index, 5);
+    assert.equal(err.details?.exit_code, 7);
+    assert.match(String(err.details?.output), /about-to-fail[\s\S]*why/);
+    return true;
+  });
+  const exits = template().setStartCmd('echo start-broke >&2; exit 3', waitForPort(8080));
+  await assert.rejects(Template.build(exits, `${name}-exit`, conn()), (e) => {
+    const err = e as ForkdSdkError;
+    assert.equal(err.code, 'FORKD_E_SERVICE_EXITED', err.message);
+    assert.equal(err.details?.exit_code, 3);
+    assert.match(String(err.details?.output), /start-broke/);
+    return true;
+  });
+  const left = (await ctl.listSnapshots()).filter((s) => (s.tag === `${name}-fail` || s.tag === `${name}-exit`) && s.status !== 'failed');
+  assert.deepEqual(left, [], 'no snapshot of a failed build (only its failed job is listed)');
+  assert.deepEqual((await ctl.listSandboxes()).filter((s) => s.snapshot_tag.startsWith(`${name}-`)), [], 'no sandbox of a failed build');
 });
 
 async function fetchPut(digest: string, body: string): Promise<{ status: number; code: string }> {
