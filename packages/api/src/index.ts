@@ -9,3 +9,4 @@ export * from './egress.js';
 export * from './ui.js';
 export * from './events.js';
 export * from './metrics.js';
+export * from './templates.js';

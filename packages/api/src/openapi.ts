@@ -45,7 +45,7 @@ export function openApiDocument(version: string): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const [name, r] of Object.entries(routes) as Array<[string, RouteDef]>) {
     // Fastify-style :param -> OpenAPI {param}.
-    const path = r.path.replace(/:([a-z]+)/g, '{$1}');
+    const path = r.path.replace(/:([a-z][a-z0-9_]*)/g, '{$1}');
     const parameters: unknown[] = [];
     for (const [where, s] of [['path', r.params], ['query', r.query]] as const) {
       if (!s) continue;

@@ -12,6 +12,7 @@ import * as Eg from './egress.js';
 import * as Ui from './ui.js';
 import * as Ev from './events.js';
 import * as Mt from './metrics.js';
+import * as Tp from './templates.js';
 
 export type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
 export type ResponseKind = z.ZodType | 'octet' | 'ndjson' | 'text' | 'empty';
@@ -66,6 +67,9 @@ export const routes = {
   pushSnapshot: { method: 'POST', path: '/v1/snapshots/:tag/push', summary: 'Push a snapshot and the links of its chain the registry lacks to an OCI registry (admin; a job unless wait=true)', auth: true, admin: true, params: TagParams, body: Sn.PushBody, responses: { 200: Sn.PushResult, 202: C.Job, 400: E, 403: E, 404: E, 502: E } },
   pullSnapshot: { method: 'POST', path: '/v1/snapshot-pulls', summary: 'Pull a snapshot from an OCI registry; only the links this store lacks travel (admin; a job unless wait=true)', auth: true, admin: true, body: Sn.PullBody, responses: { 201: Sn.PullResult, 202: C.Job, 400: E, 403: E, 404: E, 409: E, 413: E, 502: E } },
   events: { method: 'GET', path: '/v1/events', summary: 'Lifecycle events (created, killed, timed_out, oom, branched, forked, paused, resumed, ...) of the caller\'s resources (an admin: all) as server-sent events, resuming after Last-Event-ID or since; follow=false answers one JSON page', auth: true, query: Ev.EventsQuery, stream: 'sse', responses: { 200: Ev.EventsPage, 400: E } },
+  buildTemplate: { method: 'POST', path: '/v1/templates', summary: 'Build a template (a recipe with steps) into its image (a cached layer per step) and warm snapshot (a job to poll unless wait=true)', auth: true, body: Tp.TemplateBuildBody, responses: { 201: Tp.TemplateBuildResult, 202: C.Job, 400: E, 403: E, 404: E, 409: E, 503: E } },
+  templateFilesMissing: { method: 'POST', path: '/v1/template-files/missing', summary: 'Which of these template file digests the daemon lacks (upload only those)', auth: true, body: Tp.TemplateFilesQuery, responses: { 200: Tp.TemplateFilesMissing, 400: E } },
+  putTemplateFile: { method: 'PUT', path: '/v1/template-files/:sha256', summary: 'Upload a file a template copies, stored by its sha256 (raw body; refused if the bytes do not hash to it)', auth: true, params: Tp.TemplateFileParams, bodyKind: 'octet', responses: { 201: Tp.TemplateFileInfo, 400: E, 413: E } },
   getJob: { method: 'GET', path: '/v1/jobs/:id', summary: 'A long-running job with progress', auth: true, params: JobParams, responses: { 200: C.Job, 400: E, 404: E } },
 
   listSandboxes: { method: 'GET', path: '/v1/sandboxes', summary: 'List live sandboxes', auth: true, query: Sb.ListSandboxesQuery, responses: { 200: z.array(Sb.SandboxInfo), 400: E } },
@@ -116,7 +120,7 @@ export type ResponseOf<K extends RouteName> = Infer<R[K]['responses'][SuccessKey
 
 /** Fills a route's path parameters (URL-encoded). */
 export function routePath(path: string, params: Record<string, string> = {}): string {
-  return path.replace(/:([a-z]+)/g, (_, k: string) => {
+  return path.replace(/:([a-z][a-z0-9_]*)/g, (_, k: string) => {
     const v = params[k];
     if (v === undefined) throw new Error(`missing path parameter ${k}`);
     return encodeURIComponent(v);

@@ -13,6 +13,7 @@ import { registerUiCommand } from './commands/ui.js';
 import { registerEventsCommand } from './commands/events.js';
 import { registerMetricsCommand } from './commands/metrics.js';
 import { registerTestCommand } from './commands/test.js';
+import { registerTemplateCommands } from './commands/template.js';
 
 const program = new Command();
 program
@@ -70,6 +71,7 @@ registerUiCommand(program, context);
 registerEventsCommand(program, context);
 registerMetricsCommand(program, context);
 registerTestCommand(program, context);
+registerTemplateCommands(program, context);
 
 program.command('cleanup').description('kill VMs and remove files left behind by crashed forkd processes').option('--dry-run', 'only report').option('--json', 'JSON output')
   .action(run(async (o: { json?: boolean; dryRun?: boolean }) => cleanup(engine(), o)));

@@ -16,6 +16,7 @@ import { metaHandlers } from './handlers/meta.js';
 import { sandboxHandlers } from './handlers/sandboxes.js';
 import { processHandlers } from './handlers/processes.js';
 import { fileHandlers } from './handlers/files.js';
+import { templateHandlers } from './handlers/templates.js';
 import { snapshotHandlers } from './handlers/snapshots.js';
 import { branchingHandlers } from './handlers/branching.js';
 import { registryHandlers } from './handlers/registry.js';
@@ -146,6 +147,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     ...uiHandlers(ui, failures),
     ...eventHandlers(s.events),
     ...sandboxMetricsHandlers(s),
+    ...templateHandlers(s),
   } as Handlers;
   registerRoutes(app, handlers, {
     authenticate: (req) => (req as AuthedRequest).caller ?? checkToken(req),

@@ -1,13 +1,16 @@
 import { type HomeLayout, homeLayout } from './home/paths.js';
 import { Platform, type AccelRequest } from './platform.js';
-import { loadRecipe, loadRecipeByName, type Recipe } from './recipe/recipe.js';
+import { loadRecipe, loadRecipeByName, resolveRecipe, type Recipe } from './recipe/recipe.js';
+import { ensureTemplateImage, type TemplateImage } from './template/build.js';
+import { templateSnapshotKey } from './template/plan.js';
+import { writeFileAtomic } from './util/fsx.js';
 import { ensureImage, listImages } from './image/build.js';
 import { buildImageFromOci } from './oci-image/index.js';
 import { checkMachineSize, createSnapshot } from './snapshot/create.js';
 import { SnapshotCatalog } from './snapshot/catalog.js';
 import { poolKey, spawnChildren, startPooledChild, type SpawnOptions } from './sandbox/spawn.js';
 import { WarmPool, type WarmPoolSettings } from './sandbox/warm-pool.js';
-import { readSnapshot } from './snapshot/store.js';
+import { readSnapshot, type SnapshotEntry as SnapshotEntryT } from './snapshot/store.js';
 import { runDoctor } from './doctor.js';
 import { bootFromImage } from './vm/boot.js';
 import { startServices } from './vm/services.js';
@@ -112,13 +115,29 @@ export class Engine {
     this.pool.configure(tag, n);
   }
 
-  /** A recipe by name only (never a path): what the daemon resolves for REST callers. */
+  /** A recipe by name only (never a path): what the daemon resolves for REST callers. Built templates count. */
   async recipe(name: string): Promise<Recipe> {
-    return loadRecipeByName(name);
+    return loadRecipeByName(name, { templatesDir: this.templatesDir });
+  }
+
+  /** A recipe by name or local file (the CLI's); `from` may name a built template. */
+  loadRecipe(nameOrPath: string): Promise<Recipe> {
+    return loadRecipe(nameOrPath, { templatesDir: this.templatesDir });
+  }
+
+  /** A template (recipe JSON) from a client, its `from` chain merged and validated. */
+  resolveTemplate(raw: unknown, source = 'template'): Promise<Recipe> {
+    return resolveRecipe(raw, source, { templatesDir: this.templatesDir });
+  }
+
+  /** Where built templates' descriptions are kept (what `from` may name besides recipes/). */
+  get templatesDir(): string {
+    return path.join(this.layout.root, 'templates');
   }
 
   async buildImage(recipe: string | Recipe, opts: { onProgress?: ProgressFn; rebuild?: boolean } = {}) {
-    const r = typeof recipe === 'string' ? await loadRecipe(recipe) : recipe;
+    const r = typeof recipe === 'string' ? await this.loadRecipe(recipe) : recipe;
+    if (r.steps.length > 0 && !opts.rebuild) return ensureTemplateImage(this.layout, await this.platform.resolve(opts.onProgress), r, { ...(opts.onProgress ? { onProgress: opts.onProgress } : {}), networks: this.networks, ...this.starterOpt() });
     return ensureImage(this.layout, r, opts);
   }
 
@@ -127,12 +146,41 @@ export class Engine {
     return buildImageFromOci(this.layout, source, o);
   }
 
+  /**
+   * Builds a template: its image (steps cached per layer) and its warm snapshot, tagged `tag`. An
+   * unchanged template whose snapshot is here costs nothing (no VM); a changed one replaces the
+   * snapshot (children running from the old one keep running). Its description is kept, so later
+   * templates can extend it (`from`).
+   */
+  async buildTemplate(opts: { tag: string; recipe: Recipe; memMib?: number; onProgress?: ProgressFn }): Promise<{ image: TemplateImage; snapshot: SnapshotEntryT; snapshot_cached: boolean }> {
+    const tag = assertValidTag(opts.tag);
+    const recipe = opts.recipe;
+    const memMib = opts.memMib ?? recipe.default_mem_mib;
+    checkMachineSize(recipe, memMib, 1);
+    const image = await ensureTemplateImage(this.layout, await this.platform.resolve(opts.onProgress), recipe, { ...(opts.onProgress ? { onProgress: opts.onProgress } : {}), networks: this.networks, ...this.starterOpt() });
+    const key = templateSnapshotKey(recipe, image.key, memMib);
+    const existing = await this.snapshots.read(tag).catch(() => null);
+    let snapshot: SnapshotEntryT;
+    let cached = false;
+    if (existing && existing.manifest.template_key === key) {
+      opts.onProgress?.({ phase: 'done', message: `snapshot ${tag} is up to date`, fraction: 1 });
+      snapshot = existing;
+      cached = true;
+    } else {
+      if (existing) await this.removeSnapshot(tag);
+      snapshot = await this.createSnapshot({ tag, recipe, memMib, ...(opts.onProgress ? { onProgress: opts.onProgress } : {}), templateKey: key });
+    }
+    await fs.mkdir(this.templatesDir, { recursive: true });
+    await writeFileAtomic(path.join(this.templatesDir, `${recipe.name}.json`), JSON.stringify({ ...recipe, from: undefined }, null, 2));
+    return { image, snapshot, snapshot_cached: cached };
+  }
+
   listImages() {
     return listImages(this.layout);
   }
 
-  async createSnapshot(opts: { tag: string; recipe: string | Recipe; memMib?: number; vcpus?: number; onProgress?: ProgressFn }) {
-    const recipe = typeof opts.recipe === 'string' ? await loadRecipe(opts.recipe) : opts.recipe;
+  async createSnapshot(opts: { tag: string; recipe: string | Recipe; memMib?: number; vcpus?: number; onProgress?: ProgressFn; templateKey?: string }) {
+    const recipe = typeof opts.recipe === 'string' ? await this.loadRecipe(opts.recipe) : opts.recipe;
     return createSnapshot(this.layout, this.platform, { ...opts, recipe, ...this.starterOpt(), networks: this.networks });
   }
 
@@ -367,11 +415,11 @@ export class Engine {
    * eval and kill are handed out: the VM and its agent stay inside the engine.
    */
   async bootCold(recipe: string | Recipe, opts: { memMib?: number; vcpus?: number } = {}): Promise<ColdBoot> {
-    const r = typeof recipe === 'string' ? await loadRecipe(recipe) : recipe;
+    const r = typeof recipe === 'string' ? await this.loadRecipe(recipe) : recipe;
     const memMib = opts.memMib ?? r.default_mem_mib;
     checkMachineSize(r, memMib, opts.vcpus ?? 1); // before any build or boot: nothing to undo
     const env = await this.platform.resolve();
-    const image = await ensureImage(this.layout, r);
+    const image = r.steps.length > 0 ? await ensureTemplateImage(this.layout, env, r, { networks: this.networks, ...this.starterOpt() }) : await ensureImage(this.layout, r);
     const { vm } = await bootFromImage(env, 'cold', { memMib, vcpus: opts.vcpus ?? 1, imagePath: image.path, memShare: false, ...this.starterOpt() });
     // A cold start of a recipe includes its services: that is what a child gets for free.
     let services: ServiceStatusT[];

@@ -9,6 +9,10 @@ export const ERROR_CODES = {
   FORKD_E_RECIPE_INVALID: 400,
   FORKD_E_MEMORY_TOO_SMALL: 400,
   FORKD_E_COMMAND_FAILED: 400,
+  /** A template's build step failed: details name the step (index, type), its exit code and its output. */
+  FORKD_E_TEMPLATE_STEP_FAILED: 400,
+  /** A template copies a file (by digest) that was never uploaded, or whose bytes do not match it. */
+  FORKD_E_TEMPLATE_FILE_MISSING: 400,
   FORKD_E_HOST_NOT_ALLOWED: 400,
   /** The token file is readable or writable by others, or not owned by the daemon's user. */
   FORKD_E_TOKEN_FILE_INSECURE: 400,

@@ -11,3 +11,4 @@ export * from './version.js';
 export * from './egress.js';
 export * from './rich-results.js';
 export * from './vary.js';
+export * from './recipe.js';

@@ -112,6 +112,12 @@ export const LIMITS = {
    * guest library waits for the host by default.
    */
   guestFork: { maxDepth: 16, socketPath: '/run/forkd/fork.sock', maxRequestBytes: 4 * 1024 * 1024, defaultWaitMs: 10 * 60 * 1000 },
+  /**
+   * Templates (recipes with ordered build steps): how many steps, packages per install step, files
+   * one copy step carries and how big one may be (it travels to the guest through the agent's files
+   * API) and all copies of one build together, how long one step may run, and how much of a failed step's output its error keeps.
+   */
+  templates: { maxSteps: 64, maxPackagesPerStep: 200, maxCopyFiles: 256, maxCopyFileBytes: 256 * 1024 * 1024, maxCopyTotalBytes: 1024 * 1024 * 1024, maxStepTimeoutSecs: 3600, defaultStepTimeoutSecs: 900, errorOutputChars: 8192, maxFromDepth: 8 },
 } as const;
 
 /** Limits of the machines and of how many of them one request makes. */

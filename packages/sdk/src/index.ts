@@ -14,3 +14,4 @@ export { PYTEST_RUNNER_SOURCE } from './pytest/runner-source.js';
 export { runParallelPytest, projectFiles, summary as pytestSummary, type ParallelPytestOpts, type ParallelPytestResult, type ShardRun } from './pytest/run.js';
 export { shardTests, type ShardMode, type CollectedTest } from './pytest/shard.js';
 export { toJunitXml, totalsOf, type TestResult, type ShardResult, type Totals, type TestOutcome } from './pytest/junit.js';
+export { Template, buildRecipe, resolveCopySources, waitForPort, waitForURL, waitForFile, waitForProcess, waitForTimeout, type ReadyCheck, type TemplateBuildOpts, type TemplateBuildResult } from './template.js';

@@ -27,6 +27,7 @@ from .errors import (
     error_for,
     error_from_response,
 )
+from .template import Template, build_recipe, default_build_logger, wait_for_file, wait_for_port, wait_for_process, wait_for_timeout, wait_for_url
 from .sandbox import (
     CommandHandle,
     CommandResult,
@@ -50,6 +51,14 @@ __all__ = [
     "Controller",
     "SandboxMetrics",
     "SseParser",
+    "Template",
+    "build_recipe",
+    "default_build_logger",
+    "wait_for_port",
+    "wait_for_url",
+    "wait_for_file",
+    "wait_for_process",
+    "wait_for_timeout",
     "Sandbox",
     "SandboxInfo",
     "SnapshotInfo",

@@ -89,6 +89,17 @@ LIMITS: Dict[str, Any] = {
         "max_request_bytes": 4194304,
         "default_wait_ms": 600000,
     },
+    "templates": {
+        "max_steps": 64,
+        "max_packages_per_step": 200,
+        "max_copy_files": 256,
+        "max_copy_file_bytes": 268435456,
+        "max_copy_total_bytes": 1073741824,
+        "max_step_timeout_secs": 3600,
+        "default_step_timeout_secs": 900,
+        "error_output_chars": 8192,
+        "max_from_depth": 8,
+    },
 }
 
 #: Limits of the machines and of how many of them one request makes.
@@ -132,6 +143,8 @@ ERROR_CODES: Dict[str, int] = {
     "FORKD_E_RECIPE_INVALID": 400,
     "FORKD_E_MEMORY_TOO_SMALL": 400,
     "FORKD_E_COMMAND_FAILED": 400,
+    "FORKD_E_TEMPLATE_STEP_FAILED": 400,
+    "FORKD_E_TEMPLATE_FILE_MISSING": 400,
     "FORKD_E_HOST_NOT_ALLOWED": 400,
     "FORKD_E_TOKEN_FILE_INSECURE": 400,
     "FORKD_E_UNAUTHORIZED": 401,

@@ -172,6 +172,24 @@ class Controller:
         body = _drop_none({"to": to, "cmd": cmd, "timeout_secs": timeout_secs, "wait": wait})
         return self.call("POST", f"/v1/snapshots/{quote_param(tag)}/diff", body=body, timeout=LONG_SECS)
 
+    # -- templates ----------------------------------------------------------------------------
+
+    def build_template(self, tag: str, template: Mapping[str, Any], *, mem_mib: Optional[int] = None, wait: bool = False) -> JSON:
+        """Builds a template (a recipe JSON with steps; see forkd.Template) into its image and warm
+        snapshot ``tag``: a Job to poll (its progress carries the step output), or with ``wait``
+        the TemplateBuildResult. Upload the files its copy steps name first (put_template_file)."""
+        body = _drop_none({"tag": tag, "template": dict(template), "mem_mib": mem_mib, "wait": wait or None})
+        return self.call("POST", "/v1/templates", body=body, timeout=LONG_SECS if wait else None)
+
+    def template_files_missing(self, sha256: Sequence[str]) -> JSON:
+        """{missing}: which of these template file digests the daemon lacks (upload only those)."""
+        return self.call("POST", "/v1/template-files/missing", body={"sha256": list(sha256)})
+
+    def put_template_file(self, sha256: str, data: Body, *, timeout: float = 600.0) -> JSON:
+        """Uploads a file a template copies, stored by its digest (refused unless the bytes hash to it)."""
+        with self.transport.request("PUT", f"/v1/template-files/{quote_param(sha256)}", body=data, timeout=timeout) as r:
+            return r.json()
+
     def get_job(self, job_id: str) -> JSON:
         return self.call("GET", f"/v1/jobs/{quote_param(job_id)}")
 

@@ -92,7 +92,7 @@ def _check(schema: Dict[str, Any], value: Any, where: str) -> List[str]:
 
 def _route(method: str, path: str) -> Tuple[str, Dict[str, Any]]:
     for template, ops in OPENAPI["paths"].items():
-        rx = "^" + re.sub(r"\\\{[a-z]+\\\}", "[^/]+", re.escape(template)) + "$"
+        rx = "^" + re.sub(r"\\\{[a-z0-9_]+\\\}", "[^/]+", re.escape(template)) + "$"
         if re.match(rx, path) and method.lower() in ops:
             return template, ops[method.lower()]
     raise AssertionError(f"{method} {path} is not a route of the API")
@@ -114,6 +114,8 @@ class RouteCoverageTest(unittest.TestCase):
             lambda: c.push_snapshot("py", "127.0.0.1:5000/forkd/py:v1", username="u", password="p", wait=True),
             lambda: c.pull_snapshot("127.0.0.1:5000/forkd/py:v1", tag="py9", plain_http=True),
             lambda: c.get_job("job-0123456789abcdef"),
+            lambda: c.build_template("tpl", {"name": "tpl", "from": "python", "steps": [{"type": "run", "cmd": "true"}]}, mem_mib=512, wait=True),
+            lambda: c.template_files_missing(["a" * 64]), lambda: c.put_template_file("a" * 64, b"bytes"),
             lambda: c.list_sandboxes(tag="py", metadata={"k": "v"}), lambda: c.spawn_sandboxes("py", 2, timeout_ms=5000, metadata={"a": "b"}, envs={"E": "1"}, limits={"memory_limit_mib": 512, "cpu_quota": 0.5, "pids_max": 64, "disk_limit_mib": 256}, network=True),
             lambda: c.get_sandbox(SID), lambda: c.kill_sandbox(SID), lambda: c.set_sandbox_timeout(SID, 2000), lambda: c.expose_port(SID, 5432), lambda: c.ping_sandbox(SID),
             lambda: c.get_sandbox_metrics(SID, start=1700000000000, end=1700000060000), lambda: c.events_page(since=5, sandbox_ids=[SID], kinds=["created", "oom"], limit=10),

@@ -46,6 +46,8 @@ export interface WriteRequest {
   wait: boolean;
   /** A creation's guest memory (the other kinds take their source's). */
   memMib?: number;
+  /** The tag may exist: the work replaces (or keeps) that snapshot (a template rebuild; the caller checked it may change it). */
+  replace?: boolean;
 }
 
 export type Produced<T> = { waited: true; result: T } | { waited: false; job: JobT; writing: Writing };
@@ -129,7 +131,7 @@ export class SnapshotWrites {
     inFlight();
     const exists = await this.engine.getSnapshot(req.tag).then(() => true, (e: unknown) => !(e instanceof ForkdError && e.code === 'FORKD_E_SNAPSHOT_NOT_FOUND'));
     // Tags are global across identities: the answer says the tag is taken, not whose it is.
-    if (exists) throw new ForkdError('FORKD_E_SNAPSHOT_EXISTS', `tag ${req.tag} is unavailable: a snapshot with it exists (tags are shared by every identity; pick another)`, { tag: req.tag });
+    if (exists && !req.replace) throw new ForkdError('FORKD_E_SNAPSHOT_EXISTS', `tag ${req.tag} is unavailable: a snapshot with it exists (tags are shared by every identity; pick another)`, { tag: req.tag });
     inFlight();
     // Writing a tag again replaces a failed entry of it.
     const w: Writing = { tag: req.tag, kind: req.kind, source: req.source, sandbox: req.sandbox ?? null, job: null, since: Date.now(), status: 'writing', error: null, owner: req.owner };

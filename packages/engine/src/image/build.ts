@@ -118,9 +118,9 @@ async function hasPackages(rootfs: string, packages: readonly string[]): Promise
 /** Builds (or finds cached) the root filesystem image for a recipe. */
 export async function ensureImage(layout: HomeLayout, recipe: Recipe, opts: { onProgress?: ProgressFn; rebuild?: boolean } = {}): Promise<ImageInfo & { cached: boolean }> {
   const onProgress = opts.onProgress ?? noProgress;
-  if (recipe.from !== undefined) {
-    if (recipe.packages.length > 0) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `recipe ${recipe.name} starts from the OCI image ${recipe.from}: it cannot add Debian packages`);
-    return { ...(await findOciImage(layout, recipe.from)), cached: true };
+  if (recipe.from_image !== undefined) {
+    if (recipe.packages.length > 0) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `recipe ${recipe.name} starts from the OCI image ${recipe.from_image}: it cannot add Debian packages`);
+    return { ...(await findOciImage(layout, recipe.from_image)), cached: true };
   }
   const { key, agentSha, packages } = await imageKey(recipe);
   const dir = imageDir(layout, key);

@@ -81,7 +81,7 @@ test('an OCI image without Node.js becomes a forkd image; children exec, move fi
   const again = await engine.imageFromOci(`${registry.host}/forkd/tiny:v1`, { name: `tiny-${run}`, diskMib: 256 });
   assert.equal(again.cached, true, 'the same image again is cached by manifest digest');
 
-  await engine.createSnapshot({ tag, recipe: parseRecipe(JSON.stringify({ name: `tiny-${run}`, from: `tiny-${run}`, language: 'js', default_mem_mib: 256, min_mem_mib: 192 })) });
+  await engine.createSnapshot({ tag, recipe: parseRecipe(JSON.stringify({ name: `tiny-${run}`, from_image: `tiny-${run}`, language: 'js', default_mem_mib: 256, min_mem_mib: 192 })) });
   const children = await engine.spawn({ tag, n: 2 });
   live.push(...children);
   const [a, b] = children as [Sandbox, Sandbox];

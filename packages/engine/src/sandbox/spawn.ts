@@ -243,7 +243,7 @@ async function resumeChild(vm: Vm, entry: SnapshotEntry, t0: number, readyTimeou
     phases: { launch_ms: pre.launchMs, migrate_ms: pre.migrateMs, cont_ms: contMs, agent_wait_ms: agentWaitMs, restore_ms: since(tRestore) },
     clock_skew_ms: restored.skew_ms,
     ...(pre.fromPool ? { from_pool: true } : {}),
-  }, m.language);
+  }, m.language, new Date(), m.envs ?? {});
   if (variant) sb.variant = { index: variant.index, values: variant.values, seed: variant.seed, vary_ms: varyMs };
   return sb;
 }

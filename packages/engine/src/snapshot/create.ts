@@ -4,6 +4,8 @@ import { ForkdError, MACHINE_LIMITS, assertValidTag } from '@forkd/protocol';
 import type { HomeLayout } from '../home/paths.js';
 import type { Recipe } from '../recipe/recipe.js';
 import { ensureImage } from '../image/build.js';
+import { ensureTemplateImage } from '../template/build.js';
+import { templateRuntime } from '../template/plan.js';
 import { type ProgressFn, noProgress } from '../progress.js';
 import { allocatedBytes, fsyncPath, sha256File } from '../util/fsx.js';
 import { Vm } from '../vm/vm.js';
@@ -29,6 +31,8 @@ export interface CreateSnapshotOptions {
   warmupTimeoutMs?: number;
   onProgress?: ProgressFn;
   starter?: QemuStarter;
+  /** A template's snapshot key (template/plan.ts templateSnapshotKey): a rebuild with the same key reuses the snapshot. */
+  templateKey?: string;
   /** Needed when the recipe lets the parent reach the network during warm-up. */
   networks?: ChildNetworks | null;
 }
@@ -64,7 +68,11 @@ export async function createSnapshot(layout: HomeLayout, platform: Platform, opt
 
   const t0 = nowMs();
   const env = await platform.resolve(onProgress);
-  const image = await ensureImage(layout, recipe, { onProgress });
+  const image = recipe.steps.length > 0
+    ? await ensureTemplateImage(layout, env, recipe, { onProgress, networks, ...(opts.starter ? { starter: opts.starter } : {}) })
+    : await ensureImage(layout, recipe, { onProgress });
+  // A template's env and workdir steps reach its services, its warm interpreter and every child's commands.
+  const runtime = templateRuntime(recipe);
 
   return inStaging(layout, tag, async (staging) => {
     let vm: Vm | null = null;
@@ -76,12 +84,12 @@ export async function createSnapshot(layout: HomeLayout, platform: Platform, opt
       const bootMs = boot.bootMs;
 
       const tWarm = nowMs();
-      if (recipe.services.length > 0) {
-        onProgress({ phase: 'services', message: `starting ${recipe.services.map((s) => s.name).join(', ')}` });
-        await vm.guard(startServices(agent, recipe.services), 'starting services');
+      if (runtime.services.length > 0) {
+        onProgress({ phase: 'services', message: `starting ${runtime.services.map((s) => s.name).join(', ')}` });
+        await vm.guard(startServices(agent, runtime.services), 'starting services');
       }
       onProgress({ phase: 'warmup', message: `warming up (${recipe.name})` });
-      const warm = await vm.guard(agent.warmup({ ...recipe.warmup, timeout_ms: opts.warmupTimeoutMs ?? 600_000 }, { timeoutMs: (opts.warmupTimeoutMs ?? 600_000) + 5_000 }), 'warming up');
+      const warm = await vm.guard(agent.warmup({ ...runtime.warmup, timeout_ms: opts.warmupTimeoutMs ?? 600_000 }, { timeoutMs: (opts.warmupTimeoutMs ?? 600_000) + 5_000 }), 'warming up');
       const after = await agent.ping({ timeoutMs: 10_000 });
       if (warm.warmup !== 'warm' || after.warmup !== 'warm') {
         throw new ForkdError('FORKD_E_SNAPSHOT_FAILED', `warm-up failed: ${after.warmup_error ?? warm.warmup}`, { console: await vm.consoleTail() });
@@ -124,6 +132,8 @@ export async function createSnapshot(layout: HomeLayout, platform: Platform, opt
         },
         timings: { boot_to_agent_ms: bootMs, warmup_ms: warmupMs, save_ms: saveMs, total_ms: since(t0) },
         agent_version: ping.agent_version,
+        ...(Object.keys(runtime.envs).length > 0 ? { envs: runtime.envs } : {}),
+        ...(opts.templateKey ? { template_key: opts.templateKey } : {}),
       };
       await commitStaging(staging, finalDir, manifest);
       onProgress({ phase: 'done', message: `snapshot ${tag} ready in ${(since(t0) / 1000).toFixed(1)} s`, fraction: 1 });

@@ -54,6 +54,10 @@ export const SnapshotManifestSchema = z.object({
   }),
   timings: z.record(z.string(), z.number()),
   agent_version: z.string(),
+  /** A template's envs (its env steps): every child's commands get them, as if setEnvs had been called. */
+  envs: z.record(z.string(), z.string()).optional(),
+  /** A template's snapshot: the hash of its image and of what the parent ran (services, warm-up, memory). */
+  template_key: z.string().optional(),
 });
 export type SnapshotManifest = z.output<typeof SnapshotManifestSchema>;
 

@@ -15,6 +15,10 @@ export interface BootOptions {
   vcpus: number;
   /** The image the disk overlay is backed by. */
   imagePath: string;
+  /** Its format: raw (an image), or qcow2 (a template build's step layer, whose chain is in backingChain). */
+  imageFormat?: 'raw' | 'qcow2';
+  /** The image's own backing files (a qcow2 layer's chain down to its raw image): the jail shows them read-only. */
+  backingChain?: string[];
   /** Where memory and the disk overlay live; defaults to the VM's run directory. */
   stateDir?: string;
   /** share=on makes the RAM file a snapshot parent's memory; cold boots use private RAM. */
@@ -46,7 +50,7 @@ export async function bootFromImage(env: PlatformEnv, kind: string, o: BootOptio
     memPath: '',
     memShare: o.memShare,
     kernel: { path: env.kernel.path, initrd: env.initramfs.path, append: cmdline },
-    jailReadOnly: [o.imagePath],
+    jailReadOnly: [o.imagePath, ...(o.backingChain ?? [])],
     consoleLog: true,
   }, {
     prepare: async (runDir) => {
@@ -54,7 +58,7 @@ export async function bootFromImage(env: PlatformEnv, kind: string, o: BootOptio
       diskPath = path.join(dir, 'disk.qcow2');
       // Relative backing path: the layer stays valid when its directory is renamed into place.
       backing = path.relative(dir, o.imagePath);
-      await runTool('qemu-img', ['create', '-q', '-f', 'qcow2', '-o', 'cluster_size=65536', '-b', backing, '-F', 'raw', diskPath], { cwd: dir });
+      await runTool('qemu-img', ['create', '-q', '-f', 'qcow2', '-o', 'cluster_size=65536', '-b', backing, '-F', o.imageFormat ?? 'raw', diskPath], { cwd: dir });
       return { memPath: path.join(dir, 'memory.bin'), disk: { path: diskPath, format: 'qcow2' } };
     },
     ...(o.starter ? { starter: o.starter } : {}),
