@@ -9,6 +9,7 @@ import { serve, SERVE_LIMITS, QUOTA_FLAGS, quotaFlagName, type ServeFlags } from
 import { registerRemoteCommands } from './commands/remote.js';
 import { registerSnapshotVerbs } from './commands/snapshot-verbs.js';
 import { registerHubCommands } from './commands/hub.js';
+import { registerDemoCommands } from './commands/demo.js';
 
 const program = new Command();
 program
@@ -61,6 +62,7 @@ const context: CliContext = { run, engine, client: () => daemonClient(program.op
 registerSnapshotVerbs(program, context);
 registerRemoteCommands(program, context);
 registerHubCommands(program, context);
+registerDemoCommands(program, context);
 
 program.command('cleanup').description('kill VMs and remove files left behind by crashed forkd processes').option('--dry-run', 'only report').option('--json', 'JSON output')
   .action(run(async (o: { json?: boolean; dryRun?: boolean }) => cleanup(engine(), o)));

@@ -8,5 +8,5 @@ export { CommandExitError, DEFAULT_COMMAND_TIMEOUT_MS, type CommandResult } from
 export { Filesystem, type EntryInfo as FileEntryInfo, type WriteInfo, type WriteData, type WriteEntry } from './filesystem.js';
 export { Execution, type Result, type ExecutionError, type Logs, type OutputMessage, type RunCodeOpts, type RunCodeLanguage } from './code.js';
 export { toSdkError } from './guard.js';
-export { treeSearch, type TreeSearchOpts, type TreeSearchResult, type TreeStep, type TreeContext } from './tree-search.js';
+export { treeSearch, sandboxOf, type TreeSearchOpts, type TreeSearchResult, type TreeStep, type TreeContext } from './tree-search.js';
 export { expandVary, renderTree, selectBeam, parseScore, type TreeNode, type VaryValues, type VarySpec } from './tree-search-plan.js';

@@ -117,14 +117,16 @@ export interface TreeNode {
 }
 
 /** The tree as text: one line per node under its parent, with values and score; the winner marked. */
-export function renderTree(nodes: readonly TreeNode[], fmt: (v: VaryValues) => string = compactValues): string {
+/** `describe` gives what follows a node's id (default: its values as name=value). */
+export function renderTree(nodes: readonly TreeNode[], describe: (n: TreeNode) => string = (n) => compactValues(n.values)): string {
   const kids = new Map<string | null, TreeNode[]>();
   for (const n of nodes) kids.set(n.parent, [...(kids.get(n.parent) ?? []), n]);
   const lines: string[] = [];
   const label = (n: TreeNode) => {
     const score = n.score === null ? (n.error ? `failed: ${n.error.split('\n')[0]!.slice(0, 60)}` : '') : `score ${formatScore(n.score)}`;
     const mark = n.status === 'winner' ? '  ★ best' : n.status === 'killed' || n.status === 'failed' ? '  ✗' : n.status === 'expanded' ? '  → expanded' : '';
-    const vals = Object.keys(n.values).length ? ` ${fmt(n.values)}` : '';
+    const text = describe(n);
+    const vals = text ? ` ${text}` : '';
     return `${n.parent === null ? 'root' : n.index >= 0 ? `#${n.index}` : ''} ${n.id}${vals}${score ? `  ${score}` : ''}${mark}`.trim();
   };
   const walk = (n: TreeNode, prefix: string, last: boolean, top: boolean) => {

@@ -72,6 +72,11 @@ class ForkChild extends Sandbox {
   }
 }
 
+/** A Sandbox for a sandbox the Controller already described (e.g. one of spawnSandboxes' answers): no extra request. */
+export function sandboxOf(ctl: Controller, info: WireSandboxInfo): Sandbox {
+  return ForkChild.wrap(ctl, info);
+}
+
 /**
  * Forks `source` once into one child per value set, each with its values bound before it is
  * returned: as variables in its interpreter (commands get them in their environment from the steps).
