@@ -50,13 +50,13 @@ export interface TreeDemoReport {
 }
 
 /** The demo snapshot's tag: named after the recipe's content, so an edited agent gets a new one. */
-async function demoTag(): Promise<string> {
+export async function demoSnapshotTag(): Promise<string> {
   const r = await loadRecipe(TREE_DEMO_RECIPE);
   return `demo-tree-search-${crypto.createHash('sha256').update(JSON.stringify(r)).digest('hex').slice(0, 12)}`;
 }
 
 async function ensureDemoSnapshot(c: Controller, quiet: boolean): Promise<string> {
-  const tag = await demoTag();
+  const tag = await demoSnapshotTag();
   const have = await c.getSnapshot(tag).then(() => true, (e: unknown) => {
     if (e instanceof ForkdError && (e.code === 'FORKD_E_SNAPSHOT_NOT_FOUND' || e.code === 'FORKD_E_NOT_FOUND')) return false;
     throw e;
