@@ -28,4 +28,7 @@ await build({
   banner: { js: "import { createRequire as __forkdCreateRequire } from 'node:module'; const require = __forkdCreateRequire(import.meta.url);" },
 });
 for (const f of ['pyrepl.py', 'pyrich.py', 'sys-helper.c', 'spawn-helper.c', 'reseed-addon.c']) fs.copyFileSync(path.join(here, 'src', f), path.join(out, f));
+// The guest library (forkd.fork() from inside): the image builder installs it where the guest's
+// python3 and node find it (engine/src/image/build.ts, GUEST_LIBRARY).
+for (const f of ['forkd.py', 'forkd.cjs']) fs.copyFileSync(path.join(here, 'src', 'guest-lib', f), path.join(out, f));
 console.log(`guest agent bundle: ${out}`);

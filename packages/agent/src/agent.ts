@@ -19,6 +19,9 @@ import { AgentState } from './state.js';
 import { SpawnHelper } from './spawn-helper.js';
 import { SysHelper } from './sys-helper.js';
 import { NativeReseed } from './native-reseed.js';
+import { GuestForkBroker } from './guest-fork.js';
+import { makeVaryMethods } from './methods/vary.js';
+import { LIMITS } from '@forkd/protocol';
 
 export interface AgentOptions {
   /** Directory holding pyrepl.py, forkd-sys and forkd-spawn (next to the running agent file). */
@@ -28,11 +31,15 @@ export interface AgentOptions {
   noSystem: boolean;
   /** python3 executable; undefined = search PATH. */
   python?: string | null;
+  /** The guest library's socket (forkd.fork()); default LIMITS.guestFork.socketPath, except in test mode; null: none. */
+  guestForkSocket?: string | null;
 }
 
 export interface Agent {
   server: AgentServer;
   runtime: Runtime;
+  /** Starts listening for the guest library (when a socket path is configured). */
+  startGuestFork(): Promise<void>;
   shutdown(): void;
 }
 
@@ -72,6 +79,8 @@ export function createAgent(o: AgentOptions): Agent {
     runtime.native.load(o.helpersDir);
     if (runtime.native.loadError) process.stderr.write(`forkd-agent: native reseed unavailable: ${runtime.native.loadError}\n`);
   }
+  const forkSocket = o.guestForkSocket !== undefined ? o.guestForkSocket : o.noSystem ? null : LIMITS.guestFork.socketPath;
+  const broker = new GuestForkBroker(forkSocket ?? undefined);
   let server: AgentServer | null = null;
   const { stopAll: stopServices, ...serviceMethods } = makeServiceMethods(runtime.spawner);
   const table: MethodTable = {
@@ -83,12 +92,15 @@ export function createAgent(o: AgentOptions): Agent {
     eval: makeEval(runtime),
     run_code: makeRunCode(runtime),
     ...serviceMethods,
+    ...makeVaryMethods(runtime, broker),
   };
   server = new AgentServer(table);
   return {
     server,
     runtime,
+    startGuestFork: () => (forkSocket ? broker.start() : Promise.resolve()),
     shutdown() {
+      broker.stop();
       runtime.procs.killAll();
       stopServices();
       runtime.python.stop();

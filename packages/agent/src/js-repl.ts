@@ -56,6 +56,11 @@ export class JsRepl {
     return this.queue.run(() => this.run(code, timeoutMs));
   }
 
+  /** A fork child's vary values as globals of the persistent context (plain data: nothing is compiled). */
+  setGlobals(values: Record<string, unknown>): void {
+    Object.assign(this.ctx, values);
+  }
+
   /** Replaces the context's Math.random (V8's generator state was cloned with the snapshot). */
   reseed(seed: Buffer): void {
     this.ctxMath.random = seededRandom(seed);

@@ -5,6 +5,7 @@
  *   --no-system        test mode: restore never sets the clock or reseeds the kernel RNG
  *   --no-python        test mode: behave as if python3 were not installed
  *   --spawn-helper BIN test mode: start commands through this forkd-spawn
+ *   --guest-fork-socket PATH  serve the guest library (forkd.fork()) here (test mode has none by default)
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,6 +22,7 @@ interface Args {
   noSystem: boolean;
   noPython: boolean;
   spawnHelper?: string;
+  guestForkSocket?: string;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -32,6 +34,7 @@ function parseArgs(argv: string[]): Args {
     else if (k === '--no-system') a.noSystem = true;
     else if (k === '--no-python') a.noPython = true;
     else if (k === '--spawn-helper') a.spawnHelper = argv[++i];
+    else if (k === '--guest-fork-socket') a.guestForkSocket = argv[++i];
     else throw new Error(`unknown argument: ${k}`);
   }
   return a;
@@ -47,7 +50,7 @@ async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   routeCryptoRandomToKernel();
   const helpersDir = path.dirname(fileURLToPath(import.meta.url));
-  const agent = createAgent({ helpersDir, noSystem: args.noSystem, spawnHelper: args.spawnHelper, ...(args.noPython ? { python: null } : {}) });
+  const agent = createAgent({ helpersDir, noSystem: args.noSystem, spawnHelper: args.spawnHelper, ...(args.noPython ? { python: null } : {}), ...(args.guestForkSocket ? { guestForkSocket: args.guestForkSocket } : {}) });
   let transport: Transport;
   if (args.listen) {
     transport = new ListenTransport(args.listen);
@@ -67,6 +70,8 @@ async function main(): Promise<void> {
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
   await transport.start(agent.server);
+  // After the host channel: a guest library that cannot reach the socket fails fast with ENOENT.
+  await agent.startGuestFork().catch((e: unknown) => log(`guest fork socket unavailable: ${(e as Error).message}`));
   log(`serving ${args.listen ?? args.port ?? 'virtio-serial port'} (pid ${process.pid})`);
 }
 

@@ -3,6 +3,7 @@
  * and optionally streamed (the stream is paused while a chunk is being sent: backpressure),
  * timeout and kill apply to the whole group.
  */
+import { guestEnv } from './guest-env.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -77,6 +78,7 @@ export function defaultEnv(): Record<string, string> {
     LANG: 'C.UTF-8',
     TERM: 'dumb',
     USER: process.env.USER || 'root',
+    ...guestEnv,
   };
 }
 

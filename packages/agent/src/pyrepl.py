@@ -238,7 +238,24 @@ def do_reseed(msg):
     return {"reseeded": done}
 
 
-OPS = {"eval": do_eval, "run_code": do_run_code, "import": do_import, "reseed": do_reseed, "ping": lambda msg: {"pong": True}}
+def do_vary(msg):
+    """A fork child's values: environment, globals, and random/numpy seeded from its seed."""
+    os.environ.update(msg.get("env", {}))
+    user_globals.update(msg.get("values", {}))
+    seed = int(msg["seed"])
+    random.seed(seed)
+    done = ["python.random"]
+    np = sys.modules.get("numpy")
+    if np is not None:
+        try:
+            np.random.seed(seed % (2**32))
+            done.append("numpy.random")
+        except Exception:  # noqa: BLE001
+            pass
+    return {"applied": done}
+
+
+OPS = {"eval": do_eval, "run_code": do_run_code, "import": do_import, "reseed": do_reseed, "vary": do_vary, "ping": lambda msg: {"pong": True}}
 
 
 def send(obj):

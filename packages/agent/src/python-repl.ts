@@ -32,6 +32,8 @@ export class PythonRepl {
   /** The default-timeout timer shared by evals (see arm()), and what it interrupts when it fires. */
   private watchdog: NodeJS.Timeout | null = null;
   private due: { onExpiry: () => void } | null = null;
+  /** A fork child's values, for an interpreter that was not running when they came (sent first at its start). */
+  private pendingVary: Record<string, unknown> | null = null;
 
   /** sharedTimeoutMs: the timeout whose evals share one timer (see arm()); tests shorten it. */
   constructor(
@@ -58,6 +60,11 @@ export class PythonRepl {
       detached: true,
     });
     this.proc = child;
+    if (this.pendingVary) {
+      // Written ahead of every other command: the interpreter applies it before its first eval.
+      (child.stdio[3] as Writable).write(`${JSON.stringify({ ...this.pendingVary, id: 0 })}\n`);
+      this.pendingVary = null;
+    }
     // Output written to the real fds (C extensions, subprocesses) is drained and dropped.
     child.stdout?.resume();
     child.stderr?.resume();
@@ -208,6 +215,22 @@ export class PythonRepl {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /**
+   * A fork child's values: os.environ, the interpreter's globals, random and numpy.random seeded.
+   * Written to the interpreter's pipe now (ahead of any later eval, bypassing the queue) and not
+   * awaited: waking a cold interpreter stays off the child's readiness path. Not running: sent
+   * first when it starts.
+   */
+  vary(values: Record<string, unknown>, env: Record<string, string>, seed: number): string {
+    const op = { op: 'vary', values, env, seed };
+    if (!this.proc) {
+      this.pendingVary = op;
+      return 'python (at its start)';
+    }
+    this.request(op).catch(() => undefined);
+    return 'python (queued ahead of the next python call)';
   }
 
   stop(): void {

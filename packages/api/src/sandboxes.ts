@@ -1,6 +1,6 @@
 /** Sandboxes: spawn, lifecycle, agent calls (ping, exec, eval), background processes, branch. */
 import { z } from 'zod';
-import { Argv, CALL_TIMEOUT_SECS, LIMITS, MACHINE_LIMITS, QUOTA_LIMITS, Signal } from '@forkd/protocol';
+import { AllowGuestFork, Argv, CALL_TIMEOUT_SECS, LIMITS, MACHINE_LIMITS, QUOTA_LIMITS, Seed, Signal, Vary, VaryValues } from '@forkd/protocol';
 import { Tag, SandboxId, Metadata, Envs, GuestPath, Identity } from './common.js';
 import { EgressFields, EgressView } from './egress.js';
 
@@ -80,6 +80,10 @@ export const SandboxInfo = z.object({
   workspace: z.string().nullable(),
   /** The identity that spawned it. */
   owner: Identity,
+  /** May its guest fork itself (forkd.fork()): its allow_guest_fork and how many guest forks deep it is (0: not a guest fork's child); null: not allowed. */
+  guest_fork: AllowGuestFork.extend({ depth: z.number().int().min(0) }).nullable(),
+  /** A fork child's index, values and RNG seed (fork with variations); null otherwise. */
+  variant: z.object({ index: z.number().int(), values: VaryValues, seed: Seed }).nullable(),
 });
 
 /**
@@ -124,6 +128,13 @@ export const SpawnBody = z.object({
   live_fork: notYet('live_fork'),
   hugepages: notYet('hugepages'),
   ...SpawnLimitFields,
+  /**
+   * Let programs in the guest fork the sandbox (forkd.fork(k, vary) in Python or Node): at most
+   * max_count children per call, at most max_depth guest forks deep. The children count against
+   * the daemon's limits like any fork's. Off by default: without it the guest call fails with
+   * FORKD_E_GUEST_FORK_DENIED.
+   */
+  allow_guest_fork: AllowGuestFork.optional(),
 }).strict();
 
 export const ListSandboxesQuery = z.object({
@@ -274,5 +285,24 @@ export const ForkBody = z.object({
   timeout_ms: SandboxTimeoutMs.optional(),
   mode: z.enum(['full', 'live']).optional(),
   metadata: Metadata.optional(),
+  /**
+   * Each child's values, before it answers: environment variables of new processes, variables of
+   * its persistent interpreters (Python, JS). {"temperature": [0.1, 0.5, 0.9]} (one value per child)
+   * or [{"temperature": 0.1}, ...] (one object per child).
+   */
+  vary: Vary.optional(),
+  /** Each child's RNG seed (Python random and numpy, JS Math.random, FORKD_SEED); default: random, reported in `children`. */
+  seeds: z.array(Seed).max(MACHINE_LIMITS.forkMax).optional(),
 }).strict();
-export const ForkResponse = z.object({ snapshot_tag: Tag, pause_ms: z.number(), sandboxes: z.array(SandboxInfo) });
+/** One child of a fork: its index, values and seed. */
+export const ForkChild = z.object({ id: SandboxId, index: z.number().int(), values: VaryValues, seed: Seed });
+export const ForkResponse = z.object({
+  snapshot_tag: Tag,
+  /** How long the source was paused for the capture. */
+  pause_ms: z.number(),
+  /** From the request to every child ready with its values (capture, restores, vary). */
+  fork_ms: z.number(),
+  sandboxes: z.array(SandboxInfo),
+  /** sandboxes[i]'s index, values and seed. */
+  children: z.array(ForkChild),
+});

@@ -27,6 +27,7 @@ import { TokenSet } from './http/auth.js';
 import { buildApp } from './app.js';
 import { createTcpServer, HTTP_LIMITS, type TlsFiles } from './http/server.js';
 import type { DaemonServices } from './handlers/context.js';
+import { watchGuestForkSandboxes } from './handlers/fork.js';
 import { NO_QUOTA_POLICY, checkPolicy, type QuotaPolicy } from './quotas/policy.js';
 import { egressRequest, egressSettings, type EgressOptions } from './sandboxes/egress.js';
 import { LazyEgress, uplinkedNetwork } from './sandboxes/egress-service.js';
@@ -233,6 +234,7 @@ export class Daemon {
     // After cleanup (it would not touch them, but nothing is started before the state is settled).
     for (const [tag, n] of Object.entries(o.warmPool ?? {})) engine.configurePool(tag, n);
     const services: DaemonServices = { engine, journal, sandboxes: registry, jobs, metrics, log, writes, admission, workspaces, egress, owners, ...(egressService ? { egressService } : {}) };
+    watchGuestForkSandboxes(services);
 
     const audit = new AuditLog(o.auditLog === null ? null : path.resolve(o.auditLog ?? path.join(engine.layout.root, 'daemon', 'audit.log')));
     let daemon: Daemon | null = null;

@@ -1,6 +1,8 @@
 export { Engine, type ColdBoot, type EngineOptions, type AdoptRecord } from './engine.js';
 export type { KeeperVmT } from './keeper/index.js';
-export { Sandbox, type SandboxTimings } from './sandbox/sandbox.js';
+export { Sandbox, type SandboxTimings, type SandboxVariant } from './sandbox/sandbox.js';
+export { watchGuestForks, type GuestForkRequest, type GuestForkOutcome, type GuestForkHandler, type GuestForkDone } from './sandbox/guest-fork.js';
+export type { ChildVariant } from './sandbox/spawn.js';
 export type { RunCodeOutcome } from './agent-client/index.js';
 export type { WarmPool, WarmPoolTagState, WarmPoolSettings } from './sandbox/warm-pool.js';
 export type { SandboxCommands, ExecRequest, ExecOptions, StartResult, ProcessSignal, Envs } from './sandbox/commands.js';

@@ -5,6 +5,9 @@
 import { z } from 'zod';
 import { LIMITS } from './limits.js';
 import { Argv, EntryInfo, GuestPath, MergedEnvMap, ProcessHandle, ProcessInfo, Signal } from './shapes.js';
+import { MACHINE_LIMITS } from './limits.js';
+import { SANDBOX_ID_PATTERN } from './names.js';
+import { Seed, VaryValues } from './vary.js';
 
 export const PROTOCOL_VERSION = 1;
 
@@ -219,6 +222,49 @@ export const RunCodeResult = z.object({
   duration_ms: z.number(),
 });
 
+/**
+ * Fork with variations: a child's values and seed, given after its restore and before it answers
+ * anything else. With guest_fork, the child is one of a guest's forkd.fork() and the guest caller
+ * blocked in that call gets {role: "child", index, values, seed}.
+ */
+export const GuestForkRequestId = z.string().regex(/^gf-[0-9a-f]{16}$/, 'invalid guest fork request id');
+export const VaryParams = z.object({
+  index: z.number().int().min(0).max(MACHINE_LIMITS.forkMax - 1),
+  values: VaryValues,
+  seed: Seed,
+  guest_fork: z.object({ request_id: GuestForkRequestId }).strict().optional(),
+}).strict();
+export const VaryResult = z.object({
+  /** The names now in every new process's environment (the values' and FORKD_SEED). */
+  env: z.array(z.string()),
+  /** The generators seeded from `seed`, and the interpreters given the values. */
+  applied: z.array(z.string()),
+  /** Whether a guest caller was waiting in that fork and got its answer. */
+  guest_fork_delivered: z.boolean(),
+});
+/**
+ * A guest's own fork: the host holds one guest_fork.wait open on a sandbox allowed to fork itself;
+ * it returns when a guest program calls forkd.fork(count, vary) (the agent expanded vary to one
+ * object per child). The host answers the original with guest_fork.resolve (children or an error).
+ */
+export const GuestForkWaitParams = z.object({}).strict();
+export const GuestForkWaitResult = z.object({
+  request_id: GuestForkRequestId,
+  count: z.number().int().min(1).max(MACHINE_LIMITS.forkMax),
+  vary: z.array(VaryValues).max(MACHINE_LIMITS.forkMax),
+  /** Guest monotonic ms when the guest called (the agent received the request). */
+  called_at_ms: z.number(),
+}).strict().refine((r) => r.vary.length === r.count, 'vary must hold one object per child');
+const SandboxIdString = z.string().regex(SANDBOX_ID_PATTERN);
+export const GuestForkResolveParams = z.object({
+  request_id: GuestForkRequestId,
+  children: z.array(SandboxIdString).max(MACHINE_LIMITS.forkMax).optional(),
+  error: z.object({ code: z.string().max(64), message: z.string().max(LIMITS.maxErrorMessageChars) }).strict().optional(),
+  /** What the fork cost, for the guest caller (benchmarks read it): the original's pause and call → all children continuing. */
+  timings: z.object({ pause_ms: z.number(), fork_ms: z.number() }).strict().optional(),
+}).strict().refine((p) => (p.children === undefined) !== (p.error === undefined), 'exactly one of children or error');
+export const GuestForkResolveResult = z.object({ delivered: z.boolean() });
+
 /** Method name -> params and result schemas. */
 export const AGENT_METHODS = {
   ping: { params: PingParams, result: PingResult },
@@ -239,6 +285,9 @@ export const AGENT_METHODS = {
   run_code: { params: RunCodeParams, result: RunCodeResult },
   'services.start': { params: ServicesStartParams, result: ServicesStartResult },
   'services.list': { params: ServicesListParams, result: ServicesListResult },
+  vary: { params: VaryParams, result: VaryResult },
+  'guest_fork.wait': { params: GuestForkWaitParams, result: GuestForkWaitResult },
+  'guest_fork.resolve': { params: GuestForkResolveParams, result: GuestForkResolveResult },
 } as const;
 
 export type AgentMethod = keyof typeof AGENT_METHODS;
@@ -253,6 +302,7 @@ export type RunCodeResultT = z.output<typeof RunCodeResult>;
 export type RichResultWireT = z.output<typeof RichResultWire>;
 export type ServiceSpecT = z.output<typeof ServiceSpec>;
 export type ServiceStatusT = z.output<typeof ServiceStatus>;
+export type GuestForkRequestT = z.output<typeof GuestForkWaitResult>;
 
 export function isAgentMethod(m: unknown): m is AgentMethod {
   return typeof m === 'string' && Object.prototype.hasOwnProperty.call(AGENT_METHODS, m);

@@ -15,6 +15,10 @@ export const ERROR_CODES = {
   FORKD_E_UNAUTHORIZED: 401,
   /** Authenticated, but the token's scope does not allow this (read-only writing, user on an admin route). */
   FORKD_E_FORBIDDEN: 403,
+  /** A guest called forkd.fork() in a sandbox not created with allow_guest_fork. */
+  FORKD_E_GUEST_FORK_DENIED: 403,
+  /** A guest's fork asked for more children or a deeper lineage than its allow_guest_fork permits. */
+  FORKD_E_GUEST_FORK_LIMIT: 403,
   FORKD_E_NOT_FOUND: 404,
   FORKD_E_SNAPSHOT_NOT_FOUND: 404,
   FORKD_E_SANDBOX_NOT_FOUND: 404,

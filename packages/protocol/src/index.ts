@@ -10,3 +10,4 @@ export * from './network.js';
 export * from './version.js';
 export * from './egress.js';
 export * from './rich-results.js';
+export * from './vary.js';

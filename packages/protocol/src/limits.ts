@@ -93,6 +93,18 @@ export const LIMITS = {
    * its own output is kept for the error when it never gets ready (the newest bytes).
    */
   services: { maxServices: 16, maxTimeoutSecs: 1800, pollIntervalMs: 100, outputBytes: 64 * 1024, errorOutputChars: 8192 },
+  /**
+   * Fork with variations (issue 10): each child's named values (environment variables, interpreter
+   * globals). Names per child, one name's length, a string value's length, and one child's values
+   * as JSON (they travel in one agent frame and are journaled with the fork).
+   */
+  vary: { maxNames: 32, maxNameChars: 64, maxStringChars: 4096, maxChildJsonBytes: 64 * 1024 },
+  /**
+   * A guest's own fork (forkd.fork() inside the VM): the deepest lineage allow_guest_fork may
+   * permit, the guest socket the library talks to, one request line's size, and how long the
+   * guest library waits for the host by default.
+   */
+  guestFork: { maxDepth: 16, socketPath: '/run/forkd/fork.sock', maxRequestBytes: 4 * 1024 * 1024, defaultWaitMs: 10 * 60 * 1000 },
 } as const;
 
 /** Limits of the machines and of how many of them one request makes. */

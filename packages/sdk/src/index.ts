@@ -1,7 +1,7 @@
 export { Controller, type SnapshotInfo, type SnapshotInfoDetail, type SandboxInfo, type Job, type SnapshotWriting, type ExecResult, type EvalResult, type RunCodeResponse, type ProcessInfo, type EntryInfo, type WorkspaceInfo, type SnapshotTree, type StreamCallbacks, type PushResult, type PullResult } from './controller.js';
 export { resolveEndpoint, defaultSocketPath, type ConnectionOptions } from './transport.js';
 export * from './errors.js';
-export { Sandbox, DEFAULT_SANDBOX_TIMEOUT_MS, DEFAULT_TEMPLATE, type SandboxOpts, type SandboxLimitOpts, limitsBody, type SandboxConnectionOpts, type SandboxListOpts, type SandboxNetworkOpts, type ForkOpts, type SandboxSnapshot } from './sandbox.js';
+export { Sandbox, DEFAULT_SANDBOX_TIMEOUT_MS, DEFAULT_TEMPLATE, type SandboxOpts, type SandboxLimitOpts, limitsBody, type SandboxConnectionOpts, type SandboxListOpts, type SandboxNetworkOpts, type ForkOpts, type SandboxSnapshot, type SandboxVariant } from './sandbox.js';
 export { SandboxPaginator, type SandboxDetails } from './sandbox-list.js';
 export { Commands, CommandHandle, type CommandStartOpts, type ProcessInfo as CommandProcessInfo } from './commands.js';
 export { CommandExitError, DEFAULT_COMMAND_TIMEOUT_MS, type CommandResult } from './command-result.js';

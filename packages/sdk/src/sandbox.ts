@@ -46,6 +46,11 @@ export interface SandboxOpts extends SandboxConnectionOpts {
    * reaches nothing (its ports can still be exposed with getHost).
    */
   network?: boolean | SandboxNetworkOpts;
+  /**
+   * Let programs in the guest fork this sandbox from inside (Python/Node `forkd.fork(k, vary)`):
+   * at most maxCount children per call and maxDepth guest forks deep. Off by default.
+   */
+  allowGuestFork?: { maxCount: number; maxDepth: number };
 }
 
 /** Per-sandbox limits in camelCase (REST: memory_limit_mib, cpu_weight, ...). */
@@ -103,6 +108,21 @@ export interface ForkOpts {
   timeoutMs?: number;
   metadata?: Record<string, string>;
   mode?: 'full' | 'live';
+  /**
+   * Each child's values, set before it answers: environment variables of new processes and variables
+   * of its persistent interpreters. `{ temperature: [0.1, 0.5, 0.9] }` (one value per child) or
+   * `[{ temperature: 0.1 }, ...]` (one object per child). Each child's `variant` says what it got.
+   */
+  vary?: Record<string, Array<string | number | boolean>> | Array<Record<string, string | number | boolean>>;
+  /** Each child's RNG seed (default: random; reported in each child's `variant.seed`). */
+  seeds?: number[];
+}
+
+/** What a fork child was given: its index among the fork's children, its values and RNG seed. */
+export interface SandboxVariant {
+  index: number;
+  values: Record<string, string | number | boolean>;
+  seed: number;
 }
 
 /** E2B's SnapshotInfo: snapshotId is the snapshot tag, Sandbox.create(snapshotId) boots it; `info` is the daemon's full description. */
@@ -136,11 +156,14 @@ export class Sandbox {
   readonly files: Filesystem;
   /** The snapshot's language: what runCode and eval run without a language. */
   readonly language: 'python' | 'js';
+  /** A fork child's index, values and seed (fork with `vary`); null when not a fork child. */
+  readonly variant: SandboxVariant | null;
 
   /** Use Sandbox.create / Sandbox.connect. `controller` is the whole REST API, for what E2B has no name for. */
   protected constructor(readonly controller: Controller, info: WireSandboxInfo) {
     this.sandboxId = info.id;
     this.language = info.language;
+    this.variant = info.variant ?? null;
     this.commands = new Commands(controller, info.id);
     this.files = new Filesystem(controller, info.id);
   }
@@ -162,6 +185,7 @@ export class Sandbox {
         ...limitsBody(opts.limits),
         ...egressBody(opts.allowInternetAccess, typeof opts.network === 'object' ? opts.network : undefined),
         ...(opts.network || opts.allowInternetAccess ? { network: true } : {}),
+        ...(opts.allowGuestFork ? { allow_guest_fork: { max_count: opts.allowGuestFork.maxCount, max_depth: opts.allowGuestFork.maxDepth } } : {}),
       });
       return new this(ctl, info!);
     });
@@ -338,6 +362,8 @@ export class Sandbox {
         ...(timeoutMs > 0 ? { timeout_ms: timeoutMs } : {}),
         ...(opts.mode ? { mode: opts.mode } : {}),
         ...(opts.metadata ? { metadata: opts.metadata } : {}),
+        ...(opts.vary ? { vary: opts.vary } : {}),
+        ...(opts.seeds ? { seeds: opts.seeds } : {}),
       });
       const Ctor = this.constructor as new (c: Controller, i: WireSandboxInfo) => Sandbox;
       return r.sandboxes.map((s) => new Ctor(this.controller, s));

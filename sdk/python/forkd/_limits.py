@@ -72,6 +72,18 @@ LIMITS: Dict[str, Any] = {
         "output_bytes": 65536,
         "error_output_chars": 8192,
     },
+    "vary": {
+        "max_names": 32,
+        "max_name_chars": 64,
+        "max_string_chars": 4096,
+        "max_child_json_bytes": 65536,
+    },
+    "guest_fork": {
+        "max_depth": 16,
+        "socket_path": "/run/forkd/fork.sock",
+        "max_request_bytes": 4194304,
+        "default_wait_ms": 600000,
+    },
 }
 
 #: Limits of the machines and of how many of them one request makes.
@@ -119,6 +131,8 @@ ERROR_CODES: Dict[str, int] = {
     "FORKD_E_TOKEN_FILE_INSECURE": 400,
     "FORKD_E_UNAUTHORIZED": 401,
     "FORKD_E_FORBIDDEN": 403,
+    "FORKD_E_GUEST_FORK_DENIED": 403,
+    "FORKD_E_GUEST_FORK_LIMIT": 403,
     "FORKD_E_NOT_FOUND": 404,
     "FORKD_E_SNAPSHOT_NOT_FOUND": 404,
     "FORKD_E_SANDBOX_NOT_FOUND": 404,

@@ -2,7 +2,6 @@
  * Branch, fork, snapshot-diff and compact: each makes its snapshot through SnapshotWrites.produce
  * (tag reserved, run inline or as a job, released), as snapshot creation and workspace suspend do.
  */
-import crypto from 'node:crypto';
 import type { ProgressEvent } from '@forkd/engine';
 import type { Handlers } from '../http/register.js';
 import type { DaemonServices } from './context.js';
@@ -10,22 +9,12 @@ import { snapshotView, writingView } from './snapshots.js';
 import { sandboxInfo } from './views.js';
 import type { SandboxEntry } from '../sandboxes/registry.js';
 import { assertCallerTag } from './tags.js';
+import { captureSandbox, defaultTag, forkSandbox } from './fork.js';
 
 type BranchRoutes = 'branch' | 'fork' | 'diffSnapshot' | 'compactSnapshot';
 
-/** forkd's default tag shape: <kind>-<id>-<unix>-<seq4hex> (here with random hex). */
-export function defaultTag(kind: string, id: string): string {
-  return `${kind}-${id.slice(3, 11)}-${Math.floor(Date.now() / 1000)}-${crypto.randomBytes(2).toString('hex')}`;
-}
-
 export function branchingHandlers(s: DaemonServices): Pick<Handlers, BranchRoutes> {
-  async function capture(live: SandboxEntry, tag: string, mode: 'full' | 'live', progress: (ev: ProgressEvent) => void) {
-    const r = await s.engine.branch(live.sb, { tag, mode, onProgress: progress }); // admitted by s.writes.produce
-    await s.sandboxes.update(live, { branch_count: live.rec.branch_count + 1 });
-    if (r.liveCaptureFailed) s.log.warn({ sandbox: live.rec.id, tag, cause: r.liveCaptureFailed }, 'a live capture did not restore; it was redone with the sandbox stopped');
-    s.metrics.branchPause.observe({ mode: r.mode }, r.pauseMs / 1000);
-    return r;
-  }
+  const capture = (live: SandboxEntry, tag: string, mode: 'full' | 'live', progress: (ev: ProgressEvent) => void) => captureSandbox(s, live, tag, mode, progress);
 
   return {
     async branch({ params, body, caller }) {
@@ -41,22 +30,17 @@ export function branchingHandlers(s: DaemonServices): Pick<Handlers, BranchRoute
     },
     async fork({ params, body, caller }) {
       const live = s.sandboxes.get(params.id, caller);
-      s.admission.assertSatisfiable(body.count); // before the capture: a count that never fits is a 400
-      const tag = defaultTag('fork', live.rec.id);
-      const r = await s.writes.produce({ tag, kind: 'branch', source: live.rec.snapshot_tag, sandbox: live.rec.id, owner: caller.identity, wait: true }, (progress) => capture(live, tag, body.mode ?? 'live', progress));
-      const kids = await s.sandboxes.spawn({
-        tag,
+      const out = await forkSandbox(s, live, {
+        count: body.count,
         owner: caller.identity,
-        n: body.count,
+        ...(body.vary !== undefined ? { vary: body.vary } : {}),
+        ...(body.seeds !== undefined ? { seeds: body.seeds } : {}),
+        ...(body.mode !== undefined ? { mode: body.mode } : {}),
         ...(body.timeout_ms !== undefined ? { timeoutMs: body.timeout_ms } : {}),
-        metadata: { ...live.rec.metadata, ...(body.metadata ?? {}) },
-        envs: live.rec.envs,
-      }).catch(async (e: unknown) => {
-        // All or nothing: without its children the fork's capture is an orphan.
-        await s.engine.removeSnapshot(tag).then(() => s.owners.forget(tag)).catch(() => undefined);
-        throw e;
+        ...(body.metadata !== undefined ? { metadata: body.metadata } : {}),
       });
-      return { status: 201, body: { snapshot_tag: tag, pause_ms: r.result.pauseMs, sandboxes: kids.map(sandboxInfo) } };
+      const children = out.entries.map((e) => ({ id: e.rec.id, index: e.rec.variant!.index, values: e.rec.variant!.values, seed: e.rec.variant!.seed }));
+      return { status: 201, body: { snapshot_tag: out.tag, pause_ms: out.pauseMs, fork_ms: out.forkMs, sandboxes: out.entries.map(sandboxInfo), children } };
     },
     async diffSnapshot({ params, body, caller }) {
       assertCallerTag(body.to);

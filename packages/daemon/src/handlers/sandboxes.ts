@@ -29,6 +29,7 @@ export function sandboxHandlers(s: DaemonServices, backlog = new StreamBacklog()
         quotas: quotasOf(body),
         ...(egress ? { egress } : {}),
         ...(body.network || body.per_child_netns ? { network: true } : {}),
+        ...(body.allow_guest_fork ? { guestFork: { ...body.allow_guest_fork, depth: 0 } } : {}),
       });
       return { status: 201, body: entries.map(sandboxInfo) };
     },

@@ -38,6 +38,8 @@ export function sandboxInfo(entry: SandboxEntry): z.output<typeof SandboxInfo> {
     branch_count: r.branch_count,
     workspace: r.workspace,
     owner: ownerOf(r),
+    guest_fork: r.guest_fork ?? null,
+    variant: r.variant ?? null,
   };
 }
 

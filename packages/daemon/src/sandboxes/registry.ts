@@ -5,7 +5,8 @@
  */
 import type { Logger } from 'pino';
 import { ForkdError, toForkdError } from '@forkd/protocol';
-import type { Engine, KeeperVmT, Sandbox, SandboxTimings } from '@forkd/engine';
+import type { ChildVariant, Engine, KeeperVmT, Sandbox, SandboxTimings } from '@forkd/engine';
+import type { AllowGuestForkT, VaryValuesT } from '@forkd/protocol';
 import type { Journal } from '../state/journal.js';
 import type { Metrics } from '../metrics.js';
 import type { Admission } from './admission.js';
@@ -35,7 +36,14 @@ export interface SandboxRecord {
   owner?: string;
   /** Spawned with its own way out (absent in records of older daemons: false). */
   network?: boolean;
+  /** May its guest fork itself, and how many guest forks deep it is (absent or null: not allowed). */
+  guest_fork?: GuestForkPermission | null;
+  /** A fork child's index, values and seed (absent or null: not a fork child). */
+  variant?: { index: number; values: VaryValuesT; seed: number } | null;
 }
+
+/** allow_guest_fork as a sandbox carries it down its lineage: depth counts the guest forks above it. */
+export type GuestForkPermission = AllowGuestForkT & { depth: number };
 
 /** A sandbox the daemon owns: its journaled record, the engine's sandbox, and the daemon's bookkeeping. */
 export class SandboxEntry {
@@ -73,6 +81,10 @@ export interface SpawnRequest {
   quotas?: QuotaValues;
   /** Each child gets its own network (namespace, unique address, egress policy). */
   network?: boolean;
+  /** Child i's values and seed (a fork with variations); length n. */
+  variants?: ChildVariant[];
+  /** The children may fork themselves from inside (allow_guest_fork with its depth). */
+  guestFork?: GuestForkPermission | null;
 }
 
 const KIND = 'sandbox';
@@ -83,6 +95,8 @@ export class SandboxRegistry {
   private readonly entries = new Map<string, SandboxEntry>();
   /** Sandboxes that ended on their own, by id (oldest first), kept for ENDED_KEEP_MS. */
   private readonly ended = new Map<string, { entry: SandboxEntry; at: number }>();
+  /** Told of every sandbox that starts being tracked (spawned or adopted after the hook is set): guest fork watches. */
+  onTracked: ((entry: SandboxEntry) => void) | null = null;
   /** Told whenever a sandbox ends (workspaces fall back to their saved state). */
   onEnded: ((rec: SandboxRecord, reason: EndReason) => Promise<void>) | null = null;
 
@@ -171,7 +185,7 @@ export class SandboxRegistry {
     const t0 = Date.now();
     let sbs: Sandbox[] = [];
     try {
-      sbs = await this.engine.spawn({ tag: req.tag, n: req.n, ...(req.ids ? { ids: req.ids } : {}), quotas: engineQuotas(quotas), ...(req.network ? { network: true, ...(req.egress ? { egress: egressRequest(req.egress) } : {}) } : {}) });
+      sbs = await this.engine.spawn({ tag: req.tag, n: req.n, ...(req.ids ? { ids: req.ids } : {}), ...(req.variants ? { variants: req.variants } : {}), quotas: engineQuotas(quotas), ...(req.network ? { network: true, ...(req.egress ? { egress: egressRequest(req.egress) } : {}) } : {}) });
       const envs = req.envs ?? {};
       await Promise.all(sbs.map((sb) => sb.setEnvs(envs)));
       const now = Date.now();
@@ -192,6 +206,8 @@ export class SandboxRegistry {
         egress: req.egress ?? null,
         owner: req.owner,
         network: req.network ?? false,
+        guest_fork: req.guestFork ?? null,
+        variant: sb.variant ? { index: sb.variant.index, values: sb.variant.values, seed: sb.variant.seed } : null,
       }, sb));
       // Acknowledged only once journaled: after a crash the successor knows these VMs are ours.
       await Promise.all(entries.map((entry) => this.journal.put(KIND, entry.rec.id, entry.rec)));
@@ -211,6 +227,7 @@ export class SandboxRegistry {
 
   private track(entry: SandboxEntry): void {
     this.entries.set(entry.rec.id, entry);
+    this.onTracked?.(entry);
     this.armTimer(entry);
     void entry.sb.endCause.then((cause) => {
       if (entry.ending) return;

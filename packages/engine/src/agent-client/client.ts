@@ -48,6 +48,21 @@ export class AgentClient extends AgentConnection {
     return (await this.call('services.start', p, { timeoutMs: budgetMs + GUEST_TIMEOUT_MARGIN_MS, ...o })).result;
   }
 
+  /** A fork child's values and seed (and, for a guest's fork, its waiting caller's answer). */
+  async vary(p: ParamsOf<'vary'>, o: Opts = {}): Promise<ResultOf<'vary'>> {
+    return (await this.call('vary', p, o)).result;
+  }
+
+  /** Long poll: the next guest forkd.fork() request (held until one comes, the signal aborts or the connection ends). */
+  async guestForkWait(o: Opts = {}): Promise<ResultOf<'guest_fork.wait'>> {
+    return (await this.call('guest_fork.wait', {}, { timeoutMs: LIMITS.maxExecTimeoutMs, ...o })).result;
+  }
+
+  /** The original's answer to a guest fork: its children, or why there are none. */
+  async guestForkResolve(p: ParamsOf<'guest_fork.resolve'>, o: Opts = {}): Promise<ResultOf<'guest_fork.resolve'>> {
+    return (await this.call('guest_fork.resolve', p, o)).result;
+  }
+
   async servicesList(o: Opts = {}): Promise<ResultOf<'services.list'>> {
     return (await this.call('services.list', {}, o)).result;
   }

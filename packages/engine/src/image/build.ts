@@ -14,6 +14,16 @@ import { debootstrap } from './debootstrap.js';
 import { GUEST_HOSTS, GUEST_INIT_SCRIPT, GUEST_RESOLV_CONF } from './guest-init.js';
 import { compileGuestHelpers, GUEST_HELPERS } from './guest-helpers.js';
 
+/**
+ * The guest library (forkd.fork() from inside the VM), bundle file -> where in the image: Debian's
+ * python3 has /usr/lib/python3/dist-packages on sys.path, Debian's node has /usr/share/nodejs in its
+ * global require paths, and /node_modules (the root's) is where ESM `import 'forkd'` finds it from anywhere.
+ */
+export const GUEST_LIBRARY = [
+  { file: 'forkd.py', to: ['usr/lib/python3/dist-packages/forkd.py'] },
+  { file: 'forkd.cjs', to: ['usr/share/nodejs/forkd/index.js', 'node_modules/forkd/index.js'] },
+] as const;
+
 /** Bump when the way images are assembled changes, so old cached images are not reused. */
 const BUILDER_VERSION = 1;
 
@@ -37,7 +47,7 @@ async function agentFiles(): Promise<Array<{ name: string; data: Buffer }>> {
   } catch {
     throw new ForkdError('FORKD_E_INTERNAL', `guest agent bundle missing at ${GUEST_DIR}: run \`npm run build\``);
   }
-  if (!names.includes('agent.mjs') || GUEST_HELPERS.some((h) => !names.includes(h.source))) throw new ForkdError('FORKD_E_INTERNAL', `guest agent bundle incomplete at ${GUEST_DIR}: run \`npm run build\``);
+  if (!names.includes('agent.mjs') || GUEST_HELPERS.some((h) => !names.includes(h.source)) || GUEST_LIBRARY.some((l) => !names.includes(l.file))) throw new ForkdError('FORKD_E_INTERNAL', `guest agent bundle incomplete at ${GUEST_DIR}: run \`npm run build\``);
   return Promise.all(names.map(async (name) => ({ name, data: await fs.readFile(path.join(GUEST_DIR, name)) })));
 }
 
@@ -50,7 +60,7 @@ export async function imageKey(recipe: Recipe): Promise<{ key: string; agentSha:
   const files = await agentFiles();
   const agentSha = sha256(JSON.stringify(files.map((f) => [f.name, sha256(f.data)])));
   const packages = packageList(recipe);
-  const key = sha256(JSON.stringify({ v: BUILDER_VERSION, suite: recipe.suite, packages, disk: recipe.disk_mib, agentSha, init: GUEST_INIT_SCRIPT, hosts: GUEST_HOSTS, resolv: GUEST_RESOLV_CONF, helpers: GUEST_HELPERS }));
+  const key = sha256(JSON.stringify({ v: BUILDER_VERSION, suite: recipe.suite, packages, disk: recipe.disk_mib, agentSha, init: GUEST_INIT_SCRIPT, hosts: GUEST_HOSTS, resolv: GUEST_RESOLV_CONF, helpers: GUEST_HELPERS, library: GUEST_LIBRARY }));
   return { key, agentSha, packages };
 }
 
@@ -128,6 +138,16 @@ async function installAgent(tree: string): Promise<void> {
   await fs.mkdir(opt, { recursive: true });
   for (const f of await agentFiles()) await fs.writeFile(path.join(opt, f.name), f.data, { mode: 0o644 });
   await compileGuestHelpers(opt);
+  for (const lib of GUEST_LIBRARY) {
+    for (const to of lib.to) {
+      const dest = path.join(tree, to);
+      await fs.mkdir(path.dirname(dest), { recursive: true });
+      await fs.copyFile(path.join(opt, lib.file), dest);
+      await fs.chmod(dest, 0o644);
+      // CommonJS whatever a parent directory's package.json says; `import 'forkd'` works from ESM too.
+      if (to.endsWith('/index.js')) await fs.writeFile(path.join(path.dirname(dest), 'package.json'), '{"name":"forkd","main":"index.js","type":"commonjs"}\n', { mode: 0o644 });
+    }
+  }
   await fs.writeFile(path.join(tree, 'sbin', 'forkd-init'), GUEST_INIT_SCRIPT, { mode: 0o755 });
   await fs.writeFile(path.join(tree, 'etc', 'hostname'), 'forkd\n');
   await fs.writeFile(path.join(tree, 'etc', 'hosts'), GUEST_HOSTS);

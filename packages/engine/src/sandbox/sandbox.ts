@@ -1,5 +1,5 @@
 import type { ChildNetwork } from '../network/index.js';
-import { ForkdError, type EvalResultT, type PingResultT } from '@forkd/protocol';
+import { ForkdError, type EvalResultT, type PingResultT, type VaryValuesT } from '@forkd/protocol';
 import type { AgentClient, RunCodeOutcome } from '../agent-client/index.js';
 import { truncateGuestText } from '../agent-client/guest-errors.js';
 import type { Vm } from '../vm/vm.js';
@@ -20,6 +20,15 @@ export interface SandboxTimings {
   from_pool?: boolean;
 }
 
+/** What a fork child was given (fork with variations): its index, values and RNG seed. */
+export interface SandboxVariant {
+  index: number;
+  values: VaryValuesT;
+  seed: number;
+  /** The child's `vary` call answered (host ms from resume to its reply). */
+  vary_ms: number;
+}
+
 /** Guest budget for setting envs in an interpreter (the host waits a margin longer). */
 const SET_ENVS_TIMEOUT_MS = 30_000;
 
@@ -31,6 +40,8 @@ export class Sandbox {
   readonly id: string;
   readonly commands: SandboxCommands;
   readonly files: SandboxFiles;
+  /** Set on a child of a fork with variations (spawn's `variants`); null otherwise. */
+  variant: SandboxVariant | null = null;
   #envs: Envs;
 
   /** envs: what the guest already has (an adopted sandbox); setEnvs changes them. */

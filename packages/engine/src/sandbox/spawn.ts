@@ -15,7 +15,7 @@ import type { QemuStarter } from '../qemu/start.js';
 import type { Platform } from '../platform.js';
 import { Sandbox } from './sandbox.js';
 import type { ChildNetworks, NetworkLease } from '../network/index.js';
-import type { EgressRequest } from '@forkd/protocol';
+import type { EgressRequest, VaryValuesT } from '@forkd/protocol';
 import { nowMs, since } from '../util/timing.js';
 import { checkQuotas, hasQuotas, type ChildQuotas } from '../quota/quotas.js';
 import { createChildCgroup, type CgroupHost } from '../quota/cgroup.js';
@@ -48,6 +48,19 @@ export interface SpawnOptions {
   networks?: ChildNetworks;
   /** Warm pool to take default-settings children from (sandbox/warm-pool.ts). */
   pool?: WarmPool;
+  /**
+   * Fork with variations: child i gets variants[i] (its values and seed; for a guest's fork the
+   * request its waiting caller made) through the agent's `vary`, after its restore and before it
+   * counts as ready. Length n.
+   */
+  variants?: ChildVariant[];
+}
+
+/** One fork child's values and seed; guestForkRequestId: the guest's forkd.fork() this child answers. */
+export interface ChildVariant {
+  values: VaryValuesT;
+  seed: number;
+  guestForkRequestId?: string;
 }
 
 export interface ChildPlan {
@@ -88,6 +101,7 @@ export async function spawnChildren(layout: HomeLayout, platform: Platform, opts
   if (opts.ids !== undefined && (opts.ids.length !== n || opts.ids.some((i) => !SANDBOX_ID_PATTERN.test(i)))) {
     throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `ids must be ${n} sandbox ids (sb-<16 hex>)`);
   }
+  if (opts.variants !== undefined && opts.variants.length !== n) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `variants must be ${n} (one per child)`);
   const quotas = hasQuotas(opts.quotas) ? checkQuotas(opts.quotas) : null;
   const host = quotas && opts.cgroups ? await opts.cgroups.host() : null;
   const plan: ChildPlan = { quotas, cgroups: host && opts.cgroups ? { host, rootName: opts.cgroups.rootName } : null, overlaysDir: layout.overlays };
@@ -109,7 +123,7 @@ export async function spawnChildren(layout: HomeLayout, platform: Platform, opts
   try {
     const results = await Promise.allSettled(
       Array.from({ length: n }, (_, i) =>
-        restoreOne({ plan, entry, memPath, template, backing, ...(opts.starter ? { starter: opts.starter } : {}), ...(opts.ids?.[i] ? { vmId: opts.ids[i]!.slice(3) } : {}), ...(network ? { network } : {}) }, t0, opts.readyTimeoutMs ?? 60_000, takes[i] ?? null).then((sb) => {
+        restoreOne({ plan, entry, memPath, template, backing, ...(opts.starter ? { starter: opts.starter } : {}), ...(opts.ids?.[i] ? { vmId: opts.ids[i]!.slice(3) } : {}), ...(network ? { network } : {}) }, t0, opts.readyTimeoutMs ?? 60_000, takes[i] ?? null, opts.variants ? { index: i, ...opts.variants[i]! } : null).then((sb) => {
           ready++;
           onProgress({ phase: 'spawn', message: `${ready}/${n} ready`, fraction: ready / n });
           return sb;
@@ -202,7 +216,7 @@ export async function loadChildState(vm: Vm, entry: SnapshotEntry, timeoutMs: nu
 }
 
 /** Runs a loaded child and waits for its agent to answer with the clock set and the RNG reseeded. */
-async function resumeChild(vm: Vm, entry: SnapshotEntry, t0: number, readyTimeoutMs: number, agentP: Promise<AgentClient>, pre: { launchMs: number; migrateMs: number; fromPool?: boolean }): Promise<Sandbox> {
+async function resumeChild(vm: Vm, entry: SnapshotEntry, t0: number, readyTimeoutMs: number, agentP: Promise<AgentClient>, pre: { launchMs: number; migrateMs: number; fromPool?: boolean }, variant: IndexedVariant | null): Promise<Sandbox> {
   const m = entry.manifest;
   const tCont = nowMs();
   await vm.qmp.execute('cont');
@@ -216,14 +230,24 @@ async function resumeChild(vm: Vm, entry: SnapshotEntry, t0: number, readyTimeou
     agent.restore({ now_ms: Date.now(), entropy_b64: crypto.randomBytes(LIMITS.restoreEntropyBytes).toString('base64') }, { timeoutMs: readyTimeoutMs }),
     'waiting for the agent after restore',
   );
-  return new Sandbox(vm, m.tag, {
+  // Before the child counts as ready: nothing (not even the guest caller of a guest fork) runs with the parent's values.
+  const tVary = nowMs();
+  if (variant) {
+    await vm.guard(agent.vary({ index: variant.index, values: variant.values, seed: variant.seed, ...(variant.guestForkRequestId ? { guest_fork: { request_id: variant.guestForkRequestId } } : {}) }, { timeoutMs: readyTimeoutMs }), 'giving the child its vary values');
+  }
+  const varyMs = since(tVary);
+  const sb = new Sandbox(vm, m.tag, {
     spawn_to_running_ms: running,
     spawn_to_ready_ms: since(t0),
     phases: { launch_ms: pre.launchMs, migrate_ms: pre.migrateMs, cont_ms: contMs, agent_wait_ms: agentWaitMs, restore_ms: since(tRestore) },
     clock_skew_ms: restored.skew_ms,
     ...(pre.fromPool ? { from_pool: true } : {}),
   }, m.language);
+  if (variant) sb.variant = { index: variant.index, values: variant.values, seed: variant.seed, vary_ms: varyMs };
+  return sb;
 }
+
+type IndexedVariant = ChildVariant & { index: number };
 
 async function failChild(vm: Vm, plan: ChildPlan, e: unknown): Promise<never> {
   await vm.kill();
@@ -233,12 +257,12 @@ async function failChild(vm: Vm, plan: ChildPlan, e: unknown): Promise<never> {
   throw e;
 }
 
-async function restoreOne(l: ChildLaunch, t0: number, readyTimeoutMs: number, pooled: PooledChild | null): Promise<Sandbox> {
+async function restoreOne(l: ChildLaunch, t0: number, readyTimeoutMs: number, pooled: PooledChild | null, variant: IndexedVariant | null): Promise<Sandbox> {
   if (pooled) {
     try {
       // Started and loaded ahead (paused): only the guest's own restore work remains.
       await pooled.claim();
-      return await resumeChild(pooled.vm, l.entry, t0, readyTimeoutMs, pooled.agent, { launchMs: 0, migrateMs: 0, fromPool: true });
+      return await resumeChild(pooled.vm, l.entry, t0, readyTimeoutMs, pooled.agent, { launchMs: 0, migrateMs: 0, fromPool: true }, variant);
     } catch {
       // A pooled child that fails on take is discarded; this child starts the normal way instead.
       await pooled.vm.kill().catch(() => undefined);
@@ -252,7 +276,7 @@ async function restoreOne(l: ChildLaunch, t0: number, readyTimeoutMs: number, po
     agentP.catch(() => undefined);
     const tMig = nowMs();
     await loadChildState(vm, l.entry, readyTimeoutMs);
-    return await resumeChild(vm, l.entry, t0, readyTimeoutMs, agentP, { launchMs, migrateMs: since(tMig) });
+    return await resumeChild(vm, l.entry, t0, readyTimeoutMs, agentP, { launchMs, migrateMs: since(tMig) }, variant);
   } catch (e) {
     return failChild(vm, l.plan, e);
   }
