@@ -2,68 +2,33 @@
  * The pure half of the tree search: per-child value sets from a `vary` spec, beam selection, the
  * tree's bookkeeping and its terminal picture. No I/O here, so every rule is unit-tested.
  */
+import { ForkdError, MACHINE_LIMITS, Vary, expandVary as expandVaryFor, type VaryValueT } from '@forkd/protocol';
 import { errorFor } from './errors.js';
 
-/** One child's values: variable name → JSON value. */
-export type VaryValues = Record<string, unknown>;
-/** A map of names to arrays (child i gets element i of each) or a list of per-child objects. */
-export type VarySpec = Record<string, readonly unknown[]> | readonly VaryValues[];
+/** One child's values: variable name → string, number or boolean (protocol/src/vary.ts). */
+export type VaryValues = Record<string, VaryValueT>;
+/** A map of names to arrays (child i gets element i of each) or a list of per-child objects: the fork's `vary`. */
+export type VarySpec = Record<string, VaryValueT[]> | VaryValues[];
 
-/** A name usable as an environment variable and as an interpreter variable in Python and JS. */
-const VAR_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
-/** Names the guest's own environment or interpreters depend on. */
-const RESERVED = new Set(['PATH', 'HOME', 'PWD', 'SHELL', 'USER', 'LD_PRELOAD', 'LD_LIBRARY_PATH', 'PYTHONPATH', 'NODE_OPTIONS', 'IFS']);
-export const VARY_MAX_CHILDREN = 100;
-
-/** The value sets, one per child, in order; throws InvalidArgumentError on a malformed spec. */
+/**
+ * The value sets, one per child, in order: the children's count is the spec's length, and the
+ * protocol's own checks (names, value types, caps) apply. Throws InvalidArgumentError.
+ */
 export function expandVary(spec: VarySpec): VaryValues[] {
   const bad = (m: string) => errorFor('FORKD_E_INVALID_ARGUMENT', `vary: ${m}`);
-  let sets: VaryValues[];
-  if (Array.isArray(spec)) {
-    sets = spec.map((v, i) => {
-      if (v === null || typeof v !== 'object' || Array.isArray(v)) throw bad(`entry ${i} is not an object of name → value`);
-      return { ...v };
-    });
-  } else {
-    if (spec === null || typeof spec !== 'object') throw bad('give a map of names to arrays, or a list of objects');
-    const entries = Object.entries(spec as Record<string, readonly unknown[]>);
-    if (entries.length === 0) throw bad('no names');
-    const lengths = new Set(entries.map(([k, v]) => {
-      if (!Array.isArray(v)) throw bad(`${k} is not an array of values`);
-      return v.length;
-    }));
-    if (lengths.size !== 1) throw bad(`every name needs as many values as there are children (got lengths ${[...lengths].join(', ')})`);
-    const k = [...lengths][0]!;
-    sets = Array.from({ length: k }, (_, i) => Object.fromEntries(entries.map(([name, vals]) => [name, vals[i]])));
+  if (spec === null || typeof spec !== 'object') throw bad('give a map of names to arrays, or a list of objects');
+  const count = Array.isArray(spec) ? spec.length : Object.values(spec)[0]?.length;
+  if (!Array.isArray(spec) && Object.keys(spec).length === 0) throw bad('no names');
+  if (!Array.isArray(spec) && Object.values(spec).some((v) => !Array.isArray(v))) throw bad('every name needs an array of values (one per child)');
+  if (!count) throw bad('no children (an empty list of values)');
+  if (count > MACHINE_LIMITS.forkMax) throw bad(`${count} children, at most ${MACHINE_LIMITS.forkMax}`);
+  const shape = Vary.safeParse(spec);
+  if (!shape.success) throw bad(shape.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; '));
+  try {
+    return expandVaryFor(shape.data, count);
+  } catch (e) {
+    throw e instanceof ForkdError ? errorFor(e.code, `vary: ${e.message}`, e.details) : e;
   }
-  if (sets.length === 0) throw bad('no children (an empty list of values)');
-  if (sets.length > VARY_MAX_CHILDREN) throw bad(`${sets.length} children, at most ${VARY_MAX_CHILDREN}`);
-  for (const s of sets) {
-    for (const [name, value] of Object.entries(s)) {
-      if (!VAR_NAME.test(name)) throw bad(`${JSON.stringify(name)} is not a variable name (letters, digits, _; not starting with a digit)`);
-      if (RESERVED.has(name)) throw bad(`${name} is reserved`);
-      if (value === undefined || JSON.stringify(value) === undefined) throw bad(`${name}: not a JSON value`);
-    }
-  }
-  return sets;
-}
-
-/** A value as an environment variable: strings as they are, anything else as JSON. */
-export function envValue(v: unknown): string {
-  return typeof v === 'string' ? v : JSON.stringify(v);
-}
-
-/** The values as environment variables for a command. */
-export function varyEnvs(values: VaryValues): Record<string, string> {
-  return Object.fromEntries(Object.entries(values).map(([k, v]) => [k, envValue(v)]));
-}
-
-/** Code that binds the values as variables in the persistent interpreter (JSON through a string literal: no code from values). */
-export function bindCode(values: VaryValues, language: 'python' | 'js'): string {
-  const json = JSON.stringify(JSON.stringify(values));
-  return language === 'python'
-    ? `import json as __forkd_json\nglobals().update(__forkd_json.loads(${json}))\ndel __forkd_json`
-    : `Object.assign(globalThis, JSON.parse(${json}));`;
 }
 
 /** A score read from a scorer's output: a finite number, else null (the node failed). */
@@ -107,6 +72,8 @@ export interface TreeNode {
   /** Its index among its parent's children (the vary entry it got); -1 for the root. */
   index: number;
   values: VaryValues;
+  /** Its RNG seed (the daemon's choice, reported by the fork); absent for the root. */
+  seed?: number;
   /** null: not scored (the root) or the scorer failed (see error). */
   score: number | null;
   /** kept: alive at the end (the winner; the root unless killRoot). expanded: a beam member forked at the next level, then killed. */

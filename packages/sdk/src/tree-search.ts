@@ -9,7 +9,7 @@ import { ForkdSdkError, errorFor } from './errors.js';
 import { guard, toSdkError } from './guard.js';
 import { Sandbox } from './sandbox.js';
 import { CommandExitError } from './command-result.js';
-import { bindCode, expandVary, parseScore, selectBeam, varyEnvs, type TreeNode, type VaryValues, type VarySpec } from './tree-search-plan.js';
+import { expandVary, parseScore, selectBeam, type TreeNode, type VaryValues, type VarySpec } from './tree-search-plan.js';
 
 
 /** Where a node is in the search, given to function steps and scorers. */
@@ -78,33 +78,24 @@ export function sandboxOf(ctl: Controller, info: WireSandboxInfo): Sandbox {
 }
 
 /**
- * Forks `source` once into one child per value set, each with its values bound before it is
- * returned: as variables in its interpreter (commands get them in their environment from the steps).
+ * Forks `source` once into one child per value set: the daemon gives child i its values (environment
+ * of new processes, variables of its interpreters) and its own RNG seed before it answers.
  */
-async function forkWithValues(source: Sandbox, sets: VaryValues[], o: { timeoutMs?: number; metadata: Record<string, string> }): Promise<{ capture: string; children: Sandbox[] }> {
+async function forkWithValues(source: Sandbox, sets: VaryValues[], o: { timeoutMs?: number; metadata: Record<string, string> }): Promise<{ capture: string; children: Sandbox[]; seeds: number[] }> {
   const r = await source.controller.forkSandbox(source.sandboxId, {
     count: sets.length,
+    vary: sets,
     ...(o.timeoutMs !== undefined ? { timeout_ms: o.timeoutMs } : {}),
     metadata: o.metadata,
   });
-  const children = r.sandboxes.map((s) => ForkChild.wrap(source.controller, s));
-  try {
-    await Promise.all(children.map(async (c, i) => {
-      const e = await c.eval(bindCode(sets[i]!, c.language));
-      if (e.error) throw errorFor('FORKD_E_AGENT_ERROR', `binding the vary values in ${c.sandboxId}: ${e.error}`);
-    }));
-  } catch (e) {
-    await Promise.all(children.map((c) => c.kill().catch(() => false)));
-    throw e;
-  }
-  return { capture: r.snapshot_tag, children };
+  return { capture: r.snapshot_tag, children: r.sandboxes.map((s) => ForkChild.wrap(source.controller, s)), seeds: r.children.map((c) => c.seed) };
 }
 
 /** Runs a step in a child; resolves to what it produced (stdout, the last value, the function's return). */
 async function runStep(step: TreeStep, child: Sandbox, ctx: TreeContext): Promise<unknown> {
   if (typeof step === 'function') return step(child, ctx);
   if ('command' in step) {
-    const r = await child.commands.run(step.command, { envs: varyEnvs(ctx.values), ...(step.timeoutMs !== undefined ? { timeoutMs: step.timeoutMs } : {}) });
+    const r = await child.commands.run(step.command, step.timeoutMs !== undefined ? { timeoutMs: step.timeoutMs } : {});
     return r.stdout;
   }
   const e = await child.eval(step.code, step.timeoutMs !== undefined ? { timeoutMs: step.timeoutMs } : {});
@@ -146,12 +137,12 @@ export function treeSearch(root: Sandbox, o: TreeSearchOpts): Promise<TreeSearch
         const candidates: Array<{ id: string; score: number | null; node: TreeNode; sb: Sandbox }> = [];
         // Sources are expanded one after the other: each fork already starts K VMs at once.
         for (const src of beam) {
-          const { capture, children } = await forkWithValues(src.sb, sets, { ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}), metadata: { ...(o.metadata ?? {}), 'forkd.tree_search': searchId, 'forkd.tree_level': String(level) } });
+          const { capture, children, seeds } = await forkWithValues(src.sb, sets, { ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}), metadata: { ...(o.metadata ?? {}), 'forkd.tree_search': searchId, 'forkd.tree_level': String(level) } });
           captures.push(capture);
           for (const c of children) alive.set(c.sandboxId, c);
           const scored = await Promise.all(children.map(async (child, index) => {
             const ctx: TreeContext = { values: sets[index]!, level, index, parent: src.node.id };
-            const node: TreeNode = { id: child.sandboxId, parent: src.node.id, level, index, values: sets[index]!, score: null, status: 'killed', snapshotTag: capture };
+            const node: TreeNode = { id: child.sandboxId, parent: src.node.id, level, index, values: sets[index]!, seed: seeds[index]!, score: null, status: 'killed', snapshotTag: capture };
             try {
               if (o.run) await runStep(o.run, child, ctx);
               node.score = parseScore(await runStep(o.score, child, ctx));
