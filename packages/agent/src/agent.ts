@@ -84,7 +84,7 @@ export function createAgent(o: AgentOptions): Agent {
   let server: AgentServer | null = null;
   const { stopAll: stopServices, ...serviceMethods } = makeServiceMethods(runtime.spawner);
   const table: MethodTable = {
-    ...makeSystemMethods(runtime),
+    ...makeSystemMethods(runtime, () => broker.onRestore()),
     warmup: makeWarmup(runtime, () => (method, params, ctx) => server!.invoke(method, params, ctx)),
     exec: makeExec(runtime.procs, runtime.spawner),
     ...makeProcMethods(runtime.procs),

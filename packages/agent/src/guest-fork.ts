@@ -30,6 +30,9 @@ interface Waiter {
   reject: (e: Error) => void;
 }
 
+/** How long a restored VM keeps requests its snapshot held for a `vary` to claim (the host sends it right after restore). */
+const INHERITED_GRACE_MS = 30_000;
+
 export class GuestForkBroker {
   private server: net.Server | null = null;
   private waiter: Waiter | null = null;
@@ -42,6 +45,13 @@ export class GuestForkBroker {
    * its waits is queued, not refused. Cloned into children with the memory; their hosts watch them too.
    */
   private enabled = false;
+  /**
+   * After a restore: requests the snapshot's VM had handed to its host. A fork child's `vary`
+   * answers the one that made it and drops the rest; unclaimed ones (a plain spawn from a snapshot
+   * taken during a guest fork) are answered with an error after INHERITED_GRACE_MS.
+   */
+  private inherited = new Map<string, Held>();
+  private inheritedTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly socketPath: string = LIMITS.guestFork.socketPath) {}
 
@@ -98,6 +108,32 @@ export class GuestForkBroker {
     });
   }
 
+  /**
+   * A restored VM: the host that waited here was the snapshot's, not this VM's. Its wait is gone
+   * (a new host waits anew if it watches this VM), guest calls are refused until one does (unless
+   * the fork that made this child says it will: see `watched`), and held requests become inherited.
+   */
+  onRestore(): void {
+    const w = this.waiter;
+    this.waiter = null;
+    w?.reject(new ForkdError('FORKD_E_CONFLICT', 'the VM was restored: this wait belonged to the snapshot\'s host'));
+    this.enabled = false;
+    for (const [id, h] of this.held) this.inherited.set(id, h);
+    this.held.clear();
+    if (this.inherited.size > 0 && !this.inheritedTimer) {
+      this.inheritedTimer = setTimeout(() => {
+        this.inheritedTimer = null;
+        this.dropInherited();
+      }, INHERITED_GRACE_MS);
+      this.inheritedTimer.unref();
+    }
+  }
+
+  /** The host that restored this fork child watches it: guest calls made before its first wait are queued for it. */
+  watched(): void {
+    this.enabled = true;
+  }
+
   /** The original's answer from the host: the children's ids, or why there are none. */
   resolve(p: { request_id: string; children?: string[]; error?: { code: string; message: string }; timings?: { pause_ms: number; fork_ms: number } }): boolean {
     const h = this.held.get(p.request_id);
@@ -109,9 +145,9 @@ export class GuestForkBroker {
 
   /** In a restored child: the held request becomes this child's return. */
   deliverChild(requestId: string, index: number, values: VaryValuesT, seed: number): boolean {
-    const h = this.held.get(requestId);
+    const h = this.inherited.get(requestId);
     if (!h) return false;
-    this.held.delete(requestId);
+    this.inherited.delete(requestId);
     return reply(h.sock, { ok: true, role: 'child', index, values, seed });
   }
 
@@ -120,8 +156,10 @@ export class GuestForkBroker {
    * resolve them here except deliverChild for the fork that made it. Called after that delivery.
    */
   dropInherited(): void {
-    for (const [id, h] of this.held) {
-      this.held.delete(id);
+    if (this.inheritedTimer) clearTimeout(this.inheritedTimer);
+    this.inheritedTimer = null;
+    for (const [id, h] of this.inherited) {
+      this.inherited.delete(id);
       reply(h.sock, { ok: false, code: 'FORKD_E_CONFLICT', message: 'this VM is a child of another fork; the request it inherited was answered in its parent' });
     }
   }

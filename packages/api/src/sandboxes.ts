@@ -135,6 +135,10 @@ export const SpawnBody = z.object({
    * FORKD_E_GUEST_FORK_DENIED.
    */
   allow_guest_fork: AllowGuestFork.optional(),
+  /** Each of the n children's values (as a fork's vary): {"temperature": [0.1, 0.5, 0.9]} or one object per child. */
+  vary: Vary.optional(),
+  /** Each child's RNG seed (default: random when vary is given; reported in each sandbox's variant). */
+  seeds: z.array(Seed).max(MACHINE_LIMITS.spawnMax).optional(),
 }).strict();
 
 export const ListSandboxesQuery = z.object({

@@ -32,7 +32,7 @@ const encoding = z.enum(['utf8', 'base64']).default('utf8').describe('utf8 text,
 
 export const schemas = {
   list_snapshots: z.object({}).strict(),
-  spawn_sandboxes: z.object(pickShape(SpawnBody.shape, ['snapshot_tag', 'n', 'timeout_ms', 'metadata', 'envs', 'memory_limit_mib', 'cpu_weight', 'cpu_quota', 'pids_max', 'disk_limit_mib', 'io_read_bps', 'io_write_bps', 'network', 'allow_internet_access', 'allow_out', 'deny_out'])).strict(),
+  spawn_sandboxes: z.object(pickShape(SpawnBody.shape, ['snapshot_tag', 'n', 'timeout_ms', 'metadata', 'envs', 'memory_limit_mib', 'cpu_weight', 'cpu_quota', 'pids_max', 'disk_limit_mib', 'io_read_bps', 'io_write_bps', 'network', 'allow_internet_access', 'allow_out', 'deny_out', 'allow_guest_fork', 'vary', 'seeds'])).strict(),
   list_sandboxes: ListSandboxesQuery,
   get_sandbox: z.object(sandbox).strict(),
   kill_sandbox: z.object(sandbox).strict(),

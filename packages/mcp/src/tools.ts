@@ -128,7 +128,7 @@ export const tools: AnyTool[] = [
     },
   }),
   def('fork_sandbox', {
-    description: `Capture a running sandbox once and spawn count children from that capture; the source keeps running. Returns snapshot_tag, pause_ms and the children. Without timeout_ms the children are killed after ${MCP_DEFAULT_SANDBOX_TIMEOUT_MS / 60_000} minutes.`,
+    description: `Capture a running sandbox once and spawn count children from that capture; the source keeps running. vary gives each child its own values before it answers (environment variables of new commands and variables of its interpreter): {"temperature": [0.1, 0.5, 0.9]} (one value per child) or one object per child; each child also gets its own RNG seed. Returns snapshot_tag, pause_ms, fork_ms, the children and children[i] {id, index, values, seed}. Without timeout_ms the children are killed after ${MCP_DEFAULT_SANDBOX_TIMEOUT_MS / 60_000} minutes.`,
     run: (a, { ctl }) => {
       const { sandbox_id, ...body } = a;
       return ctl.forkSandbox(sandbox_id, { ...body, timeout_ms: body.timeout_ms ?? MCP_DEFAULT_SANDBOX_TIMEOUT_MS });

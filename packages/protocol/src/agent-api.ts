@@ -233,6 +233,8 @@ export const VaryParams = z.object({
   values: VaryValues,
   seed: Seed,
   guest_fork: z.object({ request_id: GuestForkRequestId }).strict().optional(),
+  /** The host will watch this child for guest forks: calls made before its first guest_fork.wait are queued, not refused. */
+  watch_guest_forks: z.boolean().optional(),
 }).strict();
 export const VaryResult = z.object({
   /** The names now in every new process's environment (the values' and FORKD_SEED). */

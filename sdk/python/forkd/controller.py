@@ -195,6 +195,7 @@ class Controller:
         allow_out: Optional[Sequence[str]] = None,
         deny_out: Optional[Sequence[str]] = None,
         network: bool = False,
+        allow_guest_fork: Optional[Mapping[str, int]] = None,
     ) -> List[JSON]:
         """Spawns ``n`` children of a snapshot; returns them once their agents answer.
 
@@ -205,8 +206,10 @@ class Controller:
         host names, ``*.`` wildcards, optional ``:port``); unset: the daemon's ``--default-egress``.
         ``network``: each gets its own network namespace, unique address and way out under that
         policy (forkd's per_child_netns); without it a sandbox reaches nothing.
+        ``allow_guest_fork``: ``{"max_count": k, "max_depth": d}`` lets programs in the guest fork it
+        (``import forkd; forkd.fork(k, vary=...)``); off by default.
         """
-        body = _drop_none({"snapshot_tag": snapshot_tag, "n": n, "timeout_ms": timeout_ms, "metadata": dict(metadata) if metadata else None, "envs": dict(envs) if envs else None, **_limits_body(limits), "network": True if network else None})
+        body = _drop_none({"snapshot_tag": snapshot_tag, "n": n, "timeout_ms": timeout_ms, "metadata": dict(metadata) if metadata else None, "envs": dict(envs) if envs else None, **_limits_body(limits), "network": True if network else None, "allow_guest_fork": dict(allow_guest_fork) if allow_guest_fork else None})
         body.update(_egress_body(allow_internet_access, allow_out, deny_out))
         return self.call("POST", "/v1/sandboxes", body=body, timeout=600.0)
 
@@ -326,9 +329,16 @@ class Controller:
         wait_job); list_snapshots shows it "ready", or "failed", when the job ends."""
         return self.call("POST", f"/v1/sandboxes/{quote_param(sandbox_id)}/branch", body=_drop_none({"tag": tag, "mode": mode, "wait": wait}), timeout=LONG_SECS)
 
-    def fork_sandbox(self, sandbox_id: str, count: int = 1, *, timeout_ms: Optional[int] = None, mode: Optional[str] = None, metadata: Optional[Mapping[str, str]] = None) -> JSON:
-        """Branches the sandbox and spawns ``count`` children: {snapshot_tag, pause_ms, sandboxes}."""
-        body = _drop_none({"count": count, "timeout_ms": timeout_ms, "mode": mode, "metadata": dict(metadata) if metadata else None})
+    def fork_sandbox(self, sandbox_id: str, count: int = 1, *, timeout_ms: Optional[int] = None, mode: Optional[str] = None, metadata: Optional[Mapping[str, str]] = None, vary: Union[None, Mapping[str, Sequence[Any]], Sequence[Mapping[str, Any]]] = None, seeds: Optional[Sequence[int]] = None) -> JSON:
+        """Branches the sandbox and spawns ``count`` children: {snapshot_tag, pause_ms, fork_ms, sandboxes, children}.
+
+        ``vary``: each child's values (``{"temperature": [0.1, 0.5, 0.9]}`` or one dict per child);
+        ``seeds``: each child's RNG seed (default random). ``children[i]`` is {id, index, values, seed}.
+        """
+        vary_body: Any = None
+        if vary is not None:
+            vary_body = {k: list(v) for k, v in vary.items()} if isinstance(vary, Mapping) else [dict(v) for v in vary]
+        body = _drop_none({"count": count, "timeout_ms": timeout_ms, "mode": mode, "metadata": dict(metadata) if metadata else None, "vary": vary_body, "seeds": list(seeds) if seeds is not None else None})
         return self.call("POST", f"/v1/sandboxes/{quote_param(sandbox_id)}/fork", body=body, timeout=LONG_SECS)
 
     # -- background processes -----------------------------------------------------------------

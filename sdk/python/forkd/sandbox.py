@@ -538,6 +538,11 @@ class Sandbox:
         """The Controller this sandbox talks through."""
         return self._ctl
 
+    @property
+    def variant(self) -> Optional[JSON]:
+        """A fork child's {index, values, seed} (fork with ``vary``); None when not a fork child."""
+        return (self._info or {}).get("variant")
+
     # -- lifecycle ----------------------------------------------------------------------------
 
     @classmethod
@@ -557,6 +562,7 @@ class Sandbox:
         request_timeout: Optional[float] = None,
         controller: Optional[Controller] = None,
         limits: Optional[Mapping[str, float]] = None,
+        allow_guest_fork: Optional[Mapping[str, int]] = None,
     ) -> "Sandbox":
         """Spawns a sandbox from a snapshot (``template``, ``snapshot_tag`` or env FORKD_TAG).
 
@@ -566,14 +572,15 @@ class Sandbox:
         (E2B's shape): ``allow_internet_access`` and ``network={"allow_out": [...], "deny_out": [...]}``.
         ``network`` (True or the lists) or ``allow_internet_access=True`` give the sandbox its own network
         namespace and way out under that policy; without it the sandbox reaches nothing (its ports
-        can still be exposed with get_host).
+        can still be exposed with get_host). ``allow_guest_fork={"max_count": k, "max_depth": d}``
+        lets programs in the guest fork it from inside (``import forkd; forkd.fork(k, vary=...)``).
         """
         tag = template or snapshot_tag or os.environ.get("FORKD_TAG")
         if not tag:
             raise error_for("FORKD_E_INVALID_ARGUMENT", "no snapshot to spawn from: pass template= (a snapshot tag) or set FORKD_TAG")
         ctl = _controller(controller, url, token, request_timeout)
         net = _network_opts(network if isinstance(network, Mapping) else None)
-        infos = ctl.spawn_sandboxes(tag, 1, timeout_ms=_lifetime_ms(timeout, timeout_ms), metadata=metadata, envs=envs, limits=limits, allow_internet_access=allow_internet_access, allow_out=net.get("allow_out"), deny_out=net.get("deny_out"), network=bool(network or allow_internet_access))
+        infos = ctl.spawn_sandboxes(tag, 1, timeout_ms=_lifetime_ms(timeout, timeout_ms), metadata=metadata, envs=envs, limits=limits, allow_internet_access=allow_internet_access, allow_out=net.get("allow_out"), deny_out=net.get("deny_out"), network=bool(network or allow_internet_access), allow_guest_fork=allow_guest_fork)
         if not infos:
             raise error_for("FORKD_E_INTERNAL", "the daemon spawned no sandbox")
         return cls(infos[0]["id"], ctl, infos[0])
@@ -759,15 +766,20 @@ class Sandbox:
 
     # -- snapshots and forks ------------------------------------------------------------------
 
-    def fork(self, count: int = 1, *, timeout: Optional[float] = None, timeout_ms: Optional[int] = None, mode: Optional[str] = None, metadata: Optional[Mapping[str, str]] = None) -> "List[Sandbox]":
+    def fork(self, count: int = 1, *, timeout: Optional[float] = None, timeout_ms: Optional[int] = None, mode: Optional[str] = None, metadata: Optional[Mapping[str, str]] = None, vary: Union[None, Mapping[str, Sequence[Any]], Sequence[Mapping[str, Any]]] = None, seeds: Optional[Sequence[int]] = None) -> "List[Sandbox]":
         """E2B's fork: captures this sandbox once and spawns ``count`` children (at most 100) from it.
+
+        ``vary``: each child's values before it answers, as environment variables of new processes
+        and variables of its interpreter: ``{"temperature": [0.1, 0.5, 0.9]}`` (one value per child)
+        or ``[{"temperature": 0.1}, ...]``. Each child also gets its own RNG seed (``seeds`` or
+        random); ``child.variant`` is {index, values, seed}.
 
         This sandbox keeps running with its id and timeout. Children get its envs and metadata
         (plus ``metadata``) and live ``timeout`` seconds (default 300). The daemon starts all
         children or none, so a failure raises instead of being an entry of the list. The capture
         stays as a snapshot (the children's template_id) until deleted (delete_snapshot, force=True).
         """
-        r = self._ctl.fork_sandbox(self.sandbox_id, count, timeout_ms=_lifetime_ms(timeout, timeout_ms), mode=mode, metadata=metadata)
+        r = self._ctl.fork_sandbox(self.sandbox_id, count, timeout_ms=_lifetime_ms(timeout, timeout_ms), mode=mode, metadata=metadata, vary=vary, seeds=seeds)
         return [type(self)(d["id"], self._ctl, d) for d in r.get("sandboxes", [])]
 
     def create_snapshot(self, name: Optional[str] = None, *, mode: Optional[str] = None) -> SnapshotInfo:

@@ -54,7 +54,7 @@ class BranchingTest(unittest.TestCase):
         src = self.create(envs={"FORK_ENV": "inherited"}, metadata={"suite": self.prefix})
         src.run_code("fork_v = 7\nfork_list = ['a']")
         src.files.write("/root/fork.txt", "before-fork")
-        kids = src.fork(2, metadata={"role": "child"})
+        kids = src.fork(2, metadata={"role": "child"}, vary={"temperature": [0.1, 0.9]}, seeds=[11, 22])
         self.mine.update(k.sandbox_id for k in kids)
         src.run_code("fork_v = 0\nfork_list.append('after')")
         src.files.write("/root/fork.txt", "after-fork")
@@ -68,6 +68,11 @@ class BranchingTest(unittest.TestCase):
             self.assertEqual(k.eval("forkd_parent_marker"), 424242)
             self.assertEqual(k.files.read("/root/fork.txt"), "before-fork")
             self.assertEqual(k.commands.run("echo $FORK_ENV").stdout, "inherited\n")
+            # fork with variations: child i has its value (interpreter, environment) and seed.
+            i = kids.index(k)
+            self.assertEqual(k.variant, {"index": i, "values": {"temperature": [0.1, 0.9][i]}, "seed": [11, 22][i]})
+            self.assertEqual(k.eval("temperature"), [0.1, 0.9][i])
+            self.assertEqual(k.commands.run("echo $temperature $FORKD_SEED").stdout, f"{[0.1, 0.9][i]} {[11, 22][i]}\n")
             info = k.get_info()
             self.assertEqual(info.metadata, {"suite": self.prefix, "role": "child"})
             assert info.end_at is not None

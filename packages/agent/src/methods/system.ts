@@ -8,7 +8,7 @@ import { deriveSeed, seededRandom } from '../prng.js';
 
 const PY_RESEED_DEADLINE_MS = 2000;
 
-export function makeSystemMethods(rt: Runtime) {
+export function makeSystemMethods(rt: Runtime, onRestored: () => void = () => undefined) {
   async function ping(_p: ParamsOut<'ping'>): Promise<Reply<ResultOf<'ping'>>> {
     return {
       result: {
@@ -48,7 +48,10 @@ export function makeSystemMethods(rt: Runtime) {
     const t1 = performance.now();
     const userspace = await reseedUserspace(rt, entropy.length > 0 ? entropy : freshEntropy());
     const t2 = performance.now();
-    if (!ctx.warming) rt.state.restores++;
+    if (!ctx.warming) {
+      rt.state.restores++;
+      onRestored();
+    }
     const phases = { validate: round1((ctx.validatedAt ?? ctx.receivedAt) - ctx.receivedAt), system: round1(t1 - t0), userspace: round1(t2 - t1), total: round1(t2 - ctx.receivedAt) };
     return { result: { skew_ms: skew, clock_set: clockSet, rng_reseeded: rngReseeded, userspace_reseeded: userspace, phases_ms: phases } };
   }

@@ -30,6 +30,7 @@ export function makeVaryMethods(rt: Runtime, broker: GuestForkBroker) {
     if (rt.python.available) applied.push(rt.python.vary(p.values, env, p.seed));
     // The guest caller blocked in the forkd.fork() that made this child gets its answer last,
     // once everything it may read (env, interpreters) holds this child's values.
+    if (p.watch_guest_forks) broker.watched();
     const delivered = p.guest_fork ? broker.deliverChild(p.guest_fork.request_id, p.index, p.values, p.seed) : false;
     broker.dropInherited();
     return { result: { env: Object.keys(env), applied, guest_fork_delivered: delivered } };

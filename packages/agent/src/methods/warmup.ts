@@ -73,7 +73,7 @@ const PARAM_SAMPLES: { [M in AgentMethod]: unknown } = {
   run_code: { code: '1', timeout_ms: 1000 },
   'services.start': { services: [{ name: 's', start: ['true'], ready: { port: 1 }, timeout_secs: 1 }] },
   'services.list': {},
-  vary: { index: 0, values: { a: 'b', n: 1, f: true }, seed: 1, guest_fork: { request_id: 'gf-0000000000000000' } },
+  vary: { index: 0, values: { a: 'b', n: 1, f: true }, seed: 1, guest_fork: { request_id: 'gf-0000000000000000' }, watch_guest_forks: true },
   'guest_fork.wait': {},
   'guest_fork.resolve': { request_id: 'gf-0000000000000000', children: ['sb-0000000000000000'], timings: { pause_ms: 1, fork_ms: 1 } },
 };

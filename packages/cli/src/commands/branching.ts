@@ -120,3 +120,18 @@ export async function jobCmd(c: Controller, id: string, o: { wait?: boolean; jso
   if (o.json) return printJson(j);
   process.stdout.write(`${table(['JOB', 'KIND', 'STATUS', 'PHASE', 'MESSAGE'], [[j.id, j.kind, j.status, j.progress.phase, (j.error?.message ?? j.progress.message).slice(0, 80)]])}\n`);
 }
+
+/** POST /v1/sandboxes/:id/fork: count children of a running sandbox, each with its vary values and seed. */
+export async function forkSandboxCmd(c: Controller, id: string, body: BodyOf<'fork'>, o: { json?: boolean }): Promise<void> {
+  const progress = progressPrinter(!o.json);
+  progress.onProgress({ phase: 'fork', message: `capturing ${id} and starting ${body.count ?? 1} children` });
+  try {
+    const r = await c.forkSandbox(id, body);
+    progress.done();
+    if (o.json) return printJson(r);
+    const rows = r.children.map((k) => [k.id, String(k.index), Object.entries(k.values).map(([n, v]) => `${n}=${String(v)}`).join(' ') || '-', String(k.seed)]);
+    process.stdout.write(`${table(['CHILD', 'INDEX', 'VALUES', 'SEED'], rows)}\n\nforked ${id}: ${r.children.length} children of snapshot ${r.snapshot_tag}, source paused ${ms(r.pause_ms)}, all ready in ${ms(r.fork_ms)}\n`);
+  } finally {
+    progress.done();
+  }
+}

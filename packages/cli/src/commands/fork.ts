@@ -1,4 +1,5 @@
-import { ForkdError, toForkdError } from '@forkd/protocol';
+import crypto from 'node:crypto';
+import { ForkdError, expandVary, toForkdError, type VaryT, type VaryValuesT } from '@forkd/protocol';
 import { type Engine, type Sandbox, summarize, nowMs, since } from '@forkd/engine';
 import type { Controller, SandboxInfo } from '@forkd/sdk';
 import { ms, printJson, progressPrinter, table } from '../output.js';
@@ -14,6 +15,9 @@ export interface ForkOptions {
   spawnFlags?: Record<string, unknown>;
   /** Per-call timeout; default: the exec and eval routes' own. */
   timeoutMs?: number;
+  /** Each child's values (env of its commands, its interpreter's variables) and seeds. */
+  vary?: VaryT;
+  seeds?: number[];
 }
 
 export interface ChildReport {
@@ -28,6 +32,8 @@ export interface ChildReport {
   ok: boolean;
   output: string | null;
   result: unknown;
+  /** What the child was given (with --vary or --seeds): index, values, seed. */
+  variant: { index: number; values: VaryValuesT; seed: number } | null;
 }
 
 export interface ForkReport {
@@ -64,7 +70,7 @@ export async function runFork(c: Controller, opts: ForkOptions): Promise<ForkRep
   const t0 = nowMs();
   let sandboxes: SandboxInfo[] = [];
   try {
-    sandboxes = await c.spawnSandboxes({ ...opts.spawnFlags, snapshot_tag: opts.tag, n: opts.n });
+    sandboxes = await c.spawnSandboxes({ ...opts.spawnFlags, snapshot_tag: opts.tag, n: opts.n, ...(opts.vary ? { vary: opts.vary } : {}), ...(opts.seeds ? { seeds: opts.seeds } : {}) });
     progress.done();
     const allReady = since(t0);
     const children = await Promise.all(sandboxes.map((sb) => callChildVia(c, sb, opts)));
@@ -80,7 +86,7 @@ export async function runFork(c: Controller, opts: ForkOptions): Promise<ForkRep
 }
 
 async function callChildVia(c: Controller, sb: SandboxInfo, opts: ForkOptions): Promise<ChildReport> {
-  const base = { id: sb.id, pid: sb.pid ?? 0, ...sb.ready, phases: null };
+  const base = { id: sb.id, pid: sb.pid ?? 0, ...sb.ready, phases: null, variant: sb.variant };
   if (opts.exec === undefined && opts.eval === undefined) return { ...base, call_ms: null, ok: true, output: null, result: null };
   const timeout = opts.timeoutMs !== undefined ? { timeout_secs: opts.timeoutMs / 1000 } : {};
   const t = nowMs();
@@ -107,7 +113,11 @@ export async function runForkLocal(engine: Engine, opts: ForkOptions): Promise<F
   const t0 = nowMs();
   let sandboxes: Sandbox[] = [];
   try {
-    sandboxes = await engine.spawn({ tag: opts.tag, n: opts.n, onProgress: progress.onProgress });
+    const variants = opts.vary !== undefined || opts.seeds !== undefined
+      ? expandVary(opts.vary, opts.n).map((values, i) => ({ values, seed: opts.seeds?.[i] ?? crypto.randomInt(0, 2 ** 32) }))
+      : undefined;
+    if (opts.seeds && opts.seeds.length !== opts.n) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `--seeds lists ${opts.seeds.length} seeds for ${opts.n} children`);
+    sandboxes = await engine.spawn({ tag: opts.tag, n: opts.n, onProgress: progress.onProgress, ...(variants ? { variants } : {}) });
     progress.done();
     const allReady = since(t0);
     const children: ChildReport[] = await Promise.all(sandboxes.map((sb) => callChild(sb, opts)));
@@ -122,7 +132,8 @@ export async function runForkLocal(engine: Engine, opts: ForkOptions): Promise<F
 }
 
 async function callChild(sb: Sandbox, opts: ForkOptions): Promise<ChildReport> {
-  const base = { id: sb.id, pid: sb.pid, ...sb.timings };
+  const v = sb.variant;
+  const base = { id: sb.id, pid: sb.pid, ...sb.timings, variant: v ? { index: v.index, values: v.values, seed: v.seed } : null };
   if (opts.exec === undefined && opts.eval === undefined) return { ...base, call_ms: null, ok: true, output: null, result: null };
   const t = nowMs();
   try {
@@ -147,8 +158,9 @@ export function printForkReport(report: ForkReport, json: boolean): void {
     printJson(report);
     return;
   }
-  const rows = report.children.map((c) => [c.id, ms(c.spawn_to_running_ms), ms(c.spawn_to_ready_ms), c.call_ms === null ? '-' : ms(c.call_ms), oneLine(c.output ?? '')]);
-  process.stdout.write(`${table(['CHILD', 'RUNNING', 'READY', 'CALL', 'RESULT'], rows)}\n\n`);
+  const varied = report.children.some((c) => c.variant);
+  const rows = report.children.map((c) => [c.id, ms(c.spawn_to_running_ms), ms(c.spawn_to_ready_ms), c.call_ms === null ? '-' : ms(c.call_ms), ...(varied ? [variantText(c.variant)] : []), oneLine(c.output ?? '')]);
+  process.stdout.write(`${table(['CHILD', 'RUNNING', 'READY', 'CALL', ...(varied ? ['VARY'] : []), 'RESULT'], rows)}\n\n`);
   const line = (name: string, s: ReturnType<typeof summarize> | null) =>
     s ? `${name.padEnd(16)} min ${ms(s.min)}  median ${ms(s.median)}  max ${ms(s.max)}\n` : '';
   process.stdout.write(
@@ -158,6 +170,11 @@ export function printForkReport(report: ForkReport, json: boolean): void {
       line('call latency', report.call) +
       `teardown         ${ms(report.teardown_ms)}\n`,
   );
+}
+
+export function variantText(v: ChildReport['variant']): string {
+  if (!v) return '-';
+  return oneLine([...Object.entries(v.values).map(([k, x]) => `${k}=${String(x)}`), `seed=${v.seed}`].join(' '));
 }
 
 function oneLine(s: string): string {

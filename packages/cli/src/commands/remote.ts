@@ -6,7 +6,8 @@ import { localFlag, type CliContext } from '../client.js';
 import { parseIntStrict } from '../output.js';
 import { schemaFlags, withFlags } from '../schema-flags.js';
 import { evalCmd, execCmd, filesGet, filesLs, filesPut, killCmd, lsCmd, networkCmd, pingCmd, portCmd, spawnCmd } from './sandboxes.js';
-import { branchCmd, jobCmd, workspaceCmd } from './branching.js';
+import { branchCmd, forkSandboxCmd, jobCmd, workspaceCmd } from './branching.js';
+import { parseSeeds, parseVaryFlags } from '../vary-flags.js';
 import { printForkReport, runFork, runForkLocal } from './fork.js';
 import { quickstart } from './quickstart.js';
 import { runCodeCmd } from './run-code.js';
@@ -14,6 +15,12 @@ import { runCodeCmd } from './run-code.js';
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 type Opts = Record<string, unknown> & { json?: boolean };
 const jsonOf = (o: Opts) => (o.json ? { json: true } : {});
+/** --vary and --seeds as REST's vary and seeds. */
+function varyOpts(vary: string[] | undefined, seeds: string | undefined) {
+  const v = parseVaryFlags(vary);
+  const s = parseSeeds(seeds);
+  return { ...(v ? { vary: v } : {}), ...(s ? { seeds: s } : {}) };
+}
 
 /** forkd's spawn flags for features not offered here: accepted and sent, so the daemon's refusal shows. */
 const forkdOnly = { description: "forkd's flag, not offered by this forkd (the daemon says so)" };
@@ -96,7 +103,9 @@ export function registerRemoteCommands(program: Command, { run, client, engine }
     .option('--exec <cmd>', 'shell command line to run in each child').option('--eval <code>', "code in the snapshot's language")
     .addOption(new Option('--lang <language>', 'language for --eval').choices(['python', 'js']))
     .option('--timeout-ms <ms>', 'per-call timeout (default: the exec and eval routes\')').option('--json', 'JSON output')
-    .action(run(async (o: Opts & { exec?: string; eval?: string; lang?: 'python' | 'js'; timeoutMs?: string; local?: boolean }) => {
+    .option('--vary <NAME=V1,V2,...>', 'one value per child: in its commands\' environment and its interpreter\'s variables (repeatable)', collect)
+    .option('--seeds <S1,S2,...>', 'each child\'s RNG seed (default: random, reported)')
+    .action(run(async (o: Opts & { exec?: string; eval?: string; lang?: 'python' | 'js'; timeoutMs?: string; local?: boolean; vary?: string[]; seeds?: string }) => {
       if (o.exec !== undefined && o.eval !== undefined) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', '--exec and --eval are exclusive');
       const { snapshot_tag: tag, n, ...unoffered } = forkSpawn.read(o) as { snapshot_tag: string; n: number };
       const opts = {
@@ -107,12 +116,20 @@ export function registerRemoteCommands(program: Command, { run, client, engine }
         ...(o.eval !== undefined ? { eval: o.eval } : {}),
         ...(o.lang ? { lang: o.lang } : {}),
         ...(o.timeoutMs !== undefined ? { timeoutMs: parseIntStrict('--timeout-ms', o.timeoutMs) } : {}),
+        ...varyOpts(o.vary, o.seeds),
         json: o.json ?? false,
       };
       const report = o.local ? await runForkLocal(engine(), opts) : await runFork(await client(), opts);
       printForkReport(report, o.json ?? false);
       return report.children.every((c) => c.ok) ? 0 : 1;
     }));
+
+  program.command('fork-sandbox').description('fork a running sandbox: capture it once, start N children from that instant, each with its --vary values and seed').argument('<id>')
+    .option('-n, --count <n>', 'children', '1').addOption(new Option('--mode <mode>', 'live: short pause; full: paused for the whole capture').choices(['full', 'live']))
+    .option('--vary <NAME=V1,V2,...>', 'one value per child (repeatable)', collect).option('--seeds <S1,S2,...>', 'each child\'s RNG seed (default: random, reported)')
+    .option('--json', 'JSON output')
+    .action(run(async (id: string, o: { count: string; mode?: 'full' | 'live'; vary?: string[]; seeds?: string; json?: boolean }) =>
+      forkSandboxCmd(await client(), id, { count: parseIntStrict('-n', o.count), ...(o.mode ? { mode: o.mode } : {}), ...varyOpts(o.vary, o.seeds) }, jsonOf(o))));
 
   localFlag(program.command('quickstart').description('build the default image and snapshot if missing, fork 10 children, eval in each'), 'no daemon: run the engine in this process')
     .option('-n, --count <n>', 'children', '10').option('--json', 'JSON output')

@@ -7,7 +7,7 @@
  */
 import crypto from 'node:crypto';
 import { ForkdError, expandVary, type VaryT, type VaryValuesT } from '@forkd/protocol';
-import { watchGuestForks, type Engine, type GuestForkHandler, type ProgressEvent } from '@forkd/engine';
+import { watchGuestForks, type ChildVariant, type Engine, type GuestForkHandler, type ProgressEvent } from '@forkd/engine';
 import type { DaemonServices } from './context.js';
 import type { SandboxEntry } from '../sandboxes/registry.js';
 import { ownerOf } from '../tenancy/access.js';
@@ -46,11 +46,17 @@ export interface ForkOutcome {
   entries: SandboxEntry[];
 }
 
+/** Each of n children's values and seed (seeds given, or fresh host randomness), checked against n. */
+export function childVariants(n: number, vary: VaryT | undefined, seeds: number[] | undefined, guest: { requestId?: string; watch?: boolean } = {}): ChildVariant[] {
+  const values: VaryValuesT[] = expandVary(vary, n);
+  if (seeds !== undefined && seeds.length !== n) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `seeds lists ${seeds.length} seeds but there are ${n} children`, { seeds: seeds.length, count: n });
+  return values.map((v, i) => ({ values: v, seed: seeds?.[i] ?? crypto.randomInt(0, 2 ** 32), ...(guest.requestId ? { guestForkRequestId: guest.requestId } : {}), ...(guest.watch ? { watchGuestForks: true } : {}) }));
+}
+
 export async function forkSandbox(s: DaemonServices, live: SandboxEntry, req: ForkRequest): Promise<ForkOutcome> {
   const t0 = performance.now();
-  const values: VaryValuesT[] = expandVary(req.vary, req.count); // before anything is captured: a bad vary is a 400
-  if (req.seeds !== undefined && req.seeds.length !== req.count) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', `seeds lists ${req.seeds.length} seeds but count is ${req.count}`, { seeds: req.seeds.length, count: req.count });
-  const seeds = req.seeds ?? values.map(() => crypto.randomInt(0, 2 ** 32));
+  // Before anything is captured: a bad vary is a 400. Children of a sandbox allowed to fork itself are watched too.
+  const variants = childVariants(req.count, req.vary, req.seeds, { ...(req.guestForkRequestId ? { requestId: req.guestForkRequestId } : {}), watch: Boolean(live.rec.guest_fork) });
   s.admission.assertSatisfiable(req.count); // before the capture: a count that never fits is a 400
   const tag = defaultTag('fork', live.rec.id);
   const r = await s.writes.produce({ tag, kind: 'branch', source: live.rec.snapshot_tag, sandbox: live.rec.id, owner: req.owner, wait: true }, (progress) => captureSandbox(s, live, tag, req.mode ?? 'live', progress));
@@ -62,7 +68,7 @@ export async function forkSandbox(s: DaemonServices, live: SandboxEntry, req: Fo
     ...(req.timeoutMs !== undefined ? { timeoutMs: req.timeoutMs } : {}),
     metadata: { ...live.rec.metadata, ...(req.metadata ?? {}) },
     envs: live.rec.envs,
-    variants: values.map((v, i) => ({ values: v, seed: seeds[i]!, ...(req.guestForkRequestId ? { guestForkRequestId: req.guestForkRequestId } : {}) })),
+    variants,
     // Children keep the permission; a guest fork's children are one generation deeper.
     guestFork: parentFork ? { ...parentFork, depth: parentFork.depth + (req.guestForkRequestId ? 1 : 0) } : null,
   }).catch(async (e: unknown) => {

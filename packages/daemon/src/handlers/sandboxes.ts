@@ -6,6 +6,7 @@ import type { DaemonServices } from './context.js';
 import { StreamBacklog } from './stream-backlog.js';
 import { evalView, execRequest, execView, runCodeView, sandboxInfo } from './views.js';
 import { quotasOf } from '../quotas/policy.js';
+import { childVariants } from './fork.js';
 import { egressRecord, egressRequest } from '../sandboxes/egress.js';
 
 /** Total bytes one streamed exec may produce through the API. */
@@ -19,6 +20,7 @@ export function sandboxHandlers(s: DaemonServices, backlog = new StreamBacklog()
       s.writes.assertNotWriting(body.snapshot_tag, caller);
       s.owners.assertVisible(caller, await s.engine.getSnapshot(body.snapshot_tag));
       const egress = egressRecord(body, s.egress.defaultEgress);
+      const variants = body.vary !== undefined || body.seeds !== undefined ? childVariants(body.n, body.vary, body.seeds, { watch: Boolean(body.allow_guest_fork) }) : null;
       const entries = await s.sandboxes.spawn({
         tag: body.snapshot_tag,
         owner: caller.identity,
@@ -30,6 +32,7 @@ export function sandboxHandlers(s: DaemonServices, backlog = new StreamBacklog()
         ...(egress ? { egress } : {}),
         ...(body.network || body.per_child_netns ? { network: true } : {}),
         ...(body.allow_guest_fork ? { guestFork: { ...body.allow_guest_fork, depth: 0 } } : {}),
+        ...(variants ? { variants } : {}),
       });
       return { status: 201, body: entries.map(sandboxInfo) };
     },

@@ -117,6 +117,8 @@ test('vary: the held call becomes the child\'s (index, values, seed; Math.random
   const wait = client.guestForkWait();
   const caller = nodeFork("2, { vary: [{ temperature: 0.5, model: 'm' }, { temperature: 0.9, model: 'n' }] }");
   const req = await wait;
+  // As in a restored child: restore first (the snapshot's host and its wait are gone), then vary.
+  await client.restore({ now_ms: Date.now(), entropy_b64: '' });
   const seed = 123456;
   const v = await client.vary({ index: 1, values: req.vary[1]!, seed, guest_fork: { request_id: req.request_id } });
   assert.equal(v.guest_fork_delivered, true);
@@ -134,6 +136,20 @@ test('vary: the held call becomes the child\'s (index, values, seed; Math.random
   // Python's random is seeded from the seed: the same draw as a fresh generator seeded with it.
   const draw = await client.eval('python', `random.random() == __import__('random').Random(${seed}).random()`);
   assert.equal(draw.repr, 'True');
+});
+
+test('after a restore the snapshot\'s wait is gone: calls are refused until this VM\'s host waits, or queued when the fork said it will watch', async () => {
+  const stale = client.guestForkWait();
+  stale.catch(() => undefined);
+  await client.restore({ now_ms: Date.now(), entropy_b64: '' });
+  await assert.rejects(stale, (e: unknown) => (e as { details?: { guest_code?: string } }).details?.guest_code === 'FORKD_E_CONFLICT');
+  assert.equal((await pyFork('1')).error, 'FORKD_E_GUEST_FORK_DENIED');
+  await client.vary({ index: 0, values: {}, seed: 5, watch_guest_forks: true });
+  const queued = pyFork('1');
+  await new Promise((res) => setTimeout(res, 300));
+  const req = await client.guestForkWait();
+  await client.guestForkResolve({ request_id: req.request_id, children: ['sb-0000000000000009'] });
+  assert.deepEqual((await queued).children, ['sb-0000000000000009']);
 });
 
 test('vary params are validated by the agent too (index, names, seed)', async () => {

@@ -56,11 +56,12 @@ export interface SpawnOptions {
   variants?: ChildVariant[];
 }
 
-/** One fork child's values and seed; guestForkRequestId: the guest's forkd.fork() this child answers. */
+/** One fork child's values and seed; guestForkRequestId: the guest's forkd.fork() this child answers; watchGuestForks: its host will watch it for guest forks. */
 export interface ChildVariant {
   values: VaryValuesT;
   seed: number;
   guestForkRequestId?: string;
+  watchGuestForks?: boolean;
 }
 
 export interface ChildPlan {
@@ -233,7 +234,7 @@ async function resumeChild(vm: Vm, entry: SnapshotEntry, t0: number, readyTimeou
   // Before the child counts as ready: nothing (not even the guest caller of a guest fork) runs with the parent's values.
   const tVary = nowMs();
   if (variant) {
-    await vm.guard(agent.vary({ index: variant.index, values: variant.values, seed: variant.seed, ...(variant.guestForkRequestId ? { guest_fork: { request_id: variant.guestForkRequestId } } : {}) }, { timeoutMs: readyTimeoutMs }), 'giving the child its vary values');
+    await vm.guard(agent.vary({ index: variant.index, values: variant.values, seed: variant.seed, ...(variant.guestForkRequestId ? { guest_fork: { request_id: variant.guestForkRequestId } } : {}), ...(variant.watchGuestForks ? { watch_guest_forks: true } : {}) }, { timeoutMs: readyTimeoutMs }), 'giving the child its vary values');
   }
   const varyMs = since(tVary);
   const sb = new Sandbox(vm, m.tag, {
