@@ -2,7 +2,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { expandVary, parseScore, renderTree, selectBeam, type TreeNode } from './tree-search-plan.js';
+import { expandVary, parseScore, renderTree, selectBeam, type TreeNode, type VaryValues } from './tree-search-plan.js';
 import { InvalidArgumentError } from './errors.js';
 
 describe('expandVary', () => {
@@ -12,7 +12,7 @@ describe('expandVary', () => {
     ]);
   });
   test('a list of objects is taken as it is (copied)', () => {
-    const spec = [{ t: 1 }, { t: 2, extra: 'x', on: true }];
+    const spec: VaryValues[] = [{ t: 1 }, { t: 2, extra: 'x', on: true }];
     const out = expandVary(spec);
     assert.deepEqual(out, spec);
     assert.notEqual(out[0], spec[0]);
