@@ -15,7 +15,7 @@
  */
 import { Controller, sandboxOf, treeSearch } from '@forkd/sdk';
 import { startTestDaemon } from '@forkd/daemon/testing';
-import { summarize, nowMs, since } from '@forkd/engine';
+import { Engine, summarize, nowMs, since } from '@forkd/engine';
 import { hostLine, loadAverage } from '../host.js';
 import { BEAM_PY, LOOP_PY, STEP_PY } from './programs.js';
 
@@ -24,11 +24,14 @@ const FORK_N = Number(process.env.FORK_N ?? 5);
 const K = Number(process.env.K ?? 4);
 const WIDTH = Number(process.env.WIDTH ?? 4);
 const DEPTH = Number(process.env.DEPTH ?? 3);
+/** How long the host waits for one guest fork to report (a stalled fork fails the search instead of hanging). */
+const FORK_WAIT_SECS = Number(process.env.FORK_WAIT_SECS ?? 300);
 const SKIP = new Set((process.env.SKIP ?? '').split(',').filter(Boolean)); // fork, beam
 const TEMPS = Array.from({ length: K }, (_, i) => Number((0.2 + (1.0 * i) / Math.max(1, K - 1)).toFixed(2)));
 const log = (s: string) => process.stderr.write(`${s}\n`);
 const fmt = (s: { min: number; median: number; max: number }, unit = 'ms') => `${s.min.toFixed(0)} / ${s.median.toFixed(0)} / ${s.max.toFixed(0)} ${unit}`;
 
+const platform = await new Engine({ accel: (process.env.FORKD_ACCEL as 'auto' | 'kvm' | 'tcg' | undefined) ?? 'auto' }).platform.resolve();
 const d = await startTestDaemon({ keeperGraceSecs: 5 });
 const c = new Controller({ socketPath: d.socketPath });
 const loads: string[] = [loadAverage()];
@@ -60,7 +63,7 @@ async function dropCaptures(ids: Set<string>): Promise<void> {
   for (const s of mine.reverse()) await c.deleteSnapshot(s.tag, { cascade: true, force: true }).catch(() => undefined);
 }
 
-interface ForkSample { callToContinueMs: number; pauseMs: number; forkMs: number }
+interface ForkSample { callToContinueMs: number; pauseMs: number; forkMs: number; /** Children whose loop was seen running (outside; inside each child reports itself). */ loopRunning?: number }
 
 async function forkInside(): Promise<ForkSample> {
   const src = await spawnSource({ max_count: FORK_N, max_depth: 1 });
@@ -91,10 +94,11 @@ async function forkOutside(mode: 'live' | 'full'): Promise<ForkSample> {
     const f = await c.forkSandbox(src, { count: FORK_N, mode, vary: { branch: Array.from({ length: FORK_N }, (_, i) => i) } });
     const callMs = since(t);
     for (const k of f.children) made.add(k.id);
-    // The loop goes on in every child (not timed: this only checks the branches are live).
-    const alive = await Promise.all(f.children.map((k) => c.exec(k.id, { args: ['pgrep', '-f', 'loop.py'] })));
-    if (alive.some((r) => r.exit_code !== 0)) throw new Error('the loop is not running in a child');
-    return { callToContinueMs: callMs, pauseMs: f.pause_ms, forkMs: f.fork_ms };
+    // Does the loop go on in every child? Not timed; counted and reported (a bench run once saw a child without it).
+    const ps = await Promise.all(f.children.map((k) => c.exec(k.id, { args: ['sh', '-c', 'pgrep -f loop.py >/dev/null && echo running || { echo gone; ps -eo pid,stat,args | grep -v "\\[" | tail -5; }'] })));
+    const running = ps.filter((r) => r.stdout.startsWith('running')).length;
+    if (running !== FORK_N) log(`  ${mode}: the loop runs in ${running}/${FORK_N} children; ${ps.map((r) => r.stdout.trim()).filter((o) => !o.startsWith('running')).join(' | ')}`);
+    return { callToContinueMs: callMs, pauseMs: f.pause_ms, forkMs: f.fork_ms, loopRunning: running };
   } finally {
     await killAll(made);
     await dropCaptures(made);
@@ -115,7 +119,9 @@ async function beamInside(): Promise<BeamSample> {
     let scored: Array<{ id: string; score: number }> = [];
     for (let level = 1; level <= DEPTH; level++) {
       await Promise.all(beam.map((id) => put(id, `go-${level - 1}`)));
-      const children = (await Promise.all(beam.map((id) => waitFile<{ children: string[] }>(id, `children-${level}`)))).flatMap((x) => x.children);
+      const forks = await Promise.all(beam.map(async (id) => ({ id, ...(await waitFile<{ children?: string[]; error?: string }>(id, `children-${level}`, FORK_WAIT_SECS).catch((e: Error): { children?: string[]; error?: string } => ({ error: `no answer: ${e.message}` }))) })));
+      for (const f of forks) if (f.error) throw new Error(`guest fork at level ${level} in ${f.id} (${forks.filter((x) => !x.error).length}/${forks.length} of this level's forks went through): ${f.error}`);
+      const children = forks.flatMap((x) => x.children!);
       for (const id of children) { made.add(id); alive.add(id); }
       scored = await Promise.all(children.map(async (id) => ({ id, score: (await waitFile<{ score: number }>(id, `score-${level}`)).score })));
       scored.sort((a, b) => b.score - a.score);
@@ -164,7 +170,7 @@ try {
       for (const how of (i % 2 === 0 ? ['inside', 'outside', 'outsideFull'] : ['outsideFull', 'outside', 'inside']) as Array<keyof typeof fork>) {
         const s = how === 'inside' ? await forkInside() : await forkOutside(how === 'outside' ? 'live' : 'full');
         fork[how].push(s);
-        log(`round ${i + 1}/${ROUNDS} fork(${FORK_N}) ${how}: call -> all continuing ${s.callToContinueMs.toFixed(0)} ms, source pause ${s.pauseMs} ms, fork ${s.forkMs} ms (load ${loadAverage()})`);
+        log(`round ${i + 1}/${ROUNDS} fork(${FORK_N}) ${how}: call -> all continuing ${s.callToContinueMs.toFixed(0)} ms, source pause ${s.pauseMs} ms, fork ${s.forkMs} ms${s.loopRunning !== undefined ? `, loop running in ${s.loopRunning}/${FORK_N}` : ''} (load ${loadAverage()})`);
       }
     }
     if (!SKIP.has('beam')) {
@@ -183,7 +189,7 @@ try {
 const st = (xs: number[]) => summarize(xs);
 const ratio = (a: number[], b: number[]) => (b.length && a.length ? (st(a).median / st(b).median).toFixed(2) : 'n/a');
 const out: string[] = [];
-out.push(`bench:tree — ${new Date().toISOString()} — ${hostLine()}, accel ${process.env.FORKD_ACCEL ?? 'auto'}`);
+out.push(`bench:tree — ${new Date().toISOString()} — ${hostLine()}, accel ${platform.accel}, QEMU ${platform.qemuVersion}`);
 out.push(`ROUNDS=${ROUNDS} FORK_N=${FORK_N} K=${K} WIDTH=${WIDTH} DEPTH=${DEPTH} temperatures ${TEMPS.join(',')}; load average per round: ${loads.join(' | ')}`);
 out.push('min / median / max:');
 if (fork.inside.length) {

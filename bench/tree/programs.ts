@@ -67,7 +67,11 @@ score = 0.0
 put("ready", {})
 for level in range(1, depth + 1):
     wait_for(f"go-{level - 1}")
-    r = forkd.fork(k, vary={"temperature": temps})
+    try:
+        r = forkd.fork(k, vary={"temperature": temps})
+    except Exception as e:  # reported to the host instead of a silent exit
+        put(f"children-{level}", {"error": f"{type(e).__name__}: {e}"})
+        raise
     if r["role"] == "parent":
         put(f"children-{level}", {"children": r["children"]})
         break
