@@ -95,7 +95,8 @@ async function forkOutside(mode: 'live' | 'full'): Promise<ForkSample> {
     const callMs = since(t);
     for (const k of f.children) made.add(k.id);
     // Does the loop go on in every child? Not timed; counted and reported (a bench run once saw a child without it).
-    const ps = await Promise.all(f.children.map((k) => c.exec(k.id, { args: ['sh', '-c', 'pgrep -f loop.py >/dev/null && echo running || { echo gone; ps -eo pid,stat,args | grep -v "\\[" | tail -5; }'] })));
+    // Under heavy load the check itself may time out: counted as unknown, never a failed round.
+    const ps = await Promise.all(f.children.map((k) => c.exec(k.id, { args: ['sh', '-c', 'pgrep -f loop.py >/dev/null && echo running || { echo gone; ps -eo pid,stat,args | grep -v "\\[" | tail -5; }'], timeout_secs: 120 }).catch((e: Error) => ({ stdout: `unknown (${e.message})` }))));
     const running = ps.filter((r) => r.stdout.startsWith('running')).length;
     if (running !== FORK_N) log(`  ${mode}: the loop runs in ${running}/${FORK_N} children; ${ps.map((r) => r.stdout.trim()).filter((o) => !o.startsWith('running')).join(' | ')}`);
     return { callToContinueMs: callMs, pauseMs: f.pause_ms, forkMs: f.fork_ms, loopRunning: running };

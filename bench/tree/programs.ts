@@ -57,7 +57,8 @@ export const STEP_PY = [
 /**
  * The agent of the guest-side beam search: at each level, once the host says go-(level-1), it
  * forks itself into k temperatures; the parent reports its children and stops, each child takes
- * one step and reports its running score, then waits to be kept (go-level) or killed.
+ * one step and reports its running score, then waits to be kept (go-level) or killed. A refused
+ * fork is reported to the host (children-level holds the error) instead of a silent exit.
  */
 export const BEAM_PY = `${PRELUDE}
 ${STEP_PY}
@@ -67,11 +68,17 @@ score = 0.0
 put("ready", {})
 for level in range(1, depth + 1):
     wait_for(f"go-{level - 1}")
-    try:
-        r = forkd.fork(k, vary={"temperature": temps})
-    except Exception as e:  # reported to the host instead of a silent exit
-        put(f"children-{level}", {"error": f"{type(e).__name__}: {e}"})
-        raise
+    # The daemon captures at most a few sandboxes at once and refuses the rest with
+    # FORKD_E_CAPACITY ("retry shortly"): the beam's forks of one level come all at once.
+    for attempt in range(200):
+        try:
+            r = forkd.fork(k, vary={"temperature": temps})
+            break
+        except forkd.ForkdError as e:
+            if e.code != "FORKD_E_CAPACITY":
+                put(f"children-{level}", {"error": f"{e.code}: {e.message}"})
+                raise
+            time.sleep(0.2 + random.random() * 0.3)
     if r["role"] == "parent":
         put(f"children-{level}", {"children": r["children"]})
         break
