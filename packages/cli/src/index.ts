@@ -14,6 +14,7 @@ import { registerEventsCommand } from './commands/events.js';
 import { registerMetricsCommand } from './commands/metrics.js';
 import { registerTestCommand } from './commands/test.js';
 import { registerTemplateCommands } from './commands/template.js';
+import { registerDemoCommands } from './commands/demo.js';
 
 const program = new Command();
 program
@@ -72,6 +73,7 @@ registerEventsCommand(program, context);
 registerMetricsCommand(program, context);
 registerTestCommand(program, context);
 registerTemplateCommands(program, context);
+registerDemoCommands(program, context);
 
 program.command('cleanup').description('kill VMs and remove files left behind by crashed forkd processes').option('--dry-run', 'only report').option('--json', 'JSON output')
   .action(run(async (o: { json?: boolean; dryRun?: boolean }) => cleanup(engine(), o)));

@@ -15,3 +15,5 @@ export { runParallelPytest, projectFiles, summary as pytestSummary, type Paralle
 export { shardTests, type ShardMode, type CollectedTest } from './pytest/shard.js';
 export { toJunitXml, totalsOf, type TestResult, type ShardResult, type Totals, type TestOutcome } from './pytest/junit.js';
 export { Template, buildRecipe, resolveCopySources, waitForPort, waitForURL, waitForFile, waitForProcess, waitForTimeout, type ReadyCheck, type TemplateBuildOpts, type TemplateBuildResult } from './template.js';
+export { treeSearch, sandboxOf, type TreeSearchOpts, type TreeSearchResult, type TreeStep, type TreeContext } from './tree-search.js';
+export { expandVary, renderTree, selectBeam, parseScore, type TreeNode, type VaryValues, type VarySpec } from './tree-search-plan.js';

@@ -44,6 +44,7 @@ from .sandbox import (
     SnapshotInfo,
     WriteInfo,
 )
+from .tree_search import TreeNode, TreeSearchResult, render_tree, tree_search
 
 __version__ = FORKD_VERSION
 
@@ -95,5 +96,9 @@ __all__ = [
     "EvalError",
     "error_for",
     "error_from_response",
+    "tree_search",
+    "TreeNode",
+    "TreeSearchResult",
+    "render_tree",
     "__version__",
 ]
