@@ -33,6 +33,7 @@ test('the wire shapes hold the limits: too many results, an oversized image coun
   assert.ok(!RunCodeResult.safeParse({ ...base, results: Array.from({ length: LIMITS.richResults.maxResults + 1 }, () => ({ is_main_result: false })) }).success);
   assert.ok(!RunCodeResult.safeParse({ ...base, results: [{ is_main_result: true, png_bytes: LIMITS.richResults.maxImageBytes + 1 }] }).success);
   assert.ok(!RunCodeResult.safeParse({ ...base, results: [{ is_main_result: true, pdf: 'x' }] }).success, 'strict: no unknown formats');
-  assert.ok(!RunCodeParams.safeParse({ code: 'x', language: 'python' }).success);
+  assert.ok(RunCodeParams.safeParse({ code: 'x', language: 'browser' }).success);
+  assert.ok(!RunCodeParams.safeParse({ code: 'x', lang: 'python' }).success, 'strict: no unknown fields');
   assert.ok(LIMITS.richResults.maxTotalBytes < LIMITS.maxFrameBytes, 'a whole reply fits in one frame');
 });
