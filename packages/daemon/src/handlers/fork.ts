@@ -27,6 +27,25 @@ export async function captureSandbox(s: DaemonServices, live: SandboxEntry, tag:
   return r;
 }
 
+/**
+ * Runs `attempt` again while the daemon refuses it for capacity (captures or starts in flight) and
+ * the deadline allows: a guest blocked in forkd.fork() waits for a slot rather than getting a
+ * refusal it would have to retry itself (a beam's forks arrive together). Nothing has been
+ * captured when those refusals come, so a retry forks the same instant of the caller.
+ */
+export async function retryWhileBusy<T>(attempt: () => Promise<T>, waitMs: number, sleep = (ms: number) => new Promise<void>((ok) => setTimeout(ok, ms))): Promise<T> {
+  const deadline = Date.now() + waitMs;
+  for (let delay = 250; ; delay = Math.min(delay * 2, 5000)) {
+    try {
+      return await attempt();
+    } catch (e) {
+      const busy = e instanceof ForkdError && (e.code === 'FORKD_E_CAPACITY' || e.code === 'FORKD_E_RATE_LIMITED');
+      if (!busy || Date.now() + delay > deadline) throw e;
+      await sleep(delay);
+    }
+  }
+}
+
 export interface ForkRequest {
   count: number;
   owner: string;
@@ -37,6 +56,8 @@ export interface ForkRequest {
   metadata?: Record<string, string>;
   /** A guest's forkd.fork(): the request its callers wait in (each child answers it as its own). */
   guestForkRequestId?: string;
+  /** How long to wait for a capture slot when the daemon is busy (0: refuse at once, as REST does). */
+  waitForCapacityMs?: number;
 }
 
 export interface ForkOutcome {
@@ -60,7 +81,7 @@ export async function forkSandbox(s: DaemonServices, live: SandboxEntry, req: Fo
   const variants = childVariants(req.count, req.vary, req.seeds, { ...(req.guestForkRequestId ? { requestId: req.guestForkRequestId } : {}), watch: Boolean(live.rec.guest_fork) });
   s.admission.assertSatisfiable(req.count); // before the capture: a count that never fits is a 400
   const tag = defaultTag('fork', live.rec.id);
-  const r = await s.writes.produce({ tag, kind: 'branch', source: live.rec.snapshot_tag, sandbox: live.rec.id, owner: req.owner, wait: true }, (progress) => captureSandbox(s, live, tag, req.mode ?? 'live', progress));
+  const r = await retryWhileBusy(() => s.writes.produce({ tag, kind: 'branch', source: live.rec.snapshot_tag, sandbox: live.rec.id, owner: req.owner, wait: true }, (progress) => captureSandbox(s, live, tag, req.mode ?? 'live', progress)), req.waitForCapacityMs ?? 0);
   const parentFork = live.rec.guest_fork ?? null;
   const entries = await s.sandboxes.spawn({
     tag,
@@ -87,6 +108,9 @@ export async function forkSandbox(s: DaemonServices, live: SandboxEntry, req: Fo
  * a fork. A guest fork is captured stopped (full): the caller is blocked in the call anyway, and a
  * full capture needs no probe restore before the children start.
  */
+/** A guest fork waits this long for a capture slot before the guest gets FORKD_E_CAPACITY. */
+const GUEST_FORK_CAPACITY_WAIT_MS = 120_000;
+
 export function guestForkHandler(s: DaemonServices): GuestForkHandler {
   return async (sb, req) => {
     const live = s.sandboxes.get(sb.id, null);
@@ -98,7 +122,7 @@ export function guestForkHandler(s: DaemonServices): GuestForkHandler {
     if (allowed.depth >= allowed.max_depth) {
       throw new ForkdError('FORKD_E_GUEST_FORK_LIMIT', `this sandbox is ${allowed.depth} guest forks deep; allow_guest_fork.max_depth is ${allowed.max_depth}`, { depth: allowed.depth, max_depth: allowed.max_depth });
     }
-    const out = await forkSandbox(s, live, { count: req.count, owner: ownerOf(live.rec), vary: req.vary, mode: 'full', guestForkRequestId: req.requestId });
+    const out = await forkSandbox(s, live, { count: req.count, owner: ownerOf(live.rec), vary: req.vary, mode: 'full', guestForkRequestId: req.requestId, waitForCapacityMs: GUEST_FORK_CAPACITY_WAIT_MS });
     s.log.info({ sandbox: sb.id, children: out.entries.map((e) => e.rec.id), pause_ms: out.pauseMs, fork_ms: out.forkMs }, 'guest fork');
     return { children: out.entries.map((e) => e.rec.id), pauseMs: out.pauseMs };
   };
