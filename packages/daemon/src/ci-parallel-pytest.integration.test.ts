@@ -85,7 +85,7 @@ test('forkd test: 3 children, failures shown, JUnit merged, exit 1; nothing re-i
   assert.ok(!(await c.listSnapshots()).some((s) => s.tag === out.forkTag), 'the fork snapshot is gone');
 });
 
-test('forkd test, human output: shard by test over 2 children, all pass (the two demos skipped), exit 0; bad input refused', async () => {
+test('forkd test, human output: shard by test over 2 children, all pass (the two demos skipped), exit 0; -n 1 forks nothing; bad input refused', async () => {
   const r = cli(['test', PROJECT, '--template', tag, '-n', '2', '--shard-by', 'test']);
   assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
   assert.match(r.stdout, /^34 passed, 2 skipped in [\d.]+ s \(36 tests on 2 children of /m);
@@ -96,6 +96,10 @@ test('forkd test, human output: shard by test over 2 children, all pass (the two
   const noTag = cli(['test', PROJECT, '--template', 'no-such-snapshot', '--json']);
   assert.notEqual(noTag.status, 0);
   assert.match(noTag.stderr + noTag.stdout, /FORKD_E_SNAPSHOT_NOT_FOUND/);
+  const one = cli(['test', PROJECT, '--template', tag, '-n', '1', '--json']);
+  assert.equal(one.status, 0, one.stderr);
+  const oneOut = JSON.parse(one.stdout) as { forkTag: string; totals: { passed: number; skipped: number }; timings: { fork_ms: number } };
+  assert.deepEqual([oneOut.forkTag, oneOut.totals.passed, oneOut.totals.skipped, oneOut.timings.fork_ms], ['', 34, 2, 0], 'one shard runs in the collecting sandbox, no fork');
   const tooMany = cli(['test', PROJECT, '--template', tag, '-n', '0']);
   assert.match(tooMany.stderr, /FORKD_E_INVALID_ARGUMENT/);
   assert.deepEqual(await new Controller({ socketPath: d.socketPath }).listSandboxes(), []);

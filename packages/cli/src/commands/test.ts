@@ -66,7 +66,7 @@ export async function testCmd(c: Parameters<typeof runParallelPytest>[0], dir: s
   }
   printFailures(r);
   const secs = ((performance.now() - started) / 1000).toFixed(1);
-  process.stdout.write(`${pytestSummary(r.totals)} in ${secs} s (${r.collected} tests on ${r.shards.length} children of ${o.template}; collected in ${(r.timings.collect_ms / 1000).toFixed(1)} s, forked in ${(r.timings.fork_ms / 1000).toFixed(1)} s, ran in ${(r.timings.run_ms / 1000).toFixed(1)} s)\n`);
+  process.stdout.write(`${pytestSummary(r.totals)} in ${secs} s (${r.collected} tests on ${r.forkTag ? `${r.shards.length} children` : 'one sandbox'} of ${o.template}; collected in ${(r.timings.collect_ms / 1000).toFixed(1)} s, forked in ${(r.timings.fork_ms / 1000).toFixed(1)} s, ran in ${(r.timings.run_ms / 1000).toFixed(1)} s)\n`);
   if (o.junit) process.stdout.write(`JUnit XML: ${path.resolve(o.junit)}\n`);
   return code;
 }

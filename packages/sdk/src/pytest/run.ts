@@ -2,7 +2,8 @@
  * Parallel pytest on forkd (`forkd test`): one sandbox of a warm snapshot (pytest and the heavy
  * libraries already imported), the project uploaded into it and collected there (so the project's
  * modules and tests are imported once, in that parent), then forked into N children that each run
- * their shard with pytest.main in the interpreter they inherited. Results merge into one report.
+ * their shard with pytest.main in the interpreter they inherited (one shard runs in that sandbox,
+ * without a fork). Results merge into one report.
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
@@ -132,20 +133,24 @@ export async function runParallelPytest(c: Controller, opts: ParallelPytestOpts)
     const shards = shardTests(items, n, opts.shardBy ?? 'file', opts.durations);
     let runs: ShardRun[] = [];
     let tForked = tCollected;
-    if (shards.length > 0) {
+    const runShard = async (sb: string, shard: CollectedTest[], i: number): Promise<ShardRun> => {
+      const r = (await pyCall<{ exit_code: number; tests: TestResult[]; seconds: number; imported: string[]; imported_count: number; imported_project: string[]; reloaded: string[]; output: string }>(c, sb,
+        `_forkd_pytest.run(${JSON.stringify(shard.map((t) => t.nodeid))}, ${JSON.stringify(opts.env ?? {})})`, timeoutMs, `shard ${i}`)).value;
+      if (![0, 1, 5].includes(r.exit_code)) throw errorFor('FORKD_E_TEST_RUN_FAILED', `shard ${i} (${sb}): pytest exited with ${r.exit_code}: ${r.output}`);
+      say(`shard ${i}: ${summary(totalsOf(r.tests))} in ${r.seconds.toFixed(1)} s`);
+      return { shard: i, sandboxId: sb, seconds: r.seconds, tests: r.tests, exitCode: r.exit_code, importedCount: r.imported_count, imported: r.imported, importedProject: r.imported_project, reloaded: r.reloaded, wallMs: performance.now() - tForked };
+    };
+    if (shards.length === 1) {
+      // One shard: the sandbox that collected runs it; a fork would only add its capture and a restore.
+      say(`${items.length} tests in one shard: running them in the collecting sandbox (no fork)`);
+      runs = [await runShard(parent, shards[0]!, 0)];
+    } else if (shards.length > 1) {
       say(`${items.length} tests in ${shards.length} shards: forking ${shards.length} children`);
       const forked = await c.forkSandbox(parent, { count: shards.length, timeout_ms: lifetimeMs });
       forkTag = forked.snapshot_tag;
       kids.push(...forked.sandboxes.map((s) => s.id));
       tForked = performance.now();
-      runs = await Promise.all(shards.map(async (shard, i) => {
-        const sb = kids[i]!;
-        const r = (await pyCall<{ exit_code: number; tests: TestResult[]; seconds: number; imported: string[]; imported_count: number; imported_project: string[]; reloaded: string[]; output: string }>(c, sb,
-          `_forkd_pytest.run(${JSON.stringify(shard.map((t) => t.nodeid))}, ${JSON.stringify(opts.env ?? {})})`, timeoutMs, `shard ${i}`)).value;
-        if (![0, 1, 5].includes(r.exit_code)) throw errorFor('FORKD_E_TEST_RUN_FAILED', `shard ${i} (${sb}): pytest exited with ${r.exit_code}: ${r.output}`);
-        say(`shard ${i}: ${summary(totalsOf(r.tests))} in ${r.seconds.toFixed(1)} s`);
-        return { shard: i, sandboxId: sb, seconds: r.seconds, tests: r.tests, exitCode: r.exit_code, importedCount: r.imported_count, imported: r.imported, importedProject: r.imported_project, reloaded: r.reloaded, wallMs: performance.now() - tForked };
-      }));
+      runs = await Promise.all(shards.map((shard, i) => runShard(kids[i]!, shard, i)));
     }
     const tDone = performance.now();
     const tests = [...collectionErrors, ...runs.flatMap((r) => r.tests)];
