@@ -32,10 +32,19 @@ await build({
  * and browsers.json (`require(path.join(packageRoot, "package.json"))`), which esbuild cannot
  * follow: the bundle would look for /opt/package.json in the guest. The JSON is inlined instead.
  */
+/**
+ * The agent's own playwright-core (pinned for the guest's Node), not whatever another workspace
+ * hoisted to the root (the web view's test uses a newer one that needs Node 20): Node's lookup order.
+ */
+const playwrightDir = [path.join(here, 'node_modules', 'playwright-core'), path.join(here, '..', '..', 'node_modules', 'playwright-core')].find((d) => fs.existsSync(path.join(d, 'package.json')));
+if (!playwrightDir) throw new Error('playwright-core is not installed (npm ci)');
+const pinned = JSON.parse(fs.readFileSync(path.join(here, 'package.json'), 'utf8')).devDependencies['playwright-core'];
+const found = JSON.parse(fs.readFileSync(path.join(playwrightDir, 'package.json'), 'utf8')).version;
+if (found !== pinned) throw new Error(`playwright-core ${found} at ${playwrightDir}, the agent pins ${pinned}: run npm ci`);
 const inlinePackageJson = {
   name: 'inline-playwright-package-json',
   setup(b) {
-    const pkgDir = path.join(here, '..', '..', 'node_modules', 'playwright-core');
+    const pkgDir = playwrightDir;
     b.onLoad({ filter: /playwright-core[\\/]lib[\\/].*\.js$/ }, (args) => {
       const src = fs.readFileSync(args.path, 'utf8');
       const out = src.replace(/require\(import_path\d*\.default\.join\(packageRoot, "(package|browsers)\.json"\)\)/g, (_, name) => `(${fs.readFileSync(path.join(pkgDir, `${name}.json`), 'utf8')})`);
@@ -48,7 +57,7 @@ const inlinePackageJson = {
 // warm-up connects to a browser (browser-repl.ts), so other images' agents never parse its 3.7 MB.
 // Pinned in package.json (1.61.1: the newest playwright-core that still runs on the guest's Node 18).
 await build({
-  entryPoints: [path.join(here, '..', '..', 'node_modules', 'playwright-core', 'index.js')],
+  entryPoints: [path.join(playwrightDir, 'index.js')],
   outfile: path.join(out, 'playwright-core.cjs'),
   bundle: true,
   platform: 'node',

@@ -110,7 +110,8 @@ test('REST: the run_code route answers E2B-shaped JSON; bad bodies are 400s', as
   const r = await c.runCode(sb.sandboxId, { code: '1 + 1' });
   assert.equal(r.interpreter, 'ipython');
   assert.deepEqual(r.results, [{ text: '2', json: 2, is_main_result: true }]);
-  await assert.rejects(c.runCode(sb.sandboxId, { code: 'x', language: 'python' } as never), (e: unknown) => (e as { code?: string }).code === 'FORKD_E_INVALID_ARGUMENT');
+  await assert.rejects(c.runCode(sb.sandboxId, { code: 'x', lang: 'python' } as never), (e: unknown) => (e as { code?: string }).code === 'FORKD_E_INVALID_ARGUMENT');
+  await assert.rejects(c.runCode(sb.sandboxId, { code: 'x', language: 'cobol' } as never), (e: unknown) => (e as { code?: string }).code === 'FORKD_E_INVALID_ARGUMENT');
 });
 
 test('CLI: forkd eval --out-dir writes each PNG result to a file it names, and never over one', async () => {
