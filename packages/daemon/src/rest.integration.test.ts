@@ -90,7 +90,8 @@ test('random bodies, queries and ids at every endpoint never get a 5xx (but 501 
       fc.constantFrom('h', 'p1', '../x'),
       async ([name, r], body, query, sid, tag, handle) => {
         const p = r.path.replace(':id', encodeURIComponent(sid)).replace(':tag', encodeURIComponent(tag)).replace(':handle', encodeURIComponent(handle)).replace(':name', encodeURIComponent(tag));
-        const qs = new URLSearchParams(query).toString();
+        // GET /v1/events streams until the client leaves (events.integration.test.ts reads it); here its JSON page.
+        const qs = new URLSearchParams(name === 'events' ? { ...query, follow: 'false' } : query).toString();
         const res = await raw(d, { method: r.method, path: `${p}${qs ? `?${qs}` : ''}`, ...(r.method === 'GET' || r.method === 'DELETE' ? {} : { body, headers: { 'content-type': r.method === 'PUT' ? 'application/octet-stream' : 'application/json' } }) });
         const ok = res.status < 500 || (res.status === 501 && pending.has(name));
         assert.ok(ok, `${name} ${r.method} ${p}?${qs} body=${body.slice(0, 200)} -> ${res.status} ${res.text.slice(0, 300)}`);
