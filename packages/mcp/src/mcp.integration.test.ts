@@ -59,8 +59,8 @@ after(async () => {
 test('lists the tools', async () => {
   const names = (await client.listTools()).tools.map((t) => t.name).sort();
   assert.deepEqual(names, [
-    'branch_sandbox', 'create_snapshot', 'create_workspace', 'delete_snapshot', 'delete_workspace', 'eval_code', 'exec_command', 'expose_port', 'fork_sandbox', 'get_job', 'get_sandbox',
-    'kill_sandbox', 'list_files', 'list_sandboxes', 'list_snapshots', 'list_workspaces', 'ping_sandbox', 'pull_snapshot', 'push_snapshot', 'read_file', 'resume_workspace', 'run_code', 'snapshot_info', 'snapshot_tree',
+    'branch_sandbox', 'create_snapshot', 'create_workspace', 'delete_snapshot', 'delete_workspace', 'eval_code', 'exec_command', 'expose_port', 'fork_sandbox', 'get_job', 'get_sandbox', 'get_sandbox_metrics',
+    'kill_sandbox', 'list_files', 'list_sandboxes', 'list_snapshots', 'list_workspaces', 'ping_sandbox', 'pull_snapshot', 'push_snapshot', 'read_file', 'recent_events', 'resume_workspace', 'run_code', 'snapshot_info', 'snapshot_tree',
     'spawn_sandboxes', 'suspend_workspace', 'wait_for_text', 'write_file',
   ]);
 });
