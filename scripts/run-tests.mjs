@@ -4,6 +4,7 @@
 // --unit: only tests that need no VM (files not under an `integration` name).
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { mkdirSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 
 const roots = ['packages', 'tests', 'bench'];
@@ -29,5 +30,8 @@ const selected = files.filter((f) => !unitOnly || !/integration/.test(f)).sort((
 const extra = process.argv.slice(2).filter((a) => a !== '--unit');
 // Daemons that tests start on demand (the CLI's and MCP's embedded default) leave soon after.
 const env = { ...process.env, FORKD_DAEMON_IDLE_EXIT_SECS: process.env.FORKD_DAEMON_IDLE_EXIT_SECS ?? '20' };
-const r = spawnSync(process.execPath, ['--conditions=source', '--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...extra, ...selected], { stdio: 'inherit', env });
+// Beside spec: each file's wall time, in test-results/file-times.txt (what CI's minutes are spent on).
+mkdirSync('test-results', { recursive: true });
+const reporters = ['--test-reporter=spec', '--test-reporter-destination=stdout', '--test-reporter=./scripts/file-times-reporter.mjs', '--test-reporter-destination=test-results/file-times.txt'];
+const r = spawnSync(process.execPath, ['--conditions=source', '--import', 'tsx', '--test', '--test-concurrency=1', ...reporters, ...extra, ...selected], { stdio: 'inherit', env });
 process.exit(r.status ?? 1);
