@@ -10,6 +10,9 @@
  * from the python recipe with FORKD_IDLE_TUNING=off / on: the idle settings live in the guest
  * kernel's command line, which the snapshot carries, and in QEMU's machine arguments, which its
  * children must repeat, so each mode spawns under its own setting), measured one after the other.
+ * Mode "paused" spawns the tuned snapshot's children under the idle pause (stopped after PAUSE_S,
+ * default 10 s without a call; SETTLE_S must exceed it) and skips the in-guest counters, which
+ * would wake the probed child; its first eval after the windows is the wake-up's cost.
  * Env: NS (child counts, largest first, default "100,20": children are killed down to each count),
  *      WINDOW_S (60), WINDOWS (3), SETTLE_S (15), BENCH_TAG (idle-python), TRACE (1),
  *      BATCH (10: children spawned per request; 100 at once on a loaded 2-core TCG host miss the
@@ -29,7 +32,10 @@ const WINDOW_S = Number(process.env.WINDOW_S ?? 60);
 const WINDOWS = Number(process.env.WINDOWS ?? 3);
 const SETTLE_S = Number(process.env.SETTLE_S ?? 15);
 const TAG = process.env.BENCH_TAG ?? 'idle-python';
-const MODES = (process.env.MODES ?? 'old,new').split(',') as Array<'old' | 'new'>;
+type Mode = 'old' | 'new' | 'paused';
+const MODES = (process.env.MODES ?? 'old,new,paused').split(',') as Mode[];
+/** Mode "paused": the tuned snapshot's children under the idle pause (the daemon's --pause-idle), after PAUSE_S. */
+const PAUSE_S = Number(process.env.PAUSE_S ?? 10);
 const TRACE = process.env.TRACE !== '0';
 const BATCH = Number(process.env.BATCH ?? 10);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -75,17 +81,17 @@ interface Window {
   guest: string[];
 }
 
-async function measureWindow(sbs: Sandbox[], probe: Sandbox, trace: boolean): Promise<Window> {
-  const g0 = parseProcCounters(await guestSh(probe, GUEST_COUNTERS));
-  if (trace) await guestSh(probe, TRACE_ON);
+async function measureWindow(sbs: Sandbox[], probe: Sandbox | null, trace: boolean): Promise<Window> {
+  const g0 = probe ? parseProcCounters(await guestSh(probe, GUEST_COUNTERS)) : new Map<string, number>();
+  if (trace && probe) await guestSh(probe, TRACE_ON);
   const pids = sbs.map((s) => s.pid);
   const t0 = performance.now();
   const a = await readThreads(pids);
   await sleep(WINDOW_S * 1000);
   const b = await readThreads(pids);
   const secs = (performance.now() - t0) / 1000;
-  const traceText = trace ? await guestSh(probe, TRACE_OFF) : '';
-  const g1 = parseProcCounters(await guestSh(probe, GUEST_COUNTERS));
+  const traceText = trace && probe ? await guestSh(probe, TRACE_OFF) : '';
+  const g1 = probe ? parseProcCounters(await guestSh(probe, GUEST_COUNTERS)) : new Map<string, number>();
   const byThread = new Map<string, { cpuMs: number; vol: number; invol: number }>();
   let cpuMs = 0;
   const before = new Map<string, ThreadSample>(a.map((t) => [`${t.pid}/${t.tid}`, t]));
@@ -112,7 +118,8 @@ async function measureWindow(sbs: Sandbox[], probe: Sandbox, trace: boolean): Pr
 }
 
 const engine = new Engine();
-const tagOf = (mode: 'old' | 'new') => `${TAG}-${mode}`;
+const pausingEngine = new Engine({ idlePause: { afterMs: PAUSE_S * 1000 } });
+const tagOf = (mode: Mode) => `${TAG}-${mode === 'old' ? 'old' : 'new'}`;
 for (const mode of MODES) {
   try {
     await engine.getSnapshot(tagOf(mode));
@@ -132,7 +139,8 @@ for (const mode of MODES) {
   process.env.FORKD_IDLE_TUNING = mode === 'old' ? 'off' : 'on';
   let sbs: Sandbox[] = [];
   try {
-    while (sbs.length < NS[0]!) sbs.push(...await engine.spawn({ tag: tagOf(mode), n: Math.min(BATCH, NS[0]! - sbs.length), readyTimeoutMs: 300_000 }));
+    const spawner = mode === 'paused' ? pausingEngine : engine;
+    while (sbs.length < NS[0]!) sbs.push(...await spawner.spawn({ tag: tagOf(mode), n: Math.min(BATCH, NS[0]! - sbs.length), readyTimeoutMs: 300_000 }));
     console.log(`${mode}: ${sbs.length} children up; load ${load()}`);
     for (const n of NS) {
       const extra = sbs.slice(n);
@@ -141,7 +149,8 @@ for (const mode of MODES) {
       await sleep(SETTLE_S * 1000);
       const ws: Window[] = [];
       for (let w = 0; w < WINDOWS; w++) {
-        ws.push(await measureWindow(sbs, sbs[0]!, TRACE && w === 0));
+        ws.push(await measureWindow(sbs, mode === 'paused' ? null : sbs[0]!, TRACE && w === 0));
+        if (mode === 'paused') console.log(`  stopped now: ${sbs.filter((s) => s.idlePause?.paused).length} of ${sbs.length}`);
         console.log(`${mode} N=${n} window ${w + 1}: ${ws.at(-1)!.cpuMsPerChildS.toFixed(3)} ms host CPU per child per second; load ${load()}`);
       }
       const s = summarize(ws.map((w) => w.cpuMsPerChildS));

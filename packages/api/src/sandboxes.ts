@@ -84,6 +84,12 @@ export const SandboxInfo = z.object({
   guest_fork: AllowGuestFork.extend({ depth: z.number().int().min(0) }).nullable(),
   /** A fork child's index, values and RNG seed (fork with variations); null otherwise. */
   variant: z.object({ index: z.number().int(), values: VaryValues, seed: Seed }).nullable(),
+  /**
+   * The idle pause (daemon --pause-idle): paused = its guest is stopped now (no host CPU; the next
+   * call wakes it and sets its clock); counts and time stopped so far. null: never paused (off, or
+   * a sandbox with an uplink).
+   */
+  idle: z.object({ paused: z.boolean(), pauses: z.number().int(), wakes: z.number().int(), paused_ms: z.number().int(), last_wake_ms: z.number().nullable() }).nullable(),
 });
 
 /**

@@ -105,6 +105,7 @@ const serveCmd = program.command('serve').description('run the forkd daemon (RES
   .option('--cgroup-root <dir>', 'where the cgroup hierarchy is mounted (default /sys/fs/cgroup; v2 or v1 detected there)')
   .option('--warm-pool <tag=n>', 'keep n children of snapshot tag started ahead (loaded, paused): spawns with default settings take them first (repeatable)', (v: string, acc: string[] = []) => [...acc, v])
   .option('--warm-pool-demand-max <n>', "also refill each snapshot's pool to the children spawned from it in the last minute, at most n (default 0: off)")
+  .option('--pause-idle <duration>', "stop a sandbox's guest after this long without a call (e.g. 90s, 5m): no host CPU while stopped; the next call, port connection or capture wakes it and sets its clock. 'off': never", '2m')
   .option('--events-retention <duration>', 'how long lifecycle events are kept for GET /v1/events (e.g. 90m, 24h, 7d; at most 30d)', '24h')
   .option('--events-max-mib <n>', 'size cap of the event journal: the oldest events go first past it', '64')
   .option('--webhook <url>', 'POST every lifecycle event (JSON, signed x-forkd-signature: sha256=<HMAC of the body>) to this URL, retried with backoff; loopback only unless --webhook-allow-remote')

@@ -90,6 +90,8 @@ export interface DaemonOptions {
   egress?: EgressOptions;
   /** Children kept started ahead per snapshot tag (--warm-pool TAG=N): spawns take them first. */
   warmPool?: Record<string, number>;
+  /** Stop a sandbox's guest after this long without a call (--pause-idle; 0/unset: never). */
+  pauseIdleMs?: number;
   /** Demand sizing: a tag's pool also refills to the children spawned from it in the last minute, at most this many (0/unset: off). */
   warmPoolDemandMax?: number;
   /** How long lifecycle events are kept (--events-retention) and the size cap of their journal (--events-max-bytes). */
@@ -157,7 +159,7 @@ export class Daemon {
     if (Boolean(o.tlsCert) !== Boolean(o.tlsKey)) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', '--tls-cert and --tls-key go together');
     if (o.tlsCert && !bind) throw new ForkdError('FORKD_E_INVALID_ARGUMENT', '--tls-cert needs --bind (the Unix socket is not encrypted)');
     const tls = o.tlsCert && o.tlsKey ? await readTls(o.tlsCert, o.tlsKey) : null;
-    const engine = new Engine({ ...(o.cgroupBase ? { cgroupBase: o.cgroupBase } : {}), ...(o.home ? { home: o.home } : {}), ...(o.snapshotRoot ? { snapshotRoot: o.snapshotRoot } : {}), ...(o.kernel ? { kernel: o.kernel } : {}), ...(o.accel ? { accel: o.accel } : {}), network: { ...(o.netPool ? { pool: o.netPool } : {}), ...(o.uplinkNetns ? { uplinkNetns: o.uplinkNetns } : {}), ...(o.portHost ? { portHost: o.portHost } : {}) }, ...(o.warmPoolDemandMax ? { pool: { demandMax: o.warmPoolDemandMax } } : {}) });
+    const engine = new Engine({ ...(o.cgroupBase ? { cgroupBase: o.cgroupBase } : {}), ...(o.home ? { home: o.home } : {}), ...(o.snapshotRoot ? { snapshotRoot: o.snapshotRoot } : {}), ...(o.kernel ? { kernel: o.kernel } : {}), ...(o.accel ? { accel: o.accel } : {}), network: { ...(o.netPool ? { pool: o.netPool } : {}), ...(o.uplinkNetns ? { uplinkNetns: o.uplinkNetns } : {}), ...(o.portHost ? { portHost: o.portHost } : {}) }, ...(o.warmPoolDemandMax ? { pool: { demandMax: o.warmPoolDemandMax } } : {}), ...(o.pauseIdleMs ? { idlePause: { afterMs: o.pauseIdleMs } } : {}) });
     const statePath = path.resolve(o.statePath ?? path.join(engine.layout.root, 'daemon', 'state.jsonl'));
     const socket = o.socket ?? (o.bind ? null : path.join(engine.layout.root, 'forkd.sock'));
     // A second daemon on this state (under any name for it) stops here, naming the holder's pid.
@@ -247,6 +249,7 @@ export class Daemon {
     if (unheld.length) log.info({ removed: unheld }, 'removed VMs the previous daemon was still making');
     await engine.cleanup().catch((e: unknown) => log.warn({ err: String(e) }, 'cleanup of stale VM files failed'));
     engine.poolRoom = () => admission.hasRoom(1);
+    engine.onIdlePauseError = (sandbox, what, err) => log.warn({ sandbox, err: toForkdError(err).message }, `idle pause: ${what} failed`);
     engine.onPoolError = (tag, err) => log.warn({ tag, err: toForkdError(err).message }, 'warm pool: could not start a child (retried in 30 s)');
     // After cleanup (it would not touch them, but nothing is started before the state is settled).
     for (const [tag, n] of Object.entries(o.warmPool ?? {})) engine.configurePool(tag, n);

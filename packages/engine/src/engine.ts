@@ -19,7 +19,8 @@ import type { ProgressFn } from './progress.js';
 import type { QemuStarter } from './qemu/start.js';
 import { KeeperClient, type KeeperAttachOptions, type KeeperVmT } from './keeper/index.js';
 import { Vm } from './vm/vm.js';
-import { Sandbox, agentOf, branchSourceOf, type SandboxTimings } from './sandbox/sandbox.js';
+import { Sandbox, agentOf, branchSourceOf, enableIdlePause, holdAwake, type SandboxTimings } from './sandbox/sandbox.js';
+import type { IdlePauseSettings } from './sandbox/idle-pause.js';
 import { promises as fs } from 'node:fs';
 import { ForkdError, assertValidTag, type ServiceStatusT, type EvalLanguageT } from '@forkd/protocol';
 import { branchSandbox, type BranchMode } from './snapshot/branch.js';
@@ -68,6 +69,8 @@ export interface EngineOptions {
   network?: NetworkConfig | false;
   /** Warm pool settings (demand sizing); sizes per tag are set with configurePool. */
   pool?: Partial<WarmPoolSettings>;
+  /** Stop children nobody has called for afterMs (sandbox/idle-pause.ts); absent: never. */
+  idlePause?: IdlePauseSettings;
 }
 
 /**
@@ -93,12 +96,16 @@ export class Engine {
   poolRoom: () => boolean = () => true;
   /** Told when a pool fill fails. */
   onPoolError: (tag: string, err: unknown) => void = () => undefined;
+  /** Told when an idle pause or wake fails (the sandbox keeps running or is woken by its next call). */
+  onIdlePauseError: (sandbox: string, what: string, err: unknown) => void = () => undefined;
+  private readonly idlePause: IdlePauseSettings | null;
 
   constructor(opts: EngineOptions = {}) {
     this.layout = homeLayout(opts.home, opts.snapshotRoot);
     this.networks = opts.network === false || process.getuid?.() !== 0 ? null : new ChildNetworks(opts.network ?? {});
     this.snapshots = new SnapshotCatalog(this.layout);
     this.cgroupBase = opts.cgroupBase ?? '/sys/fs/cgroup';
+    this.idlePause = opts.idlePause && opts.idlePause.afterMs > 0 ? opts.idlePause : null;
     this.cgroupRoot = cgroupRootName(this.layout.root);
     this.platform = new Platform(this.layout, { ...(opts.kernel ? { kernel: opts.kernel } : {}), ...(opts.accel ? { accel: opts.accel } : {}) });
     this.pool = new WarmPool({
@@ -227,7 +234,8 @@ export class Engine {
 
   /** Captures a running sandbox as a snapshot layer; the sandbox keeps running. A live capture is proven by a restore. */
   branch(sb: Sandbox, opts: { tag: string; mode?: BranchMode; onProgress?: ProgressFn; downtimeLimitMs?: number }) {
-    return branchProven(this.layout, this.platform, sb, { ...opts, mode: opts.mode ?? 'live', ...this.starterOpt() });
+    // A capture needs the guest running (and its clock right): it wakes an idle-paused one.
+    return holdAwake(sb, () => branchProven(this.layout, this.platform, sb, { ...opts, mode: opts.mode ?? 'live', ...this.starterOpt() }));
   }
 
   /**
@@ -247,7 +255,7 @@ export class Engine {
       if (r.exit_code !== 0) {
         throw new ForkdError('FORKD_E_COMMAND_FAILED', `the command ${r.timed_out ? 'timed out' : r.error ? `failed: ${r.error}` : `exited with ${r.exit_code}`}; no layer was made. stderr: ${r.stderr.slice(-2000)}`, { exit_code: r.exit_code, stdout: r.stdout.slice(-2000), stderr: r.stderr.slice(-2000) });
       }
-      return (await branchSandbox(this.layout, branchSourceOf(child!), { tag: opts.to, mode: 'full', origin: { kind: 'diff', source: opts.from }, onProgress, ...this.starterOpt() })).snapshot;
+      return (await holdAwake(child!, () => branchSandbox(this.layout, branchSourceOf(child!), { tag: opts.to, mode: 'full', origin: { kind: 'diff', source: opts.from }, onProgress, ...this.starterOpt() }))).snapshot;
     } finally {
       await child!.kill();
     }
@@ -277,8 +285,15 @@ export class Engine {
     return unpackSnapshot(this.layout, this.platform, opts.file, { ...(opts.tag !== undefined ? { tag: opts.tag } : {}), ...(opts.force ? { force: true } : {}) }, opts.onProgress);
   }
 
-  spawn(opts: SpawnOptions) {
-    return spawnChildren(this.layout, this.platform, { ...this.starterOpt(), cgroups: { host: () => this.cgroups(), rootName: this.cgroupRoot }, ...(this.networks ? { networks: this.networks } : {}), pool: this.pool, ...opts });
+  async spawn(opts: SpawnOptions): Promise<Sandbox[]> {
+    const children = await spawnChildren(this.layout, this.platform, { ...this.starterOpt(), cgroups: { host: () => this.cgroups(), rootName: this.cgroupRoot }, ...(this.networks ? { networks: this.networks } : {}), pool: this.pool, ...opts });
+    await Promise.all(children.map((sb) => this.watchIdle(sb)));
+    return children;
+  }
+
+  /** Puts a sandbox under the idle pause when this engine has one. */
+  private async watchIdle(sb: Sandbox): Promise<void> {
+    if (this.idlePause) await enableIdlePause(sb, this.idlePause, (what, e) => this.onIdlePauseError(sb.id, what, e)).catch((e) => this.onIdlePauseError(sb.id, 'enabling the idle pause', e));
   }
 
   /** The host's cgroup hierarchy (v2, v1 or none) and usable controllers, detected once. */
@@ -340,7 +355,11 @@ export class Engine {
         try {
           const agent = await vm.connectAgent(15_000);
           await agent.ping({ timeoutMs: pingMs });
-          return new Sandbox(vm, rec.tag, rec.timings, rec.language, rec.createdAt, rec.envs);
+          // Its owner may have left it idle-paused (adoption resumed it): its clock is late by that pause.
+          await agent.clock({ timeoutMs: 10_000 }).catch(() => undefined);
+          const sb = new Sandbox(vm, rec.tag, rec.timings, rec.language, rec.createdAt, rec.envs);
+          await this.watchIdle(sb);
+          return sb;
         } catch (e) {
           vm.agent?.close();
           vm.agent = null;

@@ -47,6 +47,10 @@ export const RestoreResult = z.object({
   phases_ms: z.object({ validate: z.number(), system: z.number(), userspace: z.number(), total: z.number() }).optional(),
 });
 
+/** After the host held the VM stopped (idle pause): set the clock only; RNG state is untouched (no fork happened). */
+export const ClockParams = z.object({ now_ms: z.number().positive() }).strict();
+export const ClockResult = z.object({ skew_ms: z.number(), clock_set: z.boolean() });
+
 export const BrowserWarmup = z.object({
   cdp_port: z.number().int().min(1).max(65535),
   code: z.string().max(LIMITS.maxCodeBytes).optional(),
@@ -304,6 +308,7 @@ export const StatsResult = z.object({
 export const AGENT_METHODS = {
   ping: { params: PingParams, result: PingResult },
   restore: { params: RestoreParams, result: RestoreResult },
+  clock: { params: ClockParams, result: ClockResult },
   warmup: { params: WarmupParams, result: WarmupResult },
   exec: { params: ExecParams, result: z.union([ExecResult, ExecStarted]) },
   'proc.list': { params: ProcListParams, result: ProcListResult },

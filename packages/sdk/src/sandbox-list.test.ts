@@ -31,7 +31,7 @@ test('paginator: toArray and async iteration give everything; empty list ends at
 });
 
 test('toDetails maps the wire names to E2B names', () => {
-  const d = toDetails({ id: 'sb-0123456789abcdef', snapshot_tag: 'py', status: 'running', pid: 1, created_at_unix: 1000, expires_at_unix_ms: 2_000_000, metadata: { a: 'b' }, ready: { spawn_to_running_ms: 1, spawn_to_ready_ms: 2, clock_skew_ms: 0 }, language: 'python', network: false, netns: null, guest_addr: null, memory_limit_mib: 512, limits: { cpu_weight: null, cpu_quota: 0.5, pids_max: null, disk_limit_mib: null, io_read_bps: null, io_write_bps: null }, end_reason: 'oom', egress: null, has_branched: false, branch_count: 0, workspace: null, owner: 'alice', guest_fork: null, variant: null });
+  const d = toDetails({ id: 'sb-0123456789abcdef', snapshot_tag: 'py', status: 'running', pid: 1, created_at_unix: 1000, expires_at_unix_ms: 2_000_000, metadata: { a: 'b' }, ready: { spawn_to_running_ms: 1, spawn_to_ready_ms: 2, clock_skew_ms: 0 }, language: 'python', network: false, netns: null, guest_addr: null, memory_limit_mib: 512, limits: { cpu_weight: null, cpu_quota: 0.5, pids_max: null, disk_limit_mib: null, io_read_bps: null, io_write_bps: null }, end_reason: 'oom', egress: null, has_branched: false, branch_count: 0, workspace: null, owner: 'alice', guest_fork: null, variant: null, idle: null });
   assert.deepEqual(d, { sandboxId: 'sb-0123456789abcdef', templateId: 'py', metadata: { a: 'b' }, startedAt: new Date(1_000_000), endAt: new Date(2_000_000), state: 'running', language: 'python', endReason: 'oom', memoryLimitMib: 512, owner: 'alice' });
 });
 

@@ -1,4 +1,4 @@
-/** `ping` and `restore` (clock + kernel RNG + user-space PRNGs after a snapshot restore). */
+/** `ping`, `restore` (clock + kernel RNG + user-space PRNGs after a snapshot restore) and `clock` (after an idle pause). */
 import fs from 'node:fs';
 import { PROTOCOL_VERSION, LIMITS, ForkdError, type ResultOf } from '@forkd/protocol';
 import type { CallContext, ParamsOut, Reply } from '../handler.js';
@@ -56,7 +56,14 @@ export function makeSystemMethods(rt: Runtime, onRestored: () => void = () => un
     return { result: { skew_ms: skew, clock_set: clockSet, rng_reseeded: rngReseeded, userspace_reseeded: userspace, phases_ms: phases } };
   }
 
-  return { ping, restore };
+  /** The guest was stopped, not copied: its clock lags by the pause; its generators are its own. */
+  async function clock(p: ParamsOut<'clock'>, ctx: CallContext): Promise<Reply<ResultOf<'clock'>>> {
+    const skew = Date.now() - p.now_ms;
+    const clockSet = rt.noSystem ? false : (await rt.sys.setClock(p.now_ms + (performance.now() - ctx.receivedAt))) === null;
+    return { result: { skew_ms: skew, clock_set: clockSet } };
+  }
+
+  return { ping, restore, clock };
 }
 
 /** Reseeds the generators whose state was cloned with the snapshot. Also used to warm this path. */

@@ -61,6 +61,7 @@ function check(lang: string, r: EvalResultT): void {
 const PARAM_SAMPLES: { [M in AgentMethod]: unknown } = {
   ping: {},
   restore: { now_ms: 1, entropy_b64: 'AAAA' },
+  clock: { now_ms: 1 },
   warmup: { timeout_ms: 1000 },
   exec: { argv: ['true'], env: { A: 'b' }, cwd: '/', timeout_ms: 1000, stream: true },
   'proc.list': {},

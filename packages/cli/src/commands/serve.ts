@@ -63,6 +63,7 @@ export interface ServeFlags {
   warmPool?: string[];
   warmPoolDemandMax?: string;
   eventsRetention?: string;
+  pauseIdle?: string;
   eventsMaxMib?: string;
   webhook?: string;
   webhookSecretFile?: string;
@@ -138,6 +139,7 @@ export async function serve(global: { home?: string; kernel?: string; accel: Acc
     ...(f.portHost ? { portHost: f.portHost } : {}),
     ...(f.warmPool?.length ? { warmPool: warmPoolFromFlags(f.warmPool) } : {}),
     ...(f.warmPoolDemandMax ? { warmPoolDemandMax: parseIntStrict('--warm-pool-demand-max', f.warmPoolDemandMax) } : {}),
+    ...(f.pauseIdle && f.pauseIdle !== 'off' ? { pauseIdleMs: parseDuration('--pause-idle', f.pauseIdle) } : {}),
     ...(f.eventsRetention ? { eventsRetentionMs: parseDuration('--events-retention', f.eventsRetention) } : {}),
     ...(f.eventsMaxMib ? { eventsMaxBytes: parseIntStrict('--events-max-mib', f.eventsMaxMib) * 1024 * 1024 } : {}),
     ...(webhookFromFlags(f) ? { webhook: webhookFromFlags(f)! } : {}),

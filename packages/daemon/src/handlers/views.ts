@@ -40,6 +40,7 @@ export function sandboxInfo(entry: SandboxEntry): z.output<typeof SandboxInfo> {
     owner: ownerOf(r),
     guest_fork: r.guest_fork ?? null,
     variant: r.variant ?? null,
+    idle: entry.sb.alive ? entry.sb.idlePause : null,
   };
 }
 

@@ -43,6 +43,11 @@ export class AgentClient extends AgentConnection {
     return (await this.call('restore', p, o)).result;
   }
 
+  /** Sets the guest's clock to the host's (after an idle pause). */
+  async clock(o: Opts = {}): Promise<ResultOf<'clock'>> {
+    return (await this.call('clock', { now_ms: Date.now() }, o)).result;
+  }
+
   async warmup(p: ParamsOf<'warmup'>, o: Opts = {}): Promise<ResultOf<'warmup'>> {
     return (await this.call('warmup', p, { timeoutMs: (p.timeout_ms ?? 600_000) + GUEST_TIMEOUT_MARGIN_MS, ...o })).result;
   }

@@ -53,6 +53,14 @@ export interface CallOptions {
   signal?: AbortSignal;
   /** Cap on the bytes of event payloads this call may receive; beyond it the call fails. */
   maxEventBytes?: number;
+  /** Sent as is, past the gate (the idle pause's own calls, made while the guest runs). */
+  ungated?: boolean;
+}
+
+/** Runs around every call: the idle pause wakes a stopped guest first and keeps it running meanwhile. */
+export interface CallGate {
+  enter(): Promise<void>;
+  leave(): void;
 }
 
 export interface CallReply<M extends AgentMethod> {
@@ -117,7 +125,16 @@ export class AgentConnection {
     return this.socket.writableLength;
   }
 
+  /** Set by the idle pause (sandbox/idle-pause.ts); null: calls go straight out. */
+  gate: CallGate | null = null;
+
   call<M extends AgentMethod>(method: M, params: ParamsOf<M>, opts: CallOptions = {}): Promise<CallReply<M>> {
+    const gate = this.gate;
+    if (!gate || opts.ungated || this.closed) return this.send(method, params, opts);
+    return gate.enter().then(() => this.send(method, params, opts)).finally(() => gate.leave());
+  }
+
+  private send<M extends AgentMethod>(method: M, params: ParamsOf<M>, opts: CallOptions): Promise<CallReply<M>> {
     if (this.closed) return Promise.reject(new ForkdError('FORKD_E_AGENT_UNAVAILABLE', this.closeReason ?? 'agent connection closed'));
     if (opts.signal?.aborted) return Promise.reject(abortError(opts.signal));
     const maxQueued = this.opts.maxQueuedWriteBytes ?? LIMITS.agentWrites.maxQueuedBytes;

@@ -9,6 +9,7 @@ import { SandboxFiles } from './files.js';
 import os from 'node:os';
 import { readHostStats, type HostStats } from './host-stats.js';
 import type { StatsResultT } from '@forkd/protocol';
+import { IdlePause, processCpuMs, type IdlePauseSettings, type IdlePauseStats } from './idle-pause.js';
 
 export interface SandboxTimings {
   /** From the spawn request to `cont` returning: the guest is running. */
@@ -165,9 +166,51 @@ export class Sandbox {
     this.#envs = { ...this.#envs, ...envs };
   }
 
+  /** The idle pause's state (null when this sandbox is never paused). */
+  get idlePause(): IdlePauseStats | null {
+    return vmOf(this).idle?.stats ?? null;
+  }
+
   kill(): Promise<void> {
     return vmOf(this).kill();
   }
+}
+
+/** Runs fn with the guest running (woken from an idle pause if stopped, kept awake until fn ends). */
+export function holdAwake<T>(sb: Sandbox, fn: () => Promise<T>): Promise<T> {
+  const idle = vmOf(sb).idle;
+  return idle ? idle.hold(fn) : fn();
+}
+
+/**
+ * Stops the sandbox's guest after settings.afterMs without a call (sandbox/idle-pause.ts). Not for
+ * a child with an uplink (connections from outside may wait on it) nor one whose agent cannot set
+ * its clock (an older agent: checked by setting it once now).
+ */
+export async function enableIdlePause(sb: Sandbox, settings: IdlePauseSettings, onError: (what: string, e: unknown) => void = () => undefined): Promise<boolean> {
+  const vm = vmOf(sb);
+  const agent = agentOf(sb);
+  if (vm.idle || vm.net?.vethUplink || !vm.alive) return false;
+  const syncClock = async (): Promise<void> => {
+    await agent.call('clock', { now_ms: Date.now() }, { ungated: true, timeoutMs: 10_000 });
+  };
+  if (!(await syncClock().then(() => true, () => false))) return false;
+  const idle = new IdlePause({
+    stop: async () => void (await vm.qmp.execute('stop')),
+    cont: async () => void (await vm.qmp.execute('cont')),
+    syncClock,
+    guestBusy: async () => {
+      const procs = await agent.call('proc.list', {}, { ungated: true, timeoutMs: 10_000 });
+      if (procs.result.processes.some((p) => p.running)) return true;
+      const services = await agent.call('services.list', {}, { ungated: true, timeoutMs: 10_000 });
+      return services.result.services.some((s) => s.running);
+    },
+    cpuMs: () => processCpuMs(vm.pid),
+  }, settings, onError);
+  vm.idle = idle;
+  agent.gate = idle;
+  if (vm.network) vm.network.ports.gate = idle;
+  return true;
 }
 
 /** The sandbox's VM (engine-internal: not exported from the engine's index). */

@@ -9,6 +9,7 @@ import { claimJailUid, jailMode } from '../qemu/jail.js';
 import { QmpClient } from '../qmp/client.js';
 import { waitForQmpStatus } from './migration.js';
 import { AgentClient } from '../agent-client/index.js';
+import type { IdlePause } from '../sandbox/idle-pause.js';
 import type { ChildNetwork, NetworkLease } from '../network/index.js';
 import { createVmDir, openVmDir, type VmDir } from '../runtime/index.js';
 
@@ -32,6 +33,8 @@ export type VmEndCause = 'killed' | 'oom' | 'exited';
 export class Vm {
   private killed = false;
   agent: AgentClient | null = null;
+  /** Stops the guest while nobody uses it (sandbox/idle-pause.ts); null when off. */
+  idle: IdlePause | null = null;
   /** Settles once QEMU has exited and its cgroup was read (before anything removes it). */
   readonly endCause: Promise<VmEndCause>;
 
@@ -52,6 +55,7 @@ export class Vm {
       return this.killed ? 'killed' : 'exited';
     });
     this.endCause.catch(() => undefined);
+    void proc.exited.then(() => this.idle?.close(), () => undefined);
   }
 
   get net(): ChildNetwork | null {
@@ -221,6 +225,7 @@ export class Vm {
   async kill(): Promise<void> {
     if (this.killed) return;
     this.killed = true;
+    this.idle?.close();
     this.agent?.close();
     this.qmp.close();
     this.proc.kill('SIGKILL');

@@ -52,11 +52,33 @@ export class PortForwards {
     return [...this.listeners.values()].map((l) => l.exposed);
   }
 
+  /** Set by the idle pause: a connection wakes a stopped guest and keeps it running while open. */
+  gate: { enter(): Promise<void>; leave(): void } | null = null;
+
   private relay(helper: string, sock: net.Socket, guestPort: number): void {
     sock.setNoDelay(true);
     this.sockets.add(sock);
+    const gate = this.gate;
+    if (!gate) return this.pipe(helper, sock, guestPort, () => undefined);
+    sock.pause(); // bytes wait in the socket until the guest runs
+    let held = true;
+    const leave = (): void => {
+      if (held) gate.leave();
+      held = false;
+    };
+    gate.enter().then(
+      () => (sock.destroyed ? leave() : this.pipe(helper, sock, guestPort, leave)),
+      () => {
+        this.sockets.delete(sock);
+        sock.destroy();
+      },
+    );
+  }
+
+  private pipe(helper: string, sock: net.Socket, guestPort: number, onEnd: () => void): void {
     const child = spawn(helper, [this.net.netnsPath, this.net.guestAddr, String(guestPort)], { stdio: ['pipe', 'pipe', 'ignore'] });
     const end = () => {
+      onEnd();
       this.sockets.delete(sock);
       sock.destroy();
       child.kill('SIGKILL');
