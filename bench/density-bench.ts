@@ -13,6 +13,8 @@
  * MAX+20 so its default cap (256) is not what stops the ramp; a refusal is then host memory.
  *   npm run bench:density            ROUNDS=2 STEP=50 MAX=600 N100=100
  *   npm run bench:density -- --quick (1 round, steps of 10 up to 30, N100=20)
+ * PAUSE_IDLE (default 30s; "off"): the daemon's --pause-idle, so idle children are stopped once
+ * idle that long (each step reports how many are).
  * Ctrl-C / SIGTERM end the daemon, which ends every VM it started (--on-stop end).
  */
 import { promises as fs } from 'node:fs';
@@ -36,6 +38,8 @@ const ACTIVE_EVALS = num('ACTIVE_EVALS', 15, 8);
 const SINGLE_EVALS = num('SINGLE_EVALS', 30, 15);
 const SETTLE_MS = num('SETTLE_MS', 5000, 3000);
 const CPU_WINDOW_MS = num('CPU_WINDOW_MS', 10_000, 5000);
+/** The daemon's --pause-idle for this run ("off": idle children keep running). */
+const PAUSE_IDLE = process.env.PAUSE_IDLE ?? '30s';
 const SPAWN_BATCH = 100; // under the daemon's --max-spawn-in-flight (128)
 const log = (s: string) => process.stderr.write(`${s}\n`);
 const load = loadAverage;
@@ -54,7 +58,7 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   });
 }
 
-d = await startTestDaemon({ keeperGraceSecs: 5, extraArgs: ['--max-sandboxes', String(MAX + 20)] });
+d = await startTestDaemon({ keeperGraceSecs: 5, extraArgs: ['--max-sandboxes', String(MAX + 20), '--pause-idle', PAUSE_IDLE] });
 const c = new Controller({ socketPath: d.socketPath });
 type Sb = { id: string; pid: number };
 
@@ -92,7 +96,13 @@ async function activeP50(active: Sb[]): Promise<{ p50: number; p99: number }> {
   return { p50: s.median, p99: s.p99 };
 }
 
-interface Step { idle: number; activeP50Ms: number; activeP99Ms: number; ratio: number; idleCpuMsPerChildPerS: number; mem: MemSummary; memAvailableMib: number; load: string }
+/** How many of these sandboxes have their guest stopped by the idle pause now. */
+async function pausedCount(sbs: Sb[]): Promise<number> {
+  const ids = new Set(sbs.map((s) => s.id));
+  return (await c.listSandboxes()).filter((s) => ids.has(s.id) && s.idle?.paused).length;
+}
+
+interface Step { paused: number; idle: number; activeP50Ms: number; activeP99Ms: number; ratio: number; idleCpuMsPerChildPerS: number; mem: MemSummary; memAvailableMib: number; load: string }
 interface Round {
   singleP50Ms: number;
   n100: { n: number; allReadyMs: number; allAnsweredMs: number; memAfterEval: MemSummary; error: string | null };
@@ -164,10 +174,11 @@ async function round(r: number): Promise<Round> {
       await new Promise((res) => setTimeout(res, CPU_WINDOW_MS));
       const idleCpuMsPerChildPerS = (await totalCpuMs(pids) - c0) / idle.length / (since(w0) / 1000);
       const mem = summarizeMem(await breakdowns(pids));
+      const paused = await pausedCount(idle);
       const a = await activeP50(active);
-      const step: Step = { idle: idle.length, activeP50Ms: a.p50, activeP99Ms: a.p99, ratio: a.p50 / empty.p50, idleCpuMsPerChildPerS, mem, memAvailableMib: await memAvailableMib(), load: load() };
+      const step: Step = { paused, idle: idle.length, activeP50Ms: a.p50, activeP99Ms: a.p99, ratio: a.p50 / empty.p50, idleCpuMsPerChildPerS, mem, memAvailableMib: await memAvailableMib(), load: load() };
       steps.push(step);
-      log(`  ${idle.length} idle: active p50 ${a.p50.toFixed(1)} ms (${step.ratio.toFixed(2)}x), idle CPU ${idleCpuMsPerChildPerS.toFixed(2)} ms/s per child, PSS/child ${mem.pssMib.toFixed(1)} MiB (sum ${(mem.sumPssMib / 1024).toFixed(2)} GiB), MemAvailable ${(step.memAvailableMib / 1024).toFixed(1)} GiB, load ${step.load}`);
+      log(`  ${idle.length} idle (${paused} stopped by the idle pause): active p50 ${a.p50.toFixed(1)} ms (${step.ratio.toFixed(2)}x), idle CPU ${idleCpuMsPerChildPerS.toFixed(2)} ms/s per child, PSS/child ${mem.pssMib.toFixed(1)} MiB (sum ${(mem.sumPssMib / 1024).toFixed(2)} GiB), MemAvailable ${(step.memAvailableMib / 1024).toFixed(1)} GiB, load ${step.load}`);
       if (step.ratio > 2) {
         stoppedBy = `active eval p50 ${step.ratio.toFixed(2)}x the empty machine's at ${idle.length} idle`;
         break;
@@ -199,7 +210,7 @@ const mmm = (v: number[], digits = 1) => {
 const at = (n: number, f: (s: Step) => number) => rounds.map((r) => r.steps.find((s) => s.idle === n)).filter((s): s is Step => !!s).map(f);
 const lastKept = (r: Round) => r.steps.filter((s) => s.ratio <= 2).at(-1);
 const lines = [
-  `command: npm run bench:density${quick ? ' -- --quick' : ''} (ROUNDS=${ROUNDS} STEP=${STEP} MAX=${MAX} N100=${N100} ACTIVE=${ACTIVE})`,
+  `command: npm run bench:density${quick ? ' -- --quick' : ''} (ROUNDS=${ROUNDS} STEP=${STEP} MAX=${MAX} N100=${N100} ACTIVE=${ACTIVE} PAUSE_IDLE=${PAUSE_IDLE})`,
   `machine: ${hostLine()}; TCG (no usable KVM here); FORKD_TCG_TB_SIZE=${process.env.FORKD_TCG_TB_SIZE ?? '(default)'}; KSM ${JSON.stringify(await ksmPages())}`,
   `speed probe ${speedBefore} ms before, ${speedAfter} ms after; load average at the end ${load()}`,
   '',
