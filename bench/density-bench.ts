@@ -14,7 +14,8 @@
  *   npm run bench:density            ROUNDS=2 STEP=50 MAX=600 N100=100
  *   npm run bench:density -- --quick (1 round, steps of 10 up to 30, N100=20)
  * PAUSE_IDLE (default 30s; "off"): the daemon's --pause-idle, so idle children are stopped once
- * idle that long (each step reports how many are).
+ * idle that long; each step is measured once they are (at most 3 minutes after its spawn) and
+ * reports how many are.
  * Ctrl-C / SIGTERM end the daemon, which ends every VM it started (--on-stop end).
  */
 import { promises as fs } from 'node:fs';
@@ -102,6 +103,12 @@ async function pausedCount(sbs: Sb[]): Promise<number> {
   return (await c.listSandboxes()).filter((s) => ids.has(s.id) && s.idle?.paused).length;
 }
 
+/** With the idle pause on, a step is measured once its idle children are stopped (or 3 minutes passed). */
+async function untilStopped(sbs: Sb[]): Promise<void> {
+  const deadline = Date.now() + 180_000;
+  while (Date.now() < deadline && (await pausedCount(sbs)) < sbs.length) await new Promise((res) => setTimeout(res, 2000));
+}
+
 interface Step { paused: number; idle: number; activeP50Ms: number; activeP99Ms: number; ratio: number; idleCpuMsPerChildPerS: number; mem: MemSummary; memAvailableMib: number; load: string }
 interface Round {
   singleP50Ms: number;
@@ -168,6 +175,7 @@ async function round(r: number): Promise<Round> {
         break;
       }
       await new Promise((res) => setTimeout(res, SETTLE_MS));
+      if (PAUSE_IDLE !== 'off') await untilStopped(idle);
       const pids = idle.map((s) => s.pid);
       const c0 = await totalCpuMs(pids);
       const w0 = nowMs();

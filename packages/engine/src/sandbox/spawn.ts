@@ -20,6 +20,8 @@ import { nowMs, since } from '../util/timing.js';
 import { checkQuotas, hasQuotas, type ChildQuotas } from '../quota/quotas.js';
 import { createChildCgroup, type CgroupHost } from '../quota/cgroup.js';
 import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import { Limiter } from '../util/limiter.js';
 import type { AgentClient } from '../agent-client/index.js';
 import { poolNice, reniceProcess, type PooledChild, type WarmPool } from './warm-pool.js';
 
@@ -258,6 +260,14 @@ async function failChild(vm: Vm, plan: ChildPlan, e: unknown): Promise<never> {
   throw e;
 }
 
+/**
+ * Children being launched and loaded at once, across every spawn of this process: a batch of 100
+ * started all at once only made each launch wait for CPU (the keeper's answers then took longer
+ * than its 15 s timeout, and the whole batch failed); in turns they overlap with the guests'
+ * resumes instead. Two per core: launches also wait on process and namespace set-up.
+ */
+const launches = new Limiter(Math.max(2, os.cpus().length * 2));
+
 async function restoreOne(l: ChildLaunch, t0: number, readyTimeoutMs: number, pooled: PooledChild | null, variant: IndexedVariant | null): Promise<Sandbox> {
   if (pooled) {
     try {
@@ -269,17 +279,24 @@ async function restoreOne(l: ChildLaunch, t0: number, readyTimeoutMs: number, po
       await pooled.vm.kill().catch(() => undefined);
     }
   }
-  const vm = await launchChild(l);
+  const loaded = await launches.run(async () => {
+    const vm = await launchChild(l);
+    try {
+      const launchMs = since(t0);
+      // Connect the agent channel while the migration runs; the guest sees it after `cont`.
+      const agentP = vm.connectAgent(readyTimeoutMs);
+      agentP.catch(() => undefined);
+      const tMig = nowMs();
+      await loadChildState(vm, l.entry, readyTimeoutMs);
+      return { vm, agentP, launchMs, migrateMs: since(tMig) };
+    } catch (e) {
+      return failChild(vm, l.plan, e);
+    }
+  });
   try {
-    const launchMs = since(t0);
-    // Connect the agent channel while the migration runs; the guest sees it after `cont`.
-    const agentP = vm.connectAgent(readyTimeoutMs);
-    agentP.catch(() => undefined);
-    const tMig = nowMs();
-    await loadChildState(vm, l.entry, readyTimeoutMs);
-    return await resumeChild(vm, l.entry, t0, readyTimeoutMs, agentP, { launchMs, migrateMs: since(tMig) }, variant);
+    return await resumeChild(loaded.vm, l.entry, t0, readyTimeoutMs, loaded.agentP, { launchMs: loaded.launchMs, migrateMs: loaded.migrateMs }, variant);
   } catch (e) {
-    return failChild(vm, l.plan, e);
+    return failChild(loaded.vm, l.plan, e);
   }
 }
 
