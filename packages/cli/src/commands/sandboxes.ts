@@ -18,8 +18,8 @@ function expires(v: number | null): string {
 }
 
 function sandboxRows(list: SandboxInfo[]): string {
-  return table(['ID', 'SNAPSHOT', 'PID', 'AGE', 'EXPIRES', 'READY', 'BRANCHES', 'METADATA'], list.map((s) => [
-    s.id, s.snapshot_tag, s.pid ?? '-', age(s.created_at_unix), expires(s.expires_at_unix_ms), ms(s.ready.spawn_to_ready_ms), s.branch_count,
+  return table(['ID', 'SNAPSHOT', 'PID', 'AGE', 'EXPIRES', 'READY', 'GUEST', 'BRANCHES', 'METADATA'], list.map((s) => [
+    s.id, s.snapshot_tag, s.pid ?? '-', age(s.created_at_unix), expires(s.expires_at_unix_ms), ms(s.ready.spawn_to_ready_ms), s.idle?.paused ? 'stopped (idle)' : 'running', s.branch_count,
     Object.entries(s.metadata).map(([k, v]) => `${k}=${v}`).join(',') || '-',
   ]));
 }
