@@ -20,7 +20,7 @@ import type { QemuStarter } from './qemu/start.js';
 import { KeeperClient, type KeeperAttachOptions, type KeeperVmT } from './keeper/index.js';
 import { Vm } from './vm/vm.js';
 import { Sandbox, agentOf, branchSourceOf, enableIdlePause, holdAwake, type SandboxTimings } from './sandbox/sandbox.js';
-import type { IdlePauseSettings } from './sandbox/idle-pause.js';
+import type { IdlePauseSettings } from './vm/idle-pause.js';
 import { promises as fs } from 'node:fs';
 import { ForkdError, assertValidTag, type ServiceStatusT, type EvalLanguageT } from '@forkd/protocol';
 import { branchSandbox, type BranchMode } from './snapshot/branch.js';
@@ -69,7 +69,7 @@ export interface EngineOptions {
   network?: NetworkConfig | false;
   /** Warm pool settings (demand sizing); sizes per tag are set with configurePool. */
   pool?: Partial<WarmPoolSettings>;
-  /** Stop children nobody has called for afterMs (sandbox/idle-pause.ts); absent: never. */
+  /** Stop children nobody has called for afterMs (vm/idle-pause.ts); absent: never. */
   idlePause?: IdlePauseSettings;
 }
 

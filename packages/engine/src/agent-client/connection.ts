@@ -125,7 +125,7 @@ export class AgentConnection {
     return this.socket.writableLength;
   }
 
-  /** Set by the idle pause (sandbox/idle-pause.ts); null: calls go straight out. */
+  /** Set by the idle pause (vm/idle-pause.ts); null: calls go straight out. */
   gate: CallGate | null = null;
 
   call<M extends AgentMethod>(method: M, params: ParamsOf<M>, opts: CallOptions = {}): Promise<CallReply<M>> {

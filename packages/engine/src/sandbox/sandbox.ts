@@ -9,7 +9,7 @@ import { SandboxFiles } from './files.js';
 import os from 'node:os';
 import { readHostStats, type HostStats } from './host-stats.js';
 import type { StatsResultT } from '@forkd/protocol';
-import { IdlePause, processCpuMs, type IdlePauseSettings, type IdlePauseStats } from './idle-pause.js';
+import { IdlePause, processCpuMs, type IdlePauseSettings, type IdlePauseStats } from '../vm/idle-pause.js';
 
 export interface SandboxTimings {
   /** From the spawn request to `cont` returning: the guest is running. */
@@ -183,7 +183,7 @@ export function holdAwake<T>(sb: Sandbox, fn: () => Promise<T>): Promise<T> {
 }
 
 /**
- * Stops the sandbox's guest after settings.afterMs without a call (sandbox/idle-pause.ts). Not for
+ * Stops the sandbox's guest after settings.afterMs without a call (vm/idle-pause.ts). Not for
  * a child with an uplink (connections from outside may wait on it) nor one whose agent cannot set
  * its clock (an older agent: checked by setting it once now).
  */

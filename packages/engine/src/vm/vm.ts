@@ -9,7 +9,7 @@ import { claimJailUid, jailMode } from '../qemu/jail.js';
 import { QmpClient } from '../qmp/client.js';
 import { waitForQmpStatus } from './migration.js';
 import { AgentClient } from '../agent-client/index.js';
-import type { IdlePause } from '../sandbox/idle-pause.js';
+import type { IdlePause } from './idle-pause.js';
 import type { ChildNetwork, NetworkLease } from '../network/index.js';
 import { createVmDir, openVmDir, type VmDir } from '../runtime/index.js';
 
@@ -33,7 +33,7 @@ export type VmEndCause = 'killed' | 'oom' | 'exited';
 export class Vm {
   private killed = false;
   agent: AgentClient | null = null;
-  /** Stops the guest while nobody uses it (sandbox/idle-pause.ts); null when off. */
+  /** Stops the guest while nobody uses it (vm/idle-pause.ts); null when off. */
   idle: IdlePause | null = null;
   /** Settles once QEMU has exited and its cgroup was read (before anything removes it). */
   readonly endCause: Promise<VmEndCause>;

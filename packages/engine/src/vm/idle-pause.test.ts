@@ -1,4 +1,4 @@
-/** The idle pause's decisions against a scripted target (the VM side is tested in idle-pause.integration.test.ts). */
+/** The idle pause's decisions against a scripted target (the VM side is tested in sandbox/idle-pause.integration.test.ts). */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { IdlePause, type IdlePauseTarget } from './idle-pause.js';
