@@ -2,9 +2,8 @@
 // Finds every *.test.ts and runs them with node's test runner (via tsx), one file at a time:
 // integration tests boot real VMs and the machine has 2 cores.
 // --unit: only tests that need no VM (files not under an `integration` name).
-import { readdirSync, statSync } from 'node:fs';
+import { mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { mkdirSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 
 const roots = ['packages', 'tests', 'bench'];

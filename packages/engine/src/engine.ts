@@ -287,13 +287,13 @@ export class Engine {
 
   async spawn(opts: SpawnOptions): Promise<Sandbox[]> {
     const children = await spawnChildren(this.layout, this.platform, { ...this.starterOpt(), cgroups: { host: () => this.cgroups(), rootName: this.cgroupRoot }, ...(this.networks ? { networks: this.networks } : {}), pool: this.pool, ...opts });
-    await Promise.all(children.map((sb) => this.watchIdle(sb)));
+    for (const sb of children) this.watchIdle(sb);
     return children;
   }
 
   /** Puts a sandbox under the idle pause when this engine has one. */
-  private async watchIdle(sb: Sandbox): Promise<void> {
-    if (this.idlePause) await enableIdlePause(sb, this.idlePause, (what, e) => this.onIdlePauseError(sb.id, what, e)).catch((e) => this.onIdlePauseError(sb.id, 'enabling the idle pause', e));
+  private watchIdle(sb: Sandbox): void {
+    if (this.idlePause) enableIdlePause(sb, this.idlePause, (what, e) => this.onIdlePauseError(sb.id, what, e));
   }
 
   /** The host's cgroup hierarchy (v2, v1 or none) and usable controllers, detected once. */
@@ -358,7 +358,7 @@ export class Engine {
           // Its owner may have left it idle-paused (adoption resumed it): its clock is late by that pause.
           await agent.clock({ timeoutMs: 10_000 }).catch(() => undefined);
           const sb = new Sandbox(vm, rec.tag, rec.timings, rec.language, rec.createdAt, rec.envs);
-          await this.watchIdle(sb);
+          this.watchIdle(sb);
           return sb;
         } catch (e) {
           vm.agent?.close();

@@ -7,6 +7,8 @@ import { jsonDepthExceeds } from './json-depth.js';
 export interface Opts {
   timeoutMs?: number;
   signal?: AbortSignal;
+  /** Past the idle pause's gate (its own calls, made while the guest runs). */
+  ungated?: boolean;
 }
 
 export interface ExecOptions extends Opts {

@@ -28,6 +28,11 @@ export function parsePidStat(text: string): { cpuTicks: number; startTicks: numb
   return { cpuTicks: Number(rest[11]) + Number(rest[12]), startTicks: Number(rest[19]) };
 }
 
+/** A process's user + system CPU time so far (ms). */
+export async function processCpuMs(pid: number): Promise<number> {
+  return (parsePidStat(await fs.readFile(`/proc/${pid}/stat`, 'utf8')).cpuTicks * 1000) / USER_HZ;
+}
+
 export async function readHostStats(o: { pid: number; cgroupMemory: () => Promise<number | null>; diskPath: string | null; hostCpus: number }): Promise<HostStats> {
   const [stat, status, uptime, cg, disk] = await Promise.all([
     fs.readFile(`/proc/${o.pid}/stat`, 'utf8'),

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { Engine } from '../engine.js';
 import type { Sandbox } from './sandbox.js';
-import { processCpuMs } from '../vm/idle-pause.js';
+import { processCpuMs } from './host-stats.js';
 import { ensureFixtureSnapshot, testEngine, waitFor } from '../testing/fixture.js';
 
 const AFTER_MS = 2000;

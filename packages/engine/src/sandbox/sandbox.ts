@@ -7,9 +7,9 @@ import type { BranchSource } from '../snapshot/branch.js';
 import { SandboxCommands, type Envs } from './commands.js';
 import { SandboxFiles } from './files.js';
 import os from 'node:os';
-import { readHostStats, type HostStats } from './host-stats.js';
+import { processCpuMs, readHostStats, type HostStats } from './host-stats.js';
 import type { StatsResultT } from '@forkd/protocol';
-import { IdlePause, processCpuMs, type IdlePauseSettings, type IdlePauseStats } from '../vm/idle-pause.js';
+import { IdlePause, type IdlePauseSettings, type IdlePauseStats } from '../vm/idle-pause.js';
 
 export interface SandboxTimings {
   /** From the spawn request to `cont` returning: the guest is running. */
@@ -183,27 +183,27 @@ export function holdAwake<T>(sb: Sandbox, fn: () => Promise<T>): Promise<T> {
 }
 
 /**
- * Stops the sandbox's guest after settings.afterMs without a call (vm/idle-pause.ts). Not for
- * a child with an uplink (connections from outside may wait on it) nor one whose agent cannot set
- * its clock (an older agent: checked by setting it once now).
+ * Stops the sandbox's guest after settings.afterMs without a call (vm/idle-pause.ts). Not for a
+ * child with an uplink (connections from outside may wait on it). An agent that cannot set the
+ * clock (made before `clock` existed) is never stopped: checked at its idle checks until it
+ * answers, off the spawn path.
  */
-export async function enableIdlePause(sb: Sandbox, settings: IdlePauseSettings, onError: (what: string, e: unknown) => void = () => undefined): Promise<boolean> {
+export function enableIdlePause(sb: Sandbox, settings: IdlePauseSettings, onError: (what: string, e: unknown) => void = () => undefined): boolean {
   const vm = vmOf(sb);
   const agent = agentOf(sb);
   if (vm.idle || vm.net?.vethUplink || !vm.alive) return false;
-  const syncClock = async (): Promise<void> => {
-    await agent.call('clock', { now_ms: Date.now() }, { ungated: true, timeoutMs: 10_000 });
-  };
-  if (!(await syncClock().then(() => true, () => false))) return false;
+  const own = { ungated: true, timeoutMs: 10_000 };
+  const syncClock = async (): Promise<void> => void (await agent.clock(own));
+  let canWake = false; // only a success is kept: a timed-out check is tried again at the next one
   const idle = new IdlePause({
     stop: async () => void (await vm.qmp.execute('stop')),
     cont: async () => void (await vm.qmp.execute('cont')),
     syncClock,
     guestBusy: async () => {
-      const procs = await agent.call('proc.list', {}, { ungated: true, timeoutMs: 10_000 });
-      if (procs.result.processes.some((p) => p.running)) return true;
-      const services = await agent.call('services.list', {}, { ungated: true, timeoutMs: 10_000 });
-      return services.result.services.some((s) => s.running);
+      canWake ||= await syncClock().then(() => true, () => false);
+      if (!canWake) return true;
+      if ((await agent.procList(own)).some((p) => p.running)) return true;
+      return (await agent.servicesList(own)).services.some((s) => s.running);
     },
     cpuMs: () => processCpuMs(vm.pid),
   }, settings, onError);

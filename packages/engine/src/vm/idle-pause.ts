@@ -9,8 +9,6 @@
  * no uplink (connections from outside could be waiting), and its QEMU used little CPU since the
  * last call (a busy interpreter thread). Anything else re-arms the check for later.
  */
-import { promises as fs } from 'node:fs';
-
 /** What the pause needs of its VM and agent (small, so the logic is tested without a VM). */
 export interface IdlePauseTarget {
   stop(): Promise<void>;
@@ -164,13 +162,3 @@ export class IdlePause {
     this.#stats.lastWakeMs = Math.round((performance.now() - t0) * 10) / 10;
   }
 }
-
-/** QEMU's utime + stime (ms) from /proc/PID/stat. */
-export async function processCpuMs(pid: number): Promise<number> {
-  const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(f[11]) + Number(f[12])) * 1000) / CLOCK_TICKS;
-}
-
-/** USER_HZ: 100 on every Linux build that matters here. */
-const CLOCK_TICKS = 100;
